@@ -1,0 +1,71 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "bookwatch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "bookwatch", targets: ["bookwatch"]),
+        .library(name: "BookWatchCore", targets: ["BookWatchCore"]),
+        .library(name: "BookWatchStore", targets: ["BookWatchStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        .target(
+            name: "BookWatchCore",
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "BookWatchStore",
+            dependencies: [
+                "BookWatchCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "BookWatchCLI",
+            dependencies: [
+                "BookWatchCore",
+                "BookWatchStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "bookwatch",
+            dependencies: ["BookWatchCLI"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "BookWatchCoreTests",
+            dependencies: [
+                "BookWatchCore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "BookWatchStoreTests",
+            dependencies: ["BookWatchStore", "BookWatchCore"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "BookWatchCLITests",
+            dependencies: ["BookWatchCLI", "BookWatchStore", "BookWatchCore"],
+            swiftSettings: upcoming
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

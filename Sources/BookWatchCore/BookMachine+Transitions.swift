@@ -1,0 +1,194 @@
+import struct Foundation.Date
+
+extension BookMachine {
+    // MARK: Snapshots: the truth
+
+    mutating func applySnapshot(_ snapshot: BookSnapshot, at now: Date) -> [BookAction] {
+        lastSnapshotAt = now
+        switch snapshot {
+        case .gone:
+            return markGone()
+        case .present(let pk, let status, let listed):
+            var actions: [BookAction] = []
+            if phase == .deleted {
+                // The snapshot wins: the Book exists after all. Start over in a fresh generation.
+                actions.append(.warn("book reappeared after being seen deleted"))
+                phase = .tracking
+                failureReason = nil
+                if generation <= lastOpenedGeneration { generation = lastOpenedGeneration + 1 }
+            }
+            if let pk { self.pk = pk }
+            bookStatus = status
+            replaceDocuments(with: listed)
+            for document in listed where document.status.isUnknown {
+                actions.append(.warn("unknown document status '\(document.status.rawValue)' for \(document.ref)"))
+            }
+            if case .unknown(let raw) = status {
+                actions.append(.warn("unknown book status '\(raw)'"))
+            }
+            actions += advance(finished: snapshot.isFinished, at: now)
+            return actions
+        }
+    }
+
+    /// Moves the phase after the documents were replaced by a snapshot.
+    private mutating func advance(finished: Bool, at now: Date) -> [BookAction] {
+        switch phase {
+        case .tracking, .processing:
+            if finished { return finishGeneration(at: now) }
+            phase = .processing
+            return [.schedulePoll(.active)]
+        case .retrieving, .complete, .failed:
+            let gainedDocuments = documents.contains { !$0.covered }
+            if finished && !gainedDocuments { return [.schedulePoll(.retention)] }
+            // Reopened: a new document, or one went back to processing.
+            var actions: [BookAction] = []
+            if phase == .retrieving { actions.append(.supersedeAnalyticsJob(generation: generation)) }
+            generation = max(generation, lastOpenedGeneration) + 1
+            failureReason = nil
+            finishedAt = nil
+            for index in documents.indices { documents[index].covered = false }
+            if finished { return actions + finishGeneration(at: now) }
+            phase = .processing
+            return actions + [.schedulePoll(.active)]
+        case .deleted:
+            return [.schedulePoll(.never)]  // unreachable: a present snapshot left `deleted` above
+        }
+    }
+
+    /// Every document finished: open the one analytics job of this generation.
+    private mutating func finishGeneration(at now: Date) -> [BookAction] {
+        if generation <= lastOpenedGeneration { generation = lastOpenedGeneration + 1 }
+        lastOpenedGeneration = generation
+        phase = .retrieving
+        finishedAt = now
+        failureReason = nil
+        for index in documents.indices { documents[index].covered = true }
+        return [.openAnalyticsJob(generation: generation), .schedulePoll(.retention)]
+    }
+
+    private mutating func markGone() -> [BookAction] {
+        bookStatus = .deleted
+        for index in documents.indices { documents[index].hint = nil }
+        guard phase != .deleted else { return [.schedulePoll(.never)] }
+        var actions: [BookAction] = []
+        if phase == .retrieving { actions.append(.supersedeAnalyticsJob(generation: generation)) }
+        phase = .deleted
+        return actions + [.schedulePoll(.never)]
+    }
+
+    /// Replaces the documents with a snapshot's, keeping each one's `covered` flag; clears hints.
+    private mutating func replaceDocuments(with listed: [DocumentSnapshot]) {
+        let previous = documents.filter(\.isConfirmed)
+        documents = listed.map { item in
+            let before = previous.first { $0.ref.matches(item.ref) }
+            var ref = item.ref
+            if ref.pk == nil { ref.pk = before?.ref.pk }
+            if ref.uuid == nil { ref.uuid = before?.ref.uuid }
+            return TrackedDocument(
+                ref: ref, status: item.status, hint: nil, covered: before?.covered ?? false,
+                rejectionReason: item.rejectionReason)
+        }
+    }
+
+    // MARK: Webhooks: hints
+
+    mutating func applyHint(_ hint: WebhookHint, at now: Date) -> [BookAction] {
+        lastWebhookAt = now
+        guard phase != .deleted else { return [] }
+
+        var mentionsNewDocument = false
+        if let ref = hint.document, !ref.isEmpty {
+            mentionsNewDocument = recordHint(ref: ref, progress: hint.impliedDocumentProgress) || mentionsNewDocument
+        }
+        for listed in hint.listedDocuments where !listed.ref.isEmpty {
+            mentionsNewDocument = recordHint(ref: listed.ref, progress: listed.status.progress) || mentionsNewDocument
+        }
+
+        switch phase {
+        case .tracking:
+            return hint.suggestsBookFinished ? [.pollNow(.webhookHint)] : []
+        case .processing:
+            if hint.suggestsBookFinished { return [.pollNow(.webhookHint)] }
+            let namesDocument = hint.document != nil || !hint.listedDocuments.isEmpty
+            let couldBeLast =
+                namesDocument && !confirmedDocuments.isEmpty
+                && documents.allSatisfy { $0.effectiveProgress.isFinished }
+            return couldBeLast ? [.pollNow(.webhookHint)] : []
+        case .retrieving:
+            var actions: [BookAction] = []
+            if hint.event.suggestsAnalyticsReady {
+                actions.append(.expediteAnalyticsJob(generation: generation))
+            }
+            if mentionsNewDocument { actions.append(.pollNow(.webhookHint)) }
+            return actions
+        case .complete, .failed:
+            return mentionsNewDocument ? [.pollNow(.webhookHint)] : []
+        case .deleted:
+            return []
+        }
+    }
+
+    /// Records a hint for a document; returns true when the document was not known before.
+    private mutating func recordHint(ref: DocumentRef, progress: DocumentProgress?) -> Bool {
+        if let index = documents.firstIndex(where: { $0.ref.matches(ref) }) {
+            if let progress { documents[index].hint = progress }
+            return !documents[index].isConfirmed  // only webhooks have named it so far
+        }
+        documents.append(TrackedDocument(ref: ref, status: nil, hint: progress ?? .inProgress))
+        return true
+    }
+
+    // MARK: Analytics outcomes
+
+    mutating func applyAnalytics(_ outcome: AnalyticsOutcome, generation outcomeGeneration: Int, at now: Date)
+        -> [BookAction]
+    {
+        guard phase == .retrieving, outcomeGeneration == generation else {
+            return [.warn("ignored analytics outcome for generation \(outcomeGeneration): book is \(phase.rawValue) in generation \(generation)")]
+        }
+        switch outcome {
+        case .stored:
+            phase = .complete
+            return [
+                .completeAnalyticsJob(generation: generation), .notifyRetrieved(generation: generation),
+                .schedulePoll(.retention),
+            ]
+        case .notReady:
+            return [.retryAnalyticsJob(generation: generation, notReady: true)]
+        case .transientError:
+            return [.retryAnalyticsJob(generation: generation, notReady: false)]
+        case .permanentError(let reason):
+            phase = .failed
+            failureReason = reason
+            return [.failAnalyticsJob(generation: generation, reason: reason), .schedulePoll(.retention)]
+        }
+    }
+
+    // MARK: Operator commands
+
+    mutating func applyCommand(_ command: OperatorCommand) -> [BookAction] {
+        switch command {
+        case .track(let source):
+            if phase == .deleted {
+                phase = .tracking
+                failureReason = nil
+                if generation <= lastOpenedGeneration { generation = lastOpenedGeneration + 1 }
+            }
+            switch source {
+            case .operator: return [.pollNow(.operator)]
+            case .webhook: return phase == .tracking ? [.schedulePoll(.active)] : []
+            }
+        case .untrack:
+            if phase == .retrieving { return [.supersedeAnalyticsJob(generation: generation), .stopWatching] }
+            return [.stopWatching]
+        case .retry:
+            guard phase == .failed else {
+                return [.warn("nothing to retry: book is \(phase.rawValue)")]
+            }
+            phase = .retrieving
+            failureReason = nil
+            return [.rearmAnalyticsJob(generation: generation)]
+        }
+    }
+}

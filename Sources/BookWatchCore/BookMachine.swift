@@ -1,0 +1,102 @@
+import struct Foundation.Date
+
+/// The per-Book state machine: `(state, input, now) -> (state, [action])`, with no I/O.
+///
+/// Invariants (checked by property tests):
+/// - webhooks are hints: they change only `hint`s (cleared by the next snapshot), `lastWebhookAt`
+///   and the actions returned; the phase, generation and documents follow the snapshots alone;
+/// - at most one analytics job is opened per generation (`lastOpenedGeneration` only grows and an
+///   opening always uses a generation above it);
+/// - `complete` is reached only from `retrieving`, which is entered only by a finished snapshot.
+///
+/// ```swift
+/// var book = BookMachine(uuid: uuid)
+/// let actions = book.apply(.command(.track(.operator)), at: now)   // [.pollNow(.operator)]
+/// ```
+public struct BookMachine: Hashable, Sendable {
+    public let uuid: BookUUID
+    public internal(set) var pk: Int?
+    public internal(set) var phase: BookPhase
+    /// The current generation; a reopen after finishing starts the next one.
+    public internal(set) var generation: Int
+    /// The highest generation an analytics job was opened for (0: none).
+    public internal(set) var lastOpenedGeneration: Int
+    public internal(set) var bookStatus: BookStatus?
+    public internal(set) var documents: [TrackedDocument]
+    public internal(set) var lastWebhookAt: Date?
+    public internal(set) var lastSnapshotAt: Date?
+    /// When the current generation was seen finished (for the completion-time histogram).
+    public internal(set) var finishedAt: Date?
+    public internal(set) var failureReason: String?
+
+    /// A newly tracked Book, nothing known yet.
+    public init(uuid: BookUUID, pk: Int? = nil) {
+        self.init(
+            uuid: uuid, pk: pk, phase: .tracking, generation: 1, lastOpenedGeneration: 0,
+            bookStatus: nil, documents: [], lastWebhookAt: nil, lastSnapshotAt: nil,
+            finishedAt: nil, failureReason: nil)
+    }
+
+    /// Restores a machine from storage.
+    public init(
+        uuid: BookUUID, pk: Int?, phase: BookPhase, generation: Int, lastOpenedGeneration: Int,
+        bookStatus: BookStatus?, documents: [TrackedDocument], lastWebhookAt: Date?,
+        lastSnapshotAt: Date?, finishedAt: Date?, failureReason: String?
+    ) {
+        self.uuid = uuid
+        self.pk = pk
+        self.phase = phase
+        self.generation = max(1, generation)
+        self.lastOpenedGeneration = max(0, lastOpenedGeneration)
+        self.bookStatus = bookStatus
+        self.documents = documents
+        self.lastWebhookAt = lastWebhookAt
+        self.lastSnapshotAt = lastSnapshotAt
+        self.finishedAt = finishedAt
+        self.failureReason = failureReason
+    }
+
+    /// Documents known from the last snapshot (hint-only ones are not counted).
+    public var confirmedDocuments: [TrackedDocument] { documents.filter(\.isConfirmed) }
+
+    /// The part of the state that only snapshots, analytics outcomes and commands may change.
+    public var truth: Truth {
+        Truth(
+            pk: pk, phase: phase, generation: generation,
+            lastOpenedGeneration: lastOpenedGeneration, bookStatus: bookStatus,
+            documents: confirmedDocuments.map {
+                Truth.Document(ref: $0.ref, status: $0.status, covered: $0.covered)
+            },
+            failureReason: failureReason)
+    }
+
+    /// See `truth`.
+    public struct Truth: Hashable, Sendable {
+        public struct Document: Hashable, Sendable {
+            public var ref: DocumentRef
+            public var status: DocumentStatus?
+            public var covered: Bool
+        }
+        public var pk: Int?
+        public var phase: BookPhase
+        public var generation: Int
+        public var lastOpenedGeneration: Int
+        public var bookStatus: BookStatus?
+        public var documents: [Document]
+        public var failureReason: String?
+    }
+
+    /// Feeds one input to the machine and returns what must be done, in order.
+    public mutating func apply(_ input: BookInput, at now: Date) -> [BookAction] {
+        switch input {
+        case .snapshot(let snapshot):
+            return applySnapshot(snapshot.normalised, at: now)
+        case .webhook(let hint):
+            return applyHint(hint, at: now)
+        case .analytics(let generation, let outcome):
+            return applyAnalytics(outcome, generation: generation, at: now)
+        case .command(let command):
+            return applyCommand(command)
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import struct Foundation.Date
+
+/// The states of a watched Book (the `state` field of `status --json`).
+public enum BookPhase: String, Hashable, Sendable, CaseIterable, Comparable {
+    /// Tracked, nothing known yet.
+    case tracking
+    /// Some Document not finished.
+    case processing
+    /// Every Document finished; an analytics job is open for the current generation.
+    case retrieving
+    /// Analytics for the current generation are stored.
+    case complete
+    /// Analytics gave up: book gone, no permission, or attempts exhausted.
+    case failed
+    /// Ocrolus says the Book is gone.
+    case deleted
+
+    public static func < (lhs: BookPhase, rhs: BookPhase) -> Bool {
+        lhs.ordinal < rhs.ordinal
+    }
+
+    /// Lifecycle order, used to sort tables and totals.
+    public var ordinal: Int {
+        switch self {
+        case .tracking: 0
+        case .processing: 1
+        case .retrieving: 2
+        case .complete: 3
+        case .failed: 4
+        case .deleted: 5
+        }
+    }
+}
+
+/// A Document as the machine knows it: the last snapshot's status plus any webhook hint since.
+public struct TrackedDocument: Hashable, Sendable {
+    public var ref: DocumentRef
+    /// The status in the last snapshot; nil when only a webhook has mentioned the document.
+    public var status: DocumentStatus?
+    /// What webhooks since the last snapshot implied; cleared by every snapshot (the snapshot wins).
+    public var hint: DocumentProgress?
+    /// Whether the document belonged to the Book when its current generation finished.
+    public var covered: Bool
+    public var rejectionReason: String?
+
+    public init(
+        ref: DocumentRef,
+        status: DocumentStatus?,
+        hint: DocumentProgress? = nil,
+        covered: Bool = false,
+        rejectionReason: String? = nil
+    ) {
+        self.ref = ref
+        self.status = status
+        self.hint = hint
+        self.covered = covered
+        self.rejectionReason = rejectionReason
+    }
+
+    /// The best current guess: the hint when there is one, else the snapshot's status.
+    public var effectiveProgress: DocumentProgress {
+        hint ?? status?.progress ?? .inProgress
+    }
+
+    /// Known from a snapshot (hint-only documents are not counted as part of the Book yet).
+    public var isConfirmed: Bool { status != nil }
+}
+
+/// Why a poll happens (the `reason` label of `bookwatch_polls_total`).
+public enum PollReason: String, Hashable, Sendable, CaseIterable {
+    case webhookHint = "webhook_hint"
+    case scheduled
+    case startup
+    case `operator`
+}
+
+/// How often a Book should be polled from now on; the scheduler turns it into a time.
+public enum PollCadence: String, Hashable, Sendable {
+    /// Still processing: between the configured minimum and maximum, adapted to webhook traffic.
+    case active
+    /// Finished (retrieving, complete or failed): the maximum interval, to notice a reopen.
+    case retention
+    /// Never again (deleted).
+    case never
+}
+
+/// Where the Book came from when it is tracked.
+public enum TrackSource: String, Hashable, Sendable {
+    /// `bookwatch track`: look at once.
+    case `operator`
+    /// A webhook named an unknown Book and auto-track is on: wait for hints or the schedule.
+    case webhook
+}
+
+/// What one analytics attempt for a generation came to.
+public enum AnalyticsOutcome: Hashable, Sendable {
+    /// Every configured endpoint's result is stored.
+    case stored
+    /// HTTP 425 / code 9004: not yet; not a failure and not a retrieval.
+    case notReady
+    /// 5xx, 429, timeout, connection error: try again later.
+    case transientError(String)
+    /// Book gone, no permission, or attempts exhausted: give up with this reason.
+    case permanentError(String)
+}
+
+/// An operator's (or auto-track's) command.
+public enum OperatorCommand: Hashable, Sendable {
+    case track(TrackSource)
+    case untrack
+    case retry
+}
+
+/// Everything that can happen to a Book.
+public enum BookInput: Hashable, Sendable {
+    /// An authoritative status read.
+    case snapshot(BookSnapshot)
+    /// A webhook about this Book: a hint, never the truth.
+    case webhook(WebhookHint)
+    /// The outcome of an analytics attempt for a generation.
+    case analytics(generation: Int, AnalyticsOutcome)
+    case command(OperatorCommand)
+}
+
+/// What the I/O layer must carry out after a transition, in order.
+public enum BookAction: Hashable, Sendable {
+    /// Poll the status endpoint as soon as the limiter allows (urgent).
+    case pollNow(PollReason)
+    /// Set the next scheduled poll according to this cadence.
+    case schedulePoll(PollCadence)
+    /// Insert the analytics job for this generation (unique per Book and generation).
+    case openAnalyticsJob(generation: Int)
+    /// The Book reopened or went away: the open job of this generation must not run.
+    case supersedeAnalyticsJob(generation: Int)
+    /// Analytics are announced ready: make the waiting job due now.
+    case expediteAnalyticsJob(generation: Int)
+    /// Back off and try the job again (425 when `notReady`, else a transient error).
+    case retryAnalyticsJob(generation: Int, notReady: Bool)
+    /// Re-arm a failed job on the operator's request.
+    case rearmAnalyticsJob(generation: Int)
+    /// Mark the job complete (its results are stored in the same transaction).
+    case completeAnalyticsJob(generation: Int)
+    /// Mark the job failed for good.
+    case failAnalyticsJob(generation: Int, reason: String)
+    /// Hand the retrieval on (hook command), with idempotency key `uuid:generation`.
+    case notifyRetrieved(generation: Int)
+    /// Forget the Book (untrack): stop polling, keep its stored analytics.
+    case stopWatching
+    /// Something odd but survivable, for the log.
+    case warn(String)
+}

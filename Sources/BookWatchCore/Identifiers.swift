@@ -1,0 +1,101 @@
+/// A Book's uuid as Ocrolus issues it, validated and normalised to lower case.
+///
+/// Invariant: `rawValue` is always 36 characters of the form `8-4-4-4-12` lower-case hex digits,
+/// so two spellings of the same uuid compare equal and can key a database row.
+///
+/// ```swift
+/// let uuid = try BookUUID(parsing: "09C52985-2F05-4022-A738-9277CC335C7E")
+/// uuid.rawValue // "09c52985-2f05-4022-a738-9277cc335c7e"
+/// ```
+public struct BookUUID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+
+    /// Parses a uuid, or returns nil when `text` is not a well-formed one.
+    public init?(_ text: some StringProtocol) {
+        guard let normalised = Self.normalise(text) else { return nil }
+        self.rawValue = normalised
+    }
+
+    /// Parses a uuid, throwing an error that quotes the bad input.
+    public init(parsing text: String) throws(MalformedUUID) {
+        guard let value = BookUUID(text) else { throw MalformedUUID(input: text) }
+        self = value
+    }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: BookUUID, rhs: BookUUID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// Lower-cases and checks the `8-4-4-4-12` hex layout; nil when it does not fit.
+    static func normalise(_ text: some StringProtocol) -> String? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 36 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (index, byte) in utf8.enumerated() {
+            switch index {
+            case 8, 13, 18, 23:
+                guard byte == UInt8(ascii: "-") else { return nil }
+                out.append(byte)
+            default:
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"):
+                    out.append(byte)
+                case UInt8(ascii: "A")...UInt8(ascii: "F"):
+                    out.append(byte + 32)
+                default:
+                    return nil
+                }
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// The error for a string that is not a uuid; `input` is the offending text.
+public struct MalformedUUID: Error, Equatable, CustomStringConvertible {
+    public let input: String
+    public init(input: String) { self.input = input }
+    public var description: String { "'\(input)' is not a uuid (expected 8-4-4-4-12 hex digits)" }
+}
+
+/// How a Document is named in whatever told us about it.
+///
+/// Status responses carry both `pk` and `uuid`; webhooks may carry only one of them
+/// (the legacy thin body has only `uploaded_doc_pk`, `book.verified` lists only uuids).
+/// Two references denote the same Document when they share either identifier.
+public struct DocumentRef: Hashable, Sendable, CustomStringConvertible {
+    public var pk: Int?
+    public var uuid: String?
+
+    public init(pk: Int? = nil, uuid: String? = nil) {
+        self.pk = pk
+        self.uuid = uuid.map { $0.lowercased() }
+    }
+
+    /// True when both references name the same Document by pk or by uuid.
+    public func matches(_ other: DocumentRef) -> Bool {
+        if let pk, let otherPK = other.pk, pk == otherPK { return true }
+        if let uuid, let otherUUID = other.uuid, uuid == otherUUID { return true }
+        return false
+    }
+
+    /// A stable key for storage: the uuid when known, else `pk:<n>`.
+    public var storageKey: String {
+        if let uuid { return uuid }
+        if let pk { return "pk:\(pk)" }
+        return "unknown"
+    }
+
+    /// Whether the reference names anything at all.
+    public var isEmpty: Bool { pk == nil && uuid == nil }
+
+    public var description: String {
+        switch (pk, uuid) {
+        case let (pk?, uuid?): "\(uuid) (pk \(pk))"
+        case let (nil, uuid?): uuid
+        case let (pk?, nil): "pk \(pk)"
+        case (nil, nil): "unidentified document"
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import struct Foundation.Date
+import struct Foundation.TimeInterval
+
+/// Turns a `PollCadence` into the time of the next scheduled poll (pure; jitter is an input).
+///
+/// - `active`: full jitter between the minimum and a ceiling. The ceiling is the maximum while
+///   webhooks for the Book keep arriving (they will tell us when it finishes), a quarter of the
+///   maximum once they have been quiet for longer than the maximum, and twice the minimum when
+///   webhooks have stopped arriving altogether (polling takes over).
+/// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up.
+/// - `never`: nil.
+public struct PollSchedule: Hashable, Sendable {
+    public var minimum: TimeInterval
+    public var maximum: TimeInterval
+
+    public init(minimum: TimeInterval = 60, maximum: TimeInterval = 1800) {
+        self.minimum = minimum
+        self.maximum = max(minimum, maximum)
+    }
+
+    /// - Parameters:
+    ///   - unitRandom: a draw from `0..<1` (injected so tests are deterministic).
+    ///   - webhooksSilent: true when no webhook at all has arrived for a long while.
+    public func nextPoll(
+        cadence: PollCadence, lastWebhookAt: Date?, now: Date, webhooksSilent: Bool, unitRandom: Double
+    ) -> Date? {
+        let u = min(max(unitRandom, 0), 1)
+        switch cadence {
+        case .never:
+            return nil
+        case .retention:
+            return now.addingTimeInterval(maximum * (1 - 0.1 * u))
+        case .active:
+            let ceiling = activeCeiling(lastWebhookAt: lastWebhookAt, now: now, webhooksSilent: webhooksSilent)
+            return now.addingTimeInterval(minimum + u * (ceiling - minimum))
+        }
+    }
+
+    func activeCeiling(lastWebhookAt: Date?, now: Date, webhooksSilent: Bool) -> TimeInterval {
+        if webhooksSilent { return min(maximum, 2 * minimum) }
+        guard let lastWebhookAt, now.timeIntervalSince(lastWebhookAt) <= maximum else {
+            return max(minimum, maximum / 4)
+        }
+        return maximum
+    }
+}

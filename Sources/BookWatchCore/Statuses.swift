@@ -1,0 +1,118 @@
+/// A Book's status string from Ocrolus (`book_status`), kept verbatim when unknown.
+///
+/// `VERIFIED` and the older spelling `BOOK_COMPLETE` both mean "every document finished".
+public enum BookStatus: Hashable, Sendable, CustomStringConvertible {
+    case created
+    case upload
+    case verifying
+    case verified
+    case deleted
+    /// A status string this build does not know; treated as "still in progress".
+    case unknown(String)
+
+    public init(_ raw: String) {
+        switch raw.uppercased() {
+        case "CREATED": self = .created
+        case "UPLOAD", "UPLOADED", "UPLOADING": self = .upload
+        case "VERIFYING": self = .verifying
+        case "VERIFIED", "BOOK_COMPLETE": self = .verified
+        case "DELETED": self = .deleted
+        default: self = .unknown(raw)
+        }
+    }
+
+    /// The canonical string, or the original one for `.unknown`.
+    public var rawValue: String {
+        switch self {
+        case .created: "CREATED"
+        case .upload: "UPLOAD"
+        case .verifying: "VERIFYING"
+        case .verified: "VERIFIED"
+        case .deleted: "DELETED"
+        case .unknown(let raw): raw
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Where a Document stands, as far as "is the Book finished?" is concerned.
+public enum DocumentProgress: String, Hashable, Sendable, CaseIterable {
+    /// Still being processed (includes unknown statuses).
+    case inProgress = "in_progress"
+    /// Finished with data available (`VERIFICATION_COMPLETE`, `COMPLETED`).
+    case succeeded
+    /// Finished but unusable (`REJECTED`, `FAILED`).
+    case failed
+    /// Removed (`DELETED`); finished, and ignored for analytics.
+    case removed
+
+    public var isFinished: Bool { self != .inProgress }
+}
+
+/// A Document's status string from Ocrolus, kept verbatim when unknown.
+public enum DocumentStatus: Hashable, Sendable, CustomStringConvertible {
+    case uploaded, queued, processing, grooming, verifying, classified, deleting
+    case verificationComplete, completed
+    case rejected, failed
+    case deleted
+    /// A status string this build does not know; treated as in progress.
+    case unknown(String)
+
+    public init(_ raw: String) {
+        switch raw.uppercased() {
+        case "UPLOADED": self = .uploaded
+        case "QUEUED": self = .queued
+        case "PROCESSING": self = .processing
+        case "GROOMING": self = .grooming
+        case "VERIFYING": self = .verifying
+        case "CLASSIFIED": self = .classified
+        case "DELETING": self = .deleting
+        case "VERIFICATION_COMPLETE": self = .verificationComplete
+        case "COMPLETED": self = .completed
+        case "REJECTED": self = .rejected
+        case "FAILED": self = .failed
+        case "DELETED": self = .deleted
+        default: self = .unknown(raw)
+        }
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .uploaded: "UPLOADED"
+        case .queued: "QUEUED"
+        case .processing: "PROCESSING"
+        case .grooming: "GROOMING"
+        case .verifying: "VERIFYING"
+        case .classified: "CLASSIFIED"
+        case .deleting: "DELETING"
+        case .verificationComplete: "VERIFICATION_COMPLETE"
+        case .completed: "COMPLETED"
+        case .rejected: "REJECTED"
+        case .failed: "FAILED"
+        case .deleted: "DELETED"
+        case .unknown(let raw): raw
+        }
+    }
+
+    /// The finished rule of ocrolus-api.md's document table.
+    public var progress: DocumentProgress {
+        switch self {
+        case .uploaded, .queued, .processing, .grooming, .verifying, .classified, .deleting, .unknown:
+            .inProgress
+        case .verificationComplete, .completed: .succeeded
+        case .rejected, .failed: .failed
+        case .deleted: .removed
+        }
+    }
+
+    public var isFinished: Bool { progress.isFinished }
+
+    /// True for a string this build does not recognise (counted in a metric by the service).
+    public var isUnknown: Bool {
+        if case .unknown = self { return true }
+        return false
+    }
+
+    public var description: String { rawValue }
+}

@@ -1,0 +1,305 @@
+import BookWatchCore
+import Foundation
+import Testing
+
+@Suite struct BookMachineTests {
+    typealias F = Fixture
+
+    // MARK: track / untrack / retry
+
+    @Test func operatorTrackPollsAtOnce() {
+        let (machine, actions) = F.machine(after: [.command(.track(.operator))])
+        #expect(machine.phase == .tracking)
+        #expect(machine.generation == 1)
+        #expect(actions == [.pollNow(.operator)])
+    }
+
+    @Test func autoTrackFromAWebhookWaitsForTheSchedule() {
+        let (machine, actions) = F.machine(after: [.command(.track(.webhook))])
+        #expect(machine.phase == .tracking)
+        #expect(actions == [.schedulePoll(.active)])
+    }
+
+    @Test func untrackStopsWatching() {
+        let (_, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .command(.untrack)])
+        #expect(actions == [.stopWatching])
+    }
+
+    @Test func untrackWhileRetrievingSupersedesTheJob() {
+        let (_, actions) = F.machine(after: [F.verified(1), .command(.untrack)])
+        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .stopWatching])
+    }
+
+    @Test func retryRearmsAFailedJobInTheSameGeneration() {
+        let (machine, actions) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .permanentError("no permission")), .command(.retry),
+        ])
+        #expect(machine.phase == .retrieving)
+        #expect(machine.generation == 1)
+        #expect(machine.failureReason == nil)
+        #expect(actions == [.rearmAnalyticsJob(generation: 1)])
+    }
+
+    @Test func retryOutsideFailedOnlyWarns() {
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .command(.retry)])
+        #expect(machine.phase == .processing)
+        #expect(actions == [.warn("nothing to retry: book is processing")])
+    }
+
+    // MARK: snapshots
+
+    @Test func unfinishedSnapshotMeansProcessing() {
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [1], unfinished: [2])])
+        #expect(machine.phase == .processing)
+        #expect(machine.pk == 42)
+        #expect(machine.confirmedDocuments.count == 2)
+        #expect(actions == [.schedulePoll(.active)])
+    }
+
+    @Test func finishedSnapshotOpensTheJobOfGenerationOne() {
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [1], unfinished: [2]), F.verified(1, 2)])
+        #expect(machine.phase == .retrieving)
+        #expect(machine.generation == 1)
+        #expect(machine.lastOpenedGeneration == 1)
+        #expect(machine.finishedAt != nil)
+        #expect(actions == [.openAnalyticsJob(generation: 1), .schedulePoll(.retention)])
+    }
+
+    @Test func finishedSnapshotStraightFromTracking() {
+        let (machine, actions) = F.machine(after: [.command(.track(.operator)), F.verified(1)])
+        #expect(machine.phase == .retrieving)
+        #expect(actions.first == .openAnalyticsJob(generation: 1))
+    }
+
+    @Test func rejectedDocumentsStillFinishTheBook() {
+        let (machine, _) = F.machine(after: [F.snapshot(.verified, [(1, .verificationComplete), (2, .rejected), (3, .deleted)])])
+        #expect(machine.phase == .retrieving)
+    }
+
+    @Test func repeatedFinishedSnapshotOpensNothingMore() {
+        let (machine, actions) = F.machine(after: [F.verified(1), F.verified(1), F.verified(1)])
+        #expect(machine.lastOpenedGeneration == 1)
+        #expect(actions == [.schedulePoll(.retention)])
+    }
+
+    @Test func inconsistentSnapshotIsNotFinished() {
+        let (machine, actions) = F.machine(after: [F.snapshot(.verified, [(1, .verificationComplete), (2, .verifying)])])
+        #expect(machine.phase == .processing)
+        #expect(actions == [.schedulePoll(.active)])
+    }
+
+    @Test func unknownDocumentStatusKeepsTheBookProcessingAndWarns() {
+        let (machine, actions) = F.machine(after: [F.snapshot(.verified, [(1, .unknown("NEW_STATE"))])])
+        #expect(machine.phase == .processing)
+        #expect(actions.contains(.schedulePoll(.active)))
+        #expect(actions.contains { if case .warn(let m) = $0 { m.contains("NEW_STATE") } else { false } })
+    }
+
+    @Test func unknownBookStatusIsInProgress() {
+        let (machine, actions) = F.machine(after: [F.snapshot(.unknown("ARCHIVING"), [(1, .completed)])])
+        #expect(machine.phase == .processing)
+        #expect(machine.bookStatus == .unknown("ARCHIVING"))
+        #expect(actions.contains { if case .warn(let m) = $0 { m.contains("ARCHIVING") } else { false } })
+    }
+
+    // MARK: reopen
+
+    @Test func newUnfinishedDocumentAfterCompleteOpensTheNextGeneration() {
+        let (machine, actions) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .stored), F.verifying(finished: [1], unfinished: [2]),
+        ])
+        #expect(machine.phase == .processing)
+        #expect(machine.generation == 2)
+        #expect(actions == [.schedulePoll(.active)])
+        let (again, second) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .stored), F.verifying(finished: [1], unfinished: [2]), F.verified(1, 2),
+        ])
+        #expect(again.phase == .retrieving)
+        #expect(second == [.openAnalyticsJob(generation: 2), .schedulePoll(.retention)])
+    }
+
+    @Test func newUnfinishedDocumentWhileRetrievingSupersedesTheOpenJob() {
+        let (machine, actions) = F.machine(after: [F.verified(1), F.verifying(finished: [1], unfinished: [2])])
+        #expect(machine.phase == .processing)
+        #expect(machine.generation == 2)
+        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.active)])
+    }
+
+    @Test func newAlreadyFinishedDocumentAfterCompleteStillReopens() {
+        // Document 2 was uploaded and finished between two polls: the analytics are stale.
+        let (machine, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), F.verified(1, 2)])
+        #expect(machine.phase == .retrieving)
+        #expect(machine.generation == 2)
+        #expect(actions == [.openAnalyticsJob(generation: 2), .schedulePoll(.retention)])
+    }
+
+    @Test func reopenFromFailedStartsAFreshGeneration() {
+        let (machine, actions) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .permanentError("gone")), F.verified(1, 2),
+        ])
+        #expect(machine.phase == .retrieving)
+        #expect(machine.generation == 2)
+        #expect(machine.failureReason == nil)
+        #expect(actions.first == .openAnalyticsJob(generation: 2))
+    }
+
+    // MARK: deletion
+
+    @Test func deletedSnapshotEndsWatching() {
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.snapshot(.deleted, [])])
+        #expect(machine.phase == .deleted)
+        #expect(actions == [.schedulePoll(.never)])
+    }
+
+    @Test func goneWhileRetrievingSupersedesTheJob() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone)])
+        #expect(machine.phase == .deleted)
+        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.never)])
+    }
+
+    @Test func webhooksForADeletedBookAreIgnored() {
+        let (machine, actions) = F.machine(after: [.snapshot(.gone), F.hint(.bookVerified)])
+        #expect(machine.phase == .deleted)
+        #expect(actions.isEmpty)
+    }
+
+    @Test func trackingADeletedBookAgainUsesANewGeneration() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone), .command(.track(.operator)), F.verified(1)])
+        #expect(machine.phase == .retrieving)
+        #expect(machine.generation == 2)
+        #expect(actions.first == .openAnalyticsJob(generation: 2))
+    }
+
+    @Test func aPresentSnapshotAfterDeletionRevivesTheBook() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone), F.verifying(finished: [], unfinished: [1])])
+        #expect(machine.phase == .processing)
+        #expect(machine.generation == 2)
+        #expect(actions.contains(.schedulePoll(.active)))
+    }
+
+    // MARK: analytics outcomes
+
+    @Test func storedCompletesAndNotifies() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored)])
+        #expect(machine.phase == .complete)
+        #expect(actions == [.completeAnalyticsJob(generation: 1), .notifyRetrieved(generation: 1), .schedulePoll(.retention)])
+    }
+
+    @Test func notReadyAndTransientErrorsRetryWithoutFailing() {
+        let (m1, a1) = F.machine(after: [F.verified(1), .analytics(generation: 1, .notReady)])
+        #expect(m1.phase == .retrieving)
+        #expect(a1 == [.retryAnalyticsJob(generation: 1, notReady: true)])
+        let (m2, a2) = F.machine(after: [F.verified(1), .analytics(generation: 1, .transientError("503"))])
+        #expect(m2.phase == .retrieving)
+        #expect(a2 == [.retryAnalyticsJob(generation: 1, notReady: false)])
+    }
+
+    @Test func permanentErrorFailsWithTheReason() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .permanentError("403 code 2102"))])
+        #expect(machine.phase == .failed)
+        #expect(machine.failureReason == "403 code 2102")
+        #expect(actions == [.failAnalyticsJob(generation: 1, reason: "403 code 2102"), .schedulePoll(.retention)])
+    }
+
+    @Test func staleAnalyticsOutcomeIsIgnored() {
+        let (machine, actions) = F.machine(after: [
+            F.verified(1), F.verifying(finished: [1], unfinished: [2]), .analytics(generation: 1, .stored),
+        ])
+        #expect(machine.phase == .processing)
+        #expect(machine.generation == 2)
+        #expect(actions.count == 1)
+        #expect(actions.allSatisfy { if case .warn = $0 { true } else { false } })
+    }
+
+    // MARK: webhook hints
+
+    @Test func bookLevelEventPollsAtOnceWhileTrackingOrProcessing() {
+        #expect(F.machine(after: [F.hint(.bookVerified)]).1 == [.pollNow(.webhookHint)])
+        #expect(F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.hint(.bookCompleted)]).1 == [.pollNow(.webhookHint)])
+        let thinBookBody = BookInput.webhook(WebhookHint(event: .bookVerified, bookStatus: .verified))
+        #expect(F.machine(after: [thinBookBody]).1 == [.pollNow(.webhookHint)])
+    }
+
+    @Test func documentEventPollsOnlyWhenItCouldBeTheLastUnfinished() {
+        let start = F.verifying(finished: [], unfinished: [1, 2])
+        let (m1, a1) = F.machine(after: [start, F.hint(.documentVerified, doc: 1)])
+        #expect(a1.isEmpty)
+        #expect(m1.phase == .processing)
+        let (_, a2) = F.machine(after: [start, F.hint(.documentVerified, doc: 1), F.hint(.documentStatus, doc: 2, status: .rejected)])
+        #expect(a2 == [.pollNow(.webhookHint)])
+    }
+
+    @Test func hintsNeverChangeTheTruth() {
+        let start = F.verifying(finished: [], unfinished: [1])
+        let (machine, _) = F.machine(after: [start, F.hint(.documentVerified, doc: 1), F.hint(.bookVerified)])
+        #expect(machine.phase == .processing)
+        #expect(machine.lastOpenedGeneration == 0)
+        #expect(machine.truth == F.machine(after: [start]).0.truth)
+        #expect(machine.lastWebhookAt != nil)
+    }
+
+    @Test func snapshotContradictingAnEarlierWebhookWins() {
+        // The webhook said document 1 finished; the snapshot says it is still processing.
+        let (machine, actions) = F.machine(after: [
+            F.verifying(finished: [], unfinished: [1]), F.hint(.documentVerified, doc: 1),
+            F.verifying(finished: [], unfinished: [1]),
+        ])
+        #expect(machine.phase == .processing)
+        #expect(machine.documents.allSatisfy { $0.hint == nil })
+        #expect(machine.documents.first?.effectiveProgress == .inProgress)
+        #expect(actions == [.schedulePoll(.active)])
+    }
+
+    @Test func webhookForAnUnseenDocumentAfterCompletePollsForAReopen() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), F.hint(.documentUploaded, doc: 9)])
+        #expect(actions == [.pollNow(.webhookHint)])
+        #expect(machine.phase == .complete)
+        #expect(machine.generation == 1)
+        #expect(machine.documents.contains { $0.ref.matches(F.doc(9)) && !$0.isConfirmed })
+        #expect(machine.confirmedDocuments.count == 1)
+    }
+
+    @Test func webhookForAnUnseenDocumentWhileProcessingIsRecordedAsAHint() {
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [1], unfinished: []), F.hint(.documentUploaded, doc: 9)])
+        #expect(actions.isEmpty)
+        #expect(machine.documents.count == 2)
+        #expect(machine.confirmedDocuments.count == 1)
+        // A later verification of that unseen document could be the last one.
+        let (_, next) = F.machine(after: [F.verifying(finished: [1], unfinished: []), F.hint(.documentUploaded, doc: 9), F.hint(.documentVerified, doc: 9)])
+        #expect(next == [.pollNow(.webhookHint)])
+    }
+
+    @Test func webhookMatchesADocumentByPkOnly() {
+        let thin = BookInput.webhook(WebhookHint(event: .documentStatus, document: DocumentRef(pk: 1001), documentStatus: .verificationComplete))
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), thin])
+        #expect(actions == [.pollNow(.webhookHint)])
+        #expect(machine.documents.count == 1)
+    }
+
+    @Test func analyticsReadyEventExpeditesTheWaitingJob() {
+        let (_, actions) = F.machine(after: [F.verified(1), F.hint(.bookCompleted)])
+        #expect(actions == [.expediteAnalyticsJob(generation: 1)])
+        let (_, again) = F.machine(after: [F.verified(1), F.hint(.bookVerified)])
+        #expect(again.isEmpty)
+    }
+
+    @Test func lateBookEventAfterCompleteCostsNothing() {
+        let (_, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), F.hint(.bookCompleted)])
+        #expect(actions.isEmpty)
+    }
+
+    @Test func bookEventListingAnUnseenDocumentAfterCompletePolls() {
+        let listing = BookInput.webhook(WebhookHint(
+            event: .bookVerified,
+            listedDocuments: [DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID(1)), status: .verificationComplete),
+                              DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID(2)), status: .verificationComplete)]))
+        let (_, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), listing])
+        #expect(actions == [.pollNow(.webhookHint)])
+    }
+
+    @Test func unknownEventsAreHarmless() {
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.hint(.unknown("book.teleported"))])
+        #expect(actions.isEmpty)
+        #expect(machine.phase == .processing)
+    }
+}
