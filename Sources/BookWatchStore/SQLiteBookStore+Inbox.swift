@@ -1,0 +1,47 @@
+import BookWatchCore
+import Foundation
+import GRDB
+
+extension SQLiteBookStore {
+    public func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(request_id) DO NOTHING
+                    """,
+                arguments: [
+                    delivery.requestID, delivery.receivedAt.storageMillis, delivery.bookUUID?.rawValue,
+                    delivery.bookPK, delivery.event, Data(delivery.body), delivery.remoteAddress,
+                ])
+            return db.changesCount == 0 ? .duplicate : .stored(id: db.lastInsertedRowID)
+        }
+    }
+
+    /// Deliveries not yet processed, oldest first.
+    public func pendingInbox(limit: Int) async throws -> [StoredDelivery] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM webhook_inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+                arguments: [limit]
+            ).map { row in
+                let bytes: Data = row["body"]
+                return StoredDelivery(
+                    id: row["id"],
+                    delivery: InboxDelivery(
+                        requestID: row["request_id"],
+                        receivedAt: Date(storageMillis: row["received_at"]),
+                        bookUUID: (row["book_uuid"] as String?).flatMap { BookUUID($0) },
+                        bookPK: row["book_pk"], event: row["event"], body: Array(bytes),
+                        remoteAddress: row["remote_address"]))
+            }
+        }
+    }
+}
+
+/// A delivery as read back from the inbox, with its row id.
+public struct StoredDelivery: Sendable, Equatable {
+    public var id: Int64
+    public var delivery: InboxDelivery
+}

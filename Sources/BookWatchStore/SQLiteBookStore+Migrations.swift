@@ -1,0 +1,86 @@
+import GRDB
+
+extension SQLiteBookStore {
+    /// Named, append-only migrations: never edit one that has shipped; add the next.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-books-documents-inbox-analytics") { db in
+            try db.execute(sql: """
+                CREATE TABLE books (
+                    uuid TEXT PRIMARY KEY NOT NULL,
+                    pk INTEGER,
+                    state TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    last_opened_generation INTEGER NOT NULL DEFAULT 0,
+                    book_status TEXT,
+                    failure_reason TEXT,
+                    last_webhook_at INTEGER,
+                    last_polled_at INTEGER,
+                    finished_at INTEGER,
+                    next_poll_at INTEGER,
+                    poll_reason TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                -- "due for a poll": the scheduler asks only for rows whose time has come.
+                CREATE INDEX books_due_poll ON books(next_poll_at) WHERE next_poll_at IS NOT NULL;
+                CREATE INDEX books_pk ON books(pk) WHERE pk IS NOT NULL;
+                CREATE INDEX books_state ON books(state, uuid);
+
+                CREATE TABLE documents (
+                    book_uuid TEXT NOT NULL REFERENCES books(uuid) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    pk INTEGER,
+                    uuid TEXT,
+                    status TEXT,
+                    hint TEXT,
+                    covered INTEGER NOT NULL DEFAULT 0,
+                    rejection_reason TEXT,
+                    PRIMARY KEY (book_uuid, position)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE webhook_inbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    request_id TEXT UNIQUE,
+                    received_at INTEGER NOT NULL,
+                    book_uuid TEXT,
+                    book_pk INTEGER,
+                    event TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    remote_address TEXT,
+                    processed_at INTEGER,
+                    outcome TEXT
+                );
+                CREATE INDEX webhook_inbox_pending ON webhook_inbox(id) WHERE processed_at IS NULL;
+
+                CREATE TABLE analytics_jobs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    book_uuid TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    due_at INTEGER,
+                    lease_owner TEXT,
+                    lease_expires_at INTEGER,
+                    last_error TEXT,
+                    created_at INTEGER NOT NULL,
+                    completed_at INTEGER,
+                    UNIQUE (book_uuid, generation)
+                );
+                -- "due analytics job": pending jobs by due time; leases by expiry for the sweeper.
+                CREATE INDEX analytics_jobs_due ON analytics_jobs(due_at) WHERE state = 'pending';
+                CREATE INDEX analytics_jobs_lease ON analytics_jobs(lease_expires_at) WHERE state = 'running';
+
+                CREATE TABLE analytics_results (
+                    book_uuid TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    retrieved_at INTEGER NOT NULL,
+                    UNIQUE (book_uuid, generation, endpoint)
+                );
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,97 @@
+import BookWatchCore
+import Foundation
+import GRDB
+
+extension SQLiteBookStore {
+    public func book(_ uuid: BookUUID) async throws -> BookRecord? {
+        try await read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ?", arguments: [uuid.rawValue])
+            else { return nil }
+            return try Self.records(db, rows: [row]).first
+        }
+    }
+
+    public func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
+        try await read { db in
+            var sql = "SELECT * FROM books"
+            var arguments: StatementArguments = []
+            if let state {
+                sql += " WHERE state = ?"
+                arguments += [state.rawValue]
+            }
+            sql += " ORDER BY uuid"
+            if let limit {
+                sql += " LIMIT ?"
+                arguments += [max(0, limit)]
+            }
+            return try Self.records(db, rows: Row.fetchAll(db, sql: sql, arguments: arguments))
+        }
+    }
+
+    public func totals() async throws -> [BookPhase: Int] {
+        try await read { db in
+            var totals: [BookPhase: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books GROUP BY state") {
+                let state: String = row["state"]
+                guard let phase = BookPhase(rawValue: state) else {
+                    throw StoreError(.corrupt, subject: "books.state", detail: "unknown state '\(state)'")
+                }
+                totals[phase] = row["n"]
+            }
+            return totals
+        }
+    }
+
+    /// Turns book rows into records, fetching their documents and current jobs in two queries.
+    static func records(_ db: Database, rows: [Row]) throws -> [BookRecord] {
+        guard !rows.isEmpty else { return [] }
+        let keys: [String] = rows.map { $0["uuid"] }
+        let placeholders = databaseQuestionMarks(count: keys.count)
+        var documents: [String: [Row]] = [:]
+        for row in try Row.fetchAll(
+            db, sql: "SELECT * FROM documents WHERE book_uuid IN (\(placeholders)) ORDER BY book_uuid, position",
+            arguments: StatementArguments(keys))
+        {
+            documents[row["book_uuid"], default: []].append(row)
+        }
+        var jobs: [String: [Row]] = [:]
+        for row in try Row.fetchAll(
+            db,
+            sql: """
+                SELECT j.*, (SELECT MAX(r.retrieved_at) FROM analytics_results r
+                             WHERE r.book_uuid = j.book_uuid AND r.generation = j.generation) AS retrieved_at
+                FROM analytics_jobs j WHERE j.book_uuid IN (\(placeholders))
+                """,
+            arguments: StatementArguments(keys))
+        {
+            jobs[row["book_uuid"], default: []].append(row)
+        }
+        return try rows.map { row in
+            let key: String = row["uuid"]
+            guard let uuid = BookUUID(key) else {
+                throw StoreError(.corrupt, subject: "books.uuid", detail: "'\(key)' is not a uuid")
+            }
+            let machine = try machine(from: row, documents: documents[key] ?? [], uuid: uuid)
+            // The job that matters is the newest one opened (the current or last generation's).
+            let job = (jobs[key] ?? []).max { ($0["generation"] as Int) < ($1["generation"] as Int) }
+            return BookRecord(
+                machine: machine,
+                nextPollAt: (row["next_poll_at"] as Int64?).map(Date.init(storageMillis:)),
+                pendingPollReason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
+                analytics: try job.map(jobSummary))
+        }
+    }
+
+    static func jobSummary(_ row: Row) throws -> AnalyticsJobSummary {
+        let stateText: String = row["state"]
+        guard let state = AnalyticsJobState(rawValue: stateText) else {
+            throw StoreError(.corrupt, subject: "analytics_jobs.state", detail: "unknown state '\(stateText)'")
+        }
+        let retrieved: Int64? = state == .complete ? row["retrieved_at"] ?? row["completed_at"] : nil
+        return AnalyticsJobSummary(
+            generation: row["generation"], state: state, attempts: row["attempts"],
+            dueAt: (row["due_at"] as Int64?).map(Date.init(storageMillis:)),
+            retrievedAt: retrieved.map(Date.init(storageMillis:)),
+            lastError: row["last_error"])
+    }
+}

@@ -1,0 +1,129 @@
+import BookWatchCore
+import Foundation
+import GRDB
+
+/// The SQLite store: one `DatabasePool` (WAL, `synchronous=FULL`) for the process lifetime.
+///
+/// WAL lets `bookwatch status` read while `serve` writes; `synchronous=FULL` makes a commit
+/// durable before it returns, which the webhook ingress relies on before it answers 200.
+///
+/// ```swift
+/// let store = try SQLiteBookStore(path: "bookwatch.sqlite")
+/// let outcome = try await store.apply(.command(.track(.operator)), to: uuid, at: .now, options: .init())
+/// ```
+public final class SQLiteBookStore: BookStore {
+    public let path: String
+    let pool: DatabasePool
+    let schedule: PollSchedule
+    /// Draws from `0..<1` for schedule jitter; injected so tests are deterministic.
+    let random: @Sendable () -> Double
+
+    /// Opens (creating when missing) the database at `path` and applies pending migrations.
+    ///
+    /// - Throws: `StoreError` of kind `.missingDirectory`, `.readOnly` or `.unavailable`,
+    ///   naming the path.
+    public init(
+        path: String,
+        schedule: PollSchedule = PollSchedule(),
+        busyTimeout: TimeInterval = 5,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) throws(StoreError) {
+        self.path = path
+        self.schedule = schedule
+        self.random = random
+        try Self.checkLocation(path)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "bookwatch"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            // GRDB sets synchronous=NORMAL on the WAL writer after `prepareDatabase`; raise it here.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try Self.migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw Self.storeError(error, path: path)
+        } catch {
+            throw StoreError(.unavailable, subject: path, detail: String(describing: error))
+        }
+    }
+
+    /// Closes the pool; later calls fail. Safe to call once on shutdown.
+    public func close() throws {
+        try pool.close()
+    }
+
+    /// The `synchronous` pragma of the writer connection (2 means FULL).
+    public func writerSynchronousLevel() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// The journal mode as SQLite reports it ("wal").
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// Clear errors before SQLite's generic "unable to open database file".
+    static func checkLocation(_ path: String) throws(StoreError) {
+        let fileManager = FileManager.default
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard fileManager.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw StoreError(.missingDirectory, subject: directory, detail: "create it or choose another --database")
+        }
+        if fileManager.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue {
+                throw StoreError(.unavailable, subject: path, detail: "is a directory, not a database file")
+            }
+            if !fileManager.isWritableFile(atPath: path) {
+                throw StoreError(.readOnly, subject: path, detail: "the file is not writable")
+            }
+        }
+        // WAL needs to create -wal and -shm files beside the database.
+        if !fileManager.isWritableFile(atPath: directory) {
+            throw StoreError(.readOnly, subject: path, detail: "directory \(directory) is not writable")
+        }
+    }
+
+    /// Maps SQLite's result codes onto `StoreError` kinds.
+    static func storeError(_ error: DatabaseError, path: String) -> StoreError {
+        switch error.resultCode {
+        case .SQLITE_CONSTRAINT where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+            || error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY:
+            return StoreError(.duplicate, subject: error.message ?? "row", detail: "already stored")
+        case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN:
+            return StoreError(.readOnly, subject: path, detail: error.message ?? "\(error.resultCode)")
+        case .SQLITE_FULL:
+            return StoreError(.unavailable, subject: path, detail: "disk full")
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return StoreError(.unavailable, subject: path, detail: "locked by another process past the timeout")
+        default:
+            return StoreError(.unavailable, subject: path, detail: error.description)
+        }
+    }
+
+    /// Runs a write transaction, mapping database errors.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as DatabaseError {
+            throw Self.storeError(error, path: path)
+        }
+    }
+
+    /// Runs a read transaction, mapping database errors.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError {
+            throw Self.storeError(error, path: path)
+        }
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, the storage form of every time column.
+    var storageMillis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+
+    init(storageMillis: Int64) { self.init(timeIntervalSince1970: Double(storageMillis) / 1000) }
+}

@@ -1,0 +1,44 @@
+/// An error from a store, with the context an operator needs (which path, which row).
+///
+/// A struct wrapping a private enum, so that cases can be added without breaking callers;
+/// ask `kind` to branch on it.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: String, Sendable {
+        /// A UNIQUE constraint refused the row (an answer, not a crash).
+        case duplicate
+        /// The directory of the database does not exist.
+        case missingDirectory
+        /// The database or its directory cannot be written.
+        case readOnly
+        /// The database cannot be opened or used (corrupt, locked past the timeout, disk full...).
+        case unavailable
+        /// The row asked for does not exist.
+        case notFound
+        /// A stored value cannot be read back (a bug or a hand-edited database).
+        case corrupt
+    }
+
+    public let kind: Kind
+    /// What the error is about: a path, a book uuid, a constraint.
+    public let subject: String
+    public let detail: String
+
+    public init(_ kind: Kind, subject: String, detail: String) {
+        self.kind = kind
+        self.subject = subject
+        self.detail = detail
+    }
+
+    public var isDuplicate: Bool { kind == .duplicate }
+
+    public var description: String {
+        switch kind {
+        case .duplicate: "duplicate \(subject): \(detail)"
+        case .missingDirectory: "database directory does not exist: \(subject)"
+        case .readOnly: "database is not writable: \(subject) (\(detail))"
+        case .unavailable: "database unavailable: \(subject) (\(detail))"
+        case .notFound: "not found: \(subject)"
+        case .corrupt: "unreadable stored value in \(subject): \(detail)"
+        }
+    }
+}
