@@ -1,0 +1,45 @@
+import Foundation
+
+/// What a command may read from the world: environment, clock, output streams.
+///
+/// Injected through a task-local so that tests run commands in-process with their own
+/// environment, a fixed clock and captured output.
+public struct CLIContext: Sendable {
+    public var environment: [String: String]
+    public var now: @Sendable () -> Date
+    public var standardOutput: TextSink
+    public var standardError: TextSink
+    /// Whether standard output is a terminal (colours, redraws).
+    public var outputIsTerminal: Bool
+
+    public init(
+        environment: [String: String], now: @escaping @Sendable () -> Date, standardOutput: TextSink,
+        standardError: TextSink, outputIsTerminal: Bool
+    ) {
+        self.environment = environment
+        self.now = now
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.outputIsTerminal = outputIsTerminal
+    }
+
+    /// The real process: its environment, the system clock, stdout and stderr.
+    public static var process: CLIContext {
+        CLIContext(
+            environment: ProcessInfo.processInfo.environment, now: { Date() },
+            standardOutput: TextSink { FileHandle.standardOutput.write(Data($0.utf8)) },
+            standardError: TextSink { FileHandle.standardError.write(Data($0.utf8)) },
+            outputIsTerminal: isatty(STDOUT_FILENO) == 1)
+    }
+
+    @TaskLocal public static var current: CLIContext = .process
+
+    func print(_ line: String) { standardOutput.write(line + "\n") }
+    func printError(_ line: String) { standardError.write(line + "\n") }
+}
+
+/// Somewhere text goes.
+public struct TextSink: Sendable {
+    public let write: @Sendable (String) -> Void
+    public init(_ write: @escaping @Sendable (String) -> Void) { self.write = write }
+}
