@@ -1,0 +1,127 @@
+import BookWatchCore
+import Foundation
+
+/// A Book status answer reduced to what bookwatch needs.
+public struct BookStatusResult: Sendable, Equatable {
+    /// The uuid the answer names (nil when the Book is gone and the answer has no body).
+    public var uuid: BookUUID?
+    public var pk: Int?
+    public var name: String?
+    public var snapshot: BookSnapshot
+
+    public init(uuid: BookUUID?, pk: Int?, name: String? = nil, snapshot: BookSnapshot) {
+        self.uuid = uuid
+        self.pk = pk
+        self.name = name
+        self.snapshot = snapshot
+    }
+}
+
+/// Decoding of the v1 envelope `{"status", "code", "message", "response"}` and the status body.
+enum V1Envelope {
+    struct Header: Decodable {
+        var status: Int?
+        var code: Int?
+        var message: String?
+        var meta: Meta?
+        struct Meta: Decodable {
+            var status: Int?
+            var code: Int?
+            var msg: String?
+        }
+    }
+
+    struct StatusBody: Decodable {
+        var response: Book?
+    }
+
+    struct Book: Decodable {
+        var pk: Int?
+        var id: Int?
+        var uuid: String?
+        var bookUUID: String?
+        var name: String?
+        var bookStatus: String?
+        var docs: [Document]?
+        var mixedDocs: [Document]?
+
+        enum CodingKeys: String, CodingKey {
+            case pk, id, uuid, name, docs
+            case bookUUID = "book_uuid"
+            case bookStatus = "book_status"
+            case mixedDocs = "mixed_docs"
+        }
+    }
+
+    struct Document: Decodable {
+        var pk: Int?
+        var id: Int?
+        var uuid: String?
+        var status: String?
+        var rejectionReason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case pk, id, uuid, status
+            case rejectionReason = "rejection_reason"
+        }
+    }
+
+    /// The error an envelope declares, if any: an HTTP status other than 200, or a `status`/`code`
+    /// inside the body saying so (observed under HTTP 200 too).
+    static func declaredError(httpStatus: Int, body: [UInt8], endpoint: String, retryAfter: TimeInterval?)
+        -> OcrolusError?
+    {
+        let header = try? JSONDecoder().decode(Header.self, from: Data(body))
+        let code = header?.code ?? header?.meta?.code
+        let bodyStatus = header?.status ?? header?.meta?.status
+        let message = header?.message ?? header?.meta?.msg ?? "HTTP \(httpStatus)"
+        if httpStatus != 200 {
+            return OcrolusError.classify(
+                endpoint: endpoint, httpStatus: httpStatus, code: code, message: message, retryAfter: retryAfter)
+        }
+        if let bodyStatus, bodyStatus != 200 {
+            // An error inside an HTTP 200: classify by the body's own status.
+            return OcrolusError.classify(
+                endpoint: endpoint, httpStatus: bodyStatus, code: code, message: message, retryAfter: retryAfter)
+        }
+        if let code, code != 0, code != 200 {
+            return OcrolusError(.permanent, endpoint: endpoint, httpStatus: httpStatus, code: code, message: message)
+        }
+        return nil
+    }
+
+    /// Decodes a status answer; a "Book not found" (1401) answer under any HTTP status is `.gone`.
+    static func bookStatus(httpStatus: Int, body: [UInt8], retryAfter: TimeInterval?) throws(OcrolusError)
+        -> BookStatusResult
+    {
+        let endpoint = "book_status"
+        if let error = declaredError(httpStatus: httpStatus, body: body, endpoint: endpoint, retryAfter: retryAfter) {
+            if error.code == 1401 || (httpStatus == 404 && error.code == nil) {
+                return BookStatusResult(uuid: nil, pk: nil, snapshot: .gone)
+            }
+            throw error
+        }
+        let decoded: StatusBody
+        do {
+            decoded = try JSONDecoder().decode(StatusBody.self, from: Data(body))
+        } catch {
+            throw OcrolusError(.transient, endpoint: endpoint, httpStatus: httpStatus, message: "unreadable status body: \(error)")
+        }
+        guard let book = decoded.response else {
+            throw OcrolusError(.transient, endpoint: endpoint, httpStatus: httpStatus, message: "status body has no response")
+        }
+        let uuidText = book.uuid ?? book.bookUUID
+        let uuid = uuidText.flatMap { BookUUID($0) }
+        let status = BookStatus(book.bookStatus ?? "")
+        let documents = (book.docs ?? []) + (book.mixedDocs ?? [])
+        let snapshot = BookSnapshot.present(
+            pk: book.pk ?? book.id, status: status,
+            documents: documents.map {
+                DocumentSnapshot(
+                    ref: DocumentRef(pk: $0.pk ?? $0.id, uuid: $0.uuid),
+                    status: DocumentStatus($0.status ?? ""), rejectionReason: $0.rejectionReason)
+            }
+        ).normalised
+        return BookStatusResult(uuid: uuid, pk: book.pk ?? book.id, name: book.name, snapshot: snapshot)
+    }
+}

@@ -1,0 +1,155 @@
+import BookWatchCore
+import Foundation
+import Logging
+
+/// What bookwatch asks of Ocrolus. `OcrolusClient` is the real one; tests may supply others.
+public protocol OcrolusAPIClient: Sendable {
+    func bookStatus(uuid: BookUUID, priority: RequestPriority) async throws -> BookStatusResult
+    func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult
+    func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority) async throws -> AnalyticsAnswer
+}
+
+/// An analytics answer: the body, or "not ready yet" (HTTP 425 / code 9004).
+public enum AnalyticsAnswer: Sendable, Equatable {
+    case ready([UInt8])
+    case notReady(retryAfter: TimeInterval?)
+}
+
+/// Where the API lives and how to authenticate.
+public struct OcrolusConfiguration: Sendable {
+    public var apiBaseURL: String
+    public var tokenURL: String
+    public var credentials: TokenProvider.Credentials
+    public var requestTimeout: TimeInterval
+
+    public init(
+        apiBaseURL: String = "https://api.ocrolus.com", tokenURL: String = "https://auth.ocrolus.com/oauth/token",
+        credentials: TokenProvider.Credentials, requestTimeout: TimeInterval = 30
+    ) {
+        self.apiBaseURL = apiBaseURL.hasSuffix("/") ? String(apiBaseURL.dropLast()) : apiBaseURL
+        self.tokenURL = tokenURL
+        self.credentials = credentials
+        self.requestTimeout = requestTimeout
+    }
+}
+
+/// One completed request, for metrics: endpoint label, HTTP status (0 = no answer), duration.
+public struct RequestRecord: Sendable {
+    public var endpoint: String
+    public var status: Int
+    public var seconds: TimeInterval
+    public var limiterWaitSeconds: TimeInterval
+}
+
+/// The Ocrolus API client: every call passes the shared `RateLimiter`, carries a cached token
+/// (refreshed once on a 401), and turns answers into typed results or `OcrolusError`s.
+/// It makes one attempt per call (plus the 401 refresh); callers retry with `RetryPolicy`.
+public final class OcrolusClient: OcrolusAPIClient {
+    public let configuration: OcrolusConfiguration
+    public let limiter: RateLimiter
+    public let tokens: TokenProvider
+    private let transport: any HTTPTransport
+    private let clock: any WallClock
+    private let logger: Logger
+    private let observe: @Sendable (RequestRecord) -> Void
+
+    public init(
+        configuration: OcrolusConfiguration, transport: any HTTPTransport, limiter: RateLimiter, clock: any WallClock,
+        logger: Logger = Logger(label: "bookwatch.ocrolus"), observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.transport = transport
+        self.limiter = limiter
+        self.clock = clock
+        self.logger = logger
+        self.observe = observe
+        tokens = TokenProvider(
+            tokenURL: configuration.tokenURL, credentials: configuration.credentials, transport: transport,
+            limiter: limiter, clock: clock, logger: logger)
+    }
+
+    public func bookStatus(uuid: BookUUID, priority: RequestPriority) async throws -> BookStatusResult {
+        try await bookStatus(query: "book_uuid=\(uuid)", priority: priority)
+    }
+
+    public func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult {
+        try await bookStatus(query: "pk=\(pk)", priority: priority)
+    }
+
+    private func bookStatus(query: String, priority: RequestPriority) async throws -> BookStatusResult {
+        let response = try await send(path: "/v1/book/status?\(query)", endpoint: "book_status", priority: priority)
+        let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
+        do {
+            return try V1Envelope.bookStatus(httpStatus: response.status, body: response.body, retryAfter: retryAfter)
+        } catch {
+            if error.isRateLimited { limiter.penalize(retryAfter: retryAfter) }
+            throw error
+        }
+    }
+
+    public func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority = .urgent)
+        async throws -> AnalyticsAnswer
+    {
+        let label = "analytics/\(endpoint.rawValue)"
+        let response = try await send(path: endpoint.path(for: uuid), endpoint: label, priority: priority)
+        let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
+        if response.status == 425 { return .notReady(retryAfter: retryAfter) }
+        if let error = V1Envelope.declaredError(
+            httpStatus: response.status, body: response.body, endpoint: label, retryAfter: retryAfter)
+        {
+            if error.code == 9004 { return .notReady(retryAfter: retryAfter) }
+            if error.isRateLimited { limiter.penalize(retryAfter: retryAfter) }
+            throw error
+        }
+        return .ready(response.body)
+    }
+
+    /// Limiter, token, request; on a 401 one token refresh and one more try.
+    private func send(path: String, endpoint: String, priority: RequestPriority) async throws -> IncomingResponse {
+        var refreshed = false
+        while true {
+            let waited = try await limiter.acquire(priority)
+            let token = try await tokens.token()
+            let request = OutgoingRequest(
+                method: "GET", url: configuration.apiBaseURL + path,
+                headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
+                timeout: configuration.requestTimeout)
+            let started = clock.now()
+            let response: IncomingResponse
+            do {
+                response = try await transport.send(request)
+            } catch {
+                observe(RequestRecord(endpoint: endpoint, status: 0, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited))
+                throw OcrolusError(.transient, endpoint: endpoint, message: "request failed: \(error)")
+            }
+            observe(RequestRecord(endpoint: endpoint, status: response.status, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited))
+            if response.status == 401 {
+                await tokens.invalidate(token)
+                if !refreshed {
+                    refreshed = true
+                    logger.info("API answered 401; refreshing the token once", metadata: ["endpoint": "\(endpoint)"])
+                    continue
+                }
+                throw OcrolusError(.unauthorized, endpoint: endpoint, httpStatus: 401, message: "refused a freshly issued token")
+            }
+            return response
+        }
+    }
+}
+
+/// Runs `operation`, retrying transient `OcrolusError`s per `policy` on `clock`.
+public func withRetries<T: Sendable>(
+    policy: RetryPolicy, clock: any WallClock, random: @Sendable () -> Double = { Double.random(in: 0..<1) },
+    _ operation: () async throws -> T
+) async throws -> T {
+    var attempt = 1
+    while true {
+        do {
+            return try await operation()
+        } catch let error as OcrolusError where error.kind == .transient && attempt < policy.maxAttempts {
+            let delay = policy.delay(afterAttempt: attempt, retryAfter: error.retryAfter, unitRandom: random())
+            attempt += 1
+            try await clock.sleep(for: delay)
+        }
+    }
+}

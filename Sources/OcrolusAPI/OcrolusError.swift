@@ -1,0 +1,63 @@
+import Foundation
+
+/// A failed call to Ocrolus, classified for the retry policy and the state machine.
+public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// 5xx, 429, timeout, connection error, an unreadable answer: try again later.
+        case transient
+        /// 404/1401 (Book gone), 403/2102 (no permission), other 4xx: do not retry.
+        case permanent
+        /// 401 after a fresh token, or the token endpoint refusing the credentials.
+        case unauthorized
+    }
+
+    public let kind: Kind
+    /// The endpoint, e.g. `book_status`, `analytics/summary`, `token`.
+    public let endpoint: String
+    public let httpStatus: Int?
+    /// Ocrolus's error `code` from the body (1401, 2102, 9004...).
+    public let code: Int?
+    public let message: String
+    /// A `Retry-After` the answer carried, in seconds from when it was received.
+    public let retryAfter: TimeInterval?
+
+    public init(
+        _ kind: Kind, endpoint: String, httpStatus: Int? = nil, code: Int? = nil, message: String,
+        retryAfter: TimeInterval? = nil
+    ) {
+        self.kind = kind
+        self.endpoint = endpoint
+        self.httpStatus = httpStatus
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public var isRateLimited: Bool { httpStatus == 429 }
+
+    /// Book not found (code 1401 under any HTTP status, or 404).
+    public var isBookGone: Bool { code == 1401 || (httpStatus == 404 && code == nil) }
+
+    public var description: String {
+        var parts = ["\(endpoint):"]
+        if let httpStatus { parts.append("HTTP \(httpStatus)") }
+        if let code { parts.append("code \(code)") }
+        parts.append(message)
+        return parts.joined(separator: " ")
+    }
+
+    /// Classifies a non-success answer.
+    static func classify(endpoint: String, httpStatus: Int, code: Int?, message: String, retryAfter: TimeInterval?)
+        -> OcrolusError
+    {
+        let kind: Kind
+        switch httpStatus {
+        case 429, 408, 500...599: kind = .transient
+        case 401: kind = .unauthorized
+        default:
+            // An error code inside an HTTP 200 body is classified by the code.
+            kind = httpStatus == 200 && code == nil ? .transient : .permanent
+        }
+        return OcrolusError(kind, endpoint: endpoint, httpStatus: httpStatus, code: code, message: message, retryAfter: retryAfter)
+    }
+}

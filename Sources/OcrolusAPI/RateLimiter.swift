@@ -1,0 +1,172 @@
+import Foundation
+import Synchronization
+
+/// Which queue an outgoing call waits in. Urgent calls (analytics, webhook-triggered polls,
+/// tokens) overtake queued background calls (scheduled polls); FIFO within a priority.
+public enum RequestPriority: Int, Sendable, CaseIterable, Comparable {
+    case urgent = 0
+    case background = 1
+
+    public static func < (lhs: RequestPriority, rhs: RequestPriority) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// The one token bucket every outgoing call passes (default 5/s, burst 25).
+///
+/// Invariant: over any run, grants never exceed `rate × elapsed + burst`. The bucket is kept as
+/// GCRA's theoretical arrival time in seconds from the limiter's creation, which is drift-free
+/// (a token bucket in `Date`s accumulates rounding). Only the head waiter (the
+/// oldest of the most urgent queue) sleeps on the clock; the others park until they become head,
+/// so a wake-up never grants out of order. A 429 pauses grants for its `Retry-After` and halves
+/// the rate for `slowdownPeriod`.
+public final class RateLimiter: Sendable {
+    public let rate: Double
+    public let burst: Double
+    public let slowdownPeriod: TimeInterval
+    private let clock: any WallClock
+    private let state: Mutex<State>
+
+    private struct Waiter {
+        let ticket: UInt64
+        var parked: CheckedContinuation<Void, any Error>?
+    }
+
+    private struct State {
+        /// Times are seconds since `origin`: small numbers keep full Double precision.
+        let origin: Date
+        /// GCRA's theoretical arrival time: the bucket is empty until `tat - (burst - 1) / rate`.
+        var tat: Double = 0
+        var pausedUntil: Date?
+        var slowUntil: Date?
+        var queues: [[Waiter]] = Array(repeating: [], count: RequestPriority.allCases.count)
+        var nextTicket: UInt64 = 0
+        var granted: Int = 0
+    }
+
+    private enum Step {
+        case granted(wake: CheckedContinuation<Void, any Error>?)
+        case sleep(until: Date)
+        case park
+    }
+
+    public init(rate: Double = 5, burst: Double = 25, slowdownPeriod: TimeInterval = 60, clock: any WallClock) {
+        self.rate = max(rate, 0.001)
+        self.burst = max(burst, 1)
+        self.slowdownPeriod = slowdownPeriod
+        self.clock = clock
+        state = Mutex(State(origin: clock.now()))
+    }
+
+    /// Calls granted so far.
+    public var grantedCount: Int { state.withLock { $0.granted } }
+
+    /// Calls waiting now, by priority.
+    public var waiting: [RequestPriority: Int] {
+        state.withLock { state in
+            Dictionary(uniqueKeysWithValues: RequestPriority.allCases.map { ($0, state.queues[$0.rawValue].count) })
+        }
+    }
+
+    /// Waits for a token; returns how long the caller waited (seconds of clock time).
+    @discardableResult
+    public func acquire(_ priority: RequestPriority) async throws -> TimeInterval {
+        let started = clock.now()
+        let ticket = state.withLock { state -> UInt64 in
+            state.nextTicket += 1
+            state.queues[priority.rawValue].append(Waiter(ticket: state.nextTicket))
+            return state.nextTicket
+        }
+        while true {
+            let now = clock.now()
+            let step = state.withLock { state in Self.step(&state, ticket: ticket, now: now, rate: rate, burst: burst) }
+            switch step {
+            case .granted(let wake):
+                wake?.resume()
+                return clock.now().timeIntervalSince(started)
+            case .sleep(let deadline):
+                do {
+                    try await clock.sleep(until: deadline)
+                } catch {
+                    leave(ticket)
+                    throw error
+                }
+            case .park:
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                        let resumeNow = state.withLock { state -> Bool in
+                            if Self.isHead(state, ticket) { return true }
+                            for q in state.queues.indices {
+                                if let i = state.queues[q].firstIndex(where: { $0.ticket == ticket }) {
+                                    state.queues[q][i].parked = continuation
+                                    return false
+                                }
+                            }
+                            return true  // already removed (cancelled): let the loop notice
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    leave(ticket)
+                }
+                try Task.checkCancellation()
+            }
+        }
+    }
+
+    /// After a 429: no grants for `retryAfter` (or one token interval), then half rate for a while.
+    public func penalize(retryAfter: TimeInterval?) {
+        let now = clock.now()
+        state.withLock { state in
+            let pause = now.addingTimeInterval(max(retryAfter ?? 0, 1 / rate))
+            state.pausedUntil = max(state.pausedUntil ?? pause, pause)
+            state.slowUntil = now.addingTimeInterval(slowdownPeriod)
+            // The server's bucket is empty: so is ours, from the end of the pause.
+            let resume = pause.timeIntervalSince(state.origin)
+            state.tat = max(state.tat, resume + (burst - 1) * 2 / rate)  // 2: the slowed interval
+        }
+    }
+
+    /// Removes a waiter (cancelled) and wakes whoever becomes head.
+    private func leave(_ ticket: UInt64) {
+        let (own, next) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, CheckedContinuation<Void, any Error>?) in
+            var own: CheckedContinuation<Void, any Error>?
+            for q in state.queues.indices {
+                if let i = state.queues[q].firstIndex(where: { $0.ticket == ticket }) {
+                    own = state.queues[q].remove(at: i).parked
+                }
+            }
+            return (own, Self.takeHeadContinuation(&state))
+        }
+        own?.resume(throwing: CancellationError())
+        next?.resume()
+    }
+
+    private static func isHead(_ state: State, _ ticket: UInt64) -> Bool {
+        state.queues.first(where: { !$0.isEmpty })?.first?.ticket == ticket
+    }
+
+    private static func takeHeadContinuation(_ state: inout State) -> CheckedContinuation<Void, any Error>? {
+        guard let q = state.queues.firstIndex(where: { !$0.isEmpty }) else { return nil }
+        let continuation = state.queues[q][0].parked
+        state.queues[q][0].parked = nil
+        return continuation
+    }
+
+    private static func step(_ state: inout State, ticket: UInt64, now: Date, rate: Double, burst: Double) -> Step {
+        guard isHead(state, ticket) else { return .park }
+        if let paused = state.pausedUntil, now < paused { return .sleep(until: paused) }
+        // Half rate while slowed down after a 429.
+        let slowed = state.slowUntil.map { now < $0 } ?? false
+        let interval = (slowed ? 2 : 1) / rate
+        let t = now.timeIntervalSince(state.origin)
+        let earliest = state.tat - (burst - 1) * interval
+        // A microsecond of slack absorbs Date rounding of the wake-up time; it cannot accumulate,
+        // because `tat` advances from itself, not from `t`, when a grant comes early.
+        guard t >= earliest - 1e-6 else {
+            return .sleep(until: state.origin.addingTimeInterval(max(earliest, t + 0.001)))
+        }
+        state.tat = max(state.tat, t) + interval
+        state.granted += 1
+        if let q = state.queues.firstIndex(where: { !$0.isEmpty }) { state.queues[q].removeFirst() }
+        return .granted(wake: takeHeadContinuation(&state))
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+
+/// OAuth2 client-credentials tokens for the Ocrolus API: cached, refreshed at half their
+/// lifetime (Ocrolus suggests every 12 h for 24 h tokens) and when a 401 says so, with at most one
+/// refresh in flight however many callers wait.
+public actor TokenProvider {
+    public struct Credentials: Sendable, CustomStringConvertible {
+        public var clientID: String
+        public var clientSecret: String
+        public init(clientID: String, clientSecret: String) {
+            self.clientID = clientID
+            self.clientSecret = clientSecret
+        }
+        /// Never prints the secret.
+        public var description: String { "client \(clientID) (secret redacted)" }
+    }
+
+    struct CachedToken: Sendable {
+        var value: String
+        var refreshAt: Date
+        var expiresAt: Date
+    }
+
+    private let tokenURL: String
+    private let credentials: Credentials
+    private let transport: any HTTPTransport
+    private let limiter: RateLimiter?
+    private let clock: any WallClock
+    private let logger: Logger
+    private var cached: CachedToken?
+    private var refreshing: Task<CachedToken, any Error>?
+    /// Tokens fetched so far (for tests and metrics).
+    public private(set) var fetchCount = 0
+
+    public init(
+        tokenURL: String, credentials: Credentials, transport: any HTTPTransport, limiter: RateLimiter?,
+        clock: any WallClock, logger: Logger = Logger(label: "bookwatch.token")
+    ) {
+        self.tokenURL = tokenURL
+        self.credentials = credentials
+        self.transport = transport
+        self.limiter = limiter
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// A valid access token, fetching one when none is cached or the cached one is due for refresh.
+    public func token() async throws -> String {
+        if let cached, clock.now() < cached.refreshAt { return cached.value }
+        return try await refresh().value
+    }
+
+    /// Forgets `token` after the API refused it (401); the next `token()` fetches a new one.
+    public func invalidate(_ token: String) {
+        if cached?.value == token { cached = nil }
+    }
+
+    private func refresh() async throws -> CachedToken {
+        if let refreshing { return try await refreshing.value }
+        let task = Task { try await self.fetch() }
+        refreshing = task
+        do {
+            let token = try await task.value
+            cached = token
+            refreshing = nil
+            return token
+        } catch {
+            refreshing = nil
+            throw error
+        }
+    }
+
+    private func fetch() async throws -> CachedToken {
+        try await limiter?.acquire(.urgent)
+        fetchCount += 1
+        let body: [String: String] = [
+            "grant_type": "client_credentials", "client_id": credentials.clientID, "client_secret": credentials.clientSecret,
+        ]
+        let request = OutgoingRequest(
+            method: "POST", url: tokenURL,
+            headers: [("Content-Type", "application/json"), ("Accept", "application/json")],
+            body: Array(try JSONEncoder().encode(body)), timeout: 30)
+        let response: IncomingResponse
+        do {
+            response = try await transport.send(request)
+        } catch {
+            throw OcrolusError(.transient, endpoint: "token", message: "token request failed: \(error)")
+        }
+        let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
+        switch response.status {
+        case 200:
+            break
+        case 400, 401, 403:
+            let detail = (try? JSONDecoder().decode(TokenError.self, from: Data(response.body)))
+                .map { [$0.error, $0.errorDescription].compactMap { $0 }.joined(separator: ": ") } ?? ""
+            throw OcrolusError(
+                .unauthorized, endpoint: "token", httpStatus: response.status,
+                message: "the token endpoint refused \(credentials)\(detail.isEmpty ? "" : ": \(detail)")")
+        default:
+            if response.status == 429 { limiter?.penalize(retryAfter: retryAfter) }
+            throw OcrolusError.classify(
+                endpoint: "token", httpStatus: response.status, code: nil, message: "token endpoint answered \(response.status)",
+                retryAfter: retryAfter)
+        }
+        guard let answer = try? JSONDecoder().decode(TokenAnswer.self, from: Data(response.body)), !answer.accessToken.isEmpty
+        else {
+            throw OcrolusError(.transient, endpoint: "token", httpStatus: 200, message: "unreadable token answer")
+        }
+        let lifetime = TimeInterval(max(answer.expiresIn ?? 86_400, 1))
+        let now = clock.now()
+        logger.info("obtained API token", metadata: ["expires_in_s": "\(Int(lifetime))"])
+        return CachedToken(
+            value: answer.accessToken, refreshAt: now.addingTimeInterval(lifetime / 2),
+            expiresAt: now.addingTimeInterval(lifetime))
+    }
+
+    struct TokenAnswer: Decodable {
+        var accessToken: String
+        var expiresIn: Int?
+        enum CodingKeys: String, CodingKey {
+            case accessToken = "access_token"
+            case expiresIn = "expires_in"
+        }
+    }
+
+    struct TokenError: Decodable {
+        var error: String?
+        var errorDescription: String?
+        enum CodingKeys: String, CodingKey {
+            case error
+            case errorDescription = "error_description"
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import BookWatchCore
+import Foundation
+
+/// A webhook body decoded into what bookwatch uses: which Book, and a hint for its machine.
+///
+/// One decoder for both flavours: org-level dotted events (`book_uuid`, `doc_uuid`...),
+/// account-level upper-case events (`BOOK_VERIFIED`, `DOC_VERIFIED`, often with only `book_pk`),
+/// and the legacy thin body `{status, uploaded_doc_pk, book_pk}` with no event name at all.
+public struct DecodedWebhook: Sendable, Equatable {
+    public var bookUUID: BookUUID?
+    public var bookPK: Int?
+    /// The event name as sent, or `""` for the thin body.
+    public var eventName: String
+    public var hint: WebhookHint
+
+    /// Decodes a raw body; throws `WebhookPayloadError` for anything that is not a usable delivery.
+    public static func decode(_ body: some Collection<UInt8>) throws(WebhookPayloadError) -> DecodedWebhook {
+        let raw: RawWebhook
+        do {
+            raw = try JSONDecoder().decode(RawWebhook.self, from: Data(body))
+        } catch let error as DecodingError {
+            throw WebhookPayloadError(reason: Self.describe(error))
+        } catch {
+            throw WebhookPayloadError(reason: "body is not JSON")
+        }
+        var bookUUID: BookUUID?
+        if let text = raw.bookUUID ?? raw.uuid {
+            guard let parsed = BookUUID(text) else {
+                throw WebhookPayloadError(reason: "book_uuid '\(text.prefix(64))' is not a uuid")
+            }
+            bookUUID = parsed
+        }
+        let bookPK = raw.bookPK?.value
+        guard bookUUID != nil || bookPK != nil else {
+            throw WebhookPayloadError(reason: "missing book_uuid and book_pk")
+        }
+
+        let eventName = raw.eventName ?? ""
+        let documentUUID = raw.uploadedDocUUID ?? raw.docUUID
+        let documentPK = raw.uploadedDocPK?.value
+        let document = documentUUID != nil || documentPK != nil ? DocumentRef(pk: documentPK, uuid: documentUUID) : nil
+
+        let event: WebhookEvent
+        if raw.eventName == nil || eventName.isEmpty {
+            event = document != nil ? .documentStatus : .unknown("")
+        } else {
+            event = WebhookEvent(name: eventName)
+        }
+        let isBookLevel = eventName.hasPrefix("book.") || eventName.hasPrefix("BOOK_") || (document == nil && raw.eventName == nil)
+        var hint = WebhookHint(event: event, document: document)
+        if let status = raw.status, !status.isEmpty {
+            if isBookLevel {
+                hint.bookStatus = BookStatus(status)
+            } else {
+                hint.documentStatus = DocumentStatus(status)
+            }
+        }
+        hint.listedDocuments = (raw.uploadedDocs ?? []).compactMap { item in
+            guard item.uuid != nil || item.pk?.value != nil else { return nil }
+            return DocumentSnapshot(
+                ref: DocumentRef(pk: item.pk?.value, uuid: item.uuid),
+                status: DocumentStatus(item.status ?? ""))
+        }
+        return DecodedWebhook(bookUUID: bookUUID, bookPK: bookPK, eventName: eventName, hint: hint)
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? "body is not a JSON object" : "\(path) has the wrong type"
+        case .dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? "body is not valid JSON" : "\(path) is invalid"
+        case .keyNotFound(let key, _):
+            return "missing \(key.stringValue)"
+        @unknown default:
+            return "body cannot be decoded"
+        }
+    }
+}
+
+/// Why a webhook body was refused (answered 400).
+public struct WebhookPayloadError: Error, Equatable, CustomStringConvertible {
+    public let reason: String
+    public var description: String { reason }
+}
+
+/// The wire shape: every field optional, unknown fields ignored, wrong types refused.
+struct RawWebhook: Decodable {
+    var eventName: String?
+    var bookUUID: String?
+    var uuid: String?
+    var bookPK: FlexibleInt?
+    var docUUID: String?
+    var uploadedDocUUID: String?
+    var uploadedDocPK: FlexibleInt?
+    var status: String?
+    var uploadedDocs: [RawListedDocument]?
+
+    enum CodingKeys: String, CodingKey {
+        case eventName = "event_name"
+        case bookUUID = "book_uuid"
+        case uuid
+        case bookPK = "book_pk"
+        case docUUID = "doc_uuid"
+        case uploadedDocUUID = "uploaded_doc_uuid"
+        case uploadedDocPK = "uploaded_doc_pk"
+        case status
+        case uploadedDocs = "uploaded_docs"
+    }
+}
+
+struct RawListedDocument: Decodable {
+    var uuid: String?
+    var pk: FlexibleInt?
+    var status: String?
+}
+
+/// An integer that may arrive as a JSON number or a string of digits (seen in legacy payloads).
+struct FlexibleInt: Decodable, Equatable {
+    var value: Int
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            value = number
+        } else if let text = try? container.decode(String.self), let number = Int(text) {
+            value = number
+        } else {
+            throw DecodingError.typeMismatch(
+                Int.self, DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "expected an integer"))
+        }
+    }
+}

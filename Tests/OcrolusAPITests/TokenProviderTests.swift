@@ -1,0 +1,85 @@
+import Foundation
+@testable import OcrolusAPI
+import Synchronization
+import Testing
+
+/// A transport answering token requests, holding each answer until `release()` when gated.
+final class FakeTokenTransport: HTTPTransport {
+    let requests = Mutex<[OutgoingRequest]>([])
+    let status: Int
+    let expiresIn: Int
+    private let gate = Mutex<[CheckedContinuation<Void, Never>]>([])
+    let gated: Bool
+
+    init(status: Int = 200, expiresIn: Int = 3600, gated: Bool = false) {
+        self.status = status
+        self.expiresIn = expiresIn
+        self.gated = gated
+    }
+
+    var pending: Int { gate.withLock { $0.count } }
+
+    func release() {
+        let waiting = gate.withLock { state in defer { state.removeAll() }; return state }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
+        let n = requests.withLock { $0.append(request); return $0.count }
+        if gated { await withCheckedContinuation { continuation in gate.withLock { $0.append(continuation) } } }
+        if status != 200 {
+            return IncomingResponse(status: status, body: Array(#"{"error":"invalid_client","error_description":"bad credentials"}"#.utf8))
+        }
+        return IncomingResponse(status: 200, body: Array(#"{"access_token":"token-\#(n)","token_type":"Bearer","expires_in":\#(expiresIn)}"#.utf8))
+    }
+}
+
+@Suite struct TokenProviderTests {
+    let credentials = TokenProvider.Credentials(clientID: "client-1", clientSecret: "s3cret-value")
+
+    @Test func oneRefreshInFlightHoweverManyCallersWait() async throws {
+        let clock = ManualClock()
+        let transport = FakeTokenTransport(gated: true)
+        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials, transport: transport,
+                                     limiter: nil, clock: clock)
+        let tokens = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<50 { group.addTask { try await provider.token() } }
+            while transport.pending == 0 { await Task.yield() }
+            // Let every caller reach the provider while the one request is held.
+            for _ in 0..<200 { await Task.yield() }
+            transport.release()
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(Set(tokens) == ["token-1"])
+        #expect(transport.requests.withLock { $0.count } == 1)
+        let body = try #require(transport.requests.withLock { $0.first?.body })
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: String])
+        #expect(json == ["grant_type": "client_credentials", "client_id": "client-1", "client_secret": "s3cret-value"])
+    }
+
+    @Test func cachedUntilHalfItsLifetimeThenRefreshed() async throws {
+        let clock = ManualClock()
+        let transport = FakeTokenTransport(expiresIn: 3600)
+        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials, transport: transport,
+                                     limiter: nil, clock: clock)
+        #expect(try await provider.token() == "token-1")
+        clock.advance(by: 1799)
+        #expect(try await provider.token() == "token-1")
+        clock.advance(by: 1)
+        #expect(try await provider.token() == "token-2")
+        await provider.invalidate("token-1")  // stale: no effect
+        #expect(try await provider.token() == "token-2")
+        await provider.invalidate("token-2")
+        #expect(try await provider.token() == "token-3")
+    }
+
+    @Test func refusedCredentialsAreUnauthorizedWithoutTheSecret() async throws {
+        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials,
+                                     transport: FakeTokenTransport(status: 401), limiter: nil, clock: ManualClock())
+        let error = await #expect(throws: OcrolusError.self) { try await provider.token() }
+        #expect(error?.kind == .unauthorized)
+        #expect(error?.description.contains("bad credentials") == true)
+        #expect(error?.description.contains("s3cret-value") == false)
+        #expect(credentials.description.contains("s3cret") == false)
+    }
+}
