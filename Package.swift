@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "BookWatchCore",
                 "OcrolusAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -102,6 +103,7 @@ let package = Package(
             dependencies: [
                 "OcrolusSimulator", "OcrolusAPI", "BookWatchCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: upcoming
         ),

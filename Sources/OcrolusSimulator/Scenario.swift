@@ -1,0 +1,123 @@
+import BookWatchCore
+import Foundation
+
+/// One simulated document and the times its status changes (seconds from the scenario start).
+public struct SimDocument: Sendable {
+    public let pk: Int
+    public let uuid: String
+    public let name: String
+    public let uploadAt: Double
+    public let classifyAt: Double
+    public let finishAt: Double
+    /// `VERIFICATION_COMPLETE`, `REJECTED` or `FAILED`.
+    public let outcome: DocumentStatus
+
+    /// The status at `t`, or nil before the upload.
+    public func status(at t: Double) -> DocumentStatus? {
+        guard t >= uploadAt else { return nil }
+        if t >= finishAt { return outcome }
+        let span = finishAt - uploadAt
+        if t >= uploadAt + 0.7 * span { return .verifying }
+        if t >= classifyAt { return .classified }
+        if t >= uploadAt + 0.1 * span { return .processing }
+        return .uploaded
+    }
+}
+
+/// One simulated Book: its documents, its generations (each VERIFIED episode), and its deletion.
+public struct SimBook: Sendable {
+    public let index: Int
+    public let pk: Int
+    public let uuid: BookUUID
+    public let name: String
+    public let createdAt: Double
+    public let documents: [SimDocument]
+    /// When each generation became VERIFIED, and when its analytics became ready.
+    public let generations: [(verifiedAt: Double, analyticsReadyAt: Double)]
+    public let deletedAt: Double?
+    public let flavour: WebhookFlavour
+    /// How a deleted Book answers a status call: 200 with DELETED, or an error with code 1401.
+    public let deletedAnswersWithStatus: Bool
+
+    public func isDeleted(at t: Double) -> Bool { deletedAt.map { t >= $0 } ?? false }
+
+    /// Documents uploaded by `t`, with their statuses.
+    public func documentStatuses(at t: Double) -> [(SimDocument, DocumentStatus)] {
+        documents.compactMap { document in document.status(at: t).map { (document, $0) } }
+    }
+
+    public func bookStatus(at t: Double) -> BookStatus {
+        if isDeleted(at: t) { return .deleted }
+        let statuses = documentStatuses(at: t)
+        if statuses.isEmpty { return .created }
+        return statuses.allSatisfy({ $0.1.isFinished }) ? .verified : .verifying
+    }
+
+    /// The generation in force at `t` (0 before the first VERIFIED): the number of VERIFIED
+    /// episodes begun by then.
+    public func generation(at t: Double) -> Int {
+        generations.filter { $0.verifiedAt <= t }.count
+    }
+
+    /// Whether analytics answer 200 at `t`: VERIFIED, and the current generation's analytics ready.
+    public func analyticsReady(at t: Double) -> Bool {
+        guard bookStatus(at: t) == .verified else { return false }
+        let g = generation(at: t)
+        guard g > 0 else { return false }
+        return t >= generations[g - 1].analyticsReadyAt
+    }
+
+    /// Generations that finished (became VERIFIED) before the Book was deleted.
+    public var finishedGenerations: Int {
+        generations.filter { generation in deletedAt.map { generation.verifiedAt < $0 } ?? true }.count
+    }
+}
+
+/// A seeded scenario: the same seed always yields the same Books, documents and times.
+public struct Scenario: Sendable {
+    public let books: [SimBook]
+
+    public init(config: SimulationConfig) {
+        var rng = SeededRandom(seed: config.seed)
+        var books: [SimBook] = []
+        var nextDocumentPK = 133_000_000
+        for index in 0..<config.books {
+            let createdAt = rng.uniform(0...max(config.bookSpread, 0))
+            let documentCount = Int(rng.uniform(Double(config.documentsPerBook.lowerBound)...Double(config.documentsPerBook.upperBound) + 0.999))
+            func makeDocument(uploadAt: Double, number: Int) -> SimDocument {
+                nextDocumentPK += 1
+                let duration = rng.uniform(config.processingTime)
+                let roll = rng.unit()
+                let outcome: DocumentStatus =
+                    roll < config.failFraction ? .failed
+                    : roll < config.failFraction + config.rejectFraction ? .rejected : .verificationComplete
+                return SimDocument(
+                    pk: nextDocumentPK, uuid: rng.uuid(), name: "statement-\(number).pdf", uploadAt: uploadAt,
+                    classifyAt: uploadAt + 0.4 * duration, finishAt: uploadAt + duration, outcome: outcome)
+            }
+            var documents = (0..<max(1, documentCount)).map { number in
+                makeDocument(uploadAt: createdAt + rng.uniform(0...60), number: number + 1)
+            }
+            let firstVerified = documents.map(\.finishAt).max() ?? createdAt
+            var generations = [(verifiedAt: firstVerified, analyticsReadyAt: firstVerified + rng.uniform(config.analyticsDelay))]
+            if rng.chance(config.reopenFraction) {
+                let reopenAt = firstVerified + rng.uniform(config.reopenAfter)
+                let added = makeDocument(uploadAt: reopenAt, number: documents.count + 1)
+                documents.append(added)
+                generations.append((verifiedAt: added.finishAt, analyticsReadyAt: added.finishAt + rng.uniform(config.analyticsDelay)))
+            }
+            var deletedAt: Double?
+            if rng.chance(config.deleteFraction) {
+                // Deleted while processing or some time after finishing.
+                deletedAt = createdAt + rng.uniform(60...(firstVerified - createdAt + 1800))
+            }
+            let flavour: WebhookFlavour = config.flavour == .mixed ? (rng.chance(0.5) ? .org : .account) : config.flavour
+            let uuid = BookUUID(rng.uuid()) ?? BookUUID("00000000-0000-4000-8000-000000000000")!  // rng.uuid() is well-formed
+            books.append(SimBook(
+                index: index, pk: 71_400_000 + index, uuid: uuid, name: "Application #\(10_000 + index)",
+                createdAt: createdAt, documents: documents, generations: generations, deletedAt: deletedAt,
+                flavour: flavour, deletedAnswersWithStatus: rng.chance(0.5)))
+        }
+        self.books = books
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// Which webhook payloads the simulated organisation sends.
+public enum WebhookFlavour: String, Sendable, CaseIterable, Codable {
+    /// Organization-level: dotted event names with `book_uuid`.
+    case org
+    /// Account-level (legacy): `DOC_VERIFIED`/`BOOK_VERIFIED` and thin bodies with only pks.
+    case account
+    /// Each Book uses one or the other.
+    case mixed
+}
+
+/// Everything that can go wrong, as fractions in `0...1` (drawn from the seeded generator).
+public struct FaultConfig: Sendable, Codable, Equatable {
+    /// Webhooks never sent at all.
+    public var webhookDrop: Double = 0
+    /// Webhooks sent twice (the second with its own request id).
+    public var webhookDuplicate: Double = 0
+    /// Webhooks held back by up to `maxWebhookDelay`, so they arrive out of order.
+    public var webhookDelay: Double = 0
+    public var maxWebhookDelay: TimeInterval = 300
+    /// API answers replaced by 500/502/503/504.
+    public var api5xx: Double = 0
+    /// API answers replaced by 429.
+    public var api429: Double = 0
+    /// Of the 429s, the fraction that carry `Retry-After` (half of those as an HTTP date).
+    public var retryAfterFraction: Double = 0.5
+    /// Latency added to every API answer in server mode (seconds of real time).
+    public var latency: TimeInterval = 0
+    /// An enforced organisation-wide rate limit answering 429 (nil: none).
+    public var rateLimit: Double? = nil
+    public var rateBurst: Double = 25
+
+    public init() {}
+
+    /// No faults at all.
+    public static var none: FaultConfig { FaultConfig() }
+
+    /// The demo's preset: lossy webhooks, duplicates, reordering, 5xx and 429s.
+    public static var demo: FaultConfig {
+        var faults = FaultConfig()
+        faults.webhookDrop = 0.3
+        faults.webhookDuplicate = 0.2
+        faults.webhookDelay = 0.2
+        faults.api5xx = 0.1
+        faults.api429 = 0.05
+        return faults
+    }
+}
+
+/// The shape of a simulated organisation.
+public struct SimulationConfig: Sendable {
+    public var books: Int = 20
+    public var seed: UInt64 = 1
+    /// Virtual time at which the scenario starts.
+    public var start: Date = Date(timeIntervalSince1970: 1_774_000_000)
+    public var flavour: WebhookFlavour = .org
+    /// Signs deliveries when set (16 to 128 characters).
+    public var webhookSecret: String? = nil
+    /// Send no webhooks at all.
+    public var webhooksEnabled = true
+    public var faults = FaultConfig()
+    /// Books are created at random over this many seconds from the start.
+    public var bookSpread: TimeInterval = 600
+    public var documentsPerBook: ClosedRange<Int> = 1...5
+    /// How long one document takes to process.
+    public var processingTime: ClosedRange<Double> = 60...1800
+    /// From VERIFIED to analytics ready (425 before).
+    public var analyticsDelay: ClosedRange<Double> = 30...300
+    public var rejectFraction = 0.1
+    public var failFraction = 0.03
+    /// Books that get a new document some time after VERIFIED.
+    public var reopenFraction = 0.15
+    public var reopenAfter: ClosedRange<Double> = 300...3600
+    /// Books deleted at some point.
+    public var deleteFraction = 0.05
+    /// Lifetime of issued tokens (virtual seconds).
+    public var tokenLifetime: TimeInterval = 3600
+    /// Credentials the token endpoint accepts (nil: any).
+    public var clientID: String? = nil
+    public var clientSecret: String? = nil
+    /// Delays between a failed delivery and its retries (Ocrolus: about 3 retries over minutes).
+    public var webhookRetryDelays: [TimeInterval] = [30, 120, 300]
+    /// A delivery not answered within this long counts as failed.
+    public var webhookTimeout: TimeInterval = 5
+
+    public init() {}
+}

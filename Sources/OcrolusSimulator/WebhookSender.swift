@@ -1,0 +1,97 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import OcrolusAPI
+
+/// Where simulated webhooks go: an HTTP endpoint, or a closure in tests.
+public protocol WebhookTarget: Sendable {
+    /// Delivers one attempt; returns the HTTP status, or nil when there was no answer in time.
+    func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int?
+}
+
+/// Posts deliveries over HTTP with AsyncHTTPClient, as Ocrolus does (time-out counts as failure).
+public struct HTTPWebhookTarget: WebhookTarget {
+    public let url: String
+    let client: HTTPClient
+    let timeout: TimeInterval
+
+    public init(url: String, client: HTTPClient = .shared, timeout: TimeInterval = 5) {
+        self.url = url
+        self.client = client
+        self.timeout = timeout
+    }
+
+    public func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int? {
+        var request = HTTPClientRequest(url: url ?? self.url)
+        request.method = .POST
+        for (name, value) in delivery.headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: delivery.body))
+        do {
+            let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            return Int(response.status.code)
+        } catch {
+            return nil
+        }
+    }
+}
+
+/// A closure as a target (in-process tests and the demo).
+public struct ClosureWebhookTarget: WebhookTarget {
+    let body: @Sendable (WebhookDelivery) async -> Int?
+    public init(_ body: @escaping @Sendable (WebhookDelivery) async -> Int?) { self.body = body }
+    public func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int? { await body(delivery) }
+}
+
+/// Sends the simulation's due webhooks to a target and records each answer (retries follow).
+public struct WebhookSender: Sendable {
+    public let simulation: OcrolusSimulation
+    public let target: any WebhookTarget
+    let logger: Logger
+
+    public init(simulation: OcrolusSimulation, target: any WebhookTarget, logger: Logger = Logger(label: "ocrolus-sim.webhooks")) {
+        self.simulation = simulation
+        self.target = target
+        self.logger = logger
+    }
+
+    /// Delivers everything due now, concurrently; returns how many attempts were made.
+    @discardableResult
+    public func deliverDue() async -> Int {
+        let due = await simulation.takeDueDeliveries()
+        guard !due.isEmpty else { return 0 }
+        let registrations = Dictionary(uniqueKeysWithValues: await simulation.registeredWebhooks().map { ($0.id, $0.url) })
+        await withTaskGroup(of: Void.self) { group in
+            for delivery in due {
+                group.addTask {
+                    let url = delivery.registrationID.flatMap { registrations[$0] }
+                    let status = await target.deliver(delivery, to: url)
+                    await simulation.recordAnswer(delivery, status: status)
+                }
+            }
+        }
+        return due.count
+    }
+
+    /// Delivers webhooks as their time comes, until cancelled.
+    public func run() async throws {
+        let clock = simulation.clock
+        while !Task.isCancelled {
+            await deliverDue()
+            let now = clock.now()
+            let next = await simulation.nextWebhookDueAt() ?? now.addingTimeInterval(1)
+            try await clock.sleep(until: min(max(next, now), now.addingTimeInterval(1)))
+        }
+    }
+}
+
+/// The simulator as an `HTTPTransport`, without sockets: the client talks to it in-process.
+public struct SimulatorTransport: HTTPTransport {
+    public let simulation: OcrolusSimulation
+    public init(simulation: OcrolusSimulation) { self.simulation = simulation }
+    public func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
+        await simulation.handle(request)
+    }
+}
