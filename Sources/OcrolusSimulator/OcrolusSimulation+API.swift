@@ -109,7 +109,8 @@ extension OcrolusSimulation {
             return Self.json(400, ["status": 400, "code": 1103, "message": "Missing pk or book_uuid", "response": NSNull()])
         }
         let now = t
-        guard let index, now >= scenario.books[index].createdAt else { return bookNotFound(httpStatus: 404) }
+        // Every Book exists from the start (CREATED until its first document arrives).
+        guard let index else { return bookNotFound(httpStatus: 404) }
         let book = scenario.books[index]
         counters.statusCalls += 1
         counters.statusCallsByBook[book.uuid.rawValue, default: 0] += 1
@@ -154,7 +155,7 @@ extension OcrolusSimulation {
 
     func analytics(_ book: SimBook, _ endpoint: AnalyticsEndpoint) -> IncomingResponse {
         let now = t
-        if book.isDeleted(at: now) || now < book.createdAt { return bookNotFound(httpStatus: 404) }
+        if book.isDeleted(at: now) { return bookNotFound(httpStatus: 404) }
         guard book.analyticsReady(at: now) else {
             counters.analyticsNotReady += 1
             return Self.json(425, ["status": 425, "code": 9004, "message": "Analytics are still being processed, please check back momentarily"])

@@ -115,7 +115,7 @@ extension OcrolusSimulation {
         let secret = delivery.registrationID.flatMap { registrations[$0]?.secret } ?? config.webhookSecret
         headers.append(("Webhook-Request-Id", delivery.requestID))
         if let secret {
-            let timestamp = String(Int(clock.now().timeIntervalSince1970))
+            let timestamp = String(Int(timestampClock.now().timeIntervalSince1970))
             headers.append(("Webhook-Timestamp", timestamp))
             headers.append(("Webhook-Signature", WebhookVerifier.sign(
                 body: delivery.body, timestamp: timestamp, requestID: delivery.requestID, secret: secret)))

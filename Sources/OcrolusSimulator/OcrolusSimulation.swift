@@ -10,6 +10,9 @@ import OcrolusAPI
 public actor OcrolusSimulation {
     public nonisolated let config: SimulationConfig
     public nonisolated let clock: any WallClock
+    /// Stamps `Webhook-Timestamp`: the real clock in server mode (a sped-up scenario clock would
+    /// put stamps outside any receiver's tolerance); the scenario clock in virtual runs.
+    public nonisolated let timestampClock: any WallClock
     public nonisolated let scenario: Scenario
     let booksByUUID: [BookUUID: Int]
     let booksByPK: [Int: Int]
@@ -29,9 +32,10 @@ public actor OcrolusSimulation {
     var registrations: [Int: WebhookRegistration] = [:]
     var nextRegistrationID = 1
 
-    public init(config: SimulationConfig, clock: any WallClock) {
+    public init(config: SimulationConfig, clock: any WallClock, timestampClock: (any WallClock)? = nil) {
         self.config = config
         self.clock = clock
+        self.timestampClock = timestampClock ?? clock
         scenario = Scenario(config: config)
         booksByUUID = Dictionary(uniqueKeysWithValues: scenario.books.map { ($0.uuid, $0.index) })
         booksByPK = Dictionary(uniqueKeysWithValues: scenario.books.map { ($0.pk, $0.index) })

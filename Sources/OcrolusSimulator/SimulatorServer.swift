@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import OcrolusAPI
+import ServiceLifecycle
 
 /// The simulator behind a Hummingbird router: every path goes to `OcrolusSimulation.handle`.
 public enum SimulatorServer {
@@ -36,11 +37,14 @@ public enum SimulatorServer {
     /// An application listening on `host:port`.
     public static func application(
         simulation: OcrolusSimulation, host: String, port: Int, latency: TimeInterval = 0,
-        logger: Logger = Logger(label: "ocrolus-sim")
+        services: [any Service] = [], logger: Logger = Logger(label: "ocrolus-sim"),
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
             router: router(simulation: simulation, latency: latency),
             configuration: .init(address: .hostname(host, port: port), serverName: "ocrolus-simulator"),
+            services: services,
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
             logger: logger)
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import OcrolusAPI
+import ServiceLifecycle
 
 /// Where simulated webhooks go: an HTTP endpoint, or a closure in tests.
 public protocol WebhookTarget: Sendable {
@@ -46,7 +47,7 @@ public struct ClosureWebhookTarget: WebhookTarget {
 }
 
 /// Sends the simulation's due webhooks to a target and records each answer (retries follow).
-public struct WebhookSender: Sendable {
+public struct WebhookSender: Service {
     public let simulation: OcrolusSimulation
     public let target: any WebhookTarget
     let logger: Logger
@@ -75,14 +76,16 @@ public struct WebhookSender: Sendable {
         return due.count
     }
 
-    /// Delivers webhooks as their time comes, until cancelled.
+    /// Delivers webhooks as their time comes, until cancelled or shut down gracefully.
     public func run() async throws {
         let clock = simulation.clock
-        while !Task.isCancelled {
-            await deliverDue()
-            let now = clock.now()
-            let next = await simulation.nextWebhookDueAt() ?? now.addingTimeInterval(1)
-            try await clock.sleep(until: min(max(next, now), now.addingTimeInterval(1)))
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await deliverDue()
+                let now = clock.now()
+                let next = await simulation.nextWebhookDueAt() ?? now.addingTimeInterval(1)
+                try await clock.sleep(until: min(max(next, now), now.addingTimeInterval(1)))
+            }
         }
     }
 }

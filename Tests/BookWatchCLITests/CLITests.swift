@@ -62,6 +62,11 @@ import Testing
         (["track"], "uuid"),
         (["untrack", "xyz"], "xyz"),
         (["status", "nope"], "nope"),
+        (["simulate", "--drop", "2"], "--drop"),
+        (["simulate", "--webhook-secret", "short"], "--webhook-secret"),
+        (["simulate", "--flavour", "weird"], "weird"),
+        (["simulate", "--port", "70000"], "--port"),
+        (["simulate", "--webhook-url", "not a url"], "--webhook-url"),
     ])
     func usageErrorsExitTwoNamingTheProblem(arguments: [String], named: String) async throws {
         let cli = try CLIHarness()
