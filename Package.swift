@@ -63,12 +63,26 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "BookWatchService",
+            dependencies: [
+                "BookWatchCore",
+                "BookWatchStore",
+                "OcrolusAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "BookWatchCLI",
             dependencies: [
                 "BookWatchCore",
                 "BookWatchStore",
                 "OcrolusAPI",
                 "OcrolusSimulator",
+                "BookWatchService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,6 +111,17 @@ let package = Package(
         .testTarget(
             name: "BookWatchCLITests",
             dependencies: ["BookWatchCLI", "BookWatchStore", "BookWatchCore"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "BookWatchServiceTests",
+            dependencies: [
+                "BookWatchService", "BookWatchStore", "BookWatchCore", "OcrolusAPI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("webhook-signatures.json")],
             swiftSettings: upcoming
         ),
         .testTarget(

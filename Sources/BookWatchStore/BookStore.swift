@@ -24,6 +24,12 @@ public protocol BookStore: Sendable {
     /// Appends a webhook delivery to the inbox; `.duplicate` when its request id is already there.
     func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome
 
+    /// Appends several deliveries in one transaction (group commit); one outcome each, in order.
+    func appendToInbox(batch: [InboxDelivery]) async throws -> [InboxAppendOutcome]
+
+    /// Performs a tiny durable write; throws when the database cannot be written.
+    func probeWritable(at now: Date) async throws
+
     /// Stores one endpoint's analytics result; a second one for the same
     /// (book, generation, endpoint) throws a `StoreError` of kind `.duplicate`.
     func storeAnalyticsResult(_ result: AnalyticsResult) async throws

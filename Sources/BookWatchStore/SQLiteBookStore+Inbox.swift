@@ -4,19 +4,38 @@ import GRDB
 
 extension SQLiteBookStore {
     public func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
-        try await write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(request_id) DO NOTHING
-                    """,
-                arguments: [
+        try await appendToInbox(batch: [delivery])[0]
+    }
+
+    public func appendToInbox(batch: [InboxDelivery]) async throws -> [InboxAppendOutcome] {
+        guard !batch.isEmpty else { return [] }
+        return try await write { db in
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(request_id) DO NOTHING
+                """)
+            return try batch.map { delivery in
+                try insert.execute(arguments: [
                     delivery.requestID, delivery.receivedAt.storageMillis, delivery.bookUUID?.rawValue,
                     delivery.bookPK, delivery.event, Data(delivery.body), delivery.remoteAddress,
                 ])
-            return db.changesCount == 0 ? .duplicate : .stored(id: db.lastInsertedRowID)
+                return db.changesCount == 0 ? .duplicate : .stored(id: db.lastInsertedRowID)
+            }
         }
+    }
+
+    public func probeWritable(at now: Date) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT INTO service_health (id, checked_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
+                arguments: [now.storageMillis])
+        }
+    }
+
+    /// How many deliveries are stored in all (tests and metrics).
+    public func inboxCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox") ?? 0 }
     }
 
     /// Deliveries not yet processed, oldest first.

@@ -81,6 +81,10 @@ extension SQLiteBookStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2-service-health") { db in
+            // One row, rewritten by readiness probes to prove the database takes writes.
+            try db.execute(sql: "CREATE TABLE service_health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL)")
+        }
         return migrator
     }
 }

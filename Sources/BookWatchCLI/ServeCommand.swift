@@ -1,0 +1,81 @@
+import ArgumentParser
+import BookWatchService
+import BookWatchStore
+import Foundation
+import Hummingbird
+import Logging
+import OcrolusAPI
+import ServiceLifecycle
+
+/// `bookwatch serve`: the long-running service.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the service: webhook ingress (POST /webhooks/ocrolus), /healthz, /readyz, /books/{uuid}.",
+        discussion: """
+            Environment: BOOKWATCH_HOST, BOOKWATCH_PORT, BOOKWATCH_DATABASE, BOOKWATCH_WEBHOOK_SECRET (comma-separated \
+            for rotation; or BOOKWATCH_WEBHOOK_SECRET_FILE), BOOKWATCH_WEBHOOK_ALLOW (CIDRs), BOOKWATCH_TRUSTED_PROXIES, \
+            BOOKWATCH_WEBHOOK_BASIC_AUTH (user:password), BOOKWATCH_WEBHOOK_MAX_BYTES, BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS. \
+            Flags override the environment. SIGTERM or SIGINT shut down gracefully.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Address to listen on (env BOOKWATCH_HOST; default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (env BOOKWATCH_PORT; default 8080).") var port: Int?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
+    }
+
+    func run() async throws {
+        let context = CLIContext.current
+        let settings: IngressSettings
+        let verifier: WebhookVerifier?
+        do {
+            settings = try IngressSettings.resolve(environment: context.environment, host: host, port: port)
+            verifier = try settings.verifier()
+            try settings.checkPortFree()
+        } catch {
+            throw CLIError.usage(error.description)
+        }
+        let (path, setting) = database.resolvedPath(context)
+        let store: SQLiteBookStore
+        do {
+            store = try SQLiteBookStore(path: path, busyTimeout: 2)
+        } catch {
+            throw CLIError.opening(error, setting: setting)
+        }
+
+        var logger = Logger(label: "bookwatch")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.info("starting bookwatch serve", metadata: [
+            "config": "\(settings.redactedSummary) database=\(path)",
+        ])
+        if settings.allow.isEmpty && verifier == nil && settings.basicCredentials == nil {
+            logger.warning("webhooks are accepted from any source without a signature: set BOOKWATCH_WEBHOOK_SECRET or BOOKWATCH_WEBHOOK_ALLOW")
+        }
+        let clock = SystemClock()
+        let health = ServiceHealth()
+        let writer = InboxWriter(store: store, health: health, logger: logger)
+        let probe = DatabaseProbe(store: store, health: health, clock: clock, logger: logger)
+        await probe.probe()
+        let ingress = WebhookIngress(
+            bodyLimit: settings.bodyLimit, access: settings.accessPolicy, verifier: verifier, writer: writer, health: health,
+            clock: clock, logger: logger)
+        let app = Application(
+            router: BookWatchRoutes.router(ingress: ingress, store: store, health: health),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
+            services: [writer, probe],
+            logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            try? store.close()
+            throw CLIError.runtime("serve stopped: \(error)")
+        }
+        try store.close()
+        logger.info("bookwatch serve stopped cleanly")
+    }
+}

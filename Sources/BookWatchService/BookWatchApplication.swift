@@ -1,0 +1,47 @@
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import OcrolusAPI
+
+/// The HTTP side of `serve`: webhooks, health, readiness and one Book's JSON.
+public enum BookWatchRoutes {
+    public static func router(ingress: WebhookIngress, store: any BookStore, health: ServiceHealth)
+        -> Router<IngressRequestContext>
+    {
+        let router = Router(context: IngressRequestContext.self)
+        router.post("/webhooks/ocrolus") { request, context in await ingress.handle(request, context: context) }
+        router.get("/healthz") { _, _ in WebhookIngress.json(.ok, ["status": "ok"]) }
+        router.get("/readyz") { _, _ in readiness(health) }
+        router.get("/books/:uuid") { _, context in
+            guard let text = context.parameters.get("uuid"), let uuid = BookUUID(text) else {
+                return WebhookIngress.json(.badRequest, ["status": "error", "error": "not a uuid"])
+            }
+            do {
+                guard let record = try await store.book(uuid) else {
+                    return WebhookIngress.json(.notFound, ["status": "error", "error": "book \(uuid) is not tracked"])
+                }
+                let data = try BookStatusEntry(record).jsonData(pretty: false)
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+            } catch {
+                return WebhookIngress.json(.serviceUnavailable, ["status": "error", "error": "database unavailable"])
+            }
+        }
+        return router
+    }
+
+    static func readiness(_ health: ServiceHealth) -> Response {
+        let snapshot = health.snapshot
+        var detail: [String: String] = [
+            "status": snapshot.databaseWritable ? "ready" : "not ready",
+            "database": snapshot.databaseWritable ? "writable" : "unwritable",
+        ]
+        if let error = snapshot.databaseError { detail["database_error"] = error }
+        detail["last_webhook_at"] = snapshot.lastWebhookAt.map(BookStatusEntry.rfc3339) ?? "never"
+        return WebhookIngress.json(snapshot.databaseWritable ? .ok : .serviceUnavailable, detail)
+    }
+}

@@ -1,0 +1,109 @@
+import BookWatchStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Group commit for the webhook inbox: deliveries that arrive while a transaction is being written
+/// wait and go into the next one together, so `synchronous=FULL` costs one disk flush per batch
+/// rather than per request. Each caller gets its own outcome only after its batch has committed.
+public final class InboxWriter: Service {
+    struct Pending {
+        let delivery: InboxDelivery
+        let continuation: CheckedContinuation<InboxAppendOutcome, any Error>
+    }
+
+    struct State {
+        var pending: [Pending] = []
+        var wakeUp: CheckedContinuation<Void, Never>?
+        var closed = false
+    }
+
+    /// The writer stopped taking deliveries (shutting down).
+    public struct Closed: Error, CustomStringConvertible {
+        public var description: String { "the inbox writer is shutting down" }
+    }
+
+    private let store: any BookStore
+    private let health: ServiceHealth
+    private let logger: Logger
+    private let maxBatch: Int
+    private let state = Mutex(State())
+    /// Transactions written so far (for tests and benchmarks).
+    public let batches = Atomic<Int>(0)
+
+    public init(store: any BookStore, health: ServiceHealth, logger: Logger, maxBatch: Int = 512) {
+        self.store = store
+        self.health = health
+        self.logger = logger
+        self.maxBatch = maxBatch
+    }
+
+    /// Stores one delivery durably; returns once its transaction has committed.
+    public func append(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let (accepted, wake) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+                guard !state.closed else { return (false, nil) }
+                state.pending.append(Pending(delivery: delivery, continuation: continuation))
+                defer { state.wakeUp = nil }
+                return (true, state.wakeUp)
+            }
+            if accepted { wake?.resume() } else { continuation.resume(throwing: Closed()) }
+        }
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await writeLoop()
+        } onGracefulShutdown: {
+            self.close()
+        }
+    }
+
+    /// Stops taking deliveries; those already queued are still written.
+    public func close() {
+        let wake = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.closed = true
+            defer { state.wakeUp = nil }
+            return state.wakeUp
+        }
+        wake?.resume()
+    }
+
+    private func writeLoop() async {
+        while true {
+            let (batch, closed) = state.withLock { state -> ([Pending], Bool) in
+                let count = min(state.pending.count, maxBatch)
+                let batch = Array(state.pending.prefix(count))
+                state.pending.removeFirst(count)
+                return (batch, state.closed)
+            }
+            if batch.isEmpty {
+                if closed { return }
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if !state.pending.isEmpty || state.closed { return true }
+                        state.wakeUp = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+                continue
+            }
+            await write(batch)
+        }
+    }
+
+    private func write(_ batch: [Pending]) async {
+        do {
+            let outcomes = try await store.appendToInbox(batch: batch.map(\.delivery))
+            batches.add(1, ordering: .relaxed)
+            if !health.isReady { health.databaseRecovered() }
+            for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }
+        } catch {
+            if health.isReady { logger.error("inbox write failed; answering 503", metadata: ["error": "\(error)", "batch": "\(batch.count)"]) }
+            health.databaseFailed(error)
+            for pending in batch { pending.continuation.resume(throwing: error) }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import ServiceLifecycle
+import Synchronization
+
+/// What `/readyz` reports: whether the database takes writes (and, later, tokens and webhooks).
+public final class ServiceHealth: Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        public var databaseWritable: Bool
+        public var databaseError: String?
+        public var lastWebhookAt: Date?
+    }
+
+    private let state = Mutex(Snapshot(databaseWritable: true, databaseError: nil, lastWebhookAt: nil))
+
+    public init() {}
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+    public var isReady: Bool { snapshot.databaseWritable }
+
+    public func databaseFailed(_ error: any Error) {
+        state.withLock {
+            $0.databaseWritable = false
+            $0.databaseError = String(describing: error)
+        }
+    }
+
+    public func databaseRecovered() {
+        state.withLock {
+            $0.databaseWritable = true
+            $0.databaseError = nil
+        }
+    }
+
+    public func webhookReceived(at date: Date) { state.withLock { $0.lastWebhookAt = date } }
+}
+
+/// While the database is unwritable, tries a tiny write every `interval` and flips readiness back
+/// when it succeeds (a load balancer that stopped sending webhooks would otherwise never let it
+/// recover).
+public struct DatabaseProbe: Service {
+    let store: any BookStore
+    let health: ServiceHealth
+    let clock: any WallClock
+    let interval: TimeInterval
+    let logger: Logger
+
+    public init(store: any BookStore, health: ServiceHealth, clock: any WallClock, interval: TimeInterval = 5, logger: Logger) {
+        self.store = store
+        self.health = health
+        self.clock = clock
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// One probe: write, and record the result.
+    public func probe() async {
+        do {
+            try await store.probeWritable(at: clock.now())
+            if !health.isReady {
+                health.databaseRecovered()
+                logger.notice("database writable again; ready")
+            }
+        } catch {
+            if health.isReady { logger.error("database not writable; not ready", metadata: ["error": "\(error)"]) }
+            health.databaseFailed(error)
+        }
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                if !health.isReady { await probe() }
+                try await clock.sleep(for: interval)
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import OcrolusAPI
+import Testing
+
+/// Every row of the answers table in architecture.md, through the router.
+@Suite struct WebhookAnswersTests {
+    let body = IngressHarness.documentEvent
+
+    @Test func validIsStoredAndAcceptedAndADuplicateRequestIDIsNot() async throws {
+        let h = try IngressHarness()
+        try await h.application().test(.router) { client in
+            let headers = h.signedHeaders(body, requestID: "req-1")
+            let first = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body))
+            #expect(first.status == .ok)
+            #expect(first.json == ["status": "accepted"])
+            let again = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body))
+            #expect(again.status == .ok)
+            #expect(again.json == ["status": "duplicate"])
+        }
+        let stored = try await h.store.pendingInbox(limit: 10)
+        #expect(stored.count == 1)
+        #expect(stored.first?.delivery.requestID == "req-1")
+        #expect(stored.first?.delivery.body == Array(body.utf8))
+        #expect(stored.first?.delivery.bookUUID == BookUUID("09c52985-2f05-4022-a738-9277cc335c7e"))
+    }
+
+    @Test func unknownEventsAndUnknownBooksAreStored() async throws {
+        let h = try IngressHarness()
+        let unknown = #"{"event_name":"book.teleported","book_uuid":"11111111-2222-4333-8444-555555555555"}"#
+        try await h.application().test(.router) { client in
+            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(unknown), body: ByteBuffer(string: unknown))
+            #expect(answer.status == .ok)
+            #expect(answer.json == ["status": "accepted"])
+        }
+        #expect(try await h.store.inboxCount() == 1)
+    }
+
+    @Test(arguments: [
+        ("not json", "not valid JSON"),
+        (#"{"event_name":"book.verified"}"#, "missing book_uuid and book_pk"),
+        (#"{"book_pk":"x1"}"#, "book_pk has the wrong type"),
+        (#"{"book_uuid":"nope"}"#, "is not a uuid"),
+    ])
+    func malformedIs400WithAReason(payload: String, reason: String) async throws {
+        let h = try IngressHarness()
+        try await h.application().test(.router) { client in
+            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(payload), body: ByteBuffer(string: payload))
+            #expect(answer.status == .badRequest)
+            #expect(answer.json["error"]?.contains(reason) == true)
+        }
+        #expect(try await h.store.inboxCount() == 0)
+    }
+
+    @Test func badMissingOrStaleSignaturesAre401() async throws {
+        let h = try IngressHarness()
+        try await h.application().test(.router) { client in
+            var wrong = h.signedHeaders(body, secret: "another-secret-0123456789")
+            let bad = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: wrong, body: ByteBuffer(string: body))
+            #expect(bad.status == .unauthorized)
+            #expect(bad.json["error"] == "Webhook-Signature does not match")
+            #expect(!(bad.json["error"] ?? "").contains(IngressHarness.secret))
+            wrong = [.contentType: "application/json"]
+            let missing = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: wrong, body: ByteBuffer(string: body))
+            #expect(missing.status == .unauthorized)
+            let stale = h.signedHeaders(body, timestamp: h.clock.now().addingTimeInterval(-301))
+            let old = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: stale, body: ByteBuffer(string: body))
+            #expect(old.status == .unauthorized)
+            #expect(old.json["error"]?.contains("outside the tolerance") == true)
+            let future = h.signedHeaders(body, timestamp: h.clock.now().addingTimeInterval(301))
+            #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: future, body: ByteBuffer(string: body)).status == .unauthorized)
+            // A body changed after signing.
+            let tampered = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body),
+                                                    body: ByteBuffer(string: body.replacingOccurrences(of: "71400892", with: "71400893")))
+            #expect(tampered.status == .unauthorized)
+        }
+        #expect(try await h.store.inboxCount() == 0)
+    }
+
+    @Test func everySignatureVectorThroughTheRoute() async throws {
+        let url = try #require(Bundle.module.url(forResource: "webhook-signatures", withExtension: "json"))
+        let vectors = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        for (group, expected) in [("valid", HTTPResponse.Status.ok), ("valid_variants", .ok), ("invalid", .unauthorized)] {
+            for vector in try #require(vectors[group] as? [[String: String]]) {
+                let secret = try #require(vector["secret"]), stamp = try #require(vector["timestamp"])
+                let h = try IngressHarness(secrets: [secret], now: Date(timeIntervalSince1970: try #require(TimeInterval(stamp))))
+                var headers: HTTPFields = [.contentType: "application/json"]
+                headers[HTTPField.Name("Webhook-Timestamp")!] = stamp
+                headers[HTTPField.Name("Webhook-Request-Id")!] = vector["request_id"]
+                headers[HTTPField.Name("Webhook-Signature")!] = vector["signature"]
+                let fields = headers
+                try await h.application().test(.router) { client in
+                    let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: fields,
+                                                          body: ByteBuffer(string: try #require(vector["body"])))
+                    #expect(answer.status == expected, "\(group): \(vector["why"] ?? vector["request_id"] ?? "")")
+                }
+            }
+        }
+    }
+
+    @Test func basicCredentialsAreChecked() async throws {
+        let h = try IngressHarness(secrets: [], access: WebhookAccessPolicy(basicCredentials: "ocrolus:s3cret-pass"))
+        try await h.application().test(.router) { client in
+            var headers: HTTPFields = [.contentType: "application/json"]
+            let none = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body))
+            #expect(none.status == .unauthorized)
+            #expect(none.headers[.wwwAuthenticate] != nil)
+            headers[.authorization] = "Basic " + Data("ocrolus:wrong".utf8).base64EncodedString()
+            #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).status == .unauthorized)
+            headers[.authorization] = "Basic " + Data("ocrolus:s3cret-pass".utf8).base64EncodedString()
+            #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).status == .ok)
+        }
+    }
+
+    @Test func sourceNotAllowedIs403() async throws {
+        let h = try IngressHarness(access: WebhookAccessPolicy(allow: [CIDR("18.205.30.63/32")!]))
+        try await h.application().test(.router) { client in
+            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body), body: ByteBuffer(string: body))
+            #expect(answer.status == .forbidden)
+            #expect(answer.json["error"]?.contains("not allowed") == true)
+        }
+        #expect(try await h.store.inboxCount() == 0)
+    }
+
+    @Test func bodyOverTheLimitIs413() async throws {
+        let h = try IngressHarness(bodyLimit: 256)
+        let big = #"{"book_pk":1,"pad":""# + String(repeating: "x", count: 300) + #""}"#
+        try await h.application().test(.router) { client in
+            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(big), body: ByteBuffer(string: big))
+            #expect(answer.status == .contentTooLarge)
+            // Just under the limit is fine.
+            let small = #"{"book_pk":1}"#
+            #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(small), body: ByteBuffer(string: small)).status == .ok)
+        }
+        #expect(try await h.store.inboxCount() == 1)
+    }
+
+    @Test func healthAndReadiness() async throws {
+        let h = try IngressHarness()
+        try await h.application().test(.router) { client in
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .ok)
+            #expect(ready.json["database"] == "writable")
+            #expect(try await client.execute(uri: "/books/09c52985-2f05-4022-a738-9277cc335c7e", method: .get).status == .notFound)
+            #expect(try await client.execute(uri: "/books/nope", method: .get).status == .badRequest)
+        }
+    }
+}
