@@ -57,6 +57,12 @@ public final class SQLiteBookStore: BookStore {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
+    /// Turns SQLite's `query_only` on or off on the writer connection: while on, every write fails
+    /// with SQLITE_READONLY, exactly as on a read-only disk (used by tests and maintenance).
+    public func setWriterQueryOnly(_ on: Bool) throws {
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = \(on ? "ON" : "OFF")") }
+    }
+
     /// The journal mode as SQLite reports it ("wal").
     public func journalMode() throws -> String {
         try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }

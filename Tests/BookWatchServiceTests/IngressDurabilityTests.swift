@@ -1,0 +1,204 @@
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import OcrolusAPI
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+@Suite struct IngressDurabilityTests {
+    let body = IngressHarness.documentEvent
+
+    @Test func aThousandConcurrentDeliveriesAreStoredExactlyOnceInSharedTransactions() async throws {
+        let h = try IngressHarness()
+        try await h.application().test(.router) { client in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for index in 0..<1000 {
+                    let headers = h.signedHeaders(body, requestID: "req-\(index % 1000)")
+                    group.addTask {
+                        try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).status
+                    }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == .ok })
+        }
+        let stored = try await h.store.pendingInbox(limit: 2000)
+        #expect(stored.count == 1000)
+        #expect(Set(stored.compactMap(\.delivery.requestID)).count == 1000)
+        let batches = h.writer.batches.load(ordering: .relaxed)
+        #expect(batches < 1000)
+        print("ingress: 1000 concurrent deliveries stored in \(batches) transactions")
+    }
+
+    @Test func concurrentDuplicatesOfOneRequestIDStoreOneRow() async throws {
+        let h = try IngressHarness()
+        let headers = h.signedHeaders(body, requestID: "same-id")
+        try await h.application().test(.router) { client in
+            let answers = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).json["status"] ?? ""
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(answers.filter { $0 == "accepted" }.count == 1)
+            #expect(answers.filter { $0 == "duplicate" }.count == 49)
+        }
+        #expect(try await h.store.inboxCount() == 1)
+    }
+
+    /// Delivers "before", breaks the database, expects 503 and readiness false for "during",
+    /// repairs it, expects the probe to restore readiness and Ocrolus's retry of "during" to be stored.
+    func unwritableScenario(_ h: IngressHarness, break breakIt: @escaping @Sendable () throws -> Void,
+                            repair: @escaping @Sendable () throws -> Void) async throws {
+        let probe = DatabaseProbe(store: h.store, health: h.health, clock: h.clock, logger: Logger(label: "test"))
+        try await h.application().test(.router) { client in
+            let first = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body, requestID: "before"),
+                                                 body: ByteBuffer(string: body))
+            #expect(first.status == .ok)
+            try breakIt()
+            let refused = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body, requestID: "during"),
+                                                   body: ByteBuffer(string: body))
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.headers[.retryAfter] == "5")
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+            #expect(ready.json["database"] == "unwritable")
+            await probe.probe()
+            #expect(!h.health.isReady)
+            try repair()
+            await probe.probe()
+            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
+            let retried = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body, requestID: "during"),
+                                                   body: ByteBuffer(string: body))
+            #expect(retried.status == .ok)
+        }
+        let ids = try await h.store.pendingInbox(limit: 10).compactMap(\.delivery.requestID)
+        #expect(ids == ["before", "during"])
+    }
+
+    @Test func aReadOnlyDatabaseAnswers503AndLosesNothingThenRecovers() async throws {
+        let h = try IngressHarness()
+        try await unwritableScenario(h, break: { try h.store.setWriterQueryOnly(true) }, repair: { try h.store.setWriterQueryOnly(false) })
+    }
+
+    @Test func aFullDiskAnswers503AndLosesNothingThenRecovers() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-full-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try #require(Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", base]),
+                     "needs root to mount a small tmpfs (CI and this sandbox run as root)")
+        defer { _ = Shell.run("/bin/umount", ["-l", base]) }
+        let h = try IngressHarness(directory: base)
+        let filler = base + "/filler"
+        try await unwritableScenario(h, break: {
+            _ = Shell.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "count=1000"])  // fills the 4 MiB disk
+        }, repair: { try FileManager.default.removeItem(atPath: filler) })
+        try h.store.close()
+    }
+
+    @Test func liveSocketAllowlistAndTrustedProxies() async throws {
+        let allowOnlyProxied = WebhookAccessPolicy(allow: [CIDR("18.205.30.63")!], trustedProxies: [CIDR("127.0.0.0/8")!])
+        let h = try IngressHarness(access: allowOnlyProxied)
+        try await h.application().test(.live) { client in
+            // Straight from 127.0.0.1: a trusted proxy, but without X-Forwarded-For the client is the proxy itself.
+            let direct = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body), body: ByteBuffer(string: body))
+            #expect(direct.status == .forbidden)
+            var forwarded = h.signedHeaders(body)
+            forwarded[HTTPField.Name("X-Forwarded-For")!] = "203.0.113.9, 18.205.30.63"
+            let viaProxy = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forwarded, body: ByteBuffer(string: body))
+            #expect(viaProxy.status == .ok)
+            forwarded = h.signedHeaders(body)
+            forwarded[HTTPField.Name("X-Forwarded-For")!] = "18.205.30.63, 203.0.113.9"
+            let spoofed = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forwarded, body: ByteBuffer(string: body))
+            #expect(spoofed.status == .forbidden)
+        }
+        let untrusting = try IngressHarness(access: WebhookAccessPolicy(allow: [CIDR("18.205.30.63")!]))
+        try await untrusting.application().test(.live) { client in
+            var forwarded = untrusting.signedHeaders(body)
+            forwarded[HTTPField.Name("X-Forwarded-For")!] = "18.205.30.63"
+            let status = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forwarded, body: ByteBuffer(string: body)).status
+            #expect(status == .forbidden)
+        }
+        let open = try IngressHarness(access: WebhookAccessPolicy(allow: [CIDR("::1")!, CIDR("127.0.0.1/32")!]))
+        try await open.application().test(.live) { client in
+            let status = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: open.signedHeaders(body), body: ByteBuffer(string: body)).status
+            #expect(status == .ok)
+        }
+    }
+
+    @Test func gracefulShutdownWhileDeliveriesAreInFlightLosesNoneThatGot200() async throws {
+        let h = try IngressHarness()
+        let accepted = Box<[String]>([])
+        let port = Box<Int?>(nil)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = Application(
+            router: BookWatchRoutes.router(ingress: h.ingress, store: h.store, health: h.health),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            services: [h.writer],
+            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            while port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(5)) }
+            let url = "http://127.0.0.1:\(port.withLock { $0 } ?? 0)/webhooks/ocrolus"
+            let body = self.body
+            tasks.addTask {
+                await withTaskGroup(of: Void.self) { senders in
+                    for index in 0..<400 {
+                        let headers = h.signedHeaders(body, requestID: "r-\(index)")
+                        senders.addTask {
+                            let request = OutgoingRequest(
+                                method: "POST", url: url, headers: headers.map { ($0.name.rawName, $0.value) },
+                                body: Array(body.utf8), timeout: 3)
+                            if let response = try? await AsyncHTTPClientTransport().send(request), response.status == 200 {
+                                accepted.withLock { $0.append("r-\(index)") }
+                            }
+                        }
+                    }
+                }
+            }
+            while accepted.withLock({ $0.count }) < 50 { try await Task.sleep(for: .milliseconds(1)) }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let stored = Set(try await h.store.pendingInbox(limit: 1000).compactMap(\.delivery.requestID))
+        let got200 = accepted.withLock { $0 }
+        #expect(got200.count >= 50)
+        #expect(Set(got200).isSubset(of: stored))
+        print("graceful shutdown: \(got200.count) deliveries answered 200, \(stored.count) stored")
+    }
+}
+
+enum Shell {
+    static func run(_ tool: String, _ arguments: [String]) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        do {
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus == 0
+        } catch {
+            return false
+        }
+    }
+}
+
+/// A locked value shared with concurrent closures in tests.
+final class Box<Value: Sendable>: Sendable {
+    private let state: Mutex<Value>
+    init(_ value: Value) { state = Mutex(value) }
+    func withLock<T>(_ body: (inout Value) -> T) -> T { state.withLock { body(&$0) } }
+}
