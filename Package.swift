@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "bookwatch", targets: ["bookwatch"]),
         .library(name: "BookWatchCore", targets: ["BookWatchCore"]),
         .library(name: "BookWatchStore", targets: ["BookWatchStore"]),
+        .library(name: "OcrolusAPI", targets: ["OcrolusAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -110,7 +111,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BookWatchCLITests",
-            dependencies: ["BookWatchCLI", "BookWatchStore", "BookWatchCore"],
+            dependencies: ["BookWatchCLI", "BookWatchStore", "BookWatchCore", "BookWatchService", "OcrolusAPI", "OcrolusSimulator",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -42,6 +42,7 @@ public enum BookWatchRoutes {
         ]
         if let error = snapshot.databaseError { detail["database_error"] = error }
         detail["last_webhook_at"] = snapshot.lastWebhookAt.map(BookStatusEntry.rfc3339) ?? "never"
+        detail["webhooks"] = health.webhooksSilent ? "silent: polling takes over" : "arriving"
         return WebhookIngress.json(snapshot.databaseWritable ? .ok : .serviceUnavailable, detail)
     }
 }

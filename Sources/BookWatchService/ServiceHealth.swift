@@ -14,6 +14,8 @@ public final class ServiceHealth: Sendable {
     }
 
     private let state = Mutex(Snapshot(databaseWritable: true, databaseError: nil, lastWebhookAt: nil))
+    let webhooksSilentFlag = Mutex(false)
+    public var webhooksSilent: Bool { webhooksSilentFlag.withLock { $0 } }
 
     public init() {}
 

@@ -44,10 +44,14 @@ public struct TransitionOptions: Sendable {
     public var webhooksSilent: Bool
     /// For `.retryAnalyticsJob`: when the job becomes due again (the worker's backoff).
     public var retryAt: Date?
+    /// Analytics results written in the same transaction as the transition (the last endpoint's
+    /// result commits together with the job's completion).
+    public var results: [AnalyticsResult]
 
-    public init(webhooksSilent: Bool = false, retryAt: Date? = nil) {
+    public init(webhooksSilent: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = []) {
         self.webhooksSilent = webhooksSilent
         self.retryAt = retryAt
+        self.results = results
     }
 }
 

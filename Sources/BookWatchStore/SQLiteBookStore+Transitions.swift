@@ -42,6 +42,14 @@ extension SQLiteBookStore {
     ) throws -> Date? {
         let key = machine.uuid.rawValue
         let nowMillis = now.storageMillis
+        for result in options.results {
+            try db.execute(
+                sql: """
+                    INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(book_uuid, generation, endpoint) DO NOTHING
+                    """,
+                arguments: [result.bookUUID.rawValue, result.generation, result.endpoint, Data(result.body), result.retrievedAt.storageMillis])
+        }
         if actions.contains(.stopWatching) {
             for case .supersedeAnalyticsJob(let generation) in actions {
                 try Self.setJobState(db, key, generation, .superseded, now: nowMillis)

@@ -1,0 +1,88 @@
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import OcrolusSimulator
+
+/// bookwatch wired to the in-process simulator: webhooks go from the simulator's sender straight
+/// into the inbox (verified and decoded as the HTTP route does), API calls go through the
+/// in-process transport. `demo` runs it on a sped-up clock; end-to-end tests on a manual one.
+public final class SimulatedDeployment: Sendable {
+    public let clock: any WallClock
+    public let simulation: OcrolusSimulation
+    public let store: SQLiteBookStore
+    public let watcher: Watcher
+    public let client: OcrolusClient
+    public let sender: WebhookSender
+    public let health: ServiceHealth
+
+    public init(
+        simulation config: SimulationConfig, clock: any WallClock, databasePath: String, watcher watcherConfig: WatcherConfiguration,
+        pollSchedule: PollSchedule = PollSchedule(), rate: Double = 5, burst: Double = 25, logger: Logger
+    ) throws {
+        self.clock = clock
+        simulation = OcrolusSimulation(config: config, clock: clock)
+        store = try SQLiteBookStore(path: databasePath, schedule: pollSchedule)
+        health = ServiceHealth()
+        client = OcrolusClient(
+            configuration: OcrolusConfiguration(
+                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
+                credentials: .init(clientID: "demo", clientSecret: "demo-secret-0123456789")),
+            transport: SimulatorTransport(simulation: simulation),
+            limiter: RateLimiter(rate: rate, burst: burst, clock: clock), clock: clock, logger: logger)
+        watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger)
+        let verifier = try config.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
+        let store = store, health = health
+        sender = WebhookSender(simulation: simulation, target: ClosureWebhookTarget { delivery in
+            await Self.receive(delivery, verifier: verifier, store: store, health: health, now: clock.now())
+        })
+    }
+
+    /// What the HTTP route does, without HTTP: verify, decode, store durably, answer.
+    static func receive(_ delivery: WebhookDelivery, verifier: WebhookVerifier?, store: SQLiteBookStore, health: ServiceHealth, now: Date) async -> Int {
+        let header = { (name: String) in delivery.headers.first { $0.0 == name }?.1 }
+        if let verifier {
+            do {
+                try verifier.verify(body: delivery.body, timestamp: header("Webhook-Timestamp"), requestID: header("Webhook-Request-Id"),
+                                    signature: header("Webhook-Signature"), now: now)
+            } catch { return 401 }
+        }
+        guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return 400 }
+        do {
+            _ = try await store.appendToInbox(InboxDelivery(
+                requestID: header("Webhook-Request-Id"), receivedAt: now, bookUUID: decoded.bookUUID, bookPK: decoded.bookPK,
+                event: decoded.eventName, body: delivery.body))
+            health.webhookReceived(at: now)
+            return 200
+        } catch {
+            return 503
+        }
+    }
+
+    /// One round: deliver due webhooks, process the inbox, poll what is due, work due jobs.
+    public func step() async throws {
+        await sender.deliverDue()
+        try await watcher.processInbox()
+        try await watcher.pollDue()
+        try await watcher.runAnalytics()
+    }
+
+    /// The next moment anything is due (webhook, poll, job), if anything is.
+    public func nextDue() async throws -> Date? {
+        let candidates = [await simulation.nextWebhookDueAt(), try await store.nextPollAt(), try await store.nextJobDueAt()]
+        return candidates.compactMap { $0 }.min()
+    }
+
+    /// Whether every finished generation of the scenario is retrieved or ended (`failed`/`deleted`).
+    public func settled() async throws -> Bool {
+        guard clock.now() >= simulation.settledAt else { return false }
+        let counts = try await store.analyticsCounts()
+        let open = (counts.jobs["pending"] ?? 0) + (counts.jobs["running"] ?? 0)
+        guard open == 0 else { return false }
+        let stats = await simulation.stats()
+        let expected = stats.truth.reduce(0) { $0 + $1.finishedGenerations }
+        return stats.analyticsOKByKey.count >= expected * watcher.configuration.analytics.count
+    }
+}

@@ -1,0 +1,89 @@
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+
+extension Watcher {
+    /// Claims and works every analytics job due now; returns how many were worked.
+    @discardableResult
+    public func runAnalytics() async throws -> Int {
+        try await store.rearmExpiredLeases(now: clock.now())
+        var total = 0
+        while true {
+            var jobs: [ClaimedJob] = []
+            for _ in 0..<configuration.jobConcurrency {
+                guard let job = try await store.claimAnalyticsJob(owner: configuration.owner, now: clock.now(), lease: configuration.lease)
+                else { break }
+                jobs.append(job)
+            }
+            guard !jobs.isEmpty else { return total }
+            await withTaskGroup(of: Void.self) { group in
+                for job in jobs { group.addTask { await self.work(job) } }
+            }
+            total += jobs.count
+        }
+    }
+
+    private func work(_ job: ClaimedJob) async {
+        var log = logger
+        log[metadataKey: "book_uuid"] = "\(job.bookUUID)"
+        log[metadataKey: "generation"] = "\(job.generation)"
+        do {
+            let stored = try await store.storedEndpoints(job.bookUUID, generation: job.generation)
+            let remaining = configuration.analytics.filter { !stored.contains($0.rawValue) }
+            guard !remaining.isEmpty else {
+                try await finish(job, with: [], log: log)
+                return
+            }
+            for (index, endpoint) in remaining.enumerated() {
+                switch try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .urgent) {
+                case .notReady(let retryAfter):
+                    recordNotReady()
+                    let wait = configuration.analyticsRetry.delay(afterAttempt: job.attempts, retryAfter: retryAfter, unitRandom: random())
+                    _ = try await store.apply(.analytics(generation: job.generation, .notReady), to: job.bookUUID, at: clock.now(),
+                                              options: options(retryAt: clock.now().addingTimeInterval(max(wait, 1))))
+                    log.debug("analytics not ready yet", metadata: ["retry_in_s": "\(Int(wait))"])
+                    return
+                case .ready(let body):
+                    let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue,
+                                                 body: body, retrievedAt: clock.now())
+                    if index == remaining.count - 1 {
+                        try await finish(job, with: [result], log: log)
+                    } else {
+                        do { try await store.storeAnalyticsResult(result) } catch let error as StoreError where error.isDuplicate {}
+                    }
+                }
+            }
+        } catch let error as OcrolusError where error.kind == .permanent {
+            recordAnalyticsError()
+            log.error("analytics failed for good", metadata: ["error": "\(error)"])
+            _ = try? await store.apply(.analytics(generation: job.generation, .permanentError(error.description)), to: job.bookUUID,
+                                       at: clock.now(), options: options())
+        } catch {
+            recordAnalyticsError()
+            let ocrolus = error as? OcrolusError
+            if job.attempts >= configuration.analyticsRetry.maxAttempts {
+                let reason = "gave up after \(job.attempts) attempts: \(error)"
+                log.error("analytics failed for good", metadata: ["error": "\(reason)"])
+                _ = try? await store.apply(.analytics(generation: job.generation, .permanentError(reason)), to: job.bookUUID,
+                                           at: clock.now(), options: options())
+                return
+            }
+            let wait = configuration.analyticsRetry.delay(afterAttempt: job.attempts, retryAfter: ocrolus?.retryAfter, unitRandom: random())
+            log.warning("analytics attempt failed; retrying", metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))"])
+            _ = try? await store.apply(.analytics(generation: job.generation, .transientError(String(describing: error))), to: job.bookUUID,
+                                       at: clock.now(), options: options(retryAt: clock.now().addingTimeInterval(max(wait, 1))))
+        }
+    }
+
+    /// Stores the last result together with the job's completion and the Book's, in one transaction.
+    private func finish(_ job: ClaimedJob, with results: [AnalyticsResult], log: Logger) async throws {
+        let outcome = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: clock.now(),
+                                            options: options(results: results))
+        if outcome?.actions.contains(.notifyRetrieved(generation: job.generation)) == true {
+            recordRetrieval()
+            log.info("analytics retrieved", metadata: ["endpoints": "\(configuration.analytics.map(\.rawValue).joined(separator: ","))"])
+        }
+    }
+}

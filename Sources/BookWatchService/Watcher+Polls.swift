@@ -1,0 +1,57 @@
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+
+extension Watcher {
+    /// Polls every Book due now (from the `next_poll_at` index), at most `pollConcurrency` at
+    /// once, never the same Book twice at once; returns how many polls were made.
+    @discardableResult
+    public func pollDue() async throws -> Int {
+        _ = webhooksSilent()  // refreshes the flag the schedule uses (and logs a change)
+        var total = 0
+        while true {
+            let due = try await store.duePolls(now: clock.now(), limit: configuration.pollConcurrency * 4)
+            let batch = due.filter { poll in !isInFlight(poll.bookUUID) }.prefix(configuration.pollConcurrency)
+            guard !batch.isEmpty else { return total }
+            await withTaskGroup(of: Void.self) { group in
+                for poll in batch {
+                    group.addTask { await self.poll(poll) }
+                }
+            }
+            total += batch.count
+        }
+    }
+
+    func isInFlight(_ uuid: BookUUID) -> Bool { inFlightContains(uuid) }
+
+    private func poll(_ due: DuePoll) async {
+        let uuid = due.bookUUID
+        guard beginPoll(uuid) else { return }
+        defer { endPoll(uuid) }
+        var log = logger
+        log[metadataKey: "book_uuid"] = "\(uuid)"
+        let reason = due.reason ?? .scheduled
+        let priority: RequestPriority = reason == .scheduled ? .background : .urgent
+        do {
+            let result = try await client.bookStatus(uuid: uuid, priority: priority)
+            recordPoll(reason)
+            let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: options())
+            if let outcome {
+                for case .warn(let message) in outcome.actions { log.warning("\(message)") }
+                if outcome.actions.contains(where: { if case .openAnalyticsJob = $0 { true } else { false } }) {
+                    log.info("all documents finished; analytics job opened", metadata: ["generation": "\(outcome.machine.generation)"])
+                }
+            }
+        } catch {
+            recordPollFailure()
+            let wait = configuration.pollRetry.delay(afterAttempt: 2, retryAfter: (error as? OcrolusError)?.retryAfter, unitRandom: random())
+            log.warning("status poll failed; retrying later", metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))"])
+            try? await store.deferPoll(uuid, until: clock.now().addingTimeInterval(max(wait, 1)))
+        }
+        if takeDirty(uuid) {
+            try? await store.requestPoll(uuid, at: clock.now(), reason: .webhookHint)
+        }
+    }
+}

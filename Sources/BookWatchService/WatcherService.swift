@@ -1,0 +1,45 @@
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import ServiceLifecycle
+
+/// Runs the watcher's three loops (inbox, polls, analytics) until graceful shutdown; each loop
+/// finishes the item in hand and stops taking new ones.
+public struct WatcherService: Service {
+    public let watcher: Watcher
+    let clock: any WallClock
+    let tick: TimeInterval
+
+    public init(watcher: Watcher, clock: any WallClock, tick: TimeInterval = 1) {
+        self.watcher = watcher
+        self.clock = clock
+        self.tick = tick
+    }
+
+    public func run() async throws {
+        try await watcher.resume()
+        try await cancelWhenGracefulShutdown {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await loop { try await watcher.processInbox() } }
+                group.addTask { try await loop { try await watcher.pollDue() } }
+                group.addTask { try await loop { try await watcher.runAnalytics() } }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    private func loop(_ step: @escaping @Sendable () async throws -> Int) async throws {
+        while !Task.isCancelled {
+            do {
+                let worked = try await step()
+                if worked > 0 { continue }
+            } catch is CancellationError {
+                return
+            } catch {
+                watcher.logger.error("watcher step failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try await clock.sleep(for: tick)
+        }
+    }
+}

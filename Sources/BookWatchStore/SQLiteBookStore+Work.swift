@@ -1,0 +1,158 @@
+import BookWatchCore
+import Foundation
+import GRDB
+
+/// An analytics job claimed by a worker, with its lease.
+public struct ClaimedJob: Sendable, Equatable {
+    public var bookUUID: BookUUID
+    public var generation: Int
+    /// Attempts including this one (recorded before any call is made).
+    public var attempts: Int
+    public var leaseExpiresAt: Date
+}
+
+/// A Book whose poll is due.
+public struct DuePoll: Sendable, Equatable {
+    public var bookUUID: BookUUID
+    /// Set for urgent polls (webhook hint, operator, startup); nil for scheduled ones.
+    public var reason: PollReason?
+    public var dueAt: Date
+}
+
+extension SQLiteBookStore {
+    /// The uuid of the tracked Book with this pk, if any.
+    public func uuid(forPK pk: Int) async throws -> BookUUID? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT uuid FROM books WHERE pk = ? LIMIT 1", arguments: [pk]).flatMap { BookUUID($0) }
+        }
+    }
+
+    /// Polls due by `now`, urgent ones first, then the most overdue: from the `books_due_poll`
+    /// index, never a scan of all Books.
+    public func duePolls(now: Date, limit: Int) async throws -> [DuePoll] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT uuid, poll_reason, next_poll_at FROM books
+                    WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?
+                    ORDER BY poll_reason IS NULL, next_poll_at LIMIT ?
+                    """,
+                arguments: [now.storageMillis, limit]
+            ).compactMap { row in
+                guard let uuid = BookUUID(row["uuid"] as String) else { return nil }
+                return DuePoll(
+                    bookUUID: uuid, reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
+                    dueAt: Date(storageMillis: row["next_poll_at"]))
+            }
+        }
+    }
+
+    /// How many polls are due by `now` (the overdue gauge).
+    public func duePollCount(now: Date) async throws -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?",
+                             arguments: [now.storageMillis]) ?? 0
+        }
+    }
+
+    /// The earliest scheduled poll, if any.
+    public func nextPollAt() async throws -> Date? {
+        try await read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(next_poll_at) FROM books WHERE next_poll_at IS NOT NULL").map(Date.init(storageMillis:))
+        }
+    }
+
+    /// Asks for a poll of a tracked Book at `at` (earlier than any scheduled one) for `reason`.
+    public func requestPoll(_ uuid: BookUUID, at: Date, reason: PollReason) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE books SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?), poll_reason = ?
+                    WHERE uuid = ? AND state != 'deleted'
+                    """,
+                arguments: [at.storageMillis, at.storageMillis, reason.rawValue, uuid.rawValue])
+        }
+    }
+
+    /// Moves a Book's next poll to `until` (after a failed poll), keeping its urgency.
+    public func deferPoll(_ uuid: BookUUID, until: Date) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE books SET next_poll_at = ? WHERE uuid = ? AND next_poll_at IS NOT NULL",
+                           arguments: [until.storageMillis, uuid.rawValue])
+        }
+    }
+
+    /// Marks inbox rows processed with an outcome (`applied`, `ignored`, `unresolved`...).
+    public func markProcessed(_ id: Int64, at: Date, outcome: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ? WHERE id = ?",
+                           arguments: [at.storageMillis, outcome, id])
+        }
+    }
+
+    /// Deliveries not yet processed.
+    public func pendingInboxCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox WHERE processed_at IS NULL") ?? 0 }
+    }
+
+    /// Claims the most overdue pending job due by `now`: state `running`, lease to `owner` until
+    /// `now + lease`, attempts + 1, all in one transaction before any call is made.
+    public func claimAnalyticsJob(owner: String, now: Date, lease: TimeInterval) async throws -> ClaimedJob? {
+        try await write { db in
+            guard let row = try Row.fetchOne(
+                db,
+                sql: "SELECT id, book_uuid, generation, attempts FROM analytics_jobs WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT 1",
+                arguments: [now.storageMillis])
+            else { return nil }
+            let expires = now.addingTimeInterval(lease)
+            try db.execute(
+                sql: "UPDATE analytics_jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ?",
+                arguments: [owner, expires.storageMillis, row["id"] as Int64])
+            guard let uuid = BookUUID(row["book_uuid"] as String) else {
+                throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: "\(row["book_uuid"] as String)")
+            }
+            return ClaimedJob(bookUUID: uuid, generation: row["generation"], attempts: (row["attempts"] as Int) + 1, leaseExpiresAt: expires)
+        }
+    }
+
+    /// The earliest due time of a pending job, if any.
+    public func nextJobDueAt() async throws -> Date? {
+        try await read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM analytics_jobs WHERE state = 'pending'").map(Date.init(storageMillis:))
+        }
+    }
+
+    /// Returns jobs whose lease expired (their worker died) to `pending`; answers how many.
+    @discardableResult
+    public func rearmExpiredLeases(now: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = ?
+                    WHERE state = 'running' AND lease_expires_at < ?
+                    """,
+                arguments: [now.storageMillis, now.storageMillis])
+            return db.changesCount
+        }
+    }
+
+    /// Endpoints already stored for a generation (a retry fetches only the others).
+    public func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String> {
+        try await read { db in
+            Set(try String.fetchAll(db, sql: "SELECT endpoint FROM analytics_results WHERE book_uuid = ? AND generation = ?",
+                                    arguments: [uuid.rawValue, generation]))
+        }
+    }
+
+    /// Counts for the demo summary and metrics: jobs by state, results stored.
+    public func analyticsCounts() async throws -> (jobs: [String: Int], results: Int) {
+        try await read { db in
+            var jobs: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM analytics_jobs GROUP BY state") {
+                jobs[row["state"]] = row["n"]
+            }
+            return (jobs, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM analytics_results") ?? 0)
+        }
+    }
+}

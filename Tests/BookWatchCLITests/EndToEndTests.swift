@@ -1,0 +1,159 @@
+@testable import BookWatchCLI
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import OcrolusSimulator
+import Testing
+
+/// The whole watcher against the in-process simulator on a manual clock: hours of processing in
+/// seconds. Each preset checks exactly-once from the simulator's own counters.
+@Suite struct EndToEndTests {
+    struct Outcome {
+        var stats: SimulationStats
+        var results: Int
+        var states: [BookUUID: BookPhase]
+        var polls: Int
+    }
+
+    /// Runs `step` while moving the clock whenever it waits on it (the rate limiter, backoffs).
+    func drive(_ clock: ManualClock, _ step: @escaping @Sendable () async throws -> Void) async throws {
+        let task = Task { try await step() }
+        let done = Box(false)
+        let watcher = Task {
+            _ = try? await task.value
+            done.set(true)
+        }
+        var spins = 0
+        while !done.get() {
+            await Task.yield()
+            spins += 1
+            if spins % 16 == 0, let next = clock.nextDeadline { clock.advance(to: next) }
+        }
+        _ = await watcher.value
+        try await task.value
+    }
+
+    /// - Parameter trackAll: the lender tracks every Book it creates (`bookwatch track`); otherwise
+    ///   Books are known only from webhooks (auto-track).
+    func run(_ configure: (inout SimulationConfig) -> Void, endpoints: [AnalyticsEndpoint] = [.summary], trackAll: Bool = false)
+        async throws -> Outcome
+    {
+        var config = SimulationConfig()
+        config.books = 25
+        config.seed = 11
+        config.processingTime = 60...900
+        config.reopenAfter = 600...1800
+        configure(&config)
+        let clock = ManualClock(start: config.start)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var logger = Logger(label: "e2e")
+        logger.logLevel = .critical
+        var watcherConfig = WatcherConfiguration()
+        watcherConfig.analytics = endpoints
+        watcherConfig.webhookSilence = 1800
+        let deployment = try SimulatedDeployment(
+            simulation: config, clock: clock, databasePath: directory.appendingPathComponent("e2e.sqlite").path,
+            watcher: watcherConfig, pollSchedule: PollSchedule(minimum: 60, maximum: 900), logger: logger)
+        if trackAll {
+            for book in deployment.simulation.scenario.books {
+                _ = try await deployment.store.apply(.command(.track(.operator)), to: book.uuid, at: clock.now(), options: .init())
+            }
+        }
+        let deadline = deployment.simulation.settledAt.addingTimeInterval(6 * 3600)
+        while clock.now() < deadline {
+            try await drive(clock) { try await deployment.step() }
+            if try await deployment.settled() { break }
+            let next = try await deployment.nextDue() ?? clock.now().addingTimeInterval(60)
+            clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
+        }
+        let records = try await deployment.store.books(state: nil, limit: nil)
+        let stats = await deployment.simulation.stats()
+        return Outcome(
+            stats: stats, results: try await deployment.store.analyticsCounts().results,
+            states: Dictionary(uniqueKeysWithValues: records.map { ($0.uuid, $0.machine.phase) }),
+            polls: stats.statusCalls)
+    }
+
+    /// Exactly one analytics 200 per finished (Book, generation, endpoint), one stored result each,
+    /// deleted Books ended `failed` or `deleted`, every other Book complete.
+    func checkExactlyOnce(_ outcome: Outcome, endpoints: Int = 1, _ label: String) {
+        let stats = outcome.stats
+        #expect(stats.duplicateRetrievals.isEmpty, "\(label): retrieved twice: \(stats.duplicateRetrievals)")
+        // A Book deleted before its analytics could be fetched ends failed or deleted instead.
+        let kept = stats.truth.filter { $0.deletedAt == nil }
+        let expected = kept.reduce(0) { $0 + $1.finishedGenerations } * endpoints
+        let keptKeys = stats.analyticsOKByKey.keys.filter { key in kept.contains { key.hasPrefix($0.uuid) } }
+        #expect(keptKeys.count == expected, "\(label): \(keptKeys.count) keys retrieved, \(expected) finished")
+        let deletedBound = stats.truth.filter { $0.deletedAt != nil }.reduce(0) { $0 + $1.finishedGenerations } * endpoints
+        #expect(stats.analyticsOKByKey.count - keptKeys.count <= deletedBound)
+        #expect(outcome.results == stats.analyticsOKByKey.count, "\(label): results stored")
+        for truth in stats.truth {
+            guard let uuid = BookUUID(truth.uuid), let state = outcome.states[uuid] else {
+                Issue.record("\(label): \(truth.uuid) not tracked")
+                continue
+            }
+            if truth.deletedAt != nil {
+                #expect(state == .deleted || state == .failed || state == .complete, "\(label): deleted \(truth.uuid) is \(state)")
+            } else {
+                #expect(state == .complete, "\(label): \(truth.uuid) is \(state)")
+            }
+        }
+        print("e2e \(label): \(stats.analyticsOKByKey.count) (Book, generation, endpoint) retrieved once each, \(stats.statusCalls) status calls for \(stats.books) Books, "
+              + "\(stats.webhooksDroppedByFault) webhooks lost, \(stats.answers5xx) 5xx, \(stats.answers429) 429")
+    }
+
+    @Test func clean() async throws {
+        checkExactlyOnce(try await run { $0.reopenFraction = 0; $0.deleteFraction = 0 }, "clean")
+    }
+
+    @Test func faults() async throws {
+        let outcome = try await run({
+            $0.faults.webhookDrop = 0.3
+            $0.faults.webhookDuplicate = 0.2
+            $0.faults.webhookDelay = 0.3
+            $0.faults.api5xx = 0.1
+            $0.faults.api429 = 0.05
+            $0.flavour = .mixed
+        }, trackAll: true)
+        checkExactlyOnce(outcome, "faults")
+        #expect(outcome.stats.answers5xx > 0 && outcome.stats.answers429 > 0)
+    }
+
+    @Test func noWebhooksAtAll() async throws {
+        checkExactlyOnce(try await run({ $0.webhooksEnabled = false }, trackAll: true), "no webhooks")
+    }
+
+    @Test func legacyAccountLevelPayloadsOnly() async throws {
+        checkExactlyOnce(try await run { $0.flavour = .account }, "account-level")
+    }
+
+    @Test func reopenedBooksAreRetrievedOncePerGeneration() async throws {
+        let outcome = try await run { $0.reopenFraction = 1; $0.deleteFraction = 0 }
+        checkExactlyOnce(outcome, "reopen")
+        #expect(outcome.stats.truth.allSatisfy { $0.finishedGenerations == 2 })
+    }
+
+    @Test func deletedBooksEndDeletedOrFailed() async throws {
+        let outcome = try await run({ $0.deleteFraction = 1; $0.reopenFraction = 0 }, trackAll: true)
+        checkExactlyOnce(outcome, "delete")
+        #expect(outcome.states.values.contains(.deleted))
+    }
+
+    @Test func severalEndpointsEachOnce() async throws {
+        checkExactlyOnce(try await run({ $0.books = 10 }, endpoints: [.summary, .cashFlowFeatures, .signals]), endpoints: 3, "3 endpoints")
+    }
+}
+
+final class Box<Value: Sendable>: Sendable {
+    private let state: Synchronization.Mutex<Value>
+    init(_ value: Value) { state = .init(value) }
+    func get() -> Value { state.withLock { $0 } }
+    func set(_ value: Value) { state.withLock { $0 = value } }
+}
+
+import Synchronization
