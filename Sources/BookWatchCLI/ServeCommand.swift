@@ -1,6 +1,7 @@
 import ArgumentParser
 import BookWatchService
 import BookWatchStore
+import BookWatchCore
 import Foundation
 import Hummingbird
 import Logging
@@ -13,7 +14,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the service: webhook ingress (POST /webhooks/ocrolus), /healthz, /readyz, /books/{uuid}.",
         discussion: """
-            Environment: BOOKWATCH_HOST, BOOKWATCH_PORT, BOOKWATCH_DATABASE, BOOKWATCH_WEBHOOK_SECRET (comma-separated \
+            Environment: OCROLUS_CLIENT_ID and OCROLUS_CLIENT_SECRET (or _FILE; required), OCROLUS_API_URL, OCROLUS_AUTH_URL, \
+            BOOKWATCH_RATE_LIMIT, BOOKWATCH_RATE_BURST, BOOKWATCH_POLL_MIN_SECONDS, BOOKWATCH_POLL_MAX_SECONDS, BOOKWATCH_ANALYTICS, \
+            BOOKWATCH_AUTO_TRACK, BOOKWATCH_HOST, BOOKWATCH_PORT, BOOKWATCH_DATABASE, BOOKWATCH_WEBHOOK_SECRET (comma-separated \
             for rotation; or BOOKWATCH_WEBHOOK_SECRET_FILE), BOOKWATCH_WEBHOOK_ALLOW (CIDRs), BOOKWATCH_TRUSTED_PROXIES, \
             BOOKWATCH_WEBHOOK_BASIC_AUTH (user:password), BOOKWATCH_WEBHOOK_MAX_BYTES, BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS. \
             Flags override the environment. SIGTERM or SIGINT shut down gracefully.
@@ -32,9 +35,11 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         let settings: IngressSettings
+        let watcherSettings: WatcherSettings
         let verifier: WebhookVerifier?
         do {
             settings = try IngressSettings.resolve(environment: context.environment, host: host, port: port)
+            watcherSettings = try WatcherSettings.resolve(environment: context.environment)
             verifier = try settings.verifier()
             try settings.checkPortFree()
         } catch {
@@ -43,7 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
         let (path, setting) = database.resolvedPath(context)
         let store: SQLiteBookStore
         do {
-            store = try SQLiteBookStore(path: path, busyTimeout: 2)
+            store = try SQLiteBookStore(
+                path: path, schedule: PollSchedule(minimum: watcherSettings.pollMinimum, maximum: watcherSettings.pollMaximum),
+                busyTimeout: 2)
         } catch {
             throw CLIError.opening(error, setting: setting)
         }
@@ -51,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "bookwatch")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         logger.info("starting bookwatch serve", metadata: [
-            "config": "\(settings.redactedSummary) database=\(path)",
+            "config": "\(settings.redactedSummary) \(watcherSettings.redactedSummary) database=\(path)",
         ])
         if settings.allow.isEmpty && verifier == nil && settings.basicCredentials == nil {
             logger.warning("webhooks are accepted from any source without a signature: set BOOKWATCH_WEBHOOK_SECRET or BOOKWATCH_WEBHOOK_ALLOW")
@@ -64,10 +71,20 @@ struct ServeCommand: AsyncParsableCommand {
         let ingress = WebhookIngress(
             bodyLimit: settings.bodyLimit, access: settings.accessPolicy, verifier: verifier, writer: writer, health: health,
             clock: clock, logger: logger)
+        let client = OcrolusClient(
+            configuration: OcrolusConfiguration(
+                apiBaseURL: watcherSettings.apiURL, tokenURL: watcherSettings.authURL,
+                credentials: .init(clientID: watcherSettings.clientID, clientSecret: watcherSettings.clientSecret)),
+            transport: AsyncHTTPClientTransport(),
+            limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock), clock: clock, logger: logger)
+        var watcherConfiguration = WatcherConfiguration()
+        watcherConfiguration.analytics = watcherSettings.analytics
+        watcherConfiguration.autoTrack = watcherSettings.autoTrack
+        let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger)
         let app = Application(
             router: BookWatchRoutes.router(ingress: ingress, store: store, health: health),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
-            services: [writer, probe],
+            services: [writer, probe, WatcherService(watcher: watcher, clock: clock)],
             logger: logger)
         do {
             try await app.runService()

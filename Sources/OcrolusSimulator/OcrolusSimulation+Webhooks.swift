@@ -50,7 +50,10 @@ extension OcrolusSimulation {
     /// Records the receiver's answer (nil: no answer in time); schedules a retry unless it was 200.
     public func recordAnswer(_ delivery: WebhookDelivery, status: Int?) {
         counters.deliveryAnswers[String(status ?? 0), default: 0] += 1
-        guard status != 200 else { return }
+        guard status != 200 else {
+            counters.acceptedRequestIDs.append(delivery.requestID)
+            return
+        }
         guard delivery.attempt < config.webhookRetryDelays.count else {
             counters.deliveriesAbandoned += 1
             return

@@ -38,6 +38,8 @@ public struct SimulationStats: Codable, Sendable {
     public var deliveryAttempts = 0
     /// Answers to deliveries by HTTP status ("0" = no answer in time).
     public var deliveryAnswers: [String: Int] = [:]
+    /// Request ids of deliveries answered 200 (every one must be in the receiver's inbox).
+    public var acceptedRequestIDs: [String] = []
     /// Deliveries given up after the retries.
     public var deliveriesAbandoned = 0
     public var truth: [BookTruth] = []

@@ -1,0 +1,78 @@
+import BookWatchCore
+import Foundation
+import OcrolusAPI
+
+/// The API and watcher part of `serve`'s configuration, from the environment (names in
+/// architecture.md), validated before anything starts.
+public struct WatcherSettings: Sendable {
+    public var apiURL = "https://api.ocrolus.com"
+    public var authURL = "https://auth.ocrolus.com/oauth/token"
+    public var clientID = ""
+    public var clientSecret = ""
+    public var rate = 5.0
+    public var burst = 25.0
+    public var pollMinimum: TimeInterval = 60
+    public var pollMaximum: TimeInterval = 1800
+    public var analytics: [AnalyticsEndpoint] = [.summary]
+    public var autoTrack = true
+    public var watchCompletedHours = 168.0
+
+    public init() {}
+
+    public static func resolve(environment env: [String: String]) throws(ConfigurationError) -> WatcherSettings {
+        var settings = WatcherSettings()
+        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
+        func number(_ name: String, _ current: Double, minimum: Double) throws(ConfigurationError) -> Double {
+            guard let text = value(name) else { return current }
+            guard let parsed = Double(text), parsed >= minimum, parsed.isFinite else {
+                throw ConfigurationError(setting: name, problem: "'\(text)' is not a number of at least \(minimum)")
+            }
+            return parsed
+        }
+        func url(_ name: String, _ current: String) throws(ConfigurationError) -> String {
+            guard let text = value(name) else { return current }
+            guard let parsed = URL(string: text), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw ConfigurationError(setting: name, problem: "'\(text)' is not an http(s) URL")
+            }
+            return text
+        }
+        settings.apiURL = try url("OCROLUS_API_URL", settings.apiURL)
+        settings.authURL = try url("OCROLUS_AUTH_URL", settings.authURL)
+        guard let clientID = value("OCROLUS_CLIENT_ID") else {
+            throw ConfigurationError(setting: "OCROLUS_CLIENT_ID", problem: "required (the API client id)")
+        }
+        settings.clientID = clientID
+        guard let secret = try IngressSettings.secrets(env, name: "OCROLUS_CLIENT_SECRET", split: false).first else {
+            throw ConfigurationError(setting: "OCROLUS_CLIENT_SECRET", problem: "required (or OCROLUS_CLIENT_SECRET_FILE)")
+        }
+        settings.clientSecret = secret
+        settings.rate = try number("BOOKWATCH_RATE_LIMIT", settings.rate, minimum: 0.01)
+        settings.burst = try number("BOOKWATCH_RATE_BURST", settings.burst, minimum: 1)
+        settings.pollMinimum = try number("BOOKWATCH_POLL_MIN_SECONDS", settings.pollMinimum, minimum: 1)
+        settings.pollMaximum = try number("BOOKWATCH_POLL_MAX_SECONDS", settings.pollMaximum, minimum: 1)
+        guard settings.pollMaximum >= settings.pollMinimum else {
+            throw ConfigurationError(setting: "BOOKWATCH_POLL_MAX_SECONDS", problem: "\(settings.pollMaximum) is below BOOKWATCH_POLL_MIN_SECONDS \(settings.pollMinimum)")
+        }
+        settings.watchCompletedHours = try number("BOOKWATCH_WATCH_COMPLETED_HOURS", settings.watchCompletedHours, minimum: 0)
+        if let text = value("BOOKWATCH_ANALYTICS") {
+            switch AnalyticsEndpoint.parseList(text) {
+            case .success(let endpoints): settings.analytics = endpoints
+            case .failure(let error): throw ConfigurationError(setting: "BOOKWATCH_ANALYTICS", problem: error.description)
+            }
+        }
+        if let text = value("BOOKWATCH_AUTO_TRACK") {
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": settings.autoTrack = true
+            case "false", "0", "no", "off": settings.autoTrack = false
+            default: throw ConfigurationError(setting: "BOOKWATCH_AUTO_TRACK", problem: "'\(text)' is not true or false")
+            }
+        }
+        return settings
+    }
+
+    public var redactedSummary: String {
+        "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
+            + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "
+            + "auto_track=\(autoTrack) watch_completed_hours=\(watchCompletedHours)"
+    }
+}

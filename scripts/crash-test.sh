@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Crash test: `bookwatch serve` as a real process against `bookwatch simulate`, killed with SIGKILL
+# at random moments (10 times by default) and restarted. Then checks, from the simulator's own
+# counters and the database: every Book complete (or deleted/failed), exactly one analytics 200 and
+# one stored result per (Book, generation), every delivery that got 200 present in the inbox.
+# Usage: scripts/crash-test.sh path/to/bookwatch [kills]
+set -euo pipefail
+bin=$(realpath "${1:?usage: crash-test.sh path/to/bookwatch [kills]}")
+kills=${2:-10}
+work=$(mktemp -d)
+sim_port=$((20000 + RANDOM % 10000)); serve_port=$((sim_port + 1))
+pids=()
+cleanup() { for p in "${pids[@]}" ${serve_pid:-}; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+cd "$work"
+export BOOKWATCH_DATABASE="$work/crash.sqlite"
+secret=whsec-crash-test-0123456789
+
+"$bin" simulate --books 30 --seed 7 --port "$sim_port" --speed 150 --flavour mixed \
+    --webhook-url "http://127.0.0.1:$serve_port/webhooks/ocrolus" --webhook-secret "$secret" \
+    --drop 0.3 --duplicate 0.2 --reorder 0.2 --api-5xx 0.05 --api-429 0.02 > sim.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$sim_port/_sim/stats" > /dev/null && break; sleep 0.1; done
+# The lender tracks every Book it creates (webhooks alone may all be lost for some Book).
+curl -sf "http://127.0.0.1:$sim_port/_sim/stats" | python3 -c 'import sys,json; print(" ".join(t["uuid"] for t in json.load(sys.stdin)["truth"]))' \
+    | xargs "$bin" track > /dev/null
+
+start_serve() {
+    OCROLUS_API_URL="http://127.0.0.1:$sim_port" OCROLUS_AUTH_URL="http://127.0.0.1:$sim_port/oauth/token" \
+    OCROLUS_CLIENT_ID=crash OCROLUS_CLIENT_SECRET=crash-secret BOOKWATCH_WEBHOOK_SECRET="$secret" \
+    BOOKWATCH_PORT="$serve_port" BOOKWATCH_POLL_MIN_SECONDS=2 BOOKWATCH_POLL_MAX_SECONDS=20 \
+        "$bin" serve --log-level error >> serve.log 2>&1 &
+    serve_pid=$!
+}
+
+for round in $(seq "$kills"); do
+    start_serve
+    sleep "$(python3 -c 'import random; print(round(random.uniform(0.5, 3.0), 2))')"
+    kill -9 "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+    echo "crash-test: SIGKILL $round/$kills"
+done
+start_serve
+deadline=$((SECONDS + 180))
+check() {
+    curl -sf "http://127.0.0.1:$sim_port/_sim/stats" > stats.json
+    python3 - "$BOOKWATCH_DATABASE" stats.json "$1" <<'PY'
+import json, sqlite3, sys
+db, stats, final = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3] == "final"
+con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+states = dict(con.execute("SELECT uuid, state FROM books"))
+results = con.execute("SELECT COUNT(*) FROM analytics_results").fetchone()[0]
+inbox = {r[0] for r in con.execute("SELECT request_id FROM webhook_inbox WHERE request_id IS NOT NULL")}
+keys = stats["analyticsOKByKey"]
+kept = [t for t in stats["truth"] if t.get("deletedAt") is None]
+expected = sum(t["finishedGenerations"] for t in kept)
+kept_keys = [k for k in keys if any(k.startswith(t["uuid"]) for t in kept)]
+problems = []
+if [k for k, v in keys.items() if v > 1]: problems.append(f"retrieved twice: {[k for k, v in keys.items() if v > 1]}")
+if len(kept_keys) != expected: problems.append(f"{len(kept_keys)} generations retrieved of {expected}")
+if results != len(keys): problems.append(f"{results} results stored for {len(keys)} retrievals")
+missing = [i for i in stats["acceptedRequestIDs"] if i not in inbox]
+if missing: problems.append(f"{len(missing)} deliveries answered 200 are not in the inbox")
+for t in stats["truth"]:
+    s = states.get(t["uuid"])
+    if t.get("deletedAt") is None and s != "complete": problems.append(f"{t['uuid']} is {s}")
+    if t.get("deletedAt") is not None and s not in ("deleted", "failed", "complete"): problems.append(f"deleted {t['uuid']} is {s}")
+if problems:
+    if final: print("crash-test: " + "; ".join(problems[:5]))
+    sys.exit(1)
+print(f"crash-test: {len(keys)} retrievals, each once; {len(stats['acceptedRequestIDs'])} deliveries answered 200, all in the inbox")
+PY
+}
+until check progress > /dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then check final || true; echo "crash-test: 0 passed, 1 failed"; exit 1; fi
+    sleep 2
+done
+check final
+echo "crash-test: 1 passed, 0 failed"
