@@ -16,7 +16,7 @@ cd "$work"
 export BOOKWATCH_DATABASE="$work/crash.sqlite"
 secret=whsec-crash-test-0123456789
 
-"$bin" simulate --books 30 --seed 7 --port "$sim_port" --speed 60 --flavour mixed \
+"$bin" simulate --books 30 --seed 7 --port "$sim_port" --speed 100 --flavour mixed \
     --webhook-url "http://127.0.0.1:$serve_port/webhooks/ocrolus" --webhook-secret "$secret" \
     --drop 0.3 --duplicate 0.2 --reorder 0.2 --api-5xx 0.05 --api-429 0.02 > sim.log 2>&1 &
 pids+=($!)
@@ -28,7 +28,7 @@ curl -sf "http://127.0.0.1:$sim_port/_sim/stats" | python3 -c 'import sys,json; 
 start_serve() {
     OCROLUS_API_URL="http://127.0.0.1:$sim_port" OCROLUS_AUTH_URL="http://127.0.0.1:$sim_port/oauth/token" \
     OCROLUS_CLIENT_ID=crash OCROLUS_CLIENT_SECRET=crash-secret BOOKWATCH_WEBHOOK_SECRET="$secret" \
-    BOOKWATCH_PORT="$serve_port" BOOKWATCH_POLL_MIN_SECONDS=2 BOOKWATCH_POLL_MAX_SECONDS=20 \
+    BOOKWATCH_PORT="$serve_port" BOOKWATCH_POLL_MIN_SECONDS=2 BOOKWATCH_POLL_MAX_SECONDS=20 BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS=5 \
         "$bin" serve --log-level error >> serve.log 2>&1 &
     serve_pid=$!
 }
@@ -40,7 +40,7 @@ for round in $(seq "$kills"); do
     echo "crash-test: SIGKILL $round/$kills"
 done
 start_serve
-deadline=$((SECONDS + 180))
+deadline=$((SECONDS + 300))
 check() {
     curl -sf "http://127.0.0.1:$sim_port/_sim/stats" > stats.json
     python3 - "$BOOKWATCH_DATABASE" stats.json "$1" <<'PY'
@@ -53,6 +53,8 @@ inbox = {r[0] for r in con.execute("SELECT request_id FROM webhook_inbox WHERE r
 keys = stats["analyticsOKByKey"]
 kept = [t for t in stats["truth"] if t.get("deletedAt") is None]
 problems = []
+unfinished = [t["uuid"] for t in stats["truth"] if t["finishedByNow"] < t["finishedGenerations"]]
+if unfinished: problems.append(f"the scenario is still running for {len(unfinished)} Books")
 if [k for k, v in keys.items() if v > 1]: problems.append(f"retrieved twice: {[k for k, v in keys.items() if v > 1]}")
 # Every Book's last generation is retrieved. An earlier generation whose Book reopened before its
 # analytics could be fetched (the job is superseded) cannot be retrieved any more: at most once.

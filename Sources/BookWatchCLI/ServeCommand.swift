@@ -80,6 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
         var watcherConfiguration = WatcherConfiguration()
         watcherConfiguration.analytics = watcherSettings.analytics
         watcherConfiguration.autoTrack = watcherSettings.autoTrack
+        watcherConfiguration.analyticsRetry = RetryPolicy(
+            base: min(15, watcherSettings.analyticsRetryMaximum), cap: watcherSettings.analyticsRetryMaximum, maxAttempts: 60)
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger)
         let app = Application(
             router: BookWatchRoutes.router(ingress: ingress, store: store, health: health),

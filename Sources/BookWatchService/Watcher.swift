@@ -96,7 +96,7 @@ public final class Watcher: Sendable {
 
     /// Resumes from the database alone: jobs leased by a previous process are re-armed.
     public func resume() async throws {
-        let rearmed = try await store.rearmExpiredLeases(now: .distantFuture)
+        let rearmed = try await store.rearmLeases(expiringBefore: .distantFuture, dueAt: clock.now())
         if rearmed > 0 { logger.notice("re-armed analytics jobs left running by a previous process", metadata: ["jobs": "\(rearmed)"]) }
     }
 

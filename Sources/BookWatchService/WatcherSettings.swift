@@ -16,6 +16,8 @@ public struct WatcherSettings: Sendable {
     public var analytics: [AnalyticsEndpoint] = [.summary]
     public var autoTrack = true
     public var watchCompletedHours = 168.0
+    /// Longest wait between analytics attempts (425 and transient errors).
+    public var analyticsRetryMaximum: TimeInterval = 300
 
     public init() {}
 
@@ -53,6 +55,7 @@ public struct WatcherSettings: Sendable {
         guard settings.pollMaximum >= settings.pollMinimum else {
             throw ConfigurationError(setting: "BOOKWATCH_POLL_MAX_SECONDS", problem: "\(settings.pollMaximum) is below BOOKWATCH_POLL_MIN_SECONDS \(settings.pollMinimum)")
         }
+        settings.analyticsRetryMaximum = try number("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", settings.analyticsRetryMaximum, minimum: 1)
         settings.watchCompletedHours = try number("BOOKWATCH_WATCH_COMPLETED_HOURS", settings.watchCompletedHours, minimum: 0)
         if let text = value("BOOKWATCH_ANALYTICS") {
             switch AnalyticsEndpoint.parseList(text) {
@@ -73,6 +76,6 @@ public struct WatcherSettings: Sendable {
     public var redactedSummary: String {
         "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
             + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "
-            + "auto_track=\(autoTrack) watch_completed_hours=\(watchCompletedHours)"
+            + "auto_track=\(autoTrack) analytics_retry_max_s=\(Int(analyticsRetryMaximum)) watch_completed_hours=\(watchCompletedHours)"
     }
 }

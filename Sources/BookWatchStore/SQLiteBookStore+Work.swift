@@ -123,16 +123,23 @@ extension SQLiteBookStore {
         }
     }
 
-    /// Returns jobs whose lease expired (their worker died) to `pending`; answers how many.
+    /// Returns jobs whose lease expired (their worker died) to `pending`, due now; answers how many.
     @discardableResult
     public func rearmExpiredLeases(now: Date) async throws -> Int {
+        try await rearmLeases(expiringBefore: now, dueAt: now)
+    }
+
+    /// Returns running jobs whose lease expires before `expiringBefore` to `pending`, due at `dueAt`
+    /// (on startup every lease of a previous process: `expiringBefore: .distantFuture`).
+    @discardableResult
+    public func rearmLeases(expiringBefore: Date, dueAt now: Date) async throws -> Int {
         try await write { db in
             try db.execute(
                 sql: """
                     UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = ?
                     WHERE state = 'running' AND lease_expires_at < ?
                     """,
-                arguments: [now.storageMillis, now.storageMillis])
+                arguments: [now.storageMillis, expiringBefore.storageMillis])
             return db.changesCount
         }
     }

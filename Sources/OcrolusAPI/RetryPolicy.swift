@@ -28,8 +28,16 @@ public struct RetryPolicy: Sendable, Equatable {
 /// `Retry-After` in both of its forms: delta-seconds, or an HTTP date (RFC 9110 IMF-fixdate,
 /// also the obsolete RFC 850 and asctime forms).
 public enum RetryAfter {
-    /// Seconds to wait from `now`, or nil when the header is absent or unreadable.
+    /// The longest wait honoured: a server asking for more (or a clock far off) is clamped, so
+    /// one bad header cannot stall every outgoing call for hours.
+    public static let maximum: TimeInterval = 600
+
+    /// Seconds to wait from `now` (at most `maximum`), or nil when absent or unreadable.
     public static func parse(_ value: String?, now: Date) -> TimeInterval? {
+        parseUnclamped(value, now: now).map { min($0, maximum) }
+    }
+
+    static func parseUnclamped(_ value: String?, now: Date) -> TimeInterval? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         if value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             guard value.utf8.count <= 9, let seconds = Int(value) else { return nil }

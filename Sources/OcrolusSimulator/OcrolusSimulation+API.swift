@@ -85,7 +85,7 @@ extension OcrolusSimulation {
             var headers: [(String, String)] = []
             if rng.chance(faults.retryAfterFraction) {
                 let seconds = 1 + Int(rng.next() % 5)
-                headers.append(("Retry-After", rng.chance(0.5) ? "\(seconds)" : RetryAfter.httpDate(clock.now().addingTimeInterval(Double(seconds)))))
+                headers.append(("Retry-After", rng.chance(0.5) ? "\(seconds)" : RetryAfter.httpDate(timestampClock.now().addingTimeInterval(Double(seconds)))))
             }
             return Self.json(429, ["status": 429, "message": "Too Many Requests"], headers: headers)
         }

@@ -32,6 +32,9 @@ import Testing
         #expect(RetryAfter.parse("soon", now: now) == nil)
         #expect(RetryAfter.parse("-5", now: now) == nil)
         #expect(RetryAfter.parse("99999999999999", now: now) == nil)
+        // A far-future date or a huge delay is clamped to ten minutes.
+        #expect(RetryAfter.parse("86400", now: now) == 600)
+        #expect(RetryAfter.parse(RetryAfter.httpDate(now.addingTimeInterval(7200)), now: now) == 600)
     }
 
     @Test func withRetriesRetriesOnlyTransientErrors() async throws {

@@ -1,0 +1,68 @@
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import Testing
+
+@Suite struct AnalyticsJobTests {
+    let uuid = BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!
+    let t0 = Date(timeIntervalSince1970: 1_774_000_000)
+
+    func storeWithOpenJob(_ dir: borrowing TemporaryDirectory) async throws -> SQLiteBookStore {
+        let store = try SQLiteBookStore(path: dir.file("db.sqlite"), random: { 0.5 })
+        _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
+        _ = try await store.apply(.snapshot(.present(pk: 1, status: .verified, documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: uuid, at: t0, options: .init())
+        return store
+    }
+
+    @Test func claimLeasesAndCountsTheAttemptBeforeAnyCall() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try await storeWithOpenJob(dir)
+        let job = try #require(try await store.claimAnalyticsJob(owner: "w1", now: t0, lease: 120))
+        #expect(job.bookUUID == uuid && job.generation == 1 && job.attempts == 1)
+        #expect(job.leaseExpiresAt == t0.addingTimeInterval(120))
+        // Leased: nobody else gets it.
+        #expect(try await store.claimAnalyticsJob(owner: "w2", now: t0, lease: 120) == nil)
+        #expect(try await store.book(uuid)?.analytics?.state == .running)
+        // Before expiry the sweeper leaves it; after, it is pending and due at once.
+        #expect(try await store.rearmExpiredLeases(now: t0.addingTimeInterval(60)) == 0)
+        #expect(try await store.rearmExpiredLeases(now: t0.addingTimeInterval(121)) == 1)
+        let again = try #require(try await store.claimAnalyticsJob(owner: "w2", now: t0.addingTimeInterval(121), lease: 120))
+        #expect(again.attempts == 2)
+    }
+
+    @Test func onStartupEveryLeaseOfAPreviousProcessIsRearmedDueNow() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try await storeWithOpenJob(dir)
+        _ = try await store.claimAnalyticsJob(owner: "dead-process", now: t0, lease: 120)
+        let restart = t0.addingTimeInterval(5)
+        #expect(try await store.rearmLeases(expiringBefore: .distantFuture, dueAt: restart) == 1)
+        #expect(try await store.nextJobDueAt() == restart)
+        #expect(try await store.claimAnalyticsJob(owner: "new", now: restart, lease: 120) != nil)
+    }
+
+    @Test func theLastResultCommitsWithTheCompletion() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try await storeWithOpenJob(dir)
+        let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: t0)
+        let outcome = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: TransitionOptions(results: [result]))
+        #expect(outcome?.actions.contains(.notifyRetrieved(generation: 1)) == true)
+        #expect(try await store.analyticsResults(for: uuid, endpoint: nil) == [result])
+        #expect(try await store.book(uuid)?.analytics?.state == .complete)
+        #expect(try await store.storedEndpoints(uuid, generation: 1) == ["summary"])
+    }
+
+    @Test func duePollsComeUrgentFirstThenMostOverdue() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteBookStore(path: dir.file("db.sqlite"), random: { 0 })
+        let other = BookUUID("b79fb14b-1d2a-4e8e-8a3c-6f0d2c9e7a41")!
+        _ = try await store.apply(.command(.track(.webhook)), to: uuid, at: t0, options: .init())  // scheduled at t0 + 60
+        _ = try await store.apply(.command(.track(.operator)), to: other, at: t0.addingTimeInterval(30), options: .init())
+        let due = try await store.duePolls(now: t0.addingTimeInterval(100), limit: 10)
+        #expect(due.map(\.bookUUID) == [other, uuid])
+        #expect(due.map(\.reason) == [.operator, nil])
+        #expect(try await store.duePolls(now: t0.addingTimeInterval(10), limit: 10).isEmpty)
+        try await store.requestPoll(uuid, at: t0.addingTimeInterval(10), reason: .webhookHint)
+        #expect(try await store.duePolls(now: t0.addingTimeInterval(10), limit: 10).map(\.reason) == [.webhookHint])
+    }
+}
