@@ -175,3 +175,48 @@ import Testing
         #expect(RelativeTime.describe(offset.map { now.addingTimeInterval($0) }, now: now) == text)
     }
 }
+
+@Suite struct AnalyticsAndRetryCommandTests {
+    let book = "09c52985-2f05-4022-a738-9277cc335c7e"
+
+    func prepare(_ cli: CLIHarness, fail: Bool) async throws {
+        #expect(await cli.run(["track", book]) == 0)
+        let store = try SQLiteBookStore(path: cli.databasePath)
+        let uuid = try BookUUID(parsing: book)
+        _ = try await store.apply(.snapshot(.present(pk: 1, status: .verified, documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: uuid, at: cli.now, options: .init())
+        if fail {
+            _ = try await store.apply(.analytics(generation: 1, .permanentError("403 code 2102")), to: uuid, at: cli.now, options: .init())
+        } else {
+            let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: Array(#"{"total":42}"#.utf8), retrievedAt: cli.now)
+            _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: cli.now, options: TransitionOptions(results: [result]))
+        }
+        try store.close()
+    }
+
+    @Test func analyticsPrintsTheStoredJSON() async throws {
+        let cli = try CLIHarness()
+        try await prepare(cli, fail: false)
+        #expect(await cli.run(["analytics", book]) == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(cli.standardOutput.utf8)) as? [String: Any])
+        let results = try #require(json["results"] as? [[String: Any]])
+        #expect(results.count == 1)
+        #expect((results[0]["body"] as? [String: Int]) == ["total": 42])
+        #expect(results[0]["endpoint"] as? String == "summary")
+        #expect(await cli.run(["analytics", book, "--endpoint", "signals"]) == 1)
+        #expect(await cli.run(["analytics", book, "--endpoint", "nonsense"]) == 2)
+    }
+
+    @Test func retryRearmsAFailedJobOnly() async throws {
+        let cli = try CLIHarness()
+        try await prepare(cli, fail: true)
+        #expect(await cli.run(["status", "--json"]) == 0)
+        #expect(cli.standardOutput.contains("403 code 2102"))
+        #expect(await cli.run(["retry", book]) == 0)
+        #expect(cli.standardOutput.contains("re-armed"))
+        #expect(await cli.run(["status", "--json"]) == 0)
+        #expect(cli.standardOutput.contains(#""state" : "retrieving""#))
+        #expect(await cli.run(["retry", book]) == 1)
+        #expect(cli.standardError.contains("nothing to retry"))
+    }
+}
