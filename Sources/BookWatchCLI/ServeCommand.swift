@@ -25,6 +25,10 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Address to listen on (env BOOKWATCH_HOST; default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env BOOKWATCH_PORT; default 8080).") var port: Int?
+    @Option(name: .customLong("on-complete"), help: ArgumentHelp(
+        "Command run (sh -c) once per stored retrieval, with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION and BOOKWATCH_IDEMPOTENCY_KEY (env BOOKWATCH_ON_COMPLETE).",
+        valueName: "command"))
+    var onComplete: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -83,10 +87,12 @@ struct ServeCommand: AsyncParsableCommand {
         watcherConfiguration.analyticsRetry = RetryPolicy(
             base: min(15, watcherSettings.analyticsRetryMaximum), cap: watcherSettings.analyticsRetryMaximum, maxAttempts: 60)
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger)
+        let hookCommand = onComplete ?? context.environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
+        let hook = hookCommand.map { CompletionHook(command: $0, store: store, logger: logger) }
         let app = Application(
             router: BookWatchRoutes.router(ingress: ingress, store: store, health: health),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
-            services: [writer, probe, WatcherService(watcher: watcher, clock: clock)],
+            services: [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)],
             logger: logger)
         do {
             try await app.runService()

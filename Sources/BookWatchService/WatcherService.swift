@@ -10,11 +10,13 @@ public struct WatcherService: Service {
     public let watcher: Watcher
     let clock: any WallClock
     let tick: TimeInterval
+    let hook: CompletionHook?
 
-    public init(watcher: Watcher, clock: any WallClock, tick: TimeInterval = 1) {
+    public init(watcher: Watcher, clock: any WallClock, tick: TimeInterval = 1, hook: CompletionHook? = nil) {
         self.watcher = watcher
         self.clock = clock
         self.tick = tick
+        self.hook = hook
     }
 
     public func run() async throws {
@@ -24,6 +26,10 @@ public struct WatcherService: Service {
                 group.addTask { try await loop { try await watcher.processInbox() } }
                 group.addTask { try await loop { try await watcher.pollDue() } }
                 group.addTask { try await loop { try await watcher.runAnalytics() } }
+                if let hook {
+                    let clock = clock
+                    group.addTask { try await loop { try await hook.runPending(now: { clock.now() }) } }
+                }
                 try await group.waitForAll()
             }
         }

@@ -85,6 +85,22 @@ extension SQLiteBookStore {
             // One row, rewritten by readiness probes to prove the database takes writes.
             try db.execute(sql: "CREATE TABLE service_health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL)")
         }
+        migrator.registerMigration("v3-notifications") { db in
+            // Outbox of retrievals to hand on (--on-complete): written with the completion, delivered
+            // at least once, deduplicated downstream by the key book_uuid:generation.
+            try db.execute(sql: """
+                CREATE TABLE notifications (
+                    book_uuid TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    delivered_at INTEGER,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    PRIMARY KEY (book_uuid, generation)
+                );
+                CREATE INDEX notifications_pending ON notifications(created_at) WHERE delivered_at IS NULL;
+                """)
+        }
         return migrator
     }
 }

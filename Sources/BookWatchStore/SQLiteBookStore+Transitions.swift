@@ -113,8 +113,12 @@ extension SQLiteBookStore {
                         WHERE book_uuid = ? AND generation = ?
                         """,
                     arguments: [reason, nowMillis, key, generation])
-            case .notifyRetrieved, .warn, .stopWatching:
-                break  // carried out by the caller (hook runner, logger) or above
+            case .notifyRetrieved(let generation):
+                try db.execute(
+                    sql: "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    arguments: [key, generation, nowMillis])
+            case .warn, .stopWatching:
+                break  // carried out by the caller (logger) or above
             }
         }
         try Self.writeBook(db, machine, created: created, next: schedule.next, reason: schedule.reason, now: nowMillis)

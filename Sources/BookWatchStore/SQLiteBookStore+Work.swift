@@ -163,3 +163,38 @@ extension SQLiteBookStore {
         }
     }
 }
+
+/// A retrieval to hand on (`--on-complete`).
+public struct PendingNotification: Sendable, Equatable {
+    public var bookUUID: BookUUID
+    public var generation: Int
+    public var attempts: Int
+    /// `book_uuid:generation`: the receiver dedupes on it (delivery is at least once).
+    public var idempotencyKey: String { "\(bookUUID):\(generation)" }
+}
+
+extension SQLiteBookStore {
+    public func pendingNotifications(limit: Int) async throws -> [PendingNotification] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT book_uuid, generation, attempts FROM notifications WHERE delivered_at IS NULL ORDER BY created_at LIMIT ?",
+                arguments: [limit]
+            ).compactMap { row in
+                BookUUID(row["book_uuid"] as String).map { PendingNotification(bookUUID: $0, generation: row["generation"], attempts: row["attempts"]) }
+            }
+        }
+    }
+
+    /// Records the outcome of one hand-on attempt (nil error: delivered).
+    public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE notifications SET attempts = attempts + 1, last_error = ?,
+                        delivered_at = CASE WHEN ? IS NULL THEN ? ELSE NULL END
+                    WHERE book_uuid = ? AND generation = ?
+                    """,
+                arguments: [error, error, at.storageMillis, notification.bookUUID.rawValue, notification.generation])
+        }
+    }
+}
