@@ -90,7 +90,9 @@ struct ServeCommand: AsyncParsableCommand {
         let hookCommand = onComplete ?? context.environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
         let hook = hookCommand.map { CompletionHook(command: $0, store: store, logger: logger) }
         let app = Application(
-            router: BookWatchRoutes.router(ingress: ingress, store: store, health: health),
+            router: BookWatchRoutes.router(
+                ingress: ingress, store: store, health: health,
+                bareBenchmarkRoute: context.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
             services: [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)],
             logger: logger)

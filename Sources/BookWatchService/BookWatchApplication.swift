@@ -9,11 +9,21 @@ import OcrolusAPI
 
 /// The HTTP side of `serve`: webhooks, health, readiness and one Book's JSON.
 public enum BookWatchRoutes {
-    public static func router(ingress: WebhookIngress, store: any BookStore, health: ServiceHealth)
+    /// - Parameter bareBenchmarkRoute: adds `POST /bench/bare`, which reads the body and answers
+    ///   like an accepted webhook without checking or storing anything: the baseline of the ingress
+    ///   benchmark (`scripts/bench-ingress.sh`), never for production.
+    public static func router(ingress: WebhookIngress, store: any BookStore, health: ServiceHealth, bareBenchmarkRoute: Bool = false)
         -> Router<IngressRequestContext>
     {
         let router = Router(context: IngressRequestContext.self)
         router.post("/webhooks/ocrolus") { request, context in await ingress.handle(request, context: context) }
+        if bareBenchmarkRoute {
+            router.post("/bench/bare") { request, _ in
+                var request = request
+                _ = try await request.collectBody(upTo: ingress.bodyLimit)
+                return WebhookIngress.json(.ok, ["status": "accepted"])
+            }
+        }
         router.get("/healthz") { _, _ in WebhookIngress.json(.ok, ["status": "ok"]) }
         router.get("/readyz") { _, _ in readiness(health) }
         router.get("/books/:uuid") { _, context in

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Ingress benchmark (not a test): webhook acks/s and latency at 64 connections for the full
+# durable route (body limit, allowlist, decode, group-committed insert with synchronous=FULL)
+# against a bare route in the same server and run. Needs wrk (apt-get install wrk).
+# Usage: scripts/bench-ingress.sh [seconds] [--debug]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${1:-10}
+config=release; [ "${2:-}" = "--debug" ] && config=debug
+cd "$root"
+swift build -c "$config" --product bookwatch > /dev/null
+bin="$root/.build/$config/bookwatch"
+work=$(mktemp -d)
+port=$((30000 + RANDOM % 10000))
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+OCROLUS_API_URL=http://127.0.0.1:9 OCROLUS_AUTH_URL=http://127.0.0.1:9/oauth/token OCROLUS_CLIENT_ID=bench OCROLUS_CLIENT_SECRET=bench \
+BOOKWATCH_AUTO_TRACK=false BOOKWATCH_BENCH_BARE_ROUTE=1 BOOKWATCH_PORT=$port BOOKWATCH_DATABASE="$work/bench.sqlite" \
+    "$bin" serve --log-level critical > "$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.1; done
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"event_name":"document.verification_succeeded","severity":"LOW","notification_type":"STATUS","book_pk":71400892,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10","uploaded_doc_pk":133257741,"uploaded_doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10"}'
+LUA
+run() { wrk -t2 -c64 -d"${seconds}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port$1"; }
+bare=$(run /bench/bare); durable=$(run /webhooks/ocrolus)
+rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
+pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
+stored=$(python3 -c "import sqlite3; print(sqlite3.connect('$work/bench.sqlite').execute('select count(*) from webhook_inbox').fetchone()[0])")
+printf "%-10s %12s %10s %10s\n" route "requests/s" p50 p99
+printf "%-10s %12s %10s %10s\n" bare "$(rps "$bare")" "$(pct "$bare" 50%)" "$(pct "$bare" 99%)"
+printf "%-10s %12s %10s %10s\n" durable "$(rps "$durable")" "$(pct "$durable" 50%)" "$(pct "$durable" 99%)"
+python3 -c "print(f'durable/bare: {float(\"$(rps "$durable")\")/float(\"$(rps "$bare")\"):.2f}; rows stored: $stored')"
