@@ -202,3 +202,48 @@ final class Box<Value: Sendable>: Sendable {
     init(_ value: Value) { state = Mutex(value) }
     func withLock<T>(_ body: (inout Value) -> T) -> T { state.withLock { body(&$0) } }
 }
+
+@Suite struct LyingContentLengthTests {
+    /// Sends raw bytes on a fresh TCP connection and returns what comes back before the peer
+    /// closes or `seconds` pass.
+    func raw(_ text: String, port: Int, closeAfterWrite: Bool, seconds: Int = 3) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return "" }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = text.withCString { send(fd, $0, strlen($0), 0) }
+        if closeAfterWrite { shutdown(fd, Int32(SHUT_WR)) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
+    }
+
+    @Test func aLyingContentLengthNeitherHangsNorCrashesTheServer() async throws {
+        let h = try IngressHarness(secrets: [], bodyLimit: 1024)
+        try await h.application().test(.live) { client in
+            let port = try #require(client.port)
+            // Declares far more than the limit: refused before any body is read.
+            let huge = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{}", port: port, closeAfterWrite: false)
+            #expect(huge.hasPrefix("HTTP/1.1 413"))
+            // Declares more than it sends, then the client goes away: the request ends, nothing is stored.
+            _ = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"book_pk\":1", port: port, closeAfterWrite: true)
+            // Declares less than it sends: the extra bytes are a malformed next request, not a crash.
+            _ = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{\"book_pk\":1}", port: port, closeAfterWrite: true)
+            // The server still answers normally.
+            let body = #"{"book_pk":1}"#
+            let ok = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: [.contentType: "application/json"],
+                                              body: ByteBuffer(string: body))
+            #expect(ok.status == .ok)
+        }
+        #expect(try await h.store.inboxCount() == 1)
+    }
+}
