@@ -25,6 +25,10 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Address to listen on (env BOOKWATCH_HOST; default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env BOOKWATCH_PORT; default 8080).") var port: Int?
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "A file of NAME=value lines with the environment names (env BOOKWATCH_CONFIG); the environment and flags override it.",
+        valueName: "path"))
+    var configFile: String?
     @Option(name: .customLong("on-complete"), help: ArgumentHelp(
         "Command run (sh -c) once per stored retrieval, with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION and BOOKWATCH_IDEMPOTENCY_KEY (env BOOKWATCH_ON_COMPLETE).",
         valueName: "command"))
@@ -37,7 +41,12 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = CLIContext.current
+        var context = CLIContext.current
+        do {
+            context.environment = try ConfigFile.merged(environment: context.environment, path: configFile)
+        } catch {
+            throw CLIError.usage(error.description)
+        }
         let settings: IngressSettings
         let watcherSettings: WatcherSettings
         let verifier: WebhookVerifier?
