@@ -16,6 +16,8 @@ import Testing
         var results: Int
         var states: [BookUUID: BookPhase]
         var polls: Int
+        /// Generations whose Book reopened before their analytics could be fetched.
+        var superseded: Int
     }
 
     /// Runs `step` while moving the clock whenever it waits on it (the rate limiter, backoffs).
@@ -76,7 +78,8 @@ import Testing
         return Outcome(
             stats: stats, results: try await deployment.store.analyticsCounts().results,
             states: Dictionary(uniqueKeysWithValues: records.map { ($0.uuid, $0.machine.phase) }),
-            polls: stats.statusCalls)
+            polls: stats.statusCalls,
+            superseded: try await deployment.store.analyticsCounts().jobs["superseded"] ?? 0)
     }
 
     /// Exactly one analytics 200 per finished (Book, generation, endpoint), one stored result each,
@@ -88,7 +91,15 @@ import Testing
         let kept = stats.truth.filter { $0.deletedAt == nil }
         let expected = kept.reduce(0) { $0 + $1.finishedGenerations } * endpoints
         let keptKeys = stats.analyticsOKByKey.keys.filter { key in kept.contains { key.hasPrefix($0.uuid) } }
-        #expect(keptKeys.count == expected, "\(label): \(keptKeys.count) keys retrieved, \(expected) finished")
+        // Every Book's last generation is retrieved; an earlier one whose Book reopened before its
+        // analytics could be fetched is superseded (it cannot be fetched any more).
+        for truth in kept where truth.finishedGenerations > 0 {
+            let lastKeys = stats.analyticsOKByKey.keys.filter { $0.hasPrefix("\(truth.uuid):\(truth.finishedGenerations):") }
+            #expect(lastKeys.count == endpoints, "\(label): \(truth.uuid) generation \(truth.finishedGenerations) not retrieved")
+        }
+        #expect(keptKeys.count <= expected)
+        #expect(keptKeys.count + outcome.superseded * endpoints >= expected,
+                "\(label): \(keptKeys.count) keys retrieved, \(expected) finished, \(outcome.superseded) superseded")
         let deletedBound = stats.truth.filter { $0.deletedAt != nil }.reduce(0) { $0 + $1.finishedGenerations } * endpoints
         #expect(stats.analyticsOKByKey.count - keptKeys.count <= deletedBound)
         #expect(outcome.results == stats.analyticsOKByKey.count, "\(label): results stored")
@@ -103,7 +114,7 @@ import Testing
                 #expect(state == .complete, "\(label): \(truth.uuid) is \(state)")
             }
         }
-        print("e2e \(label): \(stats.analyticsOKByKey.count) (Book, generation, endpoint) retrieved once each, \(stats.statusCalls) status calls for \(stats.books) Books, "
+        print("e2e \(label): \(stats.analyticsOKByKey.count) (Book, generation, endpoint) retrieved once each, \(outcome.superseded) superseded, \(stats.statusCalls) status calls for \(stats.books) Books, "
               + "\(stats.webhooksDroppedByFault) webhooks lost, \(stats.answers5xx) 5xx, \(stats.answers429) 429")
     }
 
