@@ -54,6 +54,11 @@ struct DemoCommand: AsyncParsableCommand {
         }
         context.print("bookwatch demo: \(books) simulated Books, seed \(seed), faults on (30% of webhooks lost, 20% duplicated, 20% reordered, 10% 5xx, 5% 429)")
         context.print("scenario of \(Int(span / 60)) virtual minutes at x\(Int(speed)) speed; API budget 5 requests/s (virtual)")
+        // The lender tracks every Book it creates, as `bookwatch track` would: a Book whose webhooks
+        // are all lost would otherwise never be known.
+        for book in deployment.simulation.scenario.books {
+            _ = try await deployment.store.apply(.command(.track(.operator)), to: book.uuid, at: clock.now(), options: .init())
+        }
         let deadline = clock.now().addingTimeInterval(span + 4 * 3600)
         var lastPrint = Date.distantPast
         while clock.now() < deadline {

@@ -82,7 +82,14 @@ public final class SimulatedDeployment: Sendable {
         let open = (counts.jobs["pending"] ?? 0) + (counts.jobs["running"] ?? 0)
         guard open == 0 else { return false }
         let stats = await simulation.stats()
-        let expected = stats.truth.reduce(0) { $0 + $1.finishedGenerations }
-        return stats.analyticsOKByKey.count >= expected * watcher.configuration.analytics.count
+        // Deleted Books may end without analytics; a generation superseded by a reopen before its
+        // analytics could be fetched never will be: without discounting both, the run would wait
+        // for its deadline.
+        let kept = stats.truth.filter { $0.deletedAt == nil }
+        let endpoints = watcher.configuration.analytics.count
+        let expected = kept.reduce(0) { $0 + $1.finishedGenerations } * endpoints
+        let retrieved = stats.analyticsOKByKey.keys.filter { key in kept.contains { key.hasPrefix($0.uuid) } }.count
+        let superseded = (counts.jobs["superseded"] ?? 0) * endpoints
+        return retrieved + superseded >= expected
     }
 }

@@ -13,7 +13,7 @@ extension Watcher {
         var total = 0
         while true {
             let due = try await store.duePolls(now: clock.now(), limit: configuration.pollConcurrency * 4)
-            let batch = due.filter { poll in !isInFlight(poll.bookUUID) }.prefix(configuration.pollConcurrency)
+            let batch = due.filter { poll in !inFlightContains(poll.bookUUID) }.prefix(configuration.pollConcurrency)
             guard !batch.isEmpty else { return total }
             await withTaskGroup(of: Void.self) { group in
                 for poll in batch {
@@ -23,8 +23,6 @@ extension Watcher {
             total += batch.count
         }
     }
-
-    func isInFlight(_ uuid: BookUUID) -> Bool { inFlightContains(uuid) }
 
     private func poll(_ due: DuePoll) async {
         let uuid = due.bookUUID
