@@ -81,6 +81,9 @@ public final class SimulatedDeployment: Sendable {
         let counts = try await store.analyticsCounts()
         let open = (counts.jobs["pending"] ?? 0) + (counts.jobs["running"] ?? 0)
         guard open == 0 else { return false }
+        // Every tracked Book has come to rest (a deletion is noticed by a poll, not by a webhook).
+        let totals = try await store.totals()
+        guard (totals[.tracking] ?? 0) + (totals[.processing] ?? 0) + (totals[.retrieving] ?? 0) == 0 else { return false }
         let stats = await simulation.stats()
         // Deleted Books may end without analytics; a generation superseded by a reopen before its
         // analytics could be fetched never will be: without discounting both, the run would wait
