@@ -62,7 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
         let store: SQLiteBookStore
         do {
             store = try SQLiteBookStore(
-                path: path, schedule: PollSchedule(minimum: watcherSettings.pollMinimum, maximum: watcherSettings.pollMaximum),
+                path: path, schedule: watcherSettings.pollSchedule,
                 busyTimeout: 2)
         } catch {
             throw CLIError.opening(error, setting: setting)

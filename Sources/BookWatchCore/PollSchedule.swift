@@ -7,29 +7,38 @@ import struct Foundation.TimeInterval
 ///   webhooks for the Book keep arriving (they will tell us when it finishes), a quarter of the
 ///   maximum once they have been quiet for longer than the maximum, and twice the minimum when
 ///   webhooks have stopped arriving altogether (polling takes over).
-/// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up.
+/// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up; none at
+///   all once the Book has been finished for longer than `retention` (`BOOKWATCH_WATCH_COMPLETED_HOURS`),
+///   so finished Books stop costing API budget.
 /// - `never`: nil.
 public struct PollSchedule: Hashable, Sendable {
     public var minimum: TimeInterval
     public var maximum: TimeInterval
+    /// How long a finished Book is still polled (to notice a reopen); nil means forever.
+    public var retention: TimeInterval?
 
-    public init(minimum: TimeInterval = 60, maximum: TimeInterval = 1800) {
+    public init(minimum: TimeInterval = 60, maximum: TimeInterval = 1800, retention: TimeInterval? = 168 * 3600) {
         self.minimum = minimum
         self.maximum = max(minimum, maximum)
+        self.retention = retention
     }
 
     /// - Parameters:
     ///   - unitRandom: a draw from `0..<1` (injected so tests are deterministic).
     ///   - webhooksSilent: true when no webhook at all has arrived for a long while.
+    ///   - finishedAt: when the Book was last seen finished (for `retention`).
     public func nextPoll(
-        cadence: PollCadence, lastWebhookAt: Date?, now: Date, webhooksSilent: Bool, unitRandom: Double
+        cadence: PollCadence, lastWebhookAt: Date?, now: Date, webhooksSilent: Bool, unitRandom: Double,
+        finishedAt: Date? = nil
     ) -> Date? {
         let u = min(max(unitRandom, 0), 1)
         switch cadence {
         case .never:
             return nil
         case .retention:
-            return now.addingTimeInterval(maximum * (1 - 0.1 * u))
+            let next = now.addingTimeInterval(maximum * (1 - 0.1 * u))
+            if let retention, let finishedAt, next.timeIntervalSince(finishedAt) > retention { return nil }
+            return next
         case .active:
             let ceiling = activeCeiling(lastWebhookAt: lastWebhookAt, now: now, webhooksSilent: webhooksSilent)
             return now.addingTimeInterval(minimum + u * (ceiling - minimum))

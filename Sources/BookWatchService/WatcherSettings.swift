@@ -21,6 +21,12 @@ public struct WatcherSettings: Sendable {
 
     public init() {}
 
+    /// The poll schedule these settings describe; `watchCompletedHours` 0 means finished Books are
+    /// not polled again (a reopen is then noticed by webhook only).
+    public var pollSchedule: PollSchedule {
+        PollSchedule(minimum: pollMinimum, maximum: pollMaximum, retention: watchCompletedHours * 3600)
+    }
+
     public static func resolve(environment env: [String: String]) throws(ConfigurationError) -> WatcherSettings {
         var settings = WatcherSettings()
         func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }

@@ -72,7 +72,7 @@ extension SQLiteBookStore {
                 if actions.contains(where: { if case .pollNow = $0 { true } else { false } }) { continue }
                 let next = self.schedule.nextPoll(
                     cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now,
-                    webhooksSilent: options.webhooksSilent, unitRandom: draw)
+                    webhooksSilent: options.webhooksSilent, unitRandom: draw, finishedAt: machine.finishedAt)
                 schedule = (next?.storageMillis, nil)
             case .openAnalyticsJob(let generation):
                 try db.execute(

@@ -28,6 +28,24 @@ import Testing
         #expect(interval(.retention, lastWebhook: nil, u: 1) == 1620)
     }
 
+    @Test func retentionEndsOnceTheBookHasBeenFinishedLongEnough() {
+        let week = PollSchedule(minimum: 60, maximum: 1800, retention: 7 * 86400)
+        func next(finishedAgo: TimeInterval?) -> Date? {
+            week.nextPoll(cadence: .retention, lastWebhookAt: nil, now: now, webhooksSilent: false, unitRandom: 0,
+                          finishedAt: finishedAgo.map { now.addingTimeInterval(-$0) })
+        }
+        #expect(next(finishedAgo: 3600) == now.addingTimeInterval(1800))
+        #expect(next(finishedAgo: 7 * 86400 - 1800) == now.addingTimeInterval(1800))  // exactly at the limit: one more
+        #expect(next(finishedAgo: 7 * 86400 - 1799) == nil)
+        #expect(next(finishedAgo: nil) != nil)
+        let forever = PollSchedule(minimum: 60, maximum: 1800, retention: nil)
+        #expect(forever.nextPoll(cadence: .retention, lastWebhookAt: nil, now: now, webhooksSilent: false, unitRandom: 0,
+                                 finishedAt: now.addingTimeInterval(-1e9)) != nil)
+        // Active Books are never cut off, however long ago an earlier generation finished.
+        #expect(week.nextPoll(cadence: .active, lastWebhookAt: nil, now: now, webhooksSilent: false, unitRandom: 0,
+                              finishedAt: now.addingTimeInterval(-1e9)) != nil)
+    }
+
     @Test func maximumBelowMinimumIsRaised() {
         #expect(PollSchedule(minimum: 100, maximum: 10).maximum == 100)
     }

@@ -52,6 +52,22 @@ import Testing
         #expect(try await store.storedEndpoints(uuid, generation: 1) == ["summary"])
     }
 
+    @Test func aCompleteBookIsPolledForReopensOnlyWithinTheRetentionWindow() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteBookStore(
+            path: dir.file("db.sqlite"), schedule: PollSchedule(minimum: 60, maximum: 1800, retention: 3600), random: { 0 })
+        _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
+        let finished = BookSnapshot.present(pk: 1, status: .verified, documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])
+        _ = try await store.apply(.snapshot(finished), to: uuid, at: t0, options: .init())
+        _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init())
+        #expect(try await store.book(uuid)?.nextPollAt == t0.addingTimeInterval(1800))
+        // A retention poll 50 minutes after finishing: the next one would fall past the hour.
+        _ = try await store.apply(.snapshot(finished), to: uuid, at: t0.addingTimeInterval(3000), options: .init())
+        #expect(try await store.book(uuid)?.machine.phase == .complete)
+        #expect(try await store.book(uuid)?.nextPollAt == nil)
+    }
+
     @Test func duePollsComeUrgentFirstThenMostOverdue() async throws {
         let dir = try TemporaryDirectory()
         let store = try SQLiteBookStore(path: dir.file("db.sqlite"), random: { 0 })
