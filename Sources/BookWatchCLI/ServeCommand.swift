@@ -5,6 +5,7 @@ import BookWatchCore
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import OcrolusAPI
 import ServiceLifecycle
 
@@ -12,7 +13,7 @@ import ServiceLifecycle
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the service: webhook ingress (POST /webhooks/ocrolus), /healthz, /readyz, /books/{uuid}.",
+        abstract: "Run the service: webhook ingress (POST /webhooks/ocrolus), /metrics, /healthz, /readyz, /books/{uuid}.",
         discussion: """
             Environment: OCROLUS_CLIENT_ID and OCROLUS_CLIENT_SECRET (or _FILE; required), OCROLUS_API_URL, OCROLUS_AUTH_URL, \
             BOOKWATCH_RATE_LIMIT, BOOKWATCH_RATE_BURST, BOOKWATCH_POLL_MIN_SECONDS, BOOKWATCH_POLL_MAX_SECONDS, BOOKWATCH_ANALYTICS, \
@@ -77,30 +78,35 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("webhooks are accepted from any source without a signature: set BOOKWATCH_WEBHOOK_SECRET or BOOKWATCH_WEBHOOK_ALLOW")
         }
         let clock = SystemClock()
-        let health = ServiceHealth()
+        let health = ServiceHealth(startedAt: clock.now())
+        let metrics = BookWatchMetrics()
+        // Once per process, here only: Hummingbird's HTTP metrics land in the same registry.
+        MetricsSystem.bootstrap(HTTPMetricsFactory(registry: metrics.registry))
         let writer = InboxWriter(store: store, health: health, logger: logger)
         let probe = DatabaseProbe(store: store, health: health, clock: clock, logger: logger)
         await probe.probe()
         let ingress = WebhookIngress(
             bodyLimit: settings.bodyLimit, access: settings.accessPolicy, verifier: verifier, writer: writer, health: health,
-            clock: clock, logger: logger)
+            clock: clock, logger: logger, observe: { metrics.webhookAnswered($0, seconds: $1) })
         let client = OcrolusClient(
             configuration: OcrolusConfiguration(
                 apiBaseURL: watcherSettings.apiURL, tokenURL: watcherSettings.authURL,
                 credentials: .init(clientID: watcherSettings.clientID, clientSecret: watcherSettings.clientSecret)),
             transport: AsyncHTTPClientTransport(),
-            limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock), clock: clock, logger: logger)
+            limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock), clock: clock, logger: logger,
+            observe: { metrics.ocrolusRequest($0) })
         var watcherConfiguration = WatcherConfiguration()
         watcherConfiguration.analytics = watcherSettings.analytics
         watcherConfiguration.autoTrack = watcherSettings.autoTrack
         watcherConfiguration.analyticsRetry = RetryPolicy(
             base: min(15, watcherSettings.analyticsRetryMaximum), cap: watcherSettings.analyticsRetryMaximum, maxAttempts: 60)
-        let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger)
+        let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,
+                              metrics: metrics)
         let hookCommand = onComplete ?? context.environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
         let hook = hookCommand.map { CompletionHook(command: $0, store: store, logger: logger) }
         let app = Application(
             router: BookWatchRoutes.router(
-                ingress: ingress, store: store, health: health,
+                ingress: ingress, store: store, health: health, metrics: metrics,
                 bareBenchmarkRoute: context.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
             services: [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)],

@@ -17,6 +17,8 @@ public final class SimulatedDeployment: Sendable {
     public let client: OcrolusClient
     public let sender: WebhookSender
     public let health: ServiceHealth
+    /// Recorded exactly as `serve` records them (the end-to-end tests read them back).
+    public let metrics = BookWatchMetrics()
 
     public init(
         simulation config: SimulationConfig, clock: any WallClock, databasePath: String, watcher watcherConfig: WatcherConfiguration,
@@ -25,39 +27,46 @@ public final class SimulatedDeployment: Sendable {
         self.clock = clock
         simulation = OcrolusSimulation(config: config, clock: clock)
         store = try SQLiteBookStore(path: databasePath, schedule: pollSchedule)
-        health = ServiceHealth()
+        health = ServiceHealth(startedAt: clock.now())
+        let metrics = metrics
         client = OcrolusClient(
             configuration: OcrolusConfiguration(
                 apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
                 credentials: .init(clientID: "demo", clientSecret: "demo-secret-0123456789")),
             transport: SimulatorTransport(simulation: simulation),
-            limiter: RateLimiter(rate: rate, burst: burst, clock: clock), clock: clock, logger: logger)
-        watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger)
+            limiter: RateLimiter(rate: rate, burst: burst, clock: clock), clock: clock, logger: logger,
+            observe: { metrics.ocrolusRequest($0) })
+        watcher = Watcher(
+            store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger, metrics: metrics)
         let verifier = try config.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
         let store = store, health = health
         sender = WebhookSender(simulation: simulation, target: ClosureWebhookTarget { delivery in
-            await Self.receive(delivery, verifier: verifier, store: store, health: health, now: clock.now())
+            let (status, outcome) = await Self.receive(delivery, verifier: verifier, store: store, health: health, now: clock.now())
+            metrics.webhookAnswered(outcome, seconds: 0)
+            return status
         })
     }
 
     /// What the HTTP route does, without HTTP: verify, decode, store durably, answer.
-    static func receive(_ delivery: WebhookDelivery, verifier: WebhookVerifier?, store: SQLiteBookStore, health: ServiceHealth, now: Date) async -> Int {
+    static func receive(
+        _ delivery: WebhookDelivery, verifier: WebhookVerifier?, store: SQLiteBookStore, health: ServiceHealth, now: Date
+    ) async -> (Int, WebhookOutcome) {
         let header = { (name: String) in delivery.headers.first { $0.0 == name }?.1 }
         if let verifier {
             do {
                 try verifier.verify(body: delivery.body, timestamp: header("Webhook-Timestamp"), requestID: header("Webhook-Request-Id"),
                                     signature: header("Webhook-Signature"), now: now)
-            } catch { return 401 }
+            } catch { return (401, .badSignature) }
         }
-        guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return 400 }
+        guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return (400, .malformed) }
         do {
-            _ = try await store.appendToInbox(InboxDelivery(
+            let appended = try await store.appendToInbox(InboxDelivery(
                 requestID: header("Webhook-Request-Id"), receivedAt: now, bookUUID: decoded.bookUUID, bookPK: decoded.bookPK,
                 event: decoded.eventName, body: delivery.body))
             health.webhookReceived(at: now)
-            return 200
+            return (200, appended == .duplicate ? .duplicate : .accepted)
         } catch {
-            return 503
+            return (503, .unavailable)
         }
     }
 

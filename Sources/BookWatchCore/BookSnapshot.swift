@@ -38,3 +38,13 @@ public enum BookSnapshot: Hashable, Sendable {
         return self
     }
 }
+
+extension BookSnapshot {
+    /// Statuses in this snapshot that this build does not recognise (book and documents).
+    public var unknownStatusCount: Int {
+        guard case .present(_, let status, let documents) = self else { return 0 }
+        var count = 0
+        if case .unknown = status { count += 1 }
+        return count + documents.filter(\.status.isUnknown).count
+    }
+}

@@ -12,10 +12,15 @@ public enum BookWatchRoutes {
     /// - Parameter bareBenchmarkRoute: adds `POST /bench/bare`, which reads the body and answers
     ///   like an accepted webhook without checking or storing anything: the baseline of the ingress
     ///   benchmark (`scripts/bench-ingress.sh`), never for production.
-    public static func router(ingress: WebhookIngress, store: any BookStore, health: ServiceHealth, bareBenchmarkRoute: Bool = false)
-        -> Router<IngressRequestContext>
-    {
+    public static func router(
+        ingress: WebhookIngress, store: any BookStore, health: ServiceHealth, metrics: BookWatchMetrics = BookWatchMetrics(),
+        bareBenchmarkRoute: Bool = false
+    ) -> Router<IngressRequestContext> {
         let router = Router(context: IngressRequestContext.self)
+        // Records into whatever swift-metrics backend the process bootstrapped (serve: the
+        // same registry as `metrics`); a no-op otherwise.
+        router.add(middleware: MetricsMiddleware())
+        router.get("/metrics") { _, _ in await scrape(metrics: metrics, store: store, health: health, now: ingress.clock.now()) }
         router.post("/webhooks/ocrolus") { request, context in await ingress.handle(request, context: context) }
         if bareBenchmarkRoute {
             router.post("/bench/bare") { request, _ in
@@ -42,6 +47,19 @@ public enum BookWatchRoutes {
             }
         }
         return router
+    }
+
+    /// Refreshes the gauges that describe the database and the service, then renders everything.
+    /// A database that cannot be read leaves the gauges at their last values (and `bookwatch_ready`
+    /// tells why); the scrape itself still answers.
+    static func scrape(metrics: BookWatchMetrics, store: any BookStore, health: ServiceHealth, now: Date) async -> Response {
+        if let gauges = try? await store.gauges(overdueBefore: now.addingTimeInterval(-BookWatchMetrics.overdueAfter)) {
+            metrics.update(gauges)
+        }
+        metrics.update(health: health.snapshot, startedAt: health.startedAt, now: now)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
     }
 
     static func readiness(_ health: ServiceHealth) -> Response {

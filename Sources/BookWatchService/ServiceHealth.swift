@@ -17,7 +17,12 @@ public final class ServiceHealth: Sendable {
     let webhooksSilentFlag = Mutex(false)
     public var webhooksSilent: Bool { webhooksSilentFlag.withLock { $0 } }
 
-    public init() {}
+    /// When this process started (webhook silence counts from here until the first webhook).
+    public let startedAt: Date
+
+    public init(startedAt: Date = Date()) {
+        self.startedAt = startedAt
+    }
 
     public var snapshot: Snapshot { state.withLock { $0 } }
     public var isReady: Bool { snapshot.databaseWritable }

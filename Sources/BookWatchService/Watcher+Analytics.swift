@@ -56,13 +56,13 @@ extension Watcher {
                 }
             }
         } catch let error as OcrolusError where error.kind == .permanent {
-            recordAnalyticsError()
+            recordAnalyticsError(final: true)
             log.error("analytics failed for good", metadata: ["error": "\(error)"])
             _ = try? await store.apply(.analytics(generation: job.generation, .permanentError(error.description)), to: job.bookUUID,
                                        at: clock.now(), options: options())
         } catch {
-            recordAnalyticsError()
             let ocrolus = error as? OcrolusError
+            recordAnalyticsError(final: job.attempts >= configuration.analyticsRetry.maxAttempts)
             if job.attempts >= configuration.analyticsRetry.maxAttempts {
                 let reason = "gave up after \(job.attempts) attempts: \(error)"
                 log.error("analytics failed for good", metadata: ["error": "\(reason)"])
@@ -82,7 +82,7 @@ extension Watcher {
         let outcome = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: clock.now(),
                                             options: options(results: results))
         if outcome?.actions.contains(.notifyRetrieved(generation: job.generation)) == true {
-            recordRetrieval()
+            recordRetrieval(job)
             log.info("analytics retrieved", metadata: ["endpoints": "\(configuration.analytics.map(\.rawValue).joined(separator: ","))"])
         }
     }

@@ -35,6 +35,7 @@ extension Watcher {
         do {
             let result = try await client.bookStatus(uuid: uuid, priority: priority)
             recordPoll(reason)
+            metrics.unknownStatuses(result.snapshot.unknownStatusCount)
             let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: options())
             if let outcome {
                 for case .warn(let message) in outcome.actions { log.warning("\(message)") }

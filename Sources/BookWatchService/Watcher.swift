@@ -48,6 +48,7 @@ public final class Watcher: Sendable {
     let health: ServiceHealth
     let logger: Logger
     let random: @Sendable () -> Double
+    public let metrics: BookWatchMetrics
     private let inFlight = Mutex<Set<BookUUID>>([])
     /// Books that got a poll-worthy hint while being polled: they are polled once more.
     private let dirty = Mutex<Set<BookUUID>>([])
@@ -57,8 +58,10 @@ public final class Watcher: Sendable {
 
     public init(
         store: SQLiteBookStore, client: any OcrolusAPIClient, clock: any WallClock, configuration: WatcherConfiguration,
-        health: ServiceHealth, logger: Logger, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        health: ServiceHealth, logger: Logger, metrics: BookWatchMetrics = BookWatchMetrics(),
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
+        self.metrics = metrics
         self.store = store
         self.client = client
         self.clock = clock
@@ -132,7 +135,7 @@ public final class Watcher: Sendable {
                     // Not known here: one status call by pk tells the uuid (and the status itself).
                     learned = try await client.bookStatus(pk: pk, priority: .urgent)
                     uuid = learned?.uuid
-                    counters.withLock { $0.polls[.webhookHint, default: 0] += 1 }
+                    recordPoll(.webhookHint)
                 }
             }
             guard let uuid else { return "unresolved" }
@@ -167,11 +170,28 @@ public final class Watcher: Sendable {
     func beginPoll(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.insert(uuid).inserted } }
     func endPoll(_ uuid: BookUUID) { inFlight.withLock { _ = $0.remove(uuid) } }
     func takeDirty(_ uuid: BookUUID) -> Bool { dirty.withLock { $0.remove(uuid) != nil } }
-    func recordPoll(_ reason: PollReason) { counters.withLock { $0.polls[reason, default: 0] += 1 } }
+    func recordPoll(_ reason: PollReason) {
+        counters.withLock { $0.polls[reason, default: 0] += 1 }
+        metrics.polled(reason)
+    }
+
     func recordPollFailure() { counters.withLock { $0.pollFailures += 1 } }
-    func recordNotReady() { counters.withLock { $0.notReady += 1 } }
-    func recordRetrieval() { counters.withLock { $0.retrievals += 1 } }
-    func recordAnalyticsError() { counters.withLock { $0.analyticsErrors += 1 } }
+
+    func recordNotReady() {
+        counters.withLock { $0.notReady += 1 }
+        metrics.analyticsNotReady()
+    }
+
+    func recordRetrieval(_ job: ClaimedJob) {
+        counters.withLock { $0.retrievals += 1 }
+        metrics.analytics(.stored)
+        metrics.completed(afterSeconds: clock.now().timeIntervalSince(job.openedAt))
+    }
+
+    func recordAnalyticsError(final: Bool) {
+        counters.withLock { $0.analyticsErrors += 1 }
+        metrics.analytics(final ? .failed : .error)
+    }
 
     private func markDirtyIfInFlight(_ uuid: BookUUID) {
         if inFlight.withLock({ $0.contains(uuid) }) { dirty.withLock { _ = $0.insert(uuid) } }

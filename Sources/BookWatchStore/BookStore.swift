@@ -36,6 +36,10 @@ public protocol BookStore: Sendable {
 
     /// The stored analytics results of a Book, newest generation first.
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult]
+
+    /// Counts for the metrics gauges (Books by state, Documents by progress, pending inbox rows,
+    /// polls late by more than `overdueBefore`).
+    func gauges(overdueBefore: Date) async throws -> StoreGauges
 }
 
 /// Inputs to a transition that the machine does not decide itself.

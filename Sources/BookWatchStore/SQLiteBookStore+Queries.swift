@@ -95,3 +95,35 @@ extension SQLiteBookStore {
             lastError: row["last_error"])
     }
 }
+
+/// What the metrics gauges show of the database, read in one snapshot at scrape time.
+public struct StoreGauges: Sendable, Equatable {
+    public var books: [BookPhase: Int] = [:]
+    public var documents: [DocumentProgress: Int] = [:]
+    public var inboxPending = 0
+    public var pollsOverdue = 0
+
+    public init() {}
+}
+
+extension SQLiteBookStore {
+    /// Counts for the gauges. Each count rides an index (books by state, the due-poll and
+    /// pending-inbox partial indexes) except documents, which are grouped by status.
+    public func gauges(overdueBefore: Date) async throws -> StoreGauges {
+        try await read { db in
+            var gauges = StoreGauges()
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books GROUP BY state") {
+                if let phase = BookPhase(rawValue: row["state"]) { gauges.books[phase] = row["n"] }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM documents GROUP BY status") {
+                let progress = (row["status"] as String?).map { DocumentStatus($0).progress } ?? .inProgress
+                gauges.documents[progress, default: 0] += row["n"] as Int
+            }
+            gauges.inboxPending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox WHERE processed_at IS NULL") ?? 0
+            gauges.pollsOverdue = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at < ?",
+                arguments: [overdueBefore.storageMillis]) ?? 0
+            return gauges
+        }
+    }
+}

@@ -9,6 +9,16 @@ public struct ClaimedJob: Sendable, Equatable {
     /// Attempts including this one (recorded before any call is made).
     public var attempts: Int
     public var leaseExpiresAt: Date
+    /// When the job was opened: the moment the Book was seen finished.
+    public var openedAt: Date
+
+    public init(bookUUID: BookUUID, generation: Int, attempts: Int, leaseExpiresAt: Date, openedAt: Date) {
+        self.bookUUID = bookUUID
+        self.generation = generation
+        self.attempts = attempts
+        self.leaseExpiresAt = leaseExpiresAt
+        self.openedAt = openedAt
+    }
 }
 
 /// A Book whose poll is due.
@@ -102,7 +112,7 @@ extension SQLiteBookStore {
         try await write { db in
             guard let row = try Row.fetchOne(
                 db,
-                sql: "SELECT id, book_uuid, generation, attempts FROM analytics_jobs WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT 1",
+                sql: "SELECT id, book_uuid, generation, attempts, created_at FROM analytics_jobs WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT 1",
                 arguments: [now.storageMillis])
             else { return nil }
             let expires = now.addingTimeInterval(lease)
@@ -112,7 +122,8 @@ extension SQLiteBookStore {
             guard let uuid = BookUUID(row["book_uuid"] as String) else {
                 throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: "\(row["book_uuid"] as String)")
             }
-            return ClaimedJob(bookUUID: uuid, generation: row["generation"], attempts: (row["attempts"] as Int) + 1, leaseExpiresAt: expires)
+            return ClaimedJob(bookUUID: uuid, generation: row["generation"], attempts: (row["attempts"] as Int) + 1, leaseExpiresAt: expires,
+                              openedAt: Date(storageMillis: row["created_at"]))
         }
     }
 

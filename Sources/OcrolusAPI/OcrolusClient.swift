@@ -39,6 +39,13 @@ public struct RequestRecord: Sendable {
     public var status: Int
     public var seconds: TimeInterval
     public var limiterWaitSeconds: TimeInterval
+
+    public init(endpoint: String, status: Int, seconds: TimeInterval, limiterWaitSeconds: TimeInterval) {
+        self.endpoint = endpoint
+        self.status = status
+        self.seconds = seconds
+        self.limiterWaitSeconds = limiterWaitSeconds
+    }
 }
 
 /// The Ocrolus API client: every call passes the shared `RateLimiter`, carries a cached token

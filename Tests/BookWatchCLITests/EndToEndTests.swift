@@ -18,6 +18,9 @@ import Testing
         var polls: Int
         /// Generations whose Book reopened before their analytics could be fetched.
         var superseded: Int
+        /// The deployment's `/metrics` samples at the end.
+        var metrics: [String: Double]
+        var completeJobs: Int
     }
 
     /// Runs `step` while moving the clock whenever it waits on it (the rate limiter, backoffs).
@@ -79,11 +82,27 @@ import Testing
             stats: stats, results: try await deployment.store.analyticsCounts().results,
             states: Dictionary(uniqueKeysWithValues: records.map { ($0.uuid, $0.machine.phase) }),
             polls: stats.statusCalls,
-            superseded: try await deployment.store.analyticsCounts().jobs["superseded"] ?? 0)
+            superseded: try await deployment.store.analyticsCounts().jobs["superseded"] ?? 0,
+            metrics: PrometheusSamples.parse(String(decoding: deployment.metrics.exposition(), as: UTF8.self)),
+            completeJobs: try await deployment.store.analyticsCounts().jobs["complete"] ?? 0)
     }
 
     /// Exactly one analytics 200 per finished (Book, generation, endpoint), one stored result each,
     /// deleted Books ended `failed` or `deleted`, every other Book complete.
+    /// The metrics agree with the simulator's own counters.
+    func checkMetrics(_ outcome: Outcome, _ label: String) {
+        let stats = outcome.stats, samples = outcome.metrics
+        func sum(_ name: String, _ matching: String...) -> Int { Int(PrometheusSamples.sum(samples, name, matching: matching)) }
+        #expect(sum("bookwatch_ocrolus_requests_total", #"endpoint="analytics_"#, #"code="200""#) == stats.analyticsOK, "\(label)")
+        #expect(sum("bookwatch_ocrolus_requests_total", #"code="429""#) == stats.answers429, "\(label)")
+        #expect(sum("bookwatch_analytics_not_ready_total") == stats.analyticsNotReady, "\(label)")
+        #expect(sum("bookwatch_polls_total") == stats.statusCalls, "\(label)")
+        #expect(sum("bookwatch_webhooks_received_total", #"outcome="accepted""#) + sum("bookwatch_webhooks_received_total", #"outcome="duplicate""#)
+                == stats.deliveryAnswers["200", default: 0], "\(label)")
+        #expect(sum("bookwatch_analytics_retrievals_total", #"outcome="stored""#) == outcome.completeJobs, "\(label)")
+        #expect(sum("bookwatch_completion_seconds_count") == outcome.completeJobs, "\(label)")
+    }
+
     func checkExactlyOnce(_ outcome: Outcome, endpoints: Int = 1, _ label: String) {
         let stats = outcome.stats
         #expect(stats.duplicateRetrievals.isEmpty, "\(label): retrieved twice: \(stats.duplicateRetrievals)")
@@ -114,6 +133,7 @@ import Testing
                 #expect(state == .complete, "\(label): \(truth.uuid) is \(state)")
             }
         }
+        checkMetrics(outcome, label)
         print("e2e \(label): \(stats.analyticsOKByKey.count) (Book, generation, endpoint) retrieved once each, \(outcome.superseded) superseded, \(stats.statusCalls) status calls for \(stats.books) Books, "
               + "\(stats.webhooksDroppedByFault) webhooks lost, \(stats.answers5xx) 5xx, \(stats.answers429) 429")
     }

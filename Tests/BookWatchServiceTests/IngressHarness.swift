@@ -14,10 +14,11 @@ struct IngressHarness {
     static let secret = "whsec-test-0123456789abcdef"
     let directory: String
     let store: SQLiteBookStore
-    let health = ServiceHealth()
+    let health: ServiceHealth
     let writer: InboxWriter
     let clock: ManualClock
     let ingress: WebhookIngress
+    let metrics = BookWatchMetrics()
 
     init(
         directory: String? = nil, secrets: [String] = [IngressHarness.secret], access: WebhookAccessPolicy = .init(),
@@ -29,16 +30,18 @@ struct IngressHarness {
         store = try SQLiteBookStore(path: dir + "/db.sqlite", busyTimeout: 1)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        writer = InboxWriter(store: store, health: health, logger: logger)
         clock = ManualClock(start: now)
+        health = ServiceHealth(startedAt: now)
+        writer = InboxWriter(store: store, health: health, logger: logger)
         ingress = WebhookIngress(
             bodyLimit: bodyLimit, access: access, verifier: secrets.isEmpty ? nil : try WebhookVerifier(secrets: secrets),
-            writer: writer, health: health, clock: clock, logger: logger)
+            writer: writer, health: health, clock: clock, logger: logger,
+            observe: { [metrics] outcome, seconds in metrics.webhookAnswered(outcome, seconds: seconds) })
     }
 
     func application() -> some ApplicationProtocol {
         Application(
-            router: BookWatchRoutes.router(ingress: ingress, store: store, health: health),
+            router: BookWatchRoutes.router(ingress: ingress, store: store, health: health, metrics: metrics),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             services: [writer])
     }

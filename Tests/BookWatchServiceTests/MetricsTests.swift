@@ -1,0 +1,135 @@
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Metrics
+import NIOCore
+import OcrolusAPI
+import Prometheus
+import Testing
+
+/// `GET /metrics` tells the truth: traffic is driven through the routes and read back.
+@Suite struct MetricsTests {
+    let body = IngressHarness.documentEvent
+
+    func scrape(_ client: some TestClientProtocol) async throws -> (text: String, samples: [String: Double]) {
+        let answer = try await client.execute(uri: "/metrics", method: .get)
+        #expect(answer.status == .ok)
+        #expect(answer.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+        let text = String(buffer: answer.body)
+        return (text, PrometheusSamples.parse(text))
+    }
+
+    @Test func webhookOutcomesAckTimesAndGaugesAfterTraffic() async throws {
+        let h = try IngressHarness()
+        let other = BookUUID("b79fb14b-1d2a-4e8e-8a3c-6f0d2c9e7a41")!
+        _ = try await h.store.apply(.command(.track(.operator)), to: other, at: h.clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(.present(pk: 9, status: .verifying, documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed),
+            DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
+            DocumentSnapshot(ref: DocumentRef(pk: 3), status: .rejected),
+        ])), to: other, at: h.clock.now(), options: .init())
+        try await h.application().test(.router) { client in
+            let headers = h.signedHeaders(body, requestID: "req-1")
+            for _ in 0..<2 {
+                _ = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body))
+            }
+            var forged = h.signedHeaders(body, requestID: "req-2")
+            forged[HTTPField.Name("Webhook-Signature")!] = "v1=00"
+            _ = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forged, body: ByteBuffer(string: body))
+            _ = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders("nope", requestID: "req-3"),
+                                         body: ByteBuffer(string: "nope"))
+            h.clock.advance(by: 42)
+            let (_, samples) = try await scrape(client)
+            #expect(samples[#"bookwatch_webhooks_received_total{outcome="accepted"}"#] == 1)
+            #expect(samples[#"bookwatch_webhooks_received_total{outcome="duplicate"}"#] == 1)
+            #expect(samples[#"bookwatch_webhooks_received_total{outcome="bad_signature"}"#] == 1)
+            #expect(samples[#"bookwatch_webhooks_received_total{outcome="malformed"}"#] == 1)
+            #expect(samples[#"bookwatch_webhooks_received_total{outcome="too_large"}"#] == 0)
+            #expect(samples["bookwatch_webhook_ack_seconds_count"] == 4)
+            #expect(samples["bookwatch_inbox_pending"] == 1)
+            #expect(samples[#"bookwatch_books{state="processing"}"#] == 1)
+            #expect(samples[#"bookwatch_books{state="complete"}"#] == 0)
+            #expect(samples[#"bookwatch_documents{state="succeeded"}"#] == 1)
+            #expect(samples[#"bookwatch_documents{state="in_progress"}"#] == 1)
+            #expect(samples[#"bookwatch_documents{state="failed"}"#] == 1)
+            #expect(samples["bookwatch_webhook_silence_seconds"] == 42)
+            #expect(samples["bookwatch_ready"] == 1)
+            #expect(samples[#"bookwatch_build_info{version="\#(BookWatchVersion.current)"}"#] == 1)
+            // The store's next poll for `other` is 60 s+ away: nothing overdue yet; then it is.
+            #expect(samples["bookwatch_polls_overdue"] == 0)
+            h.clock.advance(by: 3 * 3600)
+            let (_, later) = try await scrape(client)
+            #expect(later["bookwatch_polls_overdue"] == 1)
+            #expect(abs((later["bookwatch_webhook_silence_seconds"] ?? 0) - (42 + 3 * 3600)) < 0.01)
+        }
+    }
+
+    @Test func anUnwritableDatabaseShowsAsNotReady() async throws {
+        let h = try IngressHarness()
+        h.health.databaseFailed(StoreError(.readOnly, subject: "test", detail: "read-only"))
+        try await h.application().test(.router) { client in
+            let samples = try await scrape(client).samples
+            #expect(samples["bookwatch_ready"] == 0)
+        }
+    }
+
+    @Test func everyFamilyHasHelpAndTypeAndSnakeCaseNames() async throws {
+        let h = try IngressHarness()
+        try await h.application().test(.router) { client in
+            let (text, _) = try await scrape(client)
+            let families = Set(text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] })
+            let helped = Set(text.split(separator: "\n").filter { $0.hasPrefix("# HELP ") }.map { $0.split(separator: " ")[2] })
+            // Every family of the contract but the two Ocrolus request ones, which appear with their first call.
+            #expect(families.count == 15)
+            #expect(families == helped)
+            for family in families {
+                #expect(family.hasPrefix("bookwatch_") && family.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" })
+            }
+            for line in text.split(separator: "\n") where line.hasPrefix("# TYPE ") && line.hasSuffix(" counter") {
+                #expect(line.split(separator: " ")[2].hasSuffix("_total"), "\(line)")
+            }
+        }
+    }
+
+    @Test func ocrolusCallsAreCountedByEndpointAndCodeWithBoundedLabels() {
+        let metrics = BookWatchMetrics()
+        metrics.ocrolusRequest(RequestRecord(endpoint: "book_status", status: 200, seconds: 0.2, limiterWaitSeconds: 1.5))
+        metrics.ocrolusRequest(RequestRecord(endpoint: "book_status", status: 429, seconds: 0.1, limiterWaitSeconds: 0))
+        metrics.ocrolusRequest(RequestRecord(endpoint: "analytics/summary", status: 200, seconds: 0.3, limiterWaitSeconds: 0))
+        metrics.ocrolusRequest(RequestRecord(endpoint: "/v1/something/\(UUID())", status: 500, seconds: 0.3, limiterWaitSeconds: 0))
+        let samples = PrometheusSamples.parse(metrics.registry.emitToString())
+        #expect(samples[#"bookwatch_ocrolus_requests_total{endpoint="book_status",code="200"}"#] == 1)
+        #expect(samples[#"bookwatch_ocrolus_requests_total{endpoint="book_status",code="429"}"#] == 1)
+        #expect(samples[#"bookwatch_ocrolus_requests_total{endpoint="analytics_summary",code="200"}"#] == 1)
+        #expect(samples[#"bookwatch_ocrolus_requests_total{endpoint="other",code="500"}"#] == 1)
+        #expect(samples[#"bookwatch_ocrolus_request_seconds_count{endpoint="book_status"}"#] == 2)
+        #expect(samples["bookwatch_rate_limiter_wait_seconds_count"] == 4)
+        #expect(samples["bookwatch_rate_limiter_wait_seconds_sum"] == 1.5)
+        #expect(PrometheusSamples.sum(samples, "bookwatch_ocrolus_requests_total", matching: [#"code="200""#]) == 2)
+    }
+
+    /// Hummingbird's middleware records through swift-metrics; `serve` bootstraps this factory.
+    /// Driven here through swift-metrics' own types with the factory passed explicitly (the global
+    /// bootstrap may run once per process).
+    @Test func hummingbirdsHTTPMetricsGetPrometheusNamesAndHelp() {
+        let registry = PrometheusCollectorRegistry()
+        let factory = HTTPMetricsFactory(registry: registry)
+        let dimensions = [("http.route", "/metrics"), ("http.request.method", "GET"), ("http.response.status_code", "200")]
+        Counter(label: "hb.requests", dimensions: dimensions, factory: factory).increment()
+        Metrics.Timer(label: "http.server.request.duration", dimensions: dimensions, factory: factory).recordNanoseconds(2_000_000)
+        Meter(label: "http.server.active_requests", dimensions: [("http.request.method", "GET")], factory: factory).increment()
+        Counter(label: "some.library.events", factory: factory).increment()
+        let text = registry.emitToString()
+        let samples = PrometheusSamples.parse(text)
+        #expect(samples[#"bookwatch_http_requests_total{route="/metrics",method="GET",status_code="200"}"#] == 1)
+        #expect(samples[#"bookwatch_http_request_duration_seconds_count{route="/metrics",method="GET",status_code="200"}"#] == 1)
+        #expect(samples[#"bookwatch_http_request_duration_seconds_sum{route="/metrics",method="GET",status_code="200"}"#] == 0.002)
+        #expect(samples[#"bookwatch_http_active_requests{method="GET"}"#] == 1)
+        #expect(samples["bookwatch_some_library_events_total"] == 1)
+        #expect(text.contains("# HELP bookwatch_http_requests_total HTTP requests answered"))
+    }
+}
