@@ -52,10 +52,16 @@ public final class InboxWriter: Service {
         }
     }
 
+    /// Until graceful shutdown or cancellation (another service failed): either way the queued
+    /// deliveries are written first, so no 200 is lost.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await writeLoop()
-        } onGracefulShutdown: {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await writeLoop()
+            } onGracefulShutdown: {
+                self.close()
+            }
+        } onCancel: {
             self.close()
         }
     }

@@ -77,11 +77,15 @@ public struct DatabaseProbe: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                if !health.isReady { await probe() }
-                try await clock.sleep(for: interval)
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    if !health.isReady { await probe() }
+                    try await clock.sleep(for: interval)
+                }
             }
+        } catch is CancellationError {
+            // Graceful shutdown cancels the sleep: a clean finish.
         }
     }
 }

@@ -11,6 +11,7 @@ extension Watcher {
         try await store.rearmExpiredLeases(now: clock.now())
         var total = 0
         while true {
+            try Task.checkCancellation()
             var jobs: [ClaimedJob] = []
             for _ in 0..<configuration.jobConcurrency {
                 guard let job = try await store.claimAnalyticsJob(owner: configuration.owner, now: clock.now(), lease: configuration.lease)
@@ -55,6 +56,9 @@ extension Watcher {
                     }
                 }
             }
+        } catch is CancellationError {
+            // Shutting down: the lease is left to the next start, which re-arms it (no attempt lost).
+            return
         } catch let error as OcrolusError where error.kind == .permanent {
             recordAnalyticsError(final: true)
             log.error("analytics failed for good", metadata: ["error": "\(error)"])

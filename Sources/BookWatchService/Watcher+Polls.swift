@@ -12,6 +12,8 @@ extension Watcher {
         _ = webhooksSilent()  // refreshes the flag the schedule uses (and logs a change)
         var total = 0
         while true {
+            // Shutdown: stop taking work (a cancelled poll fails at once and would be due again).
+            try Task.checkCancellation()
             let due = try await store.duePolls(now: clock.now(), limit: configuration.pollConcurrency * 4)
             let batch = due.filter { poll in !inFlightContains(poll.bookUUID) }.prefix(configuration.pollConcurrency)
             guard !batch.isEmpty else { return total }
@@ -43,6 +45,8 @@ extension Watcher {
                     log.info("all documents finished; analytics job opened", metadata: ["generation": "\(outcome.machine.generation)"])
                 }
             }
+        } catch is CancellationError {
+            return  // shutting down: the poll stays due and is made after the restart
         } catch {
             recordPollFailure()
             let wait = configuration.pollRetry.delay(afterAttempt: 2, retryAfter: (error as? OcrolusError)?.retryAfter, unitRandom: random())

@@ -21,6 +21,14 @@ public struct WatcherService: Service {
 
     public func run() async throws {
         try await watcher.resume()
+        do {
+            try await runLoops()
+        } catch is CancellationError {
+            // Graceful shutdown cancels the loops mid-sleep: that is a clean finish.
+        }
+    }
+
+    private func runLoops() async throws {
         try await cancelWhenGracefulShutdown {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await loop { try await watcher.processInbox() } }
