@@ -1,4 +1,5 @@
 import ArgumentParser
+import BookWatchService
 import Foundation
 
 /// The `bookwatch` command line.
@@ -7,7 +8,8 @@ public struct BookWatchCommand: AsyncParsableCommand {
         commandName: "bookwatch",
         abstract: "Watch Ocrolus Books until every Document has finished, then retrieve their analytics once.",
         discussion: "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.",
-        subcommands: [TrackCommand.self, UntrackCommand.self, StatusCommand.self, ServeCommand.self, AnalyticsCommand.self, RetryCommand.self, SimulateCommand.self, DemoCommand.self])
+        version: BookWatchVersion.current,
+        subcommands: [TrackCommand.self, UntrackCommand.self, StatusCommand.self, ServeCommand.self, ConfigCommand.self, AnalyticsCommand.self, RetryCommand.self, SimulateCommand.self, DemoCommand.self])
 
     public init() {}
 

@@ -15,51 +15,32 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the service: webhook ingress (POST /webhooks/ocrolus), /metrics, /healthz, /readyz, /books/{uuid}.",
         discussion: """
-            Environment: OCROLUS_CLIENT_ID and OCROLUS_CLIENT_SECRET (or _FILE; required), OCROLUS_API_URL, OCROLUS_AUTH_URL, \
-            BOOKWATCH_RATE_LIMIT, BOOKWATCH_RATE_BURST, BOOKWATCH_POLL_MIN_SECONDS, BOOKWATCH_POLL_MAX_SECONDS, BOOKWATCH_ANALYTICS, \
-            BOOKWATCH_AUTO_TRACK, BOOKWATCH_HOST, BOOKWATCH_PORT, BOOKWATCH_DATABASE, BOOKWATCH_WEBHOOK_SECRET (comma-separated \
-            for rotation; or BOOKWATCH_WEBHOOK_SECRET_FILE), BOOKWATCH_WEBHOOK_ALLOW (CIDRs), BOOKWATCH_TRUSTED_PROXIES, \
-            BOOKWATCH_WEBHOOK_BASIC_AUTH (user:password), BOOKWATCH_WEBHOOK_MAX_BYTES, BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS. \
-            Flags override the environment. SIGTERM or SIGINT shut down gracefully.
+            Every setting is an environment variable (docs/configuration.md; `bookwatch config` prints the effective \
+            values and where each came from). OCROLUS_CLIENT_ID and OCROLUS_CLIENT_SECRET (or _FILE) are required. \
+            Flags override the environment, which overrides the --config file. SIGTERM or SIGINT shut down gracefully.
             """)
 
-    @OptionGroup var database: DatabaseOptions
-    @Option(help: "Address to listen on (env BOOKWATCH_HOST; default 127.0.0.1).") var host: String?
-    @Option(help: "Port to listen on (env BOOKWATCH_PORT; default 8080).") var port: Int?
-    @Option(name: .customLong("config"), help: ArgumentHelp(
-        "A file of NAME=value lines with the environment names (env BOOKWATCH_CONFIG); the environment and flags override it.",
-        valueName: "path"))
-    var configFile: String?
-    @Option(name: .customLong("on-complete"), help: ArgumentHelp(
-        "Command run (sh -c) once per stored retrieval, with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION and BOOKWATCH_IDEMPOTENCY_KEY (env BOOKWATCH_ON_COMPLETE).",
-        valueName: "command"))
-    var onComplete: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
-    }
+    @OptionGroup var options: ServeOptions
 
     func run() async throws {
-        var context = CLIContext.current
-        do {
-            context.environment = try ConfigFile.merged(environment: context.environment, path: configFile)
-        } catch {
-            throw CLIError.usage(error.description)
-        }
+        let context = CLIContext.current
+        let layers = try options.layers(context)
+        let environment = layers.merged
         let settings: IngressSettings
         let watcherSettings: WatcherSettings
         let verifier: WebhookVerifier?
+        let logging: (format: LogFormat, level: Logger.Level)
         do {
-            settings = try IngressSettings.resolve(environment: context.environment, host: host, port: port)
-            watcherSettings = try WatcherSettings.resolve(environment: context.environment)
+            settings = try IngressSettings.resolve(environment: environment, host: nil, port: nil)
+            watcherSettings = try WatcherSettings.resolve(environment: environment)
+            logging = try ServeOptions.logging(environment)
             verifier = try settings.verifier()
             try settings.checkPortFree()
         } catch {
             throw CLIError.usage(error.description)
         }
-        let (path, setting) = database.resolvedPath(context)
+        let path = environment[DatabaseOptions.environmentName].flatMap { $0.isEmpty ? nil : $0 } ?? DatabaseOptions.defaultPath
+        let setting = "\(layers.source(of: DatabaseOptions.environmentName)) BOOKWATCH_DATABASE=\(path)"
         let store: SQLiteBookStore
         do {
             store = try SQLiteBookStore(
@@ -69,10 +50,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError.opening(error, setting: setting)
         }
 
-        var logger = Logger(label: "bookwatch")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let logger = LineLogHandler.logger(label: "bookwatch", format: logging.format, level: logging.level)
         logger.info("starting bookwatch serve", metadata: [
+            "version": "\(BookWatchVersion.current)",
             "config": "\(settings.redactedSummary) \(watcherSettings.redactedSummary) database=\(path)",
+            "config_file": "\(layers.filePath ?? "none")",
         ])
         if settings.allow.isEmpty && verifier == nil && settings.basicCredentials == nil {
             logger.warning("webhooks are accepted from any source without a signature: set BOOKWATCH_WEBHOOK_SECRET or BOOKWATCH_WEBHOOK_ALLOW")
@@ -102,12 +84,12 @@ struct ServeCommand: AsyncParsableCommand {
             base: min(15, watcherSettings.analyticsRetryMaximum), cap: watcherSettings.analyticsRetryMaximum, maxAttempts: 60)
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,
                               metrics: metrics)
-        let hookCommand = onComplete ?? context.environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
+        let hookCommand = environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
         let hook = hookCommand.map { CompletionHook(command: $0, store: store, logger: logger) }
         let app = Application(
             router: BookWatchRoutes.router(
                 ingress: ingress, store: store, health: health, metrics: metrics,
-                bareBenchmarkRoute: context.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"),
+                bareBenchmarkRoute: environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
             services: [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)],
             logger: logger)
@@ -119,5 +101,62 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try store.close()
         logger.info("bookwatch serve stopped cleanly")
+    }
+}
+
+/// The options `serve` and `config` share. Each flag overrides the environment variable of the
+/// same setting, which overrides the config file (`SettingCatalog` names them all).
+struct ServeOptions: ParsableArguments {
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Address to listen on (env BOOKWATCH_HOST; default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (env BOOKWATCH_PORT; default 8080).") var port: Int?
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "A file of NAME=value lines with the environment names (env BOOKWATCH_CONFIG); the environment and flags override it.",
+        valueName: "path"))
+    var configFile: String?
+    @Option(name: .customLong("on-complete"), help: ArgumentHelp(
+        "Command run (sh -c) once per stored retrieval, with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION and BOOKWATCH_IDEMPOTENCY_KEY (env BOOKWATCH_ON_COMPLETE).",
+        valueName: "command"))
+    var onComplete: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env BOOKWATCH_LOG_LEVEL; default info).")
+    var logLevel: String?
+    @Option(name: .customLong("log-format"), help: "text or json (env BOOKWATCH_LOG_FORMAT; default text).")
+    var logFormat: String?
+
+    func validate() throws {
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format '\(logFormat)' is not text or json") }
+    }
+
+    /// Flags by the environment name of their setting.
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        flags["BOOKWATCH_DATABASE"] = database.database
+        flags["BOOKWATCH_HOST"] = host
+        flags["BOOKWATCH_PORT"] = port.map(String.init)
+        flags["BOOKWATCH_ON_COMPLETE"] = onComplete
+        flags["BOOKWATCH_LOG_LEVEL"] = logLevel
+        flags["BOOKWATCH_LOG_FORMAT"] = logFormat
+        return flags
+    }
+
+    func layers(_ context: CLIContext) throws -> LayeredConfiguration {
+        do {
+            return try LayeredConfiguration(environment: context.environment, flags: flags, configPath: configFile)
+        } catch {
+            throw CLIError.usage(error.description)
+        }
+    }
+
+    static func logging(_ environment: [String: String]) throws(ConfigurationError) -> (format: LogFormat, level: Logger.Level) {
+        let levelText = environment["BOOKWATCH_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
+        let formatText = environment["BOOKWATCH_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 } ?? "text"
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw ConfigurationError(setting: "BOOKWATCH_LOG_LEVEL", problem: "'\(levelText)' is not trace, debug, info, notice, warning, error or critical")
+        }
+        guard let format = LogFormat(rawValue: formatText.lowercased()) else {
+            throw ConfigurationError(setting: "BOOKWATCH_LOG_FORMAT", problem: "'\(formatText)' is not text or json")
+        }
+        return (format, level)
     }
 }

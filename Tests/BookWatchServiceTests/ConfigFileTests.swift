@@ -3,25 +3,74 @@ import Foundation
 import Testing
 
 @Suite struct ConfigFileTests {
-    @Test func parsesNameValueLinesUnderTheEnvironment() throws {
+    func writeTemporary(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bw-\(UUID().uuidString).conf").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func parsesNameValueLinesUnderTheEnvironmentAndFlags() throws {
         let text = """
             # bookwatch
             BOOKWATCH_PORT = 9090
             BOOKWATCH_ANALYTICS="summary,signals"
 
             OCROLUS_CLIENT_ID=from-file
+            BOOKWATCH_RATE_LIMIT=4
             """
         let values = try ConfigFile.parse(text, path: "bw.conf")
-        #expect(values == ["BOOKWATCH_PORT": "9090", "BOOKWATCH_ANALYTICS": "summary,signals", "OCROLUS_CLIENT_ID": "from-file"])
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bw-\(UUID().uuidString).conf").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(values == ["BOOKWATCH_PORT": "9090", "BOOKWATCH_ANALYTICS": "summary,signals", "OCROLUS_CLIENT_ID": "from-file",
+                           "BOOKWATCH_RATE_LIMIT": "4"])
+        let path = try writeTemporary(text)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let merged = try ConfigFile.merged(environment: ["OCROLUS_CLIENT_ID": "from-env", "BOOKWATCH_CONFIG": path], path: nil)
+        let layers = try LayeredConfiguration(
+            environment: ["OCROLUS_CLIENT_ID": "from-env", "BOOKWATCH_CONFIG": path, "BOOKWATCH_RATE_LIMIT": "3"],
+            flags: ["BOOKWATCH_RATE_LIMIT": "2"])
+        let merged = layers.merged
         #expect(merged["OCROLUS_CLIENT_ID"] == "from-env")
         #expect(merged["BOOKWATCH_PORT"] == "9090")
-        let settings = try IngressSettings.resolve(environment: merged, host: nil, port: nil)
-        #expect(settings.port == 9090)
-        #expect(try IngressSettings.resolve(environment: merged, host: nil, port: 7070).port == 7070)  // the flag wins
+        #expect(merged["BOOKWATCH_RATE_LIMIT"] == "2")  // flag > environment > file
+        #expect(try IngressSettings.resolve(environment: merged, host: nil, port: nil).port == 9090)
+        #expect(layers.source(of: "OCROLUS_CLIENT_ID") == .environment)
+        #expect(layers.source(of: "BOOKWATCH_PORT") == .file(path))
+        #expect(layers.source(of: "BOOKWATCH_RATE_LIMIT") == .environment)  // no flag exists for it: a flag value is still "environment"
+        #expect(layers.source(of: "BOOKWATCH_POLL_MIN_SECONDS") == .default)
+    }
+
+    @Test func effectiveConfigurationRedactsEverySecretAndNamesSources() throws {
+        let layers = try LayeredConfiguration(
+            environment: ["OCROLUS_CLIENT_SECRET": "s3cret-value-0123456789", "BOOKWATCH_WEBHOOK_SECRET_FILE": "/run/secrets/webhook",
+                          "OCROLUS_CLIENT_ID": "client"],
+            flags: ["BOOKWATCH_PORT": "9191"])
+        let entries = Dictionary(uniqueKeysWithValues: layers.effective.map { ($0.name, $0) })
+        #expect(entries.count == SettingCatalog.all.count)
+        #expect(entries["OCROLUS_CLIENT_SECRET"]?.value == "(redacted)")
+        #expect(entries["BOOKWATCH_WEBHOOK_SECRET"]?.value == "(redacted, read from /run/secrets/webhook)")
+        #expect(entries["BOOKWATCH_WEBHOOK_BASIC_AUTH"]?.value == nil)
+        #expect(entries["BOOKWATCH_PORT"]?.value == "9191" && entries["BOOKWATCH_PORT"]?.source == .flag("--port"))
+        #expect(entries["BOOKWATCH_POLL_MAX_SECONDS"]?.value == "1800" && entries["BOOKWATCH_POLL_MAX_SECONDS"]?.source == .default)
+        #expect(!layers.effective.contains { $0.value?.contains("s3cret") == true })
+    }
+
+    @Test func catalogDefaultsAreTheResolversDefaults() throws {
+        // The table `bookwatch config` and docs/configuration.md show must match what serve does.
+        let watcher = try WatcherSettings.resolve(environment: ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s"])
+        let ingress = try IngressSettings.resolve(environment: [:], host: nil, port: nil)
+        func value(_ name: String) -> String? { SettingCatalog.spec(name)?.defaultValue }
+        #expect(value("OCROLUS_API_URL") == watcher.apiURL)
+        #expect(value("OCROLUS_AUTH_URL") == watcher.authURL)
+        #expect(value("BOOKWATCH_RATE_LIMIT").flatMap(Double.init) == watcher.rate)
+        #expect(value("BOOKWATCH_RATE_BURST").flatMap(Double.init) == watcher.burst)
+        #expect(value("BOOKWATCH_POLL_MIN_SECONDS").flatMap(Double.init) == watcher.pollMinimum)
+        #expect(value("BOOKWATCH_POLL_MAX_SECONDS").flatMap(Double.init) == watcher.pollMaximum)
+        #expect(value("BOOKWATCH_WATCH_COMPLETED_HOURS").flatMap(Double.init) == watcher.watchCompletedHours)
+        #expect(value("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS").flatMap(Double.init) == watcher.analyticsRetryMaximum)
+        #expect(value("BOOKWATCH_ANALYTICS") == watcher.analytics.map(\.rawValue).joined(separator: ","))
+        #expect(value("BOOKWATCH_AUTO_TRACK") == "\(watcher.autoTrack)")
+        #expect(value("BOOKWATCH_HOST") == ingress.host)
+        #expect(value("BOOKWATCH_PORT") == "\(ingress.port)")
+        #expect(value("BOOKWATCH_WEBHOOK_MAX_BYTES") == "\(ingress.bodyLimit)")
+        #expect(value("BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS").flatMap(Double.init) == ingress.signatureTolerance)
     }
 
     @Test func errorsNameTheLine() {
@@ -31,6 +80,6 @@ import Testing
         #expect(throws: ConfigurationError(setting: "bw.conf:1", problem: "expected NAME=value")) {
             try ConfigFile.parse("just words", path: "bw.conf")
         }
-        #expect(throws: ConfigurationError.self) { try ConfigFile.merged(environment: [:], path: "/no/such/file") }
+        #expect(throws: ConfigurationError.self) { try LayeredConfiguration(environment: [:], configPath: "/no/such/file") }
     }
 }

@@ -1,0 +1,149 @@
+import Foundation
+
+/// One setting of `serve`: its environment name (also its config-file name), the flag that
+/// overrides it, its default, and whether it is a secret (never printed or logged).
+public struct SettingSpec: Sendable, Equatable {
+    public let name: String
+    public let flag: String?
+    public let defaultValue: String?
+    public let secret: Bool
+    /// Secrets may also come from a file named by `NAME_FILE`.
+    public let fileVariant: Bool
+    public let summary: String
+
+    init(_ name: String, flag: String? = nil, default defaultValue: String?, secret: Bool = false, fileVariant: Bool = false,
+         _ summary: String)
+    {
+        self.name = name
+        self.flag = flag
+        self.defaultValue = defaultValue
+        self.secret = secret
+        self.fileVariant = fileVariant
+        self.summary = summary
+    }
+}
+
+/// Every setting, in one table: `bookwatch config`, the config file's known names and
+/// docs/configuration.md (checked by a test) all come from here.
+public enum SettingCatalog {
+    public static let all: [SettingSpec] = [
+        SettingSpec("OCROLUS_API_URL", default: "https://api.ocrolus.com", "Ocrolus API base URL."),
+        SettingSpec("OCROLUS_AUTH_URL", default: "https://auth.ocrolus.com/oauth/token", "Full OAuth token URL."),
+        SettingSpec("OCROLUS_CLIENT_ID", default: nil, "API client id (required)."),
+        SettingSpec("OCROLUS_CLIENT_SECRET", default: nil, secret: true, fileVariant: true, "API client secret (required)."),
+        SettingSpec("BOOKWATCH_DATABASE", flag: "--database", default: "./bookwatch.sqlite", "SQLite database file."),
+        SettingSpec("BOOKWATCH_HOST", flag: "--host", default: "127.0.0.1", "Address the HTTP server listens on."),
+        SettingSpec("BOOKWATCH_PORT", flag: "--port", default: "8080", "Port of the HTTP server (webhooks, metrics, health)."),
+        SettingSpec("BOOKWATCH_WEBHOOK_SECRET", default: nil, secret: true, fileVariant: true,
+                    "Webhook signing secret(s), comma-separated during a rotation; unset: signatures are not checked."),
+        SettingSpec("BOOKWATCH_WEBHOOK_ALLOW", default: nil, "Comma-separated CIDRs webhooks may come from; unset: any source."),
+        SettingSpec("BOOKWATCH_TRUSTED_PROXIES", default: nil,
+                    "Comma-separated CIDRs of proxies whose X-Forwarded-For names the real source."),
+        SettingSpec("BOOKWATCH_WEBHOOK_BASIC_AUTH", default: nil, secret: true, fileVariant: true,
+                    "user:password required on webhook deliveries (optional)."),
+        SettingSpec("BOOKWATCH_WEBHOOK_MAX_BYTES", default: "1048576", "Largest webhook body accepted (413 above)."),
+        SettingSpec("BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS", default: "300", "Largest clock skew of a signed webhook's timestamp."),
+        SettingSpec("BOOKWATCH_RATE_LIMIT", default: "5", "Ocrolus requests per second, for the whole organisation."),
+        SettingSpec("BOOKWATCH_RATE_BURST", default: "25", "Requests allowed at once before the rate applies."),
+        SettingSpec("BOOKWATCH_POLL_MIN_SECONDS", default: "60", "Shortest interval between scheduled polls of a Book."),
+        SettingSpec("BOOKWATCH_POLL_MAX_SECONDS", default: "1800", "Longest interval between scheduled polls of a Book."),
+        SettingSpec("BOOKWATCH_ANALYTICS", default: "summary", "Comma-separated analytics endpoints retrieved per finished Book."),
+        SettingSpec("BOOKWATCH_AUTO_TRACK", default: "true", "Track unknown Books that webhooks mention."),
+        SettingSpec("BOOKWATCH_WATCH_COMPLETED_HOURS", default: "168",
+                    "How long a finished Book is still polled to notice a reopen (0: not at all)."),
+        SettingSpec("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", default: "300", "Longest wait between analytics attempts."),
+        SettingSpec("BOOKWATCH_ON_COMPLETE", flag: "--on-complete", default: nil,
+                    "Command run once per stored retrieval (sh -c), with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION, BOOKWATCH_IDEMPOTENCY_KEY."),
+        SettingSpec("BOOKWATCH_LOG_LEVEL", flag: "--log-level", default: "info",
+                    "trace, debug, info, notice, warning, error or critical."),
+        SettingSpec("BOOKWATCH_LOG_FORMAT", flag: "--log-format", default: "text", "text (one line per event) or json (one object per line)."),
+    ]
+
+    public static func spec(_ name: String) -> SettingSpec? { all.first { $0.name == name } }
+
+    /// Names a config file may set: every setting, and `NAME_FILE` for secrets.
+    public static var fileNames: Set<String> {
+        Set(all.map(\.name) + all.filter(\.fileVariant).map { $0.name + "_FILE" })
+    }
+}
+
+/// Where a setting's value came from.
+public enum SettingSource: Sendable, Equatable, CustomStringConvertible {
+    case flag(String)
+    case environment
+    case file(String)
+    case `default`
+
+    public var description: String {
+        switch self {
+        case .flag(let flag): "flag \(flag)"
+        case .environment: "environment"
+        case .file(let path): "file \(path)"
+        case .default: "default"
+        }
+    }
+}
+
+/// The three layers of configuration, flags > environment > config file > defaults, read in one
+/// place. `merged` is what the settings resolvers read; `effective` is what `bookwatch config`
+/// prints.
+public struct LayeredConfiguration: Sendable {
+    /// Flag values, keyed by the setting's environment name.
+    public let flags: [String: String]
+    public let environment: [String: String]
+    public let file: [String: String]
+    public let filePath: String?
+
+    /// Reads the config file named by `configPath` (flag) or `BOOKWATCH_CONFIG`, if any.
+    public init(environment: [String: String], flags: [String: String] = [:], configPath: String? = nil) throws(ConfigurationError) {
+        self.environment = environment
+        self.flags = flags
+        let path = configPath ?? environment["BOOKWATCH_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        filePath = path
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(setting: "--config/BOOKWATCH_CONFIG \(path)", problem: "cannot read the file")
+            }
+            file = try ConfigFile.parse(text, path: path)
+        } else {
+            file = [:]
+        }
+    }
+
+    /// The environment to resolve settings from: file, overridden by the environment, overridden by flags.
+    public var merged: [String: String] {
+        file.merging(environment) { _, new in new }.merging(flags) { _, new in new }
+    }
+
+    public func source(of name: String) -> SettingSource {
+        func set(_ layer: [String: String], _ key: String) -> Bool { layer[key].map { !$0.isEmpty } ?? false }
+        if set(flags, name), let flag = SettingCatalog.spec(name)?.flag { return .flag(flag) }
+        if set(environment, name) || set(environment, name + "_FILE") { return .environment }
+        if let filePath, set(file, name) || set(file, name + "_FILE") { return .file(filePath) }
+        return .default
+    }
+
+    public struct Entry: Sendable, Equatable {
+        public let name: String
+        /// The value to show: secrets redacted, nil when unset.
+        public let value: String?
+        public let source: SettingSource
+        public let secret: Bool
+    }
+
+    /// Every setting with its effective value (secrets redacted) and where it came from.
+    public var effective: [Entry] {
+        let values = merged
+        return SettingCatalog.all.map { spec in
+            let raw = values[spec.name].flatMap { $0.isEmpty ? nil : $0 }
+            let fromFile = values[spec.name + "_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+            let shown: String?
+            if spec.secret {
+                if raw != nil { shown = "(redacted)" } else if let fromFile { shown = "(redacted, read from \(fromFile))" } else { shown = nil }
+            } else {
+                shown = raw ?? spec.defaultValue
+            }
+            return Entry(name: spec.name, value: shown, source: source(of: spec.name), secret: spec.secret)
+        }
+    }
+}
