@@ -11,16 +11,25 @@ public struct CLIContext: Sendable {
     public var standardError: TextSink
     /// Whether standard output is a terminal (colours, redraws).
     public var outputIsTerminal: Bool
+    /// Waits between `status --watch` frames (tests count frames instead of waiting).
+    public var sleep: @Sendable (TimeInterval) async throws -> Void
 
     public init(
         environment: [String: String], now: @escaping @Sendable () -> Date, standardOutput: TextSink,
-        standardError: TextSink, outputIsTerminal: Bool
+        standardError: TextSink, outputIsTerminal: Bool,
+        sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { try await Task.sleep(for: .seconds($0)) }
     ) {
         self.environment = environment
         self.now = now
         self.standardOutput = standardOutput
         self.standardError = standardError
         self.outputIsTerminal = outputIsTerminal
+        self.sleep = sleep
+    }
+
+    /// Colours only on a terminal, and never when `NO_COLOR` is set (https://no-color.org).
+    public var useColour: Bool {
+        outputIsTerminal && (environment["NO_COLOR"].map(\.isEmpty) ?? true)
     }
 
     /// The real process: its environment, the system clock, stdout and stderr.

@@ -3,7 +3,8 @@ import BookWatchCore
 import BookWatchStore
 import Foundation
 
-/// `bookwatch status [UUID] [--json]`: what every watched Book is doing.
+/// `bookwatch status [UUID] [--json] [--watch]`: what every watched Book is doing. Reads the
+/// database directly (WAL readers do not block `serve`'s writer, nor it them).
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "Show watched Books: state, documents, generation, polls, analytics.")
@@ -14,6 +15,10 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Show only Books in this state (\(BookPhase.allCases.map(\.rawValue).joined(separator: ", "))).")
     var state: String?
     @Option(name: .long, help: "Show at most this many Books.") var limit: Int?
+    @Flag(name: .long, help: "Redraw every second (in place on a terminal, as plain frames otherwise) until Ctrl-C.")
+    var watch = false
+    @Option(name: .long, help: ArgumentHelp("Seconds between --watch frames (default 1).", valueName: "seconds"))
+    var interval: Double = 1
 
     func validate() throws {
         if let uuid { _ = try parseUUIDs([uuid]) }
@@ -21,10 +26,44 @@ struct StatusCommand: AsyncParsableCommand {
             throw ValidationError("--state '\(state)' is not one of \(BookPhase.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more, not \(limit)") }
+        if !(interval >= 0.1 && interval <= 3600) { throw ValidationError("--interval must be between 0.1 and 3600 seconds, not \(interval)") }
+        if watch && json { throw ValidationError("--watch and --json cannot be combined (use a loop around status --json)") }
     }
 
     func run() async throws {
         let context = CLIContext.current
+        guard watch else {
+            context.standardOutput.write(try await frame(context))
+            return
+        }
+        // Ctrl-C ends the process (SIGINT's default); nothing is held open between frames but
+        // the read connection, and readers never block serve.
+        var first = true
+        while true {
+            let buffer = try await frame(context)
+            let stamp = "updated \(Self.clockTime(context.now())), every \(Self.seconds(interval)); Ctrl-C to stop"
+            if context.outputIsTerminal {
+                // Home, draw, clear what the previous frame left below.
+                context.standardOutput.write("\u{1B}[H" + (first ? "\u{1B}[2J" : "") + buffer.replacingOccurrences(of: "\n", with: "\u{1B}[K\n")
+                                             + stamp + "\u{1B}[K\n\u{1B}[J")
+            } else {
+                context.standardOutput.write((first ? "" : "\n") + "-- " + stamp + "\n" + buffer)
+            }
+            first = false
+            try await context.sleep(interval)
+        }
+    }
+
+    static func clockTime(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt).time(includingFractionalSeconds: false)) + "Z"
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value))s" : "\(value)s"
+    }
+
+    /// One rendering: the table (or JSON) as text.
+    private func frame(_ context: CLIContext) async throws -> String {
         let filter = state.flatMap(BookPhase.init(rawValue:))
         var records: [BookRecord] = []
         var totals: [BookPhase: Int] = [:]
@@ -43,9 +82,11 @@ struct StatusCommand: AsyncParsableCommand {
         }
         if json {
             let document = BookStatusDocument(records: records, totals: totals)
-            context.print(String(decoding: try document.jsonData(), as: UTF8.self))
+            return String(decoding: try document.jsonData(), as: UTF8.self) + "\n"
         } else {
-            context.standardOutput.write(StatusTable(records: records, totals: totals, now: context.now()).render())
+            let table = StatusTable(
+                records: records, totals: totals, now: context.now(), colour: context.useColour, unicode: context.outputIsTerminal)
+            return table.render()
         }
     }
 }

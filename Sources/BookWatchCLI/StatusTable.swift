@@ -7,8 +7,33 @@ struct StatusTable {
     let records: [BookRecord]
     let totals: [BookPhase: Int]
     let now: Date
+    /// ANSI colours for states (only on a terminal without NO_COLOR).
+    var colour = false
+    /// Unicode block characters for the progress bars (a terminal); `#`/`.` otherwise.
+    var unicode = false
 
-    static let headers = ["UUID", "STATE", "DOCS", "GEN", "LAST WEBHOOK", "LAST POLL", "NEXT POLL", "ANALYTICS"]
+    static let headers = ["UUID", "STATE", "DOCS", "PROGRESS", "GEN", "LAST WEBHOOK", "LAST POLL", "NEXT POLL", "ANALYTICS"]
+    static let stateColumn = 1
+    static let barWidth = 10
+
+    /// `[#####.....]`: documents finished out of those known; empty when none is known yet.
+    static func bar(finished: Int, total: Int, unicode: Bool) -> String {
+        guard total > 0 else { return "" }
+        let filled = min(barWidth, Int((Double(finished) / Double(total) * Double(barWidth)).rounded(.down)))
+        let (full, empty) = unicode ? ("█", "░") : ("#", ".")
+        return "[" + String(repeating: full, count: filled) + String(repeating: empty, count: barWidth - filled) + "]"
+    }
+
+    static func ansi(_ phase: BookPhase) -> String {
+        switch phase {
+        case .tracking: "\u{1B}[2m"  // dim
+        case .processing: "\u{1B}[33m"  // yellow
+        case .retrieving: "\u{1B}[36m"  // cyan
+        case .complete: "\u{1B}[32m"  // green
+        case .failed: "\u{1B}[31;1m"  // bold red
+        case .deleted: "\u{1B}[90m"  // grey
+        }
+    }
 
     func rows() -> [[String]] {
         records.map { record in
@@ -17,6 +42,7 @@ struct StatusTable {
                 machine.uuid.rawValue,
                 machine.phase.rawValue,
                 "\(record.documentsFinished)/\(record.documentsTotal)",
+                Self.bar(finished: record.documentsFinished, total: record.documentsTotal, unicode: unicode),
                 String(machine.generation),
                 RelativeTime.describe(machine.lastWebhookAt, now: now),
                 RelativeTime.describe(machine.lastSnapshotAt, now: now),
@@ -43,9 +69,14 @@ struct StatusTable {
         } else {
             let table = [Self.headers] + rows()
             let widths = Self.headers.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
-            for row in table {
+            for (rowIndex, row) in table.enumerated() {
                 let cells = row.enumerated().map { index, cell in
-                    index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                    let padded = index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                    // Colour after padding, so escape codes do not upset the alignment.
+                    if colour, rowIndex > 0, index == Self.stateColumn, let phase = BookPhase(rawValue: cell) {
+                        return Self.ansi(phase) + padded + "\u{1B}[0m"
+                    }
+                    return padded
                 }
                 output += cells.joined(separator: "  ") + "\n"
             }

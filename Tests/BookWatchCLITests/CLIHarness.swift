@@ -23,7 +23,10 @@ final class CLIHarness: Sendable {
     var standardError: String { err.withLock { $0 } }
 
     /// Runs the command line, returning its exit code; output accumulates in the buffers.
-    func run(_ arguments: [String], environment: [String: String]? = nil) async -> Int32 {
+    func run(
+        _ arguments: [String], environment: [String: String]? = nil, terminal: Bool = false,
+        sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { _ in }
+    ) async -> Int32 {
         out.withLock { $0 = "" }
         err.withLock { $0 = "" }
         let context = CLIContext(
@@ -31,7 +34,7 @@ final class CLIHarness: Sendable {
             now: { [now] in now },
             standardOutput: TextSink { text in self.out.withLock { $0 += text } },
             standardError: TextSink { text in self.err.withLock { $0 += text } },
-            outputIsTerminal: false)
+            outputIsTerminal: terminal, sleep: sleep)
         return await CLIContext.$current.withValue(context) {
             await BookWatchCommand.run(arguments: arguments)
         }

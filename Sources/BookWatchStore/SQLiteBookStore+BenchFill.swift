@@ -1,0 +1,131 @@
+import BookWatchCore
+import Foundation
+import GRDB
+
+/// What `fillForBenchmark` wrote.
+public struct BenchFillSummary: Sendable {
+    public var books = 0
+    public var documents = 0
+    public var byState: [BookPhase: Int] = [:]
+    public var seconds: TimeInterval = 0
+}
+
+extension SQLiteBookStore {
+    /// Fills the store with `books` tracked Books in a steady-state mix (70 % complete, 20 %
+    /// processing, 5 % tracking, 2 % retrieving, 2 % failed, 1 % deleted) and about
+    /// `documentsPerBook` Documents each, through the same row writer as real transitions.
+    /// Polls are scheduled 1 to 30 minutes after `now` (nothing is due at `now`), complete Books
+    /// finished over the last 14 days (those older than `retention` are no longer polled), jobs
+    /// and results exist for every finished generation. For the scale benchmarks only.
+    public func fillForBenchmark(
+        books: Int, documentsPerBook: Int = 10, now: Date, seed: UInt64 = 1, retention: TimeInterval = 168 * 3600
+    ) async throws -> BenchFillSummary {
+        var summary = BenchFillSummary()
+        let started = ContinuousClock.now
+        let nowMillis = now.storageMillis
+        let batch = 5_000
+        var index = 0
+        while index < books {
+            let lower = index, upper = min(books, index + batch)
+            let written = try await write { db -> BenchFillSummary in
+                var rng = SplitMix(seed: seed &+ UInt64(lower))
+                var part = BenchFillSummary()
+                for number in lower..<upper {
+                    let roll = rng.unit()
+                    let phase: BookPhase =
+                        roll < 0.70 ? .complete : roll < 0.90 ? .processing : roll < 0.95 ? .tracking
+                        : roll < 0.97 ? .retrieving : roll < 0.99 ? .failed : .deleted
+                    let uuid = BookUUID(Self.benchUUID(number, seed: seed))!  // built from hex digits: always valid
+                    let count = phase == .tracking ? 0 : 1 + Int(rng.next() % UInt64(max(1, 2 * documentsPerBook - 1)))
+                    var documents: [TrackedDocument] = []
+                    for position in 0..<count {
+                        let status: DocumentStatus
+                        switch phase {
+                        case .processing where position == 0 || rng.unit() < 0.4:
+                            status = [.queued, .processing, .verifying, .classified][Int(rng.next() % 4)]
+                        case .deleted:
+                            status = .deleted
+                        default:
+                            status = rng.unit() < 0.05 ? .rejected : (rng.unit() < 0.5 ? .completed : .verificationComplete)
+                        }
+                        documents.append(TrackedDocument(ref: DocumentRef(pk: number * 100 + position), status: status))
+                    }
+                    let finishedAt: Date? = [.complete, .retrieving, .failed].contains(phase)
+                        ? now.addingTimeInterval(-rng.unit() * 14 * 86_400) : nil
+                    let machine = BookMachine(
+                        uuid: uuid, pk: 1_000_000 + number, phase: phase, generation: 1, lastOpenedGeneration: finishedAt == nil ? 0 : 1,
+                        bookStatus: phase == .tracking ? nil : (finishedAt != nil ? .verified : (phase == .deleted ? .deleted : .verifying)),
+                        documents: documents, lastWebhookAt: now.addingTimeInterval(-rng.unit() * 3600),
+                        lastSnapshotAt: phase == .tracking ? nil : now.addingTimeInterval(-rng.unit() * 1800),
+                        finishedAt: finishedAt, failureReason: phase == .failed ? "gave up after 60 attempts" : nil)
+                    var next: Int64?
+                    switch phase {
+                    case .tracking, .processing, .retrieving:
+                        next = nowMillis + 60_000 + Int64(rng.unit() * 1_740_000)
+                    case .complete, .failed:
+                        if let finishedAt, now.timeIntervalSince(finishedAt) < retention - 1800 {
+                            next = nowMillis + 60_000 + Int64(rng.unit() * 1_740_000)
+                        }
+                    case .deleted:
+                        next = nil
+                    }
+                    try Self.writeBook(db, machine, created: true, next: next, reason: nil, now: nowMillis)
+                    if let finishedAt {
+                        let jobState = phase == .complete ? "complete" : phase == .failed ? "failed" : "pending"
+                        try db.execute(
+                            sql: """
+                                INSERT INTO analytics_jobs (book_uuid, generation, state, attempts, due_at, last_error, created_at, completed_at)
+                                VALUES (?, 1, ?, ?, ?, ?, ?, ?)
+                                """,
+                            arguments: [
+                                uuid.rawValue, jobState, phase == .failed ? 60 : 1,
+                                phase == .retrieving ? nowMillis + 60_000 + Int64(rng.unit() * 600_000) : nil,
+                                phase == .failed ? "gave up after 60 attempts" : nil, finishedAt.storageMillis,
+                                phase == .retrieving ? nil : finishedAt.storageMillis + 5_000,
+                            ])
+                        if phase == .complete {
+                            try db.execute(
+                                sql: "INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at) VALUES (?, 1, 'summary', ?, ?)",
+                                arguments: [uuid.rawValue, Self.benchSummaryBody, finishedAt.storageMillis + 5_000])
+                        }
+                    }
+                    part.books += 1
+                    part.documents += count
+                    part.byState[phase, default: 0] += 1
+                }
+                return part
+            }
+            summary.books += written.books
+            summary.documents += written.documents
+            summary.byState.merge(written.byState, uniquingKeysWith: +)
+            index = upper
+        }
+        let elapsed = ContinuousClock.now - started
+        summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return summary
+    }
+
+    /// A deterministic uuid v4 for the `number`th benchmark Book.
+    static func benchUUID(_ number: Int, seed: UInt64) -> String {
+        var rng = SplitMix(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
+        let hex = String(format: "%016llx%016llx", rng.next(), rng.next())
+        let chars = Array(hex)
+        return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-4\(String(chars[13..<16]))-8\(String(chars[17..<20]))-\(String(chars[20..<32]))"
+    }
+
+    static let benchSummaryBody = Data(#"{"status":200,"response":{"summary":{"total_deposits":48211.37,"total_withdrawals":45102.10,"average_daily_balance":9120.55,"nsf_count":0,"months":3}}}"#.utf8)
+}
+
+/// SplitMix64: a small, fast, seedable generator for benchmark data.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
