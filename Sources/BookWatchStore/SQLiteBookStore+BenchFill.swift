@@ -28,7 +28,7 @@ extension SQLiteBookStore {
         while index < books {
             let lower = index, upper = min(books, index + batch)
             let written = try await write { db -> BenchFillSummary in
-                var rng = SplitMix(seed: seed &+ UInt64(lower))
+                var rng = SeededRandom(seed: seed &+ UInt64(lower))
                 var part = BenchFillSummary()
                 for number in lower..<upper {
                     let roll = rng.unit()
@@ -107,25 +107,11 @@ extension SQLiteBookStore {
 
     /// A deterministic uuid v4 for the `number`th benchmark Book.
     static func benchUUID(_ number: Int, seed: UInt64) -> String {
-        var rng = SplitMix(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
+        var rng = SeededRandom(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
         let hex = String(format: "%016llx%016llx", rng.next(), rng.next())
         let chars = Array(hex)
         return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-4\(String(chars[13..<16]))-8\(String(chars[17..<20]))-\(String(chars[20..<32]))"
     }
 
     static let benchSummaryBody = Data(#"{"status":200,"response":{"summary":{"total_deposits":48211.37,"total_withdrawals":45102.10,"average_daily_balance":9120.55,"nsf_count":0,"months":3}}}"#.utf8)
-}
-
-/// SplitMix64: a small, fast, seedable generator for benchmark data.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -110,7 +110,7 @@ import Testing
         var checked = 0
         await propertyCheck(count: Self.histories, input: Self.historyGen, Gen.int(in: 0...1_000_000)) { history, seed in
             checked += 1
-            var rng = SplitMix(seed: UInt64(seed))
+            var rng = SeededRandom(seed: UInt64(seed))
             let hints = history.inputs.filter { if case .webhook = $0 { true } else { false } }
             var mangled = hints.flatMap { hint in rng.next() % 4 == 0 ? [hint, hint] : (rng.next() % 3 == 0 ? [] : [hint]) }
             mangled.shuffle(using: &rng)
@@ -158,18 +158,5 @@ import Testing
         }
         print("property 3 (never complete with an unfinished document): \(checked) generated histories checked")
         #expect(checked == Self.histories)
-    }
-}
-
-/// A tiny deterministic generator for shuffles inside a property.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
