@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (docs/benchmarks.md).",
-        subcommands: [BenchFillCommand.self])
+        subcommands: [BenchStrategiesCommand.self, BenchFillCommand.self])
 }
 
 /// `bookwatch bench fill`: a database of many Books in realistic states, for the scale figures
@@ -38,5 +38,77 @@ struct BenchFillCommand: AsyncParsableCommand {
         let states = BookPhase.allCases.compactMap { phase in summary.byState[phase].map { "\($0) \(phase.rawValue)" } }
         context.print(String(format: "filled %d Books, %d Documents in %.1f s (%@)", summary.books, summary.documents, summary.seconds,
                              states.joined(separator: ", ")))
+    }
+}
+
+/// `bookwatch bench strategies`: bookwatch against a naive poller and a webhook-only design on the
+/// same seeded scenarios, on the simulator's virtual clock.
+struct BenchStrategiesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "strategies",
+        abstract: "Compare bookwatch (hybrid), a naive 30 s poller and webhook-only on the same simulated scenarios.")
+
+    @Option(help: "Books per scenario.") var books = 1_000
+    @Option(help: "Webhook loss fractions, comma-separated.") var loss = "0,0.3,1"
+    @Option(help: "Strategies, comma-separated (hybrid, naive, webhook-only).") var strategies = "hybrid,naive,webhook-only"
+    @Option(help: "Seed of the scenarios.") var seed: UInt64 = 1
+    @Option(help: "Organisation rate limit, requests/s (enforced by the simulator, used by every strategy's limiter).") var rate = 5.0
+
+    func losses() throws -> [Double] {
+        try loss.split(separator: ",").map { text in
+            guard let value = Double(text.trimmingCharacters(in: .whitespaces)), (0...1).contains(value) else {
+                throw ValidationError("--loss '\(text)' is not a fraction in 0...1")
+            }
+            return value
+        }
+    }
+
+    func chosen() throws -> [Strategy] {
+        try strategies.split(separator: ",").map { text in
+            guard let strategy = Strategy(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--strategies: '\(text)' is not one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return strategy
+        }
+    }
+
+    func validate() throws {
+        guard books > 0 else { throw ValidationError("--books must be at least 1") }
+        guard rate > 0 else { throw ValidationError("--rate must be positive") }
+        _ = try losses()
+        _ = try chosen()
+    }
+
+    func run() async throws {
+        let context = CLIContext.current
+        context.print("bench strategies: \(books) Books, seed \(seed), \(rate) requests/s enforced; virtual clock")
+        context.print(Self.header)
+        for loss in try losses() {
+            for strategy in try chosen() {
+                let result = try await StrategyBench.run(strategy, books: books, loss: loss, seed: seed, rate: rate)
+                context.print(Self.row(result))
+                if !result.pollsByReason.isEmpty {
+                    let parts = result.pollsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                    context.print("      status calls by reason: " + parts.joined(separator: ", "))
+                }
+            }
+        }
+    }
+
+    static let header = "loss  strategy        completed    retrievals  dup  status/Book  delay p50  delay p99   429s  virtual h  wall s"
+
+    static func row(_ r: StrategyResult) -> String {
+        func duration(_ seconds: Double?) -> String {
+            guard let seconds else { return "-" }
+            return seconds < 120 ? String(format: "%.0fs", seconds) : String(format: "%.1fm", seconds / 60)
+        }
+        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+        func left(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+        return [
+            left(String(format: "%.0f%%", r.webhookLoss * 100), 4), pad(r.strategy.rawValue, 12),
+            left("\(r.completed)/\(r.books)", 11), left("\(r.retrievals)", 12), left("\(r.duplicates)", 3),
+            left(String(format: "%.2f", r.statusCallsPerBook), 11), left(duration(r.delayP50), 9), left(duration(r.delayP99), 9),
+            left("\(r.answers429)", 5), left(String(format: "%.1f", r.virtualHours), 9), left(String(format: "%.1f", r.wallSeconds), 6),
+        ].joined(separator: "  ")
     }
 }

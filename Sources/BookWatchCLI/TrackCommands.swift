@@ -15,13 +15,16 @@ struct BookUUIDArguments: ParsableArguments {
     func parsed() throws -> [BookUUID] { try parseUUIDs(uuids) }
 }
 
-/// `bookwatch track UUID...`: start watching Books (they are polled at once by `serve`).
+/// `bookwatch track UUID...`: start watching Books (they are polled at once by `serve`, or, with
+/// `--new`, when webhooks or the schedule say so).
 struct TrackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "track", abstract: "Start watching Books; serve polls them at once.")
+        commandName: "track", abstract: "Start watching Books; serve polls them at once (with --new: when webhooks or the schedule say so).")
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var books: BookUUIDArguments
+    @Flag(name: .customLong("new"), help: "The Books were just created: nothing to see yet, so spend no status call now.")
+    var justCreated = false
 
     func run() async throws {
         let context = CLIContext.current
@@ -29,9 +32,11 @@ struct TrackCommand: AsyncParsableCommand {
         let store = try database.openStore(context)
         defer { try? store.close() }
         for uuid in uuids {
-            let outcome = try await store.apply(.command(.track(.operator)), to: uuid, at: context.now(), options: .init())
+            let source: TrackSource = justCreated ? .created : .operator
+            let outcome = try await store.apply(.command(.track(source)), to: uuid, at: context.now(), options: .init())
             let state = outcome?.machine.phase.rawValue ?? "?"
-            context.print(outcome?.created == true ? "tracking \(uuid)" : "already tracked \(uuid) (\(state)); poll requested")
+            context.print(outcome?.created == true ? "tracking \(uuid)"
+                          : "already tracked \(uuid) (\(state))\(justCreated ? "" : "; poll requested")")
         }
     }
 }

@@ -107,14 +107,14 @@ extension BookMachine {
 
         switch phase {
         case .tracking:
-            return hint.suggestsBookFinished ? [.pollNow(.webhookHint)] : []
+            return hint.suggestsBookFinished ? [.pollNow(.webhookHint)] : [.postponePoll(.active)]
         case .processing:
             if hint.suggestsBookFinished { return [.pollNow(.webhookHint)] }
             let namesDocument = hint.document != nil || !hint.listedDocuments.isEmpty
             let couldBeLast =
                 namesDocument && !confirmedDocuments.isEmpty
                 && documents.allSatisfy { $0.effectiveProgress.isFinished }
-            return couldBeLast ? [.pollNow(.webhookHint)] : []
+            return couldBeLast ? [.pollNow(.webhookHint)] : [.postponePoll(.active)]
         case .retrieving:
             var actions: [BookAction] = []
             if hint.event.suggestsAnalyticsReady {
@@ -177,7 +177,7 @@ extension BookMachine {
             }
             switch source {
             case .operator: return [.pollNow(.operator)]
-            case .webhook: return phase == .tracking ? [.schedulePoll(.active)] : []
+            case .webhook, .created: return phase == .tracking ? [.schedulePoll(.active)] : []
             }
         case .untrack:
             if phase == .retrieving { return [.supersedeAnalyticsJob(generation: generation), .stopWatching] }

@@ -90,6 +90,9 @@ public enum TrackSource: String, Hashable, Sendable {
     case `operator`
     /// A webhook named an unknown Book and auto-track is on: wait for hints or the schedule.
     case webhook
+    /// `bookwatch track --new`: the lender has just created the Book, so there is nothing to see
+    /// yet: wait for hints or the schedule instead of spending a call now.
+    case created
 }
 
 /// What one analytics attempt for a generation came to.
@@ -128,6 +131,9 @@ public enum BookAction: Hashable, Sendable {
     case pollNow(PollReason)
     /// Set the next scheduled poll according to this cadence.
     case schedulePoll(PollCadence)
+    /// A webhook showed the Book alive: push the scheduled poll out by the cadence, unless an
+    /// urgent poll is already pending (webhooks that keep arriving make polls rarer).
+    case postponePoll(PollCadence)
     /// Insert the analytics job for this generation (unique per Book and generation).
     case openAnalyticsJob(generation: Int)
     /// The Book reopened or went away: the open job of this generation must not run.

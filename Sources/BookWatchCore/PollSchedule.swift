@@ -3,10 +3,11 @@ import struct Foundation.TimeInterval
 
 /// Turns a `PollCadence` into the time of the next scheduled poll (pure; jitter is an input).
 ///
-/// - `active`: full jitter between the minimum and a ceiling. The ceiling is the maximum while
-///   webhooks for the Book keep arriving (they will tell us when it finishes), a quarter of the
-///   maximum once they have been quiet for longer than the maximum, and twice the minimum when
-///   webhooks have stopped arriving altogether (polling takes over).
+/// - `active`: between half the maximum and the maximum while webhooks for the Book keep arriving
+///   (they will tell us when it finishes; each one pushes the poll out again); full jitter between
+///   the minimum and a quarter of the maximum once they have been quiet for longer than the
+///   maximum; full jitter up to twice the minimum when webhooks have stopped arriving altogether
+///   (polling takes over).
 /// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up; none at
 ///   all once the Book has been finished for longer than `retention` (`BOOKWATCH_WATCH_COMPLETED_HOURS`),
 ///   so finished Books stop costing API budget.
@@ -41,7 +42,10 @@ public struct PollSchedule: Hashable, Sendable {
             return next
         case .active:
             let ceiling = activeCeiling(lastWebhookAt: lastWebhookAt, now: now, webhooksSilent: webhooksSilent)
-            return now.addingTimeInterval(minimum + u * (ceiling - minimum))
+            // While the Book's webhooks keep arriving they will say when it finishes: the poll is a
+            // safety net between half the ceiling and the ceiling. Otherwise full jitter from the minimum.
+            let floor = ceiling == maximum && !webhooksSilent ? max(minimum, maximum / 2) : minimum
+            return now.addingTimeInterval(floor + u * (ceiling - floor))
         }
     }
 

@@ -67,6 +67,15 @@ extension SQLiteBookStore {
             switch action {
             case .pollNow(let reason):
                 schedule = (nowMillis, reason.rawValue)
+            case .postponePoll(let cadence):
+                // Never delays an urgent poll still pending (from this or an earlier transaction).
+                if schedule.reason != nil || actions.contains(where: { if case .pollNow = $0 { true } else { false } }) { continue }
+                let next = self.schedule.nextPoll(
+                    cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now,
+                    webhooksSilent: options.webhooksSilent, unitRandom: draw, finishedAt: machine.finishedAt)
+                // Only ever later: a hint must not bring a poll forward either.
+                if let next, let current = schedule.next, next.storageMillis <= current { continue }
+                schedule = (next?.storageMillis, nil)
             case .schedulePoll(let cadence):
                 // An urgent poll already requested in this transaction stays first.
                 if actions.contains(where: { if case .pollNow = $0 { true } else { false } }) { continue }

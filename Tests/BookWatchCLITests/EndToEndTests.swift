@@ -23,24 +23,6 @@ import Testing
         var completeJobs: Int
     }
 
-    /// Runs `step` while moving the clock whenever it waits on it (the rate limiter, backoffs).
-    func drive(_ clock: ManualClock, _ step: @escaping @Sendable () async throws -> Void) async throws {
-        let task = Task { try await step() }
-        let done = Box(false)
-        let watcher = Task {
-            _ = try? await task.value
-            done.set(true)
-        }
-        var spins = 0
-        while !done.get() {
-            await Task.yield()
-            spins += 1
-            if spins % 16 == 0, let next = clock.nextDeadline { clock.advance(to: next) }
-        }
-        _ = await watcher.value
-        try await task.value
-    }
-
     /// - Parameter trackAll: the lender tracks every Book it creates (`bookwatch track`); otherwise
     ///   Books are known only from webhooks (auto-track).
     func run(_ configure: (inout SimulationConfig) -> Void, endpoints: [AnalyticsEndpoint] = [.summary], trackAll: Bool = false)
@@ -71,7 +53,7 @@ import Testing
         }
         let deadline = deployment.simulation.settledAt.addingTimeInterval(6 * 3600)
         while clock.now() < deadline {
-            try await drive(clock) { try await deployment.step() }
+            try await VirtualTime.drive(clock) { try await deployment.step() }
             if try await deployment.settled() { break }
             let next = try await deployment.nextDue() ?? clock.now().addingTimeInterval(60)
             clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
@@ -179,12 +161,3 @@ import Testing
         checkExactlyOnce(try await run({ $0.books = 10 }, endpoints: [.summary, .cashFlowFeatures, .signals]), endpoints: 3, "3 endpoints")
     }
 }
-
-final class Box<Value: Sendable>: Sendable {
-    private let state: Synchronization.Mutex<Value>
-    init(_ value: Value) { state = .init(value) }
-    func get() -> Value { state.withLock { $0 } }
-    func set(_ value: Value) { state.withLock { $0 = value } }
-}
-
-import Synchronization

@@ -223,7 +223,7 @@ import Testing
     @Test func documentEventPollsOnlyWhenItCouldBeTheLastUnfinished() {
         let start = F.verifying(finished: [], unfinished: [1, 2])
         let (m1, a1) = F.machine(after: [start, F.hint(.documentVerified, doc: 1)])
-        #expect(a1.isEmpty)
+        #expect(a1 == [.postponePoll(.active)])  // alive and not finished: the safety-net poll moves out
         #expect(m1.phase == .processing)
         let (_, a2) = F.machine(after: [start, F.hint(.documentVerified, doc: 1), F.hint(.documentStatus, doc: 2, status: .rejected)])
         #expect(a2 == [.pollNow(.webhookHint)])
@@ -261,7 +261,7 @@ import Testing
 
     @Test func webhookForAnUnseenDocumentWhileProcessingIsRecordedAsAHint() {
         let (machine, actions) = F.machine(after: [F.verifying(finished: [1], unfinished: []), F.hint(.documentUploaded, doc: 9)])
-        #expect(actions.isEmpty)
+        #expect(actions == [.postponePoll(.active)])
         #expect(machine.documents.count == 2)
         #expect(machine.confirmedDocuments.count == 1)
         // A later verification of that unseen document could be the last one.
@@ -297,9 +297,15 @@ import Testing
         #expect(actions == [.pollNow(.webhookHint)])
     }
 
+    @Test func trackingANewlyCreatedBookWaitsForHintsOrTheSchedule() {
+        var machine = BookMachine(uuid: F.uuid)
+        #expect(machine.apply(.command(.track(.created)), at: F.t0) == [.schedulePoll(.active)])
+        #expect(machine.apply(.command(.track(.operator)), at: F.t0) == [.pollNow(.operator)])
+    }
+
     @Test func unknownEventsAreHarmless() {
         let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.hint(.unknown("book.teleported"))])
-        #expect(actions.isEmpty)
+        #expect(actions == [.postponePoll(.active)])  // nothing more than "the Book is alive"
         #expect(machine.phase == .processing)
     }
 }

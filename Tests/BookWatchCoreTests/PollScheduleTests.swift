@@ -17,7 +17,7 @@ import Testing
 
     @Test func activeBacksOffWhileWebhooksFlowAndTightensWhenQuiet() {
         #expect(interval(.active, lastWebhook: 10, u: 1) == 1800)
-        #expect(interval(.active, lastWebhook: 10, u: 0) == 60)
+        #expect(interval(.active, lastWebhook: 10, u: 0) == 900)  // webhooks flowing: a safety net only
         #expect(interval(.active, lastWebhook: 3600, u: 1) == 450)
         #expect(interval(.active, lastWebhook: nil, u: 1) == 450)
         #expect(interval(.active, lastWebhook: 10, silent: true, u: 1) == 120)

@@ -68,6 +68,22 @@ import Testing
         #expect(try await store.book(uuid)?.nextPollAt == nil)
     }
 
+    @Test func webhooksPushTheScheduledPollOutButNeverDelayAnUrgentOne() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteBookStore(path: dir.file("db.sqlite"), schedule: PollSchedule(minimum: 60, maximum: 1800), random: { 0 })
+        _ = try await store.apply(.command(.track(.created)), to: uuid, at: t0, options: .init())
+        let first = try #require(try await store.book(uuid)?.nextPollAt)
+        #expect(first == t0.addingTimeInterval(60))  // no webhook yet: full jitter from the minimum (draw 0)
+        let alive = BookInput.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 5)))
+        _ = try await store.apply(alive, to: uuid, at: t0.addingTimeInterval(30), options: .init())
+        #expect(try await store.book(uuid)?.nextPollAt == t0.addingTimeInterval(30 + 900))  // webhooks flowing: max/2 at least
+        // An urgent poll stays urgent whatever arrives next.
+        try await store.requestPoll(uuid, at: t0.addingTimeInterval(40), reason: .operator)
+        _ = try await store.apply(alive, to: uuid, at: t0.addingTimeInterval(50), options: .init())
+        #expect(try await store.book(uuid)?.nextPollAt == t0.addingTimeInterval(40))
+        #expect(try await store.book(uuid)?.pendingPollReason == .operator)
+    }
+
     @Test func duePollsComeUrgentFirstThenMostOverdue() async throws {
         let dir = try TemporaryDirectory()
         let store = try SQLiteBookStore(path: dir.file("db.sqlite"), random: { 0 })

@@ -1,0 +1,216 @@
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import OcrolusSimulator
+import Synchronization
+
+/// The three designs compared by `bookwatch bench strategies`, on the same seeded scenario and
+/// the simulator's virtual clock.
+public enum Strategy: String, CaseIterable, Sendable {
+    /// bookwatch: webhooks as hints, adaptive polling, exactly-once analytics.
+    case hybrid
+    /// Every Book's status every 30 s (same limiter, same analytics step), no webhooks.
+    case naive
+    /// No polling: trusts `book.verified`/`BOOK_VERIFIED` and fetches analytics when it arrives.
+    case webhookOnly = "webhook-only"
+}
+
+/// One strategy on one scenario, from the simulator's own counters.
+public struct StrategyResult: Sendable {
+    public var strategy: Strategy
+    public var webhookLoss: Double
+    public var books: Int
+    /// Books whose finished generation had its analytics stored.
+    public var completed: Int
+    /// Analytics 200s the simulator served, and how many of them repeated a (Book, generation).
+    public var retrievals: Int
+    public var duplicates: Int
+    public var statusCalls: Int
+    /// From the moment the simulator made the Book finished to analytics stored (seconds).
+    public var delayP50: Double?
+    public var delayP99: Double?
+    public var answers429: Int
+    public var virtualHours: Double
+    public var wallSeconds: Double
+    /// Status calls by why they were made (the watcher strategies).
+    public var pollsByReason: [String: Int] = [:]
+
+    public var statusCallsPerBook: Double { Double(statusCalls) / Double(max(books, 1)) }
+}
+
+/// Runs the strategy comparison of docs/benchmarks.md.
+public enum StrategyBench {
+    /// The shared scenario: `books` Books, each finishing once (no reopen or delete, so
+    /// "completed" is unambiguous), webhooks lost with probability `loss`, and an enforced
+    /// organisation limit of `rate` requests/s (the simulator answers 429 above it).
+    public static func scenario(books: Int, loss: Double, seed: UInt64, rate: Double) -> SimulationConfig {
+        var config = SimulationConfig()
+        config.books = books
+        config.seed = seed
+        config.flavour = .org
+        config.reopenFraction = 0
+        config.deleteFraction = 0
+        config.bookSpread = 3600
+        config.processingTime = 60...1800
+        // Analytics ready soon after VERIFIED, so the delay measures detection more than readiness.
+        config.analyticsDelay = 5...30
+        config.faults.webhookDrop = loss
+        config.faults.rateLimit = rate
+        config.faults.rateBurst = 25
+        return config
+    }
+
+    public static func run(_ strategy: Strategy, books: Int, loss: Double, seed: UInt64 = 1, rate: Double = 5) async throws
+        -> StrategyResult
+    {
+        let config = scenario(books: books, loss: loss, seed: seed, rate: rate)
+        let clock = ManualClock(start: config.start)
+        let wallStart = ContinuousClock.now
+        let stored: [String: Date]
+        let simulation: OcrolusSimulation
+        var reasons: [String: Int] = [:]
+        switch strategy {
+        case .hybrid, .naive:
+            let watcherStats: WatcherStats
+            (simulation, stored, watcherStats) = try await runWatcher(strategy, config: config, clock: clock, rate: rate)
+            reasons = Dictionary(uniqueKeysWithValues: watcherStats.polls.map { ($0.key.rawValue, $0.value) })
+        case .webhookOnly:
+            (simulation, stored) = try await runWebhookOnly(config: config, clock: clock, rate: rate)
+        }
+        let stats = await simulation.stats()
+        var delays: [Double] = []
+        for truth in stats.truth {
+            guard let finished = truth.verifiedAt.first.flatMap { try? Date($0, strategy: .iso8601) }, let at = stored[truth.uuid] else { continue }
+            delays.append(at.timeIntervalSince(finished))
+        }
+        delays.sort()
+        func quantile(_ q: Double) -> Double? {
+            delays.isEmpty ? nil : delays[min(delays.count - 1, Int((Double(delays.count) * q).rounded(.up)) - 1)]
+        }
+        let elapsed = ContinuousClock.now - wallStart
+        return StrategyResult(
+            strategy: strategy, webhookLoss: loss, books: books, completed: stored.count,
+            retrievals: stats.analyticsOKByKey.values.reduce(0, +), duplicates: stats.analyticsOKByKey.values.reduce(0) { $0 + max(0, $1 - 1) },
+            statusCalls: stats.statusCalls, delayP50: quantile(0.5), delayP99: quantile(0.99), answers429: stats.answers429,
+            virtualHours: clock.now().timeIntervalSince(config.start) / 3600,
+            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            pollsByReason: reasons)
+    }
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// hybrid and naive: the real watcher. The lender tracks each Book when it creates it
+    /// (`bookwatch track --new`: no call is spent on an empty Book).
+    static func runWatcher(_ strategy: Strategy, config: SimulationConfig, clock: ManualClock, rate: Double) async throws
+        -> (OcrolusSimulation, [String: Date], WatcherStats)
+    {
+        var config = config
+        let schedule: PollSchedule
+        if strategy == .naive {
+            config.webhooksEnabled = false
+            schedule = PollSchedule(minimum: 30, maximum: 30, retention: nil)
+        } else {
+            schedule = PollSchedule(minimum: 60, maximum: 1800)
+        }
+        // On tmpfs when there is one: the figures are about calls and delays, not fsync.
+        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? URL(fileURLWithPath: "/dev/shm") : FileManager.default.temporaryDirectory
+        let directory = base.appendingPathComponent("bookwatch-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let deployment = try SimulatedDeployment(
+            simulation: config, clock: clock, databasePath: directory.appendingPathComponent("bench.sqlite").path,
+            watcher: WatcherConfiguration(), pollSchedule: schedule, rate: rate, burst: 25, logger: quietLogger)
+        var creations = deployment.simulation.scenario.books
+            .map { (at: config.start.addingTimeInterval($0.createdAt), uuid: $0.uuid) }
+            .sorted { $0.at < $1.at }[...]
+        let deadline = deployment.simulation.settledAt.addingTimeInterval(12 * 3600)
+        while clock.now() < deadline {
+            while let first = creations.first, first.at <= clock.now() {
+                _ = try await deployment.store.apply(.command(.track(.created)), to: first.uuid, at: clock.now(), options: .init())
+                creations = creations.dropFirst()
+            }
+            try await VirtualTime.drive(clock) { try await deployment.step() }
+            if creations.isEmpty, try await deployment.settled() { break }
+            let next = [try await deployment.nextDue(), creations.first?.at].compactMap { $0 }.min() ?? clock.now().addingTimeInterval(60)
+            clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
+        }
+        var stored: [String: Date] = [:]
+        for book in deployment.simulation.scenario.books {
+            if let result = try await deployment.store.analyticsResults(for: book.uuid, endpoint: "summary").first {
+                stored[book.uuid.rawValue] = result.retrievedAt
+            }
+        }
+        try deployment.store.close()
+        return (deployment.simulation, stored, deployment.watcher.stats)
+    }
+
+    /// webhook-only: a handler that fetches analytics when `book.verified` arrives (deduplicated
+    /// by Book), retrying 425 and errors; it never asks for a status.
+    static func runWebhookOnly(config: SimulationConfig, clock: ManualClock, rate: Double) async throws
+        -> (OcrolusSimulation, [String: Date])
+    {
+        let simulation = OcrolusSimulation(config: config, clock: clock)
+        let client = OcrolusClient(
+            configuration: OcrolusConfiguration(
+                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
+                credentials: .init(clientID: "bench", clientSecret: "bench-secret-0123456789")),
+            transport: SimulatorTransport(simulation: simulation),
+            limiter: RateLimiter(rate: rate, burst: 25, clock: clock), clock: clock, logger: quietLogger)
+        struct State {
+            var queue: [(uuid: BookUUID, due: Date)] = []
+            var seen: Set<BookUUID> = []
+            var stored: [String: Date] = [:]
+        }
+        let state = Mutex(State())
+        let sender = WebhookSender(simulation: simulation, target: ClosureWebhookTarget { delivery in
+            if let decoded = try? DecodedWebhook.decode(delivery.body), decoded.hint.suggestsBookFinished,
+               let uuid = decoded.bookUUID
+            {
+                state.withLock { state in
+                    if state.seen.insert(uuid).inserted { state.queue.append((uuid, clock.now())) }
+                }
+            }
+            return 200
+        })
+        let deadline = simulation.settledAt.addingTimeInterval(12 * 3600)
+        while clock.now() < deadline {
+            try await VirtualTime.drive(clock) {
+                await sender.deliverDue()
+                let now = clock.now()
+                let due = state.withLock { state -> [BookUUID] in
+                    let due = state.queue.filter { $0.due <= now }.map(\.uuid)
+                    state.queue.removeAll { $0.due <= now }
+                    return due
+                }
+                for uuid in due {
+                    var retryAt: Date?
+                    do {
+                        switch try await client.analytics(uuid: uuid, endpoint: .summary, priority: .urgent) {
+                        case .ready: state.withLock { $0.stored[uuid.rawValue] = clock.now() }
+                        case .notReady(let after): retryAt = clock.now().addingTimeInterval(max(after ?? 30, 1))
+                        }
+                    } catch {
+                        retryAt = clock.now().addingTimeInterval(30)
+                    }
+                    if let retryAt { state.withLock { $0.queue.append((uuid, retryAt)) } }
+                }
+            }
+            let queued = state.withLock { $0.queue.map(\.due).min() }
+            let webhook = await simulation.nextWebhookDueAt()
+            guard let next = [queued, webhook].compactMap({ $0 }).min() else {
+                if clock.now() >= simulation.settledAt { break }
+                clock.advance(to: simulation.settledAt)
+                continue
+            }
+            clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
+        }
+        return (simulation, state.withLock { $0.stored })
+    }
+}
