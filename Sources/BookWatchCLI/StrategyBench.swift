@@ -85,6 +85,9 @@ public enum StrategyBench {
         for truth in stats.truth {
             guard let finished = truth.verifiedAt.first.flatMap { try? Date($0, strategy: .iso8601) }, let at = stored[truth.uuid] else { continue }
             delays.append(at.timeIntervalSince(finished))
+            if at.timeIntervalSince(finished) > 300, ProcessInfo.processInfo.environment["BOOKWATCH_BENCH_DEBUG"] != nil {
+                print("slow: \(truth.uuid) finished \(truth.verifiedAt) ready \(truth.analyticsReadyAt) stored \(at) calls \(stats.statusCallsByBook[truth.uuid] ?? 0)")
+            }
         }
         delays.sort()
         func quantile(_ q: Double) -> Double? {
@@ -102,7 +105,7 @@ public enum StrategyBench {
 
     static var quietLogger: Logger {
         var logger = Logger(label: "bench")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["BOOKWATCH_BENCH_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return logger
     }
 
@@ -148,6 +151,7 @@ public enum StrategyBench {
             }
         }
         try deployment.store.close()
+        if ProcessInfo.processInfo.environment["BOOKWATCH_BENCH_DEBUG"] != nil { print("loss estimate: \(deployment.watcher.webhookLoss)") }
         return (deployment.simulation, stored, deployment.watcher.stats)
     }
 

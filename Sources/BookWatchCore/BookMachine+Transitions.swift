@@ -4,6 +4,7 @@ extension BookMachine {
     // MARK: Snapshots: the truth
 
     mutating func applySnapshot(_ snapshot: BookSnapshot, at now: Date) -> [BookAction] {
+        let isFirstSnapshot = lastSnapshotAt == nil
         lastSnapshotAt = now
         switch snapshot {
         case .gone:
@@ -19,6 +20,7 @@ extension BookMachine {
             }
             if let pk { self.pk = pk }
             bookStatus = status
+            if let coverage = coverage(of: listed, firstSnapshot: isFirstSnapshot) { actions.append(coverage) }
             replaceDocuments(with: listed)
             for document in listed where document.status.isUnknown {
                 actions.append(.warn("unknown document status '\(document.status.rawValue)' for \(document.ref)"))
@@ -29,6 +31,21 @@ extension BookMachine {
             actions += advance(finished: snapshot.isFinished, at: now)
             return actions
         }
+    }
+
+    /// Of the documents this snapshot shows newly verified, those a webhook had announced and those
+    /// none had. Only successes count: they have a documented event (`document.verification_succeeded`,
+    /// `DOC_VERIFIED`), rejections may have none. Not for a Book's first snapshot (what finished
+    /// before it was watched says nothing about webhooks).
+    private func coverage(of listed: [DocumentSnapshot], firstSnapshot: Bool) -> BookAction? {
+        guard !firstSnapshot else { return nil }
+        var announced = 0, missed = 0
+        for document in listed where document.status.progress == .succeeded {
+            let prior = documents.first { $0.ref.matches(document.ref) }
+            if prior?.status?.isFinished == true { continue }
+            if prior?.hint?.isFinished == true { announced += 1 } else { missed += 1 }
+        }
+        return announced + missed > 0 ? .webhookCoverage(announced: announced, missed: missed) : nil
     }
 
     /// Moves the phase after the documents were replaced by a snapshot.

@@ -152,6 +152,9 @@ public enum BookAction: Hashable, Sendable {
     case notifyRetrieved(generation: Int)
     /// Forget the Book (untrack): stop polling, keep its stored analytics.
     case stopWatching
+    /// Documents a snapshot showed newly finished: how many a webhook had announced, how many
+    /// none had (the watcher's estimate of webhook loss).
+    case webhookCoverage(announced: Int, missed: Int)
     /// Something odd but survivable, for the log.
     case warn(String)
 }

@@ -31,6 +31,7 @@ public final class BookWatchMetrics: Sendable {
     let inboxPending: Prometheus.Gauge
     let pollsOverdue: Prometheus.Gauge
     let webhookSilence: Prometheus.Gauge
+    let webhookLossRatio: Prometheus.Gauge
     let ready: Prometheus.Gauge
 
     /// How an analytics attempt ended (the `outcome` label of `bookwatch_analytics_retrievals_total`).
@@ -95,6 +96,9 @@ public final class BookWatchMetrics: Sendable {
             "bookwatch_polls_overdue", "Books whose scheduled poll is more than \(Int(Self.overdueAfter)) s late.")
         webhookSilence = gauge(
             "bookwatch_webhook_silence_seconds", "Seconds since the last webhook was received (since start if none was).")
+        webhookLossRatio = gauge(
+            "bookwatch_webhook_loss_ratio",
+            "Estimated fraction of document changes no webhook announced (from what polls find); above 0.1 polling tightens.")
         ready = gauge("bookwatch_ready", "1 when /readyz answers ready (the database takes writes), else 0.")
         gauge("bookwatch_build_info", "The running build; always 1.", [("version", BookWatchVersion.current)]).set(to: 1.0)
     }
@@ -138,6 +142,7 @@ public final class BookWatchMetrics: Sendable {
     public func analytics(_ outcome: RetrievalOutcome) { retrievals[outcome]?.increment() }
     public func analyticsNotReady() { notReady.increment() }
     public func completed(afterSeconds seconds: TimeInterval) { completion.record(max(0, seconds)) }
+    public func webhookLoss(_ ratio: Double) { webhookLossRatio.set(to: ratio) }
     public func unknownStatuses(_ count: Int) { if count > 0 { unknownStatus.increment(by: Int64(count)) } }
 
     /// Sets the gauges that describe the database and the service at scrape time.

@@ -40,6 +40,7 @@ extension Watcher {
             metrics.unknownStatuses(result.snapshot.unknownStatusCount)
             let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: options())
             if let outcome {
+                await observeCoverage(outcome.actions)
                 for case .warn(let message) in outcome.actions { log.warning("\(message)") }
                 if outcome.actions.contains(where: { if case .openAnalyticsJob = $0 { true } else { false } }) {
                     log.info("all documents finished; analytics job opened", metadata: ["generation": "\(outcome.machine.generation)"])

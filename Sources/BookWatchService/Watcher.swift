@@ -54,6 +54,7 @@ public final class Watcher: Sendable {
     private let dirty = Mutex<Set<BookUUID>>([])
     private let counters = Mutex(WatcherStats())
     private let silent = Mutex(false)
+    private let loss = Mutex(WebhookLossEstimate())
     private let startedAt: Date
 
     public init(
@@ -87,6 +88,7 @@ public final class Watcher: Sendable {
             if isSilent {
                 logger.warning("no webhooks for a long while; shifting budget to polling",
                                metadata: ["silent_s": "\(Int(now.timeIntervalSince(last)))"])
+                Task { [self] in _ = try? await tightenPolls() }
             } else {
                 logger.notice("webhooks are arriving again; polling backs off")
             }
@@ -197,8 +199,35 @@ public final class Watcher: Sendable {
         if inFlight.withLock({ $0.contains(uuid) }) { dirty.withLock { _ = $0.insert(uuid) } }
     }
 
+    /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
     func options(retryAt: Date? = nil, results: [AnalyticsResult] = []) -> TransitionOptions {
-        TransitionOptions(webhooksSilent: silent.withLock { $0 }, retryAt: retryAt, results: results)
+        TransitionOptions(webhooksSilent: silent.withLock { $0 } || loss.withLock { $0.isLossy }, retryAt: retryAt, results: results)
+    }
+
+    /// Polls set while webhooks were trusted come due within twice the minimum interval.
+    func tightenPolls() async throws -> Int {
+        try await store.tightenActivePolls(now: clock.now(), spread: 2 * store.schedule.minimum)
+    }
+
+    /// The current estimate of document changes no webhook announced.
+    public var webhookLoss: WebhookLossEstimate { loss.withLock { $0 } }
+
+    /// Feeds what a snapshot showed to the loss estimate (and says so when it turns; turning lossy
+    /// pulls in the polls scheduled while webhooks were trusted).
+    func observeCoverage(_ actions: [BookAction]) async {
+        for case .webhookCoverage(let announced, let missed) in actions {
+            let (changed, estimate) = loss.withLock { estimate in (estimate.observe(announced: announced, missed: missed), estimate) }
+            metrics.webhookLoss(estimate.lossRatio ?? 0)
+            guard changed else { continue }
+            let percent = Int(((estimate.lossRatio ?? 0) * 100).rounded())
+            if estimate.isLossy {
+                let moved = (try? await tightenPolls()) ?? 0
+                logger.warning("webhooks miss document changes; polling tightens",
+                               metadata: ["unannounced_percent": "\(percent)", "polls_moved": "\(moved)"])
+            } else {
+                logger.notice("webhooks announce document changes again; polling backs off", metadata: ["unannounced_percent": "\(percent)"])
+            }
+        }
     }
 }
 

@@ -126,7 +126,7 @@ extension SQLiteBookStore {
                 try db.execute(
                     sql: "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     arguments: [key, generation, nowMillis])
-            case .warn, .stopWatching:
+            case .warn, .stopWatching, .webhookCoverage:
                 break  // carried out by the caller (logger) or above
             }
         }

@@ -85,6 +85,25 @@ extension SQLiteBookStore {
         }
     }
 
+    /// Pulls the scheduled polls of Books still processing (or just tracked) that are later than
+    /// `now + spread` into `now + spread/2 ... now + spread`, when webhooks turn silent or lossy:
+    /// polls set while webhooks were trusted would otherwise wait up to the maximum interval.
+    /// Urgent polls and finished Books are left alone. Answers how many moved.
+    @discardableResult
+    public func tightenActivePolls(now: Date, spread: TimeInterval) async throws -> Int {
+        try await write { db in
+            let limit = now.addingTimeInterval(spread).storageMillis
+            let half = Int64(spread * 500)
+            try db.execute(
+                sql: """
+                    UPDATE books SET next_poll_at = ? + (ABS(RANDOM()) % ?)
+                    WHERE state IN ('tracking', 'processing') AND poll_reason IS NULL AND next_poll_at > ?
+                    """,
+                arguments: [limit - half, max(half, 1), limit])
+            return db.changesCount
+        }
+    }
+
     /// Moves a Book's next poll to `until` (after a failed poll), keeping its urgency.
     public func deferPoll(_ uuid: BookUUID, until: Date) async throws {
         try await write { db in

@@ -14,7 +14,7 @@ import GRDB
 public final class SQLiteBookStore: BookStore {
     public let path: String
     let pool: DatabasePool
-    let schedule: PollSchedule
+    public let schedule: PollSchedule
     /// Draws from `0..<1` for schedule jitter; injected so tests are deterministic.
     let random: @Sendable () -> Double
 

@@ -84,6 +84,26 @@ import Testing
         #expect(try await store.book(uuid)?.pendingPollReason == .operator)
     }
 
+    @Test func tighteningPullsInOnlyFarScheduledPollsOfActiveBooks() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteBookStore(path: dir.file("db.sqlite"), schedule: PollSchedule(minimum: 60, maximum: 1800), random: { 1 })
+        let active = uuid, urgent = BookUUID("b79fb14b-1d2a-4e8e-8a3c-6f0d2c9e7a41")!, done = BookUUID("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")!
+        for book in [active, urgent, done] {
+            _ = try await store.apply(.command(.track(.created)), to: book, at: t0, options: .init())
+            _ = try await store.apply(.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 5))), to: book, at: t0, options: .init())
+        }
+        _ = try await store.apply(.snapshot(.present(pk: 1, status: .verified, documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 5), status: .completed)])), to: done, at: t0, options: .init())
+        try await store.requestPoll(urgent, at: t0.addingTimeInterval(5), reason: .operator)
+        #expect(try await store.book(active)?.nextPollAt == t0.addingTimeInterval(1800))
+        let doneBefore = try await store.book(done)?.nextPollAt
+        #expect(try await store.tightenActivePolls(now: t0, spread: 120) == 1)
+        let moved = try #require(try await store.book(active)?.nextPollAt)
+        #expect(moved >= t0.addingTimeInterval(60) && moved <= t0.addingTimeInterval(120))
+        #expect(try await store.book(urgent)?.nextPollAt == t0.addingTimeInterval(5))
+        #expect(try await store.book(done)?.nextPollAt == doneBefore)
+    }
+
     @Test func duePollsComeUrgentFirstThenMostOverdue() async throws {
         let dir = try TemporaryDirectory()
         let store = try SQLiteBookStore(path: dir.file("db.sqlite"), random: { 0 })
