@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (docs/benchmarks.md).",
-        subcommands: [BenchStrategiesCommand.self, BenchFillCommand.self])
+        subcommands: [BenchStrategiesCommand.self, BenchScaleCommand.self, BenchFillCommand.self])
 }
 
 /// `bookwatch bench fill`: a database of many Books in realistic states, for the scale figures
@@ -110,5 +110,49 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
             left(String(format: "%.2f", r.statusCallsPerBook), 11), left(duration(r.delayP50), 9), left(duration(r.delayP99), 9),
             left("\(r.answers429)", 5), left(String(format: "%.1f", r.virtualHours), 9), left(String(format: "%.1f", r.wallSeconds), 6),
         ].joined(separator: "  ")
+    }
+}
+
+/// `bookwatch bench scale`: serve and status on databases of 1k, 10k and 100k Books.
+struct BenchScaleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Measure serve (start to ready, RSS, idle CPU), the due-poll query and status --limit 50 at growing database sizes.")
+
+    @Option(help: "Database sizes in Books, comma-separated.") var books = "1000,10000,100000"
+    @Option(name: .customLong("idle-seconds"), help: "How long idle CPU is measured.") var idleSeconds = 10.0
+    @Option(help: ArgumentHelp("Directory for the databases (default: a temporary one, removed afterwards).", valueName: "path"))
+    var directory: String?
+
+    func sizes() throws -> [Int] {
+        try books.split(separator: ",").map { text in
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value > 0 else {
+                throw ValidationError("--books '\(text)' is not a positive number")
+            }
+            return value
+        }
+    }
+
+    func validate() throws {
+        _ = try sizes()
+        guard idleSeconds > 0 else { throw ValidationError("--idle-seconds must be positive") }
+    }
+
+    func run() async throws {
+        let context = CLIContext.current
+        let base = directory.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-scale-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        defer { if directory == nil { try? FileManager.default.removeItem(at: base) } }
+        context.print("bench scale: databases in \(base.path); serve against an unreachable API (nothing due while idle)")
+        context.print("books    docs      fill s  db MB  ready s  RSS MB  idle CPU  status ms  due-poll µs (idle/backlog/baseline)  1h virtual: polls, RSS MB before→after, wall s")
+        for size in try sizes() {
+            let f = try await ScaleBench.run(books: size, directory: base, idleSeconds: idleSeconds) { context.print($0) }
+            context.print(String(
+                format: "%-7d  %-8d  %6.1f  %5.0f  %7.2f  %6.1f  %7.2f%%  %9.1f  %8.0f / %8.0f / %5.0f               %6d, %.0f→%.0f, %.1f",
+                f.books, f.documents, f.fillSeconds, f.databaseMB, f.readySeconds, f.rssReadyMB, f.idleCPUPercent, f.statusMilliseconds,
+                f.duePollIdleMicros, f.duePollBacklogMicros, f.baselineMicros, f.virtualHourPolls, f.rssBeforeHourMB, f.rssAfterHourMB,
+                f.virtualHourWallSeconds))
+        }
     }
 }

@@ -101,6 +101,11 @@ extension SQLiteBookStore {
                 CREATE INDEX notifications_pending ON notifications(created_at) WHERE delivered_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v4-urgent-poll-index") { db in
+            // Urgent polls (webhook hint, operator, startup) by due time, so the scheduler finds
+            // them without sorting every due row.
+            try db.execute(sql: "CREATE INDEX books_urgent_poll ON books(next_poll_at) WHERE poll_reason IS NOT NULL")
+        }
         return migrator
     }
 }

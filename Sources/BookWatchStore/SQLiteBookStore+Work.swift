@@ -41,20 +41,25 @@ extension SQLiteBookStore {
     /// index, never a scan of all Books.
     public func duePolls(now: Date, limit: Int) async throws -> [DuePoll] {
         try await read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT uuid, poll_reason, next_poll_at FROM books
-                    WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?
-                    ORDER BY poll_reason IS NULL, next_poll_at LIMIT ?
-                    """,
-                arguments: [now.storageMillis, limit]
-            ).compactMap { row in
-                guard let uuid = BookUUID(row["uuid"] as String) else { return nil }
-                return DuePoll(
-                    bookUUID: uuid, reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
-                    dueAt: Date(storageMillis: row["next_poll_at"]))
+            // Two index walks, urgent first, each stopping at `limit` rows: one ORDER BY over both
+            // kinds sorted every due row (a full temporary B-tree when a backlog built up).
+            func fetch(_ sql: String, _ limit: Int) throws -> [DuePoll] {
+                try Row.fetchAll(db, sql: sql, arguments: [now.storageMillis, limit]).compactMap { row in
+                    guard let uuid = BookUUID(row["uuid"] as String) else { return nil }
+                    return DuePoll(
+                        bookUUID: uuid, reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
+                        dueAt: Date(storageMillis: row["next_poll_at"]))
+                }
             }
+            let urgent = try fetch("""
+                SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_urgent_poll
+                WHERE poll_reason IS NOT NULL AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?
+                """, limit)
+            guard urgent.count < limit else { return urgent }
+            return urgent + (try fetch("""
+                SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_due_poll
+                WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND poll_reason IS NULL ORDER BY next_poll_at LIMIT ?
+                """, limit - urgent.count))
         }
     }
 

@@ -1,0 +1,198 @@
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+
+/// Figures of `bookwatch bench scale` for one database size.
+struct ScaleFigures {
+    var books = 0
+    var documents = 0
+    var fillSeconds = 0.0
+    var databaseMB = 0.0
+    var readySeconds = 0.0
+    var rssReadyMB = 0.0
+    var idleCPUPercent = 0.0
+    var statusMilliseconds = 0.0
+    /// Median microseconds of the due-poll query with nothing due, with a backlog of every Book
+    /// due, and of a trivial query (the baseline of the same connection).
+    var duePollIdleMicros = 0.0
+    var duePollBacklogMicros = 0.0
+    var baselineMicros = 0.0
+    var rssAfterHourMB = 0.0
+    var rssBeforeHourMB = 0.0
+    var virtualHourPolls = 0
+    var virtualHourWallSeconds = 0.0
+}
+
+/// Measures `serve` and `status` on databases of growing size (docs/benchmarks.md).
+enum ScaleBench {
+    static func residentMB(pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return kilobytes / 1024
+    }
+
+    /// User + system CPU seconds of a process so far.
+    static func cpuSeconds(pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")")
+        else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+    }
+
+    static func executable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static func run(books: Int, directory: URL, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
+        var figures = ScaleFigures()
+        let path = directory.appendingPathComponent("scale-\(books).sqlite").path
+        let now = Date()
+        do {
+            let store = try SQLiteBookStore(path: path)
+            let fill = try await store.fillForBenchmark(books: books, documentsPerBook: 10, now: now)
+            figures.books = fill.books
+            figures.documents = fill.documents
+            figures.fillSeconds = fill.seconds
+            // Query costs, median of 200 on the same connection.
+            var idle: [Double] = [], backlog: [Double] = [], baseline: [Double] = []
+            for _ in 0..<200 {
+                var start = ContinuousClock.now
+                _ = try await store.duePolls(now: now, limit: 32)
+                idle.append(seconds(ContinuousClock.now - start) * 1e6)
+                start = ContinuousClock.now
+                _ = try await store.duePolls(now: now.addingTimeInterval(30 * 86_400), limit: 32)
+                backlog.append(seconds(ContinuousClock.now - start) * 1e6)
+                start = ContinuousClock.now
+                _ = try await store.nextJobDueAt()
+                baseline.append(seconds(ContinuousClock.now - start) * 1e6)
+            }
+            figures.duePollIdleMicros = median(idle)
+            figures.duePollBacklogMicros = median(backlog)
+            figures.baselineMicros = median(baseline)
+            try store.close()
+        }
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        figures.databaseMB = Double((attributes[.size] as? NSNumber)?.int64Value ?? 0) / 1_048_576
+
+        // serve as a real process: start to ready, RSS, idle CPU.
+        let port = Int.random(in: 20_000...40_000)
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: executable())
+        serve.arguments = ["serve", "--database", path, "--port", "\(port)", "--log-level", "error"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["OCROLUS_CLIENT_ID"] = "scale"
+        environment["OCROLUS_CLIENT_SECRET"] = "scale-secret"
+        environment["OCROLUS_API_URL"] = "http://127.0.0.1:9"
+        environment["OCROLUS_AUTH_URL"] = "http://127.0.0.1:9/oauth/token"
+        serve.environment = environment
+        serve.standardOutput = FileHandle.nullDevice
+        serve.standardError = FileHandle.nullDevice
+        let started = ContinuousClock.now
+        try serve.run()
+        defer { if serve.isRunning { serve.terminate(); serve.waitUntilExit() } }
+        let transport = AsyncHTTPClientTransport()
+        let ready = OutgoingRequest(method: "GET", url: "http://127.0.0.1:\(port)/readyz", headers: [], timeout: 1)
+        var isReady = false
+        while ContinuousClock.now - started < .seconds(60) {
+            if let answer = try? await transport.send(ready), answer.status == 200 {
+                isReady = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        guard isReady else { throw CLIError.runtime("bench scale: serve was not ready within 60 s") }
+        figures.readySeconds = seconds(ContinuousClock.now - started)
+        figures.rssReadyMB = residentMB(pid: serve.processIdentifier)
+        let cpuBefore = cpuSeconds(pid: serve.processIdentifier)
+        try await Task.sleep(for: .seconds(idleSeconds))
+        figures.idleCPUPercent = (cpuSeconds(pid: serve.processIdentifier) - cpuBefore) / idleSeconds * 100
+        serve.terminate()
+        serve.waitUntilExit()
+
+        // status --limit 50 as an operator runs it: a new process each time, median of 5.
+        var statusTimes: [Double] = []
+        for _ in 0..<5 {
+            let status = Process()
+            status.executableURL = URL(fileURLWithPath: executable())
+            status.arguments = ["status", "--limit", "50", "--database", path]
+            status.standardOutput = FileHandle.nullDevice
+            let start = ContinuousClock.now
+            try status.run()
+            status.waitUntilExit()
+            statusTimes.append(seconds(ContinuousClock.now - start) * 1000)
+        }
+        figures.statusMilliseconds = median(statusTimes)
+
+        // An hour of virtual time in this process: every due poll answered "still processing".
+        let hour = try await virtualHour(path: path, start: now)
+        figures.rssBeforeHourMB = hour.before
+        figures.rssAfterHourMB = hour.after
+        figures.virtualHourPolls = hour.polls
+        figures.virtualHourWallSeconds = hour.wall
+        return figures
+    }
+
+    /// The watcher on the filled database for one virtual hour against an API that answers every
+    /// status call with the Book still verifying (and every analytics call with a small body),
+    /// at 5 requests/s: the memory the watcher's working set takes.
+    static func virtualHour(path: String, start: Date) async throws -> (before: Double, after: Double, polls: Int, wall: Double) {
+        let clock = ManualClock(start: start)
+        let store = try SQLiteBookStore(path: path)
+        defer { try? store.close() }
+        var logger = Logger(label: "scale")
+        logger.logLevel = .critical
+        let client = OcrolusClient(
+            configuration: OcrolusConfiguration(apiBaseURL: "http://scale", tokenURL: "http://scale/oauth/token",
+                                                credentials: .init(clientID: "scale", clientSecret: "scale-secret")),
+            transport: StillProcessingAPI(), limiter: RateLimiter(rate: 5, burst: 25, clock: clock), clock: clock, logger: logger)
+        let watcher = Watcher(store: store, client: client, clock: clock, configuration: WatcherConfiguration(),
+                              health: ServiceHealth(startedAt: start), logger: logger)
+        let pid = ProcessInfo.processInfo.processIdentifier
+        let before = residentMB(pid: pid)
+        let wallStart = ContinuousClock.now
+        let end = start.addingTimeInterval(3600)
+        while clock.now() < end {
+            try await VirtualTime.drive(clock) {
+                try await watcher.pollDue()
+                try await watcher.runAnalytics()
+            }
+            let next = [try await store.nextPollAt(), try await store.nextJobDueAt()].compactMap { $0 }.min() ?? end
+            clock.advance(to: min(end, max(next, clock.now().addingTimeInterval(1))))
+        }
+        let polls = watcher.stats.polls.values.reduce(0, +)
+        return (before, residentMB(pid: pid), polls, seconds(ContinuousClock.now - wallStart))
+    }
+}
+
+/// An Ocrolus that says every Book is still verifying one document, and has analytics ready.
+struct StillProcessingAPI: HTTPTransport {
+    func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
+        let json = [("Content-Type", "application/json")]
+        if request.url.contains("oauth/token") {
+            return IncomingResponse(status: 200, headers: json, body: Array(#"{"access_token":"t","expires_in":3600,"token_type":"Bearer"}"#.utf8))
+        }
+        if request.url.contains("/book/status") {
+            let uuid = request.url.split(separator: "=").last.map(String.init) ?? ""
+            let body = #"{"status":200,"message":"OK","response":{"book_uuid":"\#(uuid)","pk":1,"book_status":"VERIFYING","docs":[{"uuid":"d","pk":1,"status":"PROCESSING"}],"mixed_docs":[]}}"#
+            return IncomingResponse(status: 200, headers: json, body: Array(body.utf8))
+        }
+        return IncomingResponse(status: 200, headers: json, body: Array(#"{"status":200,"response":{"summary":{}}}"#.utf8))
+    }
+}
