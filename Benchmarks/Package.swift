@@ -8,7 +8,7 @@ let package = Package(
     name: "bookwatch-benchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(path: ".."),
+        .package(name: "bookwatch", path: ".."),
         .package(url: "https://github.com/google/swift-benchmark.git", from: "0.1.2"),
     ],
     targets: [

@@ -5,12 +5,13 @@ import Logging
 import OcrolusAPI
 
 extension Watcher {
-    /// Claims and works every analytics job due now; returns how many were worked.
+    /// Claims and works the analytics jobs due now, at most `limit` (the caller's loop comes back
+    /// at once); returns how many were worked.
     @discardableResult
-    public func runAnalytics() async throws -> Int {
+    public func runAnalytics(limit: Int = 256) async throws -> Int {
         try await store.rearmExpiredLeases(now: clock.now())
         var total = 0
-        while true {
+        while total < limit {
             try Task.checkCancellation()
             var jobs: [ClaimedJob] = []
             for _ in 0..<configuration.jobConcurrency {
@@ -24,6 +25,7 @@ extension Watcher {
             }
             total += jobs.count
         }
+        return total
     }
 
     private func work(_ job: ClaimedJob) async {

@@ -5,13 +5,15 @@ import Logging
 import OcrolusAPI
 
 extension Watcher {
-    /// Polls every Book due now (from the `next_poll_at` index), at most `pollConcurrency` at
-    /// once, never the same Book twice at once; returns how many polls were made.
+    /// Polls the Books due now (from the `next_poll_at` index), at most `pollConcurrency` at
+    /// once, never the same Book twice at once, and at most `limit` in all (under a backlog the
+    /// caller's loop comes back at once, and a virtual-time run can stop at its deadline);
+    /// returns how many polls were made.
     @discardableResult
-    public func pollDue() async throws -> Int {
+    public func pollDue(limit: Int = 256) async throws -> Int {
         _ = webhooksSilent()  // refreshes the flag the schedule uses (and logs a change)
         var total = 0
-        while true {
+        while total < limit {
             // Shutdown: stop taking work (a cancelled poll fails at once and would be due again).
             try Task.checkCancellation()
             let due = try await store.duePolls(now: clock.now(), limit: configuration.pollConcurrency * 4)
@@ -24,6 +26,7 @@ extension Watcher {
             }
             total += batch.count
         }
+        return total
     }
 
     private func poll(_ due: DuePoll) async {

@@ -44,3 +44,28 @@ import Testing
         }
     }
 }
+
+/// Under a backlog a step returns after its limit (the service loop comes straight back; a
+/// virtual-time run can stop at its deadline instead of polling forever).
+@Suite struct WatcherStepLimitTests {
+    @Test func pollDueStopsAtItsLimitWhileMoreAreDue() async throws {
+        let h = try IngressHarness()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let clock = ManualClock(start: h.clock.now())
+        for index in 0..<40 {
+            let uuid = BookUUID(String(format: "09c52985-2f05-4022-a738-%012d", index))!
+            _ = try await h.store.apply(.command(.track(.operator)), to: uuid, at: clock.now(), options: .init())
+        }
+        let client = OcrolusClient(
+            configuration: OcrolusConfiguration(apiBaseURL: "http://ocrolus.invalid", tokenURL: "http://ocrolus.invalid/token",
+                                                credentials: .init(clientID: "c", clientSecret: "s")),
+            transport: ShutdownTests.UnreachableAPI(), limiter: RateLimiter(rate: 1000, burst: 1000, clock: clock), clock: clock,
+            logger: logger)
+        let watcher = Watcher(store: h.store, client: client, clock: clock, configuration: WatcherConfiguration(), health: h.health,
+                              logger: logger)
+        #expect(try await watcher.pollDue(limit: 16) == 16)
+        #expect(try await watcher.pollDue(limit: 100) == 24)  // the rest; failed polls are deferred, not due again now
+        #expect(try await watcher.pollDue(limit: 100) == 0)
+    }
+}

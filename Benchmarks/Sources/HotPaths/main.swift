@@ -3,6 +3,9 @@ import BookWatchCore
 import Foundation
 import OcrolusAPI
 
+/// Keeps a result alive so the optimiser cannot drop the work that made it.
+@inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
+
 // Inputs built once, outside the measured closures.
 let book = BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!
 let start = Date(timeIntervalSince1970: 1_774_000_000)

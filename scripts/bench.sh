@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The benchmark suite (docs/benchmarks.md): prints figures, fails only if a benchmark cannot run.
+#   scripts/bench.sh            full run: strategies at 1,000 Books, scale at 1k/10k/100k, ingress,
+#                               hot paths (about 40 minutes on 2 cores)
+#   scripts/bench.sh --smoke    seconds-long runs of each, to keep them compiling and working
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+smoke=false; [ "${1:-}" = "--smoke" ] && smoke=true
+if $smoke; then config=debug; else config=release; fi
+swift build -c "$config" --product bookwatch > /dev/null
+bin="$root/.build/$config/bookwatch"
+
+echo "== strategies"
+if $smoke; then "$bin" bench strategies --books 20 --loss 0,1; else "$bin" bench strategies --books 1000; fi
+echo "== scale"
+if $smoke; then "$bin" bench scale --books 200 --idle-seconds 1; else "$bin" bench scale --books 1000,10000,100000; fi
+echo "== ingress"
+if command -v wrk > /dev/null; then
+    if $smoke; then scripts/bench-ingress.sh 1 --debug; else scripts/bench-ingress.sh 10; fi
+else
+    echo "wrk not installed (apt-get install wrk): ingress skipped"
+fi
+echo "== hot paths"
+if $smoke; then
+    (cd Benchmarks && swift build > /dev/null && .build/debug/HotPaths --allow-debug-build --iterations 10 --warmup-iterations 1)
+else
+    (cd Benchmarks && swift run -c release HotPaths)
+fi
