@@ -83,11 +83,9 @@ public enum StrategyBench {
         let stats = await simulation.stats()
         var delays: [Double] = []
         for truth in stats.truth {
-            guard let finished = truth.verifiedAt.first.flatMap { try? Date($0, strategy: .iso8601) }, let at = stored[truth.uuid] else { continue }
+            guard let first = truth.verifiedAt.first, let finished = try? Date(first, strategy: .iso8601), let at = stored[truth.uuid]
+            else { continue }
             delays.append(at.timeIntervalSince(finished))
-            if at.timeIntervalSince(finished) > 300, ProcessInfo.processInfo.environment["BOOKWATCH_BENCH_DEBUG"] != nil {
-                print("slow: \(truth.uuid) finished \(truth.verifiedAt) ready \(truth.analyticsReadyAt) stored \(at) calls \(stats.statusCallsByBook[truth.uuid] ?? 0)")
-            }
         }
         delays.sort()
         func quantile(_ q: Double) -> Double? {
@@ -151,7 +149,6 @@ public enum StrategyBench {
             }
         }
         try deployment.store.close()
-        if ProcessInfo.processInfo.environment["BOOKWATCH_BENCH_DEBUG"] != nil { print("loss estimate: \(deployment.watcher.webhookLoss)") }
         return (deployment.simulation, stored, deployment.watcher.stats)
     }
 

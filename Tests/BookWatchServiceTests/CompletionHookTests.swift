@@ -26,7 +26,7 @@ import Testing
         let t0 = self.t0
         #expect(try await hook.runPending(now: { t0 }) == 0)  // the command fails: not delivered
         #expect(try await store.pendingNotifications(limit: 10).first?.attempts == 1)
-        FileManager.default.createFile(atPath: gate, contents: nil)
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
         #expect(try await hook.runPending(now: { t0 }) == 1)
         #expect(try await hook.runPending(now: { t0 }) == 0)
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")

@@ -1,5 +1,6 @@
 import BookWatchService
 import Foundation
+import OcrolusAPI
 import Testing
 
 @Suite struct ConfigFileTests {
