@@ -47,10 +47,6 @@ enum ScaleBench {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
@@ -75,13 +71,13 @@ enum ScaleBench {
             for _ in 0..<200 {
                 var start = ContinuousClock.now
                 _ = try await store.duePolls(now: now, limit: 32)
-                idle.append(seconds(ContinuousClock.now - start) * 1e6)
+                idle.append((ContinuousClock.now - start).inSeconds * 1e6)
                 start = ContinuousClock.now
                 _ = try await store.duePolls(now: now.addingTimeInterval(30 * 86_400), limit: 32)
-                backlog.append(seconds(ContinuousClock.now - start) * 1e6)
+                backlog.append((ContinuousClock.now - start).inSeconds * 1e6)
                 start = ContinuousClock.now
                 _ = try await store.nextJobDueAt()
-                baseline.append(seconds(ContinuousClock.now - start) * 1e6)
+                baseline.append((ContinuousClock.now - start).inSeconds * 1e6)
             }
             figures.duePollIdleMicros = median(idle)
             figures.duePollBacklogMicros = median(backlog)
@@ -121,7 +117,7 @@ enum ScaleBench {
             try await Task.sleep(for: .milliseconds(5))
         }
         guard isReady else { throw CLIError.runtime("bench scale: serve was not ready within 60 s") }
-        figures.readySeconds = seconds(ContinuousClock.now - started)
+        figures.readySeconds = (ContinuousClock.now - started).inSeconds
         figures.rssReadyMB = residentMB(pid: serve.processIdentifier)
         let cpuBefore = cpuSeconds(pid: serve.processIdentifier)
         try await Task.sleep(for: .seconds(idleSeconds))
@@ -139,7 +135,7 @@ enum ScaleBench {
             let start = ContinuousClock.now
             try status.run()
             status.waitUntilExit()
-            statusTimes.append(seconds(ContinuousClock.now - start) * 1000)
+            statusTimes.append((ContinuousClock.now - start).inSeconds * 1000)
         }
         figures.statusMilliseconds = median(statusTimes)
 
@@ -180,7 +176,7 @@ enum ScaleBench {
             clock.advance(to: min(end, max(next, clock.now().addingTimeInterval(1))))
         }
         let polls = watcher.stats.polls.values.reduce(0, +)
-        return (before, residentMB(pid: pid), polls, seconds(ContinuousClock.now - wallStart))
+        return (before, residentMB(pid: pid), polls, (ContinuousClock.now - wallStart).inSeconds)
     }
 }
 

@@ -29,13 +29,8 @@ public final class SimulatedDeployment: Sendable {
         store = try SQLiteBookStore(path: databasePath, schedule: pollSchedule)
         health = ServiceHealth(startedAt: clock.now())
         let metrics = metrics
-        client = OcrolusClient(
-            configuration: OcrolusConfiguration(
-                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
-                credentials: .init(clientID: "demo", clientSecret: "demo-secret-0123456789")),
-            transport: SimulatorTransport(simulation: simulation),
-            limiter: RateLimiter(rate: rate, burst: burst, clock: clock), clock: clock, logger: logger,
-            observe: { metrics.ocrolusRequest($0) })
+        client = Self.client(of: simulation, clock: clock, rate: rate, burst: burst, logger: logger,
+                             observe: { metrics.ocrolusRequest($0) })
         watcher = Watcher(
             store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger, metrics: metrics)
         let verifier = try config.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
@@ -45,6 +40,33 @@ public final class SimulatedDeployment: Sendable {
             metrics.webhookAnswered(outcome, seconds: 0)
             return status
         })
+    }
+
+    /// A client of the in-process simulator with its own limiter.
+    static func client(
+        of simulation: OcrolusSimulation, clock: any WallClock, rate: Double, burst: Double, logger: Logger,
+        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
+    ) -> OcrolusClient {
+        OcrolusClient(
+            configuration: OcrolusConfiguration(
+                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
+                credentials: .init(clientID: "demo", clientSecret: "demo-secret-0123456789")),
+            transport: SimulatorTransport(simulation: simulation),
+            limiter: RateLimiter(rate: rate, burst: burst, clock: clock), clock: clock, logger: logger, observe: observe)
+    }
+
+    /// Runs rounds on a manual clock until the scenario is settled or `deadline` passes, jumping
+    /// time to whatever is due next. `beforeRound` does the caller's own work first (e.g. tracking
+    /// Books as they are created) and returns when it next needs to run (nil: nothing pending,
+    /// and only then can the run be settled).
+    public func run(on clock: ManualClock, until deadline: Date, beforeRound: () async throws -> Date? = { nil }) async throws {
+        while clock.now() < deadline {
+            let pending = try await beforeRound()
+            try await VirtualTime.drive(clock) { try await self.step() }
+            if pending == nil, try await settled() { return }
+            let next = [try await nextDue(), pending].compactMap { $0 }.min() ?? clock.now().addingTimeInterval(60)
+            clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
+        }
     }
 
     /// What the HTTP route does, without HTTP: verify, decode, store durably, answer.

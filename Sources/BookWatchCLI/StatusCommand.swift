@@ -32,15 +32,19 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = CLIContext.current
+        // Opened once (a watch keeps it between frames; readers never block serve); nil until
+        // the database exists, since a reader must not create one.
+        var store = try database.openExistingStore(context)
+        defer { try? store?.close() }
         guard watch else {
-            context.standardOutput.write(try await frame(context))
+            context.standardOutput.write(try await frame(context, store: store))
             return
         }
-        // Ctrl-C ends the process (SIGINT's default); nothing is held open between frames but
-        // the read connection, and readers never block serve.
+        // Ctrl-C ends the process (SIGINT's default).
         var first = true
         while true {
-            let buffer = try await frame(context)
+            if store == nil { store = try database.openExistingStore(context) }
+            let buffer = try await frame(context, store: store)
             let stamp = "updated \(Self.clockTime(context.now())), every \(Self.seconds(interval)); Ctrl-C to stop"
             if context.outputIsTerminal {
                 // Home, draw, clear what the previous frame left below.
@@ -63,12 +67,11 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     /// One rendering: the table (or JSON) as text.
-    private func frame(_ context: CLIContext) async throws -> String {
+    private func frame(_ context: CLIContext, store: SQLiteBookStore?) async throws -> String {
         let filter = state.flatMap(BookPhase.init(rawValue:))
         var records: [BookRecord] = []
         var totals: [BookPhase: Int] = [:]
-        if let store = try database.openExistingStore(context) {
-            defer { try? store.close() }
+        if let store {
             if let uuid, let book = BookUUID(uuid) {
                 guard let record = try await store.book(book) else {
                     throw CLIError.runtime("book \(book) is not tracked")

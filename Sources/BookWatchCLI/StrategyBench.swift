@@ -97,7 +97,7 @@ public enum StrategyBench {
             retrievals: stats.analyticsOKByKey.values.reduce(0, +), duplicates: stats.analyticsOKByKey.values.reduce(0) { $0 + max(0, $1 - 1) },
             statusCalls: stats.statusCalls, delayP50: quantile(0.5), delayP99: quantile(0.99), answers429: stats.answers429,
             virtualHours: clock.now().timeIntervalSince(config.start) / 3600,
-            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            wallSeconds: elapsed.inSeconds,
             pollsByReason: reasons)
     }
 
@@ -131,16 +131,12 @@ public enum StrategyBench {
         var creations = deployment.simulation.scenario.books
             .map { (at: config.start.addingTimeInterval($0.createdAt), uuid: $0.uuid) }
             .sorted { $0.at < $1.at }[...]
-        let deadline = deployment.simulation.settledAt.addingTimeInterval(12 * 3600)
-        while clock.now() < deadline {
+        try await deployment.run(on: clock, until: deployment.simulation.settledAt.addingTimeInterval(12 * 3600)) {
             while let first = creations.first, first.at <= clock.now() {
                 _ = try await deployment.store.apply(.command(.track(.created)), to: first.uuid, at: clock.now(), options: .init())
                 creations = creations.dropFirst()
             }
-            try await VirtualTime.drive(clock) { try await deployment.step() }
-            if creations.isEmpty, try await deployment.settled() { break }
-            let next = [try await deployment.nextDue(), creations.first?.at].compactMap { $0 }.min() ?? clock.now().addingTimeInterval(60)
-            clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
+            return creations.first?.at
         }
         var stored: [String: Date] = [:]
         for book in deployment.simulation.scenario.books {
@@ -158,12 +154,7 @@ public enum StrategyBench {
         -> (OcrolusSimulation, [String: Date])
     {
         let simulation = OcrolusSimulation(config: config, clock: clock)
-        let client = OcrolusClient(
-            configuration: OcrolusConfiguration(
-                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
-                credentials: .init(clientID: "bench", clientSecret: "bench-secret-0123456789")),
-            transport: SimulatorTransport(simulation: simulation),
-            limiter: RateLimiter(rate: rate, burst: 25, clock: clock), clock: clock, logger: quietLogger)
+        let client = SimulatedDeployment.client(of: simulation, clock: clock, rate: rate, burst: 25, logger: quietLogger)
         struct State {
             var queue: [(uuid: BookUUID, due: Date)] = []
             var seen: Set<BookUUID> = []

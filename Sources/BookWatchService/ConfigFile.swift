@@ -5,7 +5,7 @@ import Foundation
 /// environment > file > defaults.
 public enum ConfigFile {
     /// Every name the file may set.
-    public static var knownNames: Set<String> { SettingCatalog.fileNames }
+    public static var knownNames: Set<String> { SettingCatalog.fileNames }  // computed once, there
 
     /// Parses the file's text; errors name the line.
     public static func parse(_ text: String, path: String) throws(ConfigurationError) -> [String: String] {

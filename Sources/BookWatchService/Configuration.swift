@@ -62,9 +62,7 @@ public enum SettingCatalog {
     public static func spec(_ name: String) -> SettingSpec? { all.first { $0.name == name } }
 
     /// Names a config file may set: every setting, and `NAME_FILE` for secrets.
-    public static var fileNames: Set<String> {
-        Set(all.map(\.name) + all.filter(\.fileVariant).map { $0.name + "_FILE" })
-    }
+    public static let fileNames: Set<String> = Set(all.map(\.name) + all.filter(\.fileVariant).map { $0.name + "_FILE" })
 }
 
 /// Where a setting's value came from.

@@ -11,7 +11,7 @@ extension Watcher {
     /// returns how many polls were made.
     @discardableResult
     public func pollDue(limit: Int = 256) async throws -> Int {
-        _ = webhooksSilent()  // refreshes the flag the schedule uses (and logs a change)
+        await refreshSilence()
         var total = 0
         while total < limit {
             // Shutdown: stop taking work (a cancelled poll fails at once and would be due again).

@@ -55,7 +55,6 @@ public final class Watcher: Sendable {
     private let counters = Mutex(WatcherStats())
     private let silent = Mutex(false)
     private let loss = Mutex(WebhookLossEstimate())
-    private let startedAt: Date
 
     public init(
         store: SQLiteBookStore, client: any OcrolusAPIClient, clock: any WallClock, configuration: WatcherConfiguration,
@@ -70,15 +69,17 @@ public final class Watcher: Sendable {
         self.health = health
         self.logger = logger
         self.random = random
-        startedAt = clock.now()
     }
 
     public var stats: WatcherStats { counters.withLock { $0 } }
 
-    /// True when no webhook has arrived for `webhookSilence` (since start if none ever did).
-    public func webhooksSilent() -> Bool {
+    /// True when no webhook has arrived for `webhookSilence` (since the service started if none
+    /// ever did). Refreshes the flag the schedule uses; turning silent logs it and pulls in the
+    /// polls scheduled while webhooks were trusted.
+    @discardableResult
+    public func refreshSilence() async -> Bool {
         let now = clock.now()
-        let last = health.snapshot.lastWebhookAt ?? startedAt
+        let last = health.snapshot.lastWebhookAt ?? health.startedAt
         let isSilent = now.timeIntervalSince(last) > configuration.webhookSilence
         let changed = silent.withLock { state -> Bool in
             defer { state = isSilent }
@@ -88,7 +89,7 @@ public final class Watcher: Sendable {
             if isSilent {
                 logger.warning("no webhooks for a long while; shifting budget to polling",
                                metadata: ["silent_s": "\(Int(now.timeIntervalSince(last)))"])
-                Task { [self] in _ = try? await tightenPolls() }
+                _ = try? await tightenPolls()
             } else {
                 logger.notice("webhooks are arriving again; polling backs off")
             }

@@ -52,7 +52,7 @@ public struct WebhookIngress: Sendable {
         logger[metadataKey: "request_id"] = "\(requestID ?? "-")"
         let (outcome, response) = await answer(request, context: context, requestID: requestID, logger: &logger)
         let elapsed = ContinuousClock.now - started
-        observe(outcome, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        observe(outcome, elapsed.inSeconds)
         return response
     }
 

@@ -35,7 +35,8 @@ extension SQLiteBookStore {
                     let phase: BookPhase =
                         roll < 0.70 ? .complete : roll < 0.90 ? .processing : roll < 0.95 ? .tracking
                         : roll < 0.97 ? .retrieving : roll < 0.99 ? .failed : .deleted
-                    let uuid = BookUUID(Self.benchUUID(number, seed: seed))!  // built from hex digits: always valid
+                    var uuidSource = SeededRandom(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
+                    let uuid = BookUUID(uuidSource.uuid())!  // SeededRandom.uuid() always yields a valid v4 uuid
                     let count = phase == .tracking ? 0 : 1 + Int(rng.next() % UInt64(max(1, 2 * documentsPerBook - 1)))
                     var documents: [TrackedDocument] = []
                     for position in 0..<count {
@@ -101,16 +102,8 @@ extension SQLiteBookStore {
             index = upper
         }
         let elapsed = ContinuousClock.now - started
-        summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        summary.seconds = elapsed.inSeconds
         return summary
-    }
-
-    /// A deterministic uuid v4 for the `number`th benchmark Book.
-    static func benchUUID(_ number: Int, seed: UInt64) -> String {
-        var rng = SeededRandom(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
-        let hex = String(format: "%016llx%016llx", rng.next(), rng.next())
-        let chars = Array(hex)
-        return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-4\(String(chars[13..<16]))-8\(String(chars[17..<20]))-\(String(chars[20..<32]))"
     }
 
     static let benchSummaryBody = Data(#"{"status":200,"response":{"summary":{"total_deposits":48211.37,"total_withdrawals":45102.10,"average_daily_balance":9120.55,"nsf_count":0,"months":3}}}"#.utf8)

@@ -63,6 +63,11 @@ extension SQLiteBookStore {
             .map { (next: ($0["next_poll_at"] as Int64?), reason: ($0["poll_reason"] as String?)) }
             ?? (next: nil, reason: nil)
 
+        func scheduled(_ cadence: PollCadence) -> Date? {
+            self.schedule.nextPoll(
+                cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now,
+                webhooksSilent: options.webhooksSilent, unitRandom: draw, finishedAt: machine.finishedAt)
+        }
         for action in actions {
             switch action {
             case .pollNow(let reason):
@@ -70,19 +75,14 @@ extension SQLiteBookStore {
             case .postponePoll(let cadence):
                 // Never delays an urgent poll still pending (from this or an earlier transaction).
                 if schedule.reason != nil || actions.contains(where: { if case .pollNow = $0 { true } else { false } }) { continue }
-                let next = self.schedule.nextPoll(
-                    cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now,
-                    webhooksSilent: options.webhooksSilent, unitRandom: draw, finishedAt: machine.finishedAt)
+                let next = scheduled(cadence)
                 // Only ever later: a hint must not bring a poll forward either.
                 if let next, let current = schedule.next, next.storageMillis <= current { continue }
                 schedule = (next?.storageMillis, nil)
             case .schedulePoll(let cadence):
                 // An urgent poll already requested in this transaction stays first.
                 if actions.contains(where: { if case .pollNow = $0 { true } else { false } }) { continue }
-                let next = self.schedule.nextPoll(
-                    cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now,
-                    webhooksSilent: options.webhooksSilent, unitRandom: draw, finishedAt: machine.finishedAt)
-                schedule = (next?.storageMillis, nil)
+                schedule = (scheduled(cadence)?.storageMillis, nil)
             case .openAnalyticsJob(let generation):
                 try db.execute(
                     sql: """

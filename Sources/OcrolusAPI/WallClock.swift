@@ -1,3 +1,4 @@
+import BookWatchCore
 import Foundation
 import Synchronization
 
@@ -41,7 +42,7 @@ public struct ScaledClock: WallClock {
 
     public func now() -> Date {
         let elapsed = ContinuousClock.now - realStart
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         return origin.addingTimeInterval(seconds * factor)
     }
 

@@ -51,13 +51,7 @@ import Testing
                 _ = try await deployment.store.apply(.command(.track(.operator)), to: book.uuid, at: clock.now(), options: .init())
             }
         }
-        let deadline = deployment.simulation.settledAt.addingTimeInterval(6 * 3600)
-        while clock.now() < deadline {
-            try await VirtualTime.drive(clock) { try await deployment.step() }
-            if try await deployment.settled() { break }
-            let next = try await deployment.nextDue() ?? clock.now().addingTimeInterval(60)
-            clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
-        }
+        try await deployment.run(on: clock, until: deployment.simulation.settledAt.addingTimeInterval(6 * 3600))
         let records = try await deployment.store.books(state: nil, limit: nil)
         let stats = await deployment.simulation.stats()
         return Outcome(
