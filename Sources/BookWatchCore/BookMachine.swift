@@ -31,8 +31,14 @@ public struct BookMachine: Hashable, Sendable {
 
     /// A newly tracked Book, nothing known yet.
     public init(uuid: BookUUID, pk: Int? = nil) {
-        self.init(
-            uuid: uuid, pk: pk, phase: .tracking, generation: 1, lastOpenedGeneration: 0,
+        self = .fresh(uuid: uuid, pk: pk, afterGeneration: 0)
+    }
+
+    /// A newly tracked Book whose generations continue after `afterGeneration` (the last one an
+    /// earlier tracking opened a job for), so a (Book, generation) key is never reused.
+    public static func fresh(uuid: BookUUID, pk: Int? = nil, afterGeneration last: Int) -> BookMachine {
+        BookMachine(
+            uuid: uuid, pk: pk, phase: .tracking, generation: last + 1, lastOpenedGeneration: last,
             bookStatus: nil, documents: [], lastWebhookAt: nil, lastSnapshotAt: nil,
             finishedAt: nil, failureReason: nil)
     }

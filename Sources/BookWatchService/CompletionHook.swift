@@ -9,10 +9,10 @@ import Logging
 /// exits 0, so delivery is at least once across crashes; the key lets the receiver dedupe.
 public struct CompletionHook: Sendable {
     public let command: String
-    let store: SQLiteBookStore
+    let store: any BookStore
     let logger: Logger
 
-    public init(command: String, store: SQLiteBookStore, logger: Logger) {
+    public init(command: String, store: any BookStore, logger: Logger) {
         self.command = command
         self.store = store
         self.logger = logger

@@ -5,8 +5,9 @@ import Logging
 import OcrolusAPI
 
 extension Watcher {
-    /// Polls the Books due now (from the `next_poll_at` index), at most `pollConcurrency` at
-    /// once, never the same Book twice at once, and at most `limit` in all (under a backlog the
+    /// Claims and polls the Books due now (from the `next_poll_at` index), at most
+    /// `pollConcurrency` at once, never the same Book twice at once (across replicas: the claim),
+    /// and at most `limit` in all (under a backlog the
     /// caller's loop comes back at once, and a virtual-time run can stop at its deadline);
     /// returns how many polls were made.
     @discardableResult
@@ -16,8 +17,8 @@ extension Watcher {
         while total < limit {
             // Shutdown: stop taking work (a cancelled poll fails at once and would be due again).
             try Task.checkCancellation()
-            let due = try await store.duePolls(now: clock.now(), limit: configuration.pollConcurrency * 4)
-            let batch = due.filter { poll in !inFlightContains(poll.bookUUID) }.prefix(configuration.pollConcurrency)
+            let batch = try await store.claimDuePolls(
+                now: clock.now(), limit: configuration.pollConcurrency, lease: configuration.lease, excluding: inFlightBooks)
             guard !batch.isEmpty else { return total }
             await withTaskGroup(of: Void.self) { group in
                 for poll in batch {
@@ -41,7 +42,9 @@ extension Watcher {
             let result = try await client.bookStatus(uuid: uuid, priority: priority)
             recordPoll(reason)
             metrics.unknownStatuses(result.snapshot.unknownStatusCount)
-            let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: options())
+            var taken = options()
+            taken.snapshotTakenAt = due.claimedAt
+            let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: taken)
             if let outcome {
                 await observeCoverage(outcome.actions)
                 for case .warn(let message) in outcome.actions { log.warning("\(message)") }
@@ -56,9 +59,6 @@ extension Watcher {
             let wait = configuration.pollRetry.delay(afterAttempt: 2, retryAfter: (error as? OcrolusError)?.retryAfter, unitRandom: random())
             log.warning("status poll failed; retrying later", metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))"])
             try? await store.deferPoll(uuid, until: clock.now().addingTimeInterval(max(wait, 1)))
-        }
-        if takeDirty(uuid) {
-            try? await store.requestPoll(uuid, at: clock.now(), reason: .webhookHint)
         }
     }
 }

@@ -13,6 +13,8 @@ public struct WatcherConfiguration: Sendable {
     public var pollConcurrency = 8
     /// Analytics jobs in flight at once.
     public var jobConcurrency = 4
+    /// How long a claim (analytics job, poll, inbox row) holds before another replica may take
+    /// the work over: a replica that dies delays its claimed work by at most this.
     public var lease: TimeInterval = 120
     /// Backoff of analytics retries (425 and transient errors).
     public var analyticsRetry = RetryPolicy(base: 15, cap: 300, maxAttempts: 60)
@@ -41,7 +43,7 @@ public struct WatcherStats: Sendable {
 /// analytics for finished generations exactly once. Each step is a method that does the work due
 /// now and returns, so the service loops and the virtual-time tests drive the same code.
 public final class Watcher: Sendable {
-    let store: SQLiteBookStore
+    let store: any BookStore
     let client: any OcrolusAPIClient
     let clock: any WallClock
     public let configuration: WatcherConfiguration
@@ -50,14 +52,12 @@ public final class Watcher: Sendable {
     let random: @Sendable () -> Double
     public let metrics: BookWatchMetrics
     private let inFlight = Mutex<Set<BookUUID>>([])
-    /// Books that got a poll-worthy hint while being polled: they are polled once more.
-    private let dirty = Mutex<Set<BookUUID>>([])
     private let counters = Mutex(WatcherStats())
     private let silent = Mutex(false)
     private let loss = Mutex(WebhookLossEstimate())
 
     public init(
-        store: SQLiteBookStore, client: any OcrolusAPIClient, clock: any WallClock, configuration: WatcherConfiguration,
+        store: any BookStore, client: any OcrolusAPIClient, clock: any WallClock, configuration: WatcherConfiguration,
         health: ServiceHealth, logger: Logger, metrics: BookWatchMetrics = BookWatchMetrics(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
@@ -100,29 +100,40 @@ public final class Watcher: Sendable {
 
     // MARK: startup
 
-    /// Resumes from the database alone: jobs leased by a previous process are re-armed.
+    /// Resumes from the database alone: claims a previous run of this process left are given
+    /// back (on a shared database, only its own and expired ones).
     public func resume() async throws {
-        let rearmed = try await store.rearmLeases(expiringBefore: .distantFuture, dueAt: clock.now())
+        let rearmed = try await store.recoverLeases(owner: configuration.owner, now: clock.now())
         if rearmed > 0 { logger.notice("re-armed analytics jobs left running by a previous process", metadata: ["jobs": "\(rearmed)"]) }
     }
 
     // MARK: inbox
 
-    /// Processes stored deliveries in arrival order; returns how many.
+    /// Claims stored deliveries and processes them in arrival order; returns how many. Each is
+    /// processed once: the hint commits together with its row's mark, and a row another replica
+    /// marked first is skipped.
     @discardableResult
     public func processInbox(limit: Int = 256) async throws -> Int {
-        let pending = try await store.pendingInbox(limit: limit)
+        let claimed = try await store.claimInbox(owner: configuration.owner, now: clock.now(), limit: limit, lease: configuration.lease)
         var processed = 0
-        for stored in pending {
-            // A delivery that cannot be applied yet (API or database trouble) stays in the inbox
-            // and is retried next round, before anything after it: order is kept.
-            guard let outcome = await process(stored) else { break }
-            try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
-            counters.withLock { $0.inboxProcessed += 1 }
-            processed += 1
+        for (index, stored) in claimed.enumerated() {
+            // A delivery that cannot be applied yet (API or database trouble) goes back to the
+            // inbox with the rest of the batch, and is retried next round before anything after it.
+            guard let outcome = await process(stored) else {
+                try await store.releaseInbox(claimed[index...].map(\.id))
+                break
+            }
+            let counted = outcome == Self.appliedWithMark ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
+            if counted {
+                counters.withLock { $0.inboxProcessed += 1 }
+                processed += 1
+            }
         }
         return processed
     }
+
+    /// The outcome of a delivery whose hint committed together with its row's mark.
+    private static let appliedWithMark = "applied"
 
     private func process(_ stored: StoredDelivery) async -> String? {
         let delivery = stored.delivery
@@ -131,35 +142,40 @@ public final class Watcher: Sendable {
         guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return "undecodable" }
         do {
             var uuid = delivery.bookUUID ?? decoded.bookUUID
-            var learned: BookStatusResult?
+            var learned: (result: BookStatusResult, at: Date)?
             if uuid == nil, let pk = delivery.bookPK ?? decoded.bookPK {
                 uuid = try await store.uuid(forPK: pk)
                 if uuid == nil {
                     // Not known here: one status call by pk tells the uuid (and the status itself).
-                    learned = try await client.bookStatus(pk: pk, priority: .urgent)
-                    uuid = learned?.uuid
+                    let askedAt = clock.now()
+                    let result = try await client.bookStatus(pk: pk, priority: .urgent)
+                    learned = (result, askedAt)
+                    uuid = result.uuid
                     recordPoll(.webhookHint)
                 }
             }
             guard let uuid else { return "unresolved" }
             log[metadataKey: "book_uuid"] = "\(uuid)"
             let now = clock.now()
-            var outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: options())
+            var marked = options(inboxRow: stored.id)
+            var outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: marked)
             if outcome == nil {
                 guard configuration.autoTrack else { return "ignored" }
                 _ = try await store.apply(.command(.track(.webhook)), to: uuid, at: now, options: options())
                 counters.withLock { $0.autoTracked += 1 }
                 log.info("auto-tracking a Book first seen in a webhook")
-                outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: options())
+                outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: marked)
             }
+            marked.inboxRow = nil
             if let learned {
-                _ = try await store.apply(.snapshot(learned.snapshot), to: uuid, at: now, options: options())
-            }
-            if let outcome, outcome.actions.contains(where: { if case .pollNow = $0 { true } else { false } }) {
-                markDirtyIfInFlight(uuid)
+                var taken = options()
+                taken.snapshotTakenAt = learned.at
+                _ = try await store.apply(.snapshot(learned.result.snapshot), to: uuid, at: now, options: taken)
             }
             log.debug("webhook applied", metadata: ["event": "\(decoded.eventName)"])
-            return "applied"
+            return outcome == nil ? "ignored" : Self.appliedWithMark
+        } catch let error as StoreError where error.isDuplicate {
+            return "duplicate: processed elsewhere"  // another replica marked the row first
         } catch {
             if let error = error as? OcrolusError, error.kind == .permanent {
                 return "unresolved: \(error)"
@@ -172,7 +188,7 @@ public final class Watcher: Sendable {
     func inFlightContains(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.contains(uuid) } }
     func beginPoll(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.insert(uuid).inserted } }
     func endPoll(_ uuid: BookUUID) { inFlight.withLock { _ = $0.remove(uuid) } }
-    func takeDirty(_ uuid: BookUUID) -> Bool { dirty.withLock { $0.remove(uuid) != nil } }
+    var inFlightBooks: Set<BookUUID> { inFlight.withLock { $0 } }
     func recordPoll(_ reason: PollReason) {
         counters.withLock { $0.polls[reason, default: 0] += 1 }
         metrics.polled(reason)
@@ -196,13 +212,10 @@ public final class Watcher: Sendable {
         metrics.analytics(final ? .failed : .error)
     }
 
-    private func markDirtyIfInFlight(_ uuid: BookUUID) {
-        if inFlight.withLock({ $0.contains(uuid) }) { dirty.withLock { _ = $0.insert(uuid) } }
-    }
-
     /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
-    func options(retryAt: Date? = nil, results: [AnalyticsResult] = []) -> TransitionOptions {
-        TransitionOptions(webhooksSilent: silent.withLock { $0 } || loss.withLock { $0.isLossy }, retryAt: retryAt, results: results)
+    func options(retryAt: Date? = nil, results: [AnalyticsResult] = [], inboxRow: Int64? = nil) -> TransitionOptions {
+        TransitionOptions(webhooksSilent: silent.withLock { $0 } || loss.withLock { $0.isLossy }, retryAt: retryAt, results: results,
+                          inboxRow: inboxRow)
     }
 
     /// Polls set while webhooks were trusted come due within twice the minimum interval.

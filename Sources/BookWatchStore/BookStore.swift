@@ -1,9 +1,12 @@
 import BookWatchCore
 import Foundation
 
-/// Where bookwatch keeps its progress. SQLite today; the protocol lets PostgreSQL follow.
+/// Where bookwatch keeps its progress: SQLite for one node, PostgreSQL for several replicas
+/// sharing one database. `StoreConformanceTests` runs the same cases against both.
 ///
-/// Every method is one transaction. `apply` is the heart: it loads a Book's machine, feeds it one
+/// Every method is one transaction. Work that replicas share (due polls, inbox rows, analytics
+/// jobs) is *claimed* with a lease before it is done, so a replica that dies loses its claims
+/// when they expire and another one takes the work. `apply` is the heart: it loads a Book's machine, feeds it one
 /// input, and writes the new state together with the rows its actions ask for (analytics job,
 /// poll schedule) in the same transaction, so a crash leaves either all of it or none.
 public protocol BookStore: Sendable {
@@ -40,6 +43,78 @@ public protocol BookStore: Sendable {
     /// Counts for the metrics gauges (Books by state, Documents by progress, pending inbox rows,
     /// polls late by more than `overdueBefore`).
     func gauges(overdueBefore: Date) async throws -> StoreGauges
+
+    // MARK: work shared by replicas
+
+    /// The poll schedule transitions use (intervals, retention).
+    var schedule: PollSchedule { get }
+
+    /// The uuid of the tracked Book with this pk, if any.
+    func uuid(forPK pk: Int) async throws -> BookUUID?
+
+    /// Claims up to `limit` polls due by `now` (urgent first, then the most overdue), skipping
+    /// `excluding` and rows another replica holds: each claimed row's next poll moves to
+    /// `now + lease` (so it comes due again if this replica dies) and records the claim, which the
+    /// poll's snapshot hands back in `TransitionOptions.snapshotTakenAt`.
+    func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll]
+
+    /// The earliest scheduled poll, if any.
+    func nextPollAt() async throws -> Date?
+
+    /// Asks for a poll of a tracked Book at `at` (earlier than any scheduled one) for `reason`.
+    func requestPoll(_ uuid: BookUUID, at: Date, reason: PollReason) async throws
+
+    /// Moves a Book's next poll to `until` (after a failed poll), keeping its urgency, and ends its claim.
+    func deferPoll(_ uuid: BookUUID, until: Date) async throws
+
+    /// Pulls scheduled polls of Books still processing later than `now + spread` into
+    /// `now + spread/2 ... now + spread`; answers how many moved.
+    @discardableResult
+    func tightenActivePolls(now: Date, spread: TimeInterval) async throws -> Int
+
+    /// Claims up to `limit` unprocessed inbox rows, oldest first, for `lease` (rows another
+    /// replica holds are skipped; an expired claim is taken over).
+    func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery]
+
+    /// Marks an inbox row processed with an outcome, unless it already is; answers whether it was
+    /// this call that marked it.
+    @discardableResult
+    func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool
+
+    /// Gives claimed, unprocessed rows back at once (a delivery that cannot be applied yet).
+    func releaseInbox(_ ids: [Int64]) async throws
+
+    /// Claims the most overdue pending analytics job due by `now` for `owner` until `now + lease`,
+    /// attempts + 1, in one transaction before any call is made.
+    func claimAnalyticsJob(owner: String, now: Date, lease: TimeInterval) async throws -> ClaimedJob?
+
+    /// The earliest due time of a pending job, if any.
+    func nextJobDueAt() async throws -> Date?
+
+    /// Returns running jobs whose lease expired (their worker died) to `pending`, due now.
+    @discardableResult
+    func rearmExpiredLeases(now: Date) async throws -> Int
+
+    /// On startup: returns the jobs a previous run of this process left running to `pending`.
+    /// A single-node store re-arms every running job; a shared one only `owner`'s and expired ones
+    /// (another replica's live lease is its own).
+    @discardableResult
+    func recoverLeases(owner: String, now: Date) async throws -> Int
+
+    /// Endpoints already stored for a generation (a retry fetches only the others).
+    func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String>
+
+    /// Jobs by state and results stored (demo summary, tests).
+    func analyticsCounts() async throws -> (jobs: [String: Int], results: Int)
+
+    /// Retrievals not yet handed on (`--on-complete`), oldest first.
+    func pendingNotifications(limit: Int) async throws -> [PendingNotification]
+
+    /// Records the outcome of one hand-on attempt (nil error: delivered).
+    func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws
+
+    /// Closes connections; later calls fail.
+    func close() async throws
 }
 
 /// Inputs to a transition that the machine does not decide itself.
@@ -51,11 +126,23 @@ public struct TransitionOptions: Sendable {
     /// Analytics results written in the same transaction as the transition (the last endpoint's
     /// result commits together with the job's completion).
     public var results: [AnalyticsResult]
+    /// For `.snapshot`: when the status call was claimed (`DuePoll.claimedAt`) or made. It ends
+    /// the poll's claim; a snapshot older than one already applied is dropped (a slower replica
+    /// must not roll a Book back); and an urgent poll requested after it stays due.
+    public var snapshotTakenAt: Date?
+    /// For a webhook hint: the inbox row it comes from, marked processed in the same transaction;
+    /// when the row already is, the transition throws `StoreError` `.duplicate` and changes nothing.
+    public var inboxRow: Int64?
 
-    public init(webhooksSilent: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = []) {
+    public init(
+        webhooksSilent: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = [], snapshotTakenAt: Date? = nil,
+        inboxRow: Int64? = nil
+    ) {
         self.webhooksSilent = webhooksSilent
         self.retryAt = retryAt
         self.results = results
+        self.snapshotTakenAt = snapshotTakenAt
+        self.inboxRow = inboxRow
     }
 }
 

@@ -44,23 +44,29 @@ extension SQLiteBookStore {
             try Row.fetchAll(
                 db, sql: "SELECT * FROM webhook_inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?",
                 arguments: [limit]
-            ).map { row in
-                let bytes: Data = row["body"]
-                return StoredDelivery(
-                    id: row["id"],
-                    delivery: InboxDelivery(
-                        requestID: row["request_id"],
-                        receivedAt: Date(storageMillis: row["received_at"]),
-                        bookUUID: (row["book_uuid"] as String?).flatMap { BookUUID($0) },
-                        bookPK: row["book_pk"], event: row["event"], body: Array(bytes),
-                        remoteAddress: row["remote_address"]))
-            }
+            ).map(Self.storedDelivery)
         }
+    }
+
+    static func storedDelivery(_ row: Row) -> StoredDelivery {
+        let bytes: Data = row["body"]
+        return StoredDelivery(
+            id: row["id"],
+            delivery: InboxDelivery(
+                requestID: row["request_id"],
+                receivedAt: Date(storageMillis: row["received_at"]),
+                bookUUID: (row["book_uuid"] as String?).flatMap { BookUUID($0) },
+                bookPK: row["book_pk"], event: row["event"], body: Array(bytes),
+                remoteAddress: row["remote_address"]))
     }
 }
 
-/// A delivery as read back from the inbox, with its row id.
 public struct StoredDelivery: Sendable, Equatable {
     public var id: Int64
     public var delivery: InboxDelivery
+
+    public init(id: Int64, delivery: InboxDelivery) {
+        self.id = id
+        self.delivery = delivery
+    }
 }

@@ -106,6 +106,17 @@ extension SQLiteBookStore {
             // them without sorting every due row.
             try db.execute(sql: "CREATE INDEX books_urgent_poll ON books(next_poll_at) WHERE poll_reason IS NOT NULL")
         }
+        migrator.registerMigration("v5-claims") { db in
+            // Replicas claim work before doing it (the PostgreSQL store; SQLite keeps the same
+            // columns so both stores carry out the same plans): a poll in flight, the newest
+            // snapshot applied, and inbox rows being processed.
+            try db.execute(sql: """
+                ALTER TABLE books ADD COLUMN poll_claimed_at INTEGER;
+                ALTER TABLE books ADD COLUMN snapshot_as_of INTEGER;
+                ALTER TABLE webhook_inbox ADD COLUMN claimed_by TEXT;
+                ALTER TABLE webhook_inbox ADD COLUMN claim_expires_at INTEGER;
+                """)
+        }
         return migrator
     }
 }

@@ -8,20 +8,48 @@ extension SQLiteBookStore {
     {
         let draw = random()
         return try await write { db in
+            if let row = options.inboxRow {
+                try Self.markInboxApplied(db, row: row, at: now)
+            }
             var created = false
             var machine: BookMachine
-            if let stored = try Self.loadMachine(db, uuid: uuid) {
-                machine = stored
+            var stored = StoredSchedule.none
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ?", arguments: [uuid.rawValue]) {
+                machine = try Self.machine(from: row, documents: Self.documentRows(db, uuid: uuid), uuid: uuid)
+                stored = Self.storedSchedule(row)
             } else {
                 guard case .command(.track) = input else { return nil }
                 machine = try Self.freshMachine(db, uuid: uuid)
                 created = true
             }
+            if TransitionPlan.isStale(input, stored: stored, options: options) {
+                let plan = TransitionPlan.stale(stored: stored, options: options)
+                try db.execute(sql: "UPDATE books SET poll_claimed_at = ? WHERE uuid = ?", arguments: [plan.schedule.claimedAt, uuid.rawValue])
+                return TransitionOutcome(machine: machine, actions: [], created: false, nextPollAt: stored.next.map(Date.init(storageMillis:)))
+            }
             let actions = machine.apply(input, at: now)
-            let nextPoll = try self.persist(
-                machine, actions: actions, created: created, at: now, options: options, draw: draw, db: db)
-            return TransitionOutcome(machine: machine, actions: actions, created: created, nextPollAt: nextPoll)
+            let plan = TransitionPlan.make(
+                machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
+            try Self.carryOut(plan, machine: machine, results: options.results, created: created, now: now, db: db)
+            return TransitionOutcome(
+                machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))
         }
+    }
+
+    /// Marks the inbox row a hint comes from, in the hint's transaction; a row already processed
+    /// (by another worker) rolls the transition back.
+    static func markInboxApplied(_ db: Database, row: Int64, at now: Date) throws {
+        try db.execute(
+            sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = 'applied', claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
+            arguments: [now.storageMillis, row])
+        guard db.changesCount == 1 else {
+            throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed")
+        }
+    }
+
+    static func storedSchedule(_ row: Row) -> StoredSchedule {
+        StoredSchedule(next: row["next_poll_at"], reason: row["poll_reason"], claimedAt: row["poll_claimed_at"],
+                       snapshotAsOf: row["snapshot_as_of"])
     }
 
     /// A new machine for `uuid`, continuing after any generation a previous tracking opened a job
@@ -29,20 +57,16 @@ extension SQLiteBookStore {
     static func freshMachine(_ db: Database, uuid: BookUUID) throws -> BookMachine {
         let lastJob = try Int.fetchOne(
             db, sql: "SELECT MAX(generation) FROM analytics_jobs WHERE book_uuid = ?", arguments: [uuid.rawValue]) ?? 0
-        return BookMachine(
-            uuid: uuid, pk: nil, phase: .tracking, generation: lastJob + 1, lastOpenedGeneration: lastJob,
-            bookStatus: nil, documents: [], lastWebhookAt: nil, lastSnapshotAt: nil, finishedAt: nil,
-            failureReason: nil)
+        return BookMachine.fresh(uuid: uuid, afterGeneration: lastJob)
     }
 
-    /// Writes the machine and carries out its actions' rows; returns the stored next poll.
-    func persist(
-        _ machine: BookMachine, actions: [BookAction], created: Bool, at now: Date, options: TransitionOptions,
-        draw: Double, db: Database
-    ) throws -> Date? {
+    /// Writes the machine and the rows its plan asks for.
+    static func carryOut(
+        _ plan: TransitionPlan, machine: BookMachine, results: [AnalyticsResult], created: Bool, now: Date, db: Database
+    ) throws {
         let key = machine.uuid.rawValue
         let nowMillis = now.storageMillis
-        for result in options.results {
+        for result in results {
             try db.execute(
                 sql: """
                     INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at) VALUES (?, ?, ?, ?, ?)
@@ -50,61 +74,29 @@ extension SQLiteBookStore {
                     """,
                 arguments: [result.bookUUID.rawValue, result.generation, result.endpoint, Data(result.body), result.retrievedAt.storageMillis])
         }
-        if actions.contains(.stopWatching) {
-            for case .supersedeAnalyticsJob(let generation) in actions {
-                try Self.setJobState(db, key, generation, .superseded, now: nowMillis)
-            }
-            try db.execute(sql: "DELETE FROM books WHERE uuid = ?", arguments: [key])
-            return nil
-        }
-
-        var schedule = try Row.fetchOne(
-            db, sql: "SELECT next_poll_at, poll_reason FROM books WHERE uuid = ?", arguments: [key])
-            .map { (next: ($0["next_poll_at"] as Int64?), reason: ($0["poll_reason"] as String?)) }
-            ?? (next: nil, reason: nil)
-
-        func scheduled(_ cadence: PollCadence) -> Date? {
-            self.schedule.nextPoll(
-                cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now,
-                webhooksSilent: options.webhooksSilent, unitRandom: draw, finishedAt: machine.finishedAt)
-        }
-        for action in actions {
-            switch action {
-            case .pollNow(let reason):
-                schedule = (nowMillis, reason.rawValue)
-            case .postponePoll(let cadence):
-                // Never delays an urgent poll still pending (from this or an earlier transaction).
-                if schedule.reason != nil || actions.contains(where: { if case .pollNow = $0 { true } else { false } }) { continue }
-                let next = scheduled(cadence)
-                // Only ever later: a hint must not bring a poll forward either.
-                if let next, let current = schedule.next, next.storageMillis <= current { continue }
-                schedule = (next?.storageMillis, nil)
-            case .schedulePoll(let cadence):
-                // An urgent poll already requested in this transaction stays first.
-                if actions.contains(where: { if case .pollNow = $0 { true } else { false } }) { continue }
-                schedule = (scheduled(cadence)?.storageMillis, nil)
-            case .openAnalyticsJob(let generation):
+        for (generation, change) in plan.jobs {
+            switch change {
+            case .open:
                 try db.execute(
                     sql: """
                         INSERT INTO analytics_jobs (book_uuid, generation, state, attempts, due_at, created_at)
                         VALUES (?, ?, 'pending', 0, ?, ?)
                         """,
                     arguments: [key, generation, nowMillis, nowMillis])
-            case .supersedeAnalyticsJob(let generation):
-                try Self.setJobState(db, key, generation, .superseded, now: nowMillis)
-            case .expediteAnalyticsJob(let generation):
+            case .finish(let state):
+                try Self.setJobState(db, key, generation, state, now: nowMillis)
+            case .expedite:
                 try db.execute(
                     sql: "UPDATE analytics_jobs SET due_at = ? WHERE book_uuid = ? AND generation = ? AND state = 'pending'",
                     arguments: [nowMillis, key, generation])
-            case .retryAnalyticsJob(let generation, _):
-                let due = (options.retryAt ?? now).storageMillis
+            case .retry(let due):
                 try db.execute(
                     sql: """
                         UPDATE analytics_jobs SET state = 'pending', due_at = ?, lease_owner = NULL, lease_expires_at = NULL
                         WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
                     arguments: [due, key, generation])
-            case .rearmAnalyticsJob(let generation):
+            case .rearm:
                 try db.execute(
                     sql: """
                         UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = ?, last_error = NULL,
@@ -112,9 +104,7 @@ extension SQLiteBookStore {
                         WHERE book_uuid = ? AND generation = ?
                         """,
                     arguments: [nowMillis, key, generation])
-            case .completeAnalyticsJob(let generation):
-                try Self.setJobState(db, key, generation, .complete, now: nowMillis)
-            case .failAnalyticsJob(let generation, let reason):
+            case .fail(let reason):
                 try db.execute(
                     sql: """
                         UPDATE analytics_jobs SET state = 'failed', last_error = ?, completed_at = ?,
@@ -122,16 +112,18 @@ extension SQLiteBookStore {
                         WHERE book_uuid = ? AND generation = ?
                         """,
                     arguments: [reason, nowMillis, key, generation])
-            case .notifyRetrieved(let generation):
-                try db.execute(
-                    sql: "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    arguments: [key, generation, nowMillis])
-            case .warn, .stopWatching, .webhookCoverage:
-                break  // carried out by the caller (logger) or above
             }
         }
-        try Self.writeBook(db, machine, created: created, next: schedule.next, reason: schedule.reason, now: nowMillis)
-        return schedule.next.map(Date.init(storageMillis:))
+        for generation in plan.notify {
+            try db.execute(
+                sql: "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                arguments: [key, generation, nowMillis])
+        }
+        if plan.deleteBook {
+            try db.execute(sql: "DELETE FROM books WHERE uuid = ?", arguments: [key])
+            return
+        }
+        try Self.writeBook(db, machine, created: created, schedule: plan.schedule, now: nowMillis)
     }
 
     static func setJobState(_ db: Database, _ key: String, _ generation: Int, _ state: AnalyticsJobState, now: Int64)
@@ -146,27 +138,27 @@ extension SQLiteBookStore {
             arguments: [state.rawValue, now, key, generation])
     }
 
-    static func writeBook(_ db: Database, _ m: BookMachine, created: Bool, next: Int64?, reason: String?, now: Int64)
-        throws
-    {
+    static func writeBook(_ db: Database, _ m: BookMachine, created: Bool, schedule: StoredSchedule, now: Int64) throws {
         let key = m.uuid.rawValue
         try db.execute(
             sql: """
                 INSERT INTO books (uuid, pk, state, generation, last_opened_generation, book_status, failure_reason,
-                    last_webhook_at, last_polled_at, finished_at, next_poll_at, poll_reason, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    last_webhook_at, last_polled_at, finished_at, next_poll_at, poll_reason, poll_claimed_at, snapshot_as_of,
+                    created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(uuid) DO UPDATE SET
                     pk = excluded.pk, state = excluded.state, generation = excluded.generation,
                     last_opened_generation = excluded.last_opened_generation, book_status = excluded.book_status,
                     failure_reason = excluded.failure_reason, last_webhook_at = excluded.last_webhook_at,
                     last_polled_at = excluded.last_polled_at, finished_at = excluded.finished_at,
                     next_poll_at = excluded.next_poll_at, poll_reason = excluded.poll_reason,
+                    poll_claimed_at = excluded.poll_claimed_at, snapshot_as_of = excluded.snapshot_as_of,
                     updated_at = excluded.updated_at
                 """,
             arguments: [
                 key, m.pk, m.phase.rawValue, m.generation, m.lastOpenedGeneration, m.bookStatus?.rawValue,
                 m.failureReason, m.lastWebhookAt?.storageMillis, m.lastSnapshotAt?.storageMillis,
-                m.finishedAt?.storageMillis, next, reason, now, now,
+                m.finishedAt?.storageMillis, schedule.next, schedule.reason, schedule.claimedAt, schedule.snapshotAsOf, now, now,
             ])
         try db.execute(sql: "DELETE FROM documents WHERE book_uuid = ?", arguments: [key])
         let insert = try db.cachedStatement(sql: """
@@ -181,13 +173,8 @@ extension SQLiteBookStore {
         }
     }
 
-    /// Reads a machine back, or nil when the Book is not tracked.
-    static func loadMachine(_ db: Database, uuid: BookUUID) throws -> BookMachine? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ?", arguments: [uuid.rawValue])
-        else { return nil }
-        let documents = try Row.fetchAll(
-            db, sql: "SELECT * FROM documents WHERE book_uuid = ? ORDER BY position", arguments: [uuid.rawValue])
-        return try machine(from: row, documents: documents, uuid: uuid)
+    static func documentRows(_ db: Database, uuid: BookUUID) throws -> [Row] {
+        try Row.fetchAll(db, sql: "SELECT * FROM documents WHERE book_uuid = ? ORDER BY position", arguments: [uuid.rawValue])
     }
 
     static func machine(from row: Row, documents: [Row], uuid: BookUUID) throws -> BookMachine {

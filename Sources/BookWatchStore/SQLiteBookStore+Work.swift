@@ -21,12 +21,21 @@ public struct ClaimedJob: Sendable, Equatable {
     }
 }
 
-/// A Book whose poll is due.
+/// A Book whose poll is due (and, from `claimDuePolls`, claimed).
 public struct DuePoll: Sendable, Equatable {
     public var bookUUID: BookUUID
     /// Set for urgent polls (webhook hint, operator, startup); nil for scheduled ones.
     public var reason: PollReason?
     public var dueAt: Date
+    /// When the poll was claimed: hand it back as `TransitionOptions.snapshotTakenAt`.
+    public var claimedAt: Date?
+
+    public init(bookUUID: BookUUID, reason: PollReason?, dueAt: Date, claimedAt: Date? = nil) {
+        self.bookUUID = bookUUID
+        self.reason = reason
+        self.dueAt = dueAt
+        self.claimedAt = claimedAt
+    }
 }
 
 extension SQLiteBookStore {
@@ -38,28 +47,46 @@ extension SQLiteBookStore {
     }
 
     /// Polls due by `now`, urgent ones first, then the most overdue: from the `books_due_poll`
-    /// index, never a scan of all Books.
+    /// index, never a scan of all Books. Reads only (the benchmark's query); the watcher claims.
     public func duePolls(now: Date, limit: Int) async throws -> [DuePoll] {
-        try await read { db in
-            // Two index walks, urgent first, each stopping at `limit` rows: one ORDER BY over both
-            // kinds sorted every due row (a full temporary B-tree when a backlog built up).
-            func fetch(_ sql: String, _ limit: Int) throws -> [DuePoll] {
-                try Row.fetchAll(db, sql: sql, arguments: [now.storageMillis, limit]).compactMap { row in
-                    guard let uuid = BookUUID(row["uuid"] as String) else { return nil }
-                    return DuePoll(
-                        bookUUID: uuid, reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
-                        dueAt: Date(storageMillis: row["next_poll_at"]))
-                }
+        try await read { db in try Self.duePolls(db, now: now, limit: limit, excluding: []) }
+    }
+
+    static func duePolls(_ db: Database, now: Date, limit: Int, excluding: Set<BookUUID>) throws -> [DuePoll] {
+        // Two index walks, urgent first, each stopping at `limit` rows: one ORDER BY over both
+        // kinds sorted every due row (a full temporary B-tree when a backlog built up).
+        let skip = excluding.map(\.rawValue)
+        let notIn = skip.isEmpty ? "" : "AND uuid NOT IN (\(databaseQuestionMarks(count: skip.count)))"
+        func fetch(_ sql: String, _ limit: Int) throws -> [DuePoll] {
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments([now.storageMillis] + skip + [limit])).compactMap { row in
+                guard let uuid = BookUUID(row["uuid"] as String) else { return nil }
+                return DuePoll(
+                    bookUUID: uuid, reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
+                    dueAt: Date(storageMillis: row["next_poll_at"]))
             }
-            let urgent = try fetch("""
-                SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_urgent_poll
-                WHERE poll_reason IS NOT NULL AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?
-                """, limit)
-            guard urgent.count < limit else { return urgent }
-            return urgent + (try fetch("""
-                SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_due_poll
-                WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND poll_reason IS NULL ORDER BY next_poll_at LIMIT ?
-                """, limit - urgent.count))
+        }
+        let urgent = try fetch("""
+            SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_urgent_poll
+            WHERE poll_reason IS NOT NULL AND next_poll_at <= ? \(notIn) ORDER BY next_poll_at LIMIT ?
+            """, limit)
+        guard urgent.count < limit else { return urgent }
+        return urgent + (try fetch("""
+            SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_due_poll
+            WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND poll_reason IS NULL \(notIn) ORDER BY next_poll_at LIMIT ?
+            """, limit - urgent.count))
+    }
+
+    public func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll] {
+        try await write { db in
+            let due = try Self.duePolls(db, now: now, limit: limit, excluding: excluding)
+            let until = now.addingTimeInterval(lease).storageMillis
+            let claim = try db.cachedStatement(sql: "UPDATE books SET next_poll_at = ?, poll_claimed_at = ? WHERE uuid = ?")
+            return try due.map { poll in
+                try claim.execute(arguments: [until, now.storageMillis, poll.bookUUID.rawValue])
+                var claimed = poll
+                claimed.claimedAt = Date(storageMillis: now.storageMillis)
+                return claimed
+            }
         }
     }
 
@@ -83,7 +110,7 @@ extension SQLiteBookStore {
         try await write { db in
             try db.execute(
                 sql: """
-                    UPDATE books SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?), poll_reason = ?
+                    UPDATE books SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?), poll_reason = ?, poll_claimed_at = NULL
                     WHERE uuid = ? AND state != 'deleted'
                     """,
                 arguments: [at.storageMillis, at.storageMillis, reason.rawValue, uuid.rawValue])
@@ -112,16 +139,43 @@ extension SQLiteBookStore {
     /// Moves a Book's next poll to `until` (after a failed poll), keeping its urgency.
     public func deferPoll(_ uuid: BookUUID, until: Date) async throws {
         try await write { db in
-            try db.execute(sql: "UPDATE books SET next_poll_at = ? WHERE uuid = ? AND next_poll_at IS NOT NULL",
+            try db.execute(sql: "UPDATE books SET next_poll_at = ?, poll_claimed_at = NULL WHERE uuid = ? AND next_poll_at IS NOT NULL",
                            arguments: [until.storageMillis, uuid.rawValue])
         }
     }
 
-    /// Marks inbox rows processed with an outcome (`applied`, `ignored`, `unresolved`...).
-    public func markProcessed(_ id: Int64, at: Date, outcome: String) async throws {
+    /// Marks an inbox row processed with an outcome (`applied`, `ignored`, `unresolved`...).
+    @discardableResult
+    public func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool {
         try await write { db in
-            try db.execute(sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ? WHERE id = ?",
-                           arguments: [at.storageMillis, outcome, id])
+            try db.execute(
+                sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ?, claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
+                arguments: [at.storageMillis, outcome, id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
+        try await write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    UPDATE webhook_inbox SET claimed_by = ?, claim_expires_at = ?
+                    WHERE id IN (SELECT id FROM webhook_inbox WHERE processed_at IS NULL
+                                 AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY id LIMIT ?)
+                    RETURNING *
+                    """,
+                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, limit])
+            return rows.map(Self.storedDelivery).sorted { $0.id < $1.id }
+        }
+    }
+
+    public func releaseInbox(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN (\(databaseQuestionMarks(count: ids.count))) AND processed_at IS NULL",
+                arguments: StatementArguments(ids))
         }
     }
 
@@ -149,6 +203,20 @@ extension SQLiteBookStore {
             return ClaimedJob(bookUUID: uuid, generation: row["generation"], attempts: (row["attempts"] as Int) + 1, leaseExpiresAt: expires,
                               openedAt: Date(storageMillis: row["created_at"]))
         }
+    }
+
+    /// One node owns the whole database: every claim a previous run left is its own. Running jobs
+    /// are re-armed, claimed polls come due now, claimed inbox rows are released.
+    @discardableResult
+    public func recoverLeases(owner: String, now: Date) async throws -> Int {
+        let jobs = try await rearmLeases(expiringBefore: .distantFuture, dueAt: now)
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE books SET next_poll_at = MIN(next_poll_at, ?), poll_claimed_at = NULL WHERE poll_claimed_at IS NOT NULL",
+                arguments: [now.storageMillis])
+            try db.execute(sql: "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by IS NOT NULL AND processed_at IS NULL")
+        }
+        return jobs
     }
 
     /// The earliest due time of a pending job, if any.

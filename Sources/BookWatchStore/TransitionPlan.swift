@@ -1,0 +1,125 @@
+import BookWatchCore
+import Foundation
+
+/// A Book's poll schedule as stored: when, why (urgent reasons only), and the claim of a poll in
+/// flight. Times are storage milliseconds.
+struct StoredSchedule: Sendable, Equatable {
+    var next: Int64?
+    var reason: String?
+    /// Set while a replica's status call for this Book is in flight (`DuePoll.claimedAt`).
+    var claimedAt: Int64?
+    /// The `snapshotTakenAt` of the newest snapshot applied.
+    var snapshotAsOf: Int64?
+
+    static let none = StoredSchedule()
+}
+
+/// A change to one analytics job row, as a transition's actions ask for it.
+enum JobChange: Sendable, Equatable {
+    case open
+    /// Complete or superseded: a final state, set only on a job not already final.
+    case finish(AnalyticsJobState)
+    case expedite
+    case retry(dueAt: Int64)
+    case rearm
+    case fail(reason: String)
+}
+
+/// What one transition writes, decided without a database so both stores carry out the same
+/// decisions (each only translates the plan into its SQL).
+struct TransitionPlan: Sendable {
+    /// The snapshot was older than one already applied: nothing is written but the claim's end.
+    var droppedStaleSnapshot = false
+    var deleteBook = false
+    var jobs: [(generation: Int, change: JobChange)] = []
+    var notify: [Int] = []
+    var schedule = StoredSchedule.none
+
+    /// Decides the rows of `actions`. `stored` is the Book's schedule before the transition
+    /// (`.none` for a new Book); `draw` is the jitter in `0..<1`.
+    static func make(
+        machine: BookMachine, actions: [BookAction], stored: StoredSchedule, options: TransitionOptions, now: Date, draw: Double,
+        schedule pollSchedule: PollSchedule
+    ) -> TransitionPlan {
+        var plan = TransitionPlan()
+        let nowMillis = now.storageMillis
+        let taken = options.snapshotTakenAt?.storageMillis
+        // This transition carries the snapshot of the poll that holds the claim: the claim ends.
+        let ownClaim = taken != nil && stored.claimedAt == taken
+        // An urgent poll was requested after this snapshot's poll was claimed: it stays due.
+        let laterRequest = taken != nil && !ownClaim && stored.reason != nil
+        plan.schedule = stored
+        if ownClaim { plan.schedule.claimedAt = nil }
+        if let taken { plan.schedule.snapshotAsOf = max(taken, stored.snapshotAsOf ?? taken) }
+
+        for action in actions {
+            switch action {
+            case .openAnalyticsJob(let generation): plan.jobs.append((generation, .open))
+            case .supersedeAnalyticsJob(let generation): plan.jobs.append((generation, .finish(.superseded)))
+            case .completeAnalyticsJob(let generation): plan.jobs.append((generation, .finish(.complete)))
+            case .expediteAnalyticsJob(let generation): plan.jobs.append((generation, .expedite))
+            case .retryAnalyticsJob(let generation, _):
+                plan.jobs.append((generation, .retry(dueAt: (options.retryAt ?? now).storageMillis)))
+            case .rearmAnalyticsJob(let generation): plan.jobs.append((generation, .rearm))
+            case .failAnalyticsJob(let generation, let reason): plan.jobs.append((generation, .fail(reason: reason)))
+            case .notifyRetrieved(let generation): plan.notify.append(generation)
+            case .stopWatching: plan.deleteBook = true
+            case .pollNow, .schedulePoll, .postponePoll, .warn, .webhookCoverage: break
+            }
+        }
+        if plan.deleteBook {
+            // Only supersessions survive an untrack; the Book row and its schedule go.
+            plan.jobs = plan.jobs.filter { $0.change == .finish(.superseded) }
+            plan.notify = []
+            return plan
+        }
+
+        let urgentNow = actions.contains { if case .pollNow = $0 { true } else { false } }
+        func scheduled(_ cadence: PollCadence) -> Int64? {
+            pollSchedule.nextPoll(
+                cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now, webhooksSilent: options.webhooksSilent,
+                unitRandom: draw, finishedAt: machine.finishedAt)?.storageMillis
+        }
+        for action in actions {
+            switch action {
+            case .pollNow(let reason):
+                plan.schedule.next = nowMillis
+                plan.schedule.reason = reason.rawValue
+                plan.schedule.claimedAt = nil  // a poll in flight now answers an older question
+            case .postponePoll(let cadence):
+                // Never delays an urgent poll still pending (from this or an earlier transaction).
+                if plan.schedule.reason != nil || urgentNow { continue }
+                let next = scheduled(cadence)
+                // Only ever later: a hint must not bring a poll forward either.
+                if let next, let current = plan.schedule.next, next <= current { continue }
+                plan.schedule.next = next
+                plan.schedule.reason = nil
+            case .schedulePoll(let cadence):
+                // An urgent poll requested in this transaction, or since this snapshot's poll was
+                // claimed, stays first.
+                if urgentNow || laterRequest { continue }
+                plan.schedule.next = scheduled(cadence)
+                plan.schedule.reason = nil
+            default:
+                continue
+            }
+        }
+        return plan
+    }
+
+    /// The plan of a snapshot older than the newest applied: only the claim it holds ends.
+    static func stale(stored: StoredSchedule, options: TransitionOptions) -> TransitionPlan {
+        var plan = TransitionPlan()
+        plan.droppedStaleSnapshot = true
+        plan.schedule = stored
+        if let taken = options.snapshotTakenAt?.storageMillis, stored.claimedAt == taken { plan.schedule.claimedAt = nil }
+        return plan
+    }
+
+    /// True when `options` carries a snapshot older than the newest one applied.
+    static func isStale(_ input: BookInput, stored: StoredSchedule, options: TransitionOptions) -> Bool {
+        guard case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf
+        else { return false }
+        return taken < asOf
+    }
+}
