@@ -127,6 +127,11 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
+            name: "StoreConformanceTests",
+            dependencies: ["BookWatchStore", "BookWatchPostgres", "BookWatchCore"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "BookWatchCLITests",
             dependencies: ["BookWatchCLI", "BookWatchStore", "BookWatchCore", "BookWatchService", "OcrolusAPI", "OcrolusSimulator",
                            .product(name: "Logging", package: "swift-log")],

@@ -155,6 +155,13 @@ public struct TransitionOutcome: Sendable {
     public var created: Bool
     /// The next poll as stored (nil: none scheduled).
     public var nextPollAt: Date?
+
+    package init(machine: BookMachine, actions: [BookAction], created: Bool, nextPollAt: Date?) {
+        self.machine = machine
+        self.actions = actions
+        self.created = created
+        self.nextPollAt = nextPollAt
+    }
 }
 
 /// Analytics job states as stored and shown by `status`.

@@ -34,15 +34,7 @@ extension SQLiteBookStore {
 
     /// Books by state, riding the `books_state` index.
     static func totals(_ db: Database) throws -> [BookPhase: Int] {
-        var totals: [BookPhase: Int] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books GROUP BY state") {
-            let state: String = row["state"]
-            guard let phase = BookPhase(rawValue: state) else {
-                throw StoreError(.corrupt, subject: "books.state", detail: "unknown state '\(state)'")
-            }
-            totals[phase] = row["n"]
-        }
-        return totals
+        try bookTotals(Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books GROUP BY state").map { ($0["state"], $0["n"]) })
     }
 
     /// Turns book rows into records, fetching their documents and current jobs in two queries.
@@ -70,32 +62,14 @@ extension SQLiteBookStore {
             jobs[row["book_uuid"], default: []].append(row)
         }
         return try rows.map { row in
-            let key: String = row["uuid"]
-            guard let uuid = BookUUID(key) else {
-                throw StoreError(.corrupt, subject: "books.uuid", detail: "'\(key)' is not a uuid")
-            }
-            let machine = try machine(from: row, documents: documents[key] ?? [], uuid: uuid)
+            let book = storedBook(row)
             // The job that matters is the newest one opened (the current or last generation's).
-            let job = (jobs[key] ?? []).max { ($0["generation"] as Int) < ($1["generation"] as Int) }
-            return BookRecord(
-                machine: machine,
-                nextPollAt: (row["next_poll_at"] as Int64?).map(Date.init(storageMillis:)),
-                pendingPollReason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
-                analytics: try job.map(jobSummary))
+            let job = (jobs[book.uuid] ?? []).max { ($0["generation"] as Int) < ($1["generation"] as Int) }
+            return try book.record(documents: (documents[book.uuid] ?? []).map(storedDocument), job: job.map {
+                StoredJob(generation: $0["generation"], state: $0["state"], attempts: $0["attempts"], dueAt: $0["due_at"],
+                          lastError: $0["last_error"], completedAt: $0["completed_at"], retrievedAt: $0["retrieved_at"])
+            })
         }
-    }
-
-    static func jobSummary(_ row: Row) throws -> AnalyticsJobSummary {
-        let stateText: String = row["state"]
-        guard let state = AnalyticsJobState(rawValue: stateText) else {
-            throw StoreError(.corrupt, subject: "analytics_jobs.state", detail: "unknown state '\(stateText)'")
-        }
-        let retrieved: Int64? = state == .complete ? row["retrieved_at"] ?? row["completed_at"] : nil
-        return AnalyticsJobSummary(
-            generation: row["generation"], state: state, attempts: row["attempts"],
-            dueAt: (row["due_at"] as Int64?).map(Date.init(storageMillis:)),
-            retrievedAt: retrieved.map(Date.init(storageMillis:)),
-            lastError: row["last_error"])
     }
 }
 
@@ -117,8 +91,7 @@ extension SQLiteBookStore {
             var gauges = StoreGauges()
             gauges.books = try Self.totals(db)
             for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM documents GROUP BY status") {
-                let progress = (row["status"] as String?).map { DocumentStatus($0).progress } ?? .inProgress
-                gauges.documents[progress, default: 0] += row["n"] as Int
+                gauges.addDocuments(status: row["status"], count: row["n"])
             }
             gauges.inboxPending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox WHERE processed_at IS NULL") ?? 0
             gauges.pollsOverdue = try Int.fetchOne(

@@ -15,8 +15,9 @@ extension SQLiteBookStore {
             var machine: BookMachine
             var stored = StoredSchedule.none
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ?", arguments: [uuid.rawValue]) {
-                machine = try Self.machine(from: row, documents: Self.documentRows(db, uuid: uuid), uuid: uuid)
-                stored = Self.storedSchedule(row)
+                let book = Self.storedBook(row)
+                machine = try book.machine(documents: Self.documentRows(db, uuid: uuid))
+                stored = book.schedule
             } else {
                 guard case .command(.track) = input else { return nil }
                 machine = try Self.freshMachine(db, uuid: uuid)
@@ -47,9 +48,18 @@ extension SQLiteBookStore {
         }
     }
 
-    static func storedSchedule(_ row: Row) -> StoredSchedule {
-        StoredSchedule(next: row["next_poll_at"], reason: row["poll_reason"], claimedAt: row["poll_claimed_at"],
-                       snapshotAsOf: row["snapshot_as_of"])
+    static func storedBook(_ row: Row) -> StoredBook {
+        StoredBook(
+            uuid: row["uuid"], pk: row["pk"], state: row["state"], generation: row["generation"],
+            lastOpenedGeneration: row["last_opened_generation"], bookStatus: row["book_status"], failureReason: row["failure_reason"],
+            lastWebhookAt: row["last_webhook_at"], lastPolledAt: row["last_polled_at"], finishedAt: row["finished_at"],
+            schedule: StoredSchedule(next: row["next_poll_at"], reason: row["poll_reason"], claimedAt: row["poll_claimed_at"],
+                                     snapshotAsOf: row["snapshot_as_of"]))
+    }
+
+    static func storedDocument(_ row: Row) -> StoredDocument {
+        StoredDocument(pk: row["pk"], uuid: row["uuid"], status: row["status"], hint: row["hint"], covered: row["covered"],
+                       rejectionReason: row["rejection_reason"])
     }
 
     /// A new machine for `uuid`, continuing after any generation a previous tracking opened a job
@@ -173,37 +183,8 @@ extension SQLiteBookStore {
         }
     }
 
-    static func documentRows(_ db: Database, uuid: BookUUID) throws -> [Row] {
+    static func documentRows(_ db: Database, uuid: BookUUID) throws -> [StoredDocument] {
         try Row.fetchAll(db, sql: "SELECT * FROM documents WHERE book_uuid = ? ORDER BY position", arguments: [uuid.rawValue])
-    }
-
-    static func machine(from row: Row, documents: [Row], uuid: BookUUID) throws -> BookMachine {
-        let stateText: String = row["state"]
-        guard let phase = BookPhase(rawValue: stateText) else {
-            throw StoreError(.corrupt, subject: "books.state of \(uuid)", detail: "unknown state '\(stateText)'")
-        }
-        let tracked = try documents.map { doc -> TrackedDocument in
-            let hintText: String? = doc["hint"]
-            var hint: DocumentProgress?
-            if let hintText {
-                guard let parsed = DocumentProgress(rawValue: hintText) else {
-                    throw StoreError(.corrupt, subject: "documents.hint of \(uuid)", detail: "'\(hintText)'")
-                }
-                hint = parsed
-            }
-            return TrackedDocument(
-                ref: DocumentRef(pk: doc["pk"], uuid: doc["uuid"]),
-                status: (doc["status"] as String?).map(DocumentStatus.init),
-                hint: hint, covered: doc["covered"], rejectionReason: doc["rejection_reason"])
-        }
-        return BookMachine(
-            uuid: uuid, pk: row["pk"], phase: phase, generation: row["generation"],
-            lastOpenedGeneration: row["last_opened_generation"],
-            bookStatus: (row["book_status"] as String?).map(BookStatus.init),
-            documents: tracked,
-            lastWebhookAt: (row["last_webhook_at"] as Int64?).map(Date.init(storageMillis:)),
-            lastSnapshotAt: (row["last_polled_at"] as Int64?).map(Date.init(storageMillis:)),
-            finishedAt: (row["finished_at"] as Int64?).map(Date.init(storageMillis:)),
-            failureReason: row["failure_reason"])
+            .map(storedDocument)
     }
 }

@@ -129,7 +129,7 @@ extension SQLiteBookStore {
             try db.execute(
                 sql: """
                     UPDATE books SET next_poll_at = ? + (ABS(RANDOM()) % ?)
-                    WHERE state IN ('tracking', 'processing') AND poll_reason IS NULL AND next_poll_at > ?
+                    WHERE state IN ('tracking', 'processing') AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
                     """,
                 arguments: [limit - half, max(half, 1), limit])
             return db.changesCount
@@ -272,6 +272,13 @@ public struct PendingNotification: Sendable, Equatable {
     public var bookUUID: BookUUID
     public var generation: Int
     public var attempts: Int
+
+    package init(bookUUID: BookUUID, generation: Int, attempts: Int) {
+        self.bookUUID = bookUUID
+        self.generation = generation
+        self.attempts = attempts
+    }
+
     /// `book_uuid:generation`: the receiver dedupes on it (delivery is at least once).
     public var idempotencyKey: String { "\(bookUUID):\(generation)" }
 }

@@ -129,7 +129,7 @@ public final class SQLiteBookStore: BookStore {
 
 extension Date {
     /// Milliseconds since 1970, the storage form of every time column.
-    var storageMillis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    package var storageMillis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 
-    init(storageMillis: Int64) { self.init(timeIntervalSince1970: Double(storageMillis) / 1000) }
+    package init(storageMillis: Int64) { self.init(timeIntervalSince1970: Double(storageMillis) / 1000) }
 }

@@ -3,19 +3,26 @@ import Foundation
 
 /// A Book's poll schedule as stored: when, why (urgent reasons only), and the claim of a poll in
 /// flight. Times are storage milliseconds.
-struct StoredSchedule: Sendable, Equatable {
-    var next: Int64?
-    var reason: String?
+package struct StoredSchedule: Sendable, Equatable {
+    package var next: Int64?
+    package var reason: String?
     /// Set while a replica's status call for this Book is in flight (`DuePoll.claimedAt`).
-    var claimedAt: Int64?
+    package var claimedAt: Int64?
     /// The `snapshotTakenAt` of the newest snapshot applied.
-    var snapshotAsOf: Int64?
+    package var snapshotAsOf: Int64?
 
-    static let none = StoredSchedule()
+    package init(next: Int64? = nil, reason: String? = nil, claimedAt: Int64? = nil, snapshotAsOf: Int64? = nil) {
+        self.next = next
+        self.reason = reason
+        self.claimedAt = claimedAt
+        self.snapshotAsOf = snapshotAsOf
+    }
+
+    package static let none = StoredSchedule()
 }
 
 /// A change to one analytics job row, as a transition's actions ask for it.
-enum JobChange: Sendable, Equatable {
+package enum JobChange: Sendable, Equatable {
     case open
     /// Complete or superseded: a final state, set only on a job not already final.
     case finish(AnalyticsJobState)
@@ -27,17 +34,17 @@ enum JobChange: Sendable, Equatable {
 
 /// What one transition writes, decided without a database so both stores carry out the same
 /// decisions (each only translates the plan into its SQL).
-struct TransitionPlan: Sendable {
+package struct TransitionPlan: Sendable {
     /// The snapshot was older than one already applied: nothing is written but the claim's end.
-    var droppedStaleSnapshot = false
-    var deleteBook = false
-    var jobs: [(generation: Int, change: JobChange)] = []
-    var notify: [Int] = []
-    var schedule = StoredSchedule.none
+    package var droppedStaleSnapshot = false
+    package var deleteBook = false
+    package var jobs: [(generation: Int, change: JobChange)] = []
+    package var notify: [Int] = []
+    package var schedule = StoredSchedule.none
 
     /// Decides the rows of `actions`. `stored` is the Book's schedule before the transition
     /// (`.none` for a new Book); `draw` is the jitter in `0..<1`.
-    static func make(
+    package static func make(
         machine: BookMachine, actions: [BookAction], stored: StoredSchedule, options: TransitionOptions, now: Date, draw: Double,
         schedule pollSchedule: PollSchedule
     ) -> TransitionPlan {
@@ -108,7 +115,7 @@ struct TransitionPlan: Sendable {
     }
 
     /// The plan of a snapshot older than the newest applied: only the claim it holds ends.
-    static func stale(stored: StoredSchedule, options: TransitionOptions) -> TransitionPlan {
+    package static func stale(stored: StoredSchedule, options: TransitionOptions) -> TransitionPlan {
         var plan = TransitionPlan()
         plan.droppedStaleSnapshot = true
         plan.schedule = stored
@@ -117,7 +124,7 @@ struct TransitionPlan: Sendable {
     }
 
     /// True when `options` carries a snapshot older than the newest one applied.
-    static func isStale(_ input: BookInput, stored: StoredSchedule, options: TransitionOptions) -> Bool {
+    package static func isStale(_ input: BookInput, stored: StoredSchedule, options: TransitionOptions) -> Bool {
         guard case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf
         else { return false }
         return taken < asOf

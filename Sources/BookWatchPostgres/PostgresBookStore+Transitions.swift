@@ -1,0 +1,157 @@
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import Logging
+import PostgresNIO
+
+extension PostgresBookStore {
+    public func apply(_ input: BookInput, to uuid: BookUUID, at now: Date, options: TransitionOptions) async throws
+        -> TransitionOutcome?
+    {
+        let draw = random()
+        let key = uuid.rawValue
+        return try await transaction { c in
+            if let row = options.inboxRow {
+                let marked = try await Self.rows(c, """
+                    UPDATE webhook_inbox SET processed_at = \(now.storageMillis), outcome = 'applied', claimed_by = NULL
+                    WHERE id = \(row) AND processed_at IS NULL RETURNING id
+                    """, self.logger)
+                guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
+            }
+            var created = false
+            var machine: BookMachine
+            var stored = StoredSchedule.none
+            // The row lock serialises this Book's transitions across replicas.
+            if let row = try await Self.rows(c, "SELECT * FROM books WHERE uuid = \(key) FOR UPDATE", self.logger).first {
+                let book = try Self.storedBook(row)
+                machine = try book.machine(documents: try await Self.documents(c, of: [key], self.logger)[key] ?? [])
+                stored = book.schedule
+            } else {
+                guard case .command(.track) = input else { return nil }
+                let last = try await Self.rows(
+                    c, "SELECT COALESCE(MAX(generation), 0) AS g FROM analytics_jobs WHERE book_uuid = \(key)", self.logger
+                ).first?.value("g", as: Int.self) ?? 0
+                machine = BookMachine.fresh(uuid: uuid, afterGeneration: last)
+                created = true
+            }
+            if TransitionPlan.isStale(input, stored: stored, options: options) {
+                let plan = TransitionPlan.stale(stored: stored, options: options)
+                try await c.query("UPDATE books SET poll_claimed_at = \(plan.schedule.claimedAt) WHERE uuid = \(key)", logger: self.logger)
+                return TransitionOutcome(machine: machine, actions: [], created: false, nextPollAt: stored.next.map(Date.init(storageMillis:)))
+            }
+            let actions = machine.apply(input, at: now)
+            let plan = TransitionPlan.make(
+                machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
+            try await self.carryOut(plan, machine: machine, results: options.results, now: now, connection: c)
+            return TransitionOutcome(
+                machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))
+        }
+    }
+
+    /// Writes the machine and the rows its plan asks for (the SQLite store's `carryOut`, in SQL
+    /// PostgreSQL speaks).
+    func carryOut(_ plan: TransitionPlan, machine m: BookMachine, results: [AnalyticsResult], now: Date, connection c: PostgresConnection)
+        async throws
+    {
+        let key = m.uuid.rawValue
+        let t = now.storageMillis
+        for r in results {
+            try await c.query("""
+                INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
+                VALUES (\(r.bookUUID.rawValue), \(r.generation), \(r.endpoint), \(Data(r.body)), \(r.retrievedAt.storageMillis))
+                ON CONFLICT (book_uuid, generation, endpoint) DO NOTHING
+                """, logger: logger)
+        }
+        for (g, change) in plan.jobs {
+            let query: PostgresQuery
+            switch change {
+            case .open:
+                query = """
+                    INSERT INTO analytics_jobs (book_uuid, generation, state, attempts, due_at, created_at)
+                    VALUES (\(key), \(g), 'pending', 0, \(t), \(t))
+                    """
+            case .finish(let state):
+                query = """
+                    UPDATE analytics_jobs SET state = \(state.rawValue), completed_at = \(t), lease_owner = NULL, lease_expires_at = NULL
+                    WHERE book_uuid = \(key) AND generation = \(g) AND state NOT IN ('complete', 'failed', 'superseded')
+                    """
+            case .expedite:
+                query = "UPDATE analytics_jobs SET due_at = \(t) WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending'"
+            case .retry(let due):
+                query = """
+                    UPDATE analytics_jobs SET state = 'pending', due_at = \(due), lease_owner = NULL, lease_expires_at = NULL
+                    WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
+                    """
+            case .rearm:
+                query = """
+                    UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = \(t), last_error = NULL,
+                        lease_owner = NULL, lease_expires_at = NULL
+                    WHERE book_uuid = \(key) AND generation = \(g)
+                    """
+            case .fail(let reason):
+                query = """
+                    UPDATE analytics_jobs SET state = 'failed', last_error = \(reason), completed_at = \(t),
+                        lease_owner = NULL, lease_expires_at = NULL
+                    WHERE book_uuid = \(key) AND generation = \(g)
+                    """
+            }
+            try await c.query(query, logger: logger)
+        }
+        for g in plan.notify {
+            try await c.query(
+                "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (\(key), \(g), \(t)) ON CONFLICT DO NOTHING",
+                logger: logger)
+        }
+        if plan.deleteBook {
+            try await c.query("DELETE FROM books WHERE uuid = \(key)", logger: logger)
+            return
+        }
+        let s = plan.schedule
+        try await c.query("""
+            INSERT INTO books (uuid, pk, state, generation, last_opened_generation, book_status, failure_reason,
+                last_webhook_at, last_polled_at, finished_at, next_poll_at, poll_reason, poll_claimed_at, snapshot_as_of,
+                created_at, updated_at)
+            VALUES (\(key), \(m.pk), \(m.phase.rawValue), \(m.generation), \(m.lastOpenedGeneration), \(m.bookStatus?.rawValue),
+                \(m.failureReason), \(m.lastWebhookAt?.storageMillis), \(m.lastSnapshotAt?.storageMillis), \(m.finishedAt?.storageMillis),
+                \(s.next), \(s.reason), \(s.claimedAt), \(s.snapshotAsOf), \(t), \(t))
+            ON CONFLICT (uuid) DO UPDATE SET
+                pk = excluded.pk, state = excluded.state, generation = excluded.generation,
+                last_opened_generation = excluded.last_opened_generation, book_status = excluded.book_status,
+                failure_reason = excluded.failure_reason, last_webhook_at = excluded.last_webhook_at,
+                last_polled_at = excluded.last_polled_at, finished_at = excluded.finished_at,
+                next_poll_at = excluded.next_poll_at, poll_reason = excluded.poll_reason,
+                poll_claimed_at = excluded.poll_claimed_at, snapshot_as_of = excluded.snapshot_as_of,
+                updated_at = excluded.updated_at
+            """, logger: logger)
+        try await c.query("DELETE FROM documents WHERE book_uuid = \(key)", logger: logger)
+        for (position, document) in m.documents.enumerated() {
+            let d = StoredDocument(document)
+            try await c.query("""
+                INSERT INTO documents (book_uuid, position, pk, uuid, status, hint, covered, rejection_reason)
+                VALUES (\(key), \(position), \(d.pk), \(d.uuid), \(d.status), \(d.hint), \(d.covered), \(d.rejectionReason))
+                """, logger: logger)
+        }
+    }
+
+    static func storedBook(_ row: PostgresRandomAccessRow) throws -> StoredBook {
+        StoredBook(
+            uuid: try row.value("uuid"), pk: try row.value("pk"), state: try row.value("state"), generation: try row.value("generation"),
+            lastOpenedGeneration: try row.value("last_opened_generation"), bookStatus: try row.value("book_status"),
+            failureReason: try row.value("failure_reason"), lastWebhookAt: try row.value("last_webhook_at"),
+            lastPolledAt: try row.value("last_polled_at"), finishedAt: try row.value("finished_at"),
+            schedule: StoredSchedule(
+                next: try row.value("next_poll_at"), reason: try row.value("poll_reason"), claimedAt: try row.value("poll_claimed_at"),
+                snapshotAsOf: try row.value("snapshot_as_of")))
+    }
+
+    /// The documents of several Books, in position order, by Book.
+    static func documents(_ c: PostgresConnection, of keys: [String], _ logger: Logger) async throws -> [String: [StoredDocument]] {
+        var documents: [String: [StoredDocument]] = [:]
+        for row in try await rows(c, "SELECT * FROM documents WHERE book_uuid = ANY(\(keys)) ORDER BY book_uuid, position", logger) {
+            documents[try row.value("book_uuid"), default: []].append(StoredDocument(
+                pk: try row.value("pk"), uuid: try row.value("uuid"), status: try row.value("status"), hint: try row.value("hint"),
+                covered: try row.value("covered"), rejectionReason: try row.value("rejection_reason")))
+        }
+        return documents
+    }
+}

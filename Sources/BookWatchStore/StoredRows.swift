@@ -1,0 +1,153 @@
+import BookWatchCore
+import Foundation
+
+/// A `books` row as either store reads it (times in storage milliseconds). Turning rows into
+/// machines happens here once, with the same checks for values a store cannot read back.
+package struct StoredBook: Sendable {
+    package var uuid: String
+    package var pk: Int?
+    package var state: String
+    package var generation: Int
+    package var lastOpenedGeneration: Int
+    package var bookStatus: String?
+    package var failureReason: String?
+    package var lastWebhookAt: Int64?
+    package var lastPolledAt: Int64?
+    package var finishedAt: Int64?
+    package var schedule: StoredSchedule
+
+    package init(
+        uuid: String, pk: Int?, state: String, generation: Int, lastOpenedGeneration: Int, bookStatus: String?,
+        failureReason: String?, lastWebhookAt: Int64?, lastPolledAt: Int64?, finishedAt: Int64?, schedule: StoredSchedule
+    ) {
+        self.uuid = uuid
+        self.pk = pk
+        self.state = state
+        self.generation = generation
+        self.lastOpenedGeneration = lastOpenedGeneration
+        self.bookStatus = bookStatus
+        self.failureReason = failureReason
+        self.lastWebhookAt = lastWebhookAt
+        self.lastPolledAt = lastPolledAt
+        self.finishedAt = finishedAt
+        self.schedule = schedule
+    }
+
+    /// The machine this row stores, with its documents in position order.
+    package func machine(documents: [StoredDocument]) throws -> BookMachine {
+        guard let bookUUID = BookUUID(uuid) else {
+            throw StoreError(.corrupt, subject: "books.uuid", detail: "'\(uuid)' is not a uuid")
+        }
+        guard let phase = BookPhase(rawValue: state) else {
+            throw StoreError(.corrupt, subject: "books.state of \(uuid)", detail: "unknown state '\(state)'")
+        }
+        return BookMachine(
+            uuid: bookUUID, pk: pk, phase: phase, generation: generation, lastOpenedGeneration: lastOpenedGeneration,
+            bookStatus: bookStatus.map(BookStatus.init), documents: try documents.map { try $0.tracked(book: uuid) },
+            lastWebhookAt: lastWebhookAt.map(Date.init(storageMillis:)),
+            lastSnapshotAt: lastPolledAt.map(Date.init(storageMillis:)),
+            finishedAt: finishedAt.map(Date.init(storageMillis:)),
+            failureReason: failureReason)
+    }
+
+    /// The record `status` shows.
+    package func record(documents: [StoredDocument], job: StoredJob?) throws -> BookRecord {
+        BookRecord(
+            machine: try machine(documents: documents),
+            nextPollAt: schedule.next.map(Date.init(storageMillis:)),
+            pendingPollReason: schedule.reason.flatMap(PollReason.init(rawValue:)),
+            analytics: try job?.summary())
+    }
+}
+
+/// A `documents` row.
+package struct StoredDocument: Sendable {
+    package var pk: Int?
+    package var uuid: String?
+    package var status: String?
+    package var hint: String?
+    package var covered: Bool
+    package var rejectionReason: String?
+
+    package init(pk: Int?, uuid: String?, status: String?, hint: String?, covered: Bool, rejectionReason: String?) {
+        self.pk = pk
+        self.uuid = uuid
+        self.status = status
+        self.hint = hint
+        self.covered = covered
+        self.rejectionReason = rejectionReason
+    }
+
+    package init(_ document: TrackedDocument) {
+        self.init(
+            pk: document.ref.pk, uuid: document.ref.uuid, status: document.status?.rawValue, hint: document.hint?.rawValue,
+            covered: document.covered, rejectionReason: document.rejectionReason)
+    }
+
+    func tracked(book: String) throws -> TrackedDocument {
+        var progress: DocumentProgress?
+        if let hint {
+            guard let parsed = DocumentProgress(rawValue: hint) else {
+                throw StoreError(.corrupt, subject: "documents.hint of \(book)", detail: "'\(hint)'")
+            }
+            progress = parsed
+        }
+        return TrackedDocument(
+            ref: DocumentRef(pk: pk, uuid: uuid), status: status.map(DocumentStatus.init), hint: progress, covered: covered,
+            rejectionReason: rejectionReason)
+    }
+}
+
+/// The newest `analytics_jobs` row of a Book, with when its results were stored.
+package struct StoredJob: Sendable {
+    package var generation: Int
+    package var state: String
+    package var attempts: Int
+    package var dueAt: Int64?
+    package var lastError: String?
+    package var completedAt: Int64?
+    /// The newest `retrieved_at` of the generation's results.
+    package var retrievedAt: Int64?
+
+    package init(
+        generation: Int, state: String, attempts: Int, dueAt: Int64?, lastError: String?, completedAt: Int64?, retrievedAt: Int64?
+    ) {
+        self.generation = generation
+        self.state = state
+        self.attempts = attempts
+        self.dueAt = dueAt
+        self.lastError = lastError
+        self.completedAt = completedAt
+        self.retrievedAt = retrievedAt
+    }
+
+    package func summary() throws -> AnalyticsJobSummary {
+        guard let jobState = AnalyticsJobState(rawValue: state) else {
+            throw StoreError(.corrupt, subject: "analytics_jobs.state", detail: "unknown state '\(state)'")
+        }
+        let retrieved = jobState == .complete ? retrievedAt ?? completedAt : nil
+        return AnalyticsJobSummary(
+            generation: generation, state: jobState, attempts: attempts, dueAt: dueAt.map(Date.init(storageMillis:)),
+            retrievedAt: retrieved.map(Date.init(storageMillis:)), lastError: lastError)
+    }
+}
+
+extension StoreGauges {
+    /// Adds one `GROUP BY status` row of the documents table.
+    package mutating func addDocuments(status: String?, count: Int) {
+        let progress = status.map { DocumentStatus($0).progress } ?? .inProgress
+        documents[progress, default: 0] += count
+    }
+}
+
+/// Turns `state, count` rows into totals, refusing an unknown state.
+package func bookTotals(_ rows: [(state: String, count: Int)]) throws -> [BookPhase: Int] {
+    var totals: [BookPhase: Int] = [:]
+    for (state, count) in rows {
+        guard let phase = BookPhase(rawValue: state) else {
+            throw StoreError(.corrupt, subject: "books.state", detail: "unknown state '\(state)'")
+        }
+        totals[phase] = count
+    }
+    return totals
+}

@@ -1,0 +1,312 @@
+import BookWatchCore
+import BookWatchPostgres
+import BookWatchStore
+import Foundation
+import Testing
+
+/// The same cases against every store (`StoreKind.available`): what the watcher relies on,
+/// including what several replicas sharing one database rely on (claims, leases, once-only inbox
+/// rows, row-locked transitions).
+@Suite struct StoreConformanceTests {
+    @Test(arguments: StoreKind.available)
+    func transitionsRoundTrip(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let tracked = try #require(try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init()))
+            #expect(tracked.created && tracked.actions == [.pollNow(.operator)])
+            var record = try #require(try await store.book(F.uuid))
+            #expect(record.machine.phase == .tracking && record.pendingPollReason == .operator && record.nextPollAt == F.t0)
+
+            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(1), options: .init())
+            record = try #require(try await store.book(F.uuid))
+            #expect(record.machine.phase == .processing && record.machine.pk == 1 && record.machine.bookStatus == .verifying)
+            #expect(record.documentsTotal == 2 && record.documentsFinished == 1)
+            #expect(record.machine.documents.map(\.ref) == [DocumentRef(pk: 1, uuid: "doc-1"), DocumentRef(pk: 2, uuid: "doc-2")])
+            #expect(record.pendingPollReason == nil && record.nextPollAt.map { $0 > F.t0.plus(1) } == true)
+            #expect(try await store.totals() == [.processing: 1])
+            #expect(try await store.books(state: .processing, limit: 10).map(\.uuid) == [F.uuid])
+            #expect(try await store.books(state: .complete, limit: 10).isEmpty)
+            #expect(try await store.uuid(forPK: 1) == F.uuid)
+            // Only `track` creates a Book.
+            #expect(try await store.apply(F.bookVerified, to: F.other, at: F.t0, options: .init()) == nil)
+            #expect(try await store.book(F.other) == nil)
+            // Untracking deletes it.
+            _ = try await store.apply(.command(.untrack), to: F.uuid, at: F.t0.plus(2), options: .init())
+            #expect(try await store.book(F.uuid) == nil)
+            #expect(try await store.totals().isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aFinishedGenerationIsRetrievedOnceWhateverTheRace(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            let opened = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            #expect(opened?.actions.contains(.openAnalyticsJob(generation: 1)) == true)
+            // Eight workers (as if on several replicas) race for the job.
+            let claims = try await withThrowingTaskGroup(of: Int.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        guard let job = try await store.claimAnalyticsJob(owner: "w\(worker)", now: F.t0, lease: 120) else { return 0 }
+                        let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: "summary",
+                                                     body: Array("{\"worker\":\(worker)}".utf8), retrievedAt: F.t0)
+                        _ = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: F.t0,
+                                                  options: TransitionOptions(results: [result]))
+                        return 1
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(claims == 1)
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).count == 1)
+            #expect(try await store.pendingNotifications(limit: 10).map(\.idempotencyKey) == ["\(F.uuid):1"])
+            let record = try #require(try await store.book(F.uuid))
+            #expect(record.machine.phase == .complete && record.analytics?.state == .complete && record.analytics?.retrievedAt == F.t0)
+            let counts = try await store.analyticsCounts()
+            #expect(counts.jobs == ["complete": 1] && counts.results == 1)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func analyticsLeasesExpireAndAreRearmed(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            #expect(try await store.nextJobDueAt() == F.t0)
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w1", now: F.t0, lease: 120))
+            #expect(job.attempts == 1 && job.leaseExpiresAt == F.t0.plus(120) && job.openedAt == F.t0)
+            #expect(try await store.claimAnalyticsJob(owner: "w2", now: F.t0.plus(1), lease: 120) == nil)
+            #expect(try await store.book(F.uuid)?.analytics?.state == .running)
+            #expect(try await store.rearmExpiredLeases(now: F.t0.plus(60)) == 0)
+            #expect(try await store.rearmExpiredLeases(now: F.t0.plus(121)) == 1)
+            let again = try #require(try await store.claimAnalyticsJob(owner: "w2", now: F.t0.plus(121), lease: 120))
+            #expect(again.attempts == 2)
+            // A retry puts it back with its due time.
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(122),
+                                      options: TransitionOptions(retryAt: F.t0.plus(200)))
+            #expect(try await store.nextJobDueAt() == F.t0.plus(200))
+            #expect(try await store.claimAnalyticsJob(owner: "w3", now: F.t0.plus(199), lease: 120) == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func startupRecoveryTakesOnlyWhatIsItsOwn(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            _ = try #require(try await store.claimAnalyticsJob(owner: "replica-a", now: F.t0, lease: 120))
+            let restart = F.t0.plus(5)
+            if store is SQLiteBookStore {
+                // One node owns the file: every running job is a previous run's, re-armed at once.
+                #expect(try await store.recoverLeases(owner: "replica-b", now: restart) == 1)
+            } else {
+                // Shared: replica-a is alive and holds its lease; only its own restart takes it back.
+                #expect(try await store.recoverLeases(owner: "replica-b", now: restart) == 0)
+                #expect(try await store.claimAnalyticsJob(owner: "replica-b", now: restart, lease: 120) == nil)
+                #expect(try await store.recoverLeases(owner: "replica-a", now: restart) == 1)
+            }
+            #expect(try await store.claimAnalyticsJob(owner: "replica-b", now: restart, lease: 120) != nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aDuePollIsClaimedByOneReplicaAtATime(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            for index in 0..<20 {
+                _ = try await store.apply(.command(.track(.operator)), to: F.book(index), at: F.t0, options: .init())
+            }
+            let claimed = try await withThrowingTaskGroup(of: [DuePoll].self) { group in
+                for _ in 0..<4 {
+                    group.addTask { try await store.claimDuePolls(now: F.t0, limit: 8, lease: 120, excluding: []) }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(claimed.count == 20 && Set(claimed.map(\.bookUUID)).count == 20)
+            #expect(claimed.allSatisfy { $0.reason == .operator && $0.claimedAt == F.t0 && $0.dueAt == F.t0 })
+            // Claimed: not due again while the lease holds...
+            #expect(try await store.claimDuePolls(now: F.t0.plus(119), limit: 50, lease: 120, excluding: []).isEmpty)
+            #expect(try await store.nextPollAt() == F.t0.plus(120))
+            // ...and due again, still urgent, once it lapsed (the replica died mid-poll).
+            let retaken = try await store.claimDuePolls(now: F.t0.plus(121), limit: 50, lease: 120, excluding: [])
+            #expect(retaken.count == 20 && retaken.allSatisfy { $0.reason == .operator })
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func urgentPollsComeFirstAndExcludedBooksWait(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.created)), to: F.other, at: F.t0.plus(-1000), options: .init())
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            let first = try await store.claimDuePolls(now: F.t0.plus(100), limit: 1, lease: 120, excluding: [])
+            #expect(first.map(\.bookUUID) == [F.uuid] && first.first?.reason == .operator)
+            #expect(try await store.claimDuePolls(now: F.t0.plus(100), limit: 5, lease: 120, excluding: [F.other]).isEmpty)
+            let scheduled = try await store.claimDuePolls(now: F.t0.plus(100), limit: 5, lease: 120, excluding: [])
+            #expect(scheduled.map(\.bookUUID) == [F.other] && scheduled.first?.reason == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aSnapshotEndsItsClaimAndAHintDuringThePollKeepsTheBookUrgent(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            let poll = try #require(try await store.claimDuePolls(now: F.t0, limit: 1, lease: 120, excluding: []).first)
+            var taken = TransitionOptions()
+            taken.snapshotTakenAt = poll.claimedAt
+            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(1), options: taken)
+            var record = try #require(try await store.book(F.uuid))
+            let scheduled = try #require(record.nextPollAt)
+            #expect(record.pendingPollReason == nil && scheduled > F.t0.plus(1) && scheduled < F.t0.plus(120))
+
+            // The next poll is claimed; a webhook asks for a poll while it is in flight.
+            let second = try #require(try await store.claimDuePolls(now: scheduled, limit: 1, lease: 120, excluding: []).first)
+            try await store.requestPoll(F.uuid, at: scheduled.plus(1), reason: .webhookHint)
+            taken.snapshotTakenAt = second.claimedAt
+            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: scheduled.plus(2), options: taken)
+            // The in-flight poll answered an older question: the hint's poll stays due.
+            record = try #require(try await store.book(F.uuid))
+            #expect(record.pendingPollReason == .webhookHint && record.nextPollAt == scheduled.plus(1))
+            #expect(try await store.claimDuePolls(now: scheduled.plus(2), limit: 1, lease: 120, excluding: []).first?.reason == .webhookHint)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aSlowerReplicasOlderSnapshotIsDropped(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            var newer = TransitionOptions()
+            newer.snapshotTakenAt = F.t0.plus(20)
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(21), options: newer)
+            #expect(try await store.book(F.uuid)?.machine.phase == .retrieving)
+            var older = TransitionOptions()
+            older.snapshotTakenAt = F.t0.plus(10)
+            let dropped = try #require(try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(22), options: older))
+            #expect(dropped.actions.isEmpty)
+            let record = try #require(try await store.book(F.uuid))
+            #expect(record.machine.phase == .retrieving && record.analytics?.state == .pending && record.analytics?.generation == 1)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func inboxRowsAreClaimedByOneWorkerAndProcessedOnce(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let outcomes = try await store.appendToInbox(batch: (0..<30).map { F.delivery("r\($0)") })
+            #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
+            #expect(try await store.appendToInbox(F.delivery("r7")) == .duplicate)
+            let claimed = try await withThrowingTaskGroup(of: [StoredDelivery].self) { group in
+                for worker in 0..<3 {
+                    group.addTask { try await store.claimInbox(owner: "w\(worker)", now: F.t0, limit: 16, lease: 120) }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(claimed.count == 30 && Set(claimed.map(\.id)).count == 30)
+            #expect(claimed.first { $0.delivery.requestID == "r3" }?.delivery == F.delivery("r3"))
+            #expect(try await store.claimInbox(owner: "w9", now: F.t0.plus(60), limit: 50, lease: 120).isEmpty)
+            let ids = claimed.map(\.id).sorted()
+
+            // A hint commits with its row's mark, once.
+            _ = try await store.apply(.command(.track(.created)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0.plus(1), options: TransitionOptions(inboxRow: ids[0]))
+            await #expect(throws: StoreError.self) {
+                _ = try await store.apply(F.uploaded(10), to: F.uuid, at: F.t0.plus(2), options: TransitionOptions(inboxRow: ids[0]))
+            }
+            #expect(try await store.book(F.uuid)?.machine.documents.map(\.ref.pk) == [9])  // the second hint changed nothing
+            #expect(try await store.markProcessed(ids[0], at: F.t0.plus(3), outcome: "applied") == false)
+            #expect(try await store.markProcessed(ids[1], at: F.t0.plus(3), outcome: "ignored") == true)
+            #expect(try await store.markProcessed(ids[1], at: F.t0.plus(3), outcome: "ignored") == false)
+            // Released rows are claimable at once; the others when their lease lapses.
+            try await store.releaseInbox([ids[2]])
+            #expect(try await store.claimInbox(owner: "w9", now: F.t0.plus(61), limit: 50, lease: 120).map(\.id) == [ids[2]])
+            let lapsed = try await store.claimInbox(owner: "w9", now: F.t0.plus(121), limit: 50, lease: 120)
+            #expect(lapsed.map(\.id) == Array(ids[3...]))
+            #expect(try await store.gauges(overdueBefore: F.t0).inboxPending == 28)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func concurrentTransitionsOfOneBookLoseNothing(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.created)), to: F.uuid, at: F.t0, options: .init())
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for pk in 1...16 {
+                    group.addTask { _ = try await store.apply(F.uploaded(pk), to: F.uuid, at: F.t0.plus(1), options: .init()) }
+                }
+                try await group.waitForAll()
+            }
+            let pks = try #require(try await store.book(F.uuid)).machine.documents.compactMap(\.ref.pk)
+            #expect(Set(pks) == Set(1...16) && pks.count == 16)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func resultsAreUniquePerGenerationAndEndpoint(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [0, 1, 2, 255], retrievedAt: F.t0)
+            try await store.storeAnalyticsResult(result)
+            await #expect { try await store.storeAnalyticsResult(result) } throws: { ($0 as? StoreError)?.isDuplicate == true }
+            try await store.storeAnalyticsResult(AnalyticsResult(bookUUID: F.uuid, generation: 2, endpoint: "summary", body: [9], retrievedAt: F.t0))
+            #expect(try await store.storedEndpoints(F.uuid, generation: 1) == ["summary"])
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: "summary").map(\.generation) == [2, 1])
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).last == result)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func notificationsAndGaugesReadBackWhatWasWritten(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.command(.track(.operator)), to: F.other, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(1), options: .init())
+            let pending = try await store.pendingNotifications(limit: 10)
+            #expect(pending.map(\.idempotencyKey) == ["\(F.uuid):1"])
+            try await store.recordNotification(pending[0], at: F.t0.plus(2), error: "exit 1")
+            #expect(try await store.pendingNotifications(limit: 10).first?.attempts == 1)
+            try await store.recordNotification(pending[0], at: F.t0.plus(3), error: nil)
+            #expect(try await store.pendingNotifications(limit: 10).isEmpty)
+
+            let gauges = try await store.gauges(overdueBefore: F.t0.plus(10))
+            #expect(gauges.books == [.complete: 1, .tracking: 1])
+            #expect(gauges.documents == [.succeeded: 1, .failed: 1])
+            #expect(gauges.pollsOverdue == 1)  // F.other's operator poll, due at t0
+            try await store.probeWritable(at: F.t0)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func tighteningMovesOnlyUnclaimedScheduledPolls(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.created)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.command(.track(.created)), to: F.other, at: F.t0, options: .init())
+            let now = F.t0.plus(60)
+            let claimed = try #require(try await store.claimDuePolls(now: now, limit: 1, lease: 600, excluding: []).first)
+            let idle = claimed.bookUUID == F.uuid ? F.other : F.uuid
+            // Webhooks flowing push the idle Book's poll out to at least max/2.
+            _ = try await store.apply(F.uploaded(5), to: idle, at: now, options: .init())
+            #expect(try await store.book(idle)?.nextPollAt == now.plus(900))
+            #expect(try await store.tightenActivePolls(now: now, spread: 120) == 1)
+            let moved = try #require(try await store.book(idle)?.nextPollAt)
+            #expect(moved >= now.plus(60) && moved < now.plus(120))
+            #expect(try await store.book(claimed.bookUUID)?.nextPollAt == now.plus(600))
+            // A failed poll defers the Book and ends its claim.
+            try await store.deferPoll(claimed.bookUUID, until: now.plus(30))
+            #expect(try await store.claimDuePolls(now: now.plus(30), limit: 5, lease: 600, excluding: []).map(\.bookUUID) == [claimed.bookUUID])
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func replicasStartingTogetherMigrateOnceAndShareTheData(_ kind: StoreKind) async throws {
+        let opened = try await openStore(kind, schedule: PollSchedule(), random: { 0 })
+        _ = try await opened.store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+        let replicas = try await withThrowingTaskGroup(of: (any BookStore).self) { group in
+            for _ in 0..<4 { group.addTask { try await opened.reopen() } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for replica in replicas {
+            #expect(try await replica.book(F.uuid)?.machine.phase == .tracking)
+            try await replica.close()
+        }
+        if let postgres = opened.store as? PostgresBookStore {
+            #expect(try await postgres.appliedMigrations() == PostgresBookStore.migrationNames)
+        }
+        try await opened.close()
+    }
+}
