@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "BookWatchCore",
                 "BookWatchStore",
+                "BookWatchPostgres",
                 "OcrolusAPI",
                 "OcrolusSimulator",
                 "BookWatchService",

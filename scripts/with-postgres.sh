@@ -2,7 +2,8 @@
 # Runs a command with a throwaway PostgreSQL 15 server: `initdb` as a non-root user into a temp
 # directory, listening on 127.0.0.1 only (no Unix socket in a shared place), stopped and removed at
 # the end whatever happens (the command's exit code is kept). The command sees
-# BOOKWATCH_TEST_POSTGRES_URL=postgres://bookwatch:PASSWORD@127.0.0.1:PORT/bookwatch.
+# BOOKWATCH_TEST_POSTGRES_URL=postgres://bookwatch:PASSWORD@127.0.0.1:PORT/bookwatch and
+# BOOKWATCH_REQUIRE_POSTGRES=1 (the store conformance tests then fail rather than skip PostgreSQL).
 # Usage: scripts/with-postgres.sh command [args...]
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: with-postgres.sh command [args...]" >&2; exit 2; }
@@ -39,6 +40,7 @@ trap stop EXIT INT TERM
 PGPASSWORD="$password" "$bin/createdb" -h 127.0.0.1 -p "$port" -U bookwatch bookwatch
 
 export BOOKWATCH_TEST_POSTGRES_URL="postgres://bookwatch:$password@127.0.0.1:$port/bookwatch"
+export BOOKWATCH_REQUIRE_POSTGRES=1
 echo "with-postgres: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $data)" >&2
 set +e
 "$@"

@@ -24,9 +24,8 @@ struct AnalyticsCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         let book = try parseUUIDs([uuid])[0]
-        guard let store = try database.openExistingStore(context) else { throw CLIError.runtime("no analytics stored for \(book)") }
-        defer { try? store.close() }
-        var results = try await store.analyticsResults(for: book, endpoint: endpoint)
+        guard let store = try await database.openExistingStore(context) else { throw CLIError.runtime("no analytics stored for \(book)") }
+        var results = try await using(store) { try await $0.analyticsResults(for: book, endpoint: endpoint) }
         if !all, let newest = results.first?.generation { results = results.filter { $0.generation == newest } }
         guard !results.isEmpty else { throw CLIError.runtime("no analytics stored for \(book)\(endpoint.map { " (\($0))" } ?? "")") }
         // One JSON document: {"book_uuid", "results": [{"generation", "endpoint", "retrieved_at", "body"}]}.
@@ -54,9 +53,9 @@ struct RetryCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         let book = try parseUUIDs([uuid])[0]
-        guard let store = try database.openExistingStore(context) else { throw CLIError.runtime("book \(book) is not tracked") }
-        defer { try? store.close() }
-        guard let outcome = try await store.apply(.command(.retry), to: book, at: context.now(), options: .init()) else {
+        guard let store = try await database.openExistingStore(context) else { throw CLIError.runtime("book \(book) is not tracked") }
+        let applied = try await using(store) { try await $0.apply(.command(.retry), to: book, at: context.now(), options: .init()) }
+        guard let outcome = applied else {
             throw CLIError.runtime("book \(book) is not tracked")
         }
         guard outcome.actions.contains(where: { if case .rearmAnalyticsJob = $0 { true } else { false } }) else {

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (docs/benchmarks.md).",
-        subcommands: [BenchStrategiesCommand.self, BenchScaleCommand.self, BenchFillCommand.self])
+        subcommands: [BenchStrategiesCommand.self, BenchScaleCommand.self, BenchFillCommand.self, BenchStoreCommand.self])
 }
 
 /// `bookwatch bench fill`: a database of many Books in realistic states, for the scale figures
@@ -32,7 +32,7 @@ struct BenchFillCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = CLIContext.current
-        let store = try database.openStore(context)
+        let store = try database.openSQLiteStore(context)
         defer { try? store.close() }
         let summary = try await store.fillForBenchmark(books: books, documentsPerBook: documentsPerBook, now: context.now(), seed: seed)
         let states = BookPhase.allCases.compactMap { phase in summary.byState[phase].map { "\($0) \(phase.rawValue)" } }

@@ -17,7 +17,7 @@ public struct CLIError: Error, CustomStringConvertible {
     /// A store error at open time is a configuration problem (the `--database` setting).
     static func opening(_ error: StoreError, setting: String) -> CLIError {
         switch error.kind {
-        case .missingDirectory, .readOnly:
+        case .missingDirectory, .readOnly, .invalidLocation:
             .usage("\(setting): \(error)")
         default:
             .runtime("\(setting): \(error)")

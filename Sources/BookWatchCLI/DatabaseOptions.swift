@@ -1,43 +1,86 @@
 import ArgumentParser
 import BookWatchCore
+import BookWatchPostgres
 import BookWatchStore
 import Foundation
+import Logging
 
-/// `--database PATH`, shared by every subcommand; env `BOOKWATCH_DATABASE`, default `./bookwatch.sqlite`.
+/// `--database PATH|URL`, shared by every subcommand; env `BOOKWATCH_DATABASE`, default
+/// `./bookwatch.sqlite`. A `postgres://` URL selects the PostgreSQL store.
 public struct DatabaseOptions: ParsableArguments {
     public static let environmentName = "BOOKWATCH_DATABASE"
     public static let defaultPath = "./bookwatch.sqlite"
 
     @Option(name: .long, help: ArgumentHelp(
-        "SQLite database file (env BOOKWATCH_DATABASE; default ./bookwatch.sqlite).", valueName: "path"))
+        "SQLite database file, or postgres://user:password@host:port/db (env BOOKWATCH_DATABASE; default ./bookwatch.sqlite).",
+        valueName: "path|url"))
     var database: String?
 
     public init() {}
 
-    /// Flag, then environment, then the default.
+    /// Flag, then environment, then the default; `setting` names where it came from (password redacted).
     func resolvedPath(_ context: CLIContext) -> (path: String, setting: String) {
-        if let database { return (database, "--database \(database)") }
+        if let database { return (database, "--database \(DatabaseLocation(database).redacted)") }
         if let fromEnvironment = context.environment[Self.environmentName], !fromEnvironment.isEmpty {
-            return (fromEnvironment, "\(Self.environmentName)=\(fromEnvironment)")
+            return (fromEnvironment, "\(Self.environmentName)=\(DatabaseLocation(fromEnvironment).redacted)")
         }
         return (Self.defaultPath, "--database \(Self.defaultPath) (default)")
     }
 
-    /// Opens the store, creating the file when needed; errors name the setting.
-    func openStore(_ context: CLIContext) throws -> SQLiteBookStore {
+    /// Opens the store, creating a SQLite file when needed; errors name the setting.
+    func openStore(_ context: CLIContext) async throws -> any BookStore {
         let (path, setting) = resolvedPath(context)
+        return try await StoreOpener.open(path, setting: setting)
+    }
+
+    /// Opens the store only when it exists (readers must not create SQLite files; a PostgreSQL
+    /// database always exists).
+    func openExistingStore(_ context: CLIContext) async throws -> (any BookStore)? {
+        let (path, _) = resolvedPath(context)
+        if case .sqlite = DatabaseLocation(path), !FileManager.default.fileExists(atPath: path) { return nil }
+        return try await openStore(context)
+    }
+
+    /// The SQLite store only (the benchmark fill writes a file directly).
+    func openSQLiteStore(_ context: CLIContext) throws -> SQLiteBookStore {
+        let (path, setting) = resolvedPath(context)
+        guard case .sqlite = DatabaseLocation(path) else {
+            throw CLIError.usage("\(setting): this command works on a SQLite file only")
+        }
         do {
             return try SQLiteBookStore(path: path)
         } catch {
             throw CLIError.opening(error, setting: setting)
         }
     }
+}
 
-    /// Opens the store only when the file exists (readers must not create databases).
-    func openExistingStore(_ context: CLIContext) throws -> SQLiteBookStore? {
-        let (path, _) = resolvedPath(context)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        return try openStore(context)
+/// Opens the store `BOOKWATCH_DATABASE` names.
+enum StoreOpener {
+    static func open(
+        _ value: String, setting: String, schedule: PollSchedule = PollSchedule(), busyTimeout: TimeInterval = 5,
+        logger: Logger = Logger(label: "bookwatch.store", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) async throws -> any BookStore {
+        do {
+            switch DatabaseLocation(value) {
+            case .sqlite(let path): return try SQLiteBookStore(path: path, schedule: schedule, busyTimeout: busyTimeout)
+            case .postgres(let url): return try await PostgresBookStore.open(url: url, schedule: schedule, logger: logger)
+            }
+        } catch let error as StoreError {
+            throw CLIError.opening(error, setting: setting)
+        }
+    }
+}
+
+/// Runs `body` with `store` and closes it afterwards, whatever happens.
+func using<T>(_ store: any BookStore, _ body: (any BookStore) async throws -> T) async throws -> T {
+    do {
+        let value = try await body(store)
+        try? await store.close()
+        return value
+    } catch {
+        try? await store.close()
+        throw error
     }
 }
 

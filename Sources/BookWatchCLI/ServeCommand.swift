@@ -40,20 +40,15 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError.usage(error.description)
         }
         let path = environment[DatabaseOptions.environmentName].flatMap { $0.isEmpty ? nil : $0 } ?? DatabaseOptions.defaultPath
-        let setting = "\(layers.source(of: DatabaseOptions.environmentName)) BOOKWATCH_DATABASE=\(path)"
-        let store: SQLiteBookStore
-        do {
-            store = try SQLiteBookStore(
-                path: path, schedule: watcherSettings.pollSchedule,
-                busyTimeout: 2)
-        } catch {
-            throw CLIError.opening(error, setting: setting)
-        }
-
+        let location = DatabaseLocation(path)
+        let setting = "\(layers.source(of: DatabaseOptions.environmentName)) BOOKWATCH_DATABASE=\(location.redacted)"
         let logger = LineLogHandler.logger(label: "bookwatch", format: logging.format, level: logging.level)
+        let store = try await StoreOpener.open(
+            path, setting: setting, schedule: watcherSettings.pollSchedule, busyTimeout: 2, logger: logger)
+
         logger.info("starting bookwatch serve", metadata: [
             "version": "\(BookWatchVersion.current)",
-            "config": "\(settings.redactedSummary) \(watcherSettings.redactedSummary) database=\(path)",
+            "config": "\(settings.redactedSummary) \(watcherSettings.redactedSummary) database=\(location.redacted)",
             "config_file": "\(layers.filePath ?? "none")",
         ])
         if settings.allow.isEmpty && verifier == nil && settings.basicCredentials == nil {
@@ -80,6 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         var watcherConfiguration = WatcherConfiguration()
         watcherConfiguration.analytics = watcherSettings.analytics
         watcherConfiguration.autoTrack = watcherSettings.autoTrack
+        watcherConfiguration.lease = watcherSettings.lease
         watcherConfiguration.analyticsRetry = RetryPolicy(
             base: min(15, watcherSettings.analyticsRetryMaximum), cap: watcherSettings.analyticsRetryMaximum, maxAttempts: 60)
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,
@@ -96,10 +92,10 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
-            try? store.close()
+            try? await store.close()
             throw CLIError.runtime("serve stopped: \(error)")
         }
-        try store.close()
+        try await store.close()
         logger.info("bookwatch serve stopped cleanly")
     }
 }

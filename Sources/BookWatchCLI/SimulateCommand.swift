@@ -53,8 +53,12 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (0: any free port).") var port = 9400
     @Option(help: "Number of simulated Books.") var books = 20
     @Option(help: "Seed of the scenario (the same seed gives the same Books and times).") var seed: UInt64 = 1
-    @Option(name: .customLong("webhook-url"), help: "Where to POST webhooks (none: no webhooks are sent).")
+    @Option(name: .customLong("webhook-url"), help: "Where to POST webhooks; several, comma-separated, take attempts in turn (replicas behind a load balancer). None: no webhooks are sent.")
     var webhookURL: String?
+
+    var webhookURLs: [String] {
+        (webhookURL ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
     @Option(name: .customLong("webhook-secret"), help: "Sign webhooks with this secret (16-128 characters).")
     var webhookSecret: String?
     @Option(help: "Webhook payloads: org, account or mixed.") var flavour: WebhookFlavour = .org
@@ -68,8 +72,8 @@ struct SimulateCommand: AsyncParsableCommand {
         if let webhookSecret, !(16...128).contains(webhookSecret.count) {
             throw ValidationError("--webhook-secret must be 16 to 128 characters, not \(webhookSecret.count)")
         }
-        if let webhookURL, URL(string: webhookURL)?.host == nil {
-            throw ValidationError("--webhook-url '\(webhookURL)' is not an http(s) URL")
+        for url in webhookURLs where URL(string: url)?.host == nil {
+            throw ValidationError("--webhook-url '\(url)' is not an http(s) URL")
         }
     }
 
@@ -86,8 +90,8 @@ struct SimulateCommand: AsyncParsableCommand {
         let clock = ScaledClock(origin: config.start, factor: speed)
         let simulation = OcrolusSimulation(config: config, clock: clock, timestampClock: SystemClock())
         var services: [any Service] = []
-        if let webhookURL {
-            services.append(WebhookSender(simulation: simulation, target: HTTPWebhookTarget(url: webhookURL, timeout: config.webhookTimeout)))
+        if !webhookURLs.isEmpty {
+            services.append(WebhookSender(simulation: simulation, target: SpreadWebhookTarget(urls: webhookURLs, timeout: config.webhookTimeout)))
         }
         let host = host
         let summary = "\(books) books, seed \(seed), \(flavour.rawValue) webhooks"

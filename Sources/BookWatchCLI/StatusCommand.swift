@@ -34,16 +34,18 @@ struct StatusCommand: AsyncParsableCommand {
         let context = CLIContext.current
         // Opened once (a watch keeps it between frames; readers never block serve); nil until
         // the database exists, since a reader must not create one.
-        var store = try database.openExistingStore(context)
-        defer { try? store?.close() }
+        var store = try await database.openExistingStore(context)
         guard watch else {
-            context.standardOutput.write(try await frame(context, store: store))
+            let text: String
+            if let opened = store { text = try await using(opened) { try await frame(context, store: $0) } }
+            else { text = try await frame(context, store: nil) }
+            context.standardOutput.write(text)
             return
         }
         // Ctrl-C ends the process (SIGINT's default).
         var first = true
         while true {
-            if store == nil { store = try database.openExistingStore(context) }
+            if store == nil { store = try await database.openExistingStore(context) }
             let buffer = try await frame(context, store: store)
             let stamp = "updated \(Self.clockTime(context.now())), every \(Self.seconds(interval)); Ctrl-C to stop"
             if context.outputIsTerminal {
@@ -67,7 +69,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     /// One rendering: the table (or JSON) as text.
-    private func frame(_ context: CLIContext, store: SQLiteBookStore?) async throws -> String {
+    private func frame(_ context: CLIContext, store: (any BookStore)?) async throws -> String {
         let filter = state.flatMap(BookPhase.init(rawValue:))
         var records: [BookRecord] = []
         var totals: [BookPhase: Int] = [:]

@@ -29,14 +29,14 @@ struct TrackCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         let uuids = try books.parsed()
-        let store = try database.openStore(context)
-        defer { try? store.close() }
-        for uuid in uuids {
-            let source: TrackSource = justCreated ? .created : .operator
-            let outcome = try await store.apply(.command(.track(source)), to: uuid, at: context.now(), options: .init())
-            let state = outcome?.machine.phase.rawValue ?? "?"
-            context.print(outcome?.created == true ? "tracking \(uuid)"
-                          : "already tracked \(uuid) (\(state))\(justCreated ? "" : "; poll requested")")
+        try await using(try await database.openStore(context)) { store in
+            for uuid in uuids {
+                let source: TrackSource = justCreated ? .created : .operator
+                let outcome = try await store.apply(.command(.track(source)), to: uuid, at: context.now(), options: .init())
+                let state = outcome?.machine.phase.rawValue ?? "?"
+                context.print(outcome?.created == true ? "tracking \(uuid)"
+                              : "already tracked \(uuid) (\(state))\(justCreated ? "" : "; poll requested")")
+            }
         }
     }
 }
@@ -52,14 +52,15 @@ struct UntrackCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         let uuids = try books.parsed()
-        guard let store = try database.openExistingStore(context) else {
+        guard let store = try await database.openExistingStore(context) else {
             for uuid in uuids { context.print("not tracked \(uuid)") }
             return
         }
-        defer { try? store.close() }
-        for uuid in uuids {
-            let outcome = try await store.apply(.command(.untrack), to: uuid, at: context.now(), options: .init())
-            context.print(outcome == nil ? "not tracked \(uuid)" : "untracked \(uuid)")
+        try await using(store) { store in
+            for uuid in uuids {
+                let outcome = try await store.apply(.command(.untrack), to: uuid, at: context.now(), options: .init())
+                context.print(outcome == nil ? "not tracked \(uuid)" : "untracked \(uuid)")
+            }
         }
     }
 }

@@ -214,11 +214,11 @@ struct PostgresAddress: Sendable {
     init(_ text: String) throws(StoreError) {
         guard Self.isPostgresURL(text), let components = URLComponents(string: text), let host = components.host, !host.isEmpty
         else {
-            throw StoreError(.unavailable, subject: "BOOKWATCH_DATABASE",
+            throw StoreError(.invalidLocation, subject: "BOOKWATCH_DATABASE",
                              detail: "expected postgres://user:password@host:port/database")
         }
         guard let user = components.user, !user.isEmpty else {
-            throw StoreError(.unavailable, subject: "BOOKWATCH_DATABASE", detail: "the postgres:// URL names no user")
+            throw StoreError(.invalidLocation, subject: "BOOKWATCH_DATABASE", detail: "the postgres:// URL names no user")
         }
         let database = String(components.path.drop { $0 == "/" })
         self.user = user.removingPercentEncoding ?? user
@@ -228,7 +228,7 @@ struct PostgresAddress: Sendable {
         self.database = database.isEmpty ? self.user : database
         schema = components.queryItems?.first { $0.name == "schema" }?.value
         if let schema, schema.isEmpty || !schema.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
-            throw StoreError(.unavailable, subject: "BOOKWATCH_DATABASE", detail: "schema '\(schema)' must be letters, digits and _")
+            throw StoreError(.invalidLocation, subject: "BOOKWATCH_DATABASE", detail: "schema '\(schema)' must be letters, digits and _")
         }
         let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         switch mode {
@@ -236,7 +236,7 @@ struct PostgresAddress: Sendable {
         case "prefer", "allow": tlsMode = .prefer
         case "require", "verify-ca", "verify-full": tlsMode = .require
         default:
-            throw StoreError(.unavailable, subject: "BOOKWATCH_DATABASE", detail: "sslmode '\(mode)' is not disable, prefer or require")
+            throw StoreError(.invalidLocation, subject: "BOOKWATCH_DATABASE", detail: "sslmode '\(mode)' is not disable, prefer or require")
         }
     }
 }

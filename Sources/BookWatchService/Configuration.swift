@@ -1,3 +1,4 @@
+import BookWatchStore
 import Foundation
 
 /// One setting of `serve`: its environment name (also its config-file name), the flag that
@@ -31,7 +32,8 @@ public enum SettingCatalog {
         SettingSpec("OCROLUS_AUTH_URL", default: "https://auth.ocrolus.com/oauth/token", "Full OAuth token URL."),
         SettingSpec("OCROLUS_CLIENT_ID", default: nil, "API client id (required)."),
         SettingSpec("OCROLUS_CLIENT_SECRET", default: nil, secret: true, fileVariant: true, "API client secret (required)."),
-        SettingSpec("BOOKWATCH_DATABASE", flag: "--database", default: "./bookwatch.sqlite", "SQLite database file."),
+        SettingSpec("BOOKWATCH_DATABASE", flag: "--database", default: "./bookwatch.sqlite",
+                    "SQLite database file, or postgres://user:password@host:port/db for replicas sharing PostgreSQL (password redacted)."),
         SettingSpec("BOOKWATCH_HOST", flag: "--host", default: "127.0.0.1", "Address the HTTP server listens on."),
         SettingSpec("BOOKWATCH_PORT", flag: "--port", default: "8080", "Port of the HTTP server (webhooks, metrics, health)."),
         SettingSpec("BOOKWATCH_WEBHOOK_SECRET", default: nil, secret: true, fileVariant: true,
@@ -52,6 +54,8 @@ public enum SettingCatalog {
         SettingSpec("BOOKWATCH_WATCH_COMPLETED_HOURS", default: "168",
                     "How long a finished Book is still polled to notice a reopen (0: not at all)."),
         SettingSpec("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", default: "300", "Longest wait between analytics attempts."),
+        SettingSpec("BOOKWATCH_LEASE_SECONDS", default: "120",
+                    "How long a replica's claim on a poll, webhook or analytics job holds; a dead replica's work waits at most this."),
         SettingSpec("BOOKWATCH_ON_COMPLETE", flag: "--on-complete", default: nil,
                     "Command run once per stored retrieval (sh -c), with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION, BOOKWATCH_IDEMPOTENCY_KEY."),
         SettingSpec("BOOKWATCH_LOG_LEVEL", flag: "--log-level", default: "info",
@@ -138,6 +142,8 @@ public struct LayeredConfiguration: Sendable {
             let shown: String?
             if spec.secret {
                 if raw != nil { shown = "(redacted)" } else if let fromFile { shown = "(redacted, read from \(fromFile))" } else { shown = nil }
+            } else if spec.name == "BOOKWATCH_DATABASE", let raw {
+                shown = DatabaseLocation(raw).redacted  // a postgres:// URL carries a password
             } else {
                 shown = raw ?? spec.defaultValue
             }

@@ -43,7 +43,8 @@ extension Watcher {
             recordPoll(reason)
             metrics.unknownStatuses(result.snapshot.unknownStatusCount)
             var taken = options()
-            taken.snapshotTakenAt = due.claimedAt
+            taken.snapshotTakenAt = clock.now()
+            taken.pollClaim = due.claimedAt
             let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: taken)
             if let outcome {
                 await observeCoverage(outcome.actions)

@@ -22,8 +22,9 @@ public struct WatcherConfiguration: Sendable {
     public var pollRetry = RetryPolicy(base: 10, cap: 300, maxAttempts: 1)
     /// No webhook at all for this long means webhooks are silent: polling takes over.
     public var webhookSilence: TimeInterval = 3600
-    /// Owner name of this process's leases.
-    public var owner = "bookwatch-\(ProcessInfo.processInfo.processIdentifier)"
+    /// Owner name of this process's claims: host, pid and a random part, so that replicas never
+    /// share one (in containers every replica may be pid 1) and a restart is a new owner.
+    public var owner = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt16.random(in: .min ... .max))"
 
     public init() {}
 }
@@ -147,9 +148,8 @@ public final class Watcher: Sendable {
                 uuid = try await store.uuid(forPK: pk)
                 if uuid == nil {
                     // Not known here: one status call by pk tells the uuid (and the status itself).
-                    let askedAt = clock.now()
                     let result = try await client.bookStatus(pk: pk, priority: .urgent)
-                    learned = (result, askedAt)
+                    learned = (result, clock.now())
                     uuid = result.uuid
                     recordPoll(.webhookHint)
                 }

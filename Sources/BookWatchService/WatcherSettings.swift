@@ -18,6 +18,9 @@ public struct WatcherSettings: Sendable {
     public var watchCompletedHours = 168.0
     /// Longest wait between analytics attempts (425 and transient errors).
     public var analyticsRetryMaximum: TimeInterval = 300
+    /// How long a claim (poll, inbox row, analytics job) holds: work a dead replica claimed waits
+    /// at most this long before another replica takes it.
+    public var lease: TimeInterval = 120
 
     public init() {}
 
@@ -62,6 +65,7 @@ public struct WatcherSettings: Sendable {
             throw ConfigurationError(setting: "BOOKWATCH_POLL_MAX_SECONDS", problem: "\(settings.pollMaximum) is below BOOKWATCH_POLL_MIN_SECONDS \(settings.pollMinimum)")
         }
         settings.analyticsRetryMaximum = try number("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", settings.analyticsRetryMaximum, minimum: 1)
+        settings.lease = try number("BOOKWATCH_LEASE_SECONDS", settings.lease, minimum: 5)
         settings.watchCompletedHours = try number("BOOKWATCH_WATCH_COMPLETED_HOURS", settings.watchCompletedHours, minimum: 0)
         if let text = value("BOOKWATCH_ANALYTICS") {
             switch AnalyticsEndpoint.parseList(text) {
@@ -82,6 +86,7 @@ public struct WatcherSettings: Sendable {
     public var redactedSummary: String {
         "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
             + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "
-            + "auto_track=\(autoTrack) analytics_retry_max_s=\(Int(analyticsRetryMaximum)) watch_completed_hours=\(watchCompletedHours)"
+            + "auto_track=\(autoTrack) analytics_retry_max_s=\(Int(analyticsRetryMaximum)) watch_completed_hours=\(watchCompletedHours) "
+            + "lease_s=\(Int(lease))"
     }
 }

@@ -126,18 +126,22 @@ public struct TransitionOptions: Sendable {
     /// Analytics results written in the same transaction as the transition (the last endpoint's
     /// result commits together with the job's completion).
     public var results: [AnalyticsResult]
-    /// For `.snapshot`: when the status call was claimed (`DuePoll.claimedAt`) or made. It ends
-    /// the poll's claim; a snapshot older than one already applied is dropped (a slower replica
-    /// must not roll a Book back); and an urgent poll requested after it stays due.
+    /// For `.snapshot`: when the status response arrived. A snapshot older than one already
+    /// applied is dropped, so a replica whose answer came earlier but committed later cannot roll
+    /// a Book back (which would look like a reopen and open a generation that never was).
     public var snapshotTakenAt: Date?
+    /// For `.snapshot` of a claimed poll: the claim (`DuePoll.claimedAt`). It ends the claim,
+    /// and an urgent poll requested after the claim stays due (the poll answered an older question).
+    public var pollClaim: Date?
     /// For a webhook hint: the inbox row it comes from, marked processed in the same transaction;
     /// when the row already is, the transition throws `StoreError` `.duplicate` and changes nothing.
     public var inboxRow: Int64?
 
     public init(
         webhooksSilent: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = [], snapshotTakenAt: Date? = nil,
-        inboxRow: Int64? = nil
+        pollClaim: Date? = nil, inboxRow: Int64? = nil
     ) {
+        self.pollClaim = pollClaim
         self.webhooksSilent = webhooksSilent
         self.retryAt = retryAt
         self.results = results

@@ -27,7 +27,7 @@ public struct DuePoll: Sendable, Equatable {
     /// Set for urgent polls (webhook hint, operator, startup); nil for scheduled ones.
     public var reason: PollReason?
     public var dueAt: Date
-    /// When the poll was claimed: hand it back as `TransitionOptions.snapshotTakenAt`.
+    /// When the poll was claimed: hand it back as `TransitionOptions.pollClaim`.
     public var claimedAt: Date?
 
     public init(bookUUID: BookUUID, reason: PollReason?, dueAt: Date, claimedAt: Date? = nil) {

@@ -16,6 +16,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case notFound
         /// A stored value cannot be read back (a bug or a hand-edited database).
         case corrupt
+        /// The database location is malformed (a `postgres://` URL without a user, a bad sslmode...).
+        case invalidLocation
     }
 
     public let kind: Kind
@@ -39,6 +41,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case .unavailable: "database unavailable: \(subject) (\(detail))"
         case .notFound: "not found: \(subject)"
         case .corrupt: "unreadable stored value in \(subject): \(detail)"
+        case .invalidLocation: "invalid \(subject): \(detail)"
         }
     }
 }

@@ -51,10 +51,11 @@ package struct TransitionPlan: Sendable {
         var plan = TransitionPlan()
         let nowMillis = now.storageMillis
         let taken = options.snapshotTakenAt?.storageMillis
+        let claim = options.pollClaim?.storageMillis
         // This transition carries the snapshot of the poll that holds the claim: the claim ends.
-        let ownClaim = taken != nil && stored.claimedAt == taken
+        let ownClaim = claim != nil && stored.claimedAt == claim
         // An urgent poll was requested after this snapshot's poll was claimed: it stays due.
-        let laterRequest = taken != nil && !ownClaim && stored.reason != nil
+        let laterRequest = claim != nil && !ownClaim && stored.reason != nil
         plan.schedule = stored
         if ownClaim { plan.schedule.claimedAt = nil }
         if let taken { plan.schedule.snapshotAsOf = max(taken, stored.snapshotAsOf ?? taken) }
@@ -119,7 +120,7 @@ package struct TransitionPlan: Sendable {
         var plan = TransitionPlan()
         plan.droppedStaleSnapshot = true
         plan.schedule = stored
-        if let taken = options.snapshotTakenAt?.storageMillis, stored.claimedAt == taken { plan.schedule.claimedAt = nil }
+        if let claim = options.pollClaim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
         return plan
     }
 

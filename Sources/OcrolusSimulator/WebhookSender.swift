@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import OcrolusAPI
 import ServiceLifecycle
+import Synchronization
 
 /// Where simulated webhooks go: an HTTP endpoint, or a closure in tests.
 public protocol WebhookTarget: Sendable {
@@ -36,6 +37,26 @@ public struct HTTPWebhookTarget: WebhookTarget {
         } catch {
             return nil
         }
+    }
+}
+
+/// Spreads attempts over several endpoints in turn, as a load balancer in front of replicas does:
+/// a retry goes to the next one, so a dead replica costs a delivery one attempt, not the event.
+public final class SpreadWebhookTarget: WebhookTarget {
+    public let targets: [HTTPWebhookTarget]
+    private let next = Mutex(0)
+
+    public init(urls: [String], client: HTTPClient = .shared, timeout: TimeInterval = 5) {
+        precondition(!urls.isEmpty, "at least one URL")
+        targets = urls.map { HTTPWebhookTarget(url: $0, client: client, timeout: timeout) }
+    }
+
+    public func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int? {
+        let index = next.withLock { value in
+            defer { value += 1 }
+            return value % targets.count
+        }
+        return await targets[index].deliver(delivery, to: url)
     }
 }
 

@@ -150,7 +150,8 @@ import Testing
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
             let poll = try #require(try await store.claimDuePolls(now: F.t0, limit: 1, lease: 120, excluding: []).first)
             var taken = TransitionOptions()
-            taken.snapshotTakenAt = poll.claimedAt
+            taken.pollClaim = poll.claimedAt
+            taken.snapshotTakenAt = F.t0.plus(1)
             _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(1), options: taken)
             var record = try #require(try await store.book(F.uuid))
             let scheduled = try #require(record.nextPollAt)
@@ -159,7 +160,8 @@ import Testing
             // The next poll is claimed; a webhook asks for a poll while it is in flight.
             let second = try #require(try await store.claimDuePolls(now: scheduled, limit: 1, lease: 120, excluding: []).first)
             try await store.requestPoll(F.uuid, at: scheduled.plus(1), reason: .webhookHint)
-            taken.snapshotTakenAt = second.claimedAt
+            taken.pollClaim = second.claimedAt
+            taken.snapshotTakenAt = scheduled.plus(2)
             _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: scheduled.plus(2), options: taken)
             // The in-flight poll answered an older question: the hint's poll stays due.
             record = try #require(try await store.book(F.uuid))
@@ -168,6 +170,8 @@ import Testing
         }
     }
 
+    /// Replica A's answer arrived first but commits second: it must not roll the Book back to
+    /// "verifying", which would look like a reopen and open a second generation of the same one.
     @Test(arguments: StoreKind.available)
     func aSlowerReplicasOlderSnapshotIsDropped(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
