@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite (docs/benchmarks.md): prints figures, fails only if a benchmark cannot run.
-#   scripts/bench.sh            full run: strategies at 1,000 Books, scale at 1k/10k/100k, ingress,
+#   scripts/bench.sh            full run: strategies at 1,000 Books, scale at 1k/10k/100k, store, ingress,
 #                               hot paths (about 40 minutes on 2 cores)
 #   scripts/bench.sh --smoke    seconds-long runs of each, to keep them compiling and working
 set -euo pipefail
@@ -15,6 +15,14 @@ echo "== strategies"
 if $smoke; then "$bin" bench strategies --books 20 --loss 0,1; else "$bin" bench strategies --books 1000; fi
 echo "== scale"
 if $smoke; then "$bin" bench scale --books 200 --idle-seconds 1; else "$bin" bench scale --books 1000,10000,100000; fi
+echo "== store (SQLite vs PostgreSQL)"
+if ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1; then
+    books=2000; $smoke && books=20
+    scripts/with-postgres.sh sh -c "\"$bin\" bench store --books $books --workers 1,3,6 --postgres \"\$BOOKWATCH_TEST_POSTGRES_URL?sslmode=disable\""
+else
+    "$bin" bench store --books 200 --workers 1,3
+    echo "PostgreSQL server binaries not installed (apt-get install postgresql): SQLite only"
+fi
 echo "== ingress"
 if command -v wrk > /dev/null; then
     if $smoke; then scripts/bench-ingress.sh 1 --debug; else scripts/bench-ingress.sh 10; fi

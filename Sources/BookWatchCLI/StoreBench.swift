@@ -34,17 +34,18 @@ struct BenchStoreCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         var baseline: [Int: StoreBench.Figures] = [:]
-        context.print("store       workers  books  ops    wall     ops/s   per Book  vs SQLite")
+        context.print("store     workers  books    ops     wall   ops/s  ms/Book/worker  vs SQLite")
         for (name, make) in try targets() {
             for count in try workerCounts() {
                 let store = try await make()
                 let figures = try await using(store) { try await StoreBench.run(store: $0, books: books, workers: count) }
                 if name == "sqlite" { baseline[count] = figures }
                 let ratio = baseline[count].map { String(format: "%.2fx", figures.seconds / $0.seconds) } ?? "-"
-                context.print(String(
-                    format: "%-10@  %7d  %5d  %5d  %6.2fs  %6.0f  %6.2fms  %@", name as NSString, count, books, figures.operations,
+                let columns = String(
+                    format: "%7d  %5d  %5d  %6.2fs  %6.0f  %14.2f  %@", count, books, figures.operations,
                     figures.seconds, Double(figures.operations) / figures.seconds, figures.seconds * 1000 / Double(books) * Double(count),
-                    ratio as NSString))
+                    ratio)
+                context.print(name.padding(toLength: 8, withPad: " ", startingAt: 0) + "  " + columns)
             }
         }
     }
