@@ -22,12 +22,25 @@ extension PostgresBookStore {
             var machine: BookMachine
             var stored = StoredSchedule.none
             // The row lock serialises this Book's transitions across replicas.
-            if let row = try await Self.rows(c, "SELECT * FROM books WHERE uuid = \(key) FOR UPDATE", self.logger).first {
+            let lockRow: PostgresQuery = "SELECT * FROM books WHERE uuid = \(key) FOR UPDATE"
+            var row = try await Self.rows(c, lockRow, self.logger).first
+            if row == nil {
+                guard case .command(.track) = input else { return nil }
+                // Two replicas may track the same new Book at once: the row is claimed first, so
+                // the second waits for the first to commit and then tracks the existing Book
+                // (an upsert would overwrite whatever happened to it in between).
+                let inserted = try await Self.rows(c, """
+                    INSERT INTO books (uuid, state, generation, created_at, updated_at)
+                    VALUES (\(key), 'tracking', 1, \(now.storageMillis), \(now.storageMillis))
+                    ON CONFLICT (uuid) DO NOTHING RETURNING uuid
+                    """, self.logger)
+                if inserted.isEmpty { row = try await Self.rows(c, lockRow, self.logger).first }
+            }
+            if let row {
                 let book = try Self.storedBook(row)
                 machine = try book.machine(documents: try await Self.documents(c, of: [key], self.logger)[key] ?? [])
                 stored = book.schedule
             } else {
-                guard case .command(.track) = input else { return nil }
                 let last = try await Self.rows(
                     c, "SELECT COALESCE(MAX(generation), 0) AS g FROM analytics_jobs WHERE book_uuid = \(key)", self.logger
                 ).first?.value("g", as: Int.self) ?? 0

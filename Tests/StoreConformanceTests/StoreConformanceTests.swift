@@ -241,6 +241,22 @@ import Testing
     }
 
     @Test(arguments: StoreKind.available)
+    func aNewBookTrackedByManyReplicasAtOnceIsCreatedOnce(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let created = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        try await store.apply(.command(.track(.webhook)), to: F.uuid, at: F.t0, options: .init())?.created ?? false
+                    }
+                }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(created == 1)
+            #expect(try await store.totals() == [.tracking: 1])
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
     func resultsAreUniquePerGenerationAndEndpoint(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [0, 1, 2, 255], retrievedAt: F.t0)
