@@ -3,7 +3,8 @@
 # directory, listening on 127.0.0.1 only (no Unix socket in a shared place), stopped and removed at
 # the end whatever happens (the command's exit code is kept). The command sees
 # BOOKWATCH_TEST_POSTGRES_URL=postgres://bookwatch:PASSWORD@127.0.0.1:PORT/bookwatch and
-# BOOKWATCH_REQUIRE_POSTGRES=1 (the store conformance tests then fail rather than skip PostgreSQL).
+# BOOKWATCH_REQUIRE_POSTGRES=1 (the store conformance tests then fail rather than skip PostgreSQL),
+# and BOOKWATCH_PG_DATA (the data directory, for tests that stop and start the server).
 # Usage: scripts/with-postgres.sh command [args...]
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: with-postgres.sh command [args...]" >&2; exit 2; }
@@ -41,6 +42,7 @@ PGPASSWORD="$password" "$bin/createdb" -h 127.0.0.1 -p "$port" -U bookwatch book
 
 export BOOKWATCH_TEST_POSTGRES_URL="postgres://bookwatch:$password@127.0.0.1:$port/bookwatch"
 export BOOKWATCH_REQUIRE_POSTGRES=1
+export BOOKWATCH_PG_DATA="$data"
 echo "with-postgres: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $data)" >&2
 set +e
 "$@"

@@ -133,12 +133,12 @@ public final class PostgresBookStore: BookStore {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: .seconds(30))
+                try await Task.sleep(for: .seconds(5))
                 return nil
             }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let value = first else {
-                throw StoreError(.unavailable, subject: self.location, detail: "no answer within 30 s")
+                throw StoreError(.unavailable, subject: self.location, detail: "no answer within 5 s")
             }
             return value
         }
