@@ -172,9 +172,9 @@ extension BookMachine {
                 .schedulePoll(.retention),
             ]
         case .notReady:
-            return [.retryAnalyticsJob(generation: generation, notReady: true)]
+            return [.retryAnalyticsJob(generation: generation, notReady: true), .pollWithin(.active)]
         case .transientError:
-            return [.retryAnalyticsJob(generation: generation, notReady: false)]
+            return [.retryAnalyticsJob(generation: generation, notReady: false), .pollWithin(.active)]
         case .permanentError(let reason):
             phase = .failed
             failureReason = reason

@@ -134,6 +134,10 @@ public enum BookAction: Hashable, Sendable {
     /// A webhook showed the Book alive: push the scheduled poll out by the cadence, unless an
     /// urgent poll is already pending (webhooks that keep arriving make polls rarer).
     case postponePoll(PollCadence)
+    /// Bring the scheduled poll forward to this cadence when it is later (never delays one).
+    /// While analytics answer "not ready", the Book is polled as if active: a 425 after VERIFIED
+    /// can mean the Book reopened, and retrieving then would fetch a newer generation's analytics.
+    case pollWithin(PollCadence)
     /// Insert the analytics job for this generation (unique per Book and generation).
     case openAnalyticsJob(generation: Int)
     /// The Book reopened or went away: the open job of this generation must not run.

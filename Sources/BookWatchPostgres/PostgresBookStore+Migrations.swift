@@ -125,7 +125,7 @@ extension PostgresBookStore {
     func migrate(schema: String?) async throws {
         let logger = self.logger
         do {
-            try await withTimeout { try await self.client.withConnection { connection in
+            try await withTimeout(seconds: Self.migrationTimeout) { try await self.client.withConnection { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
                 do {
                     if let schema {  // letters, digits and _ only (checked when the URL was read)

@@ -128,21 +128,29 @@ public final class PostgresBookStore: BookStore {
         }
     }
 
-    /// Fails a call that cannot get a connection in time (database down) instead of waiting forever.
-    func withTimeout<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Fails a call that cannot get a connection in time (database down) instead of waiting
+    /// forever: a webhook then gets its 503 while Ocrolus still waits for an answer.
+    func withTimeout<T: Sendable>(
+        seconds: Int = PostgresBookStore.callTimeout, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: .seconds(5))
+                try await Task.sleep(for: .seconds(seconds))
                 return nil
             }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let value = first else {
-                throw StoreError(.unavailable, subject: self.location, detail: "no answer within 5 s")
+                throw StoreError(.unavailable, subject: self.location, detail: "no answer within \(seconds) s")
             }
             return value
         }
     }
+
+    /// Longest wait for one transaction, connection included.
+    public static let callTimeout = 10
+    /// Longest wait for the migrations, the advisory lock included (other replicas may be migrating).
+    static let migrationTimeout = 120
 
     /// Rows of one query, read in full.
     static func rows(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws

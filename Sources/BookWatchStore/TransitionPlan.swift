@@ -72,7 +72,7 @@ package struct TransitionPlan: Sendable {
             case .failAnalyticsJob(let generation, let reason): plan.jobs.append((generation, .fail(reason: reason)))
             case .notifyRetrieved(let generation): plan.notify.append(generation)
             case .stopWatching: plan.deleteBook = true
-            case .pollNow, .schedulePoll, .postponePoll, .warn, .webhookCoverage: break
+            case .pollNow, .schedulePoll, .postponePoll, .pollWithin, .warn, .webhookCoverage: break
             }
         }
         if plan.deleteBook {
@@ -102,6 +102,13 @@ package struct TransitionPlan: Sendable {
                 if let next, let current = plan.schedule.next, next <= current { continue }
                 plan.schedule.next = next
                 plan.schedule.reason = nil
+            case .pollWithin(let cadence):
+                // Only ever earlier; an urgent poll is already as early as it gets, and a poll in
+                // flight (claimed) will write the schedule itself.
+                if plan.schedule.reason != nil || urgentNow || plan.schedule.claimedAt != nil { continue }
+                guard let next = scheduled(cadence) else { continue }
+                if let current = plan.schedule.next, current <= next { continue }
+                plan.schedule.next = next
             case .schedulePoll(let cadence):
                 // An urgent poll requested in this transaction, or since this snapshot's poll was
                 // claimed, stays first.

@@ -89,6 +89,21 @@ import Testing
     }
 
     @Test(arguments: StoreKind.available)
+    func notReadyAnalyticsBringTheRetentionPollForwardButNeverDelayIt(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(1800))  // retention: the maximum
+            let lossy = TransitionOptions(webhooksSilent: true, retryAt: F.t0.plus(30))
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(10), options: lossy)
+            #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(70))  // active while waiting: minimum (draw 0)
+            // A later 425 does not push it out again.
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(40), options: lossy)
+            #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(70))
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
     func startupRecoveryTakesOnlyWhatIsItsOwn(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
