@@ -81,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,
                               metrics: metrics)
         let hookCommand = environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
-        let hook = hookCommand.map { CompletionHook(command: $0, store: store, logger: logger) }
+        let hook = hookCommand.map { CompletionHook(command: $0, store: store, logger: logger, owner: watcherConfiguration.owner) }
         let app = Application(
             router: BookWatchRoutes.router(
                 ingress: ingress, store: store, health: health, metrics: metrics,

@@ -112,6 +112,10 @@ extension PostgresBookStore {
             "ALTER TABLE webhook_inbox ADD COLUMN claimed_by TEXT",
             "ALTER TABLE webhook_inbox ADD COLUMN claim_expires_at BIGINT",
         ]),
+        ("v6-notification-claims", [
+            "ALTER TABLE notifications ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE notifications ADD COLUMN claim_expires_at BIGINT",
+        ]),
     ]
 
     /// The names of the migrations, in order.

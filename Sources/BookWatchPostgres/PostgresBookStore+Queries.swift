@@ -333,11 +333,28 @@ extension PostgresBookStore {
         }
     }
 
+    public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> PendingNotification? {
+        try await transaction { c in
+            guard let row = try await Self.rows(c, """
+                UPDATE notifications SET claimed_by = \(owner), claim_expires_at = \(now.addingTimeInterval(lease).storageMillis)
+                WHERE (book_uuid, generation) = (
+                    SELECT book_uuid, generation FROM notifications WHERE delivered_at IS NULL
+                        AND (claimed_by IS NULL OR claim_expires_at < \(now.storageMillis))
+                    ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING book_uuid, generation, attempts
+                """, self.logger).first,
+                let uuid = BookUUID(try row.value("book_uuid", as: String.self))
+            else { return nil }
+            return PendingNotification(bookUUID: uuid, generation: try row.value("generation"), attempts: try row.value("attempts"))
+        }
+    }
+
     public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
         let delivered: Int64? = error == nil ? at.storageMillis : nil
         _ = try await transaction { c in
             try await c.query("""
-                UPDATE notifications SET attempts = attempts + 1, last_error = \(error), delivered_at = \(delivered)
+                UPDATE notifications SET attempts = attempts + 1, last_error = \(error), delivered_at = \(delivered),
+                    claimed_by = NULL, claim_expires_at = NULL
                 WHERE book_uuid = \(notification.bookUUID.rawValue) AND generation = \(notification.generation)
                 """, logger: self.logger)
         }

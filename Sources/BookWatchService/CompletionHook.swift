@@ -6,23 +6,33 @@ import Logging
 /// Runs `--on-complete COMMAND` (through `/bin/sh -c`) once per stored retrieval, with
 /// `BOOKWATCH_BOOK_UUID`, `BOOKWATCH_GENERATION` and `BOOKWATCH_IDEMPOTENCY_KEY` in its environment.
 /// The outbox row is written with the completion, and marked delivered only after the command
-/// exits 0, so delivery is at least once across crashes; the key lets the receiver dedupe.
+/// exits 0, so delivery is at least once across crashes; the key lets the receiver dedupe. Each
+/// retrieval is claimed before its command runs (for `lease`), so replicas sharing a database run
+/// it once between them, not once each.
 public struct CompletionHook: Sendable {
     public let command: String
     let store: any BookStore
     let logger: Logger
+    let owner: String
+    /// How long a claim holds: longer than the command may take (a claim that lapses mid-run lets
+    /// another replica run it again).
+    let lease: TimeInterval
 
-    public init(command: String, store: any BookStore, logger: Logger) {
+    public init(command: String, store: any BookStore, logger: Logger, owner: String = "hook-\(UInt32.random(in: .min ... .max))",
+                lease: TimeInterval = 900) {
         self.command = command
         self.store = store
         self.logger = logger
+        self.owner = owner
+        self.lease = lease
     }
 
-    /// Hands on every pending retrieval; returns how many were delivered.
+    /// Hands on pending retrievals, oldest first, until one fails or none is left; returns how
+    /// many were delivered.
     @discardableResult
     public func runPending(now: @Sendable () -> Date) async throws -> Int {
         var delivered = 0
-        for notification in try await store.pendingNotifications(limit: 64) {
+        while delivered < 64, let notification = try await store.claimNotification(owner: owner, now: now(), lease: lease) {
             let error = await run(notification)
             try await store.recordNotification(notification, at: now(), error: error)
             if let error {

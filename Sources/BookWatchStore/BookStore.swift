@@ -110,7 +110,11 @@ public protocol BookStore: Sendable {
     /// Retrievals not yet handed on (`--on-complete`), oldest first.
     func pendingNotifications(limit: Int) async throws -> [PendingNotification]
 
-    /// Records the outcome of one hand-on attempt (nil error: delivered).
+    /// Claims the oldest undelivered retrieval not claimed by a live lease, for `owner` until
+    /// `now + lease`: replicas sharing a database run the hook once each, not once per replica.
+    func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> PendingNotification?
+
+    /// Records the outcome of one hand-on attempt (nil error: delivered) and ends its claim.
     func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws
 
     /// Closes connections; later calls fail.

@@ -117,6 +117,13 @@ extension SQLiteBookStore {
                 ALTER TABLE webhook_inbox ADD COLUMN claim_expires_at INTEGER;
                 """)
         }
+        migrator.registerMigration("v6-notification-claims") { db in
+            // The --on-complete hook claims a retrieval before running, so replicas do not all run it.
+            try db.execute(sql: """
+                ALTER TABLE notifications ADD COLUMN claimed_by TEXT;
+                ALTER TABLE notifications ADD COLUMN claim_expires_at INTEGER;
+                """)
+        }
         return migrator
     }
 }

@@ -295,12 +295,29 @@ extension SQLiteBookStore {
         }
     }
 
+    public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> PendingNotification? {
+        try await write { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    UPDATE notifications SET claimed_by = ?, claim_expires_at = ?
+                    WHERE rowid = (SELECT rowid FROM notifications WHERE delivered_at IS NULL
+                                   AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY created_at LIMIT 1)
+                    RETURNING book_uuid, generation, attempts
+                    """,
+                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis]
+            ).flatMap { row in
+                BookUUID(row["book_uuid"] as String).map { PendingNotification(bookUUID: $0, generation: row["generation"], attempts: row["attempts"]) }
+            }
+        }
+    }
+
     /// Records the outcome of one hand-on attempt (nil error: delivered).
     public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
         try await write { db in
             try db.execute(
                 sql: """
-                    UPDATE notifications SET attempts = attempts + 1, last_error = ?,
+                    UPDATE notifications SET attempts = attempts + 1, last_error = ?, claimed_by = NULL, claim_expires_at = NULL,
                         delivered_at = CASE WHEN ? IS NULL THEN ? ELSE NULL END
                     WHERE book_uuid = ? AND generation = ?
                     """,

@@ -307,6 +307,29 @@ import Testing
     }
 
     @Test(arguments: StoreKind.available)
+    func aRetrievalIsHandedOnByOneReplicaAtATime(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0, options: .init())
+            let claims = try await withThrowingTaskGroup(of: PendingNotification?.self) { group in
+                for replica in 0..<4 { group.addTask { try await store.claimNotification(owner: "r\(replica)", now: F.t0, lease: 60) } }
+                return try await group.reduce(into: []) { $0.append($1) }.compactMap { $0 }
+            }
+            #expect(claims.map(\.idempotencyKey) == ["\(F.uuid):1"])
+            // A failed run gives it back at once; a replica that died holding it loses it after the lease.
+            try await store.recordNotification(claims[0], at: F.t0, error: "exit 1")
+            let retried = try #require(try await store.claimNotification(owner: "r1", now: F.t0.plus(1), lease: 60))
+            #expect(retried.attempts == 1)
+            #expect(try await store.claimNotification(owner: "r2", now: F.t0.plus(60), lease: 60) == nil)
+            let takenOver = try #require(try await store.claimNotification(owner: "r2", now: F.t0.plus(62), lease: 60))
+            try await store.recordNotification(takenOver, at: F.t0.plus(63), error: nil)
+            #expect(try await store.claimNotification(owner: "r3", now: F.t0.plus(200), lease: 60) == nil)
+            #expect(try await store.pendingNotifications(limit: 10).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
     func tighteningMovesOnlyUnclaimedScheduledPolls(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.apply(.command(.track(.created)), to: F.uuid, at: F.t0, options: .init())
