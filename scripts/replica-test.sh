@@ -16,7 +16,7 @@ schema="replica_$RANDOM$RANDOM"
 export BOOKWATCH_DATABASE="$BOOKWATCH_TEST_POSTGRES_URL?sslmode=disable&schema=$schema"
 sim_port=$((20000 + RANDOM % 10000)); ports=($((sim_port + 1)) $((sim_port + 2)) $((sim_port + 3)))
 pids=(); serve_pids=()
-cleanup() { for p in "${pids[@]}" "${serve_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}" "${serve_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
 secret=whsec-replica-test-0123456789
