@@ -72,6 +72,9 @@ public enum PollReason: String, Hashable, Sendable, CaseIterable {
     case scheduled
     case startup
     case `operator`
+    /// Before retrieving analytics on a view older than twice the poll minimum while webhooks are
+    /// not trusted: the Book may have reopened unseen.
+    case confirm
 }
 
 /// How often a Book should be polled from now on; the scheduler turns it into a time.

@@ -33,6 +33,10 @@ extension Watcher {
         log[metadataKey: "book_uuid"] = "\(job.bookUUID)"
         log[metadataKey: "generation"] = "\(job.generation)"
         do {
+            if try await confirmFirst(job) {
+                log.debug("analytics wait for a fresh status poll (the Book may have reopened unseen)")
+                return
+            }
             let stored = try await store.storedEndpoints(job.bookUUID, generation: job.generation)
             let remaining = configuration.analytics.filter { !stored.contains($0.rawValue) }
             guard !remaining.isEmpty else {
@@ -81,6 +85,25 @@ extension Watcher {
             _ = try? await store.apply(.analytics(generation: job.generation, .transientError(String(describing: error))), to: job.bookUUID,
                                        at: clock.now(), options: options(retryAt: clock.now().addingTimeInterval(max(wait, 1))))
         }
+    }
+
+    /// Retrieval acts on a fresh view of the Book: when webhooks are not trusted (silent or lossy)
+    /// and the last status poll is older than twice the poll minimum (the job waited on 425s, errors
+    /// or a dead replica's lease), the Book may have reopened unseen, and a 200 now would be the next
+    /// generation's analytics. Then an urgent poll is requested and the job put back for a moment;
+    /// the poll either confirms the finish or supersedes the job. Trusted webhooks would have
+    /// announced a reopen, so they cost no call. Answers true when the job was put back.
+    private func confirmFirst(_ job: ClaimedJob) async throws -> Bool {
+        let current = options()
+        guard current.webhooksSilent, let record = try await store.book(job.bookUUID) else { return false }
+        let now = clock.now()
+        let freshness = 2 * store.schedule.minimum
+        if let last = record.machine.lastSnapshotAt, now.timeIntervalSince(last) <= freshness { return false }
+        try await store.requestPoll(job.bookUUID, at: now, reason: .confirm)
+        var retry = current
+        retry.retryAt = now.addingTimeInterval(max(1, store.schedule.minimum / 4))
+        _ = try await store.apply(.analytics(generation: job.generation, .notReady), to: job.bookUUID, at: now, options: retry)
+        return true
     }
 
     /// Stores the last result together with the job's completion and the Book's, in one transaction.
