@@ -10,7 +10,7 @@ kills=${2:-10}
 work=$(mktemp -d)
 sim_port=$((20000 + RANDOM % 10000)); serve_port=$((sim_port + 1))
 pids=()
-cleanup() { for p in "${pids[@]}" ${serve_pid:-}; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}" ${serve_pid:-}; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
 export BOOKWATCH_DATABASE="$work/crash.sqlite"
