@@ -11,13 +11,6 @@ extension PostgresBookStore {
         let draw = random()
         let key = uuid.rawValue
         return try await transaction { c in
-            if let row = options.inboxRow {
-                let marked = try await Self.rows(c, """
-                    UPDATE webhook_inbox SET processed_at = \(now.storageMillis), outcome = 'applied', claimed_by = NULL
-                    WHERE id = \(row) AND processed_at IS NULL RETURNING id
-                    """, self.logger)
-                guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
-            }
             var created = false
             var machine: BookMachine
             var stored = StoredSchedule.none
@@ -46,6 +39,15 @@ extension PostgresBookStore {
                 ).first?.value("g", as: Int.self) ?? 0
                 machine = BookMachine.fresh(uuid: uuid, afterGeneration: last)
                 created = true
+            }
+            // Marked only when the hint is applied: a hint for an unknown Book leaves its row for
+            // the caller (which may track the Book and apply it again).
+            if let row = options.inboxRow {
+                let marked = try await Self.rows(c, """
+                    UPDATE webhook_inbox SET processed_at = \(now.storageMillis), outcome = 'applied', claimed_by = NULL
+                    WHERE id = \(row) AND processed_at IS NULL RETURNING id
+                    """, self.logger)
+                guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
             }
             if TransitionPlan.isStale(input, stored: stored, options: options) {
                 let plan = TransitionPlan.stale(stored: stored, options: options)

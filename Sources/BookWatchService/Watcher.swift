@@ -157,7 +157,7 @@ public final class Watcher: Sendable {
             guard let uuid else { return "unresolved" }
             log[metadataKey: "book_uuid"] = "\(uuid)"
             let now = clock.now()
-            var marked = options(inboxRow: stored.id)
+            let marked = options(inboxRow: stored.id)
             var outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: marked)
             if outcome == nil {
                 guard configuration.autoTrack else { return "ignored" }
@@ -166,7 +166,6 @@ public final class Watcher: Sendable {
                 log.info("auto-tracking a Book first seen in a webhook")
                 outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: marked)
             }
-            marked.inboxRow = nil
             if let learned {
                 var taken = options()
                 taken.snapshotTakenAt = learned.at

@@ -8,9 +8,6 @@ extension SQLiteBookStore {
     {
         let draw = random()
         return try await write { db in
-            if let row = options.inboxRow {
-                try Self.markInboxApplied(db, row: row, at: now)
-            }
             var created = false
             var machine: BookMachine
             var stored = StoredSchedule.none
@@ -22,6 +19,11 @@ extension SQLiteBookStore {
                 guard case .command(.track) = input else { return nil }
                 machine = try Self.freshMachine(db, uuid: uuid)
                 created = true
+            }
+            // Marked only when the hint is applied: a hint for an unknown Book leaves its row for
+            // the caller (which may track the Book and apply it again).
+            if let row = options.inboxRow {
+                try Self.markInboxApplied(db, row: row, at: now)
             }
             if TransitionPlan.isStale(input, stored: stored, options: options) {
                 let plan = TransitionPlan.stale(stored: stored, options: options)

@@ -78,3 +78,25 @@ import Testing
         #expect(try await h.store.analyticsCounts().jobs["superseded"] == 1)
     }
 }
+
+/// The first webhook of an unknown Book tracks it and is applied, once.
+@Suite struct AutoTrackInboxTests {
+    @Test func theFirstHintOfAnUnknownBookIsAppliedAfterTrackingIt() async throws {
+        let h = try IngressHarness()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let clock = ManualClock(start: h.clock.now())
+        let api = FreshViewTests.ScriptedAPI(FreshViewTests.finished)
+        let watcher = Watcher(store: h.store, client: api, clock: clock, configuration: WatcherConfiguration(), health: h.health,
+                              logger: logger)
+        let body = #"{"event_name":"document.upload_succeeded","book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","uploaded_doc_pk":7}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "first", receivedAt: clock.now(), bookUUID: FreshViewTests.uuid, bookPK: nil,
+            event: "document.upload_succeeded", body: Array(body.utf8)))
+        #expect(try await watcher.processInbox() == 1)
+        #expect(watcher.stats.autoTracked == 1 && watcher.stats.inboxProcessed == 1)
+        let record = try #require(try await h.store.book(FreshViewTests.uuid))
+        #expect(record.machine.documents.map(\.ref.pk) == [7] && record.machine.lastWebhookAt != nil)
+        #expect(try await h.store.pendingInboxCount() == 0)
+    }
+}

@@ -221,7 +221,9 @@ import Testing
             #expect(try await store.claimInbox(owner: "w9", now: F.t0.plus(60), limit: 50, lease: 120).isEmpty)
             let ids = claimed.map(\.id).sorted()
 
-            // A hint commits with its row's mark, once.
+            // A hint for a Book not tracked yet leaves its row alone (the watcher tracks the Book
+            // and applies the hint again); then it commits with its row's mark, once.
+            #expect(try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0, options: TransitionOptions(inboxRow: ids[0])) == nil)
             _ = try await store.apply(.command(.track(.created)), to: F.uuid, at: F.t0, options: .init())
             _ = try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0.plus(1), options: TransitionOptions(inboxRow: ids[0]))
             await #expect(throws: StoreError.self) {
