@@ -39,11 +39,8 @@ import Testing
     /// A Book seen finished an hour ago, its job still pending, and a watcher whose webhooks are silent.
     func setUp(_ api: ScriptedAPI) async throws -> (IngressHarness, Watcher, ManualClock) {
         let h = try IngressHarness()
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
         let clock = ManualClock(start: h.clock.now())
-        let watcher = Watcher(store: h.store, client: api, clock: clock, configuration: WatcherConfiguration(), health: h.health,
-                              logger: logger)
+        let watcher = h.watcher(client: api, clock: clock)
         _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
         _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
         await clock.advance(by: 3700)  // no webhook for over an hour: silent
@@ -83,12 +80,9 @@ import Testing
 @Suite struct AutoTrackInboxTests {
     @Test func theFirstHintOfAnUnknownBookIsAppliedAfterTrackingIt() async throws {
         let h = try IngressHarness()
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
         let clock = ManualClock(start: h.clock.now())
         let api = FreshViewTests.ScriptedAPI(FreshViewTests.finished)
-        let watcher = Watcher(store: h.store, client: api, clock: clock, configuration: WatcherConfiguration(), health: h.health,
-                              logger: logger)
+        let watcher = h.watcher(client: api, clock: clock)
         let body = #"{"event_name":"document.upload_succeeded","book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","uploaded_doc_pk":7}"#
         _ = try await h.store.appendToInbox(InboxDelivery(
             requestID: "first", receivedAt: clock.now(), bookUUID: FreshViewTests.uuid, bookPK: nil,

@@ -9,8 +9,20 @@ import Logging
 import NIOCore
 import OcrolusAPI
 
+/// A logger that stays quiet in tests.
+let quietLogger: Logger = {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    return logger
+}()
+
 /// A store, an inbox writer and the routes, on a temp-dir database and a manual clock.
 struct IngressHarness {
+    /// A watcher on this harness's store and health, quiet, with the default configuration.
+    func watcher(client: any OcrolusAPIClient, clock: any WallClock) -> Watcher {
+        Watcher(store: store, client: client, clock: clock, configuration: WatcherConfiguration(), health: health, logger: quietLogger)
+    }
+
     static let secret = "whsec-test-0123456789abcdef"
     let directory: String
     let store: SQLiteBookStore

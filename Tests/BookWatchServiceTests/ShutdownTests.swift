@@ -19,8 +19,7 @@ import Testing
 
     @Test func gracefulShutdownOfEveryServeServiceEndsWithoutAnError() async throws {
         let h = try IngressHarness()
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let logger = quietLogger
         let clock = SystemClock()
         _ = try await h.store.apply(.command(.track(.operator)), to: BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!,
                                     at: clock.now(), options: .init())
@@ -28,8 +27,7 @@ import Testing
             configuration: OcrolusConfiguration(apiBaseURL: "http://ocrolus.invalid", tokenURL: "http://ocrolus.invalid/token",
                                                 credentials: .init(clientID: "c", clientSecret: "s")),
             transport: UnreachableAPI(), limiter: RateLimiter(rate: 5, burst: 5, clock: clock), clock: clock, logger: logger)
-        let watcher = Watcher(store: h.store, client: client, clock: clock, configuration: WatcherConfiguration(), health: h.health,
-                              logger: logger)
+        let watcher = h.watcher(client: client, clock: clock)
         let services: [any Service] = [
             h.writer, DatabaseProbe(store: h.store, health: h.health, clock: clock, logger: logger),
             WatcherService(watcher: watcher, clock: clock),
@@ -50,8 +48,7 @@ import Testing
 @Suite struct WatcherStepLimitTests {
     @Test func pollDueStopsAtItsLimitWhileMoreAreDue() async throws {
         let h = try IngressHarness()
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let logger = quietLogger
         let clock = ManualClock(start: h.clock.now())
         for index in 0..<40 {
             let uuid = BookUUID(String(format: "09c52985-2f05-4022-a738-%012d", index))!
@@ -62,8 +59,7 @@ import Testing
                                                 credentials: .init(clientID: "c", clientSecret: "s")),
             transport: ShutdownTests.UnreachableAPI(), limiter: RateLimiter(rate: 1000, burst: 1000, clock: clock), clock: clock,
             logger: logger)
-        let watcher = Watcher(store: h.store, client: client, clock: clock, configuration: WatcherConfiguration(), health: h.health,
-                              logger: logger)
+        let watcher = h.watcher(client: client, clock: clock)
         #expect(try await watcher.pollDue(limit: 16) == 16)
         #expect(try await watcher.pollDue(limit: 100) == 24)  // the rest; failed polls are deferred, not due again now
         #expect(try await watcher.pollDue(limit: 100) == 0)
