@@ -5,6 +5,7 @@
 # one stored result per (Book, generation), every delivery that got 200 present in the inbox.
 # Usage: scripts/crash-test.sh path/to/bookwatch [kills]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:?usage: crash-test.sh path/to/bookwatch [kills]}")
 kills=${2:-10}
 work=$(mktemp -d)
@@ -20,10 +21,8 @@ secret=whsec-crash-test-0123456789
     --webhook-url "http://127.0.0.1:$serve_port/webhooks/ocrolus" --webhook-secret "$secret" \
     --drop 0.3 --duplicate 0.2 --reorder 0.2 --api-5xx 0.05 --api-429 0.02 > sim.log 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$sim_port/_sim/stats" > /dev/null && break; sleep 0.1; done
-# The lender tracks every Book it creates (webhooks alone may all be lost for some Book).
-curl -sf "http://127.0.0.1:$sim_port/_sim/stats" | python3 -c 'import sys,json; print(" ".join(t["uuid"] for t in json.load(sys.stdin)["truth"]))' \
-    | xargs "$bin" track > /dev/null
+wait_for "http://127.0.0.1:$sim_port/_sim/stats" 50
+track_simulated "$bin" "$sim_port"
 
 start_serve() {
     OCROLUS_API_URL="http://127.0.0.1:$sim_port" OCROLUS_AUTH_URL="http://127.0.0.1:$sim_port/oauth/token" \

@@ -6,6 +6,7 @@
 # `promtool test rules` on deploy/prometheus.
 # Usage: scripts/metrics-check.sh path/to/bookwatch
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:?usage: metrics-check.sh path/to/bookwatch}")
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -21,7 +22,7 @@ secret=whsec-metrics-check-0123456789
     --webhook-url "http://127.0.0.1:$serve_port/webhooks/ocrolus" --webhook-secret "$secret" \
     --drop 0.3 --duplicate 0.2 --api-429 0.05 > sim.log 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$sim_port/_sim/stats" > /dev/null && break; sleep 0.1; done
+wait_for "http://127.0.0.1:$sim_port/_sim/stats" 50 || true
 curl -sf "http://127.0.0.1:$sim_port/_sim/stats" | python3 -c 'import sys,json; print(" ".join(t["uuid"] for t in json.load(sys.stdin)["truth"]))' \
     | xargs "$bin" track > /dev/null
 OCROLUS_API_URL="http://127.0.0.1:$sim_port" OCROLUS_AUTH_URL="http://127.0.0.1:$sim_port/oauth/token" \
@@ -29,7 +30,7 @@ OCROLUS_CLIENT_ID=metrics OCROLUS_CLIENT_SECRET=metrics-secret BOOKWATCH_WEBHOOK
 BOOKWATCH_PORT="$serve_port" BOOKWATCH_POLL_MIN_SECONDS=2 BOOKWATCH_POLL_MAX_SECONDS=20 BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS=5 \
     "$bin" serve --log-format json --log-level notice > serve.log 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$serve_port/healthz" > /dev/null && break; sleep 0.1; done
+wait_for "http://127.0.0.1:$serve_port/healthz" || true
 # A real Prometheus server scrapes serve every second, as in production.
 prom_port=$((serve_port + 1))
 cat > prometheus.yml <<YML

@@ -4,6 +4,7 @@
 # by themselves once PostgreSQL is back; SIGTERM still exits 0.
 # Usage: scripts/with-postgres.sh scripts/postgres-outage.sh path/to/bookwatch
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:?usage: postgres-outage.sh path/to/bookwatch}")
 : "${BOOKWATCH_TEST_POSTGRES_URL:?run under scripts/with-postgres.sh}"
 : "${BOOKWATCH_PG_DATA:?run under scripts/with-postgres.sh (BOOKWATCH_PG_DATA)}"
@@ -17,7 +18,7 @@ BOOKWATCH_DATABASE="$BOOKWATCH_TEST_POSTGRES_URL?sslmode=disable&schema=outage" 
     OCROLUS_API_URL=http://127.0.0.1:9 BOOKWATCH_PORT=$serve_port "$bin" serve --log-level critical > "$log" 2>&1 &
 serve_pid=$!
 trap 'kill -9 $serve_pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$serve_port/readyz" > /dev/null && break; sleep 0.1; done
+wait_for "http://127.0.0.1:$serve_port/readyz" || true
 failures=0
 expect() {  # expect WHAT GOT WANTED
     if [ "$2" = "$3" ]; then echo "postgres-outage: $1: $2"; else echo "postgres-outage: $1: got $2, wanted $3"; failures=$((failures + 1)); fi

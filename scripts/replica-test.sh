@@ -8,6 +8,7 @@
 # Needs BOOKWATCH_TEST_POSTGRES_URL (scripts/with-postgres.sh sets it).
 # Usage: scripts/with-postgres.sh scripts/replica-test.sh path/to/bookwatch [books]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$(realpath "${1:?usage: replica-test.sh path/to/bookwatch [books]}")
 books=${2:-40}
 : "${BOOKWATCH_TEST_POSTGRES_URL:?run under scripts/with-postgres.sh (BOOKWATCH_TEST_POSTGRES_URL is not set)}"
@@ -26,9 +27,8 @@ urls=$(printf 'http://127.0.0.1:%s/webhooks/ocrolus,' "${ports[@]}"); urls=${url
     --webhook-url "$urls" --webhook-secret "$secret" \
     --drop 0.2 --duplicate 0.2 --reorder 0.2 --api-5xx 0.05 --api-429 0.02 > sim.log 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$sim_port/_sim/stats" > /dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$sim_port/_sim/stats" | python3 -c 'import sys,json; print(" ".join(t["uuid"] for t in json.load(sys.stdin)["truth"]))' \
-    | xargs "$bin" track > /dev/null
+wait_for "http://127.0.0.1:$sim_port/_sim/stats" 50
+track_simulated "$bin" "$sim_port"
 
 for index in 0 1 2; do
     # About the organisation's 5 requests/s per replica pair (the simulator enforces none beyond its
@@ -42,7 +42,7 @@ for index in 0 1 2; do
     serve_pids+=($!)
 done
 for port in "${ports[@]}"; do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break; sleep 0.1; done
+    wait_for "http://127.0.0.1:$port/readyz" || true
 done
 sleep "$(python3 -c 'import random; print(round(random.uniform(3.0, 6.0), 2))')"
 if [ "${REPLICA_TEST_NO_KILL:-0}" != 1 ]; then

@@ -55,20 +55,12 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
     @Option(help: "Organisation rate limit, requests/s (enforced by the simulator, used by every strategy's limiter).") var rate = 5.0
 
     func losses() throws -> [Double] {
-        try loss.split(separator: ",").map { text in
-            guard let value = Double(text.trimmingCharacters(in: .whitespaces)), (0...1).contains(value) else {
-                throw ValidationError("--loss '\(text)' is not a fraction in 0...1")
-            }
-            return value
-        }
+        try commaList(loss, { Double($0).flatMap { (0...1).contains($0) ? $0 : nil } }) { "--loss '\($0)' is not a fraction in 0...1" }
     }
 
     func chosen() throws -> [Strategy] {
-        try strategies.split(separator: ",").map { text in
-            guard let strategy = Strategy(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--strategies: '\(text)' is not one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return strategy
+        try commaList(strategies, Strategy.init(rawValue:)) {
+            "--strategies: '\($0)' is not one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))"
         }
     }
 
@@ -125,12 +117,7 @@ struct BenchScaleCommand: AsyncParsableCommand {
     var directory: String?
 
     func sizes() throws -> [Int] {
-        try books.split(separator: ",").map { text in
-            guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value > 0 else {
-                throw ValidationError("--books '\(text)' is not a positive number")
-            }
-            return value
-        }
+        try commaList(books, { Int($0).flatMap { $0 > 0 ? $0 : nil } }) { "--books '\($0)' is not a positive number" }
     }
 
     func validate() throws {
@@ -154,5 +141,14 @@ struct BenchScaleCommand: AsyncParsableCommand {
                 f.duePollIdleMicros, f.duePollBacklogMicros, f.baselineMicros, f.virtualHourPolls, f.rssBeforeHourMB, f.rssAfterHourMB,
                 f.virtualHourWallSeconds))
         }
+    }
+}
+
+/// Each item of a comma-separated option, parsed (surrounding spaces ignored); the first one
+/// `parse` refuses stops with `invalid(item)` as the usage error.
+func commaList<T>(_ text: String, _ parse: (String) -> T?, invalid: (String) -> String) throws -> [T] {
+    try text.split(separator: ",").map { item in
+        guard let value = parse(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError(invalid(String(item))) }
+        return value
     }
 }

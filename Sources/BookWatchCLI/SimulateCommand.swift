@@ -85,7 +85,7 @@ struct SimulateCommand: AsyncParsableCommand {
         config.flavour = flavour
         config.webhookSecret = webhookSecret
         config.faults = faultOptions.faults
-        config.webhooksEnabled = webhookURL != nil
+        config.webhooksEnabled = !webhookURLs.isEmpty
         config.start = context.now()
         let clock = ScaledClock(origin: config.start, factor: speed)
         let simulation = OcrolusSimulation(config: config, clock: clock, timestampClock: SystemClock())

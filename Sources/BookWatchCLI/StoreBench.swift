@@ -17,12 +17,7 @@ struct BenchStoreCommand: AsyncParsableCommand {
     var postgres: String?
 
     func workerCounts() throws -> [Int] {
-        try workers.split(separator: ",").map { text in
-            guard let value = Int(text.trimmingCharacters(in: .whitespaces)), (1...64).contains(value) else {
-                throw ValidationError("--workers '\(text)' is not 1 to 64")
-            }
-            return value
-        }
+        try commaList(workers, { Int($0).flatMap { (1...64).contains($0) ? $0 : nil } }) { "--workers '\($0)' is not 1 to 64" }
     }
 
     func validate() throws {
@@ -95,34 +90,45 @@ enum StoreBench {
         return Figures(operations: operations, seconds: (ContinuousClock.now - began).inSeconds)
     }
 
+    /// One Book's life; answers how many store operations it made.
     private static func life(of index: Int, worker: Int, store: any BookStore, start: Date) async throws -> Int {
         guard let uuid = BookUUID(String(format: "00000000-0000-4000-8000-%012d", index)) else { return 0 }
-        let owner = "bench-\(worker)"
+        var operations = 0
+        func counted<T>(_ operation: () async throws -> T) async rethrows -> T {
+            operations += 1
+            return try await operation()
+        }
         var now = start
-        _ = try await store.apply(.command(.track(.created)), to: uuid, at: now, options: .init())
+        _ = try await counted { try await store.apply(.command(.track(.created)), to: uuid, at: now, options: .init()) }
         let delivery = InboxDelivery(requestID: "bench-\(index)", receivedAt: now, bookUUID: uuid, bookPK: nil,
                                      event: "document.upload_succeeded", body: Array(#"{"event_name":"document.upload_succeeded"}"#.utf8))
-        guard case .stored(let row) = try await store.appendToInbox(delivery) else { return 2 }
+        guard case .stored(let row) = try await counted({ try await store.appendToInbox(delivery) }) else { return operations }
         let hint = BookInput.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: index * 10 + 1)))
-        _ = try await store.apply(hint, to: uuid, at: now, options: TransitionOptions(inboxRow: row))
+        _ = try await counted { try await store.apply(hint, to: uuid, at: now, options: TransitionOptions(inboxRow: row)) }
         let documents = (1...3).map { DocumentRef(pk: index * 10 + $0) }
         for status in [DocumentStatus.processing, .completed] {
             now = now.addingTimeInterval(3600)
-            try await store.requestPoll(uuid, at: now, reason: .operator)
-            let claimed = try await store.claimDuePolls(now: now, limit: 1, lease: 120, excluding: [])
+            let due = now
+            try await counted { try await store.requestPoll(uuid, at: due, reason: .operator) }
+            let claimed = try await counted { try await store.claimDuePolls(now: due, limit: 1, lease: 120, excluding: []) }
             let snapshot = BookSnapshot.present(
                 pk: index, status: status == .completed ? .verified : .verifying,
                 documents: documents.map { DocumentSnapshot(ref: $0, status: status) })
-            _ = try await store.apply(.snapshot(snapshot), to: uuid, at: now,
-                                      options: TransitionOptions(snapshotTakenAt: now, pollClaim: claimed.first?.claimedAt))
+            _ = try await counted {
+                try await store.apply(.snapshot(snapshot), to: uuid, at: due,
+                                      options: TransitionOptions(snapshotTakenAt: due, pollClaim: claimed.first?.claimedAt))
+            }
         }
         // Other workers' jobs may be due too: whichever is claimed is completed.
-        if let job = try await store.claimAnalyticsJob(owner: owner, now: now.addingTimeInterval(86_400), lease: 120) {
+        let later = now
+        if let job = try await counted({ try await store.claimAnalyticsJob(owner: "bench-\(worker)", now: later.addingTimeInterval(86_400), lease: 120) }) {
             let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: "summary",
-                                         body: Array(#"{"summary":{}}"#.utf8), retrievedAt: now)
-            _ = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: now,
+                                         body: Array(#"{"summary":{}}"#.utf8), retrievedAt: later)
+            _ = try await counted {
+                try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: later,
                                       options: TransitionOptions(results: [result]))
+            }
         }
-        return 12
+        return operations
     }
 }

@@ -169,7 +169,7 @@ extension PostgresBookStore {
 
     /// Names of the migrations applied, in order (tests, `bookwatch config`).
     public func appliedMigrations() async throws -> [String] {
-        try await transaction { connection in
+        try await connection { connection in
             try await Self.rows(connection, "SELECT name FROM bookwatch_migrations ORDER BY applied_at, name", self.logger)
                 .map { try $0.value("name", as: String.self) }
         }

@@ -21,7 +21,7 @@ extension PostgresBookStore {
 
     /// Book rows into records: their documents and newest jobs in two more queries.
     private func records(_ query: PostgresQuery) async throws -> [BookRecord] {
-        try await transaction { c in
+        try await connection { c in
             let books = try await Self.rows(c, query, self.logger).map(Self.storedBook)
             guard !books.isEmpty else { return [] }
             let keys = books.map(\.uuid)
@@ -43,7 +43,7 @@ extension PostgresBookStore {
     }
 
     public func totals() async throws -> [BookPhase: Int] {
-        try await transaction { c in try await Self.totals(c, self.logger) }
+        try await connection { c in try await Self.totals(c, self.logger) }
     }
 
     static func totals(_ c: PostgresConnection, _ logger: Logger) async throws -> [BookPhase: Int] {
@@ -53,7 +53,7 @@ extension PostgresBookStore {
     }
 
     public func gauges(overdueBefore: Date) async throws -> StoreGauges {
-        try await transaction { c in
+        try await connection { c in
             var gauges = StoreGauges()
             gauges.books = try await Self.totals(c, self.logger)
             for row in try await Self.rows(c, "SELECT status, COUNT(*) AS n FROM documents GROUP BY status", self.logger) {
@@ -73,11 +73,11 @@ extension PostgresBookStore {
 
     /// The column `v` of a one-row query (nil when the row or the value is missing).
     func scalar(_ query: PostgresQuery, as type: Int64.Type) async throws -> Int64? {
-        try await transaction { c in try await Self.rows(c, query, self.logger).first?.value("v", as: Int64?.self) }
+        try await connection { c in try await Self.rows(c, query, self.logger).first?.value("v", as: Int64?.self) }
     }
 
     func scalar(_ query: PostgresQuery, as type: String.Type) async throws -> String? {
-        try await transaction { c in try await Self.rows(c, query, self.logger).first?.value("v", as: String?.self) }
+        try await connection { c in try await Self.rows(c, query, self.logger).first?.value("v", as: String?.self) }
     }
 
     // MARK: inbox and health
@@ -104,7 +104,7 @@ extension PostgresBookStore {
     }
 
     public func probeWritable(at now: Date) async throws {
-        _ = try await transaction { c in
+        _ = try await connection { c in
             try await c.query("""
                 INSERT INTO service_health (id, checked_at) VALUES (1, \(now.storageMillis))
                 ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at
@@ -113,7 +113,7 @@ extension PostgresBookStore {
     }
 
     public func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
-        try await transaction { c in
+        try await connection { c in
             try await Self.rows(c, """
                 UPDATE webhook_inbox SET claimed_by = \(owner), claim_expires_at = \(now.addingTimeInterval(lease).storageMillis)
                 WHERE id IN (SELECT id FROM webhook_inbox WHERE processed_at IS NULL
@@ -132,7 +132,7 @@ extension PostgresBookStore {
 
     @discardableResult
     public func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool {
-        try await transaction { c in
+        try await connection { c in
             !(try await Self.rows(c, """
                 UPDATE webhook_inbox SET processed_at = \(at.storageMillis), outcome = \(outcome), claimed_by = NULL
                 WHERE id = \(id) AND processed_at IS NULL RETURNING id
@@ -142,7 +142,7 @@ extension PostgresBookStore {
 
     public func releaseInbox(_ ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }
-        _ = try await transaction { c in
+        _ = try await connection { c in
             try await c.query("""
                 UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id = ANY(\(ids)) AND processed_at IS NULL
                 """, logger: self.logger)
@@ -195,7 +195,7 @@ extension PostgresBookStore {
 
     public func requestPoll(_ uuid: BookUUID, at: Date, reason: PollReason) async throws {
         let t = at.storageMillis
-        _ = try await transaction { c in
+        _ = try await connection { c in
             try await c.query("""
                 UPDATE books SET next_poll_at = LEAST(COALESCE(next_poll_at, \(t)), \(t)), poll_reason = \(reason.rawValue),
                     poll_claimed_at = NULL
@@ -205,7 +205,7 @@ extension PostgresBookStore {
     }
 
     public func deferPoll(_ uuid: BookUUID, until: Date) async throws {
-        _ = try await transaction { c in
+        _ = try await connection { c in
             try await c.query("""
                 UPDATE books SET next_poll_at = \(until.storageMillis), poll_claimed_at = NULL
                 WHERE uuid = \(uuid.rawValue) AND next_poll_at IS NOT NULL
@@ -217,7 +217,7 @@ extension PostgresBookStore {
     public func tightenActivePolls(now: Date, spread: TimeInterval) async throws -> Int {
         let limit = now.addingTimeInterval(spread).storageMillis
         let half = max(Int64(spread * 500), 1)
-        return try await transaction { c in
+        return try await connection { c in
             try await Self.rows(c, """
                 UPDATE books SET next_poll_at = \(limit - half) + FLOOR(RANDOM() * \(half))::BIGINT
                 WHERE state IN ('tracking', 'processing') AND poll_reason IS NULL AND poll_claimed_at IS NULL
@@ -231,7 +231,7 @@ extension PostgresBookStore {
 
     public func claimAnalyticsJob(owner: String, now: Date, lease: TimeInterval) async throws -> ClaimedJob? {
         let expires = now.addingTimeInterval(lease)
-        return try await transaction { c in
+        return try await connection { c in
             guard let row = try await Self.rows(c, """
                 UPDATE analytics_jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
                     attempts = attempts + 1
@@ -255,7 +255,7 @@ extension PostgresBookStore {
     @discardableResult
     public func rearmExpiredLeases(now: Date) async throws -> Int {
         let t = now.storageMillis
-        return try await transaction { c in
+        return try await connection { c in
             try await Self.rows(c, """
                 UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = \(t)
                 WHERE state = 'running' AND lease_expires_at < \(t) RETURNING id
@@ -267,7 +267,7 @@ extension PostgresBookStore {
     @discardableResult
     public func recoverLeases(owner: String, now: Date) async throws -> Int {
         let t = now.storageMillis
-        return try await transaction { c in
+        return try await connection { c in
             try await c.query("""
                 UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = \(owner) AND processed_at IS NULL
                 """, logger: self.logger)
@@ -279,7 +279,7 @@ extension PostgresBookStore {
     }
 
     public func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String> {
-        try await transaction { c in
+        try await connection { c in
             Set(try await Self.rows(
                 c, "SELECT endpoint FROM analytics_results WHERE book_uuid = \(uuid.rawValue) AND generation = \(generation)", self.logger
             ).map { try $0.value("endpoint", as: String.self) })
@@ -287,7 +287,7 @@ extension PostgresBookStore {
     }
 
     public func storeAnalyticsResult(_ result: AnalyticsResult) async throws {
-        _ = try await transaction { c in
+        _ = try await connection { c in
             try await c.query("""
                 INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
                 VALUES (\(result.bookUUID.rawValue), \(result.generation), \(result.endpoint), \(Data(result.body)),
@@ -297,7 +297,7 @@ extension PostgresBookStore {
     }
 
     public func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {
-        try await transaction { c in
+        try await connection { c in
             let query: PostgresQuery = endpoint.map {
                 "SELECT * FROM analytics_results WHERE book_uuid = \(uuid.rawValue) AND endpoint = \($0) ORDER BY generation DESC, endpoint"
             } ?? "SELECT * FROM analytics_results WHERE book_uuid = \(uuid.rawValue) ORDER BY generation DESC, endpoint"
@@ -310,7 +310,7 @@ extension PostgresBookStore {
     }
 
     public func analyticsCounts() async throws -> (jobs: [String: Int], results: Int) {
-        try await transaction { c in
+        try await connection { c in
             var jobs: [String: Int] = [:]
             for row in try await Self.rows(c, "SELECT state, COUNT(*) AS n FROM analytics_jobs GROUP BY state", self.logger) {
                 jobs[try row.value("state")] = try row.value("n")
@@ -322,7 +322,7 @@ extension PostgresBookStore {
     // MARK: notifications
 
     public func pendingNotifications(limit: Int) async throws -> [PendingNotification] {
-        try await transaction { c in
+        try await connection { c in
             try await Self.rows(c, """
                 SELECT book_uuid, generation, attempts FROM notifications WHERE delivered_at IS NULL ORDER BY created_at LIMIT \(limit)
                 """, self.logger).compactMap { row in
@@ -334,7 +334,7 @@ extension PostgresBookStore {
     }
 
     public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> PendingNotification? {
-        try await transaction { c in
+        try await connection { c in
             guard let row = try await Self.rows(c, """
                 UPDATE notifications SET claimed_by = \(owner), claim_expires_at = \(now.addingTimeInterval(lease).storageMillis)
                 WHERE (book_uuid, generation) = (
@@ -351,7 +351,7 @@ extension PostgresBookStore {
 
     public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
         let delivered: Int64? = error == nil ? at.storageMillis : nil
-        _ = try await transaction { c in
+        _ = try await connection { c in
             try await c.query("""
                 UPDATE notifications SET attempts = attempts + 1, last_error = \(error), delivered_at = \(delivered),
                     claimed_by = NULL, claim_expires_at = NULL

@@ -49,14 +49,8 @@ extension PostgresBookStore {
                     """, self.logger)
                 guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
             }
-            if TransitionPlan.isStale(input, stored: stored, options: options) {
-                let plan = TransitionPlan.stale(stored: stored, options: options)
-                try await c.query("UPDATE books SET poll_claimed_at = \(plan.schedule.claimedAt) WHERE uuid = \(key)", logger: self.logger)
-                return TransitionOutcome(machine: machine, actions: [], created: false, nextPollAt: stored.next.map(Date.init(storageMillis:)))
-            }
-            let actions = machine.apply(input, at: now)
-            let plan = TransitionPlan.make(
-                machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
+            let (actions, plan) = TransitionPlan.decide(
+                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
             try await self.carryOut(plan, machine: machine, results: options.results, now: now, connection: c)
             return TransitionOutcome(
                 machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))
@@ -123,20 +117,11 @@ extension PostgresBookStore {
         }
         let s = plan.schedule
         try await c.query("""
-            INSERT INTO books (uuid, pk, state, generation, last_opened_generation, book_status, failure_reason,
-                last_webhook_at, last_polled_at, finished_at, next_poll_at, poll_reason, poll_claimed_at, snapshot_as_of,
-                created_at, updated_at)
+            INSERT INTO books (\(unescaped: BooksTable.columnList))
             VALUES (\(key), \(m.pk), \(m.phase.rawValue), \(m.generation), \(m.lastOpenedGeneration), \(m.bookStatus?.rawValue),
                 \(m.failureReason), \(m.lastWebhookAt?.storageMillis), \(m.lastSnapshotAt?.storageMillis), \(m.finishedAt?.storageMillis),
                 \(s.next), \(s.reason), \(s.claimedAt), \(s.snapshotAsOf), \(t), \(t))
-            ON CONFLICT (uuid) DO UPDATE SET
-                pk = excluded.pk, state = excluded.state, generation = excluded.generation,
-                last_opened_generation = excluded.last_opened_generation, book_status = excluded.book_status,
-                failure_reason = excluded.failure_reason, last_webhook_at = excluded.last_webhook_at,
-                last_polled_at = excluded.last_polled_at, finished_at = excluded.finished_at,
-                next_poll_at = excluded.next_poll_at, poll_reason = excluded.poll_reason,
-                poll_claimed_at = excluded.poll_claimed_at, snapshot_as_of = excluded.snapshot_as_of,
-                updated_at = excluded.updated_at
+            \(unescaped: BooksTable.upsert)
             """, logger: logger)
         try await c.query("DELETE FROM documents WHERE book_uuid = \(key)", logger: logger)
         for (position, document) in m.documents.enumerated() {

@@ -100,15 +100,30 @@ public final class PostgresBookStore: BookStore {
 
     // MARK: transactions
 
-    /// Runs `body` in a transaction on one pooled connection. A serialization failure or deadlock
-    /// (another replica's transaction won) is retried; errors become `StoreError`s.
+    /// Runs `body` in a transaction on one pooled connection, for work that must be atomic.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await onConnection(atomic: true, body)
+    }
+
+    /// Runs `body` on one pooled connection without `BEGIN`/`COMMIT`: a single statement commits
+    /// by itself, and several reads see what they would see in a READ COMMITTED transaction anyway,
+    /// without the two extra round trips.
+    func connection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await onConnection(atomic: false, body)
+    }
+
+    /// A serialization failure or deadlock (another replica's transaction won) is retried; errors
+    /// become `StoreError`s; a connection that does not come in time fails the call.
+    private func onConnection<T: Sendable>(
+        atomic: Bool, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
                 return try await withTimeout {
                     try await self.client.withConnection { connection in
+                        guard atomic else { return try await body(connection) }
                         try await connection.query("BEGIN", logger: self.logger)
                         do {
                             let value = try await body(connection)

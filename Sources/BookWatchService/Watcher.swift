@@ -184,7 +184,6 @@ public final class Watcher: Sendable {
         }
     }
 
-    func inFlightContains(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.contains(uuid) } }
     func beginPoll(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.insert(uuid).inserted } }
     func endPoll(_ uuid: BookUUID) { inFlight.withLock { _ = $0.remove(uuid) } }
     var inFlightBooks: Set<BookUUID> { inFlight.withLock { $0 } }

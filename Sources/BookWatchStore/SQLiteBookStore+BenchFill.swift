@@ -70,7 +70,7 @@ extension SQLiteBookStore {
                     case .deleted:
                         next = nil
                     }
-                    try Self.writeBook(db, machine, created: true, schedule: StoredSchedule(next: next), now: nowMillis)
+                    try Self.writeBook(db, machine, schedule: StoredSchedule(next: next), now: nowMillis)
                     if let finishedAt {
                         let jobState = phase == .complete ? "complete" : phase == .failed ? "failed" : "pending"
                         try db.execute(

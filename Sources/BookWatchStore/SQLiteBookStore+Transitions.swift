@@ -25,15 +25,9 @@ extension SQLiteBookStore {
             if let row = options.inboxRow {
                 try Self.markInboxApplied(db, row: row, at: now)
             }
-            if TransitionPlan.isStale(input, stored: stored, options: options) {
-                let plan = TransitionPlan.stale(stored: stored, options: options)
-                try db.execute(sql: "UPDATE books SET poll_claimed_at = ? WHERE uuid = ?", arguments: [plan.schedule.claimedAt, uuid.rawValue])
-                return TransitionOutcome(machine: machine, actions: [], created: false, nextPollAt: stored.next.map(Date.init(storageMillis:)))
-            }
-            let actions = machine.apply(input, at: now)
-            let plan = TransitionPlan.make(
-                machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
-            try Self.carryOut(plan, machine: machine, results: options.results, created: created, now: now, db: db)
+            let (actions, plan) = TransitionPlan.decide(
+                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
+            try Self.carryOut(plan, machine: machine, results: options.results, now: now, db: db)
             return TransitionOutcome(
                 machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))
         }
@@ -74,7 +68,7 @@ extension SQLiteBookStore {
 
     /// Writes the machine and the rows its plan asks for.
     static func carryOut(
-        _ plan: TransitionPlan, machine: BookMachine, results: [AnalyticsResult], created: Bool, now: Date, db: Database
+        _ plan: TransitionPlan, machine: BookMachine, results: [AnalyticsResult], now: Date, db: Database
     ) throws {
         let key = machine.uuid.rawValue
         let nowMillis = now.storageMillis
@@ -135,7 +129,7 @@ extension SQLiteBookStore {
             try db.execute(sql: "DELETE FROM books WHERE uuid = ?", arguments: [key])
             return
         }
-        try Self.writeBook(db, machine, created: created, schedule: plan.schedule, now: nowMillis)
+        try Self.writeBook(db, machine, schedule: plan.schedule, now: nowMillis)
     }
 
     static func setJobState(_ db: Database, _ key: String, _ generation: Int, _ state: AnalyticsJobState, now: Int64)
@@ -150,23 +144,11 @@ extension SQLiteBookStore {
             arguments: [state.rawValue, now, key, generation])
     }
 
-    static func writeBook(_ db: Database, _ m: BookMachine, created: Bool, schedule: StoredSchedule, now: Int64) throws {
+    static func writeBook(_ db: Database, _ m: BookMachine, schedule: StoredSchedule, now: Int64) throws {
         let key = m.uuid.rawValue
         try db.execute(
-            sql: """
-                INSERT INTO books (uuid, pk, state, generation, last_opened_generation, book_status, failure_reason,
-                    last_webhook_at, last_polled_at, finished_at, next_poll_at, poll_reason, poll_claimed_at, snapshot_as_of,
-                    created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(uuid) DO UPDATE SET
-                    pk = excluded.pk, state = excluded.state, generation = excluded.generation,
-                    last_opened_generation = excluded.last_opened_generation, book_status = excluded.book_status,
-                    failure_reason = excluded.failure_reason, last_webhook_at = excluded.last_webhook_at,
-                    last_polled_at = excluded.last_polled_at, finished_at = excluded.finished_at,
-                    next_poll_at = excluded.next_poll_at, poll_reason = excluded.poll_reason,
-                    poll_claimed_at = excluded.poll_claimed_at, snapshot_as_of = excluded.snapshot_as_of,
-                    updated_at = excluded.updated_at
-                """,
+            sql: "INSERT INTO books (\(BooksTable.columnList)) VALUES (\(databaseQuestionMarks(count: BooksTable.columns.count))) "
+                + BooksTable.upsert,
             arguments: [
                 key, m.pk, m.phase.rawValue, m.generation, m.lastOpenedGeneration, m.bookStatus?.rawValue,
                 m.failureReason, m.lastWebhookAt?.storageMillis, m.lastSnapshotAt?.storageMillis,

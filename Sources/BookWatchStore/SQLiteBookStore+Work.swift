@@ -90,14 +90,6 @@ extension SQLiteBookStore {
         }
     }
 
-    /// How many polls are due by `now` (the overdue gauge).
-    public func duePollCount(now: Date) async throws -> Int {
-        try await read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?",
-                             arguments: [now.storageMillis]) ?? 0
-        }
-    }
-
     /// The earliest scheduled poll, if any.
     public func nextPollAt() async throws -> Date? {
         try await read { db in

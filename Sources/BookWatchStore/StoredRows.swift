@@ -60,6 +60,19 @@ package struct StoredBook: Sendable {
     }
 }
 
+/// The `books` columns as both stores write them, in the order of their values, and the upsert
+/// clause derived from them (every column but the key and the creation time is replaced).
+package enum BooksTable {
+    package static let columns = [
+        "uuid", "pk", "state", "generation", "last_opened_generation", "book_status", "failure_reason",
+        "last_webhook_at", "last_polled_at", "finished_at", "next_poll_at", "poll_reason", "poll_claimed_at", "snapshot_as_of",
+        "created_at", "updated_at",
+    ]
+    package static let columnList = columns.joined(separator: ", ")
+    package static let upsert = "ON CONFLICT (uuid) DO UPDATE SET "
+        + columns.filter { $0 != "uuid" && $0 != "created_at" }.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+}
+
 /// A `documents` row.
 package struct StoredDocument: Sendable {
     package var pk: Int?

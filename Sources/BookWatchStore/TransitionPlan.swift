@@ -35,16 +35,32 @@ package enum JobChange: Sendable, Equatable {
 /// What one transition writes, decided without a database so both stores carry out the same
 /// decisions (each only translates the plan into its SQL).
 package struct TransitionPlan: Sendable {
-    /// The snapshot was older than one already applied: nothing is written but the claim's end.
-    package var droppedStaleSnapshot = false
     package var deleteBook = false
     package var jobs: [(generation: Int, change: JobChange)] = []
     package var notify: [Int] = []
     package var schedule = StoredSchedule.none
 
-    /// Decides the rows of `actions`. `stored` is the Book's schedule before the transition
-    /// (`.none` for a new Book); `draw` is the jitter in `0..<1`.
-    package static func make(
+    /// Feeds `input` to `machine` and decides the rows to write, for either store. A snapshot
+    /// older than one already applied is dropped instead (no actions; only the claim it holds
+    /// ends), so a slower replica cannot roll the Book back. `stored` is the Book's schedule before
+    /// the transition (`.none` for a new Book); `draw` is the jitter in `0..<1`.
+    package static func decide(
+        _ input: BookInput, machine: inout BookMachine, stored: StoredSchedule, options: TransitionOptions, now: Date, draw: Double,
+        schedule pollSchedule: PollSchedule
+    ) -> (actions: [BookAction], plan: TransitionPlan) {
+        if case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
+            var plan = TransitionPlan()
+            plan.schedule = stored
+            if let claim = options.pollClaim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
+            return ([], plan)
+        }
+        let actions = machine.apply(input, at: now)
+        return (actions, make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw,
+                              schedule: pollSchedule))
+    }
+
+    /// Decides the rows of `actions`.
+    static func make(
         machine: BookMachine, actions: [BookAction], stored: StoredSchedule, options: TransitionOptions, now: Date, draw: Double,
         schedule pollSchedule: PollSchedule
     ) -> TransitionPlan {
@@ -120,21 +136,5 @@ package struct TransitionPlan: Sendable {
             }
         }
         return plan
-    }
-
-    /// The plan of a snapshot older than the newest applied: only the claim it holds ends.
-    package static func stale(stored: StoredSchedule, options: TransitionOptions) -> TransitionPlan {
-        var plan = TransitionPlan()
-        plan.droppedStaleSnapshot = true
-        plan.schedule = stored
-        if let claim = options.pollClaim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
-        return plan
-    }
-
-    /// True when `options` carries a snapshot older than the newest one applied.
-    package static func isStale(_ input: BookInput, stored: StoredSchedule, options: TransitionOptions) -> Bool {
-        guard case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf
-        else { return false }
-        return taken < asOf
     }
 }

@@ -32,6 +32,18 @@ import Testing
         #expect(!cli.standardOutput.contains("very-secret") && !cli.standardOutput.contains("whsec-"))
     }
 
+    @Test func aDatabaseURLIsShownWithoutItsPassword() async throws {
+        let cli = try CLIHarness()
+        let url = "postgres://bookwatch:pg-pass-1234@db.internal:5432/bookwatch?sslmode=require"
+        #expect(await cli.run(["config"], environment: ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s",
+                                                       "BOOKWATCH_DATABASE": url]) == 0)
+        #expect(cli.standardOutput.contains("postgres://bookwatch:***@db.internal:5432/bookwatch?sslmode=require"))
+        #expect(!cli.standardOutput.contains("pg-pass-1234"))
+        // A malformed URL is a usage error naming the setting, still without the password.
+        #expect(await cli.run(["status", "--database", "postgres://:pg-pass-1234@db.internal/x"]) == 2)
+        #expect(cli.standardError.contains("BOOKWATCH_DATABASE") && !cli.standardError.contains("pg-pass-1234"))
+    }
+
     @Test func aBadSettingExitsTwoNamingIt() async throws {
         let cli = try CLIHarness()
         let code = await cli.run(["config"], environment: [
