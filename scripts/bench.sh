@@ -12,7 +12,7 @@ swift build -c "$config" --product bookwatch > /dev/null
 bin="$root/.build/$config/bookwatch"
 
 echo "== strategies"
-if $smoke; then "$bin" bench strategies --books 20 --loss 0,1; else "$bin" bench strategies --books 1000; fi
+if $smoke; then "$bin" bench strategies --books 20 --loss 0,1 --strategies hybrid,hybrid-strict,naive,webhook-only; else "$bin" bench strategies --books 1000 --strategies hybrid,hybrid-strict,naive,webhook-only; fi
 echo "== scale"
 if $smoke; then "$bin" bench scale --books 200 --idle-seconds 1; else "$bin" bench scale --books 1000,10000,100000; fi
 echo "== store (SQLite vs PostgreSQL)"

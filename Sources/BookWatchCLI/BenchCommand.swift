@@ -50,7 +50,7 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
 
     @Option(help: "Books per scenario.") var books = 1_000
     @Option(help: "Webhook loss fractions, comma-separated.") var loss = "0,0.3,1"
-    @Option(help: "Strategies, comma-separated (hybrid, naive, webhook-only).") var strategies = "hybrid,naive,webhook-only"
+    @Option(help: "Strategies, comma-separated (hybrid, hybrid-strict, naive, webhook-only).") var strategies = "hybrid,naive,webhook-only"
     @Option(help: "Seed of the scenarios.") var seed: UInt64 = 1
     @Option(help: "Organisation rate limit, requests/s (enforced by the simulator, used by every strategy's limiter).") var rate = 5.0
 
@@ -81,7 +81,8 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
                 context.print(Self.row(result))
                 if !result.pollsByReason.isEmpty {
                     let parts = result.pollsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-                    context.print("      status calls by reason: " + parts.joined(separator: ", "))
+                    context.print("      status calls by reason: " + parts.joined(separator: ", ")
+                                  + "; answered while the Book was finished: \(result.statusCallsWhileFinished)")
                 }
             }
         }

@@ -76,6 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
         watcherConfiguration.analytics = watcherSettings.analytics
         watcherConfiguration.autoTrack = watcherSettings.autoTrack
         watcherConfiguration.lease = watcherSettings.lease
+        watcherConfiguration.trustWebhooks = watcherSettings.trustWebhooks
         watcherConfiguration.analyticsRetry = RetryPolicy(
             base: min(15, watcherSettings.analyticsRetryMaximum), cap: watcherSettings.analyticsRetryMaximum, maxAttempts: 60)
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import OcrolusAPI
 import OcrolusSimulator
+import Synchronization
 
 /// bookwatch wired to the in-process simulator: webhooks go from the simulator's sender straight
 /// into the inbox (verified and decoded as the HTTP route does), API calls go through the
@@ -26,13 +27,18 @@ public final class SimulatedDeployment: Sendable {
     ) throws {
         self.clock = clock
         simulation = OcrolusSimulation(config: config, clock: clock)
-        store = try SQLiteBookStore(path: databasePath, schedule: pollSchedule)
+        // The schedule's and the watcher's jitter come from the scenario's seed, so a run repeats
+        // (up to the order in which concurrent polls draw).
+        let jitter = Mutex(SeededRandom(seed: config.seed &+ 0x6A09_E667))
+        let random: @Sendable () -> Double = { jitter.withLock { $0.unit() } }
+        store = try SQLiteBookStore(path: databasePath, schedule: pollSchedule, random: random)
         health = ServiceHealth(startedAt: clock.now())
         let metrics = metrics
         client = Self.client(of: simulation, clock: clock, rate: rate, burst: burst, logger: logger,
                              observe: { metrics.ocrolusRequest($0) })
         watcher = Watcher(
-            store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger, metrics: metrics)
+            store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger, metrics: metrics,
+            random: random)
         let verifier = try config.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
         let store = store, health = health
         sender = WebhookSender(simulation: simulation, target: ClosureWebhookTarget { delivery in

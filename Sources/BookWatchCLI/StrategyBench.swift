@@ -12,6 +12,9 @@ import Synchronization
 public enum Strategy: String, CaseIterable, Sendable {
     /// bookwatch: webhooks as hints, adaptive polling, exactly-once analytics.
     case hybrid
+    /// bookwatch with `BOOKWATCH_WEBHOOK_TRUST=never`: every finish confirmed by a status call and
+    /// finished Books polled every maximum, however reliable webhooks prove (the baseline of trust).
+    case hybridStrict = "hybrid-strict"
     /// Every Book's status every 30 s (same limiter, same analytics step), no webhooks.
     case naive
     /// No polling: trusts `book.verified`/`BOOK_VERIFIED` and fetches analytics when it arrives.
@@ -37,6 +40,8 @@ public struct StrategyResult: Sendable {
     public var wallSeconds: Double
     /// Status calls by why they were made (the watcher strategies).
     public var pollsByReason: [String: Int] = [:]
+    /// Of `statusCalls`, those answered while the Book was finished (the simulator's count).
+    public var statusCallsWhileFinished: Int = 0
 
     public var statusCallsPerBook: Double { Double(statusCalls) / Double(max(books, 1)) }
 }
@@ -73,7 +78,7 @@ public enum StrategyBench {
         let simulation: OcrolusSimulation
         var reasons: [String: Int] = [:]
         switch strategy {
-        case .hybrid, .naive:
+        case .hybrid, .hybridStrict, .naive:
             let watcherStats: WatcherStats
             (simulation, stored, watcherStats) = try await runWatcher(strategy, config: config, clock: clock, rate: rate)
             reasons = Dictionary(uniqueKeysWithValues: watcherStats.polls.map { ($0.key.rawValue, $0.value) })
@@ -98,7 +103,7 @@ public enum StrategyBench {
             statusCalls: stats.statusCalls, delayP50: quantile(0.5), delayP99: quantile(0.99), answers429: stats.answers429,
             virtualHours: clock.now().timeIntervalSince(config.start) / 3600,
             wallSeconds: elapsed.inSeconds,
-            pollsByReason: reasons)
+            pollsByReason: reasons, statusCallsWhileFinished: stats.statusCallsWhileFinished)
     }
 
     static var quietLogger: Logger {
@@ -125,9 +130,11 @@ public enum StrategyBench {
         let directory = base.appendingPathComponent("bookwatch-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
+        var watcher = WatcherConfiguration()
+        watcher.trustWebhooks = strategy == .hybrid
         let deployment = try SimulatedDeployment(
             simulation: config, clock: clock, databasePath: directory.appendingPathComponent("bench.sqlite").path,
-            watcher: WatcherConfiguration(), pollSchedule: schedule, rate: rate, burst: 25, logger: quietLogger)
+            watcher: watcher, pollSchedule: schedule, rate: rate, burst: 25, logger: quietLogger)
         var creations = deployment.simulation.scenario.books
             .map { (at: config.start.addingTimeInterval($0.createdAt), uuid: $0.uuid) }
             .sorted { $0.at < $1.at }[...]

@@ -4,10 +4,14 @@ import struct Foundation.Date
 ///
 /// Invariants (checked by property tests):
 /// - webhooks are hints: they change only `hint`s (cleared by the next snapshot), `lastWebhookAt`
-///   and the actions returned; the phase, generation and documents follow the snapshots alone;
+///   and the actions returned; the phase, generation and documents follow the snapshots alone.
+///   The one exception is opt-in (`trustingWebhooks`, which the watcher passes only while it
+///   measures webhooks as reliable): a finished book-level body that names every document the
+///   machine knows finishes the generation like a snapshot would;
 /// - at most one analytics job is opened per generation (`lastOpenedGeneration` only grows and an
-///   opening always uses a generation above it);
-/// - `complete` is reached only from `retrieving`, which is entered only by a finished snapshot.
+///   opening always uses a generation above it), trusted or not;
+/// - `complete` is reached only from `retrieving`, which is entered only by a finished snapshot
+///   (or, trusting webhooks, such a body).
 ///
 /// ```swift
 /// var book = BookMachine(uuid: uuid)
@@ -93,12 +97,17 @@ public struct BookMachine: Hashable, Sendable {
     }
 
     /// Feeds one input to the machine and returns what must be done, in order.
-    public mutating func apply(_ input: BookInput, at now: Date) -> [BookAction] {
+    ///
+    /// - Parameter trustingWebhooks: webhooks are measured reliable now (the watcher's loss
+    ///   estimate): a `book.verified`/`book.completed` body listing every known document finished
+    ///   counts as the finish (no status call), and a document event that may be the last asks for
+    ///   a poll soon instead of at once (the Book's own finished event usually comes first).
+    public mutating func apply(_ input: BookInput, at now: Date, trustingWebhooks: Bool = false) -> [BookAction] {
         switch input {
         case .snapshot(let snapshot):
             return applySnapshot(snapshot.normalised, at: now)
         case .webhook(let hint):
-            return applyHint(hint, at: now)
+            return applyHint(hint, at: now, trusted: trustingWebhooks)
         case .analytics(let generation, let outcome):
             return applyAnalytics(outcome, generation: generation, at: now)
         case .command(let command):

@@ -81,7 +81,11 @@ public enum PollReason: String, Hashable, Sendable, CaseIterable {
 public enum PollCadence: String, Hashable, Sendable {
     /// Still processing: between the configured minimum and maximum, adapted to webhook traffic.
     case active
-    /// Finished (retrieving, complete or failed): the maximum interval, to notice a reopen.
+    /// Every known document finished but nothing confirmed the Book finished yet, while webhooks
+    /// are trusted: within one to two minima, unless the Book's finished event comes first.
+    case soon
+    /// Finished (retrieving, complete or failed): the maximum interval, to notice a reopen (ever
+    /// rarer while webhooks are trusted, since they announce a reopen).
     case retention
     /// Never again (deleted).
     case never

@@ -8,9 +8,13 @@ import struct Foundation.TimeInterval
 ///   the minimum and a quarter of the maximum once they have been quiet for longer than the
 ///   maximum; full jitter up to twice the minimum when webhooks have stopped arriving altogether
 ///   (polling takes over).
-/// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up; none at
-///   all once the Book has been finished for longer than `retention` (`BOOKWATCH_WATCH_COMPLETED_HOURS`),
-///   so finished Books stop costing API budget.
+/// - `soon`: between one and two minima (a likely finish no status call has confirmed yet).
+/// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up; while
+///   webhooks are trusted (they announce a reopen's new document), as long as the Book has been
+///   finished if that is longer, so polls come at about 1, 2, 4, 8... maxima after the finish:
+///   about 9 polls over a week instead of 336 at the default 30 minutes. None at all once the Book
+///   has been finished for longer than `retention` (`BOOKWATCH_WATCH_COMPLETED_HOURS`), so finished
+///   Books stop costing API budget.
 /// - `never`: nil.
 public struct PollSchedule: Hashable, Sendable {
     public var minimum: TimeInterval
@@ -28,16 +32,21 @@ public struct PollSchedule: Hashable, Sendable {
     ///   - unitRandom: a draw from `0..<1` (injected so tests are deterministic).
     ///   - webhooksSilent: true when no webhook at all has arrived for a long while.
     ///   - finishedAt: when the Book was last seen finished (for `retention`).
+    ///   - webhooksTrusted: webhooks are measured reliable (for `retention`).
     public func nextPoll(
         cadence: PollCadence, lastWebhookAt: Date?, now: Date, webhooksSilent: Bool, unitRandom: Double,
-        finishedAt: Date? = nil
+        finishedAt: Date? = nil, webhooksTrusted: Bool = false
     ) -> Date? {
         let u = min(max(unitRandom, 0), 1)
         switch cadence {
         case .never:
             return nil
+        case .soon:
+            return now.addingTimeInterval(minimum * (1 + u))
         case .retention:
-            let next = now.addingTimeInterval(maximum * (1 - 0.1 * u))
+            let age = finishedAt.map { now.timeIntervalSince($0) } ?? 0
+            let interval = webhooksTrusted ? max(maximum, age) : maximum
+            let next = now.addingTimeInterval(interval * (1 - 0.1 * u))
             if let retention, let finishedAt, next.timeIntervalSince(finishedAt) > retention { return nil }
             return next
         case .active:

@@ -106,4 +106,16 @@ public struct WebhookHint: Hashable, Sendable {
     public var suggestsBookFinished: Bool {
         event.suggestsBookFinished || bookStatus == .verified
     }
+
+    /// The documents of a book-level "finished" event whose body lists them all finished
+    /// (`book.verified` / `book.completed` with `uploaded_docs[]`, and no book status other than
+    /// finished), or nil. Such a body is Ocrolus's own view of the whole Book when it finished; the
+    /// machine acts on it only while webhooks are measured reliable (see `BookMachine.apply`).
+    public var finishedBody: [DocumentSnapshot]? {
+        guard event == .bookVerified || event == .bookCompleted, !listedDocuments.isEmpty,
+            bookStatus == nil || bookStatus == .verified,
+            listedDocuments.allSatisfy({ !$0.ref.isEmpty && $0.status.isFinished })
+        else { return nil }
+        return listedDocuments
+    }
 }

@@ -214,16 +214,20 @@ extension PostgresBookStore {
     }
 
     @discardableResult
-    public func tightenActivePolls(now: Date, spread: TimeInterval) async throws -> Int {
-        let limit = now.addingTimeInterval(spread).storageMillis
-        let half = max(Int64(spread * 500), 1)
-        return try await connection { c in
-            try await Self.rows(c, """
-                UPDATE books SET next_poll_at = \(limit - half) + FLOOR(RANDOM() * \(half))::BIGINT
-                WHERE state IN ('tracking', 'processing') AND poll_reason IS NULL AND poll_claimed_at IS NULL
-                    AND next_poll_at > \(limit)
-                RETURNING uuid
-                """, self.logger).count
+    public func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int {
+        try await connection { c in
+            var moved = 0
+            for (states, spread) in [(BooksTable.activeStates, active), (BooksTable.finishedStates, finished)] {
+                let limit = now.addingTimeInterval(spread).storageMillis
+                let half = max(Int64(spread * 500), 1)
+                moved += try await Self.rows(c, """
+                    UPDATE books SET next_poll_at = \(limit - half) + FLOOR(RANDOM() * \(half))::BIGINT
+                    WHERE state IN \(unescaped: states) AND poll_reason IS NULL AND poll_claimed_at IS NULL
+                        AND next_poll_at > \(limit)
+                    RETURNING uuid
+                    """, self.logger).count
+            }
+            return moved
         }
     }
 

@@ -56,6 +56,8 @@ public enum SettingCatalog {
         SettingSpec("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", default: "300", "Longest wait between analytics attempts."),
         SettingSpec("BOOKWATCH_LEASE_SECONDS", default: "120",
                     "How long a replica's claim on a poll, webhook or analytics job holds; a dead replica's work waits at most this."),
+        SettingSpec("BOOKWATCH_WEBHOOK_TRUST", default: "measured",
+                    "measured: while webhooks prove reliable, a finished book.verified body needs no status call and finished Books are polled ever more rarely; never: always confirm by polling."),
         SettingSpec("BOOKWATCH_ON_COMPLETE", flag: "--on-complete", default: nil,
                     "Command run once per stored retrieval (sh -c), with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION, BOOKWATCH_IDEMPOTENCY_KEY."),
         SettingSpec("BOOKWATCH_LOG_LEVEL", flag: "--log-level", default: "info",

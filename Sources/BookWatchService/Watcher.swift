@@ -22,6 +22,10 @@ public struct WatcherConfiguration: Sendable {
     public var pollRetry = RetryPolicy(base: 10, cap: 300, maxAttempts: 1)
     /// No webhook at all for this long means webhooks are silent: polling takes over.
     public var webhookSilence: TimeInterval = 3600
+    /// `BOOKWATCH_WEBHOOK_TRUST`: while the loss estimate finds webhooks reliable, act on a
+    /// finished `book.verified` body without a status call and space out polls of finished Books
+    /// (true, `measured`); or always confirm by polling (false, `never`).
+    public var trustWebhooks = true
     /// Owner name of this process's claims: host, pid and a random part, so that replicas never
     /// share one (in containers every replica may be pid 1) and a restart is a new owner.
     public var owner = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt16.random(in: .min ... .max))"
@@ -212,13 +216,15 @@ public final class Watcher: Sendable {
 
     /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
     func options(retryAt: Date? = nil, results: [AnalyticsResult] = [], inboxRow: Int64? = nil) -> TransitionOptions {
-        TransitionOptions(webhooksSilent: silent.withLock { $0 } || loss.withLock { $0.isLossy }, retryAt: retryAt, results: results,
-                          inboxRow: inboxRow)
+        let untrusted = silent.withLock { $0 } || loss.withLock { $0.isLossy }
+        return TransitionOptions(webhooksSilent: untrusted, webhooksTrusted: configuration.trustWebhooks && !untrusted, retryAt: retryAt,
+                                 results: results, inboxRow: inboxRow)
     }
 
-    /// Polls set while webhooks were trusted come due within twice the minimum interval.
+    /// Polls set while webhooks were trusted come due within twice the minimum interval (Books
+    /// still processing) or the maximum (finished Books, watched for a reopen).
     func tightenPolls() async throws -> Int {
-        try await store.tightenActivePolls(now: clock.now(), spread: 2 * store.schedule.minimum)
+        try await store.tightenPolls(now: clock.now(), active: 2 * store.schedule.minimum, finished: store.schedule.maximum)
     }
 
     /// The current estimate of document changes no webhook announced.

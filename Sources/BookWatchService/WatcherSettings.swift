@@ -21,6 +21,8 @@ public struct WatcherSettings: Sendable {
     /// How long a claim (poll, inbox row, analytics job) holds: work a dead replica claimed waits
     /// at most this long before another replica takes it.
     public var lease: TimeInterval = 120
+    /// `BOOKWATCH_WEBHOOK_TRUST`: `measured` (true) or `never` (false); see `WatcherConfiguration`.
+    public var trustWebhooks = true
 
     public init() {}
 
@@ -73,6 +75,13 @@ public struct WatcherSettings: Sendable {
             case .failure(let error): throw ConfigurationError(setting: "BOOKWATCH_ANALYTICS", problem: error.description)
             }
         }
+        if let text = value("BOOKWATCH_WEBHOOK_TRUST") {
+            switch text.lowercased() {
+            case "measured": settings.trustWebhooks = true
+            case "never": settings.trustWebhooks = false
+            default: throw ConfigurationError(setting: "BOOKWATCH_WEBHOOK_TRUST", problem: "'\(text)' is not measured or never")
+            }
+        }
         if let text = value("BOOKWATCH_AUTO_TRACK") {
             switch text.lowercased() {
             case "true", "1", "yes", "on": settings.autoTrack = true
@@ -87,6 +96,6 @@ public struct WatcherSettings: Sendable {
         "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
             + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "
             + "auto_track=\(autoTrack) analytics_retry_max_s=\(Int(analyticsRetryMaximum)) watch_completed_hours=\(watchCompletedHours) "
-            + "lease_s=\(Int(lease))"
+            + "lease_s=\(Int(lease)) webhook_trust=\(trustWebhooks ? "measured" : "never")"
     }
 }

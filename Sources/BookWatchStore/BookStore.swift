@@ -67,10 +67,12 @@ public protocol BookStore: Sendable {
     /// Moves a Book's next poll to `until` (after a failed poll), keeping its urgency, and ends its claim.
     func deferPoll(_ uuid: BookUUID, until: Date) async throws
 
-    /// Pulls scheduled polls of Books still processing later than `now + spread` into
-    /// `now + spread/2 ... now + spread`; answers how many moved.
+    /// When webhooks stop being trusted: pulls scheduled polls of Books still processing later
+    /// than `now + active` into `now + active/2 ... now + active`, and those of finished Books
+    /// (spaced out while webhooks were trusted) later than `now + finished` into
+    /// `now + finished/2 ... now + finished`; answers how many moved. Urgent and claimed polls stay.
     @discardableResult
-    func tightenActivePolls(now: Date, spread: TimeInterval) async throws -> Int
+    func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int
 
     /// Claims up to `limit` unprocessed inbox rows, oldest first, for `lease` (rows another
     /// replica holds are skipped; an expired claim is taken over).
@@ -123,8 +125,14 @@ public protocol BookStore: Sendable {
 
 /// Inputs to a transition that the machine does not decide itself.
 public struct TransitionOptions: Sendable {
-    /// True when no webhook at all has arrived for a long while (polling takes over).
+    /// True when no webhook at all has arrived for a long while, or webhooks miss document
+    /// changes (polling takes over).
     public var webhooksSilent: Bool
+    /// True while webhooks are measured reliable and the operator allows trusting them
+    /// (`BOOKWATCH_WEBHOOK_TRUST`): a finished `book.verified` body finishes the Book without a
+    /// status call, and finished Books are polled ever more rarely (see `BookMachine.apply`,
+    /// `PollSchedule`). False by default: hints stay hints.
+    public var webhooksTrusted: Bool
     /// For `.retryAnalyticsJob`: when the job becomes due again (the worker's backoff).
     public var retryAt: Date?
     /// Analytics results written in the same transaction as the transition (the last endpoint's
@@ -142,11 +150,12 @@ public struct TransitionOptions: Sendable {
     public var inboxRow: Int64?
 
     public init(
-        webhooksSilent: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = [], snapshotTakenAt: Date? = nil,
-        pollClaim: Date? = nil, inboxRow: Int64? = nil
+        webhooksSilent: Bool = false, webhooksTrusted: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = [],
+        snapshotTakenAt: Date? = nil, pollClaim: Date? = nil, inboxRow: Int64? = nil
     ) {
         self.pollClaim = pollClaim
         self.webhooksSilent = webhooksSilent
+        self.webhooksTrusted = webhooksTrusted
         self.retryAt = retryAt
         self.results = results
         self.snapshotTakenAt = snapshotTakenAt

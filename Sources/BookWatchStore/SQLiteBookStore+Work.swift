@@ -114,17 +114,21 @@ extension SQLiteBookStore {
     /// polls set while webhooks were trusted would otherwise wait up to the maximum interval.
     /// Urgent polls and finished Books are left alone. Answers how many moved.
     @discardableResult
-    public func tightenActivePolls(now: Date, spread: TimeInterval) async throws -> Int {
+    public func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int {
         try await write { db in
-            let limit = now.addingTimeInterval(spread).storageMillis
-            let half = Int64(spread * 500)
-            try db.execute(
-                sql: """
-                    UPDATE books SET next_poll_at = ? + (ABS(RANDOM()) % ?)
-                    WHERE state IN ('tracking', 'processing') AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
-                    """,
-                arguments: [limit - half, max(half, 1), limit])
-            return db.changesCount
+            var moved = 0
+            for (states, spread) in [(BooksTable.activeStates, active), (BooksTable.finishedStates, finished)] {
+                let limit = now.addingTimeInterval(spread).storageMillis
+                let half = max(Int64(spread * 500), 1)
+                try db.execute(
+                    sql: """
+                        UPDATE books SET next_poll_at = ? + (ABS(RANDOM()) % ?)
+                        WHERE state IN \(states) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
+                        """,
+                    arguments: [limit - half, half, limit])
+                moved += db.changesCount
+            }
+            return moved
         }
     }
 

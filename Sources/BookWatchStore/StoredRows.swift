@@ -63,6 +63,10 @@ package struct StoredBook: Sendable {
 /// The `books` columns as both stores write them, in the order of their values, and the upsert
 /// clause derived from them (every column but the key and the creation time is replaced).
 package enum BooksTable {
+    /// SQL lists of the phases whose polls watch for progress, and of the finished ones whose
+    /// polls watch for a reopen (see `PollCadence`).
+    package static let activeStates = "('tracking', 'processing')"
+    package static let finishedStates = "('retrieving', 'complete', 'failed')"
     package static let columns = [
         "uuid", "pk", "state", "generation", "last_opened_generation", "book_status", "failure_reason",
         "last_webhook_at", "last_polled_at", "finished_at", "next_poll_at", "poll_reason", "poll_claimed_at", "snapshot_as_of",

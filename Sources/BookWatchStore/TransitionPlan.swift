@@ -54,7 +54,7 @@ package struct TransitionPlan: Sendable {
             if let claim = options.pollClaim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
             return ([], plan)
         }
-        let actions = machine.apply(input, at: now)
+        let actions = machine.apply(input, at: now, trustingWebhooks: options.webhooksTrusted)
         return (actions, make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw,
                               schedule: pollSchedule))
     }
@@ -102,7 +102,7 @@ package struct TransitionPlan: Sendable {
         func scheduled(_ cadence: PollCadence) -> Int64? {
             pollSchedule.nextPoll(
                 cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now, webhooksSilent: options.webhooksSilent,
-                unitRandom: draw, finishedAt: machine.finishedAt)?.storageMillis
+                unitRandom: draw, finishedAt: machine.finishedAt, webhooksTrusted: options.webhooksTrusted)?.storageMillis
         }
         for action in actions {
             switch action {

@@ -118,6 +118,8 @@ extension OcrolusSimulation {
             // Observed variants: 400, 404, or an error inside an HTTP 200.
             return bookNotFound(httpStatus: [400, 404, 200][book.index % 3])
         }
+        let bookStatus = book.bookStatus(at: now)
+        if bookStatus == .verified { counters.statusCallsWhileFinished += 1 }
         let docs: [[String: Any]] = book.documentStatuses(at: now).map { document, status in
             var item: [String: Any] = [
                 "pk": document.pk, "uuid": document.uuid, "name": document.name, "pages": 5, "status": status.rawValue,
@@ -130,7 +132,7 @@ extension OcrolusSimulation {
             "status": 200, "message": "OK",
             "response": [
                 "pk": book.pk, "id": book.pk, "uuid": book.uuid.rawValue, "name": book.name,
-                "book_status": book.bookStatus(at: now).rawValue, "docs": docs, "mixed_docs": [Any](),
+                "book_status": bookStatus.rawValue, "docs": docs, "mixed_docs": [Any](),
             ] as [String: Any],
         ])
     }

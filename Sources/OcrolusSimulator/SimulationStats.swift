@@ -24,6 +24,9 @@ public struct SimulationStats: Codable, Sendable {
     public var statusCalls = 0
     /// Status calls per Book uuid.
     public var statusCallsByBook: [String: Int] = [:]
+    /// Status calls answered while the Book was finished (`VERIFIED`): reopen watching and
+    /// confirmations, as opposed to calls made while it was still processing.
+    public var statusCallsWhileFinished = 0
     public var analyticsOK = 0
     /// 200 answers per `uuid:generation:endpoint`: exactly once is the goal.
     public var analyticsOKByKey: [String: Int] = [:]

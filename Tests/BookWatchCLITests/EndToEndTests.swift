@@ -25,9 +25,10 @@ import Testing
 
     /// - Parameter trackAll: the lender tracks every Book it creates (`bookwatch track`); otherwise
     ///   Books are known only from webhooks (auto-track).
-    func run(_ configure: (inout SimulationConfig) -> Void, endpoints: [AnalyticsEndpoint] = [.summary], trackAll: Bool = false)
-        async throws -> Outcome
-    {
+    func run(
+        _ configure: (inout SimulationConfig) -> Void, endpoints: [AnalyticsEndpoint] = [.summary], trackAll: Bool = false,
+        trustWebhooks: Bool = true
+    ) async throws -> Outcome {
         var config = SimulationConfig()
         config.books = 25
         config.seed = 11
@@ -43,6 +44,7 @@ import Testing
         var watcherConfig = WatcherConfiguration()
         watcherConfig.analytics = endpoints
         watcherConfig.webhookSilence = 1800
+        watcherConfig.trustWebhooks = trustWebhooks
         let deployment = try SimulatedDeployment(
             simulation: config, clock: clock, databasePath: directory.appendingPathComponent("e2e.sqlite").path,
             watcher: watcherConfig, pollSchedule: PollSchedule(minimum: 60, maximum: 900), logger: logger)
@@ -143,6 +145,46 @@ import Testing
         let outcome = try await run { $0.reopenFraction = 1; $0.deleteFraction = 0 }
         checkExactlyOnce(outcome, "reopen")
         #expect(outcome.stats.truth.allSatisfy { $0.finishedGenerations == 2 })
+    }
+
+    /// Webhooks all arrive (twice, some of them) while Books reopen: once the estimate trusts them,
+    /// finished bodies finish most Books without a status call, and every finished generation is
+    /// still retrieved once. The same run never trusting them confirms every finish.
+    @Test func trustedBodiesWithReopensAndDuplicates() async throws {
+        func configure(_ config: inout SimulationConfig) {
+            config.books = 40
+            config.reopenFraction = 0.5
+            config.deleteFraction = 0
+            config.faults.webhookDuplicate = 0.2
+        }
+        let trusted = try await run(configure)
+        checkExactlyOnce(trusted, "trusted")
+        let strict = try await run(configure, trustWebhooks: false)
+        checkExactlyOnce(strict, "strict")
+        func confirmations(_ outcome: Outcome) -> Int {
+            Int(PrometheusSamples.sum(outcome.metrics, "bookwatch_polls_total", matching: [#"reason="webhook_hint""#]))
+        }
+        let finished = trusted.stats.truth.reduce(0) { $0 + $1.finishedGenerations }
+        #expect(confirmations(strict) >= finished)
+        // Trusted, the polls left are a reopen's (a new document is confirmed by a status call) and
+        // those before the estimate had enough evidence.
+        #expect(confirmations(trusted) * 2 < confirmations(strict), "\(confirmations(trusted)) vs \(confirmations(strict)) confirmations")
+        #expect(trusted.polls < strict.polls)
+    }
+
+    /// Events held back up to two minutes, so bodies and document events cross a reopen out of
+    /// order: trusting webhooks never retrieves a generation twice. (Lateness also reads as loss to
+    /// the estimate, so how many calls this takes varies from run to run: no count is asserted.)
+    @Test func trustedBodiesArrivingLateAcrossReopens() async throws {
+        let outcome = try await run {
+            $0.books = 40
+            $0.reopenFraction = 0.5
+            $0.deleteFraction = 0
+            $0.faults.webhookDuplicate = 0.2
+            $0.faults.webhookDelay = 0.3
+            $0.faults.maxWebhookDelay = 120
+        }
+        checkExactlyOnce(outcome, "late bodies")
     }
 
     @Test func deletedBooksEndDeletedOrFailed() async throws {

@@ -14,4 +14,19 @@ import Testing
         let row = BenchStrategiesCommand.row(hybrid)
         #expect(row.contains("12/12") && row.contains("hybrid"))
     }
+
+    /// With working webhooks, once they have proved reliable, `book.verified` bodies finish Books
+    /// without a status call; never trusting them, every finish costs one.
+    @Test func trustedWebhooksSpareTheConfirmationCalls() async throws {
+        let trusted = try await StrategyBench.run(.hybrid, books: 60, loss: 0, seed: 5)
+        let strict = try await StrategyBench.run(.hybridStrict, books: 60, loss: 0, seed: 5)
+        for result in [trusted, strict] {
+            #expect(result.completed == 60 && result.retrievals == 60 && result.duplicates == 0, "\(result.strategy)")
+        }
+        // Strict: every Book's finish is confirmed (one webhook_hint poll each, at least).
+        #expect(strict.pollsByReason["webhook_hint", default: 0] >= 60)
+        // Trusted: only the Books that finish before the estimate has enough evidence are confirmed.
+        #expect(trusted.pollsByReason["webhook_hint", default: 0] < 30)
+        #expect(trusted.statusCalls < strict.statusCalls)
+    }
 }

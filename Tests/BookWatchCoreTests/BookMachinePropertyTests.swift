@@ -23,6 +23,7 @@ import Testing
                 return "snapshot \(status) [" + docs.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]"
             case .webhook(let hint):
                 return "webhook \(hint.event) doc=\(hint.document?.pk.map(String.init) ?? "-") status=\(hint.documentStatus?.rawValue ?? "-")"
+                    + (hint.listedDocuments.isEmpty ? "" : " listed [" + hint.listedDocuments.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]")
             case .analytics(let generation, let outcome): return "analytics gen \(generation): \(outcome)"
             case .command(let command): return "command \(command)"
             }
@@ -50,12 +51,18 @@ import Testing
         }))
     }
 
-    static let hintGen = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...7)).map { event, doc, status -> BookInput in
-        .webhook(WebhookHint(
-            event: events[event],
-            document: doc == 0 ? nil : Fixture.doc(doc),
-            documentStatus: status == 0 ? nil : documentStatuses[status - 1]))
-    }
+    /// Hints, a third of them with a body listing documents (`uploaded_docs[]`): trusted, a
+    /// finished book-level body listing every known document finishes the Book.
+    static let hintGen = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...7), Gen.int(in: 0...6).array(of: 0...4))
+        .map { event, doc, status, listed -> BookInput in
+            .webhook(WebhookHint(
+                event: events[event],
+                document: doc == 0 ? nil : Fixture.doc(doc),
+                documentStatus: status == 0 ? nil : documentStatuses[status - 1],
+                listedDocuments: listed.count < 2 ? [] : listed.enumerated().map {
+                    DocumentSnapshot(ref: Fixture.doc($0.offset + 1), status: documentStatuses[$0.element])
+                }))
+        }
 
     /// Analytics outcomes and operator commands: inputs that are not hints.
     static let otherGen = zip(Gen.int(in: 0...6), Gen.int(in: 1...3)).map { kind, generation -> BookInput in
@@ -82,11 +89,11 @@ import Testing
         .array(of: 0...40)
         .map { History(inputs: $0) }
 
-    static func run(_ inputs: [BookInput]) -> (BookMachine, [[BookAction]]) {
+    static func run(_ inputs: [BookInput], trusted: Bool = false) -> (BookMachine, [[BookAction]]) {
         var machine = BookMachine(uuid: Fixture.uuid)
         var log: [[BookAction]] = []
         for (i, input) in inputs.enumerated() {
-            log.append(machine.apply(input, at: Fixture.t0.addingTimeInterval(Double(i))))
+            log.append(machine.apply(input, at: Fixture.t0.addingTimeInterval(Double(i)), trustingWebhooks: trusted))
         }
         return (machine, log)
     }
@@ -126,11 +133,12 @@ import Testing
         #expect(checked == Self.histories)
     }
 
-    @Test func atMostOneAnalyticsJobIsOpenedPerGeneration() async {
+    /// Untrusted and trusting webhooks alike.
+    @Test(arguments: [false, true]) func atMostOneAnalyticsJobIsOpenedPerGeneration(trusted: Bool) async {
         var checked = 0
         await propertyCheck(count: Self.histories, input: Self.historyGen) { history in
             checked += 1
-            let (machine, log) = Self.run(history.inputs)
+            let (machine, log) = Self.run(history.inputs, trusted: trusted)
             let opened = log.flatMap { $0 }.compactMap { action -> Int? in
                 if case .openAnalyticsJob(let generation) = action { generation } else { nil }
             }
@@ -142,13 +150,23 @@ import Testing
         #expect(checked == Self.histories)
     }
 
-    @Test func neverCompleteWhileAKnownDocumentIsUnfinished() async {
+    /// Untrusted and trusting webhooks alike.
+    @Test(arguments: [false, true]) func neverCompleteWhileAKnownDocumentIsUnfinished(trusted: Bool) async {
         var checked = 0
         await propertyCheck(count: Self.histories, input: Self.historyGen) { history in
             checked += 1
             var machine = BookMachine(uuid: Fixture.uuid)
             for (i, input) in history.inputs.enumerated() {
-                _ = machine.apply(input, at: Fixture.t0.addingTimeInterval(Double(i)))
+                let knownBefore = machine.documents
+                let wasFinished = machine.phase == .complete || machine.phase == .retrieving
+                _ = machine.apply(input, at: Fixture.t0.addingTimeInterval(Double(i)), trustingWebhooks: trusted)
+                if case .webhook = input, !wasFinished, machine.phase == .retrieving {
+                    // Only a trusted body finishes a Book, and never one missing a document it knew.
+                    #expect(trusted, "after step \(i) of \(history)")
+                    for known in knownBefore where known.status != .deleted {
+                        #expect(machine.documents.contains { $0.ref.matches(known.ref) }, "after step \(i) of \(history)")
+                    }
+                }
                 if machine.phase == .complete || machine.phase == .retrieving {
                     let unfinished = machine.confirmedDocuments.filter { !($0.status?.isFinished ?? false) }
                     #expect(unfinished.isEmpty, "after step \(i) of \(history)")

@@ -46,6 +46,28 @@ import Testing
                               finishedAt: now.addingTimeInterval(-1e9)) != nil)
     }
 
+    @Test func soonIsWithinOneToTwoMinima() {
+        #expect(interval(.soon, lastWebhook: 10, u: 0) == 60)
+        #expect(interval(.soon, lastWebhook: nil, u: 1) == 120)
+    }
+
+    @Test func trustedRetentionWaitsAsLongAsTheBookHasBeenFinished() {
+        let week = PollSchedule(minimum: 60, maximum: 1800, retention: 7 * 86400)
+        // Follow one finished Book: each poll is set when the previous one happens (no jitter).
+        var polls: [TimeInterval] = []
+        var at = now
+        while let next = week.nextPoll(cadence: .retention, lastWebhookAt: nil, now: at, webhooksSilent: false, unitRandom: 0,
+                                       finishedAt: now, webhooksTrusted: true) {
+            polls.append(next.timeIntervalSince(now) / 1800)
+            at = next
+        }
+        #expect(polls == [1, 2, 4, 8, 16, 32, 64, 128, 256], "in maxima after the finish: 9 polls in a week instead of 336")
+        // Untrusted, the same Book is polled every maximum.
+        let untrusted = week.nextPoll(cadence: .retention, lastWebhookAt: nil, now: now.addingTimeInterval(86400), webhooksSilent: true,
+                                      unitRandom: 0, finishedAt: now, webhooksTrusted: false)
+        #expect(untrusted == now.addingTimeInterval(86400 + 1800))
+    }
+
     @Test func maximumBelowMinimumIsRaised() {
         #expect(PollSchedule(minimum: 100, maximum: 10).maximum == 100)
     }

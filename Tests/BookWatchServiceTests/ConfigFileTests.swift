@@ -68,10 +68,20 @@ import Testing
         #expect(value("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS").flatMap(Double.init) == watcher.analyticsRetryMaximum)
         #expect(value("BOOKWATCH_ANALYTICS") == watcher.analytics.map(\.rawValue).joined(separator: ","))
         #expect(value("BOOKWATCH_AUTO_TRACK") == "\(watcher.autoTrack)")
+        #expect(value("BOOKWATCH_WEBHOOK_TRUST") == "measured" && watcher.trustWebhooks)
         #expect(value("BOOKWATCH_HOST") == ingress.host)
         #expect(value("BOOKWATCH_PORT") == "\(ingress.port)")
         #expect(value("BOOKWATCH_WEBHOOK_MAX_BYTES") == "\(ingress.bodyLimit)")
         #expect(value("BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS").flatMap(Double.init) == ingress.signatureTolerance)
+    }
+
+    @Test func webhookTrustIsMeasuredOrNeverAndAnythingElseNamesTheSetting() throws {
+        let base = ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s"]
+        #expect(try WatcherSettings.resolve(environment: base.merging(["BOOKWATCH_WEBHOOK_TRUST": "never"]) { $1 }).trustWebhooks == false)
+        #expect(try WatcherSettings.resolve(environment: base.merging(["BOOKWATCH_WEBHOOK_TRUST": "Measured"]) { $1 }).trustWebhooks)
+        #expect(throws: ConfigurationError(setting: "BOOKWATCH_WEBHOOK_TRUST", problem: "'always' is not measured or never")) {
+            try WatcherSettings.resolve(environment: base.merging(["BOOKWATCH_WEBHOOK_TRUST": "always"]) { $1 })
+        }
     }
 
     @Test func errorsNameTheLine() {

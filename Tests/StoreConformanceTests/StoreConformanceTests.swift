@@ -88,6 +88,42 @@ import Testing
         }
     }
 
+    /// Trusting webhooks: a finished body opens the job with no poll requested; the finished Book's
+    /// polls are spaced by its age; turning untrusted pulls them in to the maximum.
+    @Test(arguments: StoreKind.available)
+    func aTrustedFinishedBodyOpensTheJobAndSpacesOutFinishedPolls(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let trusted = TransitionOptions(webhooksTrusted: true)
+            let body = BookInput.webhook(WebhookHint(event: .bookVerified, listedDocuments: [
+                DocumentSnapshot(ref: DocumentRef(uuid: "doc-1"), status: .completed),
+                DocumentSnapshot(ref: DocumentRef(uuid: "doc-2"), status: .rejected),
+            ]))
+            for book in [F.uuid, F.other] {
+                _ = try await store.apply(.command(.track(.created)), to: book, at: F.t0, options: .init())
+            }
+            // Untrusted, the same body asks for a poll and opens nothing.
+            _ = try await store.apply(body, to: F.other, at: F.t0.plus(10), options: .init())
+            #expect(try await store.book(F.other)?.pendingPollReason == .webhookHint)
+            #expect(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(10), lease: 60) == nil)
+
+            _ = try await store.apply(body, to: F.uuid, at: F.t0.plus(10), options: trusted)
+            let record = try #require(try await store.book(F.uuid))
+            #expect(record.machine.phase == .retrieving && record.pendingPollReason == nil)
+            #expect(record.nextPollAt == F.t0.plus(10 + 1800))  // first retention poll: the maximum
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(10), lease: 60))
+            #expect(job.bookUUID == F.uuid && job.generation == 1)
+            _ = try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(20), options: trusted)
+            // A retention poll four hours after the finish sets the next one four hours later.
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(10 + 4 * 3600), options: trusted)
+            #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(10 + 8 * 3600))
+            // Webhooks turn untrusted: the far poll comes within the maximum.
+            let now = F.t0.plus(5 * 3600)
+            #expect(try await store.tightenPolls(now: now, active: 120, finished: 1800) == 1)
+            let moved = try #require(try await store.book(F.uuid)?.nextPollAt)
+            #expect(moved >= now.plus(900) && moved <= now.plus(1800))
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func notReadyAnalyticsBringTheRetentionPollForwardButNeverDelayIt(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
@@ -342,7 +378,7 @@ import Testing
             // Webhooks flowing push the idle Book's poll out to at least max/2.
             _ = try await store.apply(F.uploaded(5), to: idle, at: now, options: .init())
             #expect(try await store.book(idle)?.nextPollAt == now.plus(900))
-            #expect(try await store.tightenActivePolls(now: now, spread: 120) == 1)
+            #expect(try await store.tightenPolls(now: now, active: 120, finished: 1800) == 1)
             let moved = try #require(try await store.book(idle)?.nextPollAt)
             #expect(moved >= now.plus(60) && moved < now.plus(120))
             #expect(try await store.book(claimed.bookUUID)?.nextPollAt == now.plus(600))
