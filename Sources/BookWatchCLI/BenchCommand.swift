@@ -53,6 +53,10 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
     @Option(help: "Strategies, comma-separated (hybrid, hybrid-strict, naive, webhook-only).") var strategies = "hybrid,naive,webhook-only"
     @Option(help: "Seed of the scenarios.") var seed: UInt64 = 1
     @Option(help: "Organisation rate limit, requests/s (enforced by the simulator, used by every strategy's limiter).") var rate = 5.0
+    @Option(name: .customLong("loss-from"), help: ArgumentHelp(
+        "Webhook loss starts this many virtual seconds in (0: from the start), e.g. an outage after webhooks earned trust.",
+        valueName: "seconds"))
+    var lossFrom = 0.0
 
     func losses() throws -> [Double] {
         try commaList(loss, { Double($0).flatMap { (0...1).contains($0) ? $0 : nil } }) { "--loss '\($0)' is not a fraction in 0...1" }
@@ -67,18 +71,23 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
     func validate() throws {
         guard books > 0 else { throw ValidationError("--books must be at least 1") }
         guard rate > 0 else { throw ValidationError("--rate must be positive") }
+        guard lossFrom >= 0 else { throw ValidationError("--loss-from must be at least 0") }
         _ = try losses()
         _ = try chosen()
     }
 
     func run() async throws {
         let context = CLIContext.current
-        context.print("bench strategies: \(books) Books, seed \(seed), \(rate) requests/s enforced; virtual clock")
+        context.print("bench strategies: \(books) Books, seed \(seed), \(rate) requests/s enforced; virtual clock"
+                      + (lossFrom > 0 ? "; loss from \(Int(lossFrom)) s" : ""))
         context.print(Self.header)
         for loss in try losses() {
             for strategy in try chosen() {
-                let result = try await StrategyBench.run(strategy, books: books, loss: loss, seed: seed, rate: rate)
+                let result = try await StrategyBench.run(strategy, books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom)
                 context.print(Self.row(result))
+                if let since = result.sinceLoss {
+                    context.print("      Books finished after the loss began: \(since.books), delay p50 \(Self.duration(since.p50)), p99 \(Self.duration(since.p99))")
+                }
                 if !result.pollsByReason.isEmpty {
                     let parts = result.pollsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                     context.print("      status calls by reason: " + parts.joined(separator: ", ")
@@ -90,11 +99,12 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
 
     static let header = "loss  strategy        completed    retrievals  dup  status/Book  delay p50  delay p99   429s  virtual h  wall s"
 
+    static func duration(_ seconds: Double?) -> String {
+        guard let seconds else { return "-" }
+        return seconds < 120 ? String(format: "%.0fs", seconds) : String(format: "%.1fm", seconds / 60)
+    }
+
     static func row(_ r: StrategyResult) -> String {
-        func duration(_ seconds: Double?) -> String {
-            guard let seconds else { return "-" }
-            return seconds < 120 ? String(format: "%.0fs", seconds) : String(format: "%.1fm", seconds / 60)
-        }
         func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
         func left(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
         return [

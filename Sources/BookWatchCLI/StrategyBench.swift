@@ -42,6 +42,8 @@ public struct StrategyResult: Sendable {
     public var pollsByReason: [String: Int] = [:]
     /// Of `statusCalls`, those answered while the Book was finished (the simulator's count).
     public var statusCallsWhileFinished: Int = 0
+    /// With loss starting mid-run: the Books that finished after it started, and their delays.
+    public var sinceLoss: (books: Int, p50: Double?, p99: Double?)? = nil
 
     public var statusCallsPerBook: Double { Double(statusCalls) / Double(max(books, 1)) }
 }
@@ -51,7 +53,7 @@ public enum StrategyBench {
     /// The shared scenario: `books` Books, each finishing once (no reopen or delete, so
     /// "completed" is unambiguous), webhooks lost with probability `loss`, and an enforced
     /// organisation limit of `rate` requests/s (the simulator answers 429 above it).
-    public static func scenario(books: Int, loss: Double, seed: UInt64, rate: Double) -> SimulationConfig {
+    public static func scenario(books: Int, loss: Double, seed: UInt64, rate: Double, lossFrom: TimeInterval = 0) -> SimulationConfig {
         var config = SimulationConfig()
         config.books = books
         config.seed = seed
@@ -63,15 +65,17 @@ public enum StrategyBench {
         // Analytics ready soon after VERIFIED, so the delay measures detection more than readiness.
         config.analyticsDelay = 5...30
         config.faults.webhookDrop = loss
+        config.faults.webhookDropFrom = lossFrom
         config.faults.rateLimit = rate
         config.faults.rateBurst = 25
         return config
     }
 
-    public static func run(_ strategy: Strategy, books: Int, loss: Double, seed: UInt64 = 1, rate: Double = 5) async throws
-        -> StrategyResult
-    {
-        let config = scenario(books: books, loss: loss, seed: seed, rate: rate)
+    /// - Parameter lossFrom: loss starts this many seconds into the scenario (0: from the start).
+    public static func run(
+        _ strategy: Strategy, books: Int, loss: Double, seed: UInt64 = 1, rate: Double = 5, lossFrom: TimeInterval = 0
+    ) async throws -> StrategyResult {
+        let config = scenario(books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom)
         let clock = ManualClock(start: config.start)
         let wallStart = ContinuousClock.now
         let stored: [String: Date]
@@ -87,14 +91,17 @@ public enum StrategyBench {
         }
         let stats = await simulation.stats()
         var delays: [Double] = []
+        var delaysSinceLoss: [Double] = []
+        let lossStart = config.start.addingTimeInterval(lossFrom)
         for truth in stats.truth {
             guard let first = truth.verifiedAt.first, let finished = try? Date(first, strategy: .iso8601), let at = stored[truth.uuid]
             else { continue }
             delays.append(at.timeIntervalSince(finished))
+            if lossFrom > 0 && finished >= lossStart { delaysSinceLoss.append(at.timeIntervalSince(finished)) }
         }
-        delays.sort()
-        func quantile(_ q: Double) -> Double? {
-            delays.isEmpty ? nil : delays[min(delays.count - 1, Int((Double(delays.count) * q).rounded(.up)) - 1)]
+        func quantile(_ q: Double, of values: [Double] = delays) -> Double? {
+            let sorted = values.sorted()
+            return sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)]
         }
         let elapsed = ContinuousClock.now - wallStart
         return StrategyResult(
@@ -103,7 +110,8 @@ public enum StrategyBench {
             statusCalls: stats.statusCalls, delayP50: quantile(0.5), delayP99: quantile(0.99), answers429: stats.answers429,
             virtualHours: clock.now().timeIntervalSince(config.start) / 3600,
             wallSeconds: elapsed.inSeconds,
-            pollsByReason: reasons, statusCallsWhileFinished: stats.statusCallsWhileFinished)
+            pollsByReason: reasons, statusCallsWhileFinished: stats.statusCallsWhileFinished,
+            sinceLoss: lossFrom > 0 ? (delaysSinceLoss.count, quantile(0.5, of: delaysSinceLoss), quantile(0.99, of: delaysSinceLoss)) : nil)
     }
 
     static var quietLogger: Logger {

@@ -1,4 +1,5 @@
 import struct Foundation.Date
+import struct Foundation.TimeInterval
 
 /// The per-Book state machine: `(state, input, now) -> (state, [action])`, with no I/O.
 ///
@@ -32,6 +33,13 @@ public struct BookMachine: Hashable, Sendable {
     /// When the current generation was seen finished (for the completion-time histogram).
     public internal(set) var finishedAt: Date?
     public internal(set) var failureReason: String?
+    /// Tracked when the lender created it (`track --new`): every document it will have is uploaded
+    /// while watched, so even its first snapshot says whether webhooks announced them.
+    public internal(set) var watchedSinceCreation: Bool
+
+    /// How long after a Book's last webhook a snapshot may still lag behind it: a document's
+    /// "finished" hint survives a snapshot taken within this that shows the document in progress.
+    public static let statusLag: TimeInterval = 300
 
     /// A newly tracked Book, nothing known yet.
     public init(uuid: BookUUID, pk: Int? = nil) {
@@ -44,15 +52,16 @@ public struct BookMachine: Hashable, Sendable {
         BookMachine(
             uuid: uuid, pk: pk, phase: .tracking, generation: last + 1, lastOpenedGeneration: last,
             bookStatus: nil, documents: [], lastWebhookAt: nil, lastSnapshotAt: nil,
-            finishedAt: nil, failureReason: nil)
+            finishedAt: nil, failureReason: nil, watchedSinceCreation: false)
     }
 
     /// Restores a machine from storage.
     public init(
         uuid: BookUUID, pk: Int?, phase: BookPhase, generation: Int, lastOpenedGeneration: Int,
         bookStatus: BookStatus?, documents: [TrackedDocument], lastWebhookAt: Date?,
-        lastSnapshotAt: Date?, finishedAt: Date?, failureReason: String?
+        lastSnapshotAt: Date?, finishedAt: Date?, failureReason: String?, watchedSinceCreation: Bool = false
     ) {
+        self.watchedSinceCreation = watchedSinceCreation
         self.uuid = uuid
         self.pk = pk
         self.phase = phase

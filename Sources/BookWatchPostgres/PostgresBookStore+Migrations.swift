@@ -116,6 +116,9 @@ extension PostgresBookStore {
             "ALTER TABLE notifications ADD COLUMN claimed_by TEXT",
             "ALTER TABLE notifications ADD COLUMN claim_expires_at BIGINT",
         ]),
+        ("v7-watched-since-creation", [
+            "ALTER TABLE books ADD COLUMN watched_since_creation BOOLEAN NOT NULL DEFAULT FALSE",
+        ]),
     ]
 
     /// The names of the migrations, in order.

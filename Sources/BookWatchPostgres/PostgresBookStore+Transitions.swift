@@ -120,7 +120,7 @@ extension PostgresBookStore {
             INSERT INTO books (\(unescaped: BooksTable.columnList))
             VALUES (\(key), \(m.pk), \(m.phase.rawValue), \(m.generation), \(m.lastOpenedGeneration), \(m.bookStatus?.rawValue),
                 \(m.failureReason), \(m.lastWebhookAt?.storageMillis), \(m.lastSnapshotAt?.storageMillis), \(m.finishedAt?.storageMillis),
-                \(s.next), \(s.reason), \(s.claimedAt), \(s.snapshotAsOf), \(t), \(t))
+                \(s.next), \(s.reason), \(s.claimedAt), \(s.snapshotAsOf), \(m.watchedSinceCreation), \(t), \(t))
             \(unescaped: BooksTable.upsert)
             """, logger: logger)
         try await c.query("DELETE FROM documents WHERE book_uuid = \(key)", logger: logger)
@@ -139,6 +139,7 @@ extension PostgresBookStore {
             lastOpenedGeneration: try row.value("last_opened_generation"), bookStatus: try row.value("book_status"),
             failureReason: try row.value("failure_reason"), lastWebhookAt: try row.value("last_webhook_at"),
             lastPolledAt: try row.value("last_polled_at"), finishedAt: try row.value("finished_at"),
+            watchedSinceCreation: try row.value("watched_since_creation"),
             schedule: StoredSchedule(
                 next: try row.value("next_poll_at"), reason: try row.value("poll_reason"), claimedAt: try row.value("poll_claimed_at"),
                 snapshotAsOf: try row.value("snapshot_as_of")))

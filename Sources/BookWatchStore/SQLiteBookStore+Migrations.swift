@@ -124,6 +124,11 @@ extension SQLiteBookStore {
                 ALTER TABLE notifications ADD COLUMN claim_expires_at INTEGER;
                 """)
         }
+        migrator.registerMigration("v7-watched-since-creation") { db in
+            // Books tracked when the lender created them (`track --new`): their first poll is
+            // evidence for the webhook loss estimate, since no document can predate the watching.
+            try db.execute(sql: "ALTER TABLE books ADD COLUMN watched_since_creation INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -49,6 +49,7 @@ extension SQLiteBookStore {
             uuid: row["uuid"], pk: row["pk"], state: row["state"], generation: row["generation"],
             lastOpenedGeneration: row["last_opened_generation"], bookStatus: row["book_status"], failureReason: row["failure_reason"],
             lastWebhookAt: row["last_webhook_at"], lastPolledAt: row["last_polled_at"], finishedAt: row["finished_at"],
+            watchedSinceCreation: row["watched_since_creation"],
             schedule: StoredSchedule(next: row["next_poll_at"], reason: row["poll_reason"], claimedAt: row["poll_claimed_at"],
                                      snapshotAsOf: row["snapshot_as_of"]))
     }
@@ -152,7 +153,8 @@ extension SQLiteBookStore {
             arguments: [
                 key, m.pk, m.phase.rawValue, m.generation, m.lastOpenedGeneration, m.bookStatus?.rawValue,
                 m.failureReason, m.lastWebhookAt?.storageMillis, m.lastSnapshotAt?.storageMillis,
-                m.finishedAt?.storageMillis, schedule.next, schedule.reason, schedule.claimedAt, schedule.snapshotAsOf, now, now,
+                m.finishedAt?.storageMillis, schedule.next, schedule.reason, schedule.claimedAt, schedule.snapshotAsOf,
+                m.watchedSinceCreation, now, now,
             ])
         try db.execute(sql: "DELETE FROM documents WHERE book_uuid = ?", arguments: [key])
         let insert = try db.cachedStatement(sql: """

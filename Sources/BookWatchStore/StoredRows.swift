@@ -14,12 +14,15 @@ package struct StoredBook: Sendable {
     package var lastWebhookAt: Int64?
     package var lastPolledAt: Int64?
     package var finishedAt: Int64?
+    package var watchedSinceCreation: Bool
     package var schedule: StoredSchedule
 
     package init(
         uuid: String, pk: Int?, state: String, generation: Int, lastOpenedGeneration: Int, bookStatus: String?,
-        failureReason: String?, lastWebhookAt: Int64?, lastPolledAt: Int64?, finishedAt: Int64?, schedule: StoredSchedule
+        failureReason: String?, lastWebhookAt: Int64?, lastPolledAt: Int64?, finishedAt: Int64?, watchedSinceCreation: Bool,
+        schedule: StoredSchedule
     ) {
+        self.watchedSinceCreation = watchedSinceCreation
         self.uuid = uuid
         self.pk = pk
         self.state = state
@@ -47,7 +50,7 @@ package struct StoredBook: Sendable {
             lastWebhookAt: lastWebhookAt.map(Date.init(storageMillis:)),
             lastSnapshotAt: lastPolledAt.map(Date.init(storageMillis:)),
             finishedAt: finishedAt.map(Date.init(storageMillis:)),
-            failureReason: failureReason)
+            failureReason: failureReason, watchedSinceCreation: watchedSinceCreation)
     }
 
     /// The record `status` shows.
@@ -70,7 +73,7 @@ package enum BooksTable {
     package static let columns = [
         "uuid", "pk", "state", "generation", "last_opened_generation", "book_status", "failure_reason",
         "last_webhook_at", "last_polled_at", "finished_at", "next_poll_at", "poll_reason", "poll_claimed_at", "snapshot_as_of",
-        "created_at", "updated_at",
+        "watched_since_creation", "created_at", "updated_at",
     ]
     package static let columnList = columns.joined(separator: ", ")
     package static let upsert = "ON CONFLICT (uuid) DO UPDATE SET "

@@ -81,7 +81,7 @@ extension OcrolusSimulation {
 
     private func enqueue(_ event: SimEvent) {
         counters.webhooksGenerated += 1
-                if rng.chance(faults.webhookDrop) {
+        if rng.chance(faults.webhookDrop) && event.at >= faults.webhookDropFrom {
             counters.webhooksDroppedByFault += 1
             return
         }

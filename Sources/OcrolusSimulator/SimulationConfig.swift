@@ -14,6 +14,9 @@ public enum WebhookFlavour: String, Sendable, CaseIterable, Codable {
 public struct FaultConfig: Sendable, Codable, Equatable {
     /// Webhooks never sent at all.
     public var webhookDrop: Double = 0
+    /// `webhookDrop` applies to events this many seconds into the scenario and later (an outage
+    /// that starts once webhooks have earned trust).
+    public var webhookDropFrom: TimeInterval = 0
     /// Webhooks sent twice (the second with its own request id).
     public var webhookDuplicate: Double = 0
     /// Webhooks held back by up to `maxWebhookDelay`, so they arrive out of order.

@@ -13,6 +13,15 @@ import Testing
         #expect(blind.completed == 0 && blind.retrievals == 0 && blind.statusCalls == 0)
         let row = BenchStrategiesCommand.row(hybrid)
         #expect(row.contains("12/12") && row.contains("hybrid"))
+        #expect(hybrid.sinceLoss == nil)
+    }
+
+    @Test func lossStartingPartWayReportsTheBooksFinishedAfterIt() async throws {
+        let result = try await StrategyBench.run(.hybrid, books: 12, loss: 1, seed: 5, lossFrom: 2400)
+        #expect(result.completed == 12 && result.duplicates == 0)
+        let since = try #require(result.sinceLoss)
+        #expect(since.books > 0 && since.books < 12, "some Books finish before the loss, some after")
+        #expect(since.p99 != nil)
     }
 
     /// With working webhooks, once they have proved reliable, `book.verified` bodies finish Books

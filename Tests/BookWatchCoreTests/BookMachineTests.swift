@@ -241,15 +241,32 @@ import Testing
     }
 
     @Test func snapshotContradictingAnEarlierWebhookWins() {
-        // The webhook said document 1 finished; the snapshot says it is still processing.
+        // The webhook said document 1 finished; a snapshot long after says it is still processing.
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
+        _ = machine.apply(F.hint(.documentVerified, doc: 1), at: F.t0.addingTimeInterval(1))
+        let actions = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.addingTimeInterval(1 + BookMachine.statusLag + 1))
+        #expect(machine.phase == .processing)
+        #expect(machine.documents.allSatisfy { $0.hint == nil })
+        #expect(machine.documents.first?.effectiveProgress == .inProgress)
+        #expect(actions == [.schedulePoll(.active)])
+    }
+
+    @Test func aSnapshotLaggingBehindAFreshWebhookKeepsItsHintAndAsksAgainSoon() {
+        // The status endpoint has not caught up with the event of a moment ago.
         let (machine, actions) = F.machine(after: [
             F.verifying(finished: [], unfinished: [1]), F.hint(.documentVerified, doc: 1),
             F.verifying(finished: [], unfinished: [1]),
         ])
         #expect(machine.phase == .processing)
-        #expect(machine.documents.allSatisfy { $0.hint == nil })
-        #expect(machine.documents.first?.effectiveProgress == .inProgress)
-        #expect(actions == [.schedulePoll(.active)])
+        #expect(machine.documents.first?.status == .processing, "the truth is the snapshot's")
+        #expect(machine.documents.first?.hint == .succeeded)
+        #expect(actions == [.schedulePoll(.active), .pollWithin(.soon)])
+        // When the status catches up, the announcement counts for the loss estimate.
+        var next = machine
+        let caughtUp = next.apply(F.verified(1), at: F.t0.addingTimeInterval(90))
+        #expect(caughtUp.first == .webhookCoverage(announced: 1, missed: 0))
+        #expect(next.phase == .retrieving)
     }
 
     @Test func webhookForAnUnseenDocumentAfterCompletePollsForAReopen() {

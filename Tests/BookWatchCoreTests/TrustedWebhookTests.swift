@@ -122,6 +122,37 @@ import Testing
         #expect(Self.run(notLast, trusted: true).1 == [.postponePoll(.active)])
     }
 
+    @Test func aBookWatchedSinceCreationCountsItsFirstSnapshotForTheLossEstimate() {
+        // Document 1 was announced verified, document 2's events were all lost.
+        let history: [BookInput] = [F.hint(.documentVerified, doc: 1), F.verified(1, 2)]
+        let created = Self.run([.command(.track(.created))] + history, trusted: false)
+        #expect(created.0.watchedSinceCreation)
+        #expect(created.1.first == .webhookCoverage(announced: 1, missed: 1))
+        // Tracked later (auto-track, or `track` of an existing Book): documents may predate it.
+        let later = Self.run([.command(.track(.webhook))] + history, trusted: false)
+        #expect(!later.0.watchedSinceCreation)
+        #expect(!later.1.contains { if case .webhookCoverage = $0 { true } else { false } })
+        // "New" after a poll has seen it is not new.
+        let polledFirst = Self.run([.command(.track(.operator)), F.verifying(finished: [], unfinished: [1]), .command(.track(.created))],
+                                   trusted: false)
+        #expect(!polledFirst.0.watchedSinceCreation)
+    }
+
+    @Test func aBookEventsListNamesDocumentsButAnnouncesNone() {
+        // Document 2's own verification event was lost; book.verified lists it finished. Untrusted,
+        // the poll the body asks for counts document 2 as missed (the list is not its announcement).
+        let inputs: [BookInput] = [
+            .command(.track(.operator)), F.verifying(finished: [], unfinished: [1, 2]),
+            F.hint(.documentVerified, doc: 1),
+            Self.body([(1, .verificationComplete), (2, .verificationComplete)]),
+        ]
+        let (machine, actions) = Self.run(inputs, trusted: false)
+        #expect(actions == [.pollNow(.webhookHint)])
+        #expect(machine.documents.map(\.hint) == [.succeeded, nil])
+        var polled = machine
+        #expect(polled.apply(F.verified(1, 2), at: F.t0.addingTimeInterval(10)).first == .webhookCoverage(announced: 1, missed: 1))
+    }
+
     @Test func finishedBodyIsOnlyRecognisedOnBookFinishedEvents() {
         let listed = [DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID(1)), status: .completed)]
         #expect(WebhookHint(event: .bookVerified, listedDocuments: listed).finishedBody == listed)

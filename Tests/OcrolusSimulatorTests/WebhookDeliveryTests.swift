@@ -93,6 +93,20 @@ final class Received: Sendable {
         #expect(order != order.sorted())
     }
 
+    @Test func lossCanStartPartWayThrough() async throws {
+        let sim = SimulatorHarness {
+            $0.books = 30
+            $0.faults.webhookDrop = 1
+            $0.faults.webhookDropFrom = 900
+        }
+        let received = await drain(sim) { _ in 200 }
+        let stats = await sim.simulation.stats()
+        // Every event before the 15th minute arrives, none after.
+        #expect(!received.all.isEmpty && stats.webhooksDroppedByFault > 0)
+        #expect(received.all.count + stats.webhooksDroppedByFault == stats.webhooksGenerated)
+        #expect(received.all.allSatisfy { $0.dueAt < 900 })  // seconds into the scenario
+    }
+
     @Test func noWebhooksAtAll() async throws {
         let sim = SimulatorHarness { $0.webhooksEnabled = false }
         let received = await drain(sim) { _ in 200 }

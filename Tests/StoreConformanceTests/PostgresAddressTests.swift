@@ -21,14 +21,14 @@ import Testing
     }
 
     @Test func anUnreachableServerFailsNamingItWithoutThePassword() async throws {
-        // Port 1 on loopback: nothing listens; the connection is refused at once.
-        let started = ContinuousClock.now
+        // Port 1 on loopback: nothing listens. The direct connection's own reason comes back
+        // (refused), not a pool's quiet retries ending in a timeout.
         await #expect {
             _ = try await PostgresBookStore.open(url: "postgres://bookwatch:s3cret-pw@127.0.0.1:1/bookwatch?sslmode=disable")
         } throws: { error in
             let text = String(describing: error)
             return text.contains("postgres://bookwatch@127.0.0.1:1/bookwatch") && !text.contains("s3cret-pw")
+                && text.contains("Connection refused")
         }
-        #expect(ContinuousClock.now - started < .seconds(10))  // refused at once, not a pool timeout
     }
 }

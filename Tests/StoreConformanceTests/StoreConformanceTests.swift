@@ -26,6 +26,12 @@ import Testing
             #expect(try await store.books(state: .processing, limit: 10).map(\.uuid) == [F.uuid])
             #expect(try await store.books(state: .complete, limit: 10).isEmpty)
             #expect(try await store.uuid(forPK: 1) == F.uuid)
+            #expect(record.machine.watchedSinceCreation == false)
+            // A Book tracked at creation keeps that across transitions.
+            _ = try await store.apply(.command(.track(.created)), to: F.other, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.verifying), to: F.other, at: F.t0.plus(1), options: .init())
+            #expect(try await store.book(F.other)?.machine.watchedSinceCreation == true)
+            _ = try await store.apply(.command(.untrack), to: F.other, at: F.t0.plus(2), options: .init())
             // Only `track` creates a Book.
             #expect(try await store.apply(F.bookVerified, to: F.other, at: F.t0, options: .init()) == nil)
             #expect(try await store.book(F.other) == nil)
