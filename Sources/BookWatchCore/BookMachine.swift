@@ -4,7 +4,8 @@ import struct Foundation.TimeInterval
 /// The per-Book state machine: `(state, input, now) -> (state, [action])`, with no I/O.
 ///
 /// Invariants (checked by property tests):
-/// - webhooks are hints: they change only `hint`s (cleared by the next snapshot), `lastWebhookAt`
+/// - webhooks are hints: they change only `hint`s (cleared by the next snapshot, except a fresh
+///   "finished" one a lagging snapshot contradicts: see `statusLag`), `lastWebhookAt`
 ///   and the actions returned; the phase, generation and documents follow the snapshots alone.
 ///   The one exception is opt-in (`trustingWebhooks`, which the watcher passes only while it
 ///   measures webhooks as reliable): a finished book-level body that names every document the

@@ -81,8 +81,9 @@ public enum PollReason: String, Hashable, Sendable, CaseIterable {
 public enum PollCadence: String, Hashable, Sendable {
     /// Still processing: between the configured minimum and maximum, adapted to webhook traffic.
     case active
-    /// Every known document finished but nothing confirmed the Book finished yet, while webhooks
-    /// are trusted: within one to two minima, unless the Book's finished event comes first.
+    /// Within one to two minima: every known document is finished but nothing confirmed the Book
+    /// finished yet (webhooks trusted: unless the Book's finished event comes first), or a snapshot
+    /// lagged behind a fresh "finished" hint.
     case soon
     /// Finished (retrieving, complete or failed): the maximum interval, to notice a reopen (ever
     /// rarer while webhooks are trusted, since they announce a reopen).
