@@ -13,6 +13,9 @@ bin="$root/.build/$config/bookwatch"
 
 echo "== strategies"
 if $smoke; then "$bin" bench strategies --books 20 --loss 0,1 --strategies hybrid,hybrid-strict,naive,webhook-only; else "$bin" bench strategies --books 1000 --strategies hybrid,hybrid-strict,naive,webhook-only; fi
+echo "== strategies, loss starting after webhooks earned trust"
+if $smoke; then "$bin" bench strategies --books 20 --loss 1 --loss-from 1800 --strategies hybrid
+else "$bin" bench strategies --books 1000 --loss 0.3,1 --loss-from 1800 --strategies hybrid,hybrid-strict; fi
 echo "== scale"
 if $smoke; then "$bin" bench scale --books 200 --idle-seconds 1; else "$bin" bench scale --books 1000,10000,100000; fi
 echo "== store (SQLite vs PostgreSQL)"
