@@ -217,13 +217,11 @@ extension PostgresBookStore {
     public func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int {
         try await connection { c in
             var moved = 0
-            for (states, spread) in [(BooksTable.activeStates, active), (BooksTable.finishedStates, finished)] {
-                let limit = now.addingTimeInterval(spread).storageMillis
-                let half = max(Int64(spread * 500), 1)
+            for group in BooksTable.tightenings(now: now, active: active, finished: finished) {
                 moved += try await Self.rows(c, """
-                    UPDATE books SET next_poll_at = \(limit - half) + FLOOR(RANDOM() * \(half))::BIGINT
-                    WHERE state IN \(unescaped: states) AND poll_reason IS NULL AND poll_claimed_at IS NULL
-                        AND next_poll_at > \(limit)
+                    UPDATE books SET next_poll_at = \(group.low) + FLOOR(RANDOM() * \(group.span))::BIGINT
+                    WHERE state IN \(unescaped: group.states) AND poll_reason IS NULL AND poll_claimed_at IS NULL
+                        AND next_poll_at > \(group.limit)
                     RETURNING uuid
                     """, self.logger).count
             }

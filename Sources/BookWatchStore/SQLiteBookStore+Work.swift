@@ -109,23 +109,19 @@ extension SQLiteBookStore {
         }
     }
 
-    /// Pulls the scheduled polls of Books still processing (or just tracked) that are later than
-    /// `now + spread` into `now + spread/2 ... now + spread`, when webhooks turn silent or lossy:
-    /// polls set while webhooks were trusted would otherwise wait up to the maximum interval.
-    /// Urgent polls and finished Books are left alone. Answers how many moved.
+    /// When webhooks turn silent or lossy, polls set while they were trusted would otherwise wait
+    /// up to the maximum interval (finished Books: far longer): see `BookStore.tightenPolls`.
     @discardableResult
     public func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int {
         try await write { db in
             var moved = 0
-            for (states, spread) in [(BooksTable.activeStates, active), (BooksTable.finishedStates, finished)] {
-                let limit = now.addingTimeInterval(spread).storageMillis
-                let half = max(Int64(spread * 500), 1)
+            for group in BooksTable.tightenings(now: now, active: active, finished: finished) {
                 try db.execute(
                     sql: """
                         UPDATE books SET next_poll_at = ? + (ABS(RANDOM()) % ?)
-                        WHERE state IN \(states) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
+                        WHERE state IN \(group.states) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
                         """,
-                    arguments: [limit - half, half, limit])
+                    arguments: [group.low, group.span, group.limit])
                 moved += db.changesCount
             }
             return moved

@@ -70,6 +70,18 @@ package enum BooksTable {
     /// polls watch for a reopen (see `PollCadence`).
     package static let activeStates = "('tracking', 'processing')"
     package static let finishedStates = "('retrieving', 'complete', 'failed')"
+
+    /// What `tightenPolls` moves, for either store: per group of states, unclaimed non-urgent polls
+    /// later than `limit` go to `low + random(0..<span)` (storage milliseconds).
+    package static func tightenings(now: Date, active: TimeInterval, finished: TimeInterval)
+        -> [(states: String, low: Int64, span: Int64, limit: Int64)]
+    {
+        [(activeStates, active), (finishedStates, finished)].map { states, spread in
+            let limit = now.addingTimeInterval(spread).storageMillis
+            let span = max(Int64(spread * 500), 1)
+            return (states, limit - span, span, limit)
+        }
+    }
     package static let columns = [
         "uuid", "pk", "state", "generation", "last_opened_generation", "book_status", "failure_reason",
         "last_webhook_at", "last_polled_at", "finished_at", "next_poll_at", "poll_reason", "poll_claimed_at", "snapshot_as_of",
