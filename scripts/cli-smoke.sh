@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of the CLI contract on a built binary: track, status --json, exit 2 on bad input.
+# Smoke test of the CLI contract on a built binary: track, status --json, exit 2 on bad input, demo.
 # Usage: scripts/cli-smoke.sh path/to/bookwatch
 set -euo pipefail
 bin=$(realpath "${1:?usage: cli-smoke.sh path/to/bookwatch}")
@@ -21,4 +21,7 @@ set +e
 "$bin" frobnicate 2>/dev/null; code=$?
 set -e
 [ "$code" -eq 2 ] || fail "an unknown subcommand exited $code, expected 2"
-echo "cli-smoke: 3 passed, 0 failed"
+# The README's first command, smaller: the demo ends, every finished generation retrieved once.
+"$bin" demo --books 10 --seconds 8 > demo.out 2>&1 || fail "demo exited $?: $(tail -n 5 demo.out)"
+grep -Eq "duplicates: 0$" demo.out || fail "demo retrieved something twice: $(tail -n 12 demo.out)"
+echo "cli-smoke: 4 passed, 0 failed"
