@@ -72,13 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
             transport: AsyncHTTPClientTransport(),
             limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock), clock: clock, logger: logger,
             observe: { metrics.ocrolusRequest($0) })
-        var watcherConfiguration = WatcherConfiguration()
-        watcherConfiguration.analytics = watcherSettings.analytics
-        watcherConfiguration.autoTrack = watcherSettings.autoTrack
-        watcherConfiguration.lease = watcherSettings.lease
-        watcherConfiguration.trustWebhooks = watcherSettings.trustWebhooks
-        watcherConfiguration.analyticsRetry = RetryPolicy(
-            base: min(15, watcherSettings.analyticsRetryMaximum), cap: watcherSettings.analyticsRetryMaximum, maxAttempts: 60)
+        let watcherConfiguration = watcherSettings.watcherConfiguration
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,
                               metrics: metrics)
         let hookCommand = environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }

@@ -32,6 +32,17 @@ public struct WatcherSettings: Sendable {
         PollSchedule(minimum: pollMinimum, maximum: pollMaximum, retention: watchCompletedHours * 3600)
     }
 
+    /// The watcher's configuration these settings describe (everything else keeps its default).
+    public var watcherConfiguration: WatcherConfiguration {
+        var configuration = WatcherConfiguration()
+        configuration.analytics = analytics
+        configuration.autoTrack = autoTrack
+        configuration.lease = lease
+        configuration.trustWebhooks = trustWebhooks
+        configuration.analyticsRetry = RetryPolicy(base: min(15, analyticsRetryMaximum), cap: analyticsRetryMaximum, maxAttempts: 60)
+        return configuration
+    }
+
     public static func resolve(environment env: [String: String]) throws(ConfigurationError) -> WatcherSettings {
         var settings = WatcherSettings()
         func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }

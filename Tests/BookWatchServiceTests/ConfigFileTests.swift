@@ -75,6 +75,18 @@ import Testing
         #expect(value("BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS").flatMap(Double.init) == ingress.signatureTolerance)
     }
 
+    @Test func settingsReachTheWatcherConfiguration() throws {
+        let settings = try WatcherSettings.resolve(environment: [
+            "OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s", "BOOKWATCH_WEBHOOK_TRUST": "never", "BOOKWATCH_LEASE_SECONDS": "45",
+            "BOOKWATCH_AUTO_TRACK": "false", "BOOKWATCH_ANALYTICS": "summary,signals", "BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS": "90",
+        ])
+        let configuration = settings.watcherConfiguration
+        #expect(configuration.trustWebhooks == false && configuration.lease == 45 && configuration.autoTrack == false)
+        #expect(configuration.analytics == [.summary, .signals])
+        #expect(configuration.analyticsRetry == RetryPolicy(base: 15, cap: 90, maxAttempts: 60))
+        #expect(WatcherSettings().watcherConfiguration.trustWebhooks, "measured by default")
+    }
+
     @Test func webhookTrustIsMeasuredOrNeverAndAnythingElseNamesTheSetting() throws {
         let base = ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s"]
         #expect(try WatcherSettings.resolve(environment: base.merging(["BOOKWATCH_WEBHOOK_TRUST": "never"]) { $1 }).trustWebhooks == false)
