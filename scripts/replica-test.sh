@@ -37,7 +37,7 @@ for index in 0 1 2; do
     OCROLUS_API_URL="http://127.0.0.1:$sim_port" OCROLUS_AUTH_URL="http://127.0.0.1:$sim_port/oauth/token" \
     OCROLUS_CLIENT_ID=replica OCROLUS_CLIENT_SECRET=replica-secret BOOKWATCH_WEBHOOK_SECRET="$secret" \
     BOOKWATCH_PORT="${ports[$index]}" BOOKWATCH_POLL_MIN_SECONDS=2 BOOKWATCH_POLL_MAX_SECONDS=20 BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS=5 \
-    BOOKWATCH_RATE_LIMIT=2.5 BOOKWATCH_RATE_BURST=10 BOOKWATCH_LEASE_SECONDS=20 \
+    BOOKWATCH_RATE_LIMIT=2.5 BOOKWATCH_RATE_BURST=10 BOOKWATCH_LEASE_SECONDS=45 \
         "$bin" serve --log-level warning > "serve-$index.log" 2>&1 &
     serve_pids+=($!)
 done

@@ -26,6 +26,10 @@ public final class SimulatedDeployment: Sendable {
         pollSchedule: PollSchedule = PollSchedule(), rate: Double = 5, burst: Double = 25, logger: Logger
     ) throws {
         self.clock = clock
+        // Signed like a real deployment: only authenticated deliveries may stand in for a status
+        // call, so an unsigned simulation would measure a deployment nobody should run.
+        var config = config
+        if config.webhookSecret == nil { config.webhookSecret = Self.defaultWebhookSecret }
         simulation = OcrolusSimulation(config: config, clock: clock)
         // The schedule's and the watcher's jitter come from the scenario's seed, so a run repeats
         // (up to the order in which concurrent polls draw).
@@ -47,6 +51,9 @@ public final class SimulatedDeployment: Sendable {
             return status
         })
     }
+
+    /// The webhook secret of a simulated deployment given none.
+    public static let defaultWebhookSecret = "whsec-simulated-deployment-0123456789"
 
     /// A client of the in-process simulator with its own limiter.
     static func client(
@@ -90,7 +97,7 @@ public final class SimulatedDeployment: Sendable {
         do {
             let appended = try await store.appendToInbox(InboxDelivery(
                 requestID: header("Webhook-Request-Id"), receivedAt: now, bookUUID: decoded.bookUUID, bookPK: decoded.bookPK,
-                event: decoded.eventName, body: delivery.body))
+                event: decoded.eventName, body: delivery.body, authenticated: verifier != nil))
             health.webhookReceived(at: now)
             return (200, appended == .duplicate ? .duplicate : .accepted)
         } catch {

@@ -1,16 +1,29 @@
 import struct Foundation.Date
+import struct Foundation.TimeInterval
 
 extension BookMachine {
     // MARK: Snapshots: the truth
 
-    mutating func applySnapshot(_ snapshot: BookSnapshot, at now: Date) -> [BookAction] {
+    mutating func applySnapshot(_ snapshot: BookSnapshot, at now: Date, asOf: Date, gap: TimeInterval) -> [BookAction] {
         let isFirstSnapshot = lastSnapshotAt == nil
-        lastSnapshotAt = now
         switch snapshot {
         case .gone:
-            return markGone()
+            // Gone only when a second answer, asked at least `gap` after the first, agrees: one odd
+            // answer (a misrouted request, a replica's hiccup) must never delete a Book for good.
+            lastSnapshotAt = asOf
+            if phase == .deleted { return markGone() }
+            if let doubt, doubt.kind == .gone {
+                if asOf.timeIntervalSince(doubt.since) >= gap {
+                    self.doubt = nil
+                    return markGone()
+                }
+                return [.schedulePoll(.soon)]
+            }
+            doubt = Doubt(kind: .gone, since: asOf)
+            return [.warn("Ocrolus answered that the Book is gone; a second look confirms"), .schedulePoll(.soon)]
         case .present(let pk, let status, let listed):
             var actions: [BookAction] = []
+            if doubt?.kind == .gone { doubt = nil }
             if phase == .deleted {
                 // The snapshot wins: the Book exists after all. Start over in a fresh generation.
                 actions.append(.warn("book reappeared after being seen deleted"))
@@ -19,6 +32,8 @@ extension BookMachine {
                 if generation <= lastOpenedGeneration { generation = lastOpenedGeneration + 1 }
             }
             if let pk { self.pk = pk }
+            if let held = holdBackRegression(snapshot, listed: listed, asOf: asOf, gap: gap) { return actions + held }
+            lastSnapshotAt = asOf
             bookStatus = status
             if let coverage = coverage(of: listed, firstSnapshot: isFirstSnapshot) { actions.append(coverage) }
             // The status endpoint can lag behind the events: a document announced finished moments
@@ -38,6 +53,32 @@ extension BookMachine {
         }
     }
 
+    /// A finished generation shown unfinished again is a reopen only when the answer has a Document
+    /// the Book did not have, or when two answers asked at least `gap` apart agree. An answer asked
+    /// before the generation finished (in flight across a trusted body) is stale. Answers the
+    /// actions that hold the answer back (the Book keeps its state and is asked again soon), or nil
+    /// when the answer is to be applied.
+    private mutating func holdBackRegression(_ snapshot: BookSnapshot, listed: [DocumentSnapshot], asOf: Date, gap: TimeInterval)
+        -> [BookAction]?
+    {
+        guard phase == .retrieving || phase == .complete || (phase == .failed && !failedWithoutJob) else { return nil }
+        let newDocument = listed.contains { item in !documents.contains { $0.isConfirmed && $0.ref.matches(item.ref) } }
+        if snapshot.isFinished || newDocument {
+            if doubt?.kind == .reopen { doubt = nil }
+            return nil
+        }
+        if let finishedAt, asOf < finishedAt {
+            return [.warn("dropped a status answer asked before the generation finished"), .schedulePoll(.soon)]
+        }
+        if let doubt, doubt.kind == .reopen {
+            guard asOf.timeIntervalSince(doubt.since) >= gap else { return [.schedulePoll(.soon)] }
+            self.doubt = nil
+            return nil
+        }
+        doubt = Doubt(kind: .reopen, since: asOf)
+        return [.warn("a finished document shows unfinished again; a second answer confirms the reopen"), .schedulePoll(.soon)]
+    }
+
     /// Of the documents this snapshot shows newly verified, those a webhook had announced and those
     /// none had. Only successes count: they have a documented event (`document.verification_succeeded`,
     /// `DOC_VERIFIED`), rejections may have none. Not for a Book's first snapshot (what finished
@@ -55,14 +96,20 @@ extension BookMachine {
 
     /// Moves the phase after the documents were replaced by a snapshot.
     private mutating func advance(finished: Bool, at now: Date) -> [BookAction] {
-        switch phase {
-        case .tracking, .processing:
+        if phase == .tracking || phase == .processing || failedWithoutJob {
+            failureReason = nil
             if finished { return finishGeneration(at: now) }
             phase = .processing
             return [.schedulePoll(.active)]
+        }
+        switch phase {
+        case .tracking, .processing:
+            return []  // handled above
         case .retrieving, .complete, .failed:
             let gainedDocuments = documents.contains { !$0.covered }
-            if finished && !gainedDocuments { return [.schedulePoll(.retention)] }
+            if finished && !gainedDocuments {
+                return phase == .retrieving ? [.confirmAnalyticsJob(generation: generation), .schedulePoll(.retention)] : [.schedulePoll(.retention)]
+            }
             // Reopened: a new document, or one went back to processing.
             var actions: [BookAction] = []
             if phase == .retrieving { actions.append(.supersedeAnalyticsJob(generation: generation)) }
@@ -123,8 +170,12 @@ extension BookMachine {
 
     mutating func applyHint(_ hint: WebhookHint, at now: Date, trusted: Bool) -> [BookAction] {
         lastWebhookAt = now
-        guard phase != .deleted else { return [] }
-        if trusted, phase == .tracking || phase == .processing, let body = hint.finishedBody, listsEveryKnownDocument(body) {
+        // Marked deleted: the mark may have been wrong, so a delivery that proved its origin
+        // brings one look (its answer re-confirms the deletion or brings the Book back).
+        guard phase != .deleted else { return hint.authenticated ? [.pollNow(.webhookHint)] : [] }
+        if trusted, hint.authenticated, phase == .tracking || phase == .processing, let body = hint.finishedBody,
+            listsEveryKnownDocument(body), knowsEveryDocument(in: body)
+        {
             return finish(fromBody: body, at: now)
         }
 
@@ -174,6 +225,13 @@ extension BookMachine {
         }
     }
 
+    /// True when every document `body` lists was seen before (by a document event or a status
+    /// answer): a body about documents the machine never heard of cannot stand in for a status
+    /// call, and an empty known set is not "every known document finished".
+    private func knowsEveryDocument(in body: [DocumentSnapshot]) -> Bool {
+        !documents.isEmpty && body.allSatisfy { listed in documents.contains { $0.ref.matches(listed.ref) } }
+    }
+
     /// A trusted finished body: the documents it lists become the Book's, and the generation
     /// finishes as on a finished snapshot. The last poll time is left alone (no status was read),
     /// and the body is no evidence for the loss estimate: it comes at the moment the last
@@ -221,6 +279,28 @@ extension BookMachine {
         }
     }
 
+    // MARK: Refused polls
+
+    /// The status endpoint refused the Book for good: `failed` with the reason, no more polls (a
+    /// refused call is not worth repeating); `retry` or a webhook naming a new document looks again.
+    mutating func applyRefusal(_ reason: String) -> [BookAction] {
+        switch phase {
+        case .deleted:
+            return [.schedulePoll(.never)]
+        case .complete:
+            // Its analytics are stored: keep them, stop asking.
+            return [.warn("status refused after completion: \(reason)"), .schedulePoll(.never)]
+        case .retrieving:
+            phase = .failed
+            failureReason = reason
+            return [.failAnalyticsJob(generation: generation, reason: reason), .schedulePoll(.never)]
+        case .tracking, .processing, .failed:
+            phase = .failed
+            failureReason = reason
+            return [.schedulePoll(.never)]
+        }
+    }
+
     // MARK: Operator commands
 
     mutating func applyCommand(_ command: OperatorCommand) -> [BookAction] {
@@ -238,15 +318,26 @@ extension BookMachine {
             case .webhook, .created: return phase == .tracking ? [.schedulePoll(.active)] : []
             }
         case .untrack:
-            if phase == .retrieving { return [.supersedeAnalyticsJob(generation: generation), .stopWatching] }
+            // The state is kept (a tombstone): `track` later resumes at this generation. A job
+            // in flight is superseded, so a re-track reads the Book again before a new job opens.
+            if phase == .retrieving {
+                phase = .processing
+                finishedAt = nil
+                return [.supersedeAnalyticsJob(generation: generation), .stopWatching]
+            }
             return [.stopWatching]
         case .retry:
             guard phase == .failed else {
                 return [.warn("nothing to retry: book is \(phase.rawValue)")]
             }
-            phase = .retrieving
             failureReason = nil
-            return [.rearmAnalyticsJob(generation: generation)]
+            if failedWithoutJob {
+                // A refused status poll, no job to re-arm: look at the Book again.
+                phase = confirmedDocuments.isEmpty ? .tracking : .processing
+                return [.pollNow(.operator)]
+            }
+            phase = .retrieving
+            return [.rearmAnalyticsJob(generation: generation), .pollWithin(.active)]
         }
     }
 }

@@ -37,10 +37,19 @@ public struct BookMachine: Hashable, Sendable {
     /// Tracked when the lender created it (`track --new`): every document it will have is uploaded
     /// while watched, so even its first snapshot says whether webhooks announced them.
     public internal(set) var watchedSinceCreation: Bool
+    /// An odd answer waiting for a second one to agree (gone, or a reopen without a new document).
+    public internal(set) var doubt: Doubt?
 
     /// How long after a Book's last webhook a snapshot may still lag behind it: a document's
     /// "finished" hint survives a snapshot taken within this that shows the document in progress.
     public static let statusLag: TimeInterval = 300
+
+    /// The confirmation gap when none is given: the default poll minimum.
+    public static let defaultConfirmationGap: TimeInterval = 60
+
+    /// True when the Book failed before any job was opened for its generation (a refused status
+    /// poll): `retry` then watches it again instead of re-arming a job.
+    public var failedWithoutJob: Bool { phase == .failed && lastOpenedGeneration < generation }
 
     /// A newly tracked Book, nothing known yet.
     public init(uuid: BookUUID, pk: Int? = nil) {
@@ -53,16 +62,18 @@ public struct BookMachine: Hashable, Sendable {
         BookMachine(
             uuid: uuid, pk: pk, phase: .tracking, generation: last + 1, lastOpenedGeneration: last,
             bookStatus: nil, documents: [], lastWebhookAt: nil, lastSnapshotAt: nil,
-            finishedAt: nil, failureReason: nil, watchedSinceCreation: false)
+            finishedAt: nil, failureReason: nil, watchedSinceCreation: false, doubt: nil)
     }
 
     /// Restores a machine from storage.
     public init(
         uuid: BookUUID, pk: Int?, phase: BookPhase, generation: Int, lastOpenedGeneration: Int,
         bookStatus: BookStatus?, documents: [TrackedDocument], lastWebhookAt: Date?,
-        lastSnapshotAt: Date?, finishedAt: Date?, failureReason: String?, watchedSinceCreation: Bool = false
+        lastSnapshotAt: Date?, finishedAt: Date?, failureReason: String?, watchedSinceCreation: Bool = false,
+        doubt: Doubt? = nil
     ) {
         self.watchedSinceCreation = watchedSinceCreation
+        self.doubt = doubt
         self.uuid = uuid
         self.pk = pk
         self.phase = phase
@@ -87,7 +98,7 @@ public struct BookMachine: Hashable, Sendable {
             documents: confirmedDocuments.map {
                 Truth.Document(ref: $0.ref, status: $0.status, covered: $0.covered)
             },
-            failureReason: failureReason)
+            failureReason: failureReason, doubt: doubt)
     }
 
     /// See `truth`.
@@ -104,18 +115,29 @@ public struct BookMachine: Hashable, Sendable {
         public var bookStatus: BookStatus?
         public var documents: [Document]
         public var failureReason: String?
+        public var doubt: Doubt?
     }
 
     /// Feeds one input to the machine and returns what must be done, in order.
     ///
-    /// - Parameter trustingWebhooks: webhooks are measured reliable now (the watcher's loss
-    ///   estimate): a `book.verified`/`book.completed` body listing every known document finished
-    ///   counts as the finish (no status call), and a document event that may be the last asks for
-    ///   a poll soon instead of at once (the Book's own finished event usually comes first).
-    public mutating func apply(_ input: BookInput, at now: Date, trustingWebhooks: Bool = false) -> [BookAction] {
+    /// - Parameters:
+    ///   - trustingWebhooks: webhooks are measured reliable now (the watcher's loss estimate): an
+    ///     authenticated `book.verified`/`book.completed` body listing every known document
+    ///     finished counts as the finish (no status call), and a document event that may be the last
+    ///     asks for a poll soon instead of at once (the Book's own finished event usually comes first).
+    ///   - answeredAsOf: for a snapshot, when its request was sent (an answer is dated by its
+    ///     question, not its arrival); `now` when not given.
+    ///   - confirmationGap: how far apart two answers must have been sent to confirm a doubt (the
+    ///     poll minimum).
+    public mutating func apply(
+        _ input: BookInput, at now: Date, trustingWebhooks: Bool = false, answeredAsOf: Date? = nil,
+        confirmationGap: TimeInterval = Self.defaultConfirmationGap
+    ) -> [BookAction] {
         switch input {
         case .snapshot(let snapshot):
-            return applySnapshot(snapshot.normalised, at: now)
+            return applySnapshot(snapshot.normalised, at: now, asOf: answeredAsOf ?? now, gap: confirmationGap)
+        case .pollRefused(let reason):
+            return applyRefusal(reason)
         case .webhook(let hint):
             return applyHint(hint, at: now, trusted: trustingWebhooks)
         case .analytics(let generation, let outcome):

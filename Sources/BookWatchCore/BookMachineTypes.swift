@@ -131,6 +131,28 @@ public enum BookInput: Hashable, Sendable {
     /// The outcome of an analytics attempt for a generation.
     case analytics(generation: Int, AnalyticsOutcome)
     case command(OperatorCommand)
+    /// The status endpoint refused this Book for good (403/2102, another 4xx with an Ocrolus code):
+    /// the Book is marked `failed` with the reason; `retry` watches it again.
+    case pollRefused(String)
+}
+
+/// A doubt raised by one status answer that only a second answer may confirm: one odd answer must
+/// never delete a Book or reopen a finished generation.
+public struct Doubt: Hashable, Sendable {
+    public enum Kind: String, Hashable, Sendable {
+        /// Ocrolus said the Book is gone (code 1401 or `DELETED`).
+        case gone
+        /// A finished Document showed unfinished again, with no new Document in the answer.
+        case reopen
+    }
+    public var kind: Kind
+    /// When the request of the answer that raised it was sent.
+    public var since: Date
+
+    public init(kind: Kind, since: Date) {
+        self.kind = kind
+        self.since = since
+    }
 }
 
 /// What the I/O layer must carry out after a transition, in order.
@@ -152,6 +174,9 @@ public enum BookAction: Hashable, Sendable {
     case supersedeAnalyticsJob(generation: Int)
     /// Analytics are announced ready: make the waiting job due now.
     case expediteAnalyticsJob(generation: Int)
+    /// A status answer confirmed the generation is still finished: a job waiting for a fresh view
+    /// (`TransitionOptions.awaitingView`) becomes due now.
+    case confirmAnalyticsJob(generation: Int)
     /// Back off and try the job again (425 when `notReady`, else a transient error).
     case retryAnalyticsJob(generation: Int, notReady: Bool)
     /// Re-arm a failed job on the operator's request.

@@ -77,14 +77,20 @@ public struct WebhookHint: Hashable, Sendable {
     public var bookStatus: BookStatus?
     /// Documents listed by book-level events (`uploaded_docs[]`).
     public var listedDocuments: [DocumentSnapshot]
+    /// The delivery passed an authentication check (signature, HTTP Basic, or the source
+    /// allowlist). Only an authenticated body may stand in for a status call, and only an
+    /// authenticated delivery about a Book marked deleted brings a poll.
+    public var authenticated: Bool
 
     public init(
         event: WebhookEvent,
         document: DocumentRef? = nil,
         documentStatus: DocumentStatus? = nil,
         bookStatus: BookStatus? = nil,
-        listedDocuments: [DocumentSnapshot] = []
+        listedDocuments: [DocumentSnapshot] = [],
+        authenticated: Bool = false
     ) {
+        self.authenticated = authenticated
         self.event = event
         self.document = document
         self.documentStatus = documentStatus

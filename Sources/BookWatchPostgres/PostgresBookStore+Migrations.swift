@@ -119,6 +119,16 @@ extension PostgresBookStore {
         ("v7-watched-since-creation", [
             "ALTER TABLE books ADD COLUMN watched_since_creation BOOLEAN NOT NULL DEFAULT FALSE",
         ]),
+        ("v8-doubts-fences-tombstones", [
+            "ALTER TABLE books ADD COLUMN doubt_kind TEXT",
+            "ALTER TABLE books ADD COLUMN doubt_since BIGINT",
+            "ALTER TABLE books ADD COLUMN poll_failures BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE books ADD COLUMN untracked_at BIGINT",
+            "ALTER TABLE webhook_inbox ADD COLUMN authenticated BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE analytics_jobs ADD COLUMN claims BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE analytics_jobs ADD COLUMN awaiting_view BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE analytics_jobs ADD COLUMN view_confirmed BOOLEAN NOT NULL DEFAULT FALSE",
+        ]),
     ]
 
     /// The names of the migrations, in order.

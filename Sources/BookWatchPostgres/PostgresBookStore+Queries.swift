@@ -8,15 +8,16 @@ extension PostgresBookStore {
     // MARK: reading
 
     public func book(_ uuid: BookUUID) async throws -> BookRecord? {
-        try await records("SELECT * FROM books WHERE uuid = \(uuid.rawValue)").first
+        try await records("SELECT * FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NULL").first
     }
 
     public func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
         let limit = max(0, limit ?? Int(Int32.max))
         if let state {
-            return try await records("SELECT * FROM books WHERE state = \(state.rawValue) ORDER BY uuid LIMIT \(limit)")
+            return try await records(
+                "SELECT * FROM books WHERE state = \(state.rawValue) AND untracked_at IS NULL ORDER BY uuid LIMIT \(limit)")
         }
-        return try await records("SELECT * FROM books ORDER BY uuid LIMIT \(limit)")
+        return try await records("SELECT * FROM books WHERE untracked_at IS NULL ORDER BY uuid LIMIT \(limit)")
     }
 
     /// Book rows into records: their documents and newest jobs in two more queries.
@@ -47,7 +48,7 @@ extension PostgresBookStore {
     }
 
     static func totals(_ c: PostgresConnection, _ logger: Logger) async throws -> [BookPhase: Int] {
-        try bookTotals(try await rows(c, "SELECT state, COUNT(*) AS n FROM books GROUP BY state", logger).map {
+        try bookTotals(try await rows(c, "SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", logger).map {
             (try $0.value("state"), try $0.value("n"))
         })
     }
@@ -56,7 +57,7 @@ extension PostgresBookStore {
         try await connection { c in
             var gauges = StoreGauges()
             gauges.books = try await Self.totals(c, self.logger)
-            for row in try await Self.rows(c, "SELECT status, COUNT(*) AS n FROM documents GROUP BY status", self.logger) {
+            for row in try await Self.rows(c, "SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid WHERE b.untracked_at IS NULL GROUP BY d.status", self.logger) {
                 gauges.addDocuments(status: try row.value("status"), count: try row.value("n"))
             }
             gauges.inboxPending = try await Self.count(c, "SELECT COUNT(*) AS n FROM webhook_inbox WHERE processed_at IS NULL", self.logger)
@@ -92,9 +93,9 @@ extension PostgresBookStore {
             var outcomes: [InboxAppendOutcome] = []
             for d in batch {
                 let inserted = try await Self.rows(c, """
-                    INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address)
+                    INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated)
                     VALUES (\(d.requestID), \(d.receivedAt.storageMillis), \(d.bookUUID?.rawValue), \(d.bookPK), \(d.event),
-                        \(Data(d.body)), \(d.remoteAddress))
+                        \(Data(d.body)), \(d.remoteAddress), \(d.authenticated))
                     ON CONFLICT (request_id) DO NOTHING RETURNING id
                     """, self.logger)
                 outcomes.append(try inserted.first.map { .stored(id: try $0.value("id")) } ?? .duplicate)
@@ -125,7 +126,8 @@ extension PostgresBookStore {
                 return StoredDelivery(id: try row.value("id"), delivery: InboxDelivery(
                     requestID: try row.value("request_id"), receivedAt: Date(storageMillis: try row.value("received_at")),
                     bookUUID: (try row.value("book_uuid", as: String?.self)).flatMap { BookUUID($0) }, bookPK: try row.value("book_pk"),
-                    event: try row.value("event"), body: Array(body), remoteAddress: try row.value("remote_address")))
+                    event: try row.value("event"), body: Array(body), remoteAddress: try row.value("remote_address"),
+                    authenticated: try row.value("authenticated")))
             }.sorted { $0.id < $1.id }
         }
     }
@@ -152,7 +154,8 @@ extension PostgresBookStore {
     // MARK: polls
 
     public func uuid(forPK pk: Int) async throws -> BookUUID? {
-        try await scalar("SELECT uuid AS v FROM books WHERE pk = \(pk) LIMIT 1", as: String.self).flatMap { BookUUID($0) }
+        try await scalar("SELECT uuid AS v FROM books WHERE pk = \(pk) ORDER BY untracked_at IS NOT NULL LIMIT 1", as: String.self)
+            .flatMap { BookUUID($0) }
     }
 
     public func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll] {
@@ -164,17 +167,18 @@ extension PostgresBookStore {
                 try await Self.rows(c, query, self.logger).compactMap { row in
                     guard let uuid = BookUUID(try row.value("uuid", as: String.self)) else { return nil }
                     return DuePoll(bookUUID: uuid, reason: (try row.value("poll_reason", as: String?.self)).flatMap(PollReason.init(rawValue:)),
-                                   dueAt: Date(storageMillis: try row.value("next_poll_at")), claimedAt: Date(storageMillis: t))
+                                   dueAt: Date(storageMillis: try row.value("next_poll_at")), claimedAt: Date(storageMillis: t),
+                                   failures: try row.value("poll_failures"))
                 }
             }
             var claimed = try await due("""
-                SELECT uuid, poll_reason, next_poll_at FROM books
+                SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books
                 WHERE poll_reason IS NOT NULL AND next_poll_at <= \(t) AND NOT (uuid = ANY(\(skip)))
                 ORDER BY next_poll_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 """)
             if claimed.count < limit {
                 claimed += try await due("""
-                    SELECT uuid, poll_reason, next_poll_at FROM books
+                    SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books
                     WHERE next_poll_at IS NOT NULL AND next_poll_at <= \(t) AND poll_reason IS NULL AND NOT (uuid = ANY(\(skip)))
                     ORDER BY next_poll_at LIMIT \(limit - claimed.count) FOR UPDATE SKIP LOCKED
                     """)
@@ -199,15 +203,16 @@ extension PostgresBookStore {
             try await c.query("""
                 UPDATE books SET next_poll_at = LEAST(COALESCE(next_poll_at, \(t)), \(t)), poll_reason = \(reason.rawValue),
                     poll_claimed_at = NULL
-                WHERE uuid = \(uuid.rawValue) AND state <> 'deleted'
+                WHERE uuid = \(uuid.rawValue) AND state <> 'deleted' AND untracked_at IS NULL
                 """, logger: self.logger)
         }
     }
 
-    public func deferPoll(_ uuid: BookUUID, until: Date) async throws {
+    public func deferPoll(_ uuid: BookUUID, until: Date, keepUrgent: Bool) async throws {
         _ = try await connection { c in
             try await c.query("""
-                UPDATE books SET next_poll_at = \(until.storageMillis), poll_claimed_at = NULL
+                UPDATE books SET next_poll_at = \(until.storageMillis), poll_claimed_at = NULL, poll_failures = poll_failures + 1,
+                    poll_reason = CASE WHEN \(keepUrgent) THEN poll_reason ELSE NULL END
                 WHERE uuid = \(uuid.rawValue) AND next_poll_at IS NOT NULL
                 """, logger: self.logger)
         }
@@ -236,17 +241,18 @@ extension PostgresBookStore {
         return try await connection { c in
             guard let row = try await Self.rows(c, """
                 UPDATE analytics_jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
-                    attempts = attempts + 1
+                    claims = claims + 1
                 WHERE id = (SELECT id FROM analytics_jobs WHERE state = 'pending' AND due_at <= \(now.storageMillis)
                             ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING book_uuid, generation, attempts, created_at
+                RETURNING book_uuid, generation, attempts, created_at, claims, view_confirmed
                 """, self.logger).first
             else { return nil }
             let key: String = try row.value("book_uuid")
             guard let uuid = BookUUID(key) else { throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: key) }
             return ClaimedJob(bookUUID: uuid, generation: try row.value("generation"), attempts: try row.value("attempts"),
                               leaseExpiresAt: Date(storageMillis: expires.storageMillis),
-                              openedAt: Date(storageMillis: try row.value("created_at")))
+                              openedAt: Date(storageMillis: try row.value("created_at")),
+                              claim: JobClaim(owner: owner, token: try row.value("claims")), viewConfirmed: try row.value("view_confirmed"))
         }
     }
 
@@ -288,13 +294,43 @@ extension PostgresBookStore {
         }
     }
 
-    public func storeAnalyticsResult(_ result: AnalyticsResult) async throws {
-        _ = try await connection { c in
+    public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
+        try await transaction { c in
+            try await Self.holdFence(c, result.bookUUID.rawValue, result.generation, claim, self.logger)
             try await c.query("""
                 INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
                 VALUES (\(result.bookUUID.rawValue), \(result.generation), \(result.endpoint), \(Data(result.body)),
                     \(result.retrievedAt.storageMillis))
+                ON CONFLICT (book_uuid, generation, endpoint) DO NOTHING
                 """, logger: self.logger)
+        }
+    }
+
+    public func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool {
+        try await connection { c in
+            !(try await Self.rows(c, """
+                UPDATE analytics_jobs SET lease_expires_at = \(until.storageMillis)
+                WHERE book_uuid = \(bookUUID.rawValue) AND generation = \(generation) AND state = 'running'
+                    AND lease_owner = \(claim.owner) AND claims = \(claim.token)
+                RETURNING id
+                """, self.logger)).isEmpty
+        }
+    }
+
+    public func isUntracked(_ uuid: BookUUID) async throws -> Bool {
+        try await scalar("SELECT 1::BIGINT AS v FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NOT NULL", as: Int64.self) != nil
+    }
+
+    /// The fence of a worker's write: locks the job row while it is still running under `claim`,
+    /// else throws `.lostClaim` (the transaction rolls back).
+    static func holdFence(_ c: PostgresConnection, _ key: String, _ generation: Int, _ claim: JobClaim, _ logger: Logger) async throws {
+        let held = try await rows(c, """
+            SELECT id FROM analytics_jobs WHERE book_uuid = \(key) AND generation = \(generation) AND state = 'running'
+                AND lease_owner = \(claim.owner) AND claims = \(claim.token)
+            FOR UPDATE
+            """, logger)
+        guard !held.isEmpty else {
+            throw StoreError(.lostClaim, subject: "analytics job \(key) generation \(generation)", detail: "claim \(claim.token) of \(claim.owner)")
         }
     }
 

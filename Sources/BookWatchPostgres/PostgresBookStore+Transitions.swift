@@ -31,6 +31,8 @@ extension PostgresBookStore {
             }
             if let row {
                 let book = try Self.storedBook(row)
+                // A tombstone: only the operator's track brings the Book back, where it left off.
+                if book.untrackedAt != nil && !TransitionPlan.admitsUntracked(input) { return nil }
                 machine = try book.machine(documents: try await Self.documents(c, of: [key], self.logger)[key] ?? [])
                 stored = book.schedule
             } else {
@@ -64,6 +66,7 @@ extension PostgresBookStore {
     {
         let key = m.uuid.rawValue
         let t = now.storageMillis
+        if let fence = plan.fence { try await Self.holdFence(c, key, fence.generation, fence.claim, logger) }
         for r in results {
             try await c.query("""
                 INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
@@ -85,16 +88,24 @@ extension PostgresBookStore {
                     WHERE book_uuid = \(key) AND generation = \(g) AND state NOT IN ('complete', 'failed', 'superseded')
                     """
             case .expedite:
-                query = "UPDATE analytics_jobs SET due_at = \(t) WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending'"
-            case .retry(let due):
                 query = """
-                    UPDATE analytics_jobs SET state = 'pending', due_at = \(due), lease_owner = NULL, lease_expires_at = NULL
+                    UPDATE analytics_jobs SET due_at = LEAST(due_at, \(t)) WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending'
+                    """
+            case .confirmed:
+                query = """
+                    UPDATE analytics_jobs SET due_at = LEAST(due_at, \(t)), awaiting_view = FALSE, view_confirmed = TRUE
+                    WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending' AND awaiting_view
+                    """
+            case .retry(let due, let countsError, let awaitingView):
+                query = """
+                    UPDATE analytics_jobs SET state = 'pending', due_at = \(due), lease_owner = NULL, lease_expires_at = NULL,
+                        attempts = attempts + \(countsError ? 1 : 0), awaiting_view = \(awaitingView), view_confirmed = FALSE
                     WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                     """
             case .rearm:
                 query = """
                     UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = \(t), last_error = NULL,
-                        lease_owner = NULL, lease_expires_at = NULL
+                        lease_owner = NULL, lease_expires_at = NULL, awaiting_view = FALSE, view_confirmed = FALSE
                     WHERE book_uuid = \(key) AND generation = \(g)
                     """
             case .fail(let reason):
@@ -111,16 +122,14 @@ extension PostgresBookStore {
                 "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (\(key), \(g), \(t)) ON CONFLICT DO NOTHING",
                 logger: logger)
         }
-        if plan.deleteBook {
-            try await c.query("DELETE FROM books WHERE uuid = \(key)", logger: logger)
-            return
-        }
         let s = plan.schedule
+        let untrackedAt: Int64? = plan.untrack ? t : nil
         try await c.query("""
             INSERT INTO books (\(unescaped: BooksTable.columnList))
             VALUES (\(key), \(m.pk), \(m.phase.rawValue), \(m.generation), \(m.lastOpenedGeneration), \(m.bookStatus?.rawValue),
                 \(m.failureReason), \(m.lastWebhookAt?.storageMillis), \(m.lastSnapshotAt?.storageMillis), \(m.finishedAt?.storageMillis),
-                \(s.next), \(s.reason), \(s.claimedAt), \(s.snapshotAsOf), \(m.watchedSinceCreation), \(t), \(t))
+                \(s.next), \(s.reason), \(s.claimedAt), \(s.snapshotAsOf), \(m.watchedSinceCreation), \(m.doubt?.kind.rawValue),
+                \(m.doubt?.since.storageMillis), \(Int64(s.failures)), \(untrackedAt), \(t), \(t))
             \(unescaped: BooksTable.upsert)
             """, logger: logger)
         try await c.query("DELETE FROM documents WHERE book_uuid = \(key)", logger: logger)
@@ -139,10 +148,11 @@ extension PostgresBookStore {
             lastOpenedGeneration: try row.value("last_opened_generation"), bookStatus: try row.value("book_status"),
             failureReason: try row.value("failure_reason"), lastWebhookAt: try row.value("last_webhook_at"),
             lastPolledAt: try row.value("last_polled_at"), finishedAt: try row.value("finished_at"),
-            watchedSinceCreation: try row.value("watched_since_creation"),
+            watchedSinceCreation: try row.value("watched_since_creation"), doubtKind: try row.value("doubt_kind"),
+            doubtSince: try row.value("doubt_since"), untrackedAt: try row.value("untracked_at"),
             schedule: StoredSchedule(
                 next: try row.value("next_poll_at"), reason: try row.value("poll_reason"), claimedAt: try row.value("poll_claimed_at"),
-                snapshotAsOf: try row.value("snapshot_as_of")))
+                snapshotAsOf: try row.value("snapshot_as_of"), failures: Int(try row.value("poll_failures", as: Int64.self))))
     }
 
     /// The documents of several Books, in position order, by Book.

@@ -26,6 +26,9 @@ public final class BookWatchMetrics: Sendable {
     let notReady: Prometheus.Counter
     let completion: ValueHistogram
     let unknownStatus: Prometheus.Counter
+    let lateResults: Prometheus.Counter
+    let pollFailures: [PollFailure: Prometheus.Counter]
+    let untrackedWebhooks: Prometheus.Counter
     let books: [BookPhase: Prometheus.Gauge]
     let documents: [DocumentProgress: Prometheus.Gauge]
     let inboxPending: Prometheus.Gauge
@@ -42,6 +45,14 @@ public final class BookWatchMetrics: Sendable {
         case error
         /// A permanent error, or attempts exhausted: the job ended `failed`.
         case failed
+    }
+
+    /// How a status poll failed (the `kind` label of `bookwatch_poll_failures_total`).
+    public enum PollFailure: String, Sendable, CaseIterable {
+        /// 5xx, 429, timeout, a bare 404, an unreadable body: retried with backoff per Book.
+        case transient
+        /// Refused for good (403/2102...): the Book is marked failed.
+        case refused
     }
 
     /// A poll is overdue when its time passed this long ago (the scheduler is falling behind).
@@ -87,6 +98,14 @@ public final class BookWatchMetrics: Sendable {
             [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400])
         unknownStatus = counter(
             "bookwatch_unknown_status_total", "Book or Document statuses this build does not know (treated as still processing).")
+        lateResults = counter(
+            "bookwatch_analytics_late_results_total",
+            "Analytics outcomes discarded because the worker's claim on the job was lost (lease lapsed, superseded).")
+        pollFailures = each(PollFailure.allCases) {
+            counter("bookwatch_poll_failures_total", "Status polls that failed, by kind.", [("kind", $0.rawValue)])
+        }
+        untrackedWebhooks = counter(
+            "bookwatch_webhooks_untracked_total", "Deliveries about untracked Books: stored and counted, never tracking the Book again.")
         books = eachGauge(BookPhase.allCases) { gauge("bookwatch_books", "Tracked Books, by state.", [("state", $0.rawValue)]) }
         documents = eachGauge(DocumentProgress.allCases) {
             gauge("bookwatch_documents", "Documents of tracked Books, by progress.", [("state", $0.rawValue)])
@@ -143,6 +162,9 @@ public final class BookWatchMetrics: Sendable {
     public func analyticsNotReady() { notReady.increment() }
     public func completed(afterSeconds seconds: TimeInterval) { completion.record(max(0, seconds)) }
     public func webhookLoss(_ ratio: Double) { webhookLossRatio.set(to: ratio) }
+    public func lateResult() { lateResults.increment() }
+    public func pollFailed(_ kind: PollFailure) { pollFailures[kind]?.increment() }
+    public func untrackedWebhook() { untrackedWebhooks.increment() }
     public func unknownStatuses(_ count: Int) { if count > 0 { unknownStatus.increment(by: Int64(count)) } }
 
     /// Sets the gauges that describe the database and the service at scrape time.

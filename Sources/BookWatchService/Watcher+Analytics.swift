@@ -33,66 +33,122 @@ extension Watcher {
         log[metadataKey: "book_uuid"] = "\(job.bookUUID)"
         log[metadataKey: "generation"] = "\(job.generation)"
         do {
-            if try await confirmFirst(job) {
-                log.debug("analytics wait for a fresh status poll (the Book may have reopened unseen)")
-                return
-            }
-            let stored = try await store.storedEndpoints(job.bookUUID, generation: job.generation)
-            let remaining = configuration.analytics.filter { !stored.contains($0.rawValue) }
-            guard !remaining.isEmpty else {
-                try await finish(job, with: [], log: log)
-                return
-            }
-            for (index, endpoint) in remaining.enumerated() {
-                switch try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .urgent) {
-                case .notReady(let retryAfter):
-                    recordNotReady()
-                    let wait = configuration.analyticsRetry.delay(afterAttempt: job.attempts, retryAfter: retryAfter, unitRandom: random())
-                    _ = try await store.apply(.analytics(generation: job.generation, .notReady), to: job.bookUUID, at: clock.now(),
-                                              options: options(retryAt: clock.now().addingTimeInterval(max(wait, 1))))
-                    log.debug("analytics not ready yet", metadata: ["retry_in_s": "\(Int(wait))"])
-                    return
-                case .ready(let body):
-                    let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue,
-                                                 body: body, retrievedAt: clock.now())
-                    if index == remaining.count - 1 {
-                        try await finish(job, with: [result], log: log)
-                    } else {
-                        do { try await store.storeAnalyticsResult(result) } catch let error as StoreError where error.isDuplicate {}
-                    }
-                }
-            }
+            try await attempt(job, log: log)
         } catch is CancellationError {
             // Shutting down: the lease is left to the next start, which re-arms it (no attempt lost).
             return
+        } catch let error as StoreError where error.isLostClaim {
+            // Another worker owns the job now (the lease lapsed) or it was superseded: whatever this
+            // worker learnt is discarded, so nothing is stored or counted twice.
+            metrics.lateResult()
+            log.notice("analytics claim lost; this worker's outcome is discarded", metadata: ["detail": "\(error)"])
         } catch let error as OcrolusError where error.kind == .permanent {
             recordAnalyticsError(final: true)
             log.error("analytics failed for good", metadata: ["error": "\(error)"])
-            _ = try? await store.apply(.analytics(generation: job.generation, .permanentError(error.description)), to: job.bookUUID,
-                                       at: clock.now(), options: options())
+            await record(job, .permanentError(error.description), log: log)
         } catch {
-            let ocrolus = error as? OcrolusError
-            recordAnalyticsError(final: job.attempts >= configuration.analyticsRetry.maxAttempts)
-            if job.attempts >= configuration.analyticsRetry.maxAttempts {
-                let reason = "gave up after \(job.attempts) attempts: \(error)"
+            let errors = job.attempts + 1
+            if let reason = giveUpReason(job, errors: errors, error: error) {
+                recordAnalyticsError(final: true)
                 log.error("analytics failed for good", metadata: ["error": "\(reason)"])
-                _ = try? await store.apply(.analytics(generation: job.generation, .permanentError(reason)), to: job.bookUUID,
-                                           at: clock.now(), options: options())
+                await record(job, .permanentError(reason), log: log)
                 return
             }
-            let wait = configuration.analyticsRetry.delay(afterAttempt: job.attempts, retryAfter: ocrolus?.retryAfter, unitRandom: random())
+            recordAnalyticsError(final: false)
+            let wait = configuration.analyticsRetry.delay(
+                afterAttempt: errors, retryAfter: (error as? OcrolusError)?.retryAfter, unitRandom: random())
             log.warning("analytics attempt failed; retrying", metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))"])
-            _ = try? await store.apply(.analytics(generation: job.generation, .transientError(String(describing: error))), to: job.bookUUID,
-                                       at: clock.now(), options: options(retryAt: clock.now().addingTimeInterval(max(wait, 1))))
+            await record(job, .transientError(String(describing: error)), retryAt: clock.now().addingTimeInterval(max(wait, 1)), log: log)
+        }
+    }
+
+    /// One attempt: a fresh view first when webhooks are not trusted, then every endpoint not
+    /// stored yet, each under the job's claim; the last one with the job's completion.
+    private func attempt(_ job: ClaimedJob, log: Logger) async throws {
+        if !job.viewConfirmed, try await confirmFirst(job) {
+            log.debug("analytics wait for a fresh status answer (the Book may have reopened unseen)")
+            return
+        }
+        let stored = try await store.storedEndpoints(job.bookUUID, generation: job.generation)
+        let remaining = configuration.analytics.filter { !stored.contains($0.rawValue) }
+        guard !remaining.isEmpty else {
+            try await finish(job, with: [], log: log)
+            return
+        }
+        for (index, endpoint) in remaining.enumerated() {
+            let answer = try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .urgent) {
+                try await self.renewLease(job)
+            }
+            switch answer {
+            case .notReady(let retryAfter):
+                recordNotReady()
+                if let reason = giveUpReason(job, errors: job.attempts, error: nil) {
+                    log.error("analytics failed for good", metadata: ["error": "\(reason)"])
+                    recordAnalyticsError(final: true)
+                    try await apply(job, .permanentError(reason))
+                    return
+                }
+                // Waiting is not failing: the wait follows the job's age (not a count of tries),
+                // and the next status answer confirming the finish, or an analytics-ready webhook,
+                // makes the job due at once.
+                let wait = Self.notReadyDelay(age: clock.now().timeIntervalSince(job.openedAt), retryAfter: retryAfter,
+                                              cap: configuration.analyticsRetry.cap, unitRandom: random())
+                try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(wait), awaitingView: true)
+                log.debug("analytics not ready yet", metadata: ["retry_in_s": "\(Int(wait))"])
+                return
+            case .ready(let body):
+                let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue,
+                                             body: body, retrievedAt: clock.now())
+                if index == remaining.count - 1 {
+                    try await finish(job, with: [result], log: log)
+                } else {
+                    try await store.storeAnalyticsResult(result, claim: job.claim)
+                }
+            }
+        }
+    }
+
+    /// How long a job waits after a 425: an eighth of its age, between 2 s and `cap`, with a
+    /// `Retry-After` as the lower bound (jittered by up to a quarter). Early 425s are retried within
+    /// seconds; a job that has waited an hour is asked every few minutes, not every few seconds.
+    static func notReadyDelay(age: TimeInterval, retryAfter: TimeInterval?, cap: TimeInterval, unitRandom: Double) -> TimeInterval {
+        let base = min(cap, max(2, age / 8))
+        let jittered = base * (0.75 + 0.25 * min(max(unitRandom, 0), 1))
+        return max(jittered, retryAfter ?? 0, 1)
+    }
+
+    /// The reason to give up, if any: the job is older than `analyticsGiveUp`, or it met
+    /// `analyticsRetry.maxAttempts` real errors (waiting on 425 is neither).
+    func giveUpReason(_ job: ClaimedJob, errors: Int, error: (any Error)?) -> String? {
+        let age = clock.now().timeIntervalSince(job.openedAt)
+        let cause = error.map { ": \($0)" } ?? ""
+        if age >= configuration.analyticsGiveUp {
+            return "gave up after \(Int(age / 3600)) h waiting for analytics (\(errors) errors)\(cause)"
+        }
+        if error != nil && errors >= configuration.analyticsRetry.maxAttempts {
+            return "gave up after \(errors) errors\(cause)"
+        }
+        return nil
+    }
+
+    /// Renews the job's lease to a full one, fenced by the claim: `.lostClaim` when another worker
+    /// owns the job now. Run just before each analytics request is sent, after any limiter wait, so
+    /// a call that waited out a long `Retry-After` pause is made only by the job's owner, with the
+    /// whole lease ahead of it.
+    private func renewLease(_ job: ClaimedJob) async throws {
+        let until = clock.now().addingTimeInterval(configuration.lease)
+        guard try await store.renewJobLease(job.claim, bookUUID: job.bookUUID, generation: job.generation, until: until) else {
+            throw StoreError(.lostClaim, subject: "analytics job \(job.bookUUID) generation \(job.generation)", detail: "lease renewal refused")
         }
     }
 
     /// Retrieval acts on a fresh view of the Book: when webhooks are not trusted (silent or lossy)
-    /// and the last status poll is older than twice the poll minimum (the job waited on 425s, errors
-    /// or a dead replica's lease), the Book may have reopened unseen, and a 200 now would be the next
-    /// generation's analytics. Then an urgent poll is requested and the job put back for a moment;
-    /// the poll either confirms the finish or supersedes the job. Trusted webhooks would have
-    /// announced a reopen, so they cost no call. Answers true when the job was put back.
+    /// and the last status answer was asked more than twice the poll minimum ago (the job waited
+    /// on 425s, errors or a dead replica's lease), the Book may have reopened unseen, and a 200 now
+    /// would be the next generation's analytics. Then an urgent poll is requested and the job waits
+    /// for its answer: an answer confirming the finish makes it due at once (`confirmAnalyticsJob`),
+    /// a reopen supersedes it; a timer of twice the minimum is the fallback. Trusted webhooks would
+    /// have announced a reopen, so they cost no call. Answers true when the job was put back.
     private func confirmFirst(_ job: ClaimedJob) async throws -> Bool {
         let current = options()
         guard current.webhooksSilent, let record = try await store.book(job.bookUUID) else { return false }
@@ -100,19 +156,40 @@ extension Watcher {
         let freshness = 2 * store.schedule.minimum
         if let last = record.machine.lastSnapshotAt, now.timeIntervalSince(last) <= freshness { return false }
         try await store.requestPoll(job.bookUUID, at: now, reason: .confirm)
-        var retry = current
-        retry.retryAt = now.addingTimeInterval(max(1, store.schedule.minimum / 4))
-        _ = try await store.apply(.analytics(generation: job.generation, .notReady), to: job.bookUUID, at: now, options: retry)
+        try await apply(job, .notReady, retryAt: now.addingTimeInterval(max(1, freshness)), awaitingView: true)
         return true
     }
 
     /// Stores the last result together with the job's completion and the Book's, in one transaction.
     private func finish(_ job: ClaimedJob, with results: [AnalyticsResult], log: Logger) async throws {
+        var stored = options(results: results)
+        stored.jobClaim = job.claim
         let outcome = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: clock.now(),
-                                            options: options(results: results))
+                                            options: stored)
         if outcome?.actions.contains(.notifyRetrieved(generation: job.generation)) == true {
             recordRetrieval(job)
             log.info("analytics retrieved", metadata: ["endpoints": "\(configuration.analytics.map(\.rawValue).joined(separator: ","))"])
+        }
+    }
+
+    /// Commits an analytics outcome under the job's claim (throws `.lostClaim` when it is gone).
+    private func apply(_ job: ClaimedJob, _ outcome: AnalyticsOutcome, retryAt: Date? = nil, awaitingView: Bool = false) async throws {
+        var fenced = options(retryAt: retryAt)
+        fenced.jobClaim = job.claim
+        fenced.awaitingView = awaitingView
+        _ = try await store.apply(.analytics(generation: job.generation, outcome), to: job.bookUUID, at: clock.now(), options: fenced)
+    }
+
+    /// `apply` for the error paths: a lost claim is counted, a store failure logged (the lease then
+    /// lapses and the job is re-armed).
+    private func record(_ job: ClaimedJob, _ outcome: AnalyticsOutcome, retryAt: Date? = nil, log: Logger) async {
+        do {
+            try await apply(job, outcome, retryAt: retryAt)
+        } catch let error as StoreError where error.isLostClaim {
+            metrics.lateResult()
+            log.notice("analytics claim lost; this worker's outcome is discarded", metadata: ["detail": "\(error)"])
+        } catch {
+            log.warning("analytics outcome not recorded; the job comes back when its lease lapses", metadata: ["error": "\(error)"])
         }
     }
 }

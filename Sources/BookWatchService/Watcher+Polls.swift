@@ -38,12 +38,14 @@ extension Watcher {
         log[metadataKey: "book_uuid"] = "\(uuid)"
         let reason = due.reason ?? .scheduled
         let priority: RequestPriority = reason == .scheduled ? .background : .urgent
+        let asked = clock.now()
         do {
             let result = try await client.bookStatus(uuid: uuid, priority: priority)
             recordPoll(reason)
             metrics.unknownStatuses(result.snapshot.unknownStatusCount)
             var taken = options()
-            taken.snapshotTakenAt = clock.now()
+            // Dated by its question: an answer asked before what the Book already knows is stale.
+            taken.snapshotTakenAt = result.requestedAt ?? asked
             taken.pollClaim = due.claimedAt
             let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: taken)
             if let outcome {
@@ -55,11 +57,42 @@ extension Watcher {
             }
         } catch is CancellationError {
             return  // shutting down: the poll stays due and is made after the restart
+        } catch let error as OcrolusError where error.kind == .permanent {
+            // Refused for good (403/2102...): asking again would be refused again.
+            recordPollFailure()
+            metrics.pollFailed(.refused)
+            log.error("status poll refused; the Book is marked failed", metadata: ["error": "\(error)"])
+            var refused = options()
+            refused.pollClaim = due.claimedAt
+            do {
+                _ = try await store.apply(.pollRefused(error.description), to: uuid, at: clock.now(), options: refused)
+            } catch {
+                try? await store.deferPoll(uuid, until: clock.now().addingTimeInterval(pollRetryDelay(failures: due.failures + 1, retryAfter: nil)),
+                                           keepUrgent: false)
+            }
         } catch {
             recordPollFailure()
-            let wait = configuration.pollRetry.delay(afterAttempt: 2, retryAfter: (error as? OcrolusError)?.retryAfter, unitRandom: random())
-            log.warning("status poll failed; retrying later", metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))"])
-            try? await store.deferPoll(uuid, until: clock.now().addingTimeInterval(max(wait, 1)))
+            metrics.pollFailed(.transient)
+            let wait = pollRetryDelay(failures: due.failures + 1, retryAfter: (error as? OcrolusError)?.retryAfter)
+            log.warning("status poll failed; retrying later",
+                        metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))", "failures": "\(due.failures + 1)"])
+            // Urgent for the first retry only: a Book that keeps failing must not starve the others.
+            try? await store.deferPoll(uuid, until: clock.now().addingTimeInterval(wait), keepUrgent: due.failures == 0)
         }
+    }
+
+    /// The wait after a Book's `failures`-th failed poll in a row: doubling from `pollRetry.base`,
+    /// capped at the poll maximum, jittered over its upper half; a `Retry-After` is a lower bound.
+    func pollRetryDelay(failures: Int, retryAfter: TimeInterval?) -> TimeInterval {
+        Self.pollRetryDelay(failures: failures, base: configuration.pollRetry.base, cap: store.schedule.maximum,
+                            retryAfter: retryAfter, unitRandom: random())
+    }
+
+    static func pollRetryDelay(failures: Int, base: TimeInterval, cap: TimeInterval, retryAfter: TimeInterval?, unitRandom: Double)
+        -> TimeInterval
+    {
+        let exponent = Double(min(max(failures - 1, 0), 30))
+        let ceiling = max(1, min(max(cap, base), base * pow(2, exponent)))
+        return max(ceiling * (0.5 + 0.5 * min(max(unitRandom, 0), 1)), retryAfter ?? 0, 1)
     }
 }

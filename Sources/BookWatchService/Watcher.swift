@@ -16,9 +16,13 @@ public struct WatcherConfiguration: Sendable {
     /// How long a claim (analytics job, poll, inbox row) holds before another replica may take
     /// the work over: a replica that dies delays its claimed work by at most this.
     public var lease: TimeInterval = 120
-    /// Backoff of analytics retries (425 and transient errors).
-    public var analyticsRetry = RetryPolicy(base: 15, cap: 300, maxAttempts: 60)
-    /// Backoff of a failed status poll.
+    /// Backoff of analytics retries after real errors (5xx, 429, timeouts): retried within seconds
+    /// at first; `maxAttempts` errors fail the job. The cap also bounds the wait after a 425.
+    public var analyticsRetry = RetryPolicy(base: 2, cap: 300, maxAttempts: 60)
+    /// A job still not retrieved this long after it opened fails (`BOOKWATCH_ANALYTICS_GIVE_UP_HOURS`).
+    public var analyticsGiveUp: TimeInterval = 48 * 3600
+    /// Backoff of a Book's failed status polls: doubling per failure in a row from `base`, capped
+    /// at the poll maximum.
     public var pollRetry = RetryPolicy(base: 10, cap: 300, maxAttempts: 1)
     /// No webhook at all for this long means webhooks are silent: polling takes over.
     public var webhookSilence: TimeInterval = 3600
@@ -145,6 +149,8 @@ public final class Watcher: Sendable {
         var log = logger
         log[metadataKey: "request_id"] = "\(delivery.requestID ?? "-")"
         guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return "undecodable" }
+        var hint = decoded.hint
+        hint.authenticated = delivery.authenticated
         do {
             var uuid = delivery.bookUUID ?? decoded.bookUUID
             var learned: (result: BookStatusResult, at: Date)?
@@ -162,17 +168,21 @@ public final class Watcher: Sendable {
             log[metadataKey: "book_uuid"] = "\(uuid)"
             let now = clock.now()
             let marked = options(inboxRow: stored.id)
-            var outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: marked)
+            var outcome = try await store.apply(.webhook(hint), to: uuid, at: now, options: marked)
             if outcome == nil {
+                // Untracked by the operator: stored and counted, never tracked again by a webhook.
+                if try await store.isUntracked(uuid) { return untrackedDelivery(log) }
                 guard configuration.autoTrack else { return "ignored" }
-                _ = try await store.apply(.command(.track(.webhook)), to: uuid, at: now, options: options())
+                guard try await store.apply(.command(.track(.webhook)), to: uuid, at: now, options: options()) != nil else {
+                    return untrackedDelivery(log)
+                }
                 counters.withLock { $0.autoTracked += 1 }
                 log.info("auto-tracking a Book first seen in a webhook")
-                outcome = try await store.apply(.webhook(decoded.hint), to: uuid, at: now, options: marked)
+                outcome = try await store.apply(.webhook(hint), to: uuid, at: now, options: marked)
             }
             if let learned {
                 var taken = options()
-                taken.snapshotTakenAt = learned.at
+                taken.snapshotTakenAt = learned.result.requestedAt ?? learned.at
                 _ = try await store.apply(.snapshot(learned.result.snapshot), to: uuid, at: now, options: taken)
             }
             log.debug("webhook applied", metadata: ["event": "\(decoded.eventName)"])
@@ -186,6 +196,12 @@ public final class Watcher: Sendable {
             log.warning("webhook could not be applied yet; will retry", metadata: ["error": "\(error)"])
             return nil
         }
+    }
+
+    private func untrackedDelivery(_ log: Logger) -> String {
+        metrics.untrackedWebhook()
+        log.info("webhook about an untracked Book stored, not applied")
+        return "ignored: untracked"
     }
 
     func beginPoll(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.insert(uuid).inserted } }

@@ -21,6 +21,8 @@ public struct WatcherSettings: Sendable {
     /// How long a claim (poll, inbox row, analytics job) holds: work a dead replica claimed waits
     /// at most this long before another replica takes it.
     public var lease: TimeInterval = 120
+    /// A job not retrieved this many hours after it opened fails (waiting on 425 is not an error).
+    public var analyticsGiveUpHours = 48.0
     /// `BOOKWATCH_WEBHOOK_TRUST`: `measured` (true) or `never` (false); see `WatcherConfiguration`.
     public var trustWebhooks = true
 
@@ -39,9 +41,14 @@ public struct WatcherSettings: Sendable {
         configuration.autoTrack = autoTrack
         configuration.lease = lease
         configuration.trustWebhooks = trustWebhooks
-        configuration.analyticsRetry = RetryPolicy(base: min(15, analyticsRetryMaximum), cap: analyticsRetryMaximum, maxAttempts: 60)
+        configuration.analyticsRetry = RetryPolicy(base: min(2, analyticsRetryMaximum), cap: analyticsRetryMaximum, maxAttempts: 60)
+        configuration.analyticsGiveUp = analyticsGiveUpHours * 3600
         return configuration
     }
+
+    /// The shortest lease `serve` accepts: an analytics request's timeout (30 s) plus the longest a
+    /// store write may wait (10 s), with a margin.
+    public static let minimumLease: TimeInterval = 45
 
     public static func resolve(environment env: [String: String]) throws(ConfigurationError) -> WatcherSettings {
         var settings = WatcherSettings()
@@ -78,7 +85,11 @@ public struct WatcherSettings: Sendable {
             throw ConfigurationError(setting: "BOOKWATCH_POLL_MAX_SECONDS", problem: "\(settings.pollMaximum) is below BOOKWATCH_POLL_MIN_SECONDS \(settings.pollMinimum)")
         }
         settings.analyticsRetryMaximum = try number("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", settings.analyticsRetryMaximum, minimum: 1)
-        settings.lease = try number("BOOKWATCH_LEASE_SECONDS", settings.lease, minimum: 5)
+        // A running job's lease is renewed just before each analytics request is sent (after any
+        // limiter wait, a Retry-After pause of up to 600 s included); from there it must outlast
+        // the request (30 s timeout) and the fenced write of its outcome (up to 10 s on PostgreSQL).
+        settings.lease = try number("BOOKWATCH_LEASE_SECONDS", settings.lease, minimum: Self.minimumLease)
+        settings.analyticsGiveUpHours = try number("BOOKWATCH_ANALYTICS_GIVE_UP_HOURS", settings.analyticsGiveUpHours, minimum: 0.01)
         settings.watchCompletedHours = try number("BOOKWATCH_WATCH_COMPLETED_HOURS", settings.watchCompletedHours, minimum: 0)
         if let text = value("BOOKWATCH_ANALYTICS") {
             switch AnalyticsEndpoint.parseList(text) {
@@ -107,6 +118,6 @@ public struct WatcherSettings: Sendable {
         "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
             + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "
             + "auto_track=\(autoTrack) analytics_retry_max_s=\(Int(analyticsRetryMaximum)) watch_completed_hours=\(watchCompletedHours) "
-            + "lease_s=\(Int(lease)) webhook_trust=\(trustWebhooks ? "measured" : "never")"
+            + "lease_s=\(Int(lease)) analytics_give_up_hours=\(analyticsGiveUpHours) webhook_trust=\(trustWebhooks ? "measured" : "never")"
     }
 }

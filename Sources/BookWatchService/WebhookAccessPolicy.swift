@@ -30,6 +30,10 @@ public struct WebhookAccessPolicy: Sendable {
         return hops.first ?? peer
     }
 
+    /// True when this policy checks anything about a delivery's origin (an allowlist or Basic
+    /// credentials): a delivery it let through then proved where it came from.
+    public var authenticates: Bool { !allow.isEmpty || basicCredentials != nil }
+
     public func isAllowed(_ address: String?) -> Bool {
         guard !allow.isEmpty else { return true }
         guard let address else { return false }

@@ -107,7 +107,9 @@ public struct WebhookIngress: Sendable {
         // 6. Durable insert, then 200.
         let delivery = InboxDelivery(
             requestID: requestID, receivedAt: now, bookUUID: decoded.bookUUID, bookPK: decoded.bookPK,
-            event: decoded.eventName, body: body, remoteAddress: client)
+            event: decoded.eventName, body: body, remoteAddress: client,
+            // Only a delivery that passed a check of its origin may stand in for a status call.
+            authenticated: verifier != nil || access.authenticates)
         do {
             switch try await writer.append(delivery) {
             case .stored:

@@ -33,9 +33,18 @@ public protocol BookStore: Sendable {
     /// Performs a tiny durable write; throws when the database cannot be written.
     func probeWritable(at now: Date) async throws
 
-    /// Stores one endpoint's analytics result; a second one for the same
-    /// (book, generation, endpoint) throws a `StoreError` of kind `.duplicate`.
-    func storeAnalyticsResult(_ result: AnalyticsResult) async throws
+    /// Stores one endpoint's analytics result under the job's claim: only while `claim` still
+    /// holds the generation's live (running) job, else `StoreError` `.lostClaim` and nothing is
+    /// written. A result already stored for the (book, generation, endpoint) is kept.
+    func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws
+
+    /// Extends a running job's lease to `until` while `claim` holds it; false when it no longer
+    /// does (the worker must stop: another one may own the job now).
+    func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool
+
+    /// True when the Book was untracked (a tombstone): webhooks never track it again; only
+    /// `track` does.
+    func isUntracked(_ uuid: BookUUID) async throws -> Bool
 
     /// The stored analytics results of a Book, newest generation first.
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult]
@@ -64,8 +73,9 @@ public protocol BookStore: Sendable {
     /// Asks for a poll of a tracked Book at `at` (earlier than any scheduled one) for `reason`.
     func requestPoll(_ uuid: BookUUID, at: Date, reason: PollReason) async throws
 
-    /// Moves a Book's next poll to `until` (after a failed poll), keeping its urgency, and ends its claim.
-    func deferPoll(_ uuid: BookUUID, until: Date) async throws
+    /// After a failed poll: moves a Book's next poll to `until`, counts the failure (`DuePoll.failures`)
+    /// and ends its claim; the poll stays urgent only with `keepUrgent` (the first retry).
+    func deferPoll(_ uuid: BookUUID, until: Date, keepUrgent: Bool) async throws
 
     /// When webhooks stop being trusted: pulls scheduled polls of Books still processing later
     /// than `now + active` into `now + active/2 ... now + active`, and those of finished Books
@@ -87,7 +97,8 @@ public protocol BookStore: Sendable {
     func releaseInbox(_ ids: [Int64]) async throws
 
     /// Claims the most overdue pending analytics job due by `now` for `owner` until `now + lease`,
-    /// attempts + 1, in one transaction before any call is made.
+    /// with a new lease token (`JobClaim`), in one transaction before any call is made. Claims
+    /// are not attempts: only real errors count (`ClaimedJob.attempts`).
     func claimAnalyticsJob(owner: String, now: Date, lease: TimeInterval) async throws -> ClaimedJob?
 
     /// The earliest due time of a pending job, if any.
@@ -148,6 +159,13 @@ public struct TransitionOptions: Sendable {
     /// For a webhook hint: the inbox row it comes from, marked processed in the same transaction;
     /// when the row already is, the transition throws `StoreError` `.duplicate` and changes nothing.
     public var inboxRow: Int64?
+    /// For an analytics outcome: the worker's claim on the job. The transition commits only while
+    /// the claim still holds the running job; otherwise it throws `StoreError` `.lostClaim` and
+    /// changes nothing (a late worker never overwrites the new owner's work).
+    public var jobClaim: JobClaim?
+    /// For `.notReady`: the job waits for a fresh status answer rather than for analytics; the
+    /// next answer confirming the finish makes it due at once (`confirmAnalyticsJob`).
+    public var awaitingView = false
 
     public init(
         webhooksSilent: Bool = false, webhooksTrusted: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = [],
@@ -160,6 +178,18 @@ public struct TransitionOptions: Sendable {
         self.results = results
         self.snapshotTakenAt = snapshotTakenAt
         self.inboxRow = inboxRow
+    }
+}
+
+/// A worker's hold on a running analytics job: its owner and the lease token of this claim.
+/// Every write the worker makes for the job checks both in the same statement (a fence).
+public struct JobClaim: Sendable, Hashable {
+    public var owner: String
+    public var token: Int64
+
+    public init(owner: String, token: Int64) {
+        self.owner = owner
+        self.token = token
     }
 }
 
@@ -230,11 +260,14 @@ public struct InboxDelivery: Sendable, Equatable {
     public var event: String
     public var body: [UInt8]
     public var remoteAddress: String?
+    /// The delivery passed an authentication check (signature, HTTP Basic or the allowlist).
+    public var authenticated: Bool
 
     public init(
         requestID: String?, receivedAt: Date, bookUUID: BookUUID?, bookPK: Int?, event: String, body: [UInt8],
-        remoteAddress: String? = nil
+        remoteAddress: String? = nil, authenticated: Bool = false
     ) {
+        self.authenticated = authenticated
         self.requestID = requestID
         self.receivedAt = receivedAt
         self.bookUUID = bookUUID

@@ -3,17 +3,36 @@ import Foundation
 import GRDB
 
 extension SQLiteBookStore {
-    public func storeAnalyticsResult(_ result: AnalyticsResult) async throws {
+    public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
         try await write { db in
+            try Self.holdFence(db, result.bookUUID.rawValue, result.generation, claim)
             try db.execute(
                 sql: """
                     INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
-                    VALUES (?, ?, ?, ?, ?)
+                    VALUES (?, ?, ?, ?, ?) ON CONFLICT(book_uuid, generation, endpoint) DO NOTHING
                     """,
                 arguments: [
                     result.bookUUID.rawValue, result.generation, result.endpoint, Data(result.body),
                     result.retrievedAt.storageMillis,
                 ])
+        }
+    }
+
+    public func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE analytics_jobs SET lease_expires_at = ? WHERE book_uuid = ? AND generation = ? AND state = 'running'
+                    AND lease_owner = ? AND claims = ?
+                    """,
+                arguments: [until.storageMillis, bookUUID.rawValue, generation, claim.owner, claim.token])
+            return db.changesCount == 1
+        }
+    }
+
+    public func isUntracked(_ uuid: BookUUID) async throws -> Bool {
+        try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM books WHERE uuid = ? AND untracked_at IS NOT NULL", arguments: [uuid.rawValue]) ?? false
         }
     }
 

@@ -11,14 +11,14 @@ extension SQLiteBookStore {
         guard !batch.isEmpty else { return [] }
         return try await write { db in
             let insert = try db.cachedStatement(sql: """
-                INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(request_id) DO NOTHING
                 """)
             return try batch.map { delivery in
                 try insert.execute(arguments: [
                     delivery.requestID, delivery.receivedAt.storageMillis, delivery.bookUUID?.rawValue,
-                    delivery.bookPK, delivery.event, Data(delivery.body), delivery.remoteAddress,
+                    delivery.bookPK, delivery.event, Data(delivery.body), delivery.remoteAddress, delivery.authenticated,
                 ])
                 return db.changesCount == 0 ? .duplicate : .stored(id: db.lastInsertedRowID)
             }
@@ -57,7 +57,7 @@ extension SQLiteBookStore {
                 receivedAt: Date(storageMillis: row["received_at"]),
                 bookUUID: (row["book_uuid"] as String?).flatMap { BookUUID($0) },
                 bookPK: row["book_pk"], event: row["event"], body: Array(bytes),
-                remoteAddress: row["remote_address"]))
+                remoteAddress: row["remote_address"], authenticated: row["authenticated"]))
     }
 }
 

@@ -129,6 +129,20 @@ extension SQLiteBookStore {
             // evidence for the webhook loss estimate, since no document can predate the watching.
             try db.execute(sql: "ALTER TABLE books ADD COLUMN watched_since_creation INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v8-doubts-fences-tombstones") { db in
+            // Doubts (an odd answer waiting for a second), per-Book poll failures, untracked
+            // tombstones, authenticated deliveries, and job claims fenced by a lease token.
+            try db.execute(sql: """
+                ALTER TABLE books ADD COLUMN doubt_kind TEXT;
+                ALTER TABLE books ADD COLUMN doubt_since INTEGER;
+                ALTER TABLE books ADD COLUMN poll_failures INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE books ADD COLUMN untracked_at INTEGER;
+                ALTER TABLE webhook_inbox ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE analytics_jobs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE analytics_jobs ADD COLUMN awaiting_view INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE analytics_jobs ADD COLUMN view_confirmed INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

@@ -5,7 +5,7 @@ import GRDB
 extension SQLiteBookStore {
     public func book(_ uuid: BookUUID) async throws -> BookRecord? {
         try await read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ?", arguments: [uuid.rawValue])
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ? AND untracked_at IS NULL", arguments: [uuid.rawValue])
             else { return nil }
             return try Self.records(db, rows: [row]).first
         }
@@ -13,10 +13,10 @@ extension SQLiteBookStore {
 
     public func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
         try await read { db in
-            var sql = "SELECT * FROM books"
+            var sql = "SELECT * FROM books WHERE untracked_at IS NULL"
             var arguments: StatementArguments = []
             if let state {
-                sql += " WHERE state = ?"
+                sql += " AND state = ?"
                 arguments += [state.rawValue]
             }
             sql += " ORDER BY uuid"
@@ -34,7 +34,7 @@ extension SQLiteBookStore {
 
     /// Books by state, riding the `books_state` index.
     static func totals(_ db: Database) throws -> [BookPhase: Int] {
-        try bookTotals(Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books GROUP BY state").map { ($0["state"], $0["n"]) })
+        try bookTotals(Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state").map { ($0["state"], $0["n"]) })
     }
 
     /// Turns book rows into records, fetching their documents and current jobs in two queries.
@@ -90,7 +90,7 @@ extension SQLiteBookStore {
         try await read { db in
             var gauges = StoreGauges()
             gauges.books = try Self.totals(db)
-            for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM documents GROUP BY status") {
+            for row in try Row.fetchAll(db, sql: "SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid WHERE b.untracked_at IS NULL GROUP BY d.status") {
                 gauges.addDocuments(status: row["status"], count: row["n"])
             }
             gauges.inboxPending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox WHERE processed_at IS NULL") ?? 0

@@ -13,6 +13,8 @@ extension SQLiteBookStore {
             var stored = StoredSchedule.none
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ?", arguments: [uuid.rawValue]) {
                 let book = Self.storedBook(row)
+                // A tombstone: only the operator's track brings the Book back, where it left off.
+                if book.untrackedAt != nil && !TransitionPlan.admitsUntracked(input) { return nil }
                 machine = try book.machine(documents: Self.documentRows(db, uuid: uuid))
                 stored = book.schedule
             } else {
@@ -49,9 +51,10 @@ extension SQLiteBookStore {
             uuid: row["uuid"], pk: row["pk"], state: row["state"], generation: row["generation"],
             lastOpenedGeneration: row["last_opened_generation"], bookStatus: row["book_status"], failureReason: row["failure_reason"],
             lastWebhookAt: row["last_webhook_at"], lastPolledAt: row["last_polled_at"], finishedAt: row["finished_at"],
-            watchedSinceCreation: row["watched_since_creation"],
+            watchedSinceCreation: row["watched_since_creation"], doubtKind: row["doubt_kind"], doubtSince: row["doubt_since"],
+            untrackedAt: row["untracked_at"],
             schedule: StoredSchedule(next: row["next_poll_at"], reason: row["poll_reason"], claimedAt: row["poll_claimed_at"],
-                                     snapshotAsOf: row["snapshot_as_of"]))
+                                     snapshotAsOf: row["snapshot_as_of"], failures: row["poll_failures"]))
     }
 
     static func storedDocument(_ row: Row) -> StoredDocument {
@@ -73,6 +76,7 @@ extension SQLiteBookStore {
     ) throws {
         let key = machine.uuid.rawValue
         let nowMillis = now.storageMillis
+        if let fence = plan.fence { try Self.holdFence(db, key, fence.generation, fence.claim) }
         for result in results {
             try db.execute(
                 sql: """
@@ -94,20 +98,28 @@ extension SQLiteBookStore {
                 try Self.setJobState(db, key, generation, state, now: nowMillis)
             case .expedite:
                 try db.execute(
-                    sql: "UPDATE analytics_jobs SET due_at = ? WHERE book_uuid = ? AND generation = ? AND state = 'pending'",
+                    sql: "UPDATE analytics_jobs SET due_at = MIN(due_at, ?) WHERE book_uuid = ? AND generation = ? AND state = 'pending'",
                     arguments: [nowMillis, key, generation])
-            case .retry(let due):
+            case .confirmed:
                 try db.execute(
                     sql: """
-                        UPDATE analytics_jobs SET state = 'pending', due_at = ?, lease_owner = NULL, lease_expires_at = NULL
+                        UPDATE analytics_jobs SET due_at = MIN(due_at, ?), awaiting_view = 0, view_confirmed = 1
+                        WHERE book_uuid = ? AND generation = ? AND state = 'pending' AND awaiting_view = 1
+                        """,
+                    arguments: [nowMillis, key, generation])
+            case .retry(let due, let countsError, let awaitingView):
+                try db.execute(
+                    sql: """
+                        UPDATE analytics_jobs SET state = 'pending', due_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+                            attempts = attempts + ?, awaiting_view = ?, view_confirmed = 0
                         WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
-                    arguments: [due, key, generation])
+                    arguments: [due, countsError ? 1 : 0, awaitingView, key, generation])
             case .rearm:
                 try db.execute(
                     sql: """
                         UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = ?, last_error = NULL,
-                            lease_owner = NULL, lease_expires_at = NULL
+                            lease_owner = NULL, lease_expires_at = NULL, awaiting_view = 0, view_confirmed = 0
                         WHERE book_uuid = ? AND generation = ?
                         """,
                     arguments: [nowMillis, key, generation])
@@ -126,11 +138,22 @@ extension SQLiteBookStore {
                 sql: "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 arguments: [key, generation, nowMillis])
         }
-        if plan.deleteBook {
-            try db.execute(sql: "DELETE FROM books WHERE uuid = ?", arguments: [key])
-            return
+        try Self.writeBook(db, machine, schedule: plan.schedule, untracked: plan.untrack, now: nowMillis)
+    }
+
+    /// The fence of a worker's write: the job must still be running under its claim, else the
+    /// transaction is rolled back with `.lostClaim`.
+    static func holdFence(_ db: Database, _ key: String, _ generation: Int, _ claim: JobClaim) throws {
+        let held = try Bool.fetchOne(
+            db,
+            sql: """
+                SELECT 1 FROM analytics_jobs WHERE book_uuid = ? AND generation = ? AND state = 'running'
+                AND lease_owner = ? AND claims = ?
+                """,
+            arguments: [key, generation, claim.owner, claim.token]) ?? false
+        guard held else {
+            throw StoreError(.lostClaim, subject: "analytics job \(key) generation \(generation)", detail: "claim \(claim.token) of \(claim.owner)")
         }
-        try Self.writeBook(db, machine, schedule: plan.schedule, now: nowMillis)
     }
 
     static func setJobState(_ db: Database, _ key: String, _ generation: Int, _ state: AnalyticsJobState, now: Int64)
@@ -145,7 +168,7 @@ extension SQLiteBookStore {
             arguments: [state.rawValue, now, key, generation])
     }
 
-    static func writeBook(_ db: Database, _ m: BookMachine, schedule: StoredSchedule, now: Int64) throws {
+    static func writeBook(_ db: Database, _ m: BookMachine, schedule: StoredSchedule, untracked: Bool = false, now: Int64) throws {
         let key = m.uuid.rawValue
         try db.execute(
             sql: "INSERT INTO books (\(BooksTable.columnList)) VALUES (\(databaseQuestionMarks(count: BooksTable.columns.count))) "
@@ -154,7 +177,8 @@ extension SQLiteBookStore {
                 key, m.pk, m.phase.rawValue, m.generation, m.lastOpenedGeneration, m.bookStatus?.rawValue,
                 m.failureReason, m.lastWebhookAt?.storageMillis, m.lastSnapshotAt?.storageMillis,
                 m.finishedAt?.storageMillis, schedule.next, schedule.reason, schedule.claimedAt, schedule.snapshotAsOf,
-                m.watchedSinceCreation, now, now,
+                m.watchedSinceCreation, m.doubt?.kind.rawValue, m.doubt?.since.storageMillis, schedule.failures,
+                untracked ? now : nil, now, now,
             ])
         try db.execute(sql: "DELETE FROM documents WHERE book_uuid = ?", arguments: [key])
         let insert = try db.cachedStatement(sql: """

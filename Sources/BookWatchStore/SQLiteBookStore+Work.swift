@@ -6,13 +6,22 @@ import GRDB
 public struct ClaimedJob: Sendable, Equatable {
     public var bookUUID: BookUUID
     public var generation: Int
-    /// Attempts including this one (recorded before any call is made).
+    /// Real errors so far (5xx, timeouts...): waiting on 425 or on a fresh view is not an attempt.
     public var attempts: Int
     public var leaseExpiresAt: Date
     /// When the job was opened: the moment the Book was seen finished.
     public var openedAt: Date
+    /// The claim every write for this job is fenced by.
+    public var claim: JobClaim
+    /// The job was made due by a status answer confirming the finish: it runs on that view.
+    public var viewConfirmed: Bool
 
-    public init(bookUUID: BookUUID, generation: Int, attempts: Int, leaseExpiresAt: Date, openedAt: Date) {
+    public init(
+        bookUUID: BookUUID, generation: Int, attempts: Int, leaseExpiresAt: Date, openedAt: Date,
+        claim: JobClaim = JobClaim(owner: "", token: 0), viewConfirmed: Bool = false
+    ) {
+        self.claim = claim
+        self.viewConfirmed = viewConfirmed
         self.bookUUID = bookUUID
         self.generation = generation
         self.attempts = attempts
@@ -29,8 +38,11 @@ public struct DuePoll: Sendable, Equatable {
     public var dueAt: Date
     /// When the poll was claimed: hand it back as `TransitionOptions.pollClaim`.
     public var claimedAt: Date?
+    /// Status polls of this Book that failed in a row (the backoff of the next one).
+    public var failures: Int
 
-    public init(bookUUID: BookUUID, reason: PollReason?, dueAt: Date, claimedAt: Date? = nil) {
+    public init(bookUUID: BookUUID, reason: PollReason?, dueAt: Date, claimedAt: Date? = nil, failures: Int = 0) {
+        self.failures = failures
         self.bookUUID = bookUUID
         self.reason = reason
         self.dueAt = dueAt
@@ -42,7 +54,7 @@ extension SQLiteBookStore {
     /// The uuid of the tracked Book with this pk, if any.
     public func uuid(forPK pk: Int) async throws -> BookUUID? {
         try await read { db in
-            try String.fetchOne(db, sql: "SELECT uuid FROM books WHERE pk = ? LIMIT 1", arguments: [pk]).flatMap { BookUUID($0) }
+            try String.fetchOne(db, sql: "SELECT uuid FROM books WHERE pk = ? ORDER BY untracked_at IS NOT NULL LIMIT 1", arguments: [pk]).flatMap { BookUUID($0) }
         }
     }
 
@@ -62,16 +74,16 @@ extension SQLiteBookStore {
                 guard let uuid = BookUUID(row["uuid"] as String) else { return nil }
                 return DuePoll(
                     bookUUID: uuid, reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
-                    dueAt: Date(storageMillis: row["next_poll_at"]))
+                    dueAt: Date(storageMillis: row["next_poll_at"]), failures: row["poll_failures"])
             }
         }
         let urgent = try fetch("""
-            SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_urgent_poll
+            SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books INDEXED BY books_urgent_poll
             WHERE poll_reason IS NOT NULL AND next_poll_at <= ? \(notIn) ORDER BY next_poll_at LIMIT ?
             """, limit)
         guard urgent.count < limit else { return urgent }
         return urgent + (try fetch("""
-            SELECT uuid, poll_reason, next_poll_at FROM books INDEXED BY books_due_poll
+            SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books INDEXED BY books_due_poll
             WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND poll_reason IS NULL \(notIn) ORDER BY next_poll_at LIMIT ?
             """, limit - urgent.count))
     }
@@ -103,7 +115,7 @@ extension SQLiteBookStore {
             try db.execute(
                 sql: """
                     UPDATE books SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?), poll_reason = ?, poll_claimed_at = NULL
-                    WHERE uuid = ? AND state != 'deleted'
+                    WHERE uuid = ? AND state != 'deleted' AND untracked_at IS NULL
                     """,
                 arguments: [at.storageMillis, at.storageMillis, reason.rawValue, uuid.rawValue])
         }
@@ -128,11 +140,16 @@ extension SQLiteBookStore {
         }
     }
 
-    /// Moves a Book's next poll to `until` (after a failed poll), keeping its urgency.
-    public func deferPoll(_ uuid: BookUUID, until: Date) async throws {
+    /// After a failed poll: the next one at `until`, the failure counted, urgency kept only for the first retry.
+    public func deferPoll(_ uuid: BookUUID, until: Date, keepUrgent: Bool) async throws {
         try await write { db in
-            try db.execute(sql: "UPDATE books SET next_poll_at = ?, poll_claimed_at = NULL WHERE uuid = ? AND next_poll_at IS NOT NULL",
-                           arguments: [until.storageMillis, uuid.rawValue])
+            try db.execute(
+                sql: """
+                    UPDATE books SET next_poll_at = ?, poll_claimed_at = NULL, poll_failures = poll_failures + 1,
+                        poll_reason = CASE WHEN ? THEN poll_reason ELSE NULL END
+                    WHERE uuid = ? AND next_poll_at IS NOT NULL
+                    """,
+                arguments: [until.storageMillis, keepUrgent, uuid.rawValue])
         }
     }
 
@@ -182,18 +199,22 @@ extension SQLiteBookStore {
         try await write { db in
             guard let row = try Row.fetchOne(
                 db,
-                sql: "SELECT id, book_uuid, generation, attempts, created_at FROM analytics_jobs WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT 1",
+                sql: """
+                    SELECT id, book_uuid, generation, attempts, created_at, claims, view_confirmed FROM analytics_jobs
+                    WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT 1
+                    """,
                 arguments: [now.storageMillis])
             else { return nil }
             let expires = now.addingTimeInterval(lease)
             try db.execute(
-                sql: "UPDATE analytics_jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 WHERE id = ?",
+                sql: "UPDATE analytics_jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, claims = claims + 1 WHERE id = ?",
                 arguments: [owner, expires.storageMillis, row["id"] as Int64])
             guard let uuid = BookUUID(row["book_uuid"] as String) else {
                 throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: "\(row["book_uuid"] as String)")
             }
-            return ClaimedJob(bookUUID: uuid, generation: row["generation"], attempts: (row["attempts"] as Int) + 1, leaseExpiresAt: expires,
-                              openedAt: Date(storageMillis: row["created_at"]))
+            return ClaimedJob(bookUUID: uuid, generation: row["generation"], attempts: row["attempts"], leaseExpiresAt: expires,
+                              openedAt: Date(storageMillis: row["created_at"]),
+                              claim: JobClaim(owner: owner, token: (row["claims"] as Int64) + 1), viewConfirmed: row["view_confirmed"])
         }
     }
 

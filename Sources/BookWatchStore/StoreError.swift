@@ -16,6 +16,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case notFound
         /// A stored value cannot be read back (a bug or a hand-edited database).
         case corrupt
+        /// The claim (owner and lease token) a write was made under is no longer held: another
+        /// worker took the work over, or it was superseded. The write was rolled back.
+        case lostClaim
         /// The database location is malformed (a `postgres://` URL without a user, a bad sslmode...).
         case invalidLocation
     }
@@ -32,6 +35,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     }
 
     public var isDuplicate: Bool { kind == .duplicate }
+    public var isLostClaim: Bool { kind == .lostClaim }
 
     public var description: String {
         switch kind {
@@ -41,6 +45,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case .unavailable: "database unavailable: \(subject) (\(detail))"
         case .notFound: "not found: \(subject)"
         case .corrupt: "unreadable stored value in \(subject): \(detail)"
+        case .lostClaim: "claim no longer held on \(subject): \(detail)"
         case .invalidLocation: "invalid \(subject): \(detail)"
         }
     }

@@ -15,13 +15,20 @@ package struct StoredBook: Sendable {
     package var lastPolledAt: Int64?
     package var finishedAt: Int64?
     package var watchedSinceCreation: Bool
+    /// Set on a tombstone (an untracked Book's row).
+    package var untrackedAt: Int64?
+    package var doubtKind: String?
+    package var doubtSince: Int64?
     package var schedule: StoredSchedule
 
     package init(
         uuid: String, pk: Int?, state: String, generation: Int, lastOpenedGeneration: Int, bookStatus: String?,
         failureReason: String?, lastWebhookAt: Int64?, lastPolledAt: Int64?, finishedAt: Int64?, watchedSinceCreation: Bool,
-        schedule: StoredSchedule
+        doubtKind: String? = nil, doubtSince: Int64? = nil, untrackedAt: Int64? = nil, schedule: StoredSchedule
     ) {
+        self.untrackedAt = untrackedAt
+        self.doubtKind = doubtKind
+        self.doubtSince = doubtSince
         self.watchedSinceCreation = watchedSinceCreation
         self.uuid = uuid
         self.pk = pk
@@ -44,13 +51,20 @@ package struct StoredBook: Sendable {
         guard let phase = BookPhase(rawValue: state) else {
             throw StoreError(.corrupt, subject: "books.state of \(uuid)", detail: "unknown state '\(state)'")
         }
+        var doubt: Doubt?
+        if let doubtKind {
+            guard let kind = Doubt.Kind(rawValue: doubtKind), let doubtSince else {
+                throw StoreError(.corrupt, subject: "books.doubt_kind of \(uuid)", detail: "'\(doubtKind)'")
+            }
+            doubt = Doubt(kind: kind, since: Date(storageMillis: doubtSince))
+        }
         return BookMachine(
             uuid: bookUUID, pk: pk, phase: phase, generation: generation, lastOpenedGeneration: lastOpenedGeneration,
             bookStatus: bookStatus.map(BookStatus.init), documents: try documents.map { try $0.tracked(book: uuid) },
             lastWebhookAt: lastWebhookAt.map(Date.init(storageMillis:)),
             lastSnapshotAt: lastPolledAt.map(Date.init(storageMillis:)),
             finishedAt: finishedAt.map(Date.init(storageMillis:)),
-            failureReason: failureReason, watchedSinceCreation: watchedSinceCreation)
+            failureReason: failureReason, watchedSinceCreation: watchedSinceCreation, doubt: doubt)
     }
 
     /// The record `status` shows.
@@ -85,7 +99,7 @@ package enum BooksTable {
     package static let columns = [
         "uuid", "pk", "state", "generation", "last_opened_generation", "book_status", "failure_reason",
         "last_webhook_at", "last_polled_at", "finished_at", "next_poll_at", "poll_reason", "poll_claimed_at", "snapshot_as_of",
-        "watched_since_creation", "created_at", "updated_at",
+        "watched_since_creation", "doubt_kind", "doubt_since", "poll_failures", "untracked_at", "created_at", "updated_at",
     ]
     package static let columnList = columns.joined(separator: ", ")
     package static let upsert = "ON CONFLICT (uuid) DO UPDATE SET "

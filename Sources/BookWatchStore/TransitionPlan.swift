@@ -10,8 +10,11 @@ package struct StoredSchedule: Sendable, Equatable {
     package var claimedAt: Int64?
     /// The `snapshotTakenAt` of the newest snapshot applied.
     package var snapshotAsOf: Int64?
+    /// Status polls that failed in a row (`books.poll_failures`); an answer resets it.
+    package var failures: Int
 
-    package init(next: Int64? = nil, reason: String? = nil, claimedAt: Int64? = nil, snapshotAsOf: Int64? = nil) {
+    package init(next: Int64? = nil, reason: String? = nil, claimedAt: Int64? = nil, snapshotAsOf: Int64? = nil, failures: Int = 0) {
+        self.failures = failures
         self.next = next
         self.reason = reason
         self.claimedAt = claimedAt
@@ -27,7 +30,11 @@ package enum JobChange: Sendable, Equatable {
     /// Complete or superseded: a final state, set only on a job not already final.
     case finish(AnalyticsJobState)
     case expedite
-    case retry(dueAt: Int64)
+    /// A status answer confirmed the finish: a job waiting for that view becomes due now.
+    case confirmed
+    /// Back to pending, due at `dueAt`; `countsError`: a real error (not a 425 or a wait for a
+    /// view); `awaitingView`: released early by `confirmed`.
+    case retry(dueAt: Int64, countsError: Bool, awaitingView: Bool)
     case rearm
     case fail(reason: String)
 }
@@ -35,10 +42,24 @@ package enum JobChange: Sendable, Equatable {
 /// What one transition writes, decided without a database so both stores carry out the same
 /// decisions (each only translates the plan into its SQL).
 package struct TransitionPlan: Sendable {
-    package var deleteBook = false
+    /// Untracked: the row stays as a tombstone (`books.untracked_at`) with no poll, so webhooks
+    /// never track the Book again and a later `track` resumes at its generation and documents.
+    package var untrack = false
     package var jobs: [(generation: Int, change: JobChange)] = []
     package var notify: [Int] = []
     package var schedule = StoredSchedule.none
+    /// The claim an analytics outcome was made under: carried out only while it still holds the
+    /// job (else the store throws `.lostClaim` and rolls the transition back).
+    package var fence: (generation: Int, claim: JobClaim)?
+
+    /// Whether `input` may reach a Book whose row is a tombstone (untracked): only the operator's
+    /// `track` (plain or `--new`) brings it back; webhooks, answers and auto-tracking do not.
+    package static func admitsUntracked(_ input: BookInput) -> Bool {
+        switch input {
+        case .command(.track(.operator)), .command(.track(.created)): true
+        default: false
+        }
+    }
 
     /// Feeds `input` to `machine` and decides the rows to write, for either store. A snapshot
     /// older than one already applied is dropped instead (no actions; only the claim it holds
@@ -54,9 +75,16 @@ package struct TransitionPlan: Sendable {
             if let claim = options.pollClaim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
             return ([], plan)
         }
-        let actions = machine.apply(input, at: now, trustingWebhooks: options.webhooksTrusted)
-        return (actions, make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw,
-                              schedule: pollSchedule))
+        let actions = machine.apply(
+            input, at: now, trustingWebhooks: options.webhooksTrusted, answeredAsOf: options.snapshotTakenAt,
+            confirmationGap: pollSchedule.minimum)
+        var plan = make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: pollSchedule)
+        if case .analytics(let generation, _) = input, let claim = options.jobClaim { plan.fence = (generation, claim) }
+        switch input {
+        case .snapshot, .pollRefused: plan.schedule.failures = 0  // the endpoint answered
+        default: break
+        }
+        return (actions, plan)
     }
 
     /// Decides the rows of `actions`.
@@ -82,19 +110,22 @@ package struct TransitionPlan: Sendable {
             case .supersedeAnalyticsJob(let generation): plan.jobs.append((generation, .finish(.superseded)))
             case .completeAnalyticsJob(let generation): plan.jobs.append((generation, .finish(.complete)))
             case .expediteAnalyticsJob(let generation): plan.jobs.append((generation, .expedite))
-            case .retryAnalyticsJob(let generation, _):
-                plan.jobs.append((generation, .retry(dueAt: (options.retryAt ?? now).storageMillis)))
+            case .confirmAnalyticsJob(let generation): plan.jobs.append((generation, .confirmed))
+            case .retryAnalyticsJob(let generation, let notReady):
+                plan.jobs.append((generation, .retry(dueAt: (options.retryAt ?? now).storageMillis, countsError: !notReady,
+                                                     awaitingView: options.awaitingView)))
             case .rearmAnalyticsJob(let generation): plan.jobs.append((generation, .rearm))
             case .failAnalyticsJob(let generation, let reason): plan.jobs.append((generation, .fail(reason: reason)))
             case .notifyRetrieved(let generation): plan.notify.append(generation)
-            case .stopWatching: plan.deleteBook = true
+            case .stopWatching: plan.untrack = true
             case .pollNow, .schedulePoll, .postponePoll, .pollWithin, .warn, .webhookCoverage: break
             }
         }
-        if plan.deleteBook {
-            // Only supersessions survive an untrack; the Book row and its schedule go.
+        if plan.untrack {
+            // Only supersessions survive an untrack; the schedule goes, the row stays as a tombstone.
             plan.jobs = plan.jobs.filter { $0.change == .finish(.superseded) }
             plan.notify = []
+            plan.schedule = StoredSchedule(snapshotAsOf: stored.snapshotAsOf)
             return plan
         }
 

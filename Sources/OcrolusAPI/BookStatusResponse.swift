@@ -8,8 +8,12 @@ public struct BookStatusResult: Sendable, Equatable {
     public var pk: Int?
     public var name: String?
     public var snapshot: BookSnapshot
+    /// When the request was sent (after the rate limiter): an answer is dated by its question.
+    /// Nil from clients that do not know; the caller then uses the time before the call.
+    public var requestedAt: Date?
 
-    public init(uuid: BookUUID?, pk: Int?, name: String? = nil, snapshot: BookSnapshot) {
+    public init(uuid: BookUUID?, pk: Int?, name: String? = nil, snapshot: BookSnapshot, requestedAt: Date? = nil) {
+        self.requestedAt = requestedAt
         self.uuid = uuid
         self.pk = pk
         self.name = name
@@ -91,14 +95,14 @@ enum V1Envelope {
     }
 
     /// Decodes a status answer; a "Book not found" (1401) answer under any HTTP status is `.gone`.
+    /// A 404 without Ocrolus's own error code (a gateway's page, a wrong path) is not: it is a
+    /// transient error, since one such answer must never delete a Book.
     static func bookStatus(httpStatus: Int, body: [UInt8], retryAfter: TimeInterval?) throws(OcrolusError)
         -> BookStatusResult
     {
         let endpoint = "book_status"
         if let error = declaredError(httpStatus: httpStatus, body: body, endpoint: endpoint, retryAfter: retryAfter) {
-            if error.code == 1401 || (httpStatus == 404 && error.code == nil) {
-                return BookStatusResult(uuid: nil, pk: nil, snapshot: .gone)
-            }
+            if error.isBookGone { return BookStatusResult(uuid: nil, pk: nil, snapshot: .gone) }
             throw error
         }
         let decoded: StatusBody

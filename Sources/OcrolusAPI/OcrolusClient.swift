@@ -7,6 +7,23 @@ public protocol OcrolusAPIClient: Sendable {
     func bookStatus(uuid: BookUUID, priority: RequestPriority) async throws -> BookStatusResult
     func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult
     func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority) async throws -> AnalyticsAnswer
+    /// The same, running `beforeSend` once the rate limiter lets the request go and just before
+    /// it is sent (again before a retry after a token refresh); an error it throws cancels the
+    /// request. The watcher renews and checks its claim on the job there, so a call that waited
+    /// long on a paused limiter is made only by the worker that still owns the job.
+    func analytics(
+        uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+    ) async throws -> AnalyticsAnswer
+}
+
+extension OcrolusAPIClient {
+    /// For clients without a limiter of their own (test doubles): `beforeSend`, then the call.
+    public func analytics(
+        uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+    ) async throws -> AnalyticsAnswer {
+        try await beforeSend()
+        return try await analytics(uuid: uuid, endpoint: endpoint, priority: priority)
+    }
 }
 
 /// An analytics answer: the body, or "not ready yet" (HTTP 425 / code 9004).
@@ -84,10 +101,12 @@ public final class OcrolusClient: OcrolusAPIClient {
     }
 
     private func bookStatus(query: String, priority: RequestPriority) async throws -> BookStatusResult {
-        let response = try await send(path: "/v1/book/status?\(query)", endpoint: "book_status", priority: priority)
+        let (response, sentAt) = try await send(path: "/v1/book/status?\(query)", endpoint: "book_status", priority: priority)
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
         do {
-            return try V1Envelope.bookStatus(httpStatus: response.status, body: response.body, retryAfter: retryAfter)
+            var result = try V1Envelope.bookStatus(httpStatus: response.status, body: response.body, retryAfter: retryAfter)
+            result.requestedAt = sentAt
+            return result
         } catch {
             if error.isRateLimited { limiter.penalize(retryAfter: retryAfter) }
             throw error
@@ -97,8 +116,14 @@ public final class OcrolusClient: OcrolusAPIClient {
     public func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority = .urgent)
         async throws -> AnalyticsAnswer
     {
+        try await analytics(uuid: uuid, endpoint: endpoint, priority: priority, beforeSend: {})
+    }
+
+    public func analytics(
+        uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+    ) async throws -> AnalyticsAnswer {
         let label = "analytics/\(endpoint.rawValue)"
-        let response = try await send(path: endpoint.path(for: uuid), endpoint: label, priority: priority)
+        let (response, _) = try await send(path: endpoint.path(for: uuid), endpoint: label, priority: priority, beforeSend: beforeSend)
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
         if response.status == 425 { return .notReady(retryAfter: retryAfter) }
         if let error = V1Envelope.declaredError(
@@ -111,12 +136,16 @@ public final class OcrolusClient: OcrolusAPIClient {
         return .ready(response.body)
     }
 
-    /// Limiter, token, request; on a 401 one token refresh and one more try.
-    private func send(path: String, endpoint: String, priority: RequestPriority) async throws -> IncomingResponse {
+    /// Limiter, token, request; on a 401 one token refresh and one more try. Answers the response
+    /// and when its request was sent.
+    private func send(
+        path: String, endpoint: String, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void = {}
+    ) async throws -> (IncomingResponse, Date) {
         var refreshed = false
         while true {
             let waited = try await limiter.acquire(priority)
             let token = try await tokens.token()
+            try await beforeSend()
             let request = OutgoingRequest(
                 method: "GET", url: configuration.apiBaseURL + path,
                 headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
@@ -139,7 +168,7 @@ public final class OcrolusClient: OcrolusAPIClient {
                 }
                 throw OcrolusError(.unauthorized, endpoint: endpoint, httpStatus: 401, message: "refused a freshly issued token")
             }
-            return response
+            return (response, started)
         }
     }
 }

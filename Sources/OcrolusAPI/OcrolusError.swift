@@ -5,7 +5,8 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
     public enum Kind: String, Sendable {
         /// 5xx, 429, timeout, connection error, an unreadable answer: try again later.
         case transient
-        /// 404/1401 (Book gone), 403/2102 (no permission), other 4xx: do not retry.
+        /// 403/2102 (no permission), other 4xx with an answer: do not retry. (Book gone, code
+        /// 1401, is an answer of its own: `BookSnapshot.gone` for a status call.)
         case permanent
         /// 401 after a fresh token, or the token endpoint refusing the credentials.
         case unauthorized
@@ -35,8 +36,8 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
 
     public var isRateLimited: Bool { httpStatus == 429 }
 
-    /// Book not found (code 1401 under any HTTP status, or 404).
-    public var isBookGone: Bool { code == 1401 || (httpStatus == 404 && code == nil) }
+    /// Book not found in Ocrolus's own words: code 1401 under any HTTP status. A bare 404 is not.
+    public var isBookGone: Bool { code == 1401 }
 
     public var description: String {
         var parts = ["\(endpoint):"]
@@ -54,6 +55,10 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
         switch httpStatus {
         case 429, 408, 500...599: kind = .transient
         case 401: kind = .unauthorized
+        // A 404 without Ocrolus's error code is a gateway's or a proxy's page, not an answer; and a
+        // Book gone (1401) is decided by the status endpoint, twice, not by one analytics answer.
+        case _ where code == 1401: kind = .transient
+        case 404 where code == nil: kind = .transient
         default:
             // An error code inside an HTTP 200 body is classified by the code.
             kind = httpStatus == 200 && code == nil ? .transient : .permanent

@@ -92,7 +92,8 @@ import Testing
         // analytics could be fetched is superseded (it cannot be fetched any more).
         for truth in kept where truth.finishedGenerations > 0 {
             let lastKeys = stats.analyticsOKByKey.keys.filter { $0.hasPrefix("\(truth.uuid):\(truth.finishedGenerations):") }
-            #expect(lastKeys.count == endpoints, "\(label): \(truth.uuid) generation \(truth.finishedGenerations) not retrieved")
+            #expect(lastKeys.count == endpoints,
+                    "\(label): \(truth.uuid) generation \(truth.finishedGenerations) not retrieved (\(BookUUID(truth.uuid).flatMap { outcome.states[$0] }.map { "\($0)" } ?? "untracked"))")
         }
         #expect(keptKeys.count <= expected)
         #expect(keptKeys.count + outcome.superseded * endpoints >= expected,

@@ -26,6 +26,7 @@ import Testing
                     + (hint.listedDocuments.isEmpty ? "" : " listed [" + hint.listedDocuments.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]")
             case .analytics(let generation, let outcome): return "analytics gen \(generation): \(outcome)"
             case .command(let command): return "command \(command)"
+            case .pollRefused(let reason): return "poll refused: \(reason)"
             }
         }
 
@@ -61,11 +62,13 @@ import Testing
                 documentStatus: status == 0 ? nil : documentStatuses[status - 1],
                 listedDocuments: listed.count < 2 ? [] : listed.enumerated().map {
                     DocumentSnapshot(ref: Fixture.doc($0.offset + 1), status: documentStatuses[$0.element])
-                }))
+                },
+                // Mostly signed deliveries; an unauthenticated one never stands in for a status call.
+                authenticated: (event + doc) % 4 != 0))
         }
 
     /// Analytics outcomes and operator commands: inputs that are not hints.
-    static let otherGen = zip(Gen.int(in: 0...6), Gen.int(in: 1...3)).map { kind, generation -> BookInput in
+    static let otherGen = zip(Gen.int(in: 0...7), Gen.int(in: 1...3)).map { kind, generation -> BookInput in
         switch kind {
         case 0: .analytics(generation: generation, .stored)
         case 1: .analytics(generation: generation, .notReady)
@@ -73,6 +76,7 @@ import Testing
         case 3: .analytics(generation: generation, .permanentError("403"))
         case 4: .command(.retry)
         case 5: .command(.track(.operator))
+        case 6: .pollRefused("403 code 2102")
         default: .analytics(generation: generation, .stored)
         }
     }
@@ -89,13 +93,28 @@ import Testing
         .array(of: 0...40)
         .map { History(inputs: $0) }
 
+    /// Inputs are a second apart: doubts (gone, a reopen without a new document) are confirmed by
+    /// an answer three steps later, so generated histories reach both outcomes.
+    static let confirmationGap: TimeInterval = 3
+
     static func run(_ inputs: [BookInput], trusted: Bool = false) -> (BookMachine, [[BookAction]]) {
         var machine = BookMachine(uuid: Fixture.uuid)
         var log: [[BookAction]] = []
-        for (i, input) in inputs.enumerated() {
-            log.append(machine.apply(input, at: Fixture.t0.addingTimeInterval(Double(i)), trustingWebhooks: trusted))
+        for (input, at) in zip(inputs, times(inputs)) {
+            log.append(machine.apply(input, at: at, trustingWebhooks: trusted, confirmationGap: confirmationGap))
         }
         return (machine, log)
+    }
+
+    /// When each input happens: every input that is not a hint a second after the one before, hints
+    /// at the time of the input before them, so dropping or moving hints leaves every other input's
+    /// time (and so which doubts are confirmed) unchanged.
+    static func times(_ inputs: [BookInput]) -> [Date] {
+        var clock = 0
+        return inputs.map { input in
+            if case .webhook = input {} else { clock += 1 }
+            return Fixture.t0.addingTimeInterval(Double(clock))
+        }
     }
 
     // MARK: properties
@@ -156,10 +175,10 @@ import Testing
         await propertyCheck(count: Self.histories, input: Self.historyGen) { history in
             checked += 1
             var machine = BookMachine(uuid: Fixture.uuid)
-            for (i, input) in history.inputs.enumerated() {
+            for (i, (input, at)) in zip(history.inputs, Self.times(history.inputs)).enumerated() {
                 let knownBefore = machine.documents
                 let wasFinished = machine.phase == .complete || machine.phase == .retrieving
-                _ = machine.apply(input, at: Fixture.t0.addingTimeInterval(Double(i)), trustingWebhooks: trusted)
+                _ = machine.apply(input, at: at, trustingWebhooks: trusted, confirmationGap: Self.confirmationGap)
                 if case .webhook = input, !wasFinished, machine.phase == .retrieving {
                     // Only a trusted body finishes a Book, and never one missing a document it knew.
                     #expect(trusted, "after step \(i) of \(history)")

@@ -37,7 +37,41 @@ import Testing
         #expect(machine.phase == .retrieving)
         #expect(machine.generation == 1)
         #expect(machine.failureReason == nil)
-        #expect(actions == [.rearmAnalyticsJob(generation: 1)])
+        #expect(actions == [.rearmAnalyticsJob(generation: 1), .pollWithin(.active)])
+    }
+
+    @Test func untrackKeepsTheStateSoATrackResumesWithoutRetrievingAgain() {
+        // Untracked while complete: a later track reads the Book and, finished as before, opens nothing.
+        let (complete, actions) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .stored), .command(.untrack), .command(.track(.operator)), F.verified(1),
+        ])
+        #expect(complete.phase == .complete)
+        #expect(complete.lastOpenedGeneration == 1)
+        #expect(!actions.contains { if case .openAnalyticsJob = $0 { true } else { false } })
+        // Untracked while retrieving: the job is superseded, and a track opens the next generation's.
+        let (retrieving, reopened) = F.machine(after: [F.verified(1), .command(.untrack), .command(.track(.operator)), F.verified(1)])
+        #expect(retrieving.phase == .retrieving)
+        #expect(reopened.first == .openAnalyticsJob(generation: 2))
+    }
+
+    @Test func aRefusedPollMarksTheBookFailedAndRetryLooksAgain() {
+        let (failed, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .pollRefused("403 code 2102")])
+        #expect(failed.phase == .failed)
+        #expect(failed.failureReason == "403 code 2102")
+        #expect(failed.failedWithoutJob)
+        #expect(actions == [.schedulePoll(.never)])
+        let (again, retried) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .pollRefused("403"), .command(.retry)])
+        #expect(again.phase == .processing)
+        #expect(retried == [.pollNow(.operator)])
+        // An answer after a refusal carries on as if processing.
+        let (finished, opened) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .pollRefused("403"), F.verified(1)])
+        #expect(finished.phase == .retrieving)
+        #expect(finished.failureReason == nil)
+        #expect(opened.first == .openAnalyticsJob(generation: 1))
+        // While retrieving: the job fails with the reason, and retry re-arms it.
+        let (retrieving, failedJob) = F.machine(after: [F.verified(1), .pollRefused("403")])
+        #expect(retrieving.phase == .failed && !retrieving.failedWithoutJob)
+        #expect(failedJob == [.failAnalyticsJob(generation: 1, reason: "403"), .schedulePoll(.never)])
     }
 
     @Test func retryOutsideFailedOnlyWarns() {
@@ -79,7 +113,7 @@ import Testing
     @Test func repeatedFinishedSnapshotOpensNothingMore() {
         let (machine, actions) = F.machine(after: [F.verified(1), F.verified(1), F.verified(1)])
         #expect(machine.lastOpenedGeneration == 1)
-        #expect(actions == [.schedulePoll(.retention)])
+        #expect(actions == [.confirmAnalyticsJob(generation: 1), .schedulePoll(.retention)])
     }
 
     @Test func inconsistentSnapshotIsNotFinished() {
@@ -145,33 +179,105 @@ import Testing
 
     // MARK: deletion
 
-    @Test func deletedSnapshotEndsWatching() {
-        let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.snapshot(.deleted, [])])
+    @Test func deletedSnapshotEndsWatchingWhenASecondAnswerAgrees() {
+        let (doubting, first) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.snapshot(.deleted, [])])
+        #expect(doubting.phase == .processing)
+        #expect(doubting.doubt?.kind == .gone)
+        #expect(first == [.warn("Ocrolus answered that the Book is gone; a second look confirms"), .schedulePoll(.soon)])
+        let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.snapshot(.deleted, []), .snapshot(.gone)])
         #expect(machine.phase == .deleted)
+        #expect(machine.doubt == nil)
         #expect(actions == [.schedulePoll(.never)])
     }
 
-    @Test func goneWhileRetrievingSupersedesTheJob() {
-        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone)])
+    @Test func aGoneAnswerIsConfirmedOnlyByOneAskedAtLeastTheGapLater() {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verified(1), at: F.t0)
+        _ = machine.apply(.snapshot(.gone), at: F.t0.plus(10), confirmationGap: 60)
+        // Asked 30 s after the first: too soon to agree.
+        #expect(machine.apply(.snapshot(.gone), at: F.t0.plus(40), confirmationGap: 60) == [.schedulePoll(.soon)])
+        #expect(machine.phase == .retrieving)
+        // A present answer in between clears the doubt: the next gone answer starts a new one.
+        _ = machine.apply(F.verified(1), at: F.t0.plus(50), confirmationGap: 60)
+        #expect(machine.doubt == nil)
+        _ = machine.apply(.snapshot(.gone), at: F.t0.plus(80), confirmationGap: 60)
+        #expect(machine.phase == .retrieving)
+        // Dated by when it was asked, not when it arrived.
+        _ = machine.apply(.snapshot(.gone), at: F.t0.plus(200), answeredAsOf: F.t0.plus(100), confirmationGap: 60)
+        #expect(machine.phase == .retrieving)
+        let actions = machine.apply(.snapshot(.gone), at: F.t0.plus(201), answeredAsOf: F.t0.plus(140), confirmationGap: 60)
         #expect(machine.phase == .deleted)
         #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.never)])
     }
 
-    @Test func webhooksForADeletedBookAreIgnored() {
-        let (machine, actions) = F.machine(after: [.snapshot(.gone), F.hint(.bookVerified)])
+    @Test func goneWhileRetrievingSupersedesTheJob() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone), .snapshot(.gone)])
+        #expect(machine.phase == .deleted)
+        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.never)])
+    }
+
+    @Test func onlyAnAuthenticatedWebhookAboutADeletedBookBringsOnePoll() {
+        let unsigned = BookInput.webhook(WebhookHint(event: .bookVerified))
+        let (machine, actions) = F.machine(after: [.snapshot(.gone), .snapshot(.gone), unsigned])
         #expect(machine.phase == .deleted)
         #expect(actions.isEmpty)
+        // The mark may have been wrong: a delivery that proved its origin asks once more.
+        let (still, polled) = F.machine(after: [.snapshot(.gone), .snapshot(.gone), F.hint(.bookVerified)])
+        #expect(still.phase == .deleted)
+        #expect(polled == [.pollNow(.webhookHint)])
+    }
+
+    @Test func aFinishedDocumentShownUnfinishedIsAReopenOnlyWhenASecondAnswerAgrees() {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verified(1, 2), at: F.t0)
+        // One answer showing a finished document in progress again, no new document: a doubt.
+        let first = machine.apply(F.verifying(finished: [1], unfinished: [2]), at: F.t0.plus(10), confirmationGap: 60)
+        #expect(first == [.warn("a finished document shows unfinished again; a second answer confirms the reopen"), .schedulePoll(.soon)])
+        #expect(machine.phase == .retrieving && machine.generation == 1)
+        #expect(machine.confirmedDocuments.allSatisfy { $0.status?.isFinished == true })
+        // Too soon to agree; then a finished answer clears the doubt.
+        #expect(machine.apply(F.verifying(finished: [1], unfinished: [2]), at: F.t0.plus(30), confirmationGap: 60) == [.schedulePoll(.soon)])
+        _ = machine.apply(F.verified(1, 2), at: F.t0.plus(40), confirmationGap: 60)
+        #expect(machine.doubt == nil && machine.phase == .retrieving)
+        // Two answers at least the gap apart agree: the reopen is real.
+        _ = machine.apply(F.verifying(finished: [1], unfinished: [2]), at: F.t0.plus(100), confirmationGap: 60)
+        let reopened = machine.apply(F.verifying(finished: [1], unfinished: [2]), at: F.t0.plus(160), confirmationGap: 60)
+        #expect(reopened.first == .supersedeAnalyticsJob(generation: 1))
+        #expect(machine.phase == .processing && machine.generation == 2)
+    }
+
+    @Test func aNewDocumentReopensAtOnce() {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verified(1), at: F.t0)
+        let actions = machine.apply(F.verifying(finished: [1], unfinished: [2]), at: F.t0.plus(10), confirmationGap: 60)
+        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.active)])
+        #expect(machine.phase == .processing && machine.generation == 2)
+    }
+
+    @Test func anAnswerAskedBeforeTheGenerationFinishedIsStale() {
+        // A poll in flight while a trusted body finished the Book: its older answer is no reopen.
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
+        let body = BookInput.webhook(WebhookHint(
+            event: .bookVerified, listedDocuments: [DocumentSnapshot(ref: F.doc(1), status: .verificationComplete)], authenticated: true))
+        _ = machine.apply(body, at: F.t0.plus(10), trustingWebhooks: true)
+        #expect(machine.phase == .retrieving)
+        let late = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(12), answeredAsOf: F.t0.plus(9))
+        #expect(late == [.warn("dropped a status answer asked before the generation finished"), .schedulePoll(.soon)])
+        #expect(machine.phase == .retrieving && machine.generation == 1 && machine.doubt == nil)
     }
 
     @Test func trackingADeletedBookAgainUsesANewGeneration() {
-        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone), .command(.track(.operator)), F.verified(1)])
+        let (machine, actions) = F.machine(after: [
+            F.verified(1), .snapshot(.gone), .snapshot(.gone), .command(.track(.operator)), F.verified(1),
+        ])
         #expect(machine.phase == .retrieving)
         #expect(machine.generation == 2)
         #expect(actions.first == .openAnalyticsJob(generation: 2))
     }
 
     @Test func aPresentSnapshotAfterDeletionRevivesTheBook() {
-        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone), F.verifying(finished: [], unfinished: [1])])
+        let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone), .snapshot(.gone), F.verifying(finished: [], unfinished: [1])])
         #expect(machine.phase == .processing)
         #expect(machine.generation == 2)
         #expect(actions.contains(.schedulePoll(.active)))

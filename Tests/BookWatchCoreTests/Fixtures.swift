@@ -26,7 +26,7 @@ enum Fixture {
     }
 
     static func hint(_ event: WebhookEvent, doc n: Int? = nil, status: DocumentStatus? = nil) -> BookInput {
-        .webhook(WebhookHint(event: event, document: n.map(doc), documentStatus: status))
+        .webhook(WebhookHint(event: event, document: n.map(doc), documentStatus: status, authenticated: true))
     }
 
     /// A machine driven through `inputs`, returning the actions of the last input.
@@ -36,8 +36,14 @@ enum Fixture {
         var machine = BookMachine(uuid: uuid)
         var last: [BookAction] = []
         for (i, input) in inputs.enumerated() {
-            last = machine.apply(input, at: t0.addingTimeInterval(Double(i)))
+            // One second apart, and a doubt (gone, a reopen without a new document) confirmed by
+            // the next answer: `BookMachineTests` "doubts" test the gap itself.
+            last = machine.apply(input, at: t0.addingTimeInterval(Double(i)), confirmationGap: 1)
         }
         return (machine, last.filter { if case .webhookCoverage = $0 { false } else { true } })
     }
+}
+
+extension Date {
+    func plus(_ seconds: TimeInterval) -> Date { addingTimeInterval(seconds) }
 }

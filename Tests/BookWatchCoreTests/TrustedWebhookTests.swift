@@ -7,10 +7,13 @@ import Testing
 @Suite struct TrustedWebhookTests {
     typealias F = Fixture
 
-    static func body(_ docs: [(Int, DocumentStatus)], event: WebhookEvent = .bookVerified, bookStatus: BookStatus? = nil) -> BookInput {
+    static func body(
+        _ docs: [(Int, DocumentStatus)], event: WebhookEvent = .bookVerified, bookStatus: BookStatus? = nil, authenticated: Bool = true
+    ) -> BookInput {
         .webhook(WebhookHint(
             event: event, bookStatus: bookStatus,
-            listedDocuments: docs.map { DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID($0.0)), status: $0.1) }))
+            listedDocuments: docs.map { DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID($0.0)), status: $0.1) },
+            authenticated: authenticated))
     }
 
     /// A Book tracked at creation whose two documents were announced uploaded and verified.
@@ -52,6 +55,29 @@ import Testing
         #expect(machine.documents.map(\.status) == [.verificationComplete, .rejected])
         #expect(machine.lastSnapshotAt == nil, "no status was read")
         #expect(machine.finishedAt == F.t0.addingTimeInterval(5))
+    }
+
+    @Test func anUnauthenticatedBodyNeverStandsInForAStatusCall() {
+        // No secret, no Basic credentials, no allowlist: any POST could have sent it.
+        let (machine, actions) = Self.run(
+            Self.announced + [Self.body([(1, .verificationComplete), (2, .rejected)], authenticated: false)], trusted: true)
+        #expect(actions == [.pollNow(.webhookHint)])
+        #expect(machine.phase == .tracking)
+    }
+
+    @Test func aBodyListingADocumentNeverSeenBeforeAsksForAPoll() {
+        // Document 2 was never announced nor seen in a status answer.
+        let inputs: [BookInput] = [
+            .command(.track(.created)), F.hint(.documentUploaded, doc: 1), F.hint(.documentVerified, doc: 1),
+            Self.body([(1, .verificationComplete), (2, .verificationComplete)]),
+        ]
+        let (machine, actions) = Self.run(inputs, trusted: true)
+        #expect(actions == [.pollNow(.webhookHint)])
+        #expect(machine.phase == .tracking)
+        // Nothing known at all: an empty known set is not "every known document finished".
+        let (empty, first) = Self.run([.command(.track(.created)), Self.body([(1, .verificationComplete)])], trusted: true)
+        #expect(first == [.pollNow(.webhookHint)])
+        #expect(empty.phase == .tracking)
     }
 
     @Test func untrustedTheSameBodyIsAHintThatAsksForAPoll() {

@@ -79,12 +79,24 @@ import Testing
         let settings = try WatcherSettings.resolve(environment: [
             "OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s", "BOOKWATCH_WEBHOOK_TRUST": "never", "BOOKWATCH_LEASE_SECONDS": "45",
             "BOOKWATCH_AUTO_TRACK": "false", "BOOKWATCH_ANALYTICS": "summary,signals", "BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS": "90",
+            "BOOKWATCH_ANALYTICS_GIVE_UP_HOURS": "6",
         ])
         let configuration = settings.watcherConfiguration
         #expect(configuration.trustWebhooks == false && configuration.lease == 45 && configuration.autoTrack == false)
         #expect(configuration.analytics == [.summary, .signals])
-        #expect(configuration.analyticsRetry == RetryPolicy(base: 15, cap: 90, maxAttempts: 60))
+        #expect(configuration.analyticsRetry == RetryPolicy(base: 2, cap: 90, maxAttempts: 60))
+        #expect(configuration.analyticsGiveUp == 6 * 3600)
         #expect(WatcherSettings().watcherConfiguration.trustWebhooks, "measured by default")
+    }
+
+    @Test func aLeaseShorterThanARenewalMayWaitStopsStartupNamingIt() throws {
+        let base = ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s"]
+        #expect(throws: ConfigurationError(setting: "BOOKWATCH_LEASE_SECONDS", problem: "'30' is not a number of at least 45.0")) {
+            try WatcherSettings.resolve(environment: base.merging(["BOOKWATCH_LEASE_SECONDS": "30"]) { $1 })
+        }
+        #expect(throws: ConfigurationError(setting: "BOOKWATCH_ANALYTICS_GIVE_UP_HOURS", problem: "'0' is not a number of at least 0.01")) {
+            try WatcherSettings.resolve(environment: base.merging(["BOOKWATCH_ANALYTICS_GIVE_UP_HOURS": "0"]) { $1 })
+        }
     }
 
     @Test func webhookTrustIsMeasuredOrNeverAndAnythingElseNamesTheSetting() throws {

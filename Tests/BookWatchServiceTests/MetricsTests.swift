@@ -84,7 +84,7 @@ import Testing
             let families = Set(text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] })
             let helped = Set(text.split(separator: "\n").filter { $0.hasPrefix("# HELP ") }.map { $0.split(separator: " ")[2] })
             // Every family of the contract but the two Ocrolus request ones, which appear with their first call.
-            #expect(families.count == 16)
+            #expect(families.count == 19)
             #expect(families == helped)
             for family in families {
                 #expect(family.hasPrefix("bookwatch_") && family.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" })

@@ -15,11 +15,11 @@ import Testing
         return store
     }
 
-    @Test func claimLeasesAndCountsTheAttemptBeforeAnyCall() async throws {
+    @Test func claimLeasesWithANewTokenBeforeAnyCallAndIsNoAttempt() async throws {
         let dir = try TemporaryDirectory()
         let store = try await storeWithOpenJob(dir)
         let job = try #require(try await store.claimAnalyticsJob(owner: "w1", now: t0, lease: 120))
-        #expect(job.bookUUID == uuid && job.generation == 1 && job.attempts == 1)
+        #expect(job.bookUUID == uuid && job.generation == 1 && job.attempts == 0 && job.claim == JobClaim(owner: "w1", token: 1))
         #expect(job.leaseExpiresAt == t0.addingTimeInterval(120))
         // Leased: nobody else gets it.
         #expect(try await store.claimAnalyticsJob(owner: "w2", now: t0, lease: 120) == nil)
@@ -28,7 +28,7 @@ import Testing
         #expect(try await store.rearmExpiredLeases(now: t0.addingTimeInterval(60)) == 0)
         #expect(try await store.rearmExpiredLeases(now: t0.addingTimeInterval(121)) == 1)
         let again = try #require(try await store.claimAnalyticsJob(owner: "w2", now: t0.addingTimeInterval(121), lease: 120))
-        #expect(again.attempts == 2)
+        #expect(again.attempts == 0 && again.claim == JobClaim(owner: "w2", token: 2))
     }
 
     @Test func onStartupEveryLeaseOfAPreviousProcessIsRearmedDueNow() async throws {

@@ -83,9 +83,8 @@ import Testing
             _ = try await store.apply(.webhook(WebhookHint(event: .documentVerified, document: DocumentRef(pk: 1))),
                                       to: other, at: t0, options: .init())
             _ = try await store.apply(snapshot(.verified, [(1, .verificationComplete)]), to: uuid, at: t0, options: .init())
-            try await store.storeAnalyticsResult(AnalyticsResult(
-                bookUUID: uuid, generation: 1, endpoint: "summary", body: Array("{\"ok\":1}".utf8), retrievedAt: t0))
-            _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init())
+            let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: Array("{\"ok\":1}".utf8), retrievedAt: t0)
+            _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init(results: [result]))
             _ = try await store.appendToInbox(InboxDelivery(
                 requestID: "r-1", receivedAt: t0, bookUUID: uuid, bookPK: nil, event: "book.verified", body: [1, 2, 3]))
             expected = try #require(try await store.book(other)).machine
@@ -101,21 +100,6 @@ import Testing
         #expect(try await reopened.analyticsResults(for: uuid, endpoint: nil).map(\.endpoint) == ["summary"])
         #expect(try await reopened.pendingInbox(limit: 10).map(\.delivery.requestID) == ["r-1"])
         #expect(try reopened.writerSynchronousLevel() == 2)
-    }
-
-    @Test func aSecondResultForTheSameEndpointIsATypedDuplicate() async throws {
-        let dir = try TemporaryDirectory()
-        let store = try open(dir.file("db.sqlite"))
-        let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: t0)
-        try await store.storeAnalyticsResult(result)
-        let error = await #expect(throws: StoreError.self) { try await store.storeAnalyticsResult(result) }
-        #expect(error?.kind == .duplicate)
-        #expect(error?.isDuplicate == true)
-        // Another endpoint or generation is not a duplicate.
-        var next = result
-        next.generation = 2
-        try await store.storeAnalyticsResult(next)
-        #expect(try await store.analyticsResults(for: uuid, endpoint: "summary").map(\.generation) == [2, 1])
     }
 
     @Test func inboxDeduplicatesByRequestID() async throws {

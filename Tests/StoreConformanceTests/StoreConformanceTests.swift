@@ -79,18 +79,32 @@ import Testing
             _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
             #expect(try await store.nextJobDueAt() == F.t0)
             let job = try #require(try await store.claimAnalyticsJob(owner: "w1", now: F.t0, lease: 120))
-            #expect(job.attempts == 1 && job.leaseExpiresAt == F.t0.plus(120) && job.openedAt == F.t0)
+            #expect(job.attempts == 0 && job.leaseExpiresAt == F.t0.plus(120) && job.openedAt == F.t0)
             #expect(try await store.claimAnalyticsJob(owner: "w2", now: F.t0.plus(1), lease: 120) == nil)
             #expect(try await store.book(F.uuid)?.analytics?.state == .running)
             #expect(try await store.rearmExpiredLeases(now: F.t0.plus(60)) == 0)
             #expect(try await store.rearmExpiredLeases(now: F.t0.plus(121)) == 1)
             let again = try #require(try await store.claimAnalyticsJob(owner: "w2", now: F.t0.plus(121), lease: 120))
-            #expect(again.attempts == 2)
-            // A retry puts it back with its due time.
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(122),
-                                      options: TransitionOptions(retryAt: F.t0.plus(200)))
+            #expect(again.attempts == 0 && again.claim.token == job.claim.token + 1)
+            // The first worker's lease lapsed: its outcome is refused and changes nothing.
+            var late = TransitionOptions(retryAt: F.t0.plus(500))
+            late.jobClaim = job.claim
+            await #expect { try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(122), options: late) }
+                throws: { ($0 as? StoreError)?.isLostClaim == true }
+            #expect(try await store.book(F.uuid)?.machine.phase == .retrieving)
+            #expect(try await store.book(F.uuid)?.analytics?.state == .running)
+            // A 425 puts it back with its due time and is no attempt; a real error is one.
+            var fenced = TransitionOptions(retryAt: F.t0.plus(200))
+            fenced.jobClaim = again.claim
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(122), options: fenced)
             #expect(try await store.nextJobDueAt() == F.t0.plus(200))
             #expect(try await store.claimAnalyticsJob(owner: "w3", now: F.t0.plus(199), lease: 120) == nil)
+            let third = try #require(try await store.claimAnalyticsJob(owner: "w3", now: F.t0.plus(200), lease: 120))
+            #expect(third.attempts == 0)
+            fenced.jobClaim = third.claim
+            fenced.retryAt = F.t0.plus(210)
+            _ = try await store.apply(.analytics(generation: 1, .transientError("503")), to: F.uuid, at: F.t0.plus(201), options: fenced)
+            #expect(try await store.claimAnalyticsJob(owner: "w3", now: F.t0.plus(210), lease: 120)?.attempts == 1)
         }
     }
 
@@ -103,9 +117,14 @@ import Testing
             let body = BookInput.webhook(WebhookHint(event: .bookVerified, listedDocuments: [
                 DocumentSnapshot(ref: DocumentRef(uuid: "doc-1"), status: .completed),
                 DocumentSnapshot(ref: DocumentRef(uuid: "doc-2"), status: .rejected),
-            ]))
+            ], authenticated: true))
             for book in [F.uuid, F.other] {
                 _ = try await store.apply(.command(.track(.created)), to: book, at: F.t0, options: .init())
+                // Both documents announced: a body may stand in only for documents seen before.
+                for doc in ["doc-1", "doc-2"] {
+                    _ = try await store.apply(.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(uuid: doc))), to: book,
+                                              at: F.t0.plus(1), options: .init())
+                }
             }
             // Untrusted, the same body asks for a poll and opens nothing.
             _ = try await store.apply(body, to: F.other, at: F.t0.plus(10), options: .init())
@@ -316,15 +335,25 @@ import Testing
     }
 
     @Test(arguments: StoreKind.available)
-    func resultsAreUniquePerGenerationAndEndpoint(_ kind: StoreKind) async throws {
+    func resultsAreStoredOnlyUnderTheLiveJobsClaimOncePerGenerationAndEndpoint(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
             let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [0, 1, 2, 255], retrievedAt: F.t0)
-            try await store.storeAnalyticsResult(result)
-            await #expect { try await store.storeAnalyticsResult(result) } throws: { ($0 as? StoreError)?.isDuplicate == true }
-            try await store.storeAnalyticsResult(AnalyticsResult(bookUUID: F.uuid, generation: 2, endpoint: "summary", body: [9], retrievedAt: F.t0))
+            try await store.storeAnalyticsResult(result, claim: job.claim)
+            // Stored once: a second copy is kept out without an error (a retry after a lost answer).
+            try await store.storeAnalyticsResult(
+                AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [7], retrievedAt: F.t0.plus(1)), claim: job.claim)
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil) == [result])
+            // Another claim (a stale token), or a generation with no live job, stores nothing.
+            let stale = JobClaim(owner: "w", token: job.claim.token - 1)
+            let other = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "income", body: [9], retrievedAt: F.t0)
+            await #expect { try await store.storeAnalyticsResult(other, claim: stale) } throws: { ($0 as? StoreError)?.isLostClaim == true }
+            let next = AnalyticsResult(bookUUID: F.uuid, generation: 2, endpoint: "summary", body: [9], retrievedAt: F.t0)
+            await #expect { try await store.storeAnalyticsResult(next, claim: job.claim) } throws: { ($0 as? StoreError)?.isLostClaim == true }
             #expect(try await store.storedEndpoints(F.uuid, generation: 1) == ["summary"])
-            #expect(try await store.analyticsResults(for: F.uuid, endpoint: "summary").map(\.generation) == [2, 1])
-            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).last == result)
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: "summary").map(\.generation) == [1])
         }
     }
 
@@ -388,9 +417,11 @@ import Testing
             let moved = try #require(try await store.book(idle)?.nextPollAt)
             #expect(moved >= now.plus(60) && moved < now.plus(120))
             #expect(try await store.book(claimed.bookUUID)?.nextPollAt == now.plus(600))
-            // A failed poll defers the Book and ends its claim.
-            try await store.deferPoll(claimed.bookUUID, until: now.plus(30))
-            #expect(try await store.claimDuePolls(now: now.plus(30), limit: 5, lease: 600, excluding: []).map(\.bookUUID) == [claimed.bookUUID])
+            // A failed poll defers the Book, counts the failure and ends its claim.
+            try await store.deferPoll(claimed.bookUUID, until: now.plus(30), keepUrgent: false)
+            let retried = try await store.claimDuePolls(now: now.plus(30), limit: 5, lease: 600, excluding: [])
+            #expect(retried.map(\.bookUUID) == [claimed.bookUUID])
+            #expect(retried.first?.failures == 1)
         }
     }
 
