@@ -65,6 +65,12 @@ extension Watcher {
     /// One attempt: a fresh view first when webhooks are not trusted, then every endpoint not
     /// stored yet, each under the job's claim; the last one with the job's completion.
     private func attempt(_ job: ClaimedJob, log: Logger) async throws {
+        if let reason = giveUpReason(job, errors: job.attempts, error: nil) {
+            log.error("analytics failed for good", metadata: ["error": "\(reason)"])
+            recordAnalyticsError(final: true)
+            try await apply(job, .permanentError(reason))
+            return
+        }
         if !job.viewConfirmed, try await confirmFirst(job) {
             log.debug("analytics wait for a fresh status answer (the Book may have reopened unseen)")
             return
@@ -82,12 +88,6 @@ extension Watcher {
             switch answer {
             case .notReady(let retryAfter):
                 recordNotReady()
-                if let reason = giveUpReason(job, errors: job.attempts, error: nil) {
-                    log.error("analytics failed for good", metadata: ["error": "\(reason)"])
-                    recordAnalyticsError(final: true)
-                    try await apply(job, .permanentError(reason))
-                    return
-                }
                 // Waiting is not failing: the wait follows the job's age (not a count of tries),
                 // and the next status answer confirming the finish, or an analytics-ready webhook,
                 // makes the job due at once.

@@ -29,6 +29,27 @@ import Testing
         #expect(stored.first?.delivery.requestID == "req-1")
         #expect(stored.first?.delivery.body == Array(body.utf8))
         #expect(stored.first?.delivery.bookUUID == BookUUID("09c52985-2f05-4022-a738-9277cc335c7e"))
+        #expect(stored.first?.delivery.authenticated == true, "signed")
+    }
+
+    /// Only a delivery that passed a check of its origin may stand in for a status call: with no
+    /// secret, no Basic credentials and no allowlist, anything could have sent it.
+    @Test(arguments: [
+        (WebhookAccessPolicy(), false),
+        (WebhookAccessPolicy(basicCredentials: "ocrolus:pa55word"), true),
+        (WebhookAccessPolicy(allow: [CIDR("127.0.0.0/8")!, CIDR("::1")!]), true),
+    ])
+    func anUnsignedDeliveryIsAuthenticatedOnlyByBasicCredentialsOrTheAllowlist(access: WebhookAccessPolicy, authenticated: Bool) async throws {
+        let h = try IngressHarness(secrets: [], access: access)
+        try await h.application().test(.live) { client in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            headers[HTTPField.Name("Webhook-Request-Id")!] = "unsigned"
+            headers[.authorization] = "Basic " + Data("ocrolus:pa55word".utf8).base64EncodedString()
+            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body))
+            #expect(answer.status == .ok)
+        }
+        #expect(try await h.store.pendingInbox(limit: 10).first?.delivery.authenticated == authenticated)
     }
 
     @Test func unknownEventsAndUnknownBooksAreStored() async throws {

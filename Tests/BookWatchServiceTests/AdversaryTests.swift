@@ -1,0 +1,346 @@
+import BookWatchCore
+import BookWatchService
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import Synchronization
+import Testing
+
+/// The holes an independent fake Ocrolus found (issue "Nothing doubled, nothing lost"), each
+/// driven through the watcher against a scripted API on a manual clock.
+@Suite struct AdversaryTests {
+    static let uuid = FreshViewTests.uuid
+    static let finished = FreshViewTests.finished
+    static let verifying = BookSnapshot.present(pk: 1, status: .verifying, documents: [
+        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .processing)])
+
+    /// A scripted Ocrolus: status answers and analytics answers from queues (the last one repeats),
+    /// either of which may be held until the test releases it; every call is counted.
+    final class API: OcrolusAPIClient {
+        enum StatusAnswer: Sendable { case snapshot(BookSnapshot), error(OcrolusError) }
+        enum AnalyticsReply: Sendable { case answer(AnalyticsAnswer), error(OcrolusError) }
+        struct State {
+            var status: [StatusAnswer]
+            var analytics: [AnalyticsReply]
+            var statusCalls = 0
+            var analyticsCalls = 0
+            var holdStatus = false
+            var heldStatus: [CheckedContinuation<Void, Never>] = []
+            var holdAnalyticsBeforeSend = false
+            var heldAnalytics: [CheckedContinuation<Void, Never>] = []
+        }
+        let state: Mutex<State>
+        let clock: ManualClock
+
+        init(clock: ManualClock, status: [StatusAnswer], analytics: [AnalyticsReply] = [.answer(.ready(Array(#"{"summary":{}}"#.utf8)))]) {
+            self.clock = clock
+            state = Mutex(State(status: status, analytics: analytics))
+        }
+
+        var calls: (status: Int, analytics: Int) { state.withLock { ($0.statusCalls, $0.analyticsCalls) } }
+        var heldCount: Int { state.withLock { $0.heldStatus.count + $0.heldAnalytics.count } }
+
+        func release() {
+            let held = state.withLock { state in
+                defer { state.heldStatus = []; state.heldAnalytics = [] }
+                return state.heldStatus + state.heldAnalytics
+            }
+            for continuation in held { continuation.resume() }
+        }
+
+        func bookStatus(uuid: BookUUID, priority: RequestPriority) async throws -> BookStatusResult {
+            let sentAt = clock.now()
+            if state.withLock({ $0.holdStatus }) {
+                await withCheckedContinuation { continuation in state.withLock { $0.heldStatus.append(continuation) } }
+            }
+            let answer = state.withLock { state -> StatusAnswer in
+                state.statusCalls += 1
+                return state.status.count > 1 ? state.status.removeFirst() : state.status[0]
+            }
+            switch answer {
+            case .snapshot(let snapshot): return BookStatusResult(uuid: uuid, pk: 1, snapshot: snapshot, requestedAt: sentAt)
+            case .error(let error): throw error
+            }
+        }
+
+        func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult {
+            try await bookStatus(uuid: AdversaryTests.uuid, priority: priority)
+        }
+
+        func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority) async throws -> AnalyticsAnswer {
+            let reply = state.withLock { state -> AnalyticsReply in
+                state.analyticsCalls += 1
+                return state.analytics.count > 1 ? state.analytics.removeFirst() : state.analytics[0]
+            }
+            switch reply {
+            case .answer(let answer): return answer
+            case .error(let error): throw error
+            }
+        }
+
+        /// Like the real client: `beforeSend` runs after the (here: scripted) limiter wait.
+        func analytics(
+            uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+        ) async throws -> AnalyticsAnswer {
+            if state.withLock({ $0.holdAnalyticsBeforeSend }) {
+                await withCheckedContinuation { continuation in state.withLock { $0.heldAnalytics.append(continuation) } }
+            }
+            try await beforeSend()
+            return try await analytics(uuid: uuid, endpoint: endpoint, priority: priority)
+        }
+    }
+
+    static let unavailable = OcrolusError(.transient, endpoint: "analytics/summary", httpStatus: 503, message: "unavailable")
+
+    static func watcher(_ h: IngressHarness, _ api: API, clock: ManualClock, owner: String = "w1",
+                        configure: (inout WatcherConfiguration) -> Void = { _ in }) -> Watcher {
+        var configuration = WatcherConfiguration()
+        configuration.owner = owner
+        configure(&configuration)
+        return Watcher(store: h.store, client: api, clock: clock, configuration: configuration, health: h.health, logger: quietLogger,
+                       metrics: h.metrics, random: { 0.5 })
+    }
+
+    /// Waits (in real time, briefly) until `condition` holds: for a call parked in the scripted API.
+    static func until(_ condition: () -> Bool) async throws {
+        for _ in 0..<2000 where !condition() { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(condition())
+    }
+
+    // MARK: 0. a retrieval never waits behind its own confirmation
+
+    @Test func aConfirmingAnswerReleasesTheWaitingJobAtOnceAndWaitingIsNoAttempt() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        clock.advance(by: 3700)
+        #expect(await watcher.refreshSilence())
+        #expect(try await watcher.runAnalytics() == 1)  // stale view: put back behind a confirm poll
+        #expect(api.calls.analytics == 0)
+        #expect(try await watcher.pollDue() == 1)
+        // The answer made the job due now: no timer to wait for, no attempt spent.
+        let job = try #require(try await h.store.book(Self.uuid)?.analytics)
+        #expect(job.dueAt == clock.now() && job.attempts == 0)
+        #expect(try await watcher.runAnalytics() == 1)
+        #expect(api.calls == (status: 1, analytics: 1))
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+    }
+
+    // MARK: 4. 425 is waiting, not failing; a ready event releases the job
+
+    @Test func notReadyNeverCountsAsAnAttemptAndAnAnalyticsReadyWebhookReleasesTheJob() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)],
+                      analytics: Array(repeating: .answer(.notReady(retryAfter: nil)), count: 30) + [.answer(.ready([1]))])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        // Twenty 425s over a while: each wait is an eighth of the job's age, none is an attempt.
+        for _ in 0..<20 {
+            #expect(try await watcher.runAnalytics() == 1)
+            let job = try #require(try await h.store.book(Self.uuid)?.analytics)
+            #expect(job.attempts == 0 && job.state == .pending)
+            let wait = try #require(job.dueAt).timeIntervalSince(clock.now())
+            #expect(wait >= 1 && wait <= max(2, (clock.now().timeIntervalSince(h.clock.now()) / 8)) + 0.001)
+            clock.advance(to: try #require(job.dueAt))
+        }
+        // A 5xx now is the first real error: retried within seconds, not after a grown backoff.
+        api.state.withLock { $0.analytics.insert(.error(Self.unavailable), at: 0) }
+        #expect(try await watcher.runAnalytics() == 1)
+        let afterError = try #require(try await h.store.book(Self.uuid)?.analytics)
+        #expect(afterError.attempts == 1)
+        #expect(try #require(afterError.dueAt).timeIntervalSince(clock.now()) <= 2)
+        clock.advance(to: try #require(afterError.dueAt))
+        #expect(try await watcher.runAnalytics() == 1)  // 425 again: the job waits a while
+        let waiting = try #require(try await h.store.book(Self.uuid)?.analytics?.dueAt)
+        #expect(waiting > clock.now().addingTimeInterval(5))
+        // book.completed says analytics are ready: the job is due at once.
+        let body = #"{"event_name":"book.completed","book_uuid":"\#(Self.uuid)"}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "ready", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "book.completed",
+            body: Array(body.utf8), authenticated: true))
+        #expect(try await watcher.processInbox() == 1)
+        #expect(try await h.store.book(Self.uuid)?.analytics?.dueAt == clock.now())
+    }
+
+    @Test func aJobGivesUpByAgeAndSaysSo() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)], analytics: [.answer(.notReady(retryAfter: nil))])
+        let watcher = Self.watcher(h, api, clock: clock) { $0.analyticsGiveUp = 3600 }
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.runAnalytics() == 1)
+        clock.advance(by: 3601)
+        #expect(try await watcher.runAnalytics() == 1)
+        let record = try #require(try await h.store.book(Self.uuid))
+        #expect(record.machine.phase == .failed)
+        #expect(record.machine.failureReason?.hasPrefix("gave up after 1 h waiting for analytics (0 errors)") == true)
+    }
+
+    // MARK: 7. leases are fenced
+
+    @Test func aWorkerThatLostItsLeaseDuringALimiterWaitMakesNoCall() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)])
+        api.state.withLock { $0.holdAnalyticsBeforeSend = true }
+        let first = Self.watcher(h, api, clock: clock, owner: "replica-a")
+        let second = Self.watcher(h, api, clock: clock, owner: "replica-b")
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        // Replica A claims the job; its call waits (a paused limiter) past the lease.
+        let stalled = Task { try await first.runAnalytics() }
+        try await Self.until { api.heldCount == 1 }
+        clock.advance(by: first.configuration.lease + 1)
+        api.state.withLock { $0.holdAnalyticsBeforeSend = false }
+        // (A recent poll saw it still finished, so B needs no confirming poll first.)
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await second.runAnalytics() == 1)  // B re-arms the expired lease and retrieves
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        api.release()
+        _ = try await stalled.value
+        // A's renewal before sending found the job gone: no second call, nothing stored twice.
+        #expect(api.calls.analytics == 1)
+        #expect(try await h.store.analyticsCounts().results == 1)
+        #expect(PrometheusSamples.sum(PrometheusSamples.parse(String(decoding: h.metrics.exposition(), as: UTF8.self)),
+                                      "bookwatch_analytics_late_results_total") == 1)
+    }
+
+    // MARK: 2. an answer that left before a webhook is not a reopen
+
+    @Test func anAnswerInFlightAcrossATrustedBodyIsStaleAndTheGenerationIsRetrievedOnce() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.verifying), .snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 1, uuid: "doc-1"))),
+                                    to: Self.uuid, at: clock.now(), options: .init())
+        api.state.withLock { $0.holdStatus = true }
+        let poll = Task { try await watcher.pollDue() }
+        try await Self.until { api.heldCount == 1 }
+        // While the status call is in flight, a signed book.verified body finishes the Book.
+        clock.advance(by: 2)
+        let body = BookInput.webhook(WebhookHint(event: .bookVerified, listedDocuments: [
+            DocumentSnapshot(ref: DocumentRef(uuid: "doc-1"), status: .completed)], authenticated: true))
+        _ = try await h.store.apply(body, to: Self.uuid, at: clock.now(), options: TransitionOptions(webhooksTrusted: true))
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .retrieving)
+        // The older answer (still VERIFYING) arrives: dropped, not a reopen.
+        clock.advance(by: 1)
+        api.state.withLock { $0.holdStatus = false }
+        api.release()
+        #expect(try await poll.value == 1)
+        let record = try #require(try await h.store.book(Self.uuid))
+        #expect(record.machine.phase == .retrieving && record.machine.generation == 1)
+        #expect(try await h.store.analyticsCounts().jobs == ["pending": 1])
+        // Untrusted now (the estimate has no evidence yet): a confirming poll, then the retrieval.
+        #expect(try await watcher.runAnalytics() == 1)
+        #expect(try await watcher.pollDue() == 1)
+        #expect(try await watcher.runAnalytics() == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        #expect(api.calls.analytics == 1)
+    }
+
+    // MARK: 1. one odd answer never deletes a Book
+
+    @Test func aBareNotFoundIsTransientAndOcrolusSaysGoneTwiceBeforeABookIsDeleted() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let bare = OcrolusError(.transient, endpoint: "book_status", httpStatus: 404, message: "<html>Not Found</html>")
+        let api = API(clock: clock, status: [.error(bare), .snapshot(.gone), .snapshot(.gone)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.pollDue() == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .tracking)  // a transient error: retried
+        clock.advance(to: try #require(try await h.store.book(Self.uuid)?.nextPollAt))
+        #expect(try await watcher.pollDue() == 1)  // Ocrolus says gone once: a doubt, not a deletion
+        let doubting = try #require(try await h.store.book(Self.uuid))
+        #expect(doubting.machine.phase == .tracking && doubting.machine.doubt?.kind == .gone)
+        let second = try #require(doubting.nextPollAt)
+        #expect(second.timeIntervalSince(clock.now()) >= h.store.schedule.minimum)
+        clock.advance(to: second)
+        #expect(try await watcher.pollDue() == 1)
+        let deleted = try #require(try await h.store.book(Self.uuid))
+        #expect(deleted.machine.phase == .deleted && deleted.nextPollAt == nil)
+        // A signed webhook about it asks once more (the mark may be wrong); an unsigned one does not.
+        for (id, signed) in [("unsigned", false), ("signed", true)] {
+            let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":9}"#
+            _ = try await h.store.appendToInbox(InboxDelivery(
+                requestID: id, receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
+                body: Array(body.utf8), authenticated: signed))
+            #expect(try await watcher.processInbox() == 1)
+            #expect(try await h.store.book(Self.uuid)?.pendingPollReason == (signed ? .webhookHint : nil))
+        }
+    }
+
+    // MARK: 5. failed polls back off per Book
+
+    @Test func failingPollsBackOffPerBookDropUrgencyAndARefusalMarksTheBookFailed() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let failing = OcrolusError(.transient, endpoint: "book_status", httpStatus: 200, message: "unreadable status body")
+        let api = API(clock: clock, status: Array(repeating: .error(failing), count: 12) + [
+            .error(OcrolusError(.permanent, endpoint: "book_status", httpStatus: 403, code: 2102, message: "no permission")),
+            .snapshot(Self.verifying),
+        ])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
+        var waits: [TimeInterval] = []
+        for failure in 1...12 {
+            #expect(try await watcher.pollDue() == 1)
+            let record = try #require(try await h.store.book(Self.uuid))
+            #expect(record.pendingPollReason == (failure == 1 ? .operator : nil), "urgent for the first retry only")
+            let next = try #require(record.nextPollAt)
+            waits.append(next.timeIntervalSince(clock.now()))
+            clock.advance(to: next)
+        }
+        // 10 s doubling (jitter draws 0.5: three quarters of each ceiling), capped at the maximum.
+        #expect(waits.prefix(4) == [7.5, 15, 30, 60])
+        #expect(waits.last == 0.75 * h.store.schedule.maximum)
+        #expect(try await watcher.pollDue() == 1)  // 403/2102: refused for good
+        let refused = try #require(try await h.store.book(Self.uuid))
+        #expect(refused.machine.phase == .failed && refused.machine.failureReason?.contains("2102") == true)
+        #expect(refused.nextPollAt == nil)
+        // retry watches it again at once.
+        _ = try await h.store.apply(.command(.retry), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.pollDue() == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .processing)
+    }
+
+    // MARK: 6. untrack sticks
+
+    @Test func aLateWebhookNeverRetracksAnUntrackedBookAndTrackResumesWhereItLeftOff() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.pollDue() == 1)
+        #expect(try await watcher.runAnalytics() == 1)
+        _ = try await h.store.apply(.command(.untrack), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await h.store.book(Self.uuid) == nil)
+        #expect(try await h.store.isUntracked(Self.uuid))
+        let body = #"{"event_name":"book.completed","book_uuid":"\#(Self.uuid)"}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "late", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "book.completed",
+            body: Array(body.utf8), authenticated: true))
+        #expect(try await watcher.processInbox() == 1)
+        #expect(try await h.store.book(Self.uuid) == nil)
+        #expect(watcher.stats.autoTracked == 0)
+        #expect(PrometheusSamples.sum(PrometheusSamples.parse(String(decoding: h.metrics.exposition(), as: UTF8.self)),
+                                      "bookwatch_webhooks_untracked_total") == 1)
+        // track again: the same finished generation, nothing retrieved twice.
+        _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.pollDue() == 1)
+        #expect(try await watcher.runAnalytics() == 0)
+        let record = try #require(try await h.store.book(Self.uuid))
+        #expect(record.machine.phase == .complete && record.machine.generation == 1)
+        #expect(api.calls.analytics == 1)
+    }
+}
