@@ -57,6 +57,17 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
         "Webhook loss starts this many virtual seconds in (0: from the start), e.g. an outage after webhooks earned trust.",
         valueName: "seconds"))
     var lossFrom = 0.0
+    @Option(help: ArgumentHelp(
+        "The world beyond webhook loss: standard (docs/benchmarks.md's table), adversary (polls every 1-5 s, 10% 5xx, 5% bare 404s), slow-answers (answers 0-8 s late).",
+        valueName: "name"))
+    var world = "standard"
+
+    func chosenWorld() throws -> StrategyWorld {
+        guard let found = StrategyWorld.all.first(where: { $0.name == world }) else {
+            throw ValidationError("--world '\(world)' is not one of \(StrategyWorld.all.map(\.name).joined(separator: ", "))")
+        }
+        return found
+    }
 
     func losses() throws -> [Double] {
         try commaList(loss, { Double($0).flatMap { (0...1).contains($0) ? $0 : nil } }) { "--loss '\($0)' is not a fraction in 0...1" }
@@ -74,17 +85,21 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
         guard lossFrom >= 0 else { throw ValidationError("--loss-from must be at least 0") }
         _ = try losses()
         _ = try chosen()
+        _ = try chosenWorld()
     }
 
     func run() async throws {
         let context = CLIContext.current
+        let world = try chosenWorld()
         context.print("bench strategies: \(books) Books, seed \(seed), \(rate) requests/s enforced; virtual clock"
-                      + (lossFrom > 0 ? "; loss from \(Int(lossFrom)) s" : ""))
+                      + (lossFrom > 0 ? "; loss from \(Int(lossFrom)) s" : "") + (world == .standard ? "" : "; world \(world.name)"))
         context.print(Self.header)
         for loss in try losses() {
             for strategy in try chosen() {
-                let result = try await StrategyBench.run(strategy, books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom)
+                let result = try await StrategyBench.run(
+                    strategy, books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom, world: world)
                 context.print(Self.row(result))
+                context.print("      analytics ready -> stored: p50 \(Self.duration(result.readyDelayP50)), p95 \(Self.duration(result.readyDelayP95))")
                 if let since = result.sinceLoss {
                     context.print("      Books finished after the loss began: \(since.books), delay p50 \(Self.duration(since.p50)), p99 \(Self.duration(since.p99))")
                 }

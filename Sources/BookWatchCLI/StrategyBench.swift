@@ -21,6 +21,32 @@ public enum Strategy: String, CaseIterable, Sendable {
     case webhookOnly = "webhook-only"
 }
 
+/// The world a strategy runs in beyond webhook loss: the watcher's poll interval and the API's
+/// faults. `standard` is docs/benchmarks.md's table; the others are the adversary's runs of the
+/// issue "Nothing doubled, nothing lost".
+public struct StrategyWorld: Sendable, Equatable {
+    public var name = "standard"
+    public var pollMinimum: TimeInterval = 60
+    public var pollMaximum: TimeInterval = 1800
+    /// Fraction of API answers replaced by 5xx.
+    public var api5xx = 0.0
+    /// Fraction of API answers replaced by a gateway's bare 404.
+    public var bareNotFound = 0.0
+    /// Answers leave up to this many seconds after the view they carry was taken.
+    public var answerDelay: TimeInterval = 0
+    /// Seconds from VERIFIED to analytics ready (425 before).
+    public var analyticsDelay: ClosedRange<Double> = 5...30
+
+    public static let standard = StrategyWorld()
+    /// Polls every 1-5 s, 10% of answers 5xx, 5% bare 404s, analytics ready up to two minutes
+    /// after VERIFIED: retrievals must not wait behind their own confirmation, nor a 404 delete a Book.
+    public static let adversary = StrategyWorld(
+        name: "adversary", pollMinimum: 1, pollMaximum: 5, api5xx: 0.1, bareNotFound: 0.05, analyticsDelay: 5...120)
+    /// Every answer 0-8 s late, analytics ready up to two minutes after VERIFIED.
+    public static let slowAnswers = StrategyWorld(name: "slow-answers", answerDelay: 8, analyticsDelay: 5...120)
+    public static let all = [standard, adversary, slowAnswers]
+}
+
 /// One strategy on one scenario, from the simulator's own counters.
 public struct StrategyResult: Sendable {
     public var strategy: Strategy
@@ -42,6 +68,9 @@ public struct StrategyResult: Sendable {
     public var pollsByReason: [String: Int] = [:]
     /// Of `statusCalls`, those answered while the Book was finished (the simulator's count).
     public var statusCallsWhileFinished: Int = 0
+    /// From the moment the simulator made analytics ready (425 before) to analytics stored.
+    public var readyDelayP50: Double?
+    public var readyDelayP95: Double?
     /// With loss starting mid-run: the Books that finished after it started, and their delays.
     public var sinceLoss: (books: Int, p50: Double?, p99: Double?)? = nil
 
@@ -53,7 +82,9 @@ public enum StrategyBench {
     /// The shared scenario: `books` Books, each finishing once (no reopen or delete, so
     /// "completed" is unambiguous), webhooks lost with probability `loss`, and an enforced
     /// organisation limit of `rate` requests/s (the simulator answers 429 above it).
-    public static func scenario(books: Int, loss: Double, seed: UInt64, rate: Double, lossFrom: TimeInterval = 0) -> SimulationConfig {
+    public static func scenario(
+        books: Int, loss: Double, seed: UInt64, rate: Double, lossFrom: TimeInterval = 0, world: StrategyWorld = .standard
+    ) -> SimulationConfig {
         var config = SimulationConfig()
         config.books = books
         config.seed = seed
@@ -63,7 +94,10 @@ public enum StrategyBench {
         config.bookSpread = 3600
         config.processingTime = 60...1800
         // Analytics ready soon after VERIFIED, so the delay measures detection more than readiness.
-        config.analyticsDelay = 5...30
+        config.analyticsDelay = world.analyticsDelay
+        config.faults.api5xx = world.api5xx
+        config.faults.bareNotFound = world.bareNotFound
+        config.faults.answerDelay = world.answerDelay
         config.faults.webhookDrop = loss
         config.faults.webhookDropFrom = lossFrom
         config.faults.rateLimit = rate
@@ -71,11 +105,14 @@ public enum StrategyBench {
         return config
     }
 
-    /// - Parameter lossFrom: loss starts this many seconds into the scenario (0: from the start).
+    /// - Parameters:
+    ///   - lossFrom: loss starts this many seconds into the scenario (0: from the start).
+    ///   - world: poll interval and API faults (`StrategyWorld`).
     public static func run(
-        _ strategy: Strategy, books: Int, loss: Double, seed: UInt64 = 1, rate: Double = 5, lossFrom: TimeInterval = 0
+        _ strategy: Strategy, books: Int, loss: Double, seed: UInt64 = 1, rate: Double = 5, lossFrom: TimeInterval = 0,
+        world: StrategyWorld = .standard
     ) async throws -> StrategyResult {
-        let config = scenario(books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom)
+        let config = scenario(books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom, world: world)
         let clock = ManualClock(start: config.start)
         let wallStart = ContinuousClock.now
         let stored: [String: Date]
@@ -84,7 +121,7 @@ public enum StrategyBench {
         switch strategy {
         case .hybrid, .hybridStrict, .naive:
             let watcherStats: WatcherStats
-            (simulation, stored, watcherStats) = try await runWatcher(strategy, config: config, clock: clock, rate: rate)
+            (simulation, stored, watcherStats) = try await runWatcher(strategy, config: config, clock: clock, rate: rate, world: world)
             reasons = Dictionary(uniqueKeysWithValues: watcherStats.polls.map { ($0.key.rawValue, $0.value) })
         case .webhookOnly:
             (simulation, stored) = try await runWebhookOnly(config: config, clock: clock, rate: rate)
@@ -92,11 +129,15 @@ public enum StrategyBench {
         let stats = await simulation.stats()
         var delays: [Double] = []
         var delaysSinceLoss: [Double] = []
+        var readyDelays: [Double] = []
         let lossStart = config.start.addingTimeInterval(lossFrom)
         for truth in stats.truth {
             guard let first = truth.verifiedAt.first, let finished = try? Date(first, strategy: .iso8601), let at = stored[truth.uuid]
             else { continue }
             delays.append(at.timeIntervalSince(finished))
+            if let text = truth.analyticsReadyAt.first, let ready = try? Date(text, strategy: .iso8601) {
+                readyDelays.append(max(0, at.timeIntervalSince(ready)))
+            }
             if lossFrom > 0 && finished >= lossStart { delaysSinceLoss.append(at.timeIntervalSince(finished)) }
         }
         func quantile(_ q: Double, of values: [Double] = delays) -> Double? {
@@ -111,6 +152,7 @@ public enum StrategyBench {
             virtualHours: clock.now().timeIntervalSince(config.start) / 3600,
             wallSeconds: elapsed.inSeconds,
             pollsByReason: reasons, statusCallsWhileFinished: stats.statusCallsWhileFinished,
+            readyDelayP50: quantile(0.5, of: readyDelays), readyDelayP95: quantile(0.95, of: readyDelays),
             sinceLoss: lossFrom > 0 ? (delaysSinceLoss.count, quantile(0.5, of: delaysSinceLoss), quantile(0.99, of: delaysSinceLoss)) : nil)
     }
 
@@ -122,7 +164,7 @@ public enum StrategyBench {
 
     /// hybrid and naive: the real watcher. The lender tracks each Book when it creates it
     /// (`bookwatch track --new`: no call is spent on an empty Book).
-    static func runWatcher(_ strategy: Strategy, config: SimulationConfig, clock: ManualClock, rate: Double) async throws
+    static func runWatcher(_ strategy: Strategy, config: SimulationConfig, clock: ManualClock, rate: Double, world: StrategyWorld) async throws
         -> (OcrolusSimulation, [String: Date], WatcherStats)
     {
         var config = config
@@ -131,7 +173,7 @@ public enum StrategyBench {
             config.webhooksEnabled = false
             schedule = PollSchedule(minimum: 30, maximum: 30, retention: nil)
         } else {
-            schedule = PollSchedule(minimum: 60, maximum: 1800)
+            schedule = PollSchedule(minimum: world.pollMinimum, maximum: world.pollMaximum)
         }
         // On tmpfs when there is one: the figures are about calls and delays, not fsync.
         let base = FileManager.default.fileExists(atPath: "/dev/shm") ? URL(fileURLWithPath: "/dev/shm") : FileManager.default.temporaryDirectory

@@ -3,6 +3,14 @@ import Foundation
 import OcrolusAPI
 
 extension OcrolusSimulation {
+    /// Answers one API request, and how long the answer takes to leave (`faults.answerDelay`):
+    /// the view is the one at arrival, whatever happens to the Book before the answer is read.
+    public func handleDelayed(_ request: OutgoingRequest) -> (IncomingResponse, TimeInterval) {
+        let response = handle(request)
+        guard faults.answerDelay > 0 else { return (response, 0) }
+        return (response, faults.answerDelay * Double(rng.next() % 1_000_001) / 1_000_000)
+    }
+
     /// Answers one API request as Ocrolus would, faults included.
     public func handle(_ request: OutgoingRequest) -> IncomingResponse {
         guard let components = URLComponents(string: request.url) else { return Self.json(400, ["message": "bad url"]) }
@@ -93,6 +101,10 @@ extension OcrolusSimulation {
             counters.answers5xx += 1
             let status = [500, 502, 503, 504][Int(rng.next() % 4)]
             return IncomingResponse(status: status, headers: [("Content-Type", "text/html")], body: Array("<html>upstream error</html>".utf8))
+        }
+        if rng.chance(faults.bareNotFound) {
+            counters.answersBare404 += 1
+            return IncomingResponse(status: 404, headers: [("Content-Type", "text/html")], body: Array("<html><h1>404 Not Found</h1></html>".utf8))
         }
         return nil
     }

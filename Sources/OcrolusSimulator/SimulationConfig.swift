@@ -28,6 +28,12 @@ public struct FaultConfig: Sendable, Codable, Equatable {
     public var api429: Double = 0
     /// Of the 429s, the fraction that carry `Retry-After` (half of those as an HTTP date).
     public var retryAfterFraction: Double = 0.5
+    /// API answers replaced by a gateway's bare 404 (an HTML page, no Ocrolus error code): never
+    /// a sign that a Book is gone.
+    public var bareNotFound: Double = 0
+    /// API answers that leave late: the view is taken when the request arrives and returned after
+    /// a uniform delay of up to this many seconds of the simulation's clock (virtual runs).
+    public var answerDelay: TimeInterval = 0
     /// Latency added to every API answer in server mode (seconds of real time).
     public var latency: TimeInterval = 0
     /// An enforced organisation-wide rate limit answering 429 (nil: none).

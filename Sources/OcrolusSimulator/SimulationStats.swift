@@ -34,6 +34,8 @@ public struct SimulationStats: Codable, Sendable {
     public var answers401 = 0
     public var answers429 = 0
     public var answers5xx = 0
+    /// Gateway 404s without an Ocrolus code (`faults.bareNotFound`).
+    public var answersBare404 = 0
     public var webhooksGenerated = 0
     public var webhooksDroppedByFault = 0
     public var webhooksDuplicated = 0

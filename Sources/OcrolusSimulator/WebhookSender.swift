@@ -116,6 +116,8 @@ public struct SimulatorTransport: HTTPTransport {
     public let simulation: OcrolusSimulation
     public init(simulation: OcrolusSimulation) { self.simulation = simulation }
     public func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
-        await simulation.handle(request)
+        let (response, delay) = await simulation.handleDelayed(request)
+        if delay > 0 { try await simulation.clock.sleep(for: delay) }
+        return response
     }
 }
