@@ -58,6 +58,11 @@ struct RetryCommand: AsyncParsableCommand {
         guard let outcome = applied else {
             throw CLIError.runtime("book \(book) is not tracked")
         }
+        if outcome.actions.contains(.pollNow(.operator)) && !outcome.actions.contains(where: { if case .rearmAnalyticsJob = $0 { true } else { false } }) {
+            // Failed by a refused status poll: there was no job, the Book is looked at again.
+            context.print("watching \(book) again (its status poll was refused); serve polls it at once")
+            return
+        }
         guard outcome.actions.contains(where: { if case .rearmAnalyticsJob = $0 { true } else { false } }) else {
             throw CLIError.runtime("nothing to retry: book \(book) is \(outcome.machine.phase.rawValue)")
         }

@@ -25,7 +25,18 @@ extension BookMachine {
             var actions: [BookAction] = []
             if doubt?.kind == .gone { doubt = nil }
             if phase == .deleted {
-                // The snapshot wins: the Book exists after all. Start over in a fresh generation.
+                // The snapshot wins: the Book exists after all. Retrieved before it was marked
+                // deleted, and finished with the same documents: it is that generation still.
+                let sameDocuments = listed.allSatisfy { item in documents.contains { $0.covered && $0.ref.matches(item.ref) } }
+                if finishedAt != nil && snapshot.isFinished && sameDocuments && generation == lastOpenedGeneration {
+                    if let pk { self.pk = pk }
+                    lastSnapshotAt = asOf
+                    bookStatus = status
+                    phase = .complete
+                    replaceDocuments(with: listed)
+                    return [.warn("book reappeared after being seen deleted; its analytics were retrieved"), .schedulePoll(.retention)]
+                }
+                // Otherwise start over in a fresh generation.
                 actions.append(.warn("book reappeared after being seen deleted"))
                 phase = .tracking
                 failureReason = nil
@@ -140,6 +151,9 @@ extension BookMachine {
         bookStatus = .deleted
         for index in documents.indices { documents[index].hint = nil }
         guard phase != .deleted else { return [.schedulePoll(.never)] }
+        // `finishedAt` stays only when the generation's analytics were retrieved (complete): a
+        // revival with the same documents is then that generation still, not a new one.
+        if phase != .complete { finishedAt = nil }
         var actions: [BookAction] = []
         if phase == .retrieving { actions.append(.supersedeAnalyticsJob(generation: generation)) }
         phase = .deleted
@@ -229,7 +243,9 @@ extension BookMachine {
     /// answer): a body about documents the machine never heard of cannot stand in for a status
     /// call, and an empty known set is not "every known document finished".
     private func knowsEveryDocument(in body: [DocumentSnapshot]) -> Bool {
-        !documents.isEmpty && body.allSatisfy { listed in documents.contains { $0.ref.matches(listed.ref) } }
+        !documents.isEmpty && body.allSatisfy { listed in
+            documents.contains { $0.ref.matches(listed.ref) && ($0.isConfirmed || $0.hint != nil) }
+        }
     }
 
     /// A trusted finished body: the documents it lists become the Book's, and the generation
@@ -249,7 +265,9 @@ extension BookMachine {
             if let progress { documents[index].hint = progress }
             return !documents[index].isConfirmed  // only webhooks have named it so far
         }
-        documents.append(TrackedDocument(ref: ref, status: nil, hint: progress ?? .inProgress))
+        // A document only a book-level list named has no hint: it was not announced by its own
+        // event, so a body cannot count it as "seen before" (`knowsEveryDocument`).
+        documents.append(TrackedDocument(ref: ref, status: nil, hint: progress))
         return true
     }
 
@@ -318,13 +336,10 @@ extension BookMachine {
             case .webhook, .created: return phase == .tracking ? [.schedulePoll(.active)] : []
             }
         case .untrack:
-            // The state is kept (a tombstone): `track` later resumes at this generation. A job
-            // in flight is superseded, so a re-track reads the Book again before a new job opens.
-            if phase == .retrieving {
-                phase = .processing
-                finishedAt = nil
-                return [.supersedeAnalyticsJob(generation: generation), .stopWatching]
-            }
+            // The state is kept (a tombstone): `track` later resumes at this generation, with its
+            // job if one is open (no job of an untracked Book is claimed meanwhile), so nothing
+            // is retrieved twice. A doubt is forgotten: the next answers start afresh.
+            doubt = nil
             return [.stopWatching]
         case .retry:
             guard phase == .failed else {

@@ -126,8 +126,9 @@ extension PostgresBookStore {
             "ALTER TABLE books ADD COLUMN untracked_at BIGINT",
             "ALTER TABLE webhook_inbox ADD COLUMN authenticated BOOLEAN NOT NULL DEFAULT FALSE",
             "ALTER TABLE analytics_jobs ADD COLUMN claims BIGINT NOT NULL DEFAULT 0",
-            "ALTER TABLE analytics_jobs ADD COLUMN awaiting_view BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE analytics_jobs ADD COLUMN awaiting_view_since BIGINT",
             "ALTER TABLE analytics_jobs ADD COLUMN view_confirmed BOOLEAN NOT NULL DEFAULT FALSE",
+            "CREATE INDEX webhook_inbox_processed ON webhook_inbox(processed_at) WHERE processed_at IS NOT NULL",
         ]),
     ]
 

@@ -240,11 +240,13 @@ extension PostgresBookStore {
         let expires = now.addingTimeInterval(lease)
         return try await connection { c in
             guard let row = try await Self.rows(c, """
-                UPDATE analytics_jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
-                    claims = claims + 1
-                WHERE id = (SELECT id FROM analytics_jobs WHERE state = 'pending' AND due_at <= \(now.storageMillis)
-                            ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING book_uuid, generation, attempts, created_at, claims, view_confirmed
+                UPDATE analytics_jobs j SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
+                    claims = j.claims + 1, view_confirmed = FALSE
+                FROM (SELECT id, view_confirmed AS confirmed FROM analytics_jobs a WHERE state = 'pending' AND due_at <= \(now.storageMillis)
+                      AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = a.book_uuid AND b.untracked_at IS NOT NULL)
+                      ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) s
+                WHERE j.id = s.id
+                RETURNING j.book_uuid, j.generation, j.attempts, j.created_at, j.claims, s.confirmed AS view_confirmed
                 """, self.logger).first
             else { return nil }
             let key: String = try row.value("book_uuid")
@@ -395,6 +397,32 @@ extension PostgresBookStore {
                     claimed_by = NULL, claim_expires_at = NULL
                 WHERE book_uuid = \(notification.bookUUID.rawValue) AND generation = \(notification.generation)
                 """, logger: self.logger)
+        }
+    }
+}
+
+extension PostgresBookStore {
+    public func prune(before: Date, limit: Int) async throws -> PruneCounts {
+        let t = before.storageMillis
+        return try await transaction { c in
+            var counts = PruneCounts()
+            counts.deliveries = try await Self.rows(c, """
+                DELETE FROM webhook_inbox WHERE id IN (
+                    SELECT id FROM webhook_inbox WHERE processed_at IS NOT NULL AND processed_at < \(t) ORDER BY processed_at LIMIT \(limit))
+                RETURNING id
+                """, self.logger).count
+            counts.notifications = try await Self.rows(c, """
+                DELETE FROM notifications WHERE (book_uuid, generation) IN (
+                    SELECT book_uuid, generation FROM notifications WHERE delivered_at IS NOT NULL AND delivered_at < \(t) LIMIT \(limit))
+                RETURNING generation
+                """, self.logger).count
+            counts.jobs = try await Self.rows(c, """
+                DELETE FROM analytics_jobs WHERE id IN (
+                    SELECT j.id FROM analytics_jobs j WHERE j.state IN ('complete', 'superseded') AND j.completed_at < \(t)
+                    AND j.generation < (SELECT MAX(k.generation) FROM analytics_jobs k WHERE k.book_uuid = j.book_uuid) LIMIT \(limit))
+                RETURNING id
+                """, self.logger).count
+            return counts
         }
     }
 }

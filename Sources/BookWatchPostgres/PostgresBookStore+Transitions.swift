@@ -11,6 +11,7 @@ extension PostgresBookStore {
         let draw = random()
         let key = uuid.rawValue
         return try await transaction { c in
+            var input = input
             var created = false
             var machine: BookMachine
             var stored = StoredSchedule.none
@@ -32,7 +33,10 @@ extension PostgresBookStore {
             if let row {
                 let book = try Self.storedBook(row)
                 // A tombstone: only the operator's track brings the Book back, where it left off.
-                if book.untrackedAt != nil && !TransitionPlan.admitsUntracked(input) { return nil }
+                if book.untrackedAt != nil {
+                    guard let resumed = TransitionPlan.resuming(input) else { return nil }
+                    input = resumed
+                }
                 machine = try book.machine(documents: try await Self.documents(c, of: [key], self.logger)[key] ?? [])
                 stored = book.schedule
             } else {
@@ -91,28 +95,28 @@ extension PostgresBookStore {
                 query = """
                     UPDATE analytics_jobs SET due_at = LEAST(due_at, \(t)) WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending'
                     """
-            case .confirmed:
+            case .confirmed(let asOf):
                 query = """
-                    UPDATE analytics_jobs SET due_at = LEAST(due_at, \(t)), awaiting_view = FALSE, view_confirmed = TRUE
-                    WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending' AND awaiting_view
+                    UPDATE analytics_jobs SET due_at = LEAST(due_at, \(t)), awaiting_view_since = NULL, view_confirmed = TRUE
+                    WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending' AND awaiting_view_since <= \(asOf)
                     """
             case .retry(let due, let countsError, let awaitingView):
                 query = """
                     UPDATE analytics_jobs SET state = 'pending', due_at = \(due), lease_owner = NULL, lease_expires_at = NULL,
-                        attempts = attempts + \(countsError ? 1 : 0), awaiting_view = \(awaitingView), view_confirmed = FALSE
+                        attempts = attempts + \(countsError ? 1 : 0), awaiting_view_since = \(awaitingView ? t : nil), view_confirmed = FALSE
                     WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                     """
             case .rearm:
                 query = """
-                    UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = \(t), last_error = NULL,
-                        lease_owner = NULL, lease_expires_at = NULL, awaiting_view = FALSE, view_confirmed = FALSE
-                    WHERE book_uuid = \(key) AND generation = \(g)
+                    UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = \(t), last_error = NULL, created_at = \(t),
+                        lease_owner = NULL, lease_expires_at = NULL, awaiting_view_since = NULL, view_confirmed = FALSE
+                    WHERE book_uuid = \(key) AND generation = \(g) AND state = 'failed'
                     """
             case .fail(let reason):
                 query = """
                     UPDATE analytics_jobs SET state = 'failed', last_error = \(reason), completed_at = \(t),
                         lease_owner = NULL, lease_expires_at = NULL
-                    WHERE book_uuid = \(key) AND generation = \(g)
+                    WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                     """
             }
             try await c.query(query, logger: logger)

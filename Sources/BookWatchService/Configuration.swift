@@ -56,6 +56,8 @@ public enum SettingCatalog {
         SettingSpec("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", default: "300", "Longest wait between analytics attempts."),
         SettingSpec("BOOKWATCH_ANALYTICS_GIVE_UP_HOURS", default: "48",
                     "A Book's analytics job still not retrieved this long after it opened fails (waiting on 425 is not an error)."),
+        SettingSpec("BOOKWATCH_RETAIN_DAYS", default: "30",
+                    "Processed webhook deliveries, delivered notifications and finished jobs of earlier generations older than this are pruned (at least 1); analytics and Books are kept."),
         SettingSpec("BOOKWATCH_LEASE_SECONDS", default: "120",
                     "How long a replica's claim on a poll, webhook or analytics job holds (at least 45; renewed before each analytics request); a dead replica's work waits at most this."),
         SettingSpec("BOOKWATCH_WEBHOOK_TRUST", default: "measured",

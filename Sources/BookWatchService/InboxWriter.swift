@@ -24,15 +24,25 @@ public final class InboxWriter: Service {
         public var description: String { "the inbox writer is shutting down" }
     }
 
+    /// The queue holds `maxQueued` deliveries waiting for their transaction: the database is not
+    /// keeping up, so the delivery is refused (503) instead of growing memory without end.
+    public struct Full: Error, CustomStringConvertible {
+        public var description: String { "the inbox writer's queue is full" }
+    }
+
     private let store: any BookStore
     private let health: ServiceHealth
     private let logger: Logger
     private let maxBatch: Int
+    private let maxQueued: Int
     private let state = Mutex(State())
     /// Transactions written so far (for tests and benchmarks).
     public let batches = Atomic<Int>(0)
 
-    public init(store: any BookStore, health: ServiceHealth, logger: Logger, maxBatch: Int = 512) {
+    /// - Parameter maxQueued: deliveries waiting at most; one more is refused with `Full` (a 503,
+    ///   which Ocrolus retries) rather than queued without bound while the database is slow.
+    public init(store: any BookStore, health: ServiceHealth, logger: Logger, maxBatch: Int = 512, maxQueued: Int = 10_000) {
+        self.maxQueued = max(1, maxQueued)
         self.store = store
         self.health = health
         self.logger = logger
@@ -42,13 +52,14 @@ public final class InboxWriter: Service {
     /// Stores one delivery durably; returns once its transaction has committed.
     public func append(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
         try await withCheckedThrowingContinuation { continuation in
-            let (accepted, wake) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-                guard !state.closed else { return (false, nil) }
+            let (refusal, wake) = state.withLock { state -> ((any Error)?, CheckedContinuation<Void, Never>?) in
+                guard !state.closed else { return (Closed(), nil) }
+                guard state.pending.count < maxQueued else { return (Full(), nil) }
                 state.pending.append(Pending(delivery: delivery, continuation: continuation))
                 defer { state.wakeUp = nil }
-                return (true, state.wakeUp)
+                return (nil, state.wakeUp)
             }
-            if accepted { wake?.resume() } else { continuation.resume(throwing: Closed()) }
+            if let refusal { continuation.resume(throwing: refusal) } else { wake?.resume() }
         }
     }
 

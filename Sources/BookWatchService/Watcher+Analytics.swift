@@ -155,8 +155,10 @@ extension Watcher {
         let now = clock.now()
         let freshness = 2 * store.schedule.minimum
         if let last = record.machine.lastSnapshotAt, now.timeIntervalSince(last) <= freshness { return false }
-        try await store.requestPoll(job.bookUUID, at: now, reason: .confirm)
+        // Waiting first, then the poll: an answer that came before the wait was recorded would
+        // find no job waiting for it.
         try await apply(job, .notReady, retryAt: now.addingTimeInterval(max(1, freshness)), awaitingView: true)
+        try await store.requestPoll(job.bookUUID, at: now, reason: .confirm)
         return true
     }
 

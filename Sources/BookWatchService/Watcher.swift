@@ -21,6 +21,11 @@ public struct WatcherConfiguration: Sendable {
     public var analyticsRetry = RetryPolicy(base: 2, cap: 300, maxAttempts: 60)
     /// A job still not retrieved this long after it opened fails (`BOOKWATCH_ANALYTICS_GIVE_UP_HOURS`).
     public var analyticsGiveUp: TimeInterval = 48 * 3600
+    /// What is pruned is older than this (`BOOKWATCH_RETAIN_DAYS`): processed deliveries,
+    /// delivered notifications, finished jobs of earlier generations.
+    public var retention: TimeInterval = 30 * 86400
+    /// How often pruning runs.
+    public var pruneEvery: TimeInterval = 3600
     /// Backoff of a Book's failed status polls: doubling per failure in a row from `base`, capped
     /// at the poll maximum.
     public var pollRetry = RetryPolicy(base: 10, cap: 300, maxAttempts: 1)
@@ -64,6 +69,7 @@ public final class Watcher: Sendable {
     private let counters = Mutex(WatcherStats())
     private let silent = Mutex(false)
     private let loss = Mutex(WebhookLossEstimate())
+    private let lastPruned = Mutex<Date?>(nil)
 
     public init(
         store: any BookStore, client: any OcrolusAPIClient, clock: any WallClock, configuration: WatcherConfiguration,
@@ -114,6 +120,27 @@ public final class Watcher: Sendable {
     public func resume() async throws {
         let rearmed = try await store.recoverLeases(owner: configuration.owner, now: clock.now())
         if rearmed > 0 { logger.notice("re-armed analytics jobs left running by a previous process", metadata: ["jobs": "\(rearmed)"]) }
+    }
+
+    // MARK: pruning
+
+    /// Deletes what is older than `retention` (see `BookStore.prune`), at most 1,000 rows of each
+    /// kind per call, once per `pruneEvery` (and again at once while a call found a full batch);
+    /// answers how many rows went.
+    @discardableResult
+    public func pruneIfDue() async throws -> Int {
+        let now = clock.now()
+        let due = lastPruned.withLock { last in last.map { now.timeIntervalSince($0) >= configuration.pruneEvery } ?? true }
+        guard due else { return 0 }
+        let batch = 1000
+        let counts = try await store.prune(before: now.addingTimeInterval(-configuration.retention), limit: batch)
+        let full = max(counts.deliveries, counts.notifications, counts.jobs) >= batch
+        lastPruned.withLock { $0 = full ? nil : now }
+        if counts.total > 0 {
+            logger.info("pruned old rows", metadata: [
+                "deliveries": "\(counts.deliveries)", "notifications": "\(counts.notifications)", "jobs": "\(counts.jobs)"])
+        }
+        return full ? counts.total : 0
     }
 
     // MARK: inbox

@@ -34,6 +34,7 @@ public struct WatcherService: Service {
                 group.addTask { try await loop { try await watcher.processInbox() } }
                 group.addTask { try await loop { try await watcher.pollDue() } }
                 group.addTask { try await loop { try await watcher.runAnalytics() } }
+                group.addTask { try await loop { try await watcher.pruneIfDue() } }
                 if let hook {
                     let clock = clock
                     group.addTask { try await loop { try await hook.runPending(now: { clock.now() }) } }

@@ -23,6 +23,9 @@ public struct WatcherSettings: Sendable {
     public var lease: TimeInterval = 120
     /// A job not retrieved this many hours after it opened fails (waiting on 425 is not an error).
     public var analyticsGiveUpHours = 48.0
+    /// `BOOKWATCH_RETAIN_DAYS`: processed deliveries, delivered notifications and finished jobs of
+    /// earlier generations older than this are pruned.
+    public var retainDays = 30.0
     /// `BOOKWATCH_WEBHOOK_TRUST`: `measured` (true) or `never` (false); see `WatcherConfiguration`.
     public var trustWebhooks = true
 
@@ -43,6 +46,7 @@ public struct WatcherSettings: Sendable {
         configuration.trustWebhooks = trustWebhooks
         configuration.analyticsRetry = RetryPolicy(base: min(2, analyticsRetryMaximum), cap: analyticsRetryMaximum, maxAttempts: 60)
         configuration.analyticsGiveUp = analyticsGiveUpHours * 3600
+        configuration.retention = retainDays * 86400
         return configuration
     }
 
@@ -90,6 +94,8 @@ public struct WatcherSettings: Sendable {
         // the request (30 s timeout) and the fenced write of its outcome (up to 10 s on PostgreSQL).
         settings.lease = try number("BOOKWATCH_LEASE_SECONDS", settings.lease, minimum: Self.minimumLease)
         settings.analyticsGiveUpHours = try number("BOOKWATCH_ANALYTICS_GIVE_UP_HOURS", settings.analyticsGiveUpHours, minimum: 0.01)
+        // At least a day: a delivery's request id must outlive Ocrolus's retries (minutes) to dedupe them.
+        settings.retainDays = try number("BOOKWATCH_RETAIN_DAYS", settings.retainDays, minimum: 1)
         settings.watchCompletedHours = try number("BOOKWATCH_WATCH_COMPLETED_HOURS", settings.watchCompletedHours, minimum: 0)
         if let text = value("BOOKWATCH_ANALYTICS") {
             switch AnalyticsEndpoint.parseList(text) {
@@ -118,6 +124,6 @@ public struct WatcherSettings: Sendable {
         "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
             + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "
             + "auto_track=\(autoTrack) analytics_retry_max_s=\(Int(analyticsRetryMaximum)) watch_completed_hours=\(watchCompletedHours) "
-            + "lease_s=\(Int(lease)) analytics_give_up_hours=\(analyticsGiveUpHours) webhook_trust=\(trustWebhooks ? "measured" : "never")"
+            + "lease_s=\(Int(lease)) analytics_give_up_hours=\(analyticsGiveUpHours) retain_days=\(retainDays) webhook_trust=\(trustWebhooks ? "measured" : "never")"
     }
 }

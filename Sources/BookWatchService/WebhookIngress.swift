@@ -64,7 +64,17 @@ public struct WebhookIngress: Sendable {
     private func answer(_ request: Request, context: IngressRequestContext, requestID: String?, logger: inout Logger)
         async -> (WebhookOutcome, Response)
     {
-        // 1. Bounded raw body: refuse a declared length over the limit before reading anything.
+        // 1. Source address and HTTP Basic credentials, from the headers alone: a stranger's body
+        //    is never read.
+        let client = access.clientAddress(peer: context.peerAddress, forwardedFor: request.headers[Self.forwardedForField])
+        guard access.isAllowed(client) else {
+            return reject(.forbiddenSource, .forbidden, "source address \(client ?? "unknown") is not allowed", logger)
+        }
+        guard access.credentialsAccepted(request.headers[.authorization]) else {
+            return reject(.badSignature, .unauthorized, "missing or wrong HTTP Basic credentials", logger,
+                          headers: [.wwwAuthenticate: #"Basic realm="bookwatch""#])
+        }
+        // 2. Bounded raw body: refuse a declared length over the limit before reading anything.
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > bodyLimit {
             return reject(.tooLarge, .contentTooLarge, "body of \(declared) bytes is over the \(bodyLimit)-byte limit", logger)
         }
@@ -74,16 +84,6 @@ public struct WebhookIngress: Sendable {
             body = Array(try await request.collectBody(upTo: bodyLimit).readableBytesView)
         } catch {
             return reject(.tooLarge, .contentTooLarge, "body is over the \(bodyLimit)-byte limit", logger)
-        }
-        // 2. Source address.
-        let client = access.clientAddress(peer: context.peerAddress, forwardedFor: request.headers[Self.forwardedForField])
-        guard access.isAllowed(client) else {
-            return reject(.forbiddenSource, .forbidden, "source address \(client ?? "unknown") is not allowed", logger)
-        }
-        // 3. HTTP Basic credentials.
-        guard access.credentialsAccepted(request.headers[.authorization]) else {
-            return reject(.badSignature, .unauthorized, "missing or wrong HTTP Basic credentials", logger,
-                          headers: [.wwwAuthenticate: #"Basic realm="bookwatch""#])
         }
         // 4. Signature over the raw bytes.
         let now = clock.now()

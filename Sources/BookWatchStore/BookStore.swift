@@ -130,6 +130,12 @@ public protocol BookStore: Sendable {
     /// Records the outcome of one hand-on attempt (nil error: delivered) and ends its claim.
     func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws
 
+    /// Deletes, at most `limit` rows of each kind, what is older than `before` and no longer
+    /// needed: processed inbox deliveries (their request ids dedupe Ocrolus's retries until then),
+    /// delivered notifications, and complete or superseded jobs of earlier generations (a Book's
+    /// newest job and every failed one stay). Stored analytics and Books are kept.
+    func prune(before: Date, limit: Int) async throws -> PruneCounts
+
     /// Closes connections; later calls fail.
     func close() async throws
 }
@@ -179,6 +185,21 @@ public struct TransitionOptions: Sendable {
         self.snapshotTakenAt = snapshotTakenAt
         self.inboxRow = inboxRow
     }
+}
+
+/// What one `prune` deleted.
+public struct PruneCounts: Sendable, Equatable {
+    public var deliveries = 0
+    public var notifications = 0
+    public var jobs = 0
+
+    public init(deliveries: Int = 0, notifications: Int = 0, jobs: Int = 0) {
+        self.deliveries = deliveries
+        self.notifications = notifications
+        self.jobs = jobs
+    }
+
+    public var total: Int { deliveries + notifications + jobs }
 }
 
 /// A worker's hold on a running analytics job: its owner and the lease token of this claim.

@@ -139,8 +139,10 @@ extension SQLiteBookStore {
                 ALTER TABLE books ADD COLUMN untracked_at INTEGER;
                 ALTER TABLE webhook_inbox ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE analytics_jobs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE analytics_jobs ADD COLUMN awaiting_view INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE analytics_jobs ADD COLUMN awaiting_view_since INTEGER;
                 ALTER TABLE analytics_jobs ADD COLUMN view_confirmed INTEGER NOT NULL DEFAULT 0;
+                -- Pruning by age (BOOKWATCH_RETAIN_DAYS) finds old processed deliveries without a scan.
+                CREATE INDEX webhook_inbox_processed ON webhook_inbox(processed_at) WHERE processed_at IS NOT NULL;
                 """)
         }
         return migrator

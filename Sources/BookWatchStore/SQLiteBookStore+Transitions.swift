@@ -8,13 +8,17 @@ extension SQLiteBookStore {
     {
         let draw = random()
         return try await write { db in
+            var input = input
             var created = false
             var machine: BookMachine
             var stored = StoredSchedule.none
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM books WHERE uuid = ?", arguments: [uuid.rawValue]) {
                 let book = Self.storedBook(row)
                 // A tombstone: only the operator's track brings the Book back, where it left off.
-                if book.untrackedAt != nil && !TransitionPlan.admitsUntracked(input) { return nil }
+                if book.untrackedAt != nil {
+                    guard let resumed = TransitionPlan.resuming(input) else { return nil }
+                    input = resumed
+                }
                 machine = try book.machine(documents: Self.documentRows(db, uuid: uuid))
                 stored = book.schedule
             } else {
@@ -100,35 +104,35 @@ extension SQLiteBookStore {
                 try db.execute(
                     sql: "UPDATE analytics_jobs SET due_at = MIN(due_at, ?) WHERE book_uuid = ? AND generation = ? AND state = 'pending'",
                     arguments: [nowMillis, key, generation])
-            case .confirmed:
+            case .confirmed(let asOf):
                 try db.execute(
                     sql: """
-                        UPDATE analytics_jobs SET due_at = MIN(due_at, ?), awaiting_view = 0, view_confirmed = 1
-                        WHERE book_uuid = ? AND generation = ? AND state = 'pending' AND awaiting_view = 1
+                        UPDATE analytics_jobs SET due_at = MIN(due_at, ?), awaiting_view_since = NULL, view_confirmed = 1
+                        WHERE book_uuid = ? AND generation = ? AND state = 'pending' AND awaiting_view_since <= ?
                         """,
-                    arguments: [nowMillis, key, generation])
+                    arguments: [nowMillis, key, generation, asOf])
             case .retry(let due, let countsError, let awaitingView):
                 try db.execute(
                     sql: """
                         UPDATE analytics_jobs SET state = 'pending', due_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-                            attempts = attempts + ?, awaiting_view = ?, view_confirmed = 0
+                            attempts = attempts + ?, awaiting_view_since = ?, view_confirmed = 0
                         WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
-                    arguments: [due, countsError ? 1 : 0, awaitingView, key, generation])
+                    arguments: [due, countsError ? 1 : 0, awaitingView ? nowMillis : nil, key, generation])
             case .rearm:
                 try db.execute(
                     sql: """
-                        UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = ?, last_error = NULL,
-                            lease_owner = NULL, lease_expires_at = NULL, awaiting_view = 0, view_confirmed = 0
-                        WHERE book_uuid = ? AND generation = ?
+                        UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = ?, last_error = NULL, created_at = ?,
+                            lease_owner = NULL, lease_expires_at = NULL, awaiting_view_since = NULL, view_confirmed = 0
+                        WHERE book_uuid = ? AND generation = ? AND state = 'failed'
                         """,
-                    arguments: [nowMillis, key, generation])
+                    arguments: [nowMillis, nowMillis, key, generation])
             case .fail(let reason):
                 try db.execute(
                     sql: """
                         UPDATE analytics_jobs SET state = 'failed', last_error = ?, completed_at = ?,
                             lease_owner = NULL, lease_expires_at = NULL
-                        WHERE book_uuid = ? AND generation = ?
+                        WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
                     arguments: [reason, nowMillis, key, generation])
             }

@@ -200,14 +200,19 @@ extension SQLiteBookStore {
             guard let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT id, book_uuid, generation, attempts, created_at, claims, view_confirmed FROM analytics_jobs
-                    WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT 1
+                    SELECT id, book_uuid, generation, attempts, created_at, claims, view_confirmed FROM analytics_jobs j
+                    WHERE state = 'pending' AND due_at <= ?
+                    AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
+                    ORDER BY due_at LIMIT 1
                     """,
                 arguments: [now.storageMillis])
             else { return nil }
             let expires = now.addingTimeInterval(lease)
             try db.execute(
-                sql: "UPDATE analytics_jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, claims = claims + 1 WHERE id = ?",
+                sql: """
+                    UPDATE analytics_jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, claims = claims + 1, view_confirmed = 0
+                    WHERE id = ?
+                    """,
                 arguments: [owner, expires.storageMillis, row["id"] as Int64])
             guard let uuid = BookUUID(row["book_uuid"] as String) else {
                 throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: "\(row["book_uuid"] as String)")
@@ -335,6 +340,38 @@ extension SQLiteBookStore {
                     WHERE book_uuid = ? AND generation = ?
                     """,
                 arguments: [error, error, at.storageMillis, notification.bookUUID.rawValue, notification.generation])
+        }
+    }
+}
+
+extension SQLiteBookStore {
+    public func prune(before: Date, limit: Int) async throws -> PruneCounts {
+        let t = before.storageMillis
+        return try await write { db in
+            var counts = PruneCounts()
+            try db.execute(
+                sql: """
+                    DELETE FROM webhook_inbox WHERE id IN (
+                        SELECT id FROM webhook_inbox WHERE processed_at IS NOT NULL AND processed_at < ? ORDER BY processed_at LIMIT ?)
+                    """,
+                arguments: [t, limit])
+            counts.deliveries = db.changesCount
+            try db.execute(
+                sql: """
+                    DELETE FROM notifications WHERE rowid IN (
+                        SELECT rowid FROM notifications WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?)
+                    """,
+                arguments: [t, limit])
+            counts.notifications = db.changesCount
+            try db.execute(
+                sql: """
+                    DELETE FROM analytics_jobs WHERE id IN (
+                        SELECT j.id FROM analytics_jobs j WHERE j.state IN ('complete', 'superseded') AND j.completed_at < ?
+                        AND j.generation < (SELECT MAX(k.generation) FROM analytics_jobs k WHERE k.book_uuid = j.book_uuid) LIMIT ?)
+                    """,
+                arguments: [t, limit])
+            counts.jobs = db.changesCount
+            return counts
         }
     }
 }

@@ -30,8 +30,9 @@ package enum JobChange: Sendable, Equatable {
     /// Complete or superseded: a final state, set only on a job not already final.
     case finish(AnalyticsJobState)
     case expedite
-    /// A status answer confirmed the finish: a job waiting for that view becomes due now.
-    case confirmed
+    /// A status answer asked at `asOf` confirmed the finish: a job waiting for a view since before
+    /// then becomes due now.
+    case confirmed(asOf: Int64)
     /// Back to pending, due at `dueAt`; `countsError`: a real error (not a 425 or a wait for a
     /// view); `awaitingView`: released early by `confirmed`.
     case retry(dueAt: Int64, countsError: Bool, awaitingView: Bool)
@@ -52,12 +53,13 @@ package struct TransitionPlan: Sendable {
     /// job (else the store throws `.lostClaim` and rolls the transition back).
     package var fence: (generation: Int, claim: JobClaim)?
 
-    /// Whether `input` may reach a Book whose row is a tombstone (untracked): only the operator's
-    /// `track` (plain or `--new`) brings it back; webhooks, answers and auto-tracking do not.
-    package static func admitsUntracked(_ input: BookInput) -> Bool {
+    /// What `input` becomes for a Book whose row is a tombstone (untracked), or nil when it may not
+    /// reach it: only the operator's `track` brings it back (`--new` too, as a plain track: the
+    /// Book is not new, it is looked at again); webhooks, answers and auto-tracking do not.
+    package static func resuming(_ input: BookInput) -> BookInput? {
         switch input {
-        case .command(.track(.operator)), .command(.track(.created)): true
-        default: false
+        case .command(.track(.operator)), .command(.track(.created)): .command(.track(.operator))
+        default: nil
         }
     }
 
@@ -110,7 +112,8 @@ package struct TransitionPlan: Sendable {
             case .supersedeAnalyticsJob(let generation): plan.jobs.append((generation, .finish(.superseded)))
             case .completeAnalyticsJob(let generation): plan.jobs.append((generation, .finish(.complete)))
             case .expediteAnalyticsJob(let generation): plan.jobs.append((generation, .expedite))
-            case .confirmAnalyticsJob(let generation): plan.jobs.append((generation, .confirmed))
+            case .confirmAnalyticsJob(let generation):
+                plan.jobs.append((generation, .confirmed(asOf: (options.snapshotTakenAt ?? now).storageMillis)))
             case .retryAnalyticsJob(let generation, let notReady):
                 plan.jobs.append((generation, .retry(dueAt: (options.retryAt ?? now).storageMillis, countsError: !notReady,
                                                      awaitingView: options.awaitingView)))

@@ -60,8 +60,9 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
         case _ where code == 1401: kind = .transient
         case 404 where code == nil: kind = .transient
         default:
-            // An error code inside an HTTP 200 body is classified by the code.
-            kind = httpStatus == 200 && code == nil ? .transient : .permanent
+            // Permanent only in Ocrolus's own words (an error code): a bare 4xx is a gateway's, a
+            // WAF's or a proxy's page, and one of them must not end a Book's watch.
+            kind = code == nil ? .transient : .permanent
         }
         return OcrolusError(kind, endpoint: endpoint, httpStatus: httpStatus, code: code, message: message, retryAfter: retryAfter)
     }

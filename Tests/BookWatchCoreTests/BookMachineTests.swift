@@ -25,9 +25,22 @@ import Testing
         #expect(actions == [.stopWatching])
     }
 
-    @Test func untrackWhileRetrievingSupersedesTheJob() {
-        let (_, actions) = F.machine(after: [F.verified(1), .command(.untrack)])
-        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .stopWatching])
+    @Test func untrackWhileRetrievingKeepsTheJobForATrackToResume() {
+        let (machine, actions) = F.machine(after: [F.verified(1), .command(.untrack)])
+        #expect(actions == [.stopWatching])
+        #expect(machine.phase == .retrieving && machine.generation == 1)
+    }
+
+    @Test func aBookRetrievedBeforeItWasMarkedDeletedComesBackComplete() {
+        let (machine, actions) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .stored), .snapshot(.gone), .snapshot(.gone), F.verified(1),
+        ])
+        #expect(machine.phase == .complete && machine.generation == 1 && machine.lastOpenedGeneration == 1)
+        #expect(!actions.contains { if case .openAnalyticsJob = $0 { true } else { false } })
+        // Deleted while retrieving: its job was superseded, so it needs a new generation.
+        let (retrieving, opened) = F.machine(after: [F.verified(1), .snapshot(.gone), .snapshot(.gone), F.verified(1)])
+        #expect(retrieving.phase == .retrieving && retrieving.generation == 2)
+        #expect(opened.contains(.openAnalyticsJob(generation: 2)))
     }
 
     @Test func retryRearmsAFailedJobInTheSameGeneration() {
@@ -48,10 +61,10 @@ import Testing
         #expect(complete.phase == .complete)
         #expect(complete.lastOpenedGeneration == 1)
         #expect(!actions.contains { if case .openAnalyticsJob = $0 { true } else { false } })
-        // Untracked while retrieving: the job is superseded, and a track opens the next generation's.
-        let (retrieving, reopened) = F.machine(after: [F.verified(1), .command(.untrack), .command(.track(.operator)), F.verified(1)])
-        #expect(retrieving.phase == .retrieving)
-        #expect(reopened.first == .openAnalyticsJob(generation: 2))
+        // Untracked while retrieving: the job stays, and the answer after a track confirms it.
+        let (retrieving, confirmed) = F.machine(after: [F.verified(1), .command(.untrack), .command(.track(.operator)), F.verified(1)])
+        #expect(retrieving.phase == .retrieving && retrieving.generation == 1)
+        #expect(confirmed.first == .confirmAnalyticsJob(generation: 1))
     }
 
     @Test func aRefusedPollMarksTheBookFailedAndRetryLooksAgain() {

@@ -74,6 +74,12 @@ import Testing
         let (machine, actions) = Self.run(inputs, trusted: true)
         #expect(actions == [.pollNow(.webhookHint)])
         #expect(machine.phase == .tracking)
+        // A document that only an earlier body's list named was never announced either.
+        let (listed, second) = Self.run([
+            .command(.track(.created)), Self.body([(1, .verificationComplete)]), Self.body([(1, .verificationComplete)]),
+        ], trusted: true)
+        #expect(second == [.pollNow(.webhookHint)])
+        #expect(listed.phase == .tracking)
         // Nothing known at all: an empty known set is not "every known document finished".
         let (empty, first) = Self.run([.command(.track(.created)), Self.body([(1, .verificationComplete)])], trusted: true)
         #expect(first == [.pollNow(.webhookHint)])

@@ -119,19 +119,23 @@ import Testing
         #expect(try await store.pendingInbox(limit: 10).count == 3)
     }
 
-    @Test func untrackRemovesTheBookButKeepsItsAnalytics() async throws {
+    @Test func untrackParksTheJobAndTrackResumesIt() async throws {
         let dir = try TemporaryDirectory()
         let store = try open(dir.file("db.sqlite"))
         _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
         _ = try await store.apply(snapshot(.verified, [(1, .completed)]), to: uuid, at: t0, options: .init())
         let outcome = try await store.apply(.command(.untrack), to: uuid, at: t0, options: .init())
-        #expect(outcome?.actions == [.supersedeAnalyticsJob(generation: 1), .stopWatching])
+        #expect(outcome?.actions == [.stopWatching])
         #expect(try await store.book(uuid) == nil)
         #expect(try await store.totals().isEmpty)
-        // Tracking it again continues after the generation whose job exists: no unique conflict.
-        _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
-        let reopened = try await store.apply(snapshot(.verified, [(1, .completed)]), to: uuid, at: t0, options: .init())
-        #expect(reopened?.actions.first == .openAnalyticsJob(generation: 2))
+        // No job of an untracked Book is claimed.
+        #expect(try await store.claimAnalyticsJob(owner: "w", now: t0.addingTimeInterval(1), lease: 60) == nil)
+        // `track --new` on it is a plain track: it is looked at again, its job resumes.
+        _ = try await store.apply(.command(.track(.created)), to: uuid, at: t0, options: .init())
+        #expect(try await store.book(uuid)?.pendingPollReason == .operator)
+        let confirmed = try await store.apply(snapshot(.verified, [(1, .completed)]), to: uuid, at: t0, options: .init())
+        #expect(confirmed?.actions.first == .confirmAnalyticsJob(generation: 1))
+        #expect(try await store.claimAnalyticsJob(owner: "w", now: t0.addingTimeInterval(1), lease: 60)?.generation == 1)
     }
 
     @Test func listingFiltersAndLimits() async throws {

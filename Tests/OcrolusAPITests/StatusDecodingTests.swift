@@ -70,11 +70,25 @@ import Testing
                 == .present(pk: 2, status: .created, documents: []))
     }
 
+    /// Without Ocrolus's own error code a 4xx is a gateway's page: transient, never a refusal.
     @Test(arguments: [(500, OcrolusError.Kind.transient), (502, .transient), (503, .transient), (504, .transient),
-                      (429, .transient), (403, .permanent), (400, .permanent), (401, .unauthorized)])
-    func httpErrorsAreClassified(status: Int, kind: OcrolusError.Kind) {
-        let error = V1Envelope.declaredError(httpStatus: status, body: Array("oops".utf8), endpoint: "x", retryAfter: 3)
+                      (429, .transient), (403, .transient), (400, .transient), (404, .transient), (401, .unauthorized)])
+    func httpErrorsWithoutACodeAreClassified(status: Int, kind: OcrolusError.Kind) {
+        let error = V1Envelope.declaredError(httpStatus: status, body: Array("<html>oops</html>".utf8), endpoint: "x", retryAfter: 3)
         #expect(error?.kind == kind)
         #expect(error?.retryAfter == 3)
+    }
+
+    /// In Ocrolus's own words: 2102 refuses for good; 1401 is gone for a status call (twice, the
+    /// machine decides) and a transient error for an analytics call.
+    @Test func errorsWithAnOcrolusCodeAreClassifiedByIt() throws {
+        let refused = V1Envelope.declaredError(
+            httpStatus: 403, body: Array(#"{"status":403,"code":2102,"message":"no permission"}"#.utf8), endpoint: "x", retryAfter: nil)
+        #expect(refused?.kind == .permanent)
+        let gone = Array(#"{"status":404,"code":1401,"message":"Book not found"}"#.utf8)
+        #expect(V1Envelope.declaredError(httpStatus: 404, body: gone, endpoint: "analytics/summary", retryAfter: nil)?.kind == .transient)
+        #expect(try V1Envelope.bookStatus(httpStatus: 404, body: gone, retryAfter: nil).snapshot == .gone)
+        let bare = Array("<html><h1>404 Not Found</h1></html>".utf8)
+        #expect(throws: OcrolusError.self) { try V1Envelope.bookStatus(httpStatus: 404, body: bare, retryAfter: nil) }
     }
 }

