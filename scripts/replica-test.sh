@@ -17,7 +17,7 @@ schema="replica_$RANDOM$RANDOM"
 export BOOKWATCH_DATABASE="$BOOKWATCH_TEST_POSTGRES_URL?sslmode=disable&schema=$schema"
 sim_port=$((20000 + RANDOM % 10000)); ports=($((sim_port + 1)) $((sim_port + 2)) $((sim_port + 3)))
 pids=(); serve_pids=()
-cleanup() { for p in "${pids[@]}" "${serve_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}" "${serve_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] && cp -r "$work" /tmp/replica-work; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
 secret=whsec-replica-test-0123456789
@@ -46,7 +46,11 @@ for port in "${ports[@]}"; do
 done
 sleep "$(python3 -c 'import random; print(round(random.uniform(3.0, 6.0), 2))')"
 if [ "${REPLICA_TEST_NO_KILL:-0}" != 1 ]; then
-    kill -9 "${serve_pids[1]}"; wait "${serve_pids[1]}" 2>/dev/null || true
+    if ! kill -9 "${serve_pids[1]}"; then
+        echo "replica-test: the replica on port ${ports[1]} had already exited; its log:"; cat serve-1.log
+        echo "replica-test: 0 passed, 1 failed"; exit 1
+    fi
+    wait "${serve_pids[1]}" 2>/dev/null || true
     echo "replica-test: SIGKILLed the replica on port ${ports[1]} mid-run; two carry on"
 fi
 

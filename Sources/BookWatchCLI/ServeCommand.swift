@@ -76,7 +76,10 @@ struct ServeCommand: AsyncParsableCommand {
         let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,
                               metrics: metrics)
         let hookCommand = environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
-        let hook = hookCommand.map { CompletionHook(command: $0, store: store, logger: logger, owner: watcherConfiguration.owner) }
+        let hook = hookCommand.map {
+            CompletionHook(command: $0, store: store, logger: logger, owner: watcherConfiguration.owner,
+                           lease: max(900, watcherSettings.onCompleteTimeout + 60), timeout: watcherSettings.onCompleteTimeout)
+        }
         let app = Application(
             router: BookWatchRoutes.router(
                 ingress: ingress, store: store, health: health, metrics: metrics,

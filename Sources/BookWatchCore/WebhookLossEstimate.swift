@@ -4,7 +4,7 @@
 /// an outage and its recovery. Webhooks start untrusted: until enough is known polling stays
 /// tight, which is also what gathers the evidence quickly. Pure; the watcher feeds it and reads
 /// `isLossy`.
-public struct WebhookLossEstimate: Sendable, Equatable {
+public struct WebhookLossEstimate: Sendable, Equatable, Codable {
     public private(set) var announced: Double = 0
     public private(set) var missed: Double = 0
     /// True until enough is known, then once the estimate passes `enter`, until it falls below

@@ -129,6 +129,10 @@ extension PostgresBookStore {
             "ALTER TABLE analytics_jobs ADD COLUMN awaiting_view_since BIGINT",
             "ALTER TABLE analytics_jobs ADD COLUMN view_confirmed BOOLEAN NOT NULL DEFAULT FALSE",
             "CREATE INDEX webhook_inbox_processed ON webhook_inbox(processed_at) WHERE processed_at IS NOT NULL",
+            "CREATE TABLE deployment_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            "ALTER TABLE webhook_inbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE webhook_inbox ADD COLUMN not_before BIGINT",
+            "ALTER TABLE notifications ADD COLUMN not_before BIGINT",
         ]),
     ]
 

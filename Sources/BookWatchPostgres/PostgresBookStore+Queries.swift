@@ -119,6 +119,7 @@ extension PostgresBookStore {
                 UPDATE webhook_inbox SET claimed_by = \(owner), claim_expires_at = \(now.addingTimeInterval(lease).storageMillis)
                 WHERE id IN (SELECT id FROM webhook_inbox WHERE processed_at IS NULL
                              AND (claimed_by IS NULL OR claim_expires_at < \(now.storageMillis))
+                             AND (not_before IS NULL OR not_before <= \(now.storageMillis))
                              ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """, self.logger).map { row in
@@ -127,7 +128,7 @@ extension PostgresBookStore {
                     requestID: try row.value("request_id"), receivedAt: Date(storageMillis: try row.value("received_at")),
                     bookUUID: (try row.value("book_uuid", as: String?.self)).flatMap { BookUUID($0) }, bookPK: try row.value("book_pk"),
                     event: try row.value("event"), body: Array(body), remoteAddress: try row.value("remote_address"),
-                    authenticated: try row.value("authenticated")))
+                    authenticated: try row.value("authenticated")), attempts: Int(try row.value("attempts", as: Int64.self)))
             }.sorted { $0.id < $1.id }
         }
     }
@@ -139,6 +140,15 @@ extension PostgresBookStore {
                 UPDATE webhook_inbox SET processed_at = \(at.storageMillis), outcome = \(outcome), claimed_by = NULL
                 WHERE id = \(id) AND processed_at IS NULL RETURNING id
                 """, self.logger)).isEmpty
+        }
+    }
+
+    public func deferInbox(_ id: Int64, until: Date) async throws {
+        _ = try await connection { c in
+            try await c.query("""
+                UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL, attempts = attempts + 1, not_before = \(until.storageMillis)
+                WHERE id = \(id) AND processed_at IS NULL
+                """, logger: self.logger)
         }
     }
 
@@ -380,6 +390,7 @@ extension PostgresBookStore {
                 WHERE (book_uuid, generation) = (
                     SELECT book_uuid, generation FROM notifications WHERE delivered_at IS NULL
                         AND (claimed_by IS NULL OR claim_expires_at < \(now.storageMillis))
+                        AND (not_before IS NULL OR not_before <= \(now.storageMillis))
                     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING book_uuid, generation, attempts
                 """, self.logger).first,
@@ -389,12 +400,12 @@ extension PostgresBookStore {
         }
     }
 
-    public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
+    public func recordNotification(_ notification: PendingNotification, at: Date, error: String?, retryAt: Date?) async throws {
         let delivered: Int64? = error == nil ? at.storageMillis : nil
         _ = try await connection { c in
             try await c.query("""
                 UPDATE notifications SET attempts = attempts + 1, last_error = \(error), delivered_at = \(delivered),
-                    claimed_by = NULL, claim_expires_at = NULL
+                    claimed_by = NULL, claim_expires_at = NULL, not_before = \(retryAt?.storageMillis)
                 WHERE book_uuid = \(notification.bookUUID.rawValue) AND generation = \(notification.generation)
                 """, logger: self.logger)
         }
@@ -423,6 +434,29 @@ extension PostgresBookStore {
                 RETURNING id
                 """, self.logger).count
             return counts
+        }
+    }
+}
+
+extension PostgresBookStore {
+    public func sharedState(_ key: String) async throws -> String? {
+        try await scalar("SELECT value AS v FROM deployment_state WHERE key = \(key)", as: String.self)
+    }
+
+    @discardableResult
+    public func updateSharedState(_ key: String, at now: Date, _ transform: @escaping @Sendable (String?) -> String) async throws -> String {
+        try await transaction { c in
+            // The row is created first so that concurrent replicas serialise on its lock.
+            try await c.query("""
+                INSERT INTO deployment_state (key, value, updated_at) VALUES (\(key), '', \(now.storageMillis))
+                ON CONFLICT (key) DO NOTHING
+                """, logger: self.logger)
+            let current = try await Self.rows(c, "SELECT value FROM deployment_state WHERE key = \(key) FOR UPDATE", self.logger)
+                .first?.value("value", as: String.self)
+            let next = transform(current.flatMap { $0.isEmpty ? nil : $0 })
+            try await c.query(
+                "UPDATE deployment_state SET value = \(next), updated_at = \(now.storageMillis) WHERE key = \(key)", logger: self.logger)
+            return next
         }
     }
 }

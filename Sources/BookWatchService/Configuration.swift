@@ -64,6 +64,8 @@ public enum SettingCatalog {
                     "measured: while webhooks prove reliable, a finished book.verified body needs no status call and finished Books are polled ever more rarely; never: always confirm by polling."),
         SettingSpec("BOOKWATCH_ON_COMPLETE", flag: "--on-complete", default: nil,
                     "Command run once per stored retrieval (sh -c), with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION, BOOKWATCH_IDEMPOTENCY_KEY."),
+        SettingSpec("BOOKWATCH_ON_COMPLETE_TIMEOUT", default: "60",
+                    "Seconds an --on-complete command may run before it is stopped (SIGTERM, SIGKILL 5 s later) and retried with backoff."),
         SettingSpec("BOOKWATCH_LOG_LEVEL", flag: "--log-level", default: "info",
                     "trace, debug, info, notice, warning, error or critical."),
         SettingSpec("BOOKWATCH_LOG_FORMAT", flag: "--log-format", default: "text", "text (one line per event) or json (one object per line)."),

@@ -49,6 +49,9 @@ public final class InboxWriter: Service {
         self.maxBatch = maxBatch
     }
 
+    /// Deliveries waiting for their transaction.
+    public var queuedCount: Int { state.withLock { $0.pending.count } }
+
     /// Stores one delivery durably; returns once its transaction has committed.
     public func append(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
         try await withCheckedThrowingContinuation { continuation in

@@ -70,6 +70,19 @@ public final class Watcher: Sendable {
     private let silent = Mutex(false)
     private let loss = Mutex(WebhookLossEstimate())
     private let lastPruned = Mutex<Date?>(nil)
+    /// The deployment's last webhook and when the shared measurements were last read.
+    private let shared = Mutex(SharedView())
+
+    struct SharedView {
+        var lastWebhookAt: Date?
+        var readAt: Date?
+    }
+
+    /// Keys of `BookStore.sharedState`.
+    static let lossKey = "webhook_loss_estimate"
+    static let lastWebhookKey = "last_webhook_at"
+    /// How often a replica reads what the others measured.
+    static let sharedRefresh: TimeInterval = 30
 
     public init(
         store: any BookStore, client: any OcrolusAPIClient, clock: any WallClock, configuration: WatcherConfiguration,
@@ -94,7 +107,10 @@ public final class Watcher: Sendable {
     @discardableResult
     public func refreshSilence() async -> Bool {
         let now = clock.now()
-        let last = health.snapshot.lastWebhookAt ?? health.startedAt
+        await readSharedIfDue(now: now)
+        // Silence is the deployment's: the last webhook any replica (or an earlier run) stored.
+        let persisted = shared.withLock { $0.lastWebhookAt }
+        let last = [health.snapshot.lastWebhookAt, persisted].compactMap { $0 }.max() ?? health.startedAt
         let isSilent = now.timeIntervalSince(last) > configuration.webhookSilence
         let changed = silent.withLock { state -> Bool in
             defer { state = isSilent }
@@ -118,8 +134,43 @@ public final class Watcher: Sendable {
     /// Resumes from the database alone: claims a previous run of this process left are given
     /// back (on a shared database, only its own and expired ones).
     public func resume() async throws {
+        try await readShared(now: clock.now())
         let rearmed = try await store.recoverLeases(owner: configuration.owner, now: clock.now())
         if rearmed > 0 { logger.notice("re-armed analytics jobs left running by a previous process", metadata: ["jobs": "\(rearmed)"]) }
+    }
+
+    // MARK: what the deployment measured
+
+    /// Reads the loss estimate and the last webhook the deployment stored (a restart or a new
+    /// replica starts from them, not from "lossy, silent since now").
+    func readShared(now: Date) async throws {
+        let estimate = try await store.sharedState(Self.lossKey).flatMap { try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data($0.utf8)) }
+        let last = try await store.sharedState(Self.lastWebhookKey).flatMap(Int64.init).map(Date.init(storageMillis:))
+        if let estimate {
+            loss.withLock { $0 = estimate }
+            metrics.webhookLoss(estimate.lossRatio ?? 0)
+        }
+        shared.withLock { $0 = SharedView(lastWebhookAt: last, readAt: now) }
+    }
+
+    private func readSharedIfDue(now: Date) async {
+        let due = shared.withLock { view in view.readAt.map { now.timeIntervalSince($0) >= Self.sharedRefresh } ?? true }
+        guard due else { return }
+        do { try await readShared(now: now) } catch { logger.warning("could not read the shared measurements", metadata: ["error": "\(error)"]) }
+    }
+
+    /// Stores when the newest of `deliveries` arrived, if later than what is stored.
+    private func recordWebhooks(_ deliveries: [StoredDelivery]) async {
+        guard let newest = deliveries.map(\.delivery.receivedAt).max() else { return }
+        let millis = newest.storageMillis
+        do {
+            _ = try await store.updateSharedState(Self.lastWebhookKey, at: clock.now()) { current in
+                String(max(millis, current.flatMap(Int64.init) ?? millis))
+            }
+            shared.withLock { $0.lastWebhookAt = max($0.lastWebhookAt ?? newest, newest) }
+        } catch {
+            logger.warning("could not store the last webhook time", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: pruning
@@ -151,13 +202,15 @@ public final class Watcher: Sendable {
     @discardableResult
     public func processInbox(limit: Int = 256) async throws -> Int {
         let claimed = try await store.claimInbox(owner: configuration.owner, now: clock.now(), limit: limit, lease: configuration.lease)
+        await recordWebhooks(claimed)
         var processed = 0
-        for (index, stored) in claimed.enumerated() {
-            // A delivery that cannot be applied yet (API or database trouble) goes back to the
-            // inbox with the rest of the batch, and is retried next round before anything after it.
+        for stored in claimed {
+            // A delivery that cannot be applied yet (API or database trouble) waits its own
+            // backoff; the ones after it go on (hints are order-free: the machine's property).
             guard let outcome = await process(stored) else {
-                try await store.releaseInbox(claimed[index...].map(\.id))
-                break
+                let wait = Self.inboxRetryDelay(attempts: stored.attempts + 1, cap: store.schedule.maximum, unitRandom: random())
+                try await store.deferInbox(stored.id, until: clock.now().addingTimeInterval(wait))
+                continue
             }
             let counted = outcome == Self.appliedWithMark ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
             if counted {
@@ -166,6 +219,13 @@ public final class Watcher: Sendable {
             }
         }
         return processed
+    }
+
+    /// The wait before a delivery that could not be applied is tried again: 2 s doubling per
+    /// attempt, capped at `cap`, jittered over its upper half.
+    static func inboxRetryDelay(attempts: Int, cap: TimeInterval, unitRandom: Double) -> TimeInterval {
+        let ceiling = min(max(cap, 2), 2 * pow(2, Double(min(max(attempts - 1, 0), 30))))
+        return max(1, ceiling * (0.5 + 0.5 * min(max(unitRandom, 0), 1)))
     }
 
     /// The outcome of a delivery whose hint committed together with its row's mark.
@@ -273,11 +333,32 @@ public final class Watcher: Sendable {
     /// The current estimate of document changes no webhook announced.
     public var webhookLoss: WebhookLossEstimate { loss.withLock { $0 } }
 
+    /// One observation into the deployment's estimate (read, observe and write in one transaction,
+    /// so replicas add up their evidence); the local copy follows. Without the database the local
+    /// estimate still learns.
+    private func observeShared(announced: Int, missed: Int) async -> (changed: Bool, estimate: WebhookLossEstimate) {
+        let local = loss.withLock { $0 }
+        do {
+            let stored = try await store.updateSharedState(Self.lossKey, at: clock.now()) { current in
+                var estimate = current.flatMap { try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data($0.utf8)) } ?? local
+                estimate.observe(announced: announced, missed: missed)
+                return (try? String(decoding: JSONEncoder().encode(estimate), as: UTF8.self)) ?? ""
+            }
+            if let estimate = try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data(stored.utf8)) {
+                loss.withLock { $0 = estimate }
+                return (estimate.isLossy != local.isLossy, estimate)
+            }
+        } catch {
+            logger.warning("could not store the webhook loss estimate", metadata: ["error": "\(error)"])
+        }
+        return loss.withLock { estimate in (estimate.observe(announced: announced, missed: missed), estimate) }
+    }
+
     /// Feeds what a snapshot showed to the loss estimate (and says so when it turns; turning lossy
     /// pulls in the polls scheduled while webhooks were trusted).
     func observeCoverage(_ actions: [BookAction]) async {
         for case .webhookCoverage(let announced, let missed) in actions {
-            let (changed, estimate) = loss.withLock { estimate in (estimate.observe(announced: announced, missed: missed), estimate) }
+            let (changed, estimate) = await observeShared(announced: announced, missed: missed)
             metrics.webhookLoss(estimate.lossRatio ?? 0)
             guard changed else { continue }
             let percent = Int(((estimate.lossRatio ?? 0) * 100).rounded())

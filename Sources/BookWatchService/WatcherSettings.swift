@@ -26,6 +26,8 @@ public struct WatcherSettings: Sendable {
     /// `BOOKWATCH_RETAIN_DAYS`: processed deliveries, delivered notifications and finished jobs of
     /// earlier generations older than this are pruned.
     public var retainDays = 30.0
+    /// `BOOKWATCH_ON_COMPLETE_TIMEOUT`: an `--on-complete` command running longer is stopped.
+    public var onCompleteTimeout: TimeInterval = 60
     /// `BOOKWATCH_WEBHOOK_TRUST`: `measured` (true) or `never` (false); see `WatcherConfiguration`.
     public var trustWebhooks = true
 
@@ -96,6 +98,7 @@ public struct WatcherSettings: Sendable {
         settings.analyticsGiveUpHours = try number("BOOKWATCH_ANALYTICS_GIVE_UP_HOURS", settings.analyticsGiveUpHours, minimum: 0.01)
         // At least a day: a delivery's request id must outlive Ocrolus's retries (minutes) to dedupe them.
         settings.retainDays = try number("BOOKWATCH_RETAIN_DAYS", settings.retainDays, minimum: 1)
+        settings.onCompleteTimeout = try number("BOOKWATCH_ON_COMPLETE_TIMEOUT", settings.onCompleteTimeout, minimum: 1)
         settings.watchCompletedHours = try number("BOOKWATCH_WATCH_COMPLETED_HOURS", settings.watchCompletedHours, minimum: 0)
         if let text = value("BOOKWATCH_ANALYTICS") {
             switch AnalyticsEndpoint.parseList(text) {
@@ -124,6 +127,6 @@ public struct WatcherSettings: Sendable {
         "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
             + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "
             + "auto_track=\(autoTrack) analytics_retry_max_s=\(Int(analyticsRetryMaximum)) watch_completed_hours=\(watchCompletedHours) "
-            + "lease_s=\(Int(lease)) analytics_give_up_hours=\(analyticsGiveUpHours) retain_days=\(retainDays) webhook_trust=\(trustWebhooks ? "measured" : "never")"
+            + "lease_s=\(Int(lease)) analytics_give_up_hours=\(analyticsGiveUpHours) retain_days=\(retainDays) on_complete_timeout_s=\(Int(onCompleteTimeout)) webhook_trust=\(trustWebhooks ? "measured" : "never")"
     }
 }

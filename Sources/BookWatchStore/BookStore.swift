@@ -93,8 +93,13 @@ public protocol BookStore: Sendable {
     @discardableResult
     func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool
 
-    /// Gives claimed, unprocessed rows back at once (a delivery that cannot be applied yet).
+    /// Gives claimed, unprocessed rows back at once.
     func releaseInbox(_ ids: [Int64]) async throws
+
+    /// Gives one claimed, unprocessed row back to be claimed again no earlier than `until`, its
+    /// attempts counted (`StoredDelivery.attempts`): a delivery that cannot be applied yet waits
+    /// alone while the rows after it go on.
+    func deferInbox(_ id: Int64, until: Date) async throws
 
     /// Claims the most overdue pending analytics job due by `now` for `owner` until `now + lease`,
     /// with a new lease token (`JobClaim`), in one transaction before any call is made. Claims
@@ -127,8 +132,18 @@ public protocol BookStore: Sendable {
     /// `now + lease`: replicas sharing a database run the hook once each, not once per replica.
     func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> PendingNotification?
 
-    /// Records the outcome of one hand-on attempt (nil error: delivered) and ends its claim.
-    func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws
+    /// Records the outcome of one hand-on attempt (nil error: delivered) and ends its claim; a failed
+    /// one is claimed again no earlier than `retryAt`.
+    func recordNotification(_ notification: PendingNotification, at: Date, error: String?, retryAt: Date?) async throws
+
+    /// A value the deployment keeps across restarts and shares between replicas (the webhook loss
+    /// estimate, the last webhook), or nil when none was stored.
+    func sharedState(_ key: String) async throws -> String?
+
+    /// Replaces a shared value by `transform` of the current one, in one transaction (replicas'
+    /// updates serialise); answers the value stored.
+    @discardableResult
+    func updateSharedState(_ key: String, at now: Date, _ transform: @escaping @Sendable (String?) -> String) async throws -> String
 
     /// Deletes, at most `limit` rows of each kind, what is older than `before` and no longer
     /// needed: processed inbox deliveries (their request ids dedupe Ocrolus's retries until then),
@@ -184,6 +199,13 @@ public struct TransitionOptions: Sendable {
         self.results = results
         self.snapshotTakenAt = snapshotTakenAt
         self.inboxRow = inboxRow
+    }
+}
+
+extension BookStore {
+    /// `recordNotification` with no retry time (claimable again at once).
+    public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
+        try await recordNotification(notification, at: at, error: error, retryAt: nil)
     }
 }
 

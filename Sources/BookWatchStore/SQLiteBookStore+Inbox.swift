@@ -57,16 +57,20 @@ extension SQLiteBookStore {
                 receivedAt: Date(storageMillis: row["received_at"]),
                 bookUUID: (row["book_uuid"] as String?).flatMap { BookUUID($0) },
                 bookPK: row["book_pk"], event: row["event"], body: Array(bytes),
-                remoteAddress: row["remote_address"], authenticated: row["authenticated"]))
+                remoteAddress: row["remote_address"], authenticated: row["authenticated"]),
+            attempts: row["attempts"])
     }
 }
 
 public struct StoredDelivery: Sendable, Equatable {
     public var id: Int64
     public var delivery: InboxDelivery
+    /// Times it could not be applied yet (`BookStore.deferInbox`).
+    public var attempts: Int
 
-    public init(id: Int64, delivery: InboxDelivery) {
+    public init(id: Int64, delivery: InboxDelivery, attempts: Int = 0) {
         self.id = id
         self.delivery = delivery
+        self.attempts = attempts
     }
 }

@@ -143,6 +143,14 @@ extension SQLiteBookStore {
                 ALTER TABLE analytics_jobs ADD COLUMN view_confirmed INTEGER NOT NULL DEFAULT 0;
                 -- Pruning by age (BOOKWATCH_RETAIN_DAYS) finds old processed deliveries without a scan.
                 CREATE INDEX webhook_inbox_processed ON webhook_inbox(processed_at) WHERE processed_at IS NOT NULL;
+                -- What the deployment measured (the webhook loss estimate, the last webhook), shared by
+                -- replicas and kept across restarts.
+                CREATE TABLE deployment_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                -- One bad row never blocks a queue: a delivery or a notification that failed waits
+                -- its own backoff while the others go on.
+                ALTER TABLE webhook_inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE webhook_inbox ADD COLUMN not_before INTEGER;
+                ALTER TABLE notifications ADD COLUMN not_before INTEGER;
                 """)
         }
         return migrator

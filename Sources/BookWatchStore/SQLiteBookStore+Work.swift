@@ -171,10 +171,11 @@ extension SQLiteBookStore {
                 sql: """
                     UPDATE webhook_inbox SET claimed_by = ?, claim_expires_at = ?
                     WHERE id IN (SELECT id FROM webhook_inbox WHERE processed_at IS NULL
-                                 AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY id LIMIT ?)
+                                 AND (claimed_by IS NULL OR claim_expires_at < ?) AND (not_before IS NULL OR not_before <= ?)
+                                 ORDER BY id LIMIT ?)
                     RETURNING *
                     """,
-                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, limit])
+                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, now.storageMillis, limit])
             return rows.map(Self.storedDelivery).sorted { $0.id < $1.id }
         }
     }
@@ -185,6 +186,17 @@ extension SQLiteBookStore {
             try db.execute(
                 sql: "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN (\(databaseQuestionMarks(count: ids.count))) AND processed_at IS NULL",
                 arguments: StatementArguments(ids))
+        }
+    }
+
+    public func deferInbox(_ id: Int64, until: Date) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL, attempts = attempts + 1, not_before = ?
+                    WHERE id = ? AND processed_at IS NULL
+                    """,
+                arguments: [until.storageMillis, id])
         }
     }
 
@@ -320,10 +332,11 @@ extension SQLiteBookStore {
                 sql: """
                     UPDATE notifications SET claimed_by = ?, claim_expires_at = ?
                     WHERE rowid = (SELECT rowid FROM notifications WHERE delivered_at IS NULL
-                                   AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY created_at LIMIT 1)
+                                   AND (claimed_by IS NULL OR claim_expires_at < ?) AND (not_before IS NULL OR not_before <= ?)
+                                   ORDER BY created_at LIMIT 1)
                     RETURNING book_uuid, generation, attempts
                     """,
-                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis]
+                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, now.storageMillis]
             ).flatMap { row in
                 BookUUID(row["book_uuid"] as String).map { PendingNotification(bookUUID: $0, generation: row["generation"], attempts: row["attempts"]) }
             }
@@ -331,15 +344,15 @@ extension SQLiteBookStore {
     }
 
     /// Records the outcome of one hand-on attempt (nil error: delivered).
-    public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
+    public func recordNotification(_ notification: PendingNotification, at: Date, error: String?, retryAt: Date?) async throws {
         try await write { db in
             try db.execute(
                 sql: """
                     UPDATE notifications SET attempts = attempts + 1, last_error = ?, claimed_by = NULL, claim_expires_at = NULL,
-                        delivered_at = CASE WHEN ? IS NULL THEN ? ELSE NULL END
+                        delivered_at = CASE WHEN ? IS NULL THEN ? ELSE NULL END, not_before = ?
                     WHERE book_uuid = ? AND generation = ?
                     """,
-                arguments: [error, error, at.storageMillis, notification.bookUUID.rawValue, notification.generation])
+                arguments: [error, error, at.storageMillis, retryAt?.storageMillis, notification.bookUUID.rawValue, notification.generation])
         }
     }
 }
@@ -372,6 +385,27 @@ extension SQLiteBookStore {
                 arguments: [t, limit])
             counts.jobs = db.changesCount
             return counts
+        }
+    }
+}
+
+extension SQLiteBookStore {
+    public func sharedState(_ key: String) async throws -> String? {
+        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM deployment_state WHERE key = ?", arguments: [key]) }
+    }
+
+    @discardableResult
+    public func updateSharedState(_ key: String, at now: Date, _ transform: @escaping @Sendable (String?) -> String) async throws -> String {
+        try await write { db in
+            let current = try String.fetchOne(db, sql: "SELECT value FROM deployment_state WHERE key = ?", arguments: [key])
+            let next = transform(current)
+            try db.execute(
+                sql: """
+                    INSERT INTO deployment_state (key, value, updated_at) VALUES (?, ?, ?)
+                    ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                    """,
+                arguments: [key, next, now.storageMillis])
+            return next
         }
     }
 }

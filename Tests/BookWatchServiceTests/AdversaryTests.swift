@@ -343,4 +343,81 @@ import Testing
         #expect(record.machine.phase == .complete && record.machine.generation == 1)
         #expect(api.calls.analytics == 1)
     }
+
+    // MARK: 10. growth has an end
+
+    @Test func processedDeliveriesOlderThanTheRetentionArePrunedOncePerInterval() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock) { $0.retention = 600 }
+        let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":7}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "old", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
+            body: Array(body.utf8), authenticated: true))
+        #expect(try await watcher.processInbox() == 1)
+        #expect(try await watcher.pruneIfDue() == 0)
+        #expect(try await h.store.inboxCount() == 1, "younger than the retention: kept")
+        clock.advance(by: 1800)
+        #expect(try await watcher.pruneIfDue() == 0, "pruned within an hour of the last run: not yet")
+        #expect(try await h.store.inboxCount() == 1)
+        clock.advance(by: 1801)
+        _ = try await watcher.pruneIfDue()
+        #expect(try await h.store.inboxCount() == 0)
+    }
+
+    // MARK: 9. a restart keeps what was measured
+
+    @Test func aRestartedOrNewReplicaStartsFromTheDeploymentsMeasurements() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)])
+        // What an earlier run measured: webhooks reliable, the last one 3,000 s ago.
+        var reliable = WebhookLossEstimate()
+        reliable.observe(announced: 30, missed: 0)
+        #expect(!reliable.isLossy)
+        let encoded = String(decoding: try JSONEncoder().encode(reliable), as: UTF8.self)
+        try await h.store.updateSharedState("webhook_loss_estimate", at: clock.now()) { _ in encoded }
+        try await h.store.updateSharedState("last_webhook_at", at: clock.now()) { _ in "\(clock.now().addingTimeInterval(-3000).storageMillis)" }
+        let watcher = Self.watcher(h, api, clock: clock)
+        #expect(watcher.webhookLoss.isLossy, "a fresh process knows nothing")
+        try await watcher.resume()
+        #expect(!watcher.webhookLoss.isLossy, "the deployment's estimate")
+        #expect(await watcher.refreshSilence() == false)
+        clock.advance(by: 700)  // 3,700 s since the deployment's last webhook, 700 s since this start
+        #expect(await watcher.refreshSilence())
+        // A delivery processed by this replica moves the shared time for the others.
+        let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":7}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "now", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
+            body: Array(body.utf8), authenticated: true))
+        #expect(try await watcher.processInbox() == 1)
+        #expect(try await h.store.sharedState("last_webhook_at") == "\(clock.now().storageMillis)")
+    }
+
+    // MARK: 8. one bad row never blocks a queue
+
+    @Test func aDeliveryThatCannotBeAppliedYetWaitsAloneWhileTheOthersGoOn() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let failing = OcrolusError(.transient, endpoint: "book_status", httpStatus: 503, message: "unavailable")
+        let api = API(clock: clock, status: [.error(failing)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        // First a pk-only delivery about a Book not known here (resolving it needs a status call,
+        // which fails), then one about a known Book.
+        let pkOnly = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":5,"book_pk":99}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "pk-only", receivedAt: clock.now(), bookUUID: nil, bookPK: 99, event: "document.status", body: Array(pkOnly.utf8)))
+        let known = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":7}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "known", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
+            body: Array(known.utf8)))
+        #expect(try await watcher.processInbox() == 1)
+        #expect(try await h.store.book(Self.uuid) != nil, "the delivery behind the failing one was applied")
+        #expect(try await h.store.pendingInboxCount() == 1)
+        #expect(try await watcher.processInbox() == 0, "the failed one waits its backoff")
+        clock.advance(by: 2)
+        _ = try await watcher.processInbox()
+        #expect(try await h.store.pendingInbox(limit: 10).first?.attempts == 2, "tried again after its backoff, and counted")
+    }
 }

@@ -149,6 +149,38 @@ import Testing
         #expect(try await h.store.inboxCount() == 0)
     }
 
+    @Test func aStrangersBodyIsNeverReadEvenWhenItIsTooLarge() async throws {
+        // Forbidden source or wrong Basic credentials: refused from the headers, before the body
+        // (a 403/401, not the 413 that reading it would have given).
+        let big = #"{"book_pk":1,"pad":""# + String(repeating: "x", count: 300) + #""}"#
+        let forbidden = try IngressHarness(access: WebhookAccessPolicy(allow: [CIDR("18.205.30.63/32")!]), bodyLimit: 256)
+        try await forbidden.application().test(.router) { client in
+            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forbidden.signedHeaders(big), body: ByteBuffer(string: big))
+            #expect(answer.status == .forbidden)
+        }
+        let basic = try IngressHarness(access: WebhookAccessPolicy(basicCredentials: "ocrolus:pa55word"), bodyLimit: 256)
+        try await basic.application().test(.router) { client in
+            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: basic.signedHeaders(big), body: ByteBuffer(string: big))
+            #expect(answer.status == .unauthorized)
+        }
+    }
+
+    @Test func aFullWriterQueueRefusesWith503InsteadOfGrowing() async throws {
+        let h = try IngressHarness()
+        // A writer that is not running: nothing drains its queue, which holds two deliveries.
+        let writer = InboxWriter(store: h.store, health: h.health, logger: quietLogger, maxQueued: 2)
+        let delivery = InboxDelivery(requestID: nil, receivedAt: h.clock.now(), bookUUID: nil, bookPK: 1, event: "x", body: [])
+        let queued = (0..<2).map { _ in Task { try await writer.append(delivery) } }
+        try await AdversaryTests.until { writer.queuedCount == 2 }
+        await #expect(throws: InboxWriter.Full.self) { try await writer.append(delivery) }
+        writer.close()
+        for task in queued { task.cancel() }
+        let drain = Task { try await writer.run() }
+        for task in queued { _ = try await task.value }
+        try await drain.value
+        #expect(try await h.store.inboxCount() == 2)
+    }
+
     @Test func bodyOverTheLimitIs413() async throws {
         let h = try IngressHarness(bodyLimit: 256)
         let big = #"{"book_pk":1,"pad":""# + String(repeating: "x", count: 300) + #""}"#

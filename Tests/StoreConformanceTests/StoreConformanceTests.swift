@@ -547,4 +547,20 @@ import Testing
             }
         }
     }
+
+    @Test(arguments: StoreKind.available)
+    func sharedStateIsReadModifiedAndWrittenOneReplicaAtATime(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            #expect(try await store.sharedState("counter") == nil)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        _ = try await store.updateSharedState("counter", at: F.t0) { current in String((current.flatMap(Int.init) ?? 0) + 1) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await store.sharedState("counter") == "8")
+        }
+    }
 }
