@@ -16,6 +16,12 @@ if $smoke; then "$bin" bench strategies --books 20 --loss 0,1 --strategies hybri
 echo "== strategies, loss starting after webhooks earned trust"
 if $smoke; then "$bin" bench strategies --books 20 --loss 1 --loss-from 1800 --strategies hybrid
 else "$bin" bench strategies --books 1000 --loss 0.3,1 --loss-from 1800 --strategies hybrid,hybrid-strict; fi
+echo "== the adversary's worlds (issue 14): polls every 1-5 s with 5xx and bare 404s; answers up to 8 s late"
+if $smoke; then "$bin" bench strategies --books 10 --loss 0.3 --rate 20 --world adversary --strategies hybrid
+else
+    "$bin" bench strategies --books 200 --loss 0.3 --rate 20 --world adversary --strategies hybrid,hybrid-strict
+    "$bin" bench strategies --books 1000 --loss 0 --world slow-answers --strategies hybrid,webhook-only
+fi
 echo "== scale"
 if $smoke; then "$bin" bench scale --books 200 --idle-seconds 1; else "$bin" bench scale --books 1000,10000,100000; fi
 echo "== store (SQLite vs PostgreSQL)"

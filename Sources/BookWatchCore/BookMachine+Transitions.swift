@@ -262,7 +262,8 @@ extension BookMachine {
     /// Records a hint for a document; returns true when the document was not known before.
     private mutating func recordHint(ref: DocumentRef, progress: DocumentProgress?) -> Bool {
         if let index = documents.firstIndex(where: { $0.ref.matches(ref) }) {
-            if let progress { documents[index].hint = progress }
+            // A late "uploaded" never takes back a "verified": hints arrive in any order.
+            if let progress, !(documents[index].hint?.isFinished == true && !progress.isFinished) { documents[index].hint = progress }
             return !documents[index].isConfirmed  // only webhooks have named it so far
         }
         // A document only a book-level list named has no hint: it was not announced by its own

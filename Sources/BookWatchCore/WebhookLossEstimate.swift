@@ -25,6 +25,26 @@ public struct WebhookLossEstimate: Sendable, Equatable, Codable {
         self.minimumWeight = minimumWeight
     }
 
+    /// Only the measured state is stored; the tuning (decay, thresholds) is this build's.
+    enum CodingKeys: String, CodingKey { case announced, missed, isLossy, judged }
+
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        announced = try container.decode(Double.self, forKey: .announced)
+        missed = try container.decode(Double.self, forKey: .missed)
+        isLossy = try container.decode(Bool.self, forKey: .isLossy)
+        judged = try container.decode(Bool.self, forKey: .judged)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(announced, forKey: .announced)
+        try container.encode(missed, forKey: .missed)
+        try container.encode(isLossy, forKey: .isLossy)
+        try container.encode(judged, forKey: .judged)
+    }
+
     /// The fraction of document changes no webhook announced, or nil while too little is known.
     public var lossRatio: Double? {
         announced + missed >= minimumWeight ? missed / (announced + missed) : nil

@@ -143,11 +143,11 @@ extension PostgresBookStore {
         }
     }
 
-    public func deferInbox(_ id: Int64, until: Date) async throws {
+    public func deferInbox(_ id: Int64, owner: String, until: Date) async throws {
         _ = try await connection { c in
             try await c.query("""
                 UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL, attempts = attempts + 1, not_before = \(until.storageMillis)
-                WHERE id = \(id) AND processed_at IS NULL
+                WHERE id = \(id) AND processed_at IS NULL AND claimed_by = \(owner)
                 """, logger: self.logger)
         }
     }

@@ -12,6 +12,7 @@ extension PostgresBookStore {
         let key = uuid.rawValue
         return try await transaction { c in
             var input = input
+            var resuming = false
             var created = false
             var machine: BookMachine
             var stored = StoredSchedule.none
@@ -36,6 +37,7 @@ extension PostgresBookStore {
                 if book.untrackedAt != nil {
                     guard let resumed = TransitionPlan.resuming(input) else { return nil }
                     input = resumed
+                    resuming = true
                 }
                 machine = try book.machine(documents: try await Self.documents(c, of: [key], self.logger)[key] ?? [])
                 stored = book.schedule
@@ -56,7 +58,8 @@ extension PostgresBookStore {
                 guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
             }
             let (actions, plan) = TransitionPlan.decide(
-                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
+                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule,
+                resuming: resuming)
             try await self.carryOut(plan, machine: machine, results: options.results, now: now, connection: c)
             return TransitionOutcome(
                 machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))

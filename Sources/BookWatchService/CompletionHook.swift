@@ -2,6 +2,7 @@ import BookWatchCore
 import BookWatchStore
 import Foundation
 import Logging
+import Synchronization
 
 /// Runs `--on-complete COMMAND` (through `/bin/sh -c`) once per stored retrieval, with
 /// `BOOKWATCH_BOOK_UUID`, `BOOKWATCH_GENERATION` and `BOOKWATCH_IDEMPOTENCY_KEY` in its environment.
@@ -55,7 +56,15 @@ public struct CompletionHook: Sendable {
         return ran
     }
 
+    /// Set by the watchdog when it stopped the command.
+    final class Flag: Sendable {
+        let value = Mutex(false)
+    }
+
+    /// Signals `pid`'s process group when it leads one (Foundation's `Process` spawns the child in
+    /// a group of its own on Linux), else `pid` alone; never pid 0 or 1 (`kill(0)` is our own group).
     static func signal(_ pid: Int32, _ signal: Int32) {
+        guard pid > 1 else { return }
         if kill(-pid, signal) != 0 { kill(pid, signal) }
     }
 
@@ -76,11 +85,13 @@ public struct CompletionHook: Sendable {
         environment["BOOKWATCH_IDEMPOTENCY_KEY"] = notification.idempotencyKey
         process.environment = environment
         let timeout = self.timeout
+        let fired = Flag()
         // Stops a command that outlives the timeout: SIGTERM, then SIGKILL 5 s later, to its
         // process group when it leads one (the shell's own children too), else to the shell.
         let watchdog = Task {
             try await Task.sleep(for: .seconds(timeout))
             guard process.isRunning else { return }
+            fired.value.withLock { $0 = true }
             Self.signal(process.processIdentifier, SIGTERM)
             try await Task.sleep(for: .seconds(5))
             if process.isRunning { Self.signal(process.processIdentifier, SIGKILL) }
@@ -88,9 +99,9 @@ public struct CompletionHook: Sendable {
         defer { watchdog.cancel() }
         return await withCheckedContinuation { continuation in
             process.terminationHandler = { finished in
-                let timedOut = finished.terminationReason == .uncaughtSignal && watchdog.isCancelled == false
-                    && (finished.terminationStatus == SIGTERM || finished.terminationStatus == SIGKILL)
-                if timedOut {
+                if fired.value.withLock({ $0 }) {
+                    // The shell is gone; whatever of its group ignored SIGTERM goes now.
+                    Self.signal(finished.processIdentifier, SIGKILL)
                     continuation.resume(returning: "timed out after \(Int(timeout)) s")
                 } else {
                     continuation.resume(returning: finished.terminationStatus == 0 ? nil : "exit status \(finished.terminationStatus)")

@@ -17,6 +17,8 @@ public final class InboxWriter: Service {
         var pending: [Pending] = []
         var wakeUp: CheckedContinuation<Void, Never>?
         var closed = false
+        /// Body bytes of `pending`.
+        var bytes = 0
     }
 
     /// The writer stopped taking deliveries (shutting down).
@@ -35,14 +37,20 @@ public final class InboxWriter: Service {
     private let logger: Logger
     private let maxBatch: Int
     private let maxQueued: Int
+    private let maxQueuedBytes: Int
     private let state = Mutex(State())
     /// Transactions written so far (for tests and benchmarks).
     public let batches = Atomic<Int>(0)
 
     /// - Parameter maxQueued: deliveries waiting at most; one more is refused with `Full` (a 503,
     ///   which Ocrolus retries) rather than queued without bound while the database is slow.
-    public init(store: any BookStore, health: ServiceHealth, logger: Logger, maxBatch: Int = 512, maxQueued: Int = 10_000) {
+    ///   `maxQueuedBytes` bounds their bodies the same way (10,000 bodies of 1 MiB would be 10 GiB).
+    public init(
+        store: any BookStore, health: ServiceHealth, logger: Logger, maxBatch: Int = 512, maxQueued: Int = 10_000,
+        maxQueuedBytes: Int = 256 << 20
+    ) {
         self.maxQueued = max(1, maxQueued)
+        self.maxQueuedBytes = max(1, maxQueuedBytes)
         self.store = store
         self.health = health
         self.logger = logger
@@ -57,8 +65,11 @@ public final class InboxWriter: Service {
         try await withCheckedThrowingContinuation { continuation in
             let (refusal, wake) = state.withLock { state -> ((any Error)?, CheckedContinuation<Void, Never>?) in
                 guard !state.closed else { return (Closed(), nil) }
-                guard state.pending.count < maxQueued else { return (Full(), nil) }
+                guard state.pending.count < maxQueued, state.pending.isEmpty || state.bytes + delivery.body.count <= maxQueuedBytes else {
+                    return (Full(), nil)
+                }
                 state.pending.append(Pending(delivery: delivery, continuation: continuation))
+                state.bytes += delivery.body.count
                 defer { state.wakeUp = nil }
                 return (nil, state.wakeUp)
             }
@@ -96,6 +107,7 @@ public final class InboxWriter: Service {
                 let count = min(state.pending.count, maxBatch)
                 let batch = Array(state.pending.prefix(count))
                 state.pending.removeFirst(count)
+                state.bytes -= batch.reduce(0) { $0 + $1.delivery.body.count }
                 return (batch, state.closed)
             }
             if batch.isEmpty {

@@ -137,6 +137,8 @@ public final class Watcher: Sendable {
         try await readShared(now: clock.now())
         let rearmed = try await store.recoverLeases(owner: configuration.owner, now: clock.now())
         if rearmed > 0 { logger.notice("re-armed analytics jobs left running by a previous process", metadata: ["jobs": "\(rearmed)"]) }
+        // Trust is decided before any loop runs: silence from the deployment's last webhook.
+        await refreshSilence()
     }
 
     // MARK: what the deployment measured
@@ -184,7 +186,13 @@ public final class Watcher: Sendable {
         let due = lastPruned.withLock { last in last.map { now.timeIntervalSince($0) >= configuration.pruneEvery } ?? true }
         guard due else { return 0 }
         let batch = 1000
-        let counts = try await store.prune(before: now.addingTimeInterval(-configuration.retention), limit: batch)
+        let counts: PruneCounts
+        do {
+            counts = try await store.prune(before: now.addingTimeInterval(-configuration.retention), limit: batch)
+        } catch {
+            lastPruned.withLock { $0 = now }  // not again every second: at the next interval
+            throw error
+        }
         let full = max(counts.deliveries, counts.notifications, counts.jobs) >= batch
         lastPruned.withLock { $0 = full ? nil : now }
         if counts.total > 0 {
@@ -204,12 +212,19 @@ public final class Watcher: Sendable {
         let claimed = try await store.claimInbox(owner: configuration.owner, now: clock.now(), limit: limit, lease: configuration.lease)
         await recordWebhooks(claimed)
         var processed = 0
+        var apiFailed = false
         for stored in claimed {
             // A delivery that cannot be applied yet (API or database trouble) waits its own
             // backoff; the ones after it go on (hints are order-free: the machine's property).
-            guard let outcome = await process(stored) else {
+            // Once the API failed in this round, deliveries that need it wait too, without a call.
+            guard let outcome = await process(stored, mayCallAPI: !apiFailed, apiFailed: &apiFailed) else {
+                if stored.attempts + 1 >= Self.inboxMaxAttempts {
+                    // A poison row: recorded with its outcome, never retried for ever.
+                    _ = try await store.markProcessed(stored.id, at: clock.now(), outcome: "gave up after \(stored.attempts + 1) attempts")
+                    continue
+                }
                 let wait = Self.inboxRetryDelay(attempts: stored.attempts + 1, cap: store.schedule.maximum, unitRandom: random())
-                try await store.deferInbox(stored.id, until: clock.now().addingTimeInterval(wait))
+                try await store.deferInbox(stored.id, owner: configuration.owner, until: clock.now().addingTimeInterval(wait))
                 continue
             }
             let counted = outcome == Self.appliedWithMark ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
@@ -221,6 +236,10 @@ public final class Watcher: Sendable {
         return processed
     }
 
+    /// Attempts after which a delivery that cannot be applied is marked processed with its reason
+    /// (about a day of backoff at the default poll maximum).
+    static let inboxMaxAttempts = 60
+
     /// The wait before a delivery that could not be applied is tried again: 2 s doubling per
     /// attempt, capped at `cap`, jittered over its upper half.
     static func inboxRetryDelay(attempts: Int, cap: TimeInterval, unitRandom: Double) -> TimeInterval {
@@ -231,7 +250,7 @@ public final class Watcher: Sendable {
     /// The outcome of a delivery whose hint committed together with its row's mark.
     private static let appliedWithMark = "applied"
 
-    private func process(_ stored: StoredDelivery) async -> String? {
+    private func process(_ stored: StoredDelivery, mayCallAPI: Bool, apiFailed: inout Bool) async -> String? {
         let delivery = stored.delivery
         var log = logger
         log[metadataKey: "request_id"] = "\(delivery.requestID ?? "-")"
@@ -245,7 +264,14 @@ public final class Watcher: Sendable {
                 uuid = try await store.uuid(forPK: pk)
                 if uuid == nil {
                     // Not known here: one status call by pk tells the uuid (and the status itself).
-                    let result = try await client.bookStatus(pk: pk, priority: .urgent)
+                    guard mayCallAPI else { return nil }
+                    let result: BookStatusResult
+                    do {
+                        result = try await client.bookStatus(pk: pk, priority: .urgent)
+                    } catch let error as OcrolusError where error.kind != .permanent {
+                        apiFailed = true
+                        throw error
+                    }
                     learned = (result, clock.now())
                     uuid = result.uuid
                     recordPoll(.webhookHint)

@@ -96,10 +96,10 @@ public protocol BookStore: Sendable {
     /// Gives claimed, unprocessed rows back at once.
     func releaseInbox(_ ids: [Int64]) async throws
 
-    /// Gives one claimed, unprocessed row back to be claimed again no earlier than `until`, its
+    /// Gives one row `owner` holds back to be claimed again no earlier than `until`, its
     /// attempts counted (`StoredDelivery.attempts`): a delivery that cannot be applied yet waits
     /// alone while the rows after it go on.
-    func deferInbox(_ id: Int64, until: Date) async throws
+    func deferInbox(_ id: Int64, owner: String, until: Date) async throws
 
     /// Claims the most overdue pending analytics job due by `now` for `owner` until `now + lease`,
     /// with a new lease token (`JobClaim`), in one transaction before any call is made. Claims

@@ -151,6 +151,10 @@ extension SQLiteBookStore {
                 ALTER TABLE webhook_inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE webhook_inbox ADD COLUMN not_before INTEGER;
                 ALTER TABLE notifications ADD COLUMN not_before INTEGER;
+                -- A deleted Book keeps finished_at only when its generation's analytics were
+                -- retrieved (a revival with the same documents is then that generation still).
+                UPDATE books SET finished_at = NULL WHERE state = 'deleted' AND NOT EXISTS (
+                    SELECT 1 FROM analytics_jobs j WHERE j.book_uuid = books.uuid AND j.generation = books.generation AND j.state = 'complete');
                 """)
         }
         return migrator

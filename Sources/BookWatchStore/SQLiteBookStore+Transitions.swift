@@ -9,6 +9,7 @@ extension SQLiteBookStore {
         let draw = random()
         return try await write { db in
             var input = input
+            var resuming = false
             var created = false
             var machine: BookMachine
             var stored = StoredSchedule.none
@@ -18,6 +19,7 @@ extension SQLiteBookStore {
                 if book.untrackedAt != nil {
                     guard let resumed = TransitionPlan.resuming(input) else { return nil }
                     input = resumed
+                    resuming = true
                 }
                 machine = try book.machine(documents: Self.documentRows(db, uuid: uuid))
                 stored = book.schedule
@@ -32,7 +34,8 @@ extension SQLiteBookStore {
                 try Self.markInboxApplied(db, row: row, at: now)
             }
             let (actions, plan) = TransitionPlan.decide(
-                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule)
+                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule,
+                resuming: resuming)
             try Self.carryOut(plan, machine: machine, results: options.results, now: now, db: db)
             return TransitionOutcome(
                 machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))

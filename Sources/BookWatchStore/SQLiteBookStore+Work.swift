@@ -189,14 +189,14 @@ extension SQLiteBookStore {
         }
     }
 
-    public func deferInbox(_ id: Int64, until: Date) async throws {
+    public func deferInbox(_ id: Int64, owner: String, until: Date) async throws {
         try await write { db in
             try db.execute(
                 sql: """
                     UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL, attempts = attempts + 1, not_before = ?
-                    WHERE id = ? AND processed_at IS NULL
+                    WHERE id = ? AND processed_at IS NULL AND claimed_by = ?
                     """,
-                arguments: [until.storageMillis, id])
+                arguments: [until.storageMillis, id, owner])
         }
     }
 

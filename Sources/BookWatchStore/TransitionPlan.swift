@@ -67,9 +67,13 @@ package struct TransitionPlan: Sendable {
     /// older than one already applied is dropped instead (no actions; only the claim it holds
     /// ends), so a slower replica cannot roll the Book back. `stored` is the Book's schedule before
     /// the transition (`.none` for a new Book); `draw` is the jitter in `0..<1`.
+    ///
+    /// `resuming`: the Book's row was a tombstone and `track` brings it back. A job it had open
+    /// waits for the answer to the track's poll (webhooks were not applied while untracked, so a
+    /// reopen may have gone unseen): that answer confirms the job or supersedes it.
     package static func decide(
         _ input: BookInput, machine: inout BookMachine, stored: StoredSchedule, options: TransitionOptions, now: Date, draw: Double,
-        schedule pollSchedule: PollSchedule
+        schedule pollSchedule: PollSchedule, resuming: Bool = false
     ) -> (actions: [BookAction], plan: TransitionPlan) {
         if case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
             var plan = TransitionPlan()
@@ -82,6 +86,10 @@ package struct TransitionPlan: Sendable {
             confirmationGap: pollSchedule.minimum)
         var plan = make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: pollSchedule)
         if case .analytics(let generation, _) = input, let claim = options.jobClaim { plan.fence = (generation, claim) }
+        if resuming && machine.phase == .retrieving {
+            let fallback = now.addingTimeInterval(2 * pollSchedule.minimum).storageMillis
+            plan.jobs.append((machine.generation, .retry(dueAt: fallback, countsError: false, awaitingView: true)))
+        }
         switch input {
         case .snapshot, .pollRefused: plan.schedule.failures = 0  // the endpoint answered
         default: break

@@ -134,6 +134,25 @@ import Testing
         #expect(outcome.stats.answers5xx > 0 && outcome.stats.answers429 > 0)
     }
 
+    /// The adversary's world: gateway 404s (never a deletion), answers leaving up to 8 s after
+    /// their view was taken (an answer in flight across webhooks), 5xx, lossy and late webhooks.
+    /// Every generation is still retrieved once, and no live Book ends deleted.
+    @Test func bareNotFoundsAndLateAnswers() async throws {
+        let outcome = try await run({
+            $0.faults.bareNotFound = 0.05
+            $0.faults.answerDelay = 8
+            $0.faults.api5xx = 0.1
+            $0.faults.webhookDrop = 0.3
+            $0.faults.webhookDuplicate = 0.2
+            $0.faults.webhookDelay = 0.3
+            $0.faults.maxWebhookDelay = 120
+        }, trackAll: true)
+        checkExactlyOnce(outcome, "adversary")
+        #expect(outcome.stats.answersBare404 > 0)
+        let live = outcome.stats.truth.filter { $0.deletedAt == nil }.compactMap { BookUUID($0.uuid) }
+        #expect(live.allSatisfy { outcome.states[$0] != .deleted }, "a gateway 404 deleted a live Book")
+    }
+
     @Test func noWebhooksAtAll() async throws {
         checkExactlyOnce(try await run({ $0.webhooksEnabled = false }, trackAll: true), "no webhooks")
     }
