@@ -133,6 +133,7 @@ extension PostgresBookStore {
             "ALTER TABLE webhook_inbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0",
             "ALTER TABLE webhook_inbox ADD COLUMN not_before BIGINT",
             "ALTER TABLE notifications ADD COLUMN not_before BIGINT",
+            "ALTER TABLE analytics_jobs ADD COLUMN ready_announced BOOLEAN NOT NULL DEFAULT FALSE",
             """
             UPDATE books SET finished_at = NULL WHERE state = 'deleted' AND NOT EXISTS (
                 SELECT 1 FROM analytics_jobs j WHERE j.book_uuid = books.uuid AND j.generation = books.generation AND j.state = 'complete')

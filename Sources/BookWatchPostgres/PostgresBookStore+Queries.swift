@@ -251,7 +251,7 @@ extension PostgresBookStore {
         return try await connection { c in
             guard let row = try await Self.rows(c, """
                 UPDATE analytics_jobs j SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
-                    claims = j.claims + 1, view_confirmed = FALSE
+                    claims = j.claims + 1, view_confirmed = FALSE, ready_announced = FALSE
                 FROM (SELECT id, view_confirmed AS confirmed FROM analytics_jobs a WHERE state = 'pending' AND due_at <= \(now.storageMillis)
                       AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = a.book_uuid AND b.untracked_at IS NOT NULL)
                       ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) s

@@ -96,7 +96,8 @@ extension PostgresBookStore {
                     """
             case .expedite:
                 query = """
-                    UPDATE analytics_jobs SET due_at = LEAST(due_at, \(t)) WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending'
+                    UPDATE analytics_jobs SET due_at = CASE WHEN state = 'pending' THEN LEAST(due_at, \(t)) ELSE due_at END, ready_announced = TRUE
+                    WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                     """
             case .confirmed(let asOf):
                 query = """
@@ -105,7 +106,8 @@ extension PostgresBookStore {
                     """
             case .retry(let due, let countsError, let awaitingView):
                 query = """
-                    UPDATE analytics_jobs SET state = 'pending', due_at = \(due), lease_owner = NULL, lease_expires_at = NULL,
+                    UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                        due_at = CASE WHEN ready_announced AND state = 'running' THEN \(min(due, t)) ELSE \(due) END, ready_announced = FALSE,
                         attempts = attempts + \(countsError ? 1 : 0), awaiting_view_since = \(awaitingView ? t : nil), view_confirmed = FALSE
                     WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                     """

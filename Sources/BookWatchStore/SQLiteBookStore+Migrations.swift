@@ -151,6 +151,8 @@ extension SQLiteBookStore {
                 ALTER TABLE webhook_inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE webhook_inbox ADD COLUMN not_before INTEGER;
                 ALTER TABLE notifications ADD COLUMN not_before INTEGER;
+                -- An analytics-ready webhook that arrived while the job's call was in flight.
+                ALTER TABLE analytics_jobs ADD COLUMN ready_announced INTEGER NOT NULL DEFAULT 0;
                 -- A deleted Book keeps finished_at only when its generation's analytics were
                 -- retrieved (a revival with the same documents is then that generation still).
                 UPDATE books SET finished_at = NULL WHERE state = 'deleted' AND NOT EXISTS (

@@ -105,7 +105,10 @@ extension SQLiteBookStore {
                 try Self.setJobState(db, key, generation, state, now: nowMillis)
             case .expedite:
                 try db.execute(
-                    sql: "UPDATE analytics_jobs SET due_at = MIN(due_at, ?) WHERE book_uuid = ? AND generation = ? AND state = 'pending'",
+                    sql: """
+                        UPDATE analytics_jobs SET due_at = CASE WHEN state = 'pending' THEN MIN(due_at, ?) ELSE due_at END, ready_announced = 1
+                        WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
+                        """,
                     arguments: [nowMillis, key, generation])
             case .confirmed(let asOf):
                 try db.execute(
@@ -117,11 +120,12 @@ extension SQLiteBookStore {
             case .retry(let due, let countsError, let awaitingView):
                 try db.execute(
                     sql: """
-                        UPDATE analytics_jobs SET state = 'pending', due_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+                        UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                            due_at = CASE WHEN ready_announced = 1 AND state = 'running' THEN ? ELSE ? END, ready_announced = 0,
                             attempts = attempts + ?, awaiting_view_since = ?, view_confirmed = 0
                         WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
-                    arguments: [due, countsError ? 1 : 0, awaitingView ? nowMillis : nil, key, generation])
+                    arguments: [min(due, nowMillis), due, countsError ? 1 : 0, awaitingView ? nowMillis : nil, key, generation])
             case .rearm:
                 try db.execute(
                     sql: """

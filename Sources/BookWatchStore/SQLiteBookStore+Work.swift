@@ -222,7 +222,8 @@ extension SQLiteBookStore {
             let expires = now.addingTimeInterval(lease)
             try db.execute(
                 sql: """
-                    UPDATE analytics_jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, claims = claims + 1, view_confirmed = 0
+                    UPDATE analytics_jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, claims = claims + 1, view_confirmed = 0,
+                        ready_announced = 0
                     WHERE id = ?
                     """,
                 arguments: [owner, expires.storageMillis, row["id"] as Int64])

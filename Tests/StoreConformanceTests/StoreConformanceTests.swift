@@ -563,4 +563,24 @@ import Testing
             #expect(try await store.sharedState("counter") == "8")
         }
     }
+
+    @Test(arguments: StoreKind.available)
+    func anAnalyticsReadyWebhookDuringTheCallMakesThe425RetryImmediate(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
+            // book.completed arrives while the call is in flight; then the call answers 425.
+            _ = try await store.apply(.webhook(WebhookHint(event: .bookCompleted)), to: F.uuid, at: F.t0.plus(2), options: .init())
+            var fenced = TransitionOptions(retryAt: F.t0.plus(300))
+            fenced.jobClaim = job.claim
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(3), options: fenced)
+            #expect(try await store.nextJobDueAt() == F.t0.plus(3), "the announcement is not lost")
+            // The next 425, with no announcement during its call, waits as asked.
+            let again = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(3), lease: 60))
+            fenced.jobClaim = again.claim
+            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(4), options: fenced)
+            #expect(try await store.nextJobDueAt() == F.t0.plus(300))
+        }
+    }
 }
