@@ -94,7 +94,10 @@ unseen = expected - len(kept_keys) - superseded
 if results != len(keys): problems.append(f"{results} results stored for {len(keys)} retrievals")
 missing = [i for i in stats["acceptedRequestIDs"] if i not in inbox]
 if missing: problems.append(f"{len(missing)} deliveries answered 200 are not in the inbox")
-if unprocessed: problems.append(f"{unprocessed} inbox rows not processed")
+if unprocessed:
+    # Which rows, and why they wait (attempts, backoff, claim), so a failure can be diagnosed.
+    rows = query("SELECT id, event, book_uuid, book_pk, attempts, not_before, claimed_by, claim_expires_at FROM webhook_inbox WHERE processed_at IS NULL LIMIT 5")
+    problems.append(f"{unprocessed} inbox rows not processed: {rows}")
 for t in stats["truth"]:
     s = states.get(t["uuid"])
     if t.get("deletedAt") is None and s != "complete": problems.append(f"{t['uuid']} is {s}")
