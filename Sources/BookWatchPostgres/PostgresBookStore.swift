@@ -130,7 +130,15 @@ public final class PostgresBookStore: BookStore {
                             try await connection.query("COMMIT", logger: self.logger)
                             return value
                         } catch {
-                            _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                            // Rolled back even when this task is cancelled (the call timed out): a
+                            // cancelled ROLLBACK would hand the connection back to the pool inside an
+                            // open transaction, whose row locks (an inbox row's claim) and later
+                            // statements would then never commit. If it cannot be rolled back, the
+                            // connection is closed so the pool does not reuse it.
+                            let logger = self.logger
+                            await Task.detached {
+                                do { _ = try await connection.query("ROLLBACK", logger: logger) } catch { try? await connection.close() }
+                            }.value
                             throw error
                         }
                     }
