@@ -1,0 +1,70 @@
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import Synchronization
+
+/// What the deployment measured (shared by replicas, kept across restarts) and pruning by age.
+extension Watcher {
+    // MARK: what the deployment measured
+
+    /// Reads the loss estimate and the last webhook the deployment stored (a restart or a new
+    /// replica starts from them, not from "lossy, silent since now").
+    func readShared(now: Date) async throws {
+        let estimate = try await store.sharedState(Self.lossKey).flatMap { try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data($0.utf8)) }
+        let last = try await store.sharedState(Self.lastWebhookKey).flatMap(Int64.init).map(Date.init(storageMillis:))
+        if let estimate {
+            loss.withLock { $0 = estimate }
+            metrics.webhookLoss(estimate.lossRatio ?? 0)
+        }
+        shared.withLock { $0 = SharedView(lastWebhookAt: last, readAt: now) }
+    }
+
+    func readSharedIfDue(now: Date) async {
+        let due = shared.withLock { view in view.readAt.map { now.timeIntervalSince($0) >= Self.sharedRefresh } ?? true }
+        guard due else { return }
+        do { try await readShared(now: now) } catch { logger.warning("could not read the shared measurements", metadata: ["error": "\(error)"]) }
+    }
+
+    /// Stores when the newest of `deliveries` arrived, if later than what is stored.
+    func recordWebhooks(_ deliveries: [StoredDelivery]) async {
+        guard let newest = deliveries.map(\.delivery.receivedAt).max() else { return }
+        let millis = newest.storageMillis
+        do {
+            _ = try await store.updateSharedState(Self.lastWebhookKey, at: clock.now()) { current in
+                String(max(millis, current.flatMap(Int64.init) ?? millis))
+            }
+            shared.withLock { $0.lastWebhookAt = max($0.lastWebhookAt ?? newest, newest) }
+        } catch {
+            logger.warning("could not store the last webhook time", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: pruning
+
+    /// Deletes what is older than `retention` (see `BookStore.prune`), at most 1,000 rows of each
+    /// kind per call, once per `pruneEvery` (and again at once while a call found a full batch);
+    /// answers how many rows went.
+    @discardableResult
+    public func pruneIfDue() async throws -> Int {
+        let now = clock.now()
+        let due = lastPruned.withLock { last in last.map { now.timeIntervalSince($0) >= configuration.pruneEvery } ?? true }
+        guard due else { return 0 }
+        let batch = 1000
+        let counts: PruneCounts
+        do {
+            counts = try await store.prune(before: now.addingTimeInterval(-configuration.retention), limit: batch)
+        } catch {
+            lastPruned.withLock { $0 = now }  // not again every second: at the next interval
+            throw error
+        }
+        let full = max(counts.deliveries, counts.notifications, counts.jobs) >= batch
+        lastPruned.withLock { $0 = full ? nil : now }
+        if counts.total > 0 {
+            logger.info("pruned old rows", metadata: [
+                "deliveries": "\(counts.deliveries)", "notifications": "\(counts.notifications)", "jobs": "\(counts.jobs)"])
+        }
+        return full ? counts.total : 0
+    }
+}
