@@ -129,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StoreConformanceTests",
-            dependencies: ["BookWatchStore", "BookWatchPostgres", "BookWatchCore"],
+            dependencies: ["BookWatchStore", "BookWatchPostgres", "BookWatchCore", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -58,7 +58,7 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
         valueName: "seconds"))
     var lossFrom = 0.0
     @Option(help: ArgumentHelp(
-        "The world beyond webhook loss: standard (docs/benchmarks.md's table), adversary (polls every 1-5 s, 10% 5xx, 5% bare 404s), slow-answers (answers 0-8 s late).",
+        "The world beyond webhook loss: standard (docs/benchmarks.md's table), adversary (polls every 1-5 s, 10% 5xx, 5% bare 404s), slow-answers (status answers 0-8 s late), all-slow (every answer 0-8 s late).",
         valueName: "name"))
     var world = "standard"
 

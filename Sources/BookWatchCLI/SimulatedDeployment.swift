@@ -75,7 +75,8 @@ public final class SimulatedDeployment: Sendable {
     public func run(on clock: ManualClock, until deadline: Date, beforeRound: () async throws -> Date? = { nil }) async throws {
         while clock.now() < deadline {
             let pending = try await beforeRound()
-            try await VirtualTime.drive(clock) { try await self.step() }
+            let activity = store.activity
+            try await VirtualTime.drive(clock, busy: { activity.isBusy }) { try await self.step() }
             if pending == nil, try await settled() { return }
             let next = [try await nextDue(), pending].compactMap { $0 }.min() ?? clock.now().addingTimeInterval(60)
             clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
@@ -105,13 +106,41 @@ public final class SimulatedDeployment: Sendable {
         }
     }
 
-    /// One round: deliver due webhooks, process the inbox, poll what is due, work due jobs.
+    /// One round: deliver due webhooks and process the inbox, then poll what is due and work due
+    /// jobs side by side, as `serve`'s loops do. While their calls are in flight (answers may take
+    /// seconds), webhooks coming due are delivered and applied every `tick`, like `serve`'s inbox
+    /// loop, so a job they make due is picked up by a free analytics slot within the round.
     public func step() async throws {
         await sender.deliverDue()
         try await watcher.processInbox()
-        try await watcher.pollDue()
-        try await watcher.runAnalytics()
+        let watcher = watcher, sender = sender, clock = clock
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await watcher.pollDue() }
+            group.addTask { try await watcher.runAnalytics() }
+            // Stopped by a flag, not cancelled: a cancelled round of the inbox would leave its
+            // claimed rows for their lease, which no deployment does.
+            let stop = Watcher.RoundFlag()
+            let inbox = Task {
+                while !stop.isSet {
+                    do { try await clock.sleep(for: Self.tick) } catch { return }
+                    await sender.deliverDue()
+                    _ = try? await watcher.processInbox()
+                }
+            }
+            do {
+                try await group.waitForAll()
+            } catch {
+                stop.set()
+                _ = await inbox.value
+                throw error
+            }
+            stop.set()
+            _ = await inbox.value
+        }
     }
+
+    /// How often webhooks due during a round are delivered (`serve`'s loop tick).
+    static let tick: TimeInterval = 1
 
     /// The next moment anything is due (webhook, poll, job), if anything is.
     public func nextDue() async throws -> Date? {

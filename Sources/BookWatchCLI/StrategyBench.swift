@@ -34,6 +34,8 @@ public struct StrategyWorld: Sendable, Equatable {
     public var bareNotFound = 0.0
     /// Answers leave up to this many seconds after the view they carry was taken.
     public var answerDelay: TimeInterval = 0
+    /// Only status answers are late (analytics answer at once).
+    public var answerDelayStatusOnly = false
     /// Seconds from VERIFIED to analytics ready (425 before).
     public var analyticsDelay: ClosedRange<Double> = 5...30
 
@@ -42,9 +44,12 @@ public struct StrategyWorld: Sendable, Equatable {
     /// after VERIFIED: retrievals must not wait behind their own confirmation, nor a 404 delete a Book.
     public static let adversary = StrategyWorld(
         name: "adversary", pollMinimum: 1, pollMaximum: 5, api5xx: 0.1, bareNotFound: 0.05, analyticsDelay: 5...120)
-    /// Every answer 0-8 s late, analytics ready up to two minutes after VERIFIED.
-    public static let slowAnswers = StrategyWorld(name: "slow-answers", answerDelay: 8, analyticsDelay: 5...120)
-    public static let all = [standard, adversary, slowAnswers]
+    /// Status answers 0-8 s late (the run), analytics ready up to two minutes after VERIFIED.
+    public static let slowAnswers = StrategyWorld(
+        name: "slow-answers", answerDelay: 8, answerDelayStatusOnly: true, analyticsDelay: 5...120)
+    /// Every answer 0-8 s late, analytics too.
+    public static let allSlow = StrategyWorld(name: "all-slow", answerDelay: 8, analyticsDelay: 5...120)
+    public static let all = [standard, adversary, slowAnswers, allSlow]
 }
 
 /// One strategy on one scenario, from the simulator's own counters.
@@ -98,6 +103,7 @@ public enum StrategyBench {
         config.faults.api5xx = world.api5xx
         config.faults.bareNotFound = world.bareNotFound
         config.faults.answerDelay = world.answerDelay
+        config.faults.answerDelayStatusOnly = world.answerDelayStatusOnly
         config.faults.webhookDrop = loss
         config.faults.webhookDropFrom = lossFrom
         config.faults.rateLimit = rate

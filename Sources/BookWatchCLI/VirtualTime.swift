@@ -6,17 +6,26 @@ import Synchronization
 /// (the rate limiter, a backoff), time jumps to the earliest deadline. Hours of scenario in
 /// seconds, deterministically (end-to-end tests, `bench strategies`).
 public enum VirtualTime {
-    public static func drive(_ clock: ManualClock, _ step: @escaping @Sendable () async throws -> Void) async throws {
+    ///
+    /// `busy` says whether work the driver cannot see is running (a store transaction on the
+    /// database's own threads): time stands still until it has been false for a run of yields,
+    /// so a perpetual sleeper (a loop's tick) cannot make time race ahead of that work.
+    public static func drive(
+        _ clock: ManualClock, busy: @escaping @Sendable () -> Bool = { false }, _ step: @escaping @Sendable () async throws -> Void
+    ) async throws {
         let done = Atomic<Bool>(false)
         let task = Task {
             defer { done.store(true, ordering: .releasing) }
             try await step()
         }
-        var spins = 0
+        var idleSpins = 0
         while !done.load(ordering: .acquiring) {
             await Task.yield()
-            spins += 1
-            if spins % 16 == 0, let next = clock.nextDeadline { clock.advance(to: next) }
+            idleSpins = busy() ? 0 : idleSpins + 1
+            if idleSpins >= 16, let next = clock.nextDeadline {
+                clock.advance(to: next)
+                idleSpins = 0
+            }
         }
         try await task.value
     }

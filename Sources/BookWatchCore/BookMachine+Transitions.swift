@@ -48,9 +48,10 @@ extension BookMachine {
             bookStatus = status
             if let coverage = coverage(of: listed, firstSnapshot: isFirstSnapshot) { actions.append(coverage) }
             // The status endpoint can lag behind the events: a document announced finished moments
-            // ago may still show in progress. Its hint then survives this snapshot (it is not the
+            // ago may still show in progress, and an answer whose question left before the webhook
+            // arrived cannot show it at all. Its hint then survives this snapshot (it is not the
             // truth, but it is what lets the next poll count the announcement) and a poll soon asks again.
-            let lagging = lastWebhookAt.map { now.timeIntervalSince($0) <= Self.statusLag } ?? false
+            let lagging = lastWebhookAt.map { $0 >= asOf || now.timeIntervalSince($0) <= Self.statusLag } ?? false
             replaceDocuments(with: listed, keepingFinishedHints: lagging)
             for document in listed where document.status.isUnknown {
                 actions.append(.warn("unknown document status '\(document.status.rawValue)' for \(document.ref)"))

@@ -101,8 +101,10 @@ public final class PostgresBookStore: BookStore {
     // MARK: transactions
 
     /// Runs `body` in a transaction on one pooled connection, for work that must be atomic.
-    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await onConnection(atomic: true, body)
+    func transaction<T: Sendable>(
+        timeout: Int = PostgresBookStore.callTimeout, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await onConnection(atomic: true, timeout: timeout, body)
     }
 
     /// Runs `body` on one pooled connection without `BEGIN`/`COMMIT`: a single statement commits
@@ -115,13 +117,13 @@ public final class PostgresBookStore: BookStore {
     /// A serialization failure or deadlock (another replica's transaction won) is retried; errors
     /// become `StoreError`s; a connection that does not come in time fails the call.
     private func onConnection<T: Sendable>(
-        atomic: Bool, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        atomic: Bool, timeout: Int = PostgresBookStore.callTimeout, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await withTimeout {
+                return try await withTimeout(seconds: timeout) {
                     try await self.client.withConnection { connection in
                         guard atomic else { return try await body(connection) }
                         try await connection.query("BEGIN", logger: self.logger)

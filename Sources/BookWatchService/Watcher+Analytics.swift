@@ -7,26 +7,53 @@ import OcrolusAPI
 extension Watcher {
     /// Claims and works the analytics jobs due now, at most `limit` (the caller's loop comes back
     /// at once); returns how many were worked.
+    ///
+    /// A window of `jobConcurrency` jobs, not batches: a slot freed by one job is filled at once,
+    /// and while a slot is free the store is asked again every `pickupTick`, so a job made due
+    /// during a slow call (an analytics-ready webhook, a confirming answer) does not wait for the
+    /// calls in flight to return.
     @discardableResult
     public func runAnalytics(limit: Int = 256) async throws -> Int {
         try await store.rearmExpiredLeases(now: clock.now())
-        var total = 0
-        while total < limit {
-            try Task.checkCancellation()
-            var jobs: [ClaimedJob] = []
-            for _ in 0..<configuration.jobConcurrency {
-                guard let job = try await store.claimAnalyticsJob(owner: configuration.owner, now: clock.now(), lease: configuration.lease)
-                else { break }
-                jobs.append(job)
+        let clock = clock
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            var total = 0, running = 0, ticking = false
+            var failure: (any Error)?
+            defer { group.cancelAll() }
+            while true {
+                // A failed claim stops new claims; the jobs in hand still finish (on shutdown they
+                // are cancelled with the group: each leaves its lease to the next start).
+                while failure == nil, running < configuration.jobConcurrency, total < limit {
+                    do {
+                        try Task.checkCancellation()
+                        guard let job = try await store.claimAnalyticsJob(
+                            owner: configuration.owner, now: clock.now(), lease: configuration.lease) else { break }
+                        group.addTask { await self.work(job); return true }
+                        running += 1
+                        total += 1
+                    } catch {
+                        failure = error
+                    }
+                }
+                if running == 0 {
+                    if let failure { throw failure }
+                    return total
+                }
+                if failure == nil, running < configuration.jobConcurrency, total < limit, !ticking {
+                    ticking = true
+                    group.addTask {
+                        try? await clock.sleep(for: Self.pickupTick)
+                        return false
+                    }
+                }
+                guard let workedJob = try await group.next() else { return total }
+                if workedJob { running -= 1 } else { ticking = false }
             }
-            guard !jobs.isEmpty else { return total }
-            await withTaskGroup(of: Void.self) { group in
-                for job in jobs { group.addTask { await self.work(job) } }
-            }
-            total += jobs.count
         }
-        return total
     }
+
+    /// How often a free slot of `runAnalytics` asks the store for a job made due meanwhile.
+    static let pickupTick: TimeInterval = 1
 
     private func work(_ job: ClaimedJob) async {
         var log = logger
@@ -82,7 +109,7 @@ extension Watcher {
             return
         }
         for (index, endpoint) in remaining.enumerated() {
-            let answer = try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .urgent) {
+            let answer = try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .retrieval) {
                 try await self.renewLease(job)
             }
             switch answer {

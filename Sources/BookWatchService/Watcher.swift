@@ -150,29 +150,77 @@ public final class Watcher: Sendable {
     public func processInbox(limit: Int = 256) async throws -> Int {
         let claimed = try await store.claimInbox(owner: configuration.owner, now: clock.now(), limit: limit, lease: configuration.lease)
         await recordWebhooks(claimed)
-        var processed = 0
-        var apiFailed = false
+        // Books are served side by side, `inboxConcurrency` at a time, each Book's deliveries
+        // one after the other: a delivery that needs a status call (a pk not known here) waits
+        // for a slow answer without holding up other Books, whose hints would otherwise reach
+        // them after a poll had already seen the change (and counted it unannounced). One Book's
+        // deliveries stay in order: two of them auto-tracking it at once would race (the second
+        // track could overwrite the first's urgent poll), and pk-only ones would each make the
+        // status call that one makes for all. Hints are order-free: the machine's property.
+        let apiFailed = RoundFlag()
+        var byBook: [String: [StoredDelivery]] = [:]
+        var order: [String] = []
         for stored in claimed {
-            // A delivery that cannot be applied yet (API or database trouble) waits its own
-            // backoff; the ones after it go on (hints are order-free: the machine's property).
-            // Once the API failed in this round, deliveries that need it wait too, without a call.
-            guard let outcome = await process(stored, mayCallAPI: !apiFailed, apiFailed: &apiFailed) else {
-                if stored.attempts + 1 >= Self.inboxMaxAttempts {
-                    // A poison row: recorded with its outcome, never retried for ever.
-                    _ = try await store.markProcessed(stored.id, at: clock.now(), outcome: "gave up after \(stored.attempts + 1) attempts")
-                    continue
-                }
-                let wait = Self.inboxRetryDelay(attempts: stored.attempts + 1, cap: store.schedule.maximum, unitRandom: random())
-                try await store.deferInbox(stored.id, owner: configuration.owner, until: clock.now().addingTimeInterval(wait))
-                continue
-            }
-            let counted = outcome == Self.appliedWithMark ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
-            if counted {
-                counters.withLock { $0.inboxProcessed += 1 }
-                processed += 1
-            }
+            let key = Self.bookKey(stored.delivery)
+            if byBook[key] == nil { order.append(key) }
+            byBook[key, default: []].append(stored)
         }
-        return processed
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            var processed = 0, running = 0
+            for key in order {
+                let deliveries = byBook[key] ?? []
+                if running >= Self.inboxConcurrency, let counted = try await group.next() {
+                    running -= 1
+                    processed += counted
+                }
+                group.addTask {
+                    var counted = 0
+                    for stored in deliveries where try await self.settle(stored, apiFailed: apiFailed) { counted += 1 }
+                    return counted
+                }
+                running += 1
+            }
+            for try await counted in group { processed += counted }
+            return processed
+        }
+    }
+
+    /// Which Book a delivery is about, as far as its row tells (uuid, else pk, else the row).
+    static func bookKey(_ delivery: InboxDelivery) -> String {
+        if let uuid = delivery.bookUUID { return "uuid:\(uuid)" }
+        if let pk = delivery.bookPK { return "pk:\(pk)" }
+        return "row:\(delivery.requestID ?? UUID().uuidString)"
+    }
+
+    /// Set once in a round of work (e.g. "the API failed"), read by the round's concurrent parts.
+    public final class RoundFlag: Sendable {
+        private let value = Atomic<Bool>(false)
+        public var isSet: Bool { value.load(ordering: .acquiring) }
+        public func set() { value.store(true, ordering: .releasing) }
+        public init() {}
+    }
+
+    /// How many Books' deliveries are applied at once.
+    static let inboxConcurrency = 8
+
+    /// Applies one claimed delivery and marks it, or defers it by its own backoff; answers whether
+    /// it counted as processed. A delivery that cannot be applied yet (API or database trouble)
+    /// waits alone; once the API failed in this round, deliveries that need it wait too, without
+    /// a call.
+    private func settle(_ stored: StoredDelivery, apiFailed: RoundFlag) async throws -> Bool {
+        guard let outcome = await process(stored, apiFailed: apiFailed) else {
+            if stored.attempts + 1 >= Self.inboxMaxAttempts {
+                // A poison row: recorded with its outcome, never retried for ever.
+                _ = try await store.markProcessed(stored.id, at: clock.now(), outcome: "gave up after \(stored.attempts + 1) attempts")
+                return false
+            }
+            let wait = Self.inboxRetryDelay(attempts: stored.attempts + 1, cap: store.schedule.maximum, unitRandom: random())
+            try await store.deferInbox(stored.id, owner: configuration.owner, until: clock.now().addingTimeInterval(wait))
+            return false
+        }
+        let counted = outcome == Self.appliedWithMark ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
+        if counted { counters.withLock { $0.inboxProcessed += 1 } }
+        return counted
     }
 
     /// Attempts after which a delivery that cannot be applied is marked processed with its reason
@@ -189,7 +237,7 @@ public final class Watcher: Sendable {
     /// The outcome of a delivery whose hint committed together with its row's mark.
     private static let appliedWithMark = "applied"
 
-    private func process(_ stored: StoredDelivery, mayCallAPI: Bool, apiFailed: inout Bool) async -> String? {
+    private func process(_ stored: StoredDelivery, apiFailed: RoundFlag) async -> String? {
         let delivery = stored.delivery
         var log = logger
         log[metadataKey: "request_id"] = "\(delivery.requestID ?? "-")"
@@ -203,12 +251,12 @@ public final class Watcher: Sendable {
                 uuid = try await store.uuid(forPK: pk)
                 if uuid == nil {
                     // Not known here: one status call by pk tells the uuid (and the status itself).
-                    guard mayCallAPI else { return nil }
+                    guard !apiFailed.isSet else { return nil }
                     let result: BookStatusResult
                     do {
                         result = try await client.bookStatus(pk: pk, priority: .urgent)
                     } catch let error as OcrolusError where error.kind != .permanent {
-                        apiFailed = true
+                        apiFailed.set()
                         throw error
                     }
                     learned = (result, clock.now())

@@ -1,6 +1,7 @@
 import BookWatchCore
 import Foundation
 import GRDB
+import Synchronization
 
 /// The SQLite store: one `DatabasePool` (WAL, `synchronous=FULL`) for the process lifetime.
 ///
@@ -17,6 +18,9 @@ public final class SQLiteBookStore: BookStore {
     public let schedule: PollSchedule
     /// Draws from `0..<1` for schedule jitter; injected so tests are deterministic.
     let random: @Sendable () -> Double
+    /// How many transactions are running now: a virtual clock advances only when none is (the
+    /// database works on threads of its own, which the clock's driver cannot otherwise see).
+    public let activity = StoreActivity()
 
     /// Opens (creating when missing) the database at `path` and applies pending migrations.
     ///
@@ -110,6 +114,8 @@ public final class SQLiteBookStore: BookStore {
 
     /// Runs a write transaction, mapping database errors.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        activity.begin()
+        defer { activity.end() }
         do {
             return try await pool.write(body)
         } catch let error as DatabaseError {
@@ -119,12 +125,27 @@ public final class SQLiteBookStore: BookStore {
 
     /// Runs a read transaction, mapping database errors.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        activity.begin()
+        defer { activity.end() }
         do {
             return try await pool.read(body)
         } catch let error as DatabaseError {
             throw Self.storeError(error, path: path)
         }
     }
+}
+
+/// A count of a store's transactions in flight (see `SQLiteBookStore.activity`).
+public final class StoreActivity: Sendable {
+    private let running = Atomic<Int>(0)
+
+    public init() {}
+
+    func begin() { running.add(1, ordering: .acquiringAndReleasing) }
+    func end() { running.subtract(1, ordering: .acquiringAndReleasing) }
+
+    /// Whether a transaction is running now.
+    public var isBusy: Bool { running.load(ordering: .acquiring) > 0 }
 }
 
 extension Date {

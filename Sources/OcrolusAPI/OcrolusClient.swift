@@ -113,7 +113,7 @@ public final class OcrolusClient: OcrolusAPIClient {
         }
     }
 
-    public func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority = .urgent)
+    public func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority = .retrieval)
         async throws -> AnalyticsAnswer
     {
         try await analytics(uuid: uuid, endpoint: endpoint, priority: priority, beforeSend: {})

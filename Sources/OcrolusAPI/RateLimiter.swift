@@ -1,11 +1,13 @@
 import Foundation
 import Synchronization
 
-/// Which queue an outgoing call waits in. Urgent calls (analytics, webhook-triggered polls,
-/// tokens) overtake queued background calls (scheduled polls); FIFO within a priority.
+/// Which queue an outgoing call waits in. Retrievals (analytics: the goal, and rare) overtake
+/// urgent calls (webhook-triggered and confirmation polls, tokens), which overtake queued
+/// background calls (scheduled polls); FIFO within a priority.
 public enum RequestPriority: Int, Sendable, CaseIterable, Comparable {
-    case urgent = 0
-    case background = 1
+    case retrieval = 0
+    case urgent = 1
+    case background = 2
 
     public static func < (lhs: RequestPriority, rhs: RequestPriority) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -8,6 +8,7 @@ extension OcrolusSimulation {
     public func handleDelayed(_ request: OutgoingRequest) -> (IncomingResponse, TimeInterval) {
         let response = handle(request)
         guard faults.answerDelay > 0 else { return (response, 0) }
+        if faults.answerDelayStatusOnly, !request.url.contains("/v1/book/status") { return (response, 0) }
         return (response, faults.answerDelay * Double(rng.next() % 1_000_001) / 1_000_000)
     }
 

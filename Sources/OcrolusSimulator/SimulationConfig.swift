@@ -34,6 +34,8 @@ public struct FaultConfig: Sendable, Codable, Equatable {
     /// API answers that leave late: the view is taken when the request arrives and returned after
     /// a uniform delay of up to this many seconds of the simulation's clock (virtual runs).
     public var answerDelay: TimeInterval = 0
+    /// Only status answers (`/v1/book/status`) are late; analytics answer at once.
+    public var answerDelayStatusOnly = false
     /// Latency added to every API answer in server mode (seconds of real time).
     public var latency: TimeInterval = 0
     /// An enforced organisation-wide rate limit answering 429 (nil: none).

@@ -388,6 +388,27 @@ import Testing
         #expect(next.phase == .retrieving)
     }
 
+    @Test func anAnswerAskedBeforeAWebhookArrivedKeepsItsHintHoweverLateItCommits() {
+        // The question left at t+10; the document's event arrived at t+11; the answer (taken when
+        // the question arrived, so still unfinished) commits after the status lag has passed.
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
+        _ = machine.apply(F.hint(.documentVerified, doc: 1), at: F.t0.plus(11))
+        let late = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(20 + BookMachine.statusLag),
+                                 answeredAsOf: F.t0.plus(10))
+        #expect(machine.documents.first?.hint == .succeeded, "the answer could not know of the event")
+        #expect(late.contains(.pollWithin(.soon)))
+        // The next answer shows the finish: it was announced, not missed.
+        #expect(machine.apply(F.verified(1), at: F.t0.plus(30 + BookMachine.statusLag)).first == .webhookCoverage(announced: 1, missed: 0))
+        // An answer asked after the event, as late, still wins over the hint.
+        var asked = BookMachine(uuid: F.uuid)
+        _ = asked.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
+        _ = asked.apply(F.hint(.documentVerified, doc: 1), at: F.t0.plus(11))
+        _ = asked.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(20 + BookMachine.statusLag),
+                        answeredAsOf: F.t0.plus(12))
+        #expect(asked.documents.first?.hint == nil)
+    }
+
     @Test func webhookForAnUnseenDocumentAfterCompletePollsForAReopen() {
         let (machine, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), F.hint(.documentUploaded, doc: 9)])
         #expect(actions == [.pollNow(.webhookHint)])

@@ -28,6 +28,8 @@ import Testing
             var holdStatus = false
             var heldStatus: [CheckedContinuation<Void, Never>] = []
             var holdAnalyticsBeforeSend = false
+            /// Analytics calls about these Books are held (after `beforeSend`) until `release()`.
+            var holdAnalyticsOf: Set<BookUUID> = []
             var heldAnalytics: [CheckedContinuation<Void, Never>] = []
         }
         let state: Mutex<State>
@@ -87,6 +89,9 @@ import Testing
                 await withCheckedContinuation { continuation in state.withLock { $0.heldAnalytics.append(continuation) } }
             }
             try await beforeSend()
+            if state.withLock({ $0.holdAnalyticsOf.contains(uuid) }) {
+                await withCheckedContinuation { continuation in state.withLock { $0.heldAnalytics.append(continuation) } }
+            }
             return try await analytics(uuid: uuid, endpoint: endpoint, priority: priority)
         }
     }
@@ -190,7 +195,8 @@ import Testing
         let clock = ManualClock(start: h.clock.now())
         let api = API(clock: clock, status: [.snapshot(Self.finished)])
         api.state.withLock { $0.holdAnalyticsBeforeSend = true }
-        let first = Self.watcher(h, api, clock: clock, owner: "replica-a")
+        // One slot: A's window is full while its call waits, so A asks for no other job meanwhile.
+        let first = Self.watcher(h, api, clock: clock, owner: "replica-a") { $0.jobConcurrency = 1 }
         let second = Self.watcher(h, api, clock: clock, owner: "replica-b")
         _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
         _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
@@ -419,5 +425,81 @@ import Testing
         clock.advance(by: 2)
         _ = try await watcher.processInbox()
         #expect(try await h.store.pendingInbox(limit: 10).first?.attempts == 2, "tried again after its backoff, and counted")
+    }
+
+    /// Waits (in real time, briefly) until an async `condition` holds.
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<2000 {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        return false
+    }
+
+    static let other = BookUUID("5b1c2f4e-8d3a-4c6b-9e7f-0a1b2c3d4e5f")!
+
+    @Test func aDeliveryWaitingOnASlowStatusAnswerDoesNotHoldUpTheOthers() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.verifying)])
+        api.state.withLock { $0.holdStatus = true }
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.other, at: clock.now(), options: .init())
+        // A pk-only delivery about a Book not known here (its status call is slow), then a
+        // document event about a known Book: the second is applied while the first waits.
+        let pkOnly = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":5,"book_pk":99}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "pk-only", receivedAt: clock.now(), bookUUID: nil, bookPK: 99, event: "document.status", body: Array(pkOnly.utf8)))
+        let known = #"{"event_name":"document.verification_succeeded","book_uuid":"\#(Self.other)","doc_uuid":"doc-7"}"#
+        _ = try await h.store.appendToInbox(InboxDelivery(
+            requestID: "known", receivedAt: clock.now(), bookUUID: Self.other, bookPK: nil, event: "document.verification_succeeded",
+            body: Array(known.utf8), authenticated: true))
+        let round = Task { try await watcher.processInbox() }
+        try await Self.until { api.heldCount == 1 }
+        #expect(try await Self.eventually { try await h.store.pendingInboxCount() == 1 }, "the known Book's delivery did not wait")
+        #expect(try await h.store.book(Self.other)?.machine.documents.first?.hint == .succeeded)
+        api.release()
+        #expect(try await round.value == 2)
+    }
+
+    @Test func oneBooksDeliveriesAreAppliedInOrderSoOneStatusCallResolvesThemAll() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.verifying)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        // Three pk-only deliveries about one Book not known here, claimed in one round: the first
+        // one's status call tells the uuid, the others resolve from the store.
+        for n in 1...3 {
+            let body = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":\#(n),"book_pk":1}"#
+            _ = try await h.store.appendToInbox(InboxDelivery(
+                requestID: "pk-\(n)", receivedAt: clock.now(), bookUUID: nil, bookPK: 1, event: "document.status", body: Array(body.utf8)))
+        }
+        #expect(try await watcher.processInbox() == 3)
+        #expect(api.calls.status == 1)
+        #expect(watcher.stats.autoTracked == 1)
+    }
+
+    @Test func aJobMadeDueDuringASlowCallIsWorkedBeforeThatCallReturns() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)])
+        api.state.withLock { $0.holdAnalyticsOf = [Self.uuid] }
+        let watcher = Self.watcher(h, api, clock: clock)
+        for uuid in [Self.uuid, Self.other] {
+            _ = try await h.store.apply(.command(.track(.created)), to: uuid, at: clock.now(), options: .init())
+        }
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let round = Task { try await watcher.runAnalytics() }
+        try await Self.until { api.heldCount == 1 }
+        // The other Book finishes while the first call is out: a free slot takes its job within a tick.
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.other, at: clock.now(), options: .init())
+        try await Self.until { clock.nextDeadline != nil }
+        clock.advance(by: 1)
+        #expect(try await Self.eventually { try await h.store.book(Self.other)?.machine.phase == .complete },
+                "retrieved while the first call was still out")
+        #expect(api.heldCount == 1)
+        api.release()
+        #expect(try await round.value == 2)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
     }
 }

@@ -45,7 +45,7 @@ func runVirtually(_ clock: ManualClock, until done: () -> Bool, maxSteps: Int = 
         print("rate limiter: \(times.count) grants over \(times.last ?? 0) virtual seconds (bound 5/s + 25)")
     }
 
-    @Test func urgentCallsOvertakeQueuedBackgroundCallsFIFOWithinEach() async throws {
+    @Test func retrievalsOvertakeUrgentCallsWhichOvertakeBackgroundCallsFIFOWithinEach() async throws {
         let clock = ManualClock()
         let limiter = RateLimiter(rate: 1, burst: 1, clock: clock)
         try await limiter.acquire(.background)  // empties the bucket
@@ -64,10 +64,11 @@ func runVirtually(_ clock: ManualClock, until done: () -> Bool, maxSteps: Int = 
             await enqueue("b3", .background)
             await enqueue("u1", .urgent)
             await enqueue("u2", .urgent)
-            await runVirtually(clock, until: { order.count == 5 })
+            await enqueue("r1", .retrieval)
+            await runVirtually(clock, until: { order.count == 6 })
             try await group.waitForAll()
         }
-        #expect(order.values == ["u1", "u2", "b1", "b2", "b3"])
+        #expect(order.values == ["r1", "u1", "u2", "b1", "b2", "b3"])
     }
 
     @Test func a429PausesForItsRetryAfterThenHalvesTheRate() async throws {
