@@ -106,36 +106,45 @@ public final class SimulatedDeployment: Sendable {
         }
     }
 
-    /// One round: deliver due webhooks and process the inbox, then poll what is due and work due
-    /// jobs side by side, as `serve`'s loops do. While their calls are in flight (answers may take
-    /// seconds), webhooks coming due are delivered and applied every `tick`, like `serve`'s inbox
-    /// loop, so a job they make due is picked up by a free analytics slot within the round.
+    /// One round: deliver due webhooks and process the inbox, then poll what is due; while the
+    /// polls are out (a backlog of them can take many seconds of the limiter), jobs are worked and
+    /// webhooks delivered and applied every `tick`, as `serve`'s independent loops do, so neither
+    /// a retrieval nor a hint waits for the round's last poll.
     public func step() async throws {
         await sender.deliverDue()
         try await watcher.processInbox()
         let watcher = watcher, sender = sender, clock = clock
+        // Loops stop by a flag when the polls are done, not by cancellation: a cancelled inbox
+        // round would leave its claimed rows for their lease, which no deployment does.
+        let pollsDone = Watcher.RoundFlag()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await watcher.pollDue() }
-            group.addTask { try await watcher.runAnalytics() }
-            // Stopped by a flag, not cancelled: a cancelled round of the inbox would leave its
-            // claimed rows for their lease, which no deployment does.
-            let stop = Watcher.RoundFlag()
-            let inbox = Task {
-                while !stop.isSet {
-                    do { try await clock.sleep(for: Self.tick) } catch { return }
+            group.addTask {
+                defer { pollsDone.set() }
+                try await watcher.pollDue()
+            }
+            group.addTask {
+                try await Self.repeatEveryTick(until: pollsDone, clock: clock) { _ = try await watcher.runAnalytics() }
+            }
+            group.addTask {
+                try await Self.repeatEveryTick(until: pollsDone, clock: clock, skipFirst: true) {
                     await sender.deliverDue()
                     _ = try? await watcher.processInbox()
                 }
             }
-            do {
-                try await group.waitForAll()
-            } catch {
-                stop.set()
-                _ = await inbox.value
-                throw error
-            }
-            stop.set()
-            _ = await inbox.value
+            try await group.waitForAll()
+        }
+    }
+
+    /// Runs `body`, then again every `tick` until `stop` is set (checked after each run).
+    static func repeatEveryTick(
+        until stop: Watcher.RoundFlag, clock: any WallClock, skipFirst: Bool = false, _ body: @Sendable () async throws -> Void
+    ) async throws {
+        var first = true
+        while true {
+            if !(first && skipFirst) { try await body() }
+            first = false
+            if stop.isSet { return }
+            try await clock.sleep(for: tick)
         }
     }
 

@@ -143,6 +143,9 @@ public enum StrategyBench {
             delays.append(at.timeIntervalSince(finished))
             if let text = truth.analyticsReadyAt.first, let ready = try? Date(text, strategy: .iso8601) {
                 readyDelays.append(max(0, at.timeIntervalSince(ready)))
+                if ProcessInfo.processInfo.environment["TRACE_SLOW"] != nil, at.timeIntervalSince(ready) > 60 {
+                    print("SLOW", truth.uuid, "verified", first, "ready", text, "stored", at)
+                }
             }
             if lossFrom > 0 && finished >= lossStart { delaysSinceLoss.append(at.timeIntervalSince(finished)) }
         }
@@ -162,10 +165,10 @@ public enum StrategyBench {
             sinceLoss: lossFrom > 0 ? (delaysSinceLoss.count, quantile(0.5, of: delaysSinceLoss), quantile(0.99, of: delaysSinceLoss)) : nil)
     }
 
-    static var quietLogger: Logger {
-        var logger = Logger(label: "bench")
-        logger.logLevel = ProcessInfo.processInfo.environment["BOOKWATCH_BENCH_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-        return logger
+    /// Silent unless `BOOKWATCH_BENCH_LOG` names a level; lines are stamped with the virtual clock.
+    static func quietLogger(_ clock: ManualClock) -> Logger {
+        let level = ProcessInfo.processInfo.environment["BOOKWATCH_BENCH_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return Logger(label: "bench") { label in LineLogHandler(label: label, format: .text, level: level, now: { clock.now() }) }
     }
 
     /// hybrid and naive: the real watcher. The lender tracks each Book when it creates it
@@ -190,7 +193,7 @@ public enum StrategyBench {
         watcher.trustWebhooks = strategy == .hybrid
         let deployment = try SimulatedDeployment(
             simulation: config, clock: clock, databasePath: directory.appendingPathComponent("bench.sqlite").path,
-            watcher: watcher, pollSchedule: schedule, rate: rate, burst: 25, logger: quietLogger)
+            watcher: watcher, pollSchedule: schedule, rate: rate, burst: 25, logger: quietLogger(clock))
         var creations = deployment.simulation.scenario.books
             .map { (at: config.start.addingTimeInterval($0.createdAt), uuid: $0.uuid) }
             .sorted { $0.at < $1.at }[...]
@@ -217,7 +220,7 @@ public enum StrategyBench {
         -> (OcrolusSimulation, [String: Date])
     {
         let simulation = OcrolusSimulation(config: config, clock: clock)
-        let client = SimulatedDeployment.client(of: simulation, clock: clock, rate: rate, burst: 25, logger: quietLogger)
+        let client = SimulatedDeployment.client(of: simulation, clock: clock, rate: rate, burst: 25, logger: quietLogger(clock))
         struct State {
             var queue: [(uuid: BookUUID, due: Date)] = []
             var seen: Set<BookUUID> = []
