@@ -115,7 +115,8 @@ public final class SimulatedDeployment: Sendable {
         try await watcher.processInbox()
         let watcher = watcher, sender = sender, clock = clock
         // Loops stop by a flag when the polls are done, not by cancellation: a cancelled inbox
-        // round would leave its claimed rows for their lease, which no deployment does.
+        // round would leave its claimed rows for their lease, which no deployment does. (An error
+        // ends the round at once, cancelling them: the run ends with it anyway.)
         let pollsDone = Watcher.RoundFlag()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -143,9 +143,6 @@ public enum StrategyBench {
             delays.append(at.timeIntervalSince(finished))
             if let text = truth.analyticsReadyAt.first, let ready = try? Date(text, strategy: .iso8601) {
                 readyDelays.append(max(0, at.timeIntervalSince(ready)))
-                if ProcessInfo.processInfo.environment["TRACE_SLOW"] != nil, at.timeIntervalSince(ready) > 60 {
-                    print("SLOW", truth.uuid, "verified", first, "ready", text, "stored", at)
-                }
             }
             if lossFrom > 0 && finished >= lossStart { delaysSinceLoss.append(at.timeIntervalSince(finished)) }
         }

@@ -2,6 +2,8 @@ import BookWatchCore
 import BookWatchStore
 import Foundation
 import Logging
+import Subprocess
+import SystemPackage
 import Synchronization
 
 /// Runs `--on-complete COMMAND` (through `/bin/sh -c`) once per stored retrieval, with
@@ -37,36 +39,35 @@ public struct CompletionHook: Sendable {
 
     /// Hands on pending retrievals, oldest first, at most 64 a call; one that fails waits its own
     /// backoff (5 s doubling, at most an hour) while the others go on. Returns how many were run.
+    /// Shutdown stops the claiming, not the command in hand: it runs to its end (or its timeout)
+    /// and its outcome is recorded, like every loop's item in hand.
     @discardableResult
-    public func runPending(now: @Sendable () -> Date) async throws -> Int {
+    public func runPending(now: @escaping @Sendable () -> Date) async throws -> Int {
         var ran = 0
         while ran < 64, let notification = try await store.claimNotification(owner: owner, now: now(), lease: lease) {
-            let error = await run(notification)
             ran += 1
-            guard let error else {
-                try await store.recordNotification(notification, at: now(), error: nil, retryAt: nil)
-                continue
-            }
-            let wait = Self.retryDelay(attempts: notification.attempts + 1)
-            try await store.recordNotification(notification, at: now(), error: error, retryAt: now().addingTimeInterval(wait))
-            logger.warning("on-complete command failed; will retry", metadata: [
-                "book_uuid": "\(notification.bookUUID)", "generation": "\(notification.generation)", "error": "\(error)",
-                "retry_in_s": "\(Int(wait))"])
+            try await Task { try await self.runAndRecord(notification, now: now) }.value
         }
         return ran
     }
 
-    /// Set by the watchdog when it stopped the command.
-    final class Flag: Sendable {
-        let value = Mutex(false)
+    private func runAndRecord(_ notification: PendingNotification, now: @Sendable () -> Date) async throws {
+        guard let error = await run(notification) else {
+            try await store.recordNotification(notification, at: now(), error: nil, retryAt: nil)
+            return
+        }
+        let wait = Self.retryDelay(attempts: notification.attempts + 1)
+        try await store.recordNotification(notification, at: now(), error: error, retryAt: now().addingTimeInterval(wait))
+        logger.warning("on-complete command failed; will retry", metadata: [
+            "book_uuid": "\(notification.bookUUID)", "generation": "\(notification.generation)", "error": "\(error)",
+            "retry_in_s": "\(Int(wait))"])
     }
 
-    /// Signals `pid`'s process group when it leads one (Foundation's `Process` spawns the child in
-    /// a group of its own on Linux), else `pid` alone; never pid 0 or 1 (`kill(0)` is our own group).
-    static func signal(_ pid: Int32, _ signal: Int32) {
-        guard pid > 1 else { return }
-        if kill(-pid, signal) != 0 { kill(pid, signal) }
+    /// The command's process id, once it runs (its process group's id too).
+    final class Leader: Sendable {
+        let pid = Mutex<pid_t?>(nil)
     }
+
 
     /// 5 s doubling per failed attempt, at most an hour.
     static func retryDelay(attempts: Int) -> TimeInterval {
@@ -74,45 +75,78 @@ public struct CompletionHook: Sendable {
     }
 
     /// nil when the command exited 0, else what went wrong.
+    ///
+    /// Run through swift-subprocess in a process group of its own, its output and errors on the
+    /// service's own: at the timeout the run is cancelled, and its teardown sequence sends SIGTERM
+    /// to the group and SIGKILL 5 s later if the shell is still there; whatever of the group
+    /// outlived the shell gets SIGKILL after. Should the group signals miss the shell (it left
+    /// the group), the shell itself gets SIGKILL 10 s after the timeout: it cannot have been reaped
+    /// yet, so its pid is still its own.
     func run(_ notification: PendingNotification) async -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        let inherited = ProcessInfo.processInfo.environment
-        var environment = inherited.filter { Self.passedEnvironment.contains($0.key) }
+        var environment: [Subprocess.Environment.Key: String] = [:]
+        for (name, value) in ProcessInfo.processInfo.environment where Self.passedEnvironment.contains(name) {
+            if let key = Subprocess.Environment.Key(rawValue: name) { environment[key] = value }
+        }
         environment["BOOKWATCH_BOOK_UUID"] = notification.bookUUID.rawValue
         environment["BOOKWATCH_GENERATION"] = String(notification.generation)
         environment["BOOKWATCH_IDEMPOTENCY_KEY"] = notification.idempotencyKey
-        process.environment = environment
+        var options = Subprocess.PlatformOptions()
+        options.processGroupID = 0
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
+        let configuration = Subprocess.Configuration(
+            executable: .path("/bin/sh"), arguments: ["-c", command], environment: .custom(environment), platformOptions: options)
         let timeout = self.timeout
-        let fired = Flag()
-        // Stops a command that outlives the timeout: SIGTERM, then SIGKILL 5 s later, to its
-        // process group when it leads one (the shell's own children too), else to the shell.
-        let watchdog = Task {
-            try await Task.sleep(for: .seconds(timeout))
-            guard process.isRunning else { return }
-            fired.value.withLock { $0 = true }
-            Self.signal(process.processIdentifier, SIGTERM)
-            try await Task.sleep(for: .seconds(5))
-            if process.isRunning { Self.signal(process.processIdentifier, SIGKILL) }
-        }
-        defer { watchdog.cancel() }
-        return await withCheckedContinuation { continuation in
-            process.terminationHandler = { finished in
-                if fired.value.withLock({ $0 }) {
-                    // The shell is gone; whatever of its group ignored SIGTERM goes now.
-                    Self.signal(finished.processIdentifier, SIGKILL)
-                    continuation.resume(returning: "timed out after \(Int(timeout)) s")
-                } else {
-                    continuation.resume(returning: finished.terminationStatus == 0 ? nil : "exit status \(finished.terminationStatus)")
+        let leader = Leader()
+        enum Outcome: Sendable { case exited(TerminationStatus), timedOut, failed(String) }
+        let outcome = await withTaskGroup(of: Outcome?.self) { group in
+            group.addTask {
+                do {
+                    let result = try await Subprocess.run(
+                        configuration, input: .none, output: .currentStandardOutput, error: .currentStandardError
+                    ) { execution in
+                        leader.pid.withLock { $0 = execution.processIdentifier.value }
+                    }
+                    return .exited(result.terminationStatus)
+                } catch is CancellationError {
+                    return nil
+                } catch {
+                    return Task.isCancelled ? nil : .failed("cannot start: \(error)")
                 }
             }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(returning: "cannot start: \(error)")
+            group.addTask {
+                do { try await Task.sleep(for: .seconds(timeout)) } catch { return nil }
+                return .timedOut
             }
+            var first: Outcome?
+            var backstop: Task<Void, Never>?
+            for await finished in group {
+                guard let finished, first == nil else { continue }
+                first = finished
+                group.cancelAll()
+                if case .timedOut = finished {
+                    backstop = Task {
+                        guard (try? await Task.sleep(for: .seconds(10))) != nil, let pid = leader.pid.withLock({ $0 }), pid > 1 else { return }
+                        kill(pid, SIGKILL)
+                    }
+                }
+            }
+            backstop?.cancel()
+            return first
+        }
+        switch outcome {
+        case .exited(.exited(0)):
+            return nil
+        case .exited(.exited(let code)):
+            return "exit status \(code)"
+        case .exited(let status):
+            return "ended by \(status)"
+        case .failed(let reason):
+            return reason
+        case .timedOut, nil:
+            // The shell is gone; whatever of its group ignored SIGTERM goes now. Only the group:
+            // the shell's own pid is free for reuse once it was reaped.
+            if let pid = leader.pid.withLock({ $0 }), pid > 1 { kill(-pid, SIGKILL) }
+            return "timed out after \(Int(timeout)) s"
         }
     }
 }

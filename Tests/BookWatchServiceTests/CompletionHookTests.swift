@@ -3,6 +3,7 @@ import BookWatchService
 import BookWatchStore
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 @Suite struct CompletionHookTests {
@@ -73,5 +74,93 @@ import Testing
         #expect(pending.map(\.bookUUID) == [books[0], books[1]])
         #expect(pending.allSatisfy { $0.attempts == 1 })
         #expect(try await hook.runPending(now: { t0.addingTimeInterval(4) }) == 0, "both wait their backoff")
+    }
+
+    /// Whether `pid` is gone (or a zombie: dead, waiting for a parent that may never reap it).
+    static func isGone(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        return stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? true
+    }
+
+    /// A store in a fresh directory with one stored retrieval waiting for its hook.
+    static func storeWithOneRetrieval(_ t0: Date) async throws -> (SQLiteBookStore, String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-hook-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let store = try SQLiteBookStore(path: dir + "/db.sqlite")
+        let book = try #require(BookUUID("44444444-4444-4444-8444-444444444444"))
+        _ = try await store.apply(.command(.track(.operator)), to: book, at: t0, options: .init())
+        _ = try await store.apply(.snapshot(.present(pk: 4, status: .verified, documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: book, at: t0, options: .init())
+        _ = try await store.apply(.analytics(generation: 1, .stored), to: book, at: t0, options: .init())
+        return (store, dir)
+    }
+
+    /// Waits (real time, at most `seconds`) for a file a command writes.
+    static func contents(of path: String, within seconds: Int) async throws -> String? {
+        for _ in 0..<(seconds * 100) {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), text.hasSuffix("\n") { return text }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    @Test func aTimedOutCommandIsStoppedWithEverythingItStartedAndSaysSo() async throws {
+        #expect(FileManager.default.isReadableFile(atPath: "/proc/self/stat"), "the check below reads /proc")
+        let (store, dir) = try await Self.storeWithOneRetrieval(t0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A child that ignores SIGTERM, started in the background, and a shell that hangs.
+        let pidFile = dir + "/child.pid"
+        let command = "sh -c 'trap \"\" TERM; sleep 60' & echo $! > \(pidFile); sleep 60"
+        let lines = Lines()
+        let logger = Logger(label: "test") { label in
+            LineLogHandler(label: label, format: .text, level: .warning, write: { line in lines.value.withLock { $0.append(line) } })
+        }
+        let hook = CompletionHook(command: command, store: store, logger: logger, timeout: 1)
+        let t0 = self.t0
+        let started = ContinuousClock.now
+        #expect(try await hook.runPending(now: { t0 }) == 1)
+        #expect(ContinuousClock.now - started < .seconds(20))
+        let written = try #require(try await Self.contents(of: pidFile, within: 5))
+        let child = try #require(Int32(written.trimmingCharacters(in: .whitespacesAndNewlines)))
+        var gone = false
+        for _ in 0..<200 where !gone {
+            gone = Self.isGone(child)
+            if !gone { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(gone, "the child that ignored SIGTERM was killed with its group")
+        #expect(lines.value.withLock { $0 }.contains { $0.contains("timed out after 1 s") }, "the reason is logged")
+        #expect(try await store.pendingNotifications(limit: 10).first?.attempts == 1)
+    }
+
+    @Test func aShellThatIgnoresSIGTERMIsKilledAfterItsGrace() async throws {
+        let (store, dir) = try await Self.storeWithOneRetrieval(t0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let hook = CompletionHook(command: "trap '' TERM; while true; do sleep 1; done", store: store, logger: Logger(label: "test"),
+                                  timeout: 1)
+        let t0 = self.t0
+        let started = ContinuousClock.now
+        #expect(try await hook.runPending(now: { t0 }) == 1)
+        let took = ContinuousClock.now - started
+        #expect(took >= .seconds(5) && took < .seconds(15), "SIGTERM ignored, SIGKILL 5 s later (took \(took))")
+        #expect(try await store.pendingNotifications(limit: 10).first?.attempts == 1)
+    }
+
+    @Test func shutdownLetsTheCommandInHandFinishAndRecordsIt() async throws {
+        let (store, dir) = try await Self.storeWithOneRetrieval(t0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let startedFile = dir + "/started", log = dir + "/ran"
+        let hook = CompletionHook(command: "echo yes > \(startedFile); sleep 1; echo ran > \(log)", store: store,
+                                  logger: Logger(label: "test"), timeout: 30)
+        let t0 = self.t0
+        let loop = Task { try await hook.runPending(now: { t0 }) }
+        _ = try #require(try await Self.contents(of: startedFile, within: 10))
+        loop.cancel()  // graceful shutdown while the command runs
+        _ = try? await loop.value
+        #expect(try await Self.contents(of: log, within: 1) == "ran\n", "the command was not killed")
+        #expect(try await store.pendingNotifications(limit: 10).isEmpty, "and its exit 0 was recorded")
+    }
+
+    final class Lines: Sendable {
+        let value = Mutex<[String]>([])
     }
 }
