@@ -60,7 +60,8 @@ check() {
     python3 - stats.json "$1" <<'PY'
 import json, os, subprocess, sys
 from urllib.parse import urlparse, parse_qs
-stats, final = json.load(open(sys.argv[1])), sys.argv[2] == "final"
+stats, mode = json.load(open(sys.argv[1])), sys.argv[2]
+final = mode in ("final", "known")
 url = urlparse(os.environ["BOOKWATCH_DATABASE"])
 schema = parse_qs(url.query)["schema"][0]
 env = dict(os.environ, PGPASSWORD=url.password or "", PGOPTIONS=f"-c search_path={schema}")
@@ -94,13 +95,18 @@ unseen = expected - len(kept_keys) - superseded
 if results != len(keys): problems.append(f"{results} results stored for {len(keys)} retrievals")
 missing = [i for i in stats["acceptedRequestIDs"] if i not in inbox]
 if missing: problems.append(f"{len(missing)} deliveries answered 200 are not in the inbox")
-if unprocessed:
-    # KNOWN ISSUE (issue 14 session note): twice in six runs, the last one or two deliveries of the
-    # run stayed unclaimed (attempts 0, no claim) on both survivors while every retrieval was made
-    # once and every Book completed by polling. Reported with the rows, not failed, until it is
-    # understood; every other check above still fails the run.
+if unprocessed and mode != "known":
+    # Deliveries still being applied: the run waits for them (until its deadline).
+    problems.append(f"{unprocessed} inbox rows not processed yet")
+elif unprocessed:
+    # KNOWN ISSUE (docs/scaling.md, known limits): twice in six runs of an earlier version, the last
+    # one or two deliveries stayed unclaimed (attempts 0, no claim) on both survivors until the
+    # deadline, while every retrieval was made once and every Book completed by polling. At the
+    # deadline they are reported with the rows, not failed, until understood; every other check
+    # still fails the run. (Counted before the survivors finished, a run once showed 3 such rows
+    # that were processed a moment later: the run now waits for them first.)
     rows = query("SELECT id, event, book_uuid, book_pk, attempts, not_before, claimed_by, claim_expires_at FROM webhook_inbox WHERE processed_at IS NULL LIMIT 5")
-    if final: print(f"replica-test: KNOWN ISSUE: {unprocessed} inbox rows not processed: {rows}")
+    print(f"replica-test: KNOWN ISSUE: {unprocessed} inbox rows not processed at the deadline: {rows}")
 for t in stats["truth"]:
     s = states.get(t["uuid"])
     if t.get("deletedAt") is None and s != "complete": problems.append(f"{t['uuid']} is {s}")
@@ -123,7 +129,10 @@ PY
 }
 deadline=$((SECONDS + 300))
 until check progress > /dev/null 2>&1; do
-    if [ "$SECONDS" -ge "$deadline" ]; then check final || true; cp stats.json /tmp/replica-stats.json; echo "replica-test: 0 passed, 1 failed"; exit 1; fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        if check known; then echo "replica-test: 1 passed, 0 failed"; exit 0; fi
+        cp stats.json /tmp/replica-stats.json; echo "replica-test: 0 passed, 1 failed"; exit 1
+    fi
     sleep 2
 done
 check final
