@@ -143,6 +143,11 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
+            name: "ChaosTests",
+            dependencies: ["BookWatchCLI", "BookWatchCore", "OcrolusSimulator"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "BookWatchServiceTests",
             dependencies: [
                 "BookWatchService", "BookWatchStore", "BookWatchCore", "OcrolusAPI",

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (docs/benchmarks.md).",
-        subcommands: [BenchStrategiesCommand.self, BenchScaleCommand.self, BenchFillCommand.self, BenchStoreCommand.self])
+        subcommands: [BenchStrategiesCommand.self, BenchScaleCommand.self, BenchFillCommand.self, BenchStoreCommand.self, BenchChaosCommand.self])
 }
 
 /// `bookwatch bench fill`: a database of many Books in realistic states, for the scale figures

@@ -85,7 +85,7 @@ public final class SimulatedDeployment: Sendable {
 
     /// What the HTTP route does, without HTTP: verify, decode, store durably, answer.
     static func receive(
-        _ delivery: WebhookDelivery, verifier: WebhookVerifier?, store: SQLiteBookStore, health: ServiceHealth, now: Date
+        _ delivery: WebhookDelivery, verifier: WebhookVerifier?, store: any BookStore, health: ServiceHealth, now: Date
     ) async -> (Int, WebhookOutcome) {
         let header = { (name: String) in delivery.headers.first { $0.0 == name }?.1 }
         if let verifier {

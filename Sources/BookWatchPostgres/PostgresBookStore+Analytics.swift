@@ -30,7 +30,11 @@ extension PostgresBookStore {
     }
 
     public func nextJobDueAt() async throws -> Date? {
-        try await scalar("SELECT MIN(due_at) AS v FROM analytics_jobs WHERE state = 'pending'", as: Int64.self).map(Date.init(storageMillis:))
+        // As `claimAnalyticsJob` sees them: an untracked Book's job waits for `track`.
+        try await scalar("""
+            SELECT MIN(due_at) AS v FROM analytics_jobs j WHERE state = 'pending'
+            AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
+            """, as: Int64.self).map(Date.init(storageMillis:))
     }
 
     @discardableResult
@@ -92,6 +96,10 @@ extension PostgresBookStore {
 
     public func isUntracked(_ uuid: BookUUID) async throws -> Bool {
         try await scalar("SELECT 1::BIGINT AS v FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NOT NULL", as: Int64.self) != nil
+    }
+
+    public func inboxContains(requestID: String) async throws -> Bool {
+        try await scalar("SELECT 1::BIGINT AS v FROM webhook_inbox WHERE request_id = \(requestID)", as: Int64.self) != nil
     }
 
     /// The fence of a worker's write: locks the job row while it is still running under `claim`,

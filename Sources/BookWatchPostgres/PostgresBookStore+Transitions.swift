@@ -90,6 +90,14 @@ extension PostgresBookStore {
                     VALUES (\(key), \(g), 'pending', 0, \(t), \(t))
                     """
             case .finish(let state):
+                if state == .superseded {
+                    // A superseded generation keeps no results: fetched while the Book changed,
+                    // they may be the next generation's (which retrieves them).
+                    try await c.query("""
+                        DELETE FROM analytics_results WHERE book_uuid = \(key) AND generation = \(g) AND NOT EXISTS (
+                            SELECT 1 FROM analytics_jobs WHERE book_uuid = \(key) AND generation = \(g) AND state = 'complete')
+                        """, logger: logger)
+                }
                 query = """
                     UPDATE analytics_jobs SET state = \(state.rawValue), completed_at = \(t), lease_owner = NULL, lease_expires_at = NULL
                     WHERE book_uuid = \(key) AND generation = \(g) AND state NOT IN ('complete', 'failed', 'superseded')

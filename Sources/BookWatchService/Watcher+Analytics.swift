@@ -90,7 +90,7 @@ extension Watcher {
     }
 
     /// One attempt: a fresh view first when webhooks are not trusted, then every endpoint not
-    /// stored yet, each under the job's claim; the last one with the job's completion.
+    /// stored yet, each stored under the job's claim, then the view after, then the completion.
     private func attempt(_ job: ClaimedJob, log: Logger) async throws {
         if let reason = giveUpReason(job, errors: job.attempts, error: nil) {
             log.error("analytics failed for good", metadata: ["error": "\(reason)"])
@@ -104,11 +104,7 @@ extension Watcher {
         }
         let stored = try await store.storedEndpoints(job.bookUUID, generation: job.generation)
         let remaining = configuration.analytics.filter { !stored.contains($0.rawValue) }
-        guard !remaining.isEmpty else {
-            try await finish(job, with: [], log: log)
-            return
-        }
-        for (index, endpoint) in remaining.enumerated() {
+        for endpoint in remaining {
             let answer = try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .retrieval) {
                 try await self.renewLease(job)
             }
@@ -126,13 +122,36 @@ extension Watcher {
             case .ready(let body):
                 let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue,
                                              body: body, retrievedAt: clock.now())
-                if index == remaining.count - 1 {
-                    try await finish(job, with: [result], log: log)
-                } else {
-                    try await store.storeAnalyticsResult(result, claim: job.claim)
-                }
+                try await store.storeAnalyticsResult(result, claim: job.claim)
             }
         }
+        guard try await viewAfterAgrees(job, log: log) else { return }
+        try await finish(job, with: [], log: log)
+    }
+
+    /// The view after: a status answer asked after the last analytics 200 shows which documents
+    /// those analytics may cover. Applied like any answer, it supersedes the job when it shows a
+    /// document the generation did not have, and a superseded generation's results are deleted
+    /// with it: they may already be the next generation's (a document uploaded and processed
+    /// while the job waited, its webhook lost or not yet applied; found by the chaos search). The
+    /// generation completes (and is notified) only after this agrees; results are stored as they
+    /// come, so a failed view after costs a status call again, not the fetches. Answers whether
+    /// the job is still the generation's live one.
+    private func viewAfterAgrees(_ job: ClaimedJob, log: Logger) async throws -> Bool {
+        let asked = clock.now()
+        let after = try await client.bookStatus(uuid: job.bookUUID, priority: .retrieval)
+        recordPoll(.confirm)
+        var taken = options()
+        taken.snapshotTakenAt = after.requestedAt ?? asked
+        let outcome = try await store.apply(.snapshot(after.snapshot), to: job.bookUUID, at: clock.now(), options: taken)
+        if let outcome { await observeCoverage(outcome.actions) }
+        guard let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation else {
+            metrics.lateResult()
+            log.notice("analytics dropped: the Book changed while they were fetched; the next generation retrieves them",
+                       metadata: ["phase": "\(outcome?.machine.phase.rawValue ?? "untracked")"])
+            return false
+        }
+        return true
     }
 
     /// How long a job waits after a 425: an eighth of its age, between 2 s and `cap`, with a

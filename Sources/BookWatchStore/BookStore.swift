@@ -46,6 +46,10 @@ public protocol BookStore: Sendable {
     /// `track` does.
     func isUntracked(_ uuid: BookUUID) async throws -> Bool
 
+    /// Whether a delivery with this request id is in the inbox (processed or not, until pruned):
+    /// every delivery answered 200 must be.
+    func inboxContains(requestID: String) async throws -> Bool
+
     /// The stored analytics results of a Book, newest generation first.
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult]
 

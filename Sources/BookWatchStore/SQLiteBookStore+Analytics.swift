@@ -2,6 +2,13 @@ import BookWatchCore
 import Foundation
 import GRDB
 
+/// One analytics job as `jobHistory` reads it.
+package struct JobHistoryRow: Sendable, Equatable {
+    package var generation: Int
+    package var state: String
+    package var lastError: String?
+}
+
 extension SQLiteBookStore {
     public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
         try await write { db in
@@ -33,6 +40,22 @@ extension SQLiteBookStore {
     public func isUntracked(_ uuid: BookUUID) async throws -> Bool {
         try await read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM books WHERE uuid = ? AND untracked_at IS NOT NULL", arguments: [uuid.rawValue]) ?? false
+        }
+    }
+
+    /// A Book's analytics jobs, oldest generation first (the chaos search's liveness check reads
+    /// how each generation ended).
+    package func jobHistory(_ uuid: BookUUID) async throws -> [JobHistoryRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT generation, state, last_error FROM analytics_jobs WHERE book_uuid = ? ORDER BY generation",
+                             arguments: [uuid.rawValue])
+                .map { JobHistoryRow(generation: $0["generation"], state: $0["state"], lastError: $0["last_error"]) }
+        }
+    }
+
+    public func inboxContains(requestID: String) async throws -> Bool {
+        try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM webhook_inbox WHERE request_id = ?", arguments: [requestID]) ?? false
         }
     }
 

@@ -102,6 +102,16 @@ extension SQLiteBookStore {
                         """,
                     arguments: [key, generation, nowMillis, nowMillis])
             case .finish(let state):
+                if state == .superseded {
+                    // A superseded generation keeps no results: fetched while the Book changed,
+                    // they may be the next generation's (which retrieves them).
+                    try db.execute(
+                        sql: """
+                            DELETE FROM analytics_results WHERE book_uuid = ? AND generation = ? AND NOT EXISTS (
+                                SELECT 1 FROM analytics_jobs WHERE book_uuid = ? AND generation = ? AND state = 'complete')
+                            """,
+                        arguments: [key, generation, key, generation])
+                }
                 try Self.setJobState(db, key, generation, state, now: nowMillis)
             case .expedite:
                 try db.execute(

@@ -253,7 +253,11 @@ extension SQLiteBookStore {
     /// The earliest due time of a pending job, if any.
     public func nextJobDueAt() async throws -> Date? {
         try await read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM analytics_jobs WHERE state = 'pending'").map(Date.init(storageMillis:))
+            // As `claimAnalyticsJob` sees them: an untracked Book's job waits for `track`.
+            try Int64.fetchOne(db, sql: """
+                SELECT MIN(due_at) FROM analytics_jobs j WHERE state = 'pending'
+                AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
+                """).map(Date.init(storageMillis:))
         }
     }
 

@@ -21,6 +21,11 @@ public final class SQLiteBookStore: BookStore {
     /// How many transactions are running now: a virtual clock advances only when none is (the
     /// database works on threads of its own, which the clock's driver cannot otherwise see).
     public let activity = StoreActivity()
+    /// Runs each transaction on the calling thread instead of awaiting GRDB's queue: for the
+    /// deterministic simulation only, where one chain of work runs at a time and a blocked
+    /// cooperative thread costs nothing (it saves two thread hops per transaction). Never in
+    /// `serve`: it would block the cooperative pool while SQLite waits for a lock.
+    let inline: Bool
 
     /// Opens (creating when missing) the database at `path` and applies pending migrations.
     ///
@@ -30,9 +35,11 @@ public final class SQLiteBookStore: BookStore {
         path: String,
         schedule: PollSchedule = PollSchedule(),
         busyTimeout: TimeInterval = 5,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        inline: Bool = false
     ) throws(StoreError) {
         self.path = path
+        self.inline = inline
         self.schedule = schedule
         self.random = random
         try Self.checkLocation(path)
@@ -117,18 +124,24 @@ public final class SQLiteBookStore: BookStore {
         activity.begin()
         defer { activity.end() }
         do {
-            return try await pool.write(body)
+            return inline ? try Self.writeHere(pool, body) : try await pool.write(body)
         } catch let error as DatabaseError {
             throw Self.storeError(error, path: path)
         }
     }
+
+    /// GRDB's blocking `write`, on the caller's thread (`inline`).
+    private static func writeHere<T>(_ pool: DatabasePool, _ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+
+    /// GRDB's blocking `read`, on the caller's thread (`inline`).
+    private static func readHere<T>(_ pool: DatabasePool, _ body: (Database) throws -> T) throws -> T { try pool.read(body) }
 
     /// Runs a read transaction, mapping database errors.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         activity.begin()
         defer { activity.end() }
         do {
-            return try await pool.read(body)
+            return inline ? try Self.readHere(pool, body) : try await pool.read(body)
         } catch let error as DatabaseError {
             throw Self.storeError(error, path: path)
         }

@@ -143,8 +143,10 @@ public final class OcrolusClient: OcrolusAPIClient {
     ) async throws -> (IncomingResponse, Date) {
         var refreshed = false
         while true {
-            let waited = try await limiter.acquire(priority)
+            // The token first: a grant taken before a token fetch (itself a limited call) would
+            // send its request later, bunched with the next grants (found by the chaos search).
             let token = try await tokens.token()
+            let waited = try await limiter.acquire(priority)
             try await beforeSend()
             let request = OutgoingRequest(
                 method: "GET", url: configuration.apiBaseURL + path,

@@ -61,6 +61,12 @@ public final class RateLimiter: Sendable {
     /// Calls granted so far.
     public var grantedCount: Int { state.withLock { $0.granted } }
 
+    /// Waiters parked until they become head (not sleeping on the clock): a deterministic
+    /// scheduler counts them as blocked.
+    public var parkedCount: Int {
+        state.withLock { state in state.queues.reduce(0) { $0 + $1.filter { $0.parked != nil }.count } }
+    }
+
     /// Calls waiting now, by priority.
     public var waiting: [RequestPriority: Int] {
         state.withLock { state in

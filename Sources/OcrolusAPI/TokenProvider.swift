@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// OAuth2 client-credentials tokens for the Ocrolus API: cached, refreshed at half their
 /// lifetime (Ocrolus suggests every 12 h for 24 h tokens) and when a 401 says so, with at most one
@@ -29,7 +30,17 @@ public actor TokenProvider {
     private let clock: any WallClock
     private let logger: Logger
     private var cached: CachedToken?
-    private var refreshing: Task<CachedToken, any Error>?
+    /// Whether a caller is fetching a token now; the others wait in `waiters` for its result.
+    private var fetching = false
+    private var waiters: [CheckedContinuation<Wake, Never>] = []
+    private enum Wake {
+        case done(Result<CachedToken, any Error>)
+        /// The fetching caller was cancelled: try again yourself.
+        case retry
+    }
+    /// Callers waiting for a fetch another caller makes: a deterministic scheduler counts them as
+    /// blocked (the fetching caller itself waits in the limiter or the transport).
+    public nonisolated let waitingCount = Atomic<Int>(0)
     /// Tokens fetched so far (for tests and metrics).
     public private(set) var fetchCount = 0
 
@@ -56,19 +67,34 @@ public actor TokenProvider {
         if cached?.value == token { cached = nil }
     }
 
+    /// One fetch at a time, made by the first caller in its own task (so its waits are its
+    /// own); later callers wait for its result.
     private func refresh() async throws -> CachedToken {
-        if let refreshing { return try await refreshing.value }
-        let task = Task { try await self.fetch() }
-        refreshing = task
-        do {
-            let token = try await task.value
-            cached = token
-            refreshing = nil
-            return token
-        } catch {
-            refreshing = nil
-            throw error
+        while fetching {
+            let wake = await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
+                waiters.append(continuation)
+                waitingCount.add(1, ordering: .relaxed)
+            }
+            switch wake {
+            case .done(let result): return try result.get()
+            case .retry: try Task.checkCancellation()
+            }
         }
+        fetching = true
+        let result: Result<CachedToken, any Error>
+        do {
+            result = .success(try await fetch())
+        } catch {
+            result = .failure(error)
+        }
+        fetching = false
+        if case .success(let token) = result { cached = token }
+        let woken = waiters
+        waiters = []
+        waitingCount.subtract(woken.count, ordering: .relaxed)
+        let cancelled = if case .failure(let error) = result { error is CancellationError } else { false }
+        for waiter in woken { waiter.resume(returning: cancelled ? .retry : .done(result)) }
+        return try result.get()
     }
 
     private func fetch() async throws -> CachedToken {

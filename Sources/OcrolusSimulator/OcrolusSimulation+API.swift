@@ -133,6 +133,8 @@ extension OcrolusSimulation {
         }
         let bookStatus = book.bookStatus(at: now)
         if bookStatus == .verified { counters.statusCallsWhileFinished += 1 }
+        var statusWord = bookStatus == .verified && book.saysBookComplete ? "BOOK_COMPLETE" : bookStatus.rawValue
+        if bookStatus == .verifying, faults.earlyVerified > 0, rng.chance(faults.earlyVerified) { statusWord = "VERIFIED" }
         let docs: [[String: Any]] = book.documentStatuses(at: now).map { document, status in
             var item: [String: Any] = [
                 "pk": document.pk, "uuid": document.uuid, "name": document.name, "pages": 5, "status": status.rawValue,
@@ -145,7 +147,7 @@ extension OcrolusSimulation {
             "status": 200, "message": "OK",
             "response": [
                 "pk": book.pk, "id": book.pk, "uuid": book.uuid.rawValue, "name": book.name,
-                "book_status": bookStatus.rawValue, "docs": docs, "mixed_docs": [Any](),
+                "book_status": statusWord, "docs": docs, "mixed_docs": [Any](),
             ] as [String: Any],
         ])
     }

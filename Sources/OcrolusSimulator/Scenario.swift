@@ -38,6 +38,8 @@ public struct SimBook: Sendable {
     public let flavour: WebhookFlavour
     /// How a deleted Book answers a status call: 200 with DELETED, or an error with code 1401.
     public let deletedAnswersWithStatus: Bool
+    /// The older word for a finished Book: its status answers say `BOOK_COMPLETE`, not `VERIFIED`.
+    public var saysBookComplete = false
 
     public func isDeleted(at t: Double) -> Bool { deletedAt.map { t >= $0 } ?? false }
 
@@ -77,6 +79,29 @@ public struct SimBook: Sendable {
 public struct Scenario: Sendable {
     public let books: [SimBook]
 
+    /// Every VERIFIED episode of a Book's documents, in order: each begins when the last
+    /// unfinished document uploaded by then finishes, and ends at the next upload. An episode
+    /// that begins when a declared generation does keeps its analytics delay; others (early
+    /// documents finished before later ones were uploaded) take the first generation's.
+    static func episodes(
+        of documents: [SimDocument], declared: [(verifiedAt: Double, analyticsReadyAt: Double)]
+    ) -> [(verifiedAt: Double, analyticsReadyAt: Double)] {
+        let firstDelay = declared.first.map { $0.analyticsReadyAt - $0.verifiedAt } ?? 0
+        let moments = Set(documents.flatMap { [$0.uploadAt, $0.finishAt] }).sorted()
+        var episodes: [(verifiedAt: Double, analyticsReadyAt: Double)] = []
+        var verified = false
+        for t in moments {
+            let uploaded = documents.filter { $0.uploadAt <= t }
+            let now = !uploaded.isEmpty && uploaded.allSatisfy { $0.finishAt <= t }
+            if now && !verified {
+                let delay = declared.first { $0.verifiedAt == t }.map { $0.analyticsReadyAt - $0.verifiedAt } ?? firstDelay
+                episodes.append((verifiedAt: t, analyticsReadyAt: t + delay))
+            }
+            verified = now
+        }
+        return episodes
+    }
+
     public init(config: SimulationConfig) {
         var rng = SeededRandom(seed: config.seed)
         var books: [SimBook] = []
@@ -100,12 +125,21 @@ public struct Scenario: Sendable {
             }
             let firstVerified = documents.map(\.finishAt).max() ?? createdAt
             var generations = [(verifiedAt: firstVerified, analyticsReadyAt: firstVerified + rng.uniform(config.analyticsDelay))]
-            if rng.chance(config.reopenFraction) {
-                let reopenAt = firstVerified + rng.uniform(config.reopenAfter)
+            // Each reopen adds one Document some time after the previous generation finished
+            // (with a short `reopenAfter`, while its analytics are still 425).
+            var lastVerified = firstVerified
+            for _ in 0..<max(config.maxReopens, 0) {
+                guard rng.chance(config.reopenFraction) else { break }
+                let reopenAt = lastVerified + rng.uniform(config.reopenAfter)
                 let added = makeDocument(uploadAt: reopenAt, number: documents.count + 1)
                 documents.append(added)
                 generations.append((verifiedAt: added.finishAt, analyticsReadyAt: added.finishAt + rng.uniform(config.analyticsDelay)))
+                lastVerified = added.finishAt
             }
+            // The truth is what the status endpoint shows: a Book is VERIFIED whenever every
+            // Document uploaded so far has finished, so an early Document finishing before a
+            // later one is uploaded makes a VERIFIED episode of its own (a generation).
+            generations = Self.episodes(of: documents, declared: generations)
             var deletedAt: Double?
             if rng.chance(config.deleteFraction) {
                 // Deleted while processing or some time after finishing.
@@ -113,10 +147,13 @@ public struct Scenario: Sendable {
             }
             let flavour: WebhookFlavour = config.flavour == .mixed ? (rng.chance(0.5) ? .org : .account) : config.flavour
             let uuid = BookUUID(rng.uuid()) ?? BookUUID("00000000-0000-4000-8000-000000000000")!  // rng.uuid() is well-formed
-            books.append(SimBook(
+            var book = SimBook(
                 index: index, pk: 71_400_000 + index, uuid: uuid, name: "Application #\(10_000 + index)",
                 createdAt: createdAt, documents: documents, generations: generations, deletedAt: deletedAt,
-                flavour: flavour, deletedAnswersWithStatus: rng.chance(0.5)))
+                flavour: flavour, deletedAnswersWithStatus: rng.chance(0.5))
+            // Drawn only when asked for, so existing seeds keep their scenarios.
+            if config.bookCompleteFraction > 0 { book.saysBookComplete = rng.chance(config.bookCompleteFraction) }
+            books.append(book)
         }
         self.books = books
     }

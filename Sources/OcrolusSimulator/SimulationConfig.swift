@@ -38,6 +38,9 @@ public struct FaultConfig: Sendable, Codable, Equatable {
     public var answerDelayStatusOnly = false
     /// Latency added to every API answer in server mode (seconds of real time).
     public var latency: TimeInterval = 0
+    /// Status answers about a Book still processing that say `VERIFIED` anyway (an inconsistent
+    /// snapshot: a Document still in progress), as Ocrolus's own views sometimes lag.
+    public var earlyVerified: Double = 0
     /// An enforced organisation-wide rate limit answering 429 (nil: none).
     public var rateLimit: Double? = nil
     public var rateBurst: Double = 25
@@ -83,6 +86,10 @@ public struct SimulationConfig: Sendable {
     /// Books that get a new document some time after VERIFIED.
     public var reopenFraction = 0.15
     public var reopenAfter: ClosedRange<Double> = 300...3600
+    /// At most this many reopens per Book (each with `reopenFraction`'s chance after the last).
+    public var maxReopens = 1
+    /// Books whose status answers use the older `BOOK_COMPLETE` for a finished Book.
+    public var bookCompleteFraction = 0.0
     /// Books deleted at some point.
     public var deleteFraction = 0.05
     /// Lifetime of issued tokens (virtual seconds).

@@ -131,8 +131,57 @@ import Testing
         let job = try #require(try await h.store.book(Self.uuid)?.analytics)
         #expect(job.dueAt == clock.now() && job.attempts == 0)
         #expect(try await watcher.runAnalytics() == 1)
-        #expect(api.calls == (status: 1, analytics: 1))
+        #expect(api.calls == (status: 2, analytics: 1))  // the confirming poll, then the view after
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+    }
+
+    // MARK: the view after a retrieval (found by the chaos search)
+
+    /// Two documents, both finished: what the Book shows after a second one was uploaded and
+    /// processed while the job waited (its webhook lost).
+    static let grown = BookSnapshot.present(pk: 1, status: .verified, documents: [
+        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .verificationComplete),
+        DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .verificationComplete)])
+
+    @Test func analyticsFetchedWhileTheBookGrewAreDroppedAndTheNextGenerationRetrievesThemOnce() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.grown)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.runAnalytics(limit: 1) == 1)
+        // The view after shows a document generation 1 did not have: superseded, nothing kept.
+        let record = try #require(try await h.store.book(Self.uuid))
+        #expect(record.machine.generation == 2 && record.machine.phase == .retrieving)
+        #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).isEmpty)
+        #expect(try await h.store.pendingNotifications(limit: 10).isEmpty)
+        // Generation 2 retrieves once, its view after agreeing.
+        #expect(try await watcher.runAnalytics(limit: 1) == 1)
+        #expect(api.calls == (status: 2, analytics: 2))
+        let results = try await h.store.analyticsResults(for: Self.uuid, endpoint: nil)
+        #expect(results.map(\.generation) == [2])
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        #expect(try await h.store.pendingNotifications(limit: 10).map(\.generation) == [2])
+    }
+
+    @Test func aFailedViewAfterKeepsTheResultsAndCostsOnlyAStatusCallAgain() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let unavailable = OcrolusError(.transient, endpoint: "book_status", httpStatus: 503, message: "unavailable")
+        let api = API(clock: clock, status: [.error(unavailable), .snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.runAnalytics() == 1)
+        #expect(api.calls == (status: 1, analytics: 1))
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .retrieving)
+        #expect(try await h.store.pendingNotifications(limit: 10).isEmpty)
+        clock.advance(by: 5)  // the error's backoff; the view is still fresh (no confirming poll first)
+        #expect(try await watcher.runAnalytics() == 1)
+        #expect(api.calls == (status: 2, analytics: 1))  // the view after again; the fetch is kept
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).count == 1)
     }
 
     // MARK: 4. 425 is waiting, not failing; a ready event releases the job

@@ -58,7 +58,7 @@ import Testing
         #expect(watcher.stats.polls[.confirm] == 1)
         await clock.advance(by: 20)
         #expect(try await watcher.runAnalytics() == 1)
-        #expect(api.calls.withLock { $0 } == (status: 1, analytics: 1))
+        #expect(api.calls.withLock { $0 } == (status: 2, analytics: 1))  // the confirming poll, then the view after
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
     }
 

@@ -271,6 +271,8 @@ import Testing
             let outcomes = try await store.appendToInbox(batch: (0..<30).map { F.delivery("r\($0)") })
             #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
             #expect(try await store.appendToInbox(F.delivery("r7")) == .duplicate)
+            #expect(try await store.inboxContains(requestID: "r29"))
+            #expect(try await !store.inboxContains(requestID: "r30"))
             let claimed = try await withThrowingTaskGroup(of: [StoredDelivery].self) { group in
                 for worker in 0..<3 {
                     group.addTask { try await store.claimInbox(owner: "w\(worker)", now: F.t0, limit: 16, lease: 120) }
@@ -487,6 +489,20 @@ import Testing
             #expect(back.machine.phase == .complete && back.machine.generation == 1)
             #expect(try await store.isUntracked(F.uuid) == false)
             #expect(try await store.book(F.uuid)?.pendingPollReason == .operator)
+        }
+    }
+
+    /// Found by the chaos search: an untracked Book's open job is not claimable, so it must not
+    /// count as due either (a virtual-time driver jumping to the next due moment would spin).
+    @Test(arguments: StoreKind.available)
+    func anUntrackedBooksOpenJobIsNotDue(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            #expect(try await store.nextJobDueAt() != nil)
+            _ = try await store.apply(.command(.untrack), to: F.uuid, at: F.t0.plus(2), options: .init())
+            #expect(try await store.nextJobDueAt() == nil)
+            #expect(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(100_000), lease: 60) == nil)
         }
     }
 

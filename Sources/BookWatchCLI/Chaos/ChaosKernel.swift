@@ -1,0 +1,239 @@
+import BookWatchCore
+import Foundation
+import OcrolusAPI
+import Synchronization
+
+/// The one place a chaos run's concurrent work waits: virtual time (with a per-replica offset,
+/// so one replica's clock can step), sleepers, API calls parked until the scheduler answers
+/// them, and the chains of work (`Watcher` steps) running per replica.
+///
+/// The run is deterministic because at most one chain runs at a time: the scheduler starts or
+/// wakes one, then waits until every live chain is blocked again (`settle`), counting what can
+/// block a chain: a sleep on this clock, a parked call, a rate-limiter wait. A chain does one
+/// unit of work (the chaos watchers run with concurrency 1), so it has one leaf at a time.
+final class ChaosKernel: Sendable {
+    /// A call the scheduler has not answered yet. `arrived` holds the simulator's answer once the
+    /// request has reached it (the view taken then, whatever happens before it is returned).
+    struct Call {
+        let id: UInt64
+        let replica: Int
+        let request: OutgoingRequest
+        let sentAt: Date
+        var arrived: IncomingResponse?
+        let continuation: CheckedContinuation<IncomingResponse, any Error>
+    }
+
+    struct Chain {
+        let replica: Int
+        let kind: ChainKind
+        var task: Task<Void, Never>?
+    }
+
+    private struct State {
+        var nextID: UInt64 = 0
+        var calls: [Call] = []
+        var chains: [UInt64: Chain] = [:]
+        var offsets: [Int: TimeInterval] = [:]
+        var dead: Set<Int> = []
+    }
+
+    private let state: Mutex<State>
+    /// Each replica's current limiter and token provider (an earlier incarnation's chains are
+    /// gone before the next one starts).
+    private let waits = Mutex<[Int: (RateLimiter, TokenProvider)]>([:])
+
+    /// Global (Ocrolus's) time; a replica's clock is a view of it with an offset.
+    let clock: ManualClock
+
+    init(start: Date) {
+        clock = ManualClock(start: start)
+        state = Mutex(State())
+    }
+
+    // MARK: time
+
+    /// Global (Ocrolus's) time.
+    var now: Date { clock.now() }
+
+    /// A replica's wall clock: global time plus its offset.
+    func now(replica: Int) -> Date { clock.now().addingTimeInterval(offset(replica: replica)) }
+
+    func offset(replica: Int) -> TimeInterval { state.withLock { $0.offsets[replica] ?? 0 } }
+
+    /// Steps a replica's clock (a relative sleep already begun keeps its length, as on a real
+    /// machine whose wall clock is stepped).
+    func step(replica: Int, by seconds: TimeInterval) { state.withLock { $0.offsets[replica, default: 0] += seconds } }
+
+    /// Sleeps until `deadline` of `replica`'s clock (`nil`: global time).
+    func sleep(replica: Int?, until deadline: Date) async throws {
+        try await clock.sleep(until: deadline.addingTimeInterval(-(replica.map(offset(replica:)) ?? 0)))
+    }
+
+    /// The earliest sleeper's deadline (global time).
+    var nextWakeUp: Date? { clock.nextDeadline }
+
+    /// Moves global time forward (never back), waking every sleeper whose deadline has come.
+    func advance(to date: Date) { clock.advance(to: date) }
+
+    // MARK: calls
+
+    /// Parks an API call until the scheduler answers or fails it; a dead replica's call fails at once.
+    func park(replica: Int, request: OutgoingRequest) async throws -> IncomingResponse {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<IncomingResponse, any Error>) in
+                let refused: Bool = state.withLock { state in
+                    if Task.isCancelled || state.dead.contains(replica) { return true }
+                    state.calls.append(Call(id: id, replica: replica, request: request, sentAt: clock.now(), continuation: continuation))
+                    return false
+                }
+                if refused { continuation.resume(throwing: ChaosNetworkError.connectionRefused) }
+            }
+        } onCancel: {
+            let call = state.withLock { state -> Call? in
+                guard let index = state.calls.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.calls.remove(at: index)
+            }
+            call?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// The calls parked now, oldest first.
+    var calls: [Call] { state.withLock { $0.calls } }
+
+    /// Records the simulator's answer of a parked call (it reached Ocrolus; not yet returned).
+    func arrive(_ id: UInt64, _ response: IncomingResponse) {
+        state.withLock { state in
+            if let index = state.calls.firstIndex(where: { $0.id == id }) { state.calls[index].arrived = response }
+        }
+    }
+
+    /// Returns a parked call's answer (or throws `error` into it).
+    func finish(_ id: UInt64, with result: Result<IncomingResponse, any Error>) {
+        let call = state.withLock { state -> Call? in
+            guard let index = state.calls.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.calls.remove(at: index)
+        }
+        call?.continuation.resume(with: result)
+    }
+
+    // MARK: replicas and chains
+
+    /// Marks a replica dead: its parked calls fail, and later ones are refused.
+    func kill(replica: Int) {
+        let failed = state.withLock { state -> [Call] in
+            state.dead.insert(replica)
+            let mine = state.calls.filter { $0.replica == replica }
+            state.calls.removeAll { $0.replica == replica }
+            return mine
+        }
+        for call in failed { call.continuation.resume(throwing: ChaosNetworkError.connectionRefused) }
+    }
+
+    func revive(replica: Int) { state.withLock { _ = $0.dead.remove(replica) } }
+
+    func isDead(replica: Int) -> Bool { state.withLock { $0.dead.contains(replica) } }
+
+    /// The limiter and token provider of a replica's incarnation: their waiters count as blocked.
+    func register(replica: Int, _ limiter: RateLimiter, _ tokens: TokenProvider) { waits.withLock { $0[replica] = (limiter, tokens) } }
+
+    /// Starts a chain of work for `replica`; it runs until it blocks or ends.
+    func start(replica: Int, kind: ChainKind, _ body: @escaping @Sendable () async -> Void) {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            state.chains[state.nextID] = Chain(replica: replica, kind: kind)
+            return state.nextID
+        }
+        let task = Task {
+            await body()
+            _ = self.state.withLock { $0.chains.removeValue(forKey: id) }
+        }
+        state.withLock { state in state.chains[id]?.task = task }
+    }
+
+    /// The kinds of chain alive for a replica.
+    func chainKinds(replica: Int) -> Set<ChainKind> {
+        state.withLock { Set($0.chains.values.filter { $0.replica == replica }.map(\.kind)) }
+    }
+
+    func hasChains(replica: Int) -> Bool { state.withLock { $0.chains.values.contains { $0.replica == replica } } }
+
+    /// Cancels a replica's chains (a kill or a shutdown).
+    func cancelChains(replica: Int) {
+        let tasks = state.withLock { $0.chains.values.filter { $0.replica == replica }.compactMap(\.task) }
+        for task in tasks { task.cancel() }
+    }
+
+    /// Chains neither sleeping, nor parked in a call, nor waiting in a limiter: running.
+    var running: Int {
+        let parked = waits.withLock { waits in
+            var parked = 0
+            for (limiter, tokens) in waits.values { parked += limiter.parkedCount + tokens.waitingCount.load(ordering: .relaxed) }
+            return parked
+        }
+        let sleeping = clock.sleeperCount
+        return state.withLock { $0.chains.count - $0.calls.count } - sleeping - parked
+    }
+
+    /// Waits until no chain runs. Throws `ChaosStuck` when one keeps running for `patience`
+    /// seconds of real time (a deadlock, or a wait the kernel cannot see).
+    func settle(patience: TimeInterval = 20) async throws {
+        var spins = 0
+        let started = ContinuousClock.now
+        while running > 0 {
+            spins += 1
+            if spins < 2_000 {
+                await Task.yield()
+            } else {
+                try? await Task.sleep(for: .microseconds(50))
+                if spins % 1000 == 0, (ContinuousClock.now - started).inSeconds > patience {
+                    throw ChaosStuck(detail: describeChains())
+                }
+            }
+        }
+    }
+
+    func describeChains() -> String {
+        state.withLock { state in
+            let chains = state.chains.values.map { "r\($0.replica):\($0.kind.rawValue)" }.sorted().joined(separator: ",")
+            return "chains [\(chains)], sleepers \(clock.sleeperCount), calls \(state.calls.count)"
+        }
+    }
+}
+
+/// The units of work a replica runs, as `serve`'s loops do (one of each kind at a time).
+enum ChainKind: String, Sendable, CaseIterable, Hashable {
+    case inbox, polls, analytics, housekeeping, resume
+}
+
+enum ChaosNetworkError: Error, CustomStringConvertible {
+    case connectionRefused
+    case timedOut
+    var description: String { self == .timedOut ? "request timed out" : "connection refused" }
+}
+
+struct ChaosStuck: Error, CustomStringConvertible {
+    var detail: String
+    var description: String { "a chain never blocked or ended: \(detail)" }
+}
+
+/// A replica's view of the kernel's time.
+struct ChaosClock: WallClock {
+    let kernel: ChaosKernel
+    /// nil: global time (the simulator's).
+    let replica: Int?
+    func now() -> Date { replica.map { kernel.now(replica: $0) } ?? kernel.now }
+    func sleep(until deadline: Date) async throws { try await kernel.sleep(replica: replica, until: deadline) }
+}
+
+/// A replica's API transport: every call parks in the kernel.
+struct ChaosTransport: HTTPTransport {
+    let kernel: ChaosKernel
+    let replica: Int
+    func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
+        try await kernel.park(replica: replica, request: request)
+    }
+}

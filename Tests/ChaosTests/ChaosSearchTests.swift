@@ -1,0 +1,77 @@
+@testable import BookWatchCLI
+import BookWatchCore
+import Foundation
+@testable import OcrolusSimulator
+import Testing
+
+/// The deterministic simulation search (docs/testing.md): a fixed set of seeds must keep every
+/// invariant, the seeds that once found a bug stay in the set, and a seed replays exactly.
+@Suite struct ChaosSearchTests {
+    /// Seeds that found a bug, each with the fix it guards (docs/testing.md has the list).
+    static let regressionSeeds: [UInt64] = [3, 9, 4]
+
+    /// The CI set: the regression seeds and a sweep, each searched for `steps` then drained.
+    static let sweep: [UInt64] = Array(100..<112)
+    static let steps = 400
+
+    @Test func theCISetKeepsEveryInvariant() async throws {
+        let seeds = Self.regressionSeeds + Self.sweep
+        var failures: [String] = []
+        let report = try await ChaosSearch.run(seeds: seeds, steps: Self.steps, replicas: 2) { outcome in
+            if let violation = outcome.violation {
+                failures.append("\(outcome.replay): \(violation)\n" + violation.trace.joined(separator: "\n"))
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
+        #expect(report.searched == seeds.count)
+        // The search did something worth the time: calls answered late, replicas killed at a
+        // store boundary, webhooks delivered, and a fair part of the machine's transitions.
+        #expect((report.counts["call: late answer"] ?? 0) > 0)
+        #expect((report.counts["fault: killed at a store boundary"] ?? 0) > 0)
+        #expect((report.counts["webhook: answered 200"] ?? 0) > 0)
+        #expect(report.transitions.count >= 30)
+    }
+
+    @Test func aSeedReplaysExactly() async throws {
+        let first = try await ChaosSearch.run(seeds: [7], steps: 300, replicas: 2)
+        let second = try await ChaosSearch.run(seeds: [7], steps: 300, replicas: 2)
+        #expect(first.counts == second.counts)
+        #expect(first.transitions == second.transitions)
+        #expect(first.virtualSeconds == second.virtualSeconds && first.drainSteps == second.drainSteps)
+    }
+
+    @Test func aFailingSeedPrintsTheLineThatReplaysIt() {
+        let world = ChaosWorld(seed: 42, replicas: 3)
+        #expect(world.replay(steps: 700) == "bookwatch bench chaos --seed 42 --steps 700 --replicas 3")
+        // The same seed draws the same world.
+        #expect(ChaosWorld(seed: 42, replicas: 3).summary == world.summary)
+        #expect(ChaosWorld(seed: 43, replicas: 3).summary != world.summary)
+    }
+
+    @Test func theRateCheckAllowsABurstThenTheRate() {
+        var check = GCRACheck(rate: 2, burst: 3)
+        let admitted = [0, 0, 0, 0.1, 0.5].map { check.admit($0) }
+        #expect(admitted == [true, true, true, false, true])
+        check.reset()
+        let afterReset = [0.6, 0.6].map { check.admit($0) }
+        #expect(afterReset == [true, true])
+    }
+
+    @Test func theGenerationIsReadFromTheAnalyticsBody() {
+        let body = Array(#"{"status": 200, "response": {"generation": 3, "endpoint": "summary"}}"#.utf8)
+        #expect(ChaosRun.ocrolusGeneration(body) == 3)
+        #expect(ChaosRun.ocrolusGeneration(Array("<html>".utf8)) == nil)
+    }
+
+    /// The simulator's truth: an early document finished before a later one was uploaded is a
+    /// VERIFIED episode (a generation) of its own, as the status endpoint shows it.
+    @Test func everyVerifiedEpisodeIsAGeneration() {
+        let early = SimDocument(pk: 1, uuid: "a", name: "a", uploadAt: 0, classifyAt: 1, finishAt: 2, outcome: .verificationComplete)
+        let late = SimDocument(pk: 2, uuid: "b", name: "b", uploadAt: 10, classifyAt: 11, finishAt: 20, outcome: .verificationComplete)
+        let episodes = Scenario.episodes(of: [early, late], declared: [(verifiedAt: 20, analyticsReadyAt: 25)])
+        #expect(episodes.map(\.verifiedAt) == [2, 20])
+        #expect(episodes.map(\.analyticsReadyAt) == [7, 25])
+        let overlapping = SimDocument(pk: 3, uuid: "c", name: "c", uploadAt: 1, classifyAt: 5, finishAt: 30, outcome: .rejected)
+        #expect(Scenario.episodes(of: [early, overlapping], declared: [(verifiedAt: 30, analyticsReadyAt: 31)]).map(\.verifiedAt) == [30])
+    }
+}
