@@ -90,14 +90,6 @@ extension PostgresBookStore {
                     VALUES (\(key), \(g), 'pending', 0, \(t), \(t))
                     """
             case .finish(let state):
-                if state == .superseded {
-                    // A superseded generation keeps no results: fetched while the Book changed,
-                    // they may be the next generation's (which retrieves them).
-                    try await c.query("""
-                        DELETE FROM analytics_results WHERE book_uuid = \(key) AND generation = \(g) AND NOT EXISTS (
-                            SELECT 1 FROM analytics_jobs WHERE book_uuid = \(key) AND generation = \(g) AND state = 'complete')
-                        """, logger: logger)
-                }
                 query = """
                     UPDATE analytics_jobs SET state = \(state.rawValue), completed_at = \(t), lease_owner = NULL, lease_expires_at = NULL
                     WHERE book_uuid = \(key) AND generation = \(g) AND state NOT IN ('complete', 'failed', 'superseded')
@@ -133,6 +125,13 @@ extension PostgresBookStore {
                     """
             }
             try await c.query(query, logger: logger)
+            if change == .finish(.superseded), m.generation > g {
+                // Superseded by a reopen, a generation keeps no results: fetched while the Book
+                // changed, they may be the next generation's (which retrieves them). After the
+                // job's update: that waits for a worker's fenced insert in flight, which this
+                // statement then sees. (Superseded by a deletion, they are the last: kept.)
+                try await c.query("DELETE FROM analytics_results WHERE book_uuid = \(key) AND generation = \(g)", logger: logger)
+            }
         }
         for g in plan.notify {
             try await c.query(

@@ -102,17 +102,14 @@ extension SQLiteBookStore {
                         """,
                     arguments: [key, generation, nowMillis, nowMillis])
             case .finish(let state):
-                if state == .superseded {
-                    // A superseded generation keeps no results: fetched while the Book changed,
-                    // they may be the next generation's (which retrieves them).
-                    try db.execute(
-                        sql: """
-                            DELETE FROM analytics_results WHERE book_uuid = ? AND generation = ? AND NOT EXISTS (
-                                SELECT 1 FROM analytics_jobs WHERE book_uuid = ? AND generation = ? AND state = 'complete')
-                            """,
-                        arguments: [key, generation, key, generation])
-                }
                 try Self.setJobState(db, key, generation, state, now: nowMillis)
+                if state == .superseded, machine.generation > generation {
+                    // Superseded by a reopen, a generation keeps no results: fetched while the
+                    // Book changed, they may be the next generation's (which retrieves them).
+                    // (Superseded by a deletion, they are the last ones there will be: kept.)
+                    try db.execute(
+                        sql: "DELETE FROM analytics_results WHERE book_uuid = ? AND generation = ?", arguments: [key, generation])
+                }
             case .expedite:
                 try db.execute(
                     sql: """

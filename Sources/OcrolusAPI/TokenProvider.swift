@@ -77,7 +77,9 @@ public actor TokenProvider {
             }
             switch wake {
             case .done(let result): return try result.get()
-            case .retry: try Task.checkCancellation()
+            case .retry:
+                try Task.checkCancellation()
+                if let cached, clock.now() < cached.refreshAt { return cached }
             }
         }
         fetching = true
@@ -92,7 +94,9 @@ public actor TokenProvider {
         let woken = waiters
         waiters = []
         waitingCount.subtract(woken.count, ordering: .relaxed)
-        let cancelled = if case .failure(let error) = result { error is CancellationError } else { false }
+        // The fetching caller was cancelled (its error may wrap the cancellation): the waiters
+        // are not, and one of them fetches instead.
+        let cancelled = if case .failure = result { Task.isCancelled } else { false }
         for waiter in woken { waiter.resume(returning: cancelled ? .retry : .done(result)) }
         return try result.get()
     }

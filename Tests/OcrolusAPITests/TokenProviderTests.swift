@@ -27,6 +27,7 @@ final class FakeTokenTransport: HTTPTransport {
     func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
         let n = requests.withLock { $0.append(request); return $0.count }
         if gated { await withCheckedContinuation { continuation in gate.withLock { $0.append(continuation) } } }
+        try Task.checkCancellation()  // as an HTTP client does
         if status != 200 {
             return IncomingResponse(status: status, body: Array(#"{"error":"invalid_client","error_description":"bad credentials"}"#.utf8))
         }
@@ -55,6 +56,25 @@ final class FakeTokenTransport: HTTPTransport {
         let body = try #require(transport.requests.withLock { $0.first?.body })
         let json = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: String])
         #expect(json == ["grant_type": "client_credentials", "client_id": "client-1", "client_secret": "s3cret-value"])
+    }
+
+    /// One caller's cancellation (a shutdown, a cancelled poll) is its own: a caller waiting on
+    /// its fetch fetches instead of failing with it.
+    @Test func aCancelledFetcherLeavesTheFetchToAWaiter() async throws {
+        let transport = FakeTokenTransport(gated: true)
+        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials, transport: transport,
+                                     limiter: nil, clock: ManualClock())
+        let fetcher = Task { try await provider.token() }
+        while transport.pending == 0 { await Task.yield() }
+        let waiter = Task { try await provider.token() }
+        while provider.waitingCount.load(ordering: .relaxed) == 0 { await Task.yield() }
+        fetcher.cancel()
+        transport.release()  // the fetcher's request ends in its cancellation
+        while transport.pending == 0 { await Task.yield() }  // the waiter's own request
+        transport.release()
+        #expect(try await waiter.value == "token-2")
+        await #expect(throws: (any Error).self) { try await fetcher.value }
+        #expect(provider.waitingCount.load(ordering: .relaxed) == 0)
     }
 
     @Test func cachedUntilHalfItsLifetimeThenRefreshed() async throws {

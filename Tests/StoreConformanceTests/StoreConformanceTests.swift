@@ -336,6 +336,37 @@ import Testing
         }
     }
 
+    /// The view after (chaos search): results fetched for a generation that a reopen then
+    /// superseded may be the next generation's, so they go with the supersession; a deletion
+    /// supersedes too, and keeps them (there is no next generation to fetch them again).
+    @Test(arguments: StoreKind.available)
+    func aReopenDeletesTheSupersededGenerationsResultsADeletionKeepsThem(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grown = BookSnapshot.present(pk: 1, status: .verified, documents: [
+                DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+                DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
+                DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
+            ])
+            for uuid in [F.uuid, F.other] {
+                _ = try await store.apply(.command(.track(.operator)), to: uuid, at: F.t0, options: .init())
+                _ = try await store.apply(.snapshot(F.finished), to: uuid, at: F.t0, options: .init())
+                let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
+                try await store.storeAnalyticsResult(
+                    AnalyticsResult(bookUUID: job.bookUUID, generation: 1, endpoint: "summary", body: [1], retrievedAt: F.t0), claim: job.claim)
+            }
+            let reopened = try #require(try await store.apply(
+                .snapshot(grown), to: F.uuid, at: F.t0.plus(10), options: TransitionOptions(snapshotTakenAt: F.t0.plus(10))))
+            #expect(reopened.machine.generation == 2 && reopened.actions.contains(.supersedeAnalyticsJob(generation: 1)))
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).isEmpty)
+            // Gone, said twice a gap apart: the job is superseded, the results stay.
+            _ = try await store.apply(.snapshot(.gone), to: F.other, at: F.t0.plus(10), options: TransitionOptions(snapshotTakenAt: F.t0.plus(10)))
+            let gone = try #require(try await store.apply(
+                .snapshot(.gone), to: F.other, at: F.t0.plus(100), options: TransitionOptions(snapshotTakenAt: F.t0.plus(100))))
+            #expect(gone.machine.phase == .deleted && gone.actions.contains(.supersedeAnalyticsJob(generation: 1)))
+            #expect(try await store.analyticsResults(for: F.other, endpoint: nil).map(\.generation) == [1])
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func resultsAreStoredOnlyUnderTheLiveJobsClaimOncePerGenerationAndEndpoint(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in

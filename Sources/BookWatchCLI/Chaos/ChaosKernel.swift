@@ -34,6 +34,8 @@ final class ChaosKernel: Sendable {
         var calls: [Call] = []
         var chains: [UInt64: Chain] = [:]
         var offsets: [Int: TimeInterval] = [:]
+        /// Every call sent (parked), in order, until the rate check takes them.
+        var sent: [Call] = []
         var dead: Set<Int> = []
     }
 
@@ -87,7 +89,9 @@ final class ChaosKernel: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<IncomingResponse, any Error>) in
                 let refused: Bool = state.withLock { state in
                     if Task.isCancelled || state.dead.contains(replica) { return true }
-                    state.calls.append(Call(id: id, replica: replica, request: request, sentAt: clock.now(), continuation: continuation))
+                    let call = Call(id: id, replica: replica, request: request, sentAt: clock.now(), continuation: continuation)
+                    state.calls.append(call)
+                    state.sent.append(call)
                     return false
                 }
                 if refused { continuation.resume(throwing: ChaosNetworkError.connectionRefused) }
@@ -101,8 +105,20 @@ final class ChaosKernel: Sendable {
         }
     }
 
-    /// The calls parked now, oldest first.
-    var calls: [Call] { state.withLock { $0.calls } }
+    /// The calls parked now, in an order that does not depend on thread timing (two chains
+    /// woken together may park theirs in either order).
+    var calls: [Call] {
+        state.withLock { $0.calls }.sorted { ($0.replica, $0.request.url, $0.sentAt) < ($1.replica, $1.request.url, $1.sentAt) }
+    }
+
+    /// The calls sent since the last time this was asked (a call failed by a kill within the
+    /// same step was still sent).
+    func takeSent() -> [Call] {
+        state.withLock { state in
+            defer { state.sent = [] }
+            return state.sent
+        }
+    }
 
     /// Records the simulator's answer of a parked call (it reached Ocrolus; not yet returned).
     func arrive(_ id: UInt64, _ response: IncomingResponse) {
@@ -178,12 +194,19 @@ final class ChaosKernel: Sendable {
         return state.withLock { $0.chains.count - $0.calls.count } - sleeping - parked
     }
 
-    /// Waits until no chain runs. Throws `ChaosStuck` when one keeps running for `patience`
-    /// seconds of real time (a deadlock, or a wait the kernel cannot see).
+    /// Waits until no chain runs: `running` read as zero three times in a row, with yields
+    /// between (its counts live under separate locks; one reading could catch a chain between
+    /// waking another and blocking itself). Throws `ChaosStuck` when one keeps running for
+    /// `patience` seconds of real time (a deadlock, or a wait the kernel cannot see).
     func settle(patience: TimeInterval = 20) async throws {
-        var spins = 0
+        var spins = 0, quiet = 0
         let started = ContinuousClock.now
-        while running > 0 {
+        while quiet < 3 {
+            if running > 0 { quiet = 0 } else {
+                quiet += 1
+                await Task.yield()
+                continue
+            }
             spins += 1
             if spins < 2_000 {
                 await Task.yield()
