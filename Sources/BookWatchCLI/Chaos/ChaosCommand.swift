@@ -15,6 +15,7 @@ struct BenchChaosCommand: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds of real time (0: no limit).") var minutes = 0.0
     @Flag(help: "Print every transition of the machine taken, with counts.") var coverage = false
     @Option(name: .customLong("trace-lines"), help: "Lines of a failing Book's trace to print.") var traceLines = 60
+    @Option(help: "Seeds run side by side (each stays deterministic; 2 on 2 cores).") var jobs = 1
     @Flag(name: .customLong("stop-on-failure"), help: "Stop at the first seed that breaks an invariant.") var stopOnFailure = false
     @Option(help: "Where the per-seed databases go (default: /dev/shm when present, else the temporary directory).")
     var directory: String?
@@ -24,13 +25,14 @@ struct BenchChaosCommand: AsyncParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard (1...8).contains(replicas) else { throw ValidationError("--replicas must be 1 to 8") }
         guard minutes >= 0 else { throw ValidationError("--minutes must not be negative") }
+        guard (1...16).contains(jobs) else { throw ValidationError("--jobs must be 1 to 16") }
     }
 
     func run() async throws {
         let context = CLIContext.current
         let report = try await ChaosSearch.run(
             seeds: Array(seed..<(seed + UInt64(seeds))), steps: steps, replicas: replicas, traceLines: traceLines, directory: directory,
-            timeLimit: minutes > 0 ? minutes * 60 : nil, stopOnFailure: stopOnFailure
+            timeLimit: minutes > 0 ? minutes * 60 : nil, stopOnFailure: stopOnFailure, jobs: jobs
         ) { outcome in
             if let violation = outcome.violation {
                 context.print("seed \(outcome.seed): FAILED \(violation)")
@@ -100,27 +102,43 @@ enum ChaosSearch {
 
     static func run(
         seeds: [UInt64], steps: Int, replicas: Int, traceLines: Int = 60, directory: String? = nil, timeLimit: TimeInterval? = nil,
-        stopOnFailure: Bool = false,
+        stopOnFailure: Bool = false, jobs: Int = 1,
         each: (ChaosOutcome) -> Void = { _ in }
     ) async throws -> Report {
         var report = Report()
         let started = ContinuousClock.now
-        for seed in seeds {
+        let directory = directory ?? defaultDirectory()
+        // `jobs` seeds side by side (each run is deterministic on its own); outcomes are taken in
+        // seed order, so the report does not depend on which finished first.
+        var chunks: [[UInt64]] = []
+        let width = max(jobs, 1)
+        for start in stride(from: 0, to: seeds.count, by: width) { chunks.append(Array(seeds[start..<min(start + width, seeds.count)])) }
+        search: for chunk in chunks {
             if let timeLimit, (ContinuousClock.now - started).inSeconds > timeLimit { break }
-            let run = try ChaosRun(world: ChaosWorld(seed: seed, replicas: replicas), directory: directory ?? defaultDirectory())
-            let outcome = try await run.run(steps: steps, traceLines: traceLines)
-            each(outcome)
-            report.searched += 1
-            report.steps += outcome.steps
-            report.drainSteps += outcome.drainSteps
-            report.virtualSeconds += outcome.virtualSeconds
-            report.counts.merge(outcome.counts, uniquingKeysWith: +)
-            for key in outcome.counts.keys where key.hasPrefix("scenario") && report.firstSeeds[key] == nil { report.firstSeeds[key] = seed }
-            report.transitions.merge(outcome.transitions, uniquingKeysWith: +)
-            if outcome.violation != nil {
-                report.failed += 1
-                report.failures.append(seed)
-                if stopOnFailure { break }
+            let outcomes = try await withThrowingTaskGroup(of: ChaosOutcome.self) { group in
+                for seed in chunk {
+                    group.addTask {
+                        let run = try ChaosRun(world: ChaosWorld(seed: seed, replicas: replicas), directory: directory)
+                        return try await run.run(steps: steps, traceLines: traceLines)
+                    }
+                }
+                return try await group.reduce(into: [UInt64: ChaosOutcome]()) { $0[$1.seed] = $1 }
+            }
+            for seed in chunk {
+                guard let outcome = outcomes[seed] else { continue }
+                each(outcome)
+                report.searched += 1
+                report.steps += outcome.steps
+                report.drainSteps += outcome.drainSteps
+                report.virtualSeconds += outcome.virtualSeconds
+                report.counts.merge(outcome.counts, uniquingKeysWith: +)
+                for key in outcome.counts.keys where key.hasPrefix("scenario") && report.firstSeeds[key] == nil { report.firstSeeds[key] = seed }
+                report.transitions.merge(outcome.transitions, uniquingKeysWith: +)
+                if outcome.violation != nil {
+                    report.failed += 1
+                    report.failures.append(seed)
+                    if stopOnFailure { break search }
+                }
             }
         }
         report.seconds = (ContinuousClock.now - started).inSeconds

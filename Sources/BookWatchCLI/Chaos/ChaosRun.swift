@@ -346,8 +346,12 @@ final class ChaosRun {
             let next = try await nextDue()
             try await advance(to: max(next ?? kernel.now.addingTimeInterval(60), kernel.now.addingTimeInterval(0.5)))
         case .advanceBig:
+            // The whole deployment frozen (a host suspended): nothing runs meanwhile, so no
+            // liveness is owed for the jump.
             log.count("time: jump")
+            let from = kernel.now
             try await advance(to: kernel.now.addingTimeInterval(rng.pick([300.0, 1800, 3 * 3600])))
+            downtime.append((from, kernel.now))
         case .operatorAction:
             try await operatorAction()
         case .changeFaults:
