@@ -1,0 +1,54 @@
+"""The bugs of issue 14 (and of issue 15), re-introduced one at a time for the mutation check of
+the chaos search (docs/testing.md). Usage: chaos-mutations.py NAME apply|revert (from the
+repository root); `scripts/mutation-check.sh` drives it. Each mutation is an exact text
+replacement: when the code moves on, `apply` says which pattern it no longer finds."""
+import os
+import sys
+
+
+def edit(path, pairs):
+    text = open(path).read()
+    for old, new in pairs:
+        if text.count(old) != 1:
+            raise SystemExit(f"{path}: pattern not found once: {old[:70]!r}")
+        text = text.replace(old, new)
+    open(path, "w").write(text)
+
+
+M = {
+ 'M1-bare404-gone': [('Sources/OcrolusAPI/BookStatusResponse.swift', [(
+    """        let endpoint = "book_status"
+        if let error = declaredError(""",
+    """        let endpoint = "book_status"
+        if httpStatus == 404 { return BookStatusResult(uuid: nil, pk: nil, snapshot: .gone) }  // MUTATION
+        if let error = declaredError(""")])],
+ 'M2-stale-answer-reopens': [('Sources/BookWatchCore/BookMachine+Transitions.swift', [(
+    """        guard phase == .retrieving || phase == .complete || (phase == .failed && !failedWithoutJob) else { return nil }""",
+    """        guard phase == .retrieving || phase == .complete || (phase == .failed && !failedWithoutJob) else { return nil }
+        if true { return nil }  // MUTATION""")])],
+ 'M3-untrack-not-sticky': [('Sources/BookWatchStore/TransitionPlan.swift', [(
+    """        case .command(.track(.operator)), .command(.track(.created)): .command(.track(.operator))""",
+    """        case .command(.track): .command(.track(.operator))  // MUTATION""")]),
+    ('Sources/BookWatchService/Watcher.swift', [(
+    """                if try await store.isUntracked(uuid) { return untrackedDelivery(log) }""",
+    """                if try await store.isUntracked(uuid) && false { return untrackedDelivery(log) }  // MUTATION""")])],
+ 'M4-no-fence': [('Sources/BookWatchStore/SQLiteBookStore+Transitions.swift', [(
+    """        guard held else {
+            throw StoreError(.lostClaim""", """        guard held || true else {  // MUTATION
+            throw StoreError(.lostClaim""")])],
+ 'M5-claim-counts-attempt': [('Sources/BookWatchStore/SQLiteBookStore+Work.swift', [(
+    """claims = claims + 1, view_confirmed = 0,""", """claims = claims + 1, attempts = attempts + 1, view_confirmed = 0,""")])],
+ 'M6-no-view-after': [('Sources/BookWatchService/Watcher+Analytics.swift', [(
+    """        guard try await viewAfterAgrees(job, log: log) else { return }
+""", """        // MUTATION guard try await viewAfterAgrees(job, log: log) else { return }
+""")])],
+ 'M7-grant-before-token': [('Sources/OcrolusAPI/OcrolusClient.swift', [(
+    """            let token = try await tokens.token()
+            let waited = try await limiter.acquire(priority)""", """            let waited = try await limiter.acquire(priority)  // MUTATION
+            let token = try await tokens.token()""")])],
+}
+if len(sys.argv) != 3 or sys.argv[1] not in M or sys.argv[2] not in ('apply', 'revert'):
+    raise SystemExit('usage: chaos-mutations.py ' + '|'.join(M) + ' apply|revert')
+name, mode = sys.argv[1], sys.argv[2]
+for path, pairs in M[name]:
+    edit(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', path), pairs if mode == 'apply' else [(b, a) for a, b in pairs])
