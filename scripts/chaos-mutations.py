@@ -6,13 +6,14 @@ import os
 import sys
 
 
-def edit(path, pairs):
+def edited(path, pairs):
+    """The text of `path` with `pairs` replaced, or an exit naming the pattern not found once."""
     text = open(path).read()
     for old, new in pairs:
         if text.count(old) != 1:
             raise SystemExit(f"{path}: pattern not found once: {old[:70]!r}")
         text = text.replace(old, new)
-    open(path, "w").write(text)
+    return text
 
 
 M = {
@@ -50,5 +51,9 @@ M = {
 if len(sys.argv) != 3 or sys.argv[1] not in M or sys.argv[2] not in ('apply', 'revert'):
     raise SystemExit('usage: chaos-mutations.py ' + '|'.join(M) + ' apply|revert')
 name, mode = sys.argv[1], sys.argv[2]
-for path, pairs in M[name]:
-    edit(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', path), pairs if mode == 'apply' else [(b, a) for a, b in pairs])
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+# Every file checked before any is written: a mutation is applied (or reverted) whole or not at all.
+texts = [(os.path.join(root, path), edited(os.path.join(root, path), pairs if mode == "apply" else [(b, a) for a, b in pairs]))
+         for path, pairs in M[name]]
+for path, text in texts:
+    open(path, "w").write(text)

@@ -12,7 +12,7 @@ struct BenchChaosCommand: AsyncParsableCommand {
     @Option(help: "The first seed.") var seed: UInt64 = 1
     @Option(help: "Scheduler steps per seed before the drain (liveness) phase.") var steps = 1_000
     @Option(help: "Watcher replicas sharing the store.") var replicas = 2
-    @Option(help: "Stop after this many seconds of real time (0: no limit).") var minutes = 0.0
+    @Option(help: "Start no new seeds after this many minutes of real time (0: no limit).") var minutes = 0.0
     @Flag(help: "Print every transition of the machine taken, with counts.") var coverage = false
     @Option(name: .customLong("trace-lines"), help: "Lines of a failing Book's trace to print.") var traceLines = 60
     @Option(help: "Seeds run side by side (each stays deterministic; 2 on 2 cores).") var jobs = 1
