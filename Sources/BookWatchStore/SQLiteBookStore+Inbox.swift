@@ -74,3 +74,57 @@ public struct StoredDelivery: Sendable, Equatable {
         self.attempts = attempts
     }
 }
+
+extension SQLiteBookStore {
+    /// Marks an inbox row processed with an outcome (`applied`, `ignored`, `unresolved`...).
+    @discardableResult
+    public func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ?, claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
+                arguments: [at.storageMillis, outcome, id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
+        try await write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    UPDATE webhook_inbox SET claimed_by = ?, claim_expires_at = ?
+                    WHERE id IN (SELECT id FROM webhook_inbox WHERE processed_at IS NULL
+                                 AND (claimed_by IS NULL OR claim_expires_at < ?) AND (not_before IS NULL OR not_before <= ?)
+                                 ORDER BY id LIMIT ?)
+                    RETURNING *
+                    """,
+                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, now.storageMillis, limit])
+            return rows.map(Self.storedDelivery).sorted { $0.id < $1.id }
+        }
+    }
+
+    public func releaseInbox(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN (\(databaseQuestionMarks(count: ids.count))) AND processed_at IS NULL",
+                arguments: StatementArguments(ids))
+        }
+    }
+
+    public func deferInbox(_ id: Int64, owner: String, until: Date) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL, attempts = attempts + 1, not_before = ?
+                    WHERE id = ? AND processed_at IS NULL AND claimed_by = ?
+                    """,
+                arguments: [until.storageMillis, id, owner])
+        }
+    }
+
+    /// Deliveries not yet processed.
+    public func pendingInboxCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox WHERE processed_at IS NULL") ?? 0 }
+    }
+}
