@@ -331,10 +331,10 @@ public final class Watcher: Sendable {
     }
 
     /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
-    func options(retryAt: Date? = nil, results: [AnalyticsResult] = [], inboxRow: Int64? = nil) -> TransitionOptions {
+    func options(retryAt: Date? = nil, inboxRow: Int64? = nil) -> TransitionOptions {
         let untrusted = silent.withLock { $0 } || loss.withLock { $0.isLossy }
         return TransitionOptions(webhooksSilent: untrusted, webhooksTrusted: configuration.trustWebhooks && !untrusted, retryAt: retryAt,
-                                 results: results, inboxRow: inboxRow)
+                                 inboxRow: inboxRow)
     }
 
     /// Polls set while webhooks were trusted come due within twice the minimum interval (Books

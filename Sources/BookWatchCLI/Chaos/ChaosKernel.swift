@@ -175,8 +175,6 @@ final class ChaosKernel: Sendable {
         state.withLock { Set($0.chains.values.filter { $0.replica == replica }.map(\.kind)) }
     }
 
-    func hasChains(replica: Int) -> Bool { state.withLock { $0.chains.values.contains { $0.replica == replica } } }
-
     /// Cancels a replica's chains (a kill or a shutdown).
     func cancelChains(replica: Int) {
         let tasks = state.withLock { $0.chains.values.filter { $0.replica == replica }.compactMap(\.task) }

@@ -60,11 +60,7 @@ final class ChaosLog: Sendable {
     /// Counts the issue-14 scenarios ("Nothing doubled, nothing lost") a transition shows, so the
     /// search can say which seed reached each (docs/testing.md).
     func scenarios(_ book: BookUUID, input: BookInput, actions: [BookAction]) {
-        let step = state.withLock { state -> Int in
-            if case .webhook = input { state.lastWebhookStep[book] = state.step }
-            return state.step
-        }
-        _ = step
+        if case .webhook = input { state.withLock { $0.lastWebhookStep[book] = $0.step } }
         for action in actions {
             switch action {
             case .confirmAnalyticsJob: count("scenario 0: a confirming answer released the job")
