@@ -126,7 +126,7 @@ extension Watcher {
             }
         }
         guard try await viewAfterAgrees(job, log: log) else { return }
-        try await finish(job, with: [], log: log)
+        try await finish(job, log: log)
     }
 
     /// The view after: a status answer asked after the last analytics 200 shows which documents
@@ -141,6 +141,11 @@ extension Watcher {
         let asked = clock.now()
         let after = try await client.bookStatus(uuid: job.bookUUID, priority: .retrieval)
         recordPoll(.confirm)
+        // Gone now shows no new Document: the analytics just answered 200, so they are this
+        // generation's. Completing first keeps them as such; the next poll sees the deletion (a
+        // Book marked deleted while complete comes back in the same generation, not a new one
+        // that would fetch them again).
+        if case .gone = after.snapshot { return true }
         var taken = options()
         taken.snapshotTakenAt = after.requestedAt ?? asked
         let outcome = try await store.apply(.snapshot(after.snapshot), to: job.bookUUID, at: clock.now(), options: taken)
@@ -208,9 +213,9 @@ extension Watcher {
         return true
     }
 
-    /// Stores the last result together with the job's completion and the Book's, in one transaction.
-    private func finish(_ job: ClaimedJob, with results: [AnalyticsResult], log: Logger) async throws {
-        var stored = options(results: results)
+    /// Completes the job and the Book (its results are stored already), under the job's claim.
+    private func finish(_ job: ClaimedJob, log: Logger) async throws {
+        var stored = options()
         stored.jobClaim = job.claim
         let outcome = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: clock.now(),
                                             options: stored)

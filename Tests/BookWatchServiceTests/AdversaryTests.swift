@@ -165,6 +165,27 @@ import Testing
         #expect(try await h.store.pendingNotifications(limit: 10).map(\.generation) == [2])
     }
 
+    /// Found by a review: a gone answer as the view after would confirm an earlier gone answer,
+    /// supersede the fully fetched generation and, when the Book came back, fetch it again as a
+    /// new generation. The view after's "gone" shows no new Document: the generation completes.
+    @Test func aGoneViewAfterCompletesTheGenerationAndARevivalFetchesNothingAgain() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(.gone), .snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(.gone), to: Self.uuid, at: clock.now(), options: TransitionOptions(snapshotTakenAt: clock.now()))
+        clock.advance(by: 90)
+        #expect(try await watcher.runAnalytics(limit: 1) == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        // Ocrolus answers again: the same documents, finished; nothing is fetched twice.
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: TransitionOptions(snapshotTakenAt: clock.now()))
+        _ = try await watcher.runAnalytics()
+        #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).map(\.generation) == [1])
+        #expect(api.calls.analytics == 1)
+    }
+
     @Test func aFailedViewAfterKeepsTheResultsAndCostsOnlyAStatusCallAgain() async throws {
         let h = try IngressHarness()
         let clock = ManualClock(start: h.clock.now())
