@@ -138,3 +138,24 @@ extension PostgresBookStore {
         }
     }
 }
+
+extension PostgresBookStore: JobHistoryReading {
+    package func jobHistory(_ uuid: BookUUID) async throws -> [JobHistoryRow] {
+        try await connection { c in
+            try await Self.rows(c, """
+                SELECT generation, state, last_error FROM analytics_jobs WHERE book_uuid = \(uuid.rawValue) ORDER BY generation
+                """, self.logger).map {
+                JobHistoryRow(generation: try $0.value("generation"), state: try $0.value("state"), lastError: try $0.value("last_error"))
+            }
+        }
+    }
+
+    /// Drops the schema of bookwatch's own named by the URL (`?schema=`) with everything in it:
+    /// the chaos search gives each seed a fresh schema and drops it after. Does nothing without one.
+    package func dropSchema() async throws {
+        guard let schema else { return }  // letters, digits and _ only (checked when the URL was read)
+        try await connection { c in
+            _ = try await c.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: self.logger)
+        }
+    }
+}

@@ -21,16 +21,20 @@ public final class PostgresBookStore: BookStore {
     public let schedule: PollSchedule
     /// The database, without its password (safe to log and show in errors).
     public let location: String
+    /// The schema of bookwatch's own (`?schema=`), when the URL names one.
+    let schema: String?
     let client: PostgresClient
     let logger: Logger
     let random: @Sendable () -> Double
     private let runner: Task<Void, Never>
 
     private init(
-        client: PostgresClient, location: String, schedule: PollSchedule, logger: Logger, random: @escaping @Sendable () -> Double
+        client: PostgresClient, location: String, schema: String?, schedule: PollSchedule, logger: Logger,
+        random: @escaping @Sendable () -> Double
     ) {
         self.client = client
         self.location = location
+        self.schema = schema
         self.schedule = schedule
         self.logger = logger
         self.random = random
@@ -57,7 +61,7 @@ public final class PostgresBookStore: BookStore {
         configuration.options.connectTimeout = .seconds(5)
         if let schema = address.schema { configuration.options.additionalStartupParameters = [("search_path", schema)] }
         let store = PostgresBookStore(
-            client: PostgresClient(configuration: configuration, backgroundLogger: logger), location: address.redacted,
+            client: PostgresClient(configuration: configuration, backgroundLogger: logger), location: address.redacted, schema: address.schema,
             schedule: schedule, logger: logger, random: random)
         do {
             try await store.migrate(schema: address.schema)

@@ -2,14 +2,7 @@ import BookWatchCore
 import Foundation
 import GRDB
 
-/// One analytics job as `jobHistory` reads it.
-package struct JobHistoryRow: Sendable, Equatable {
-    package var generation: Int
-    package var state: String
-    package var lastError: String?
-}
-
-extension SQLiteBookStore {
+extension SQLiteBookStore: JobHistoryReading {
     public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
         try await write { db in
             try Self.holdFence(db, result.bookUUID.rawValue, result.generation, claim)

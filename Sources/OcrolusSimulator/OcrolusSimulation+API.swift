@@ -132,6 +132,9 @@ extension OcrolusSimulation {
             return bookNotFound(httpStatus: [400, 404, 200][book.index % 3])
         }
         let bookStatus = book.bookStatus(at: now)
+        if let refusal = faults.statusRefused, refusal.book == book.index, (refusal.from..<refusal.until).contains(now) {
+            return Self.json(403, ["status": 403, "code": 2102, "message": "You do not have permission to access this book", "response": NSNull()])
+        }
         if bookStatus == .verified { counters.statusCallsWhileFinished += 1 }
         var statusWord = bookStatus == .verified && book.saysBookComplete ? "BOOK_COMPLETE" : bookStatus.rawValue
         if bookStatus == .verifying, faults.earlyVerified > 0, rng.chance(faults.earlyVerified) { statusWord = "VERIFIED" }

@@ -41,6 +41,9 @@ public struct FaultConfig: Sendable, Codable, Equatable {
     /// Status answers about a Book still processing that say `VERIFIED` anyway (an inconsistent
     /// snapshot: a Document still in progress), as Ocrolus's own views sometimes lag.
     public var earlyVerified: Double = 0
+    /// One Book's status calls refused with 403 / code 2102 (no permission) for a while, as when
+    /// an API user loses access to a Book and gets it back (nil: never).
+    public var statusRefused: StatusRefusal? = nil
     /// An enforced organisation-wide rate limit answering 429 (nil: none).
     public var rateLimit: Double? = nil
     public var rateBurst: Double = 25
@@ -59,6 +62,21 @@ public struct FaultConfig: Sendable, Codable, Equatable {
         faults.api5xx = 0.1
         faults.api429 = 0.05
         return faults
+    }
+}
+
+/// A window of scenario time in which the status endpoint refuses one Book (`FaultConfig.statusRefused`).
+public struct StatusRefusal: Sendable, Codable, Equatable {
+    /// The Book's index in the scenario.
+    public var book: Int
+    /// Seconds into the scenario.
+    public var from: TimeInterval
+    public var until: TimeInterval
+
+    public init(book: Int, from: TimeInterval, until: TimeInterval) {
+        self.book = book
+        self.from = from
+        self.until = until
     }
 }
 

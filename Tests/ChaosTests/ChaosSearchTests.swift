@@ -32,6 +32,26 @@ import Testing
         #expect(report.transitions.count >= 30)
     }
 
+    /// The same search with PostgreSQL as the shared store (`scripts/with-postgres.sh swift test`
+    /// starts a server, as CI does): a seed on the other store's statements, fences and deletion
+    /// order. Shorter than the SQLite set (every store call is a round trip: about 60 steps/s).
+    @Test(.enabled(if: Self.postgresURL != nil || Self.postgresRequired, "needs BOOKWATCH_TEST_POSTGRES_URL (scripts/with-postgres.sh)"))
+    func aSeedOnPostgreSQLKeepsEveryInvariant() async throws {
+        let base = try #require(Self.postgresURL, "BOOKWATCH_REQUIRE_POSTGRES=1 but BOOKWATCH_TEST_POSTGRES_URL is not set")
+        let url = base + (base.contains("?") ? "&" : "?") + "sslmode=disable"
+        var failures: [String] = []
+        let report = try await ChaosSearch.run(seeds: [3], steps: 300, replicas: 2, database: .postgres(url: url)) { outcome in
+            if let violation = outcome.violation { failures.append("\(outcome.replay): \(violation)\n" + violation.trace.joined(separator: "\n")) }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
+        #expect(report.searched == 1)
+        #expect((report.counts["webhook: answered 200"] ?? 0) > 0)
+        #expect((report.counts["call: late answer"] ?? 0) > 0)
+    }
+
+    static let postgresURL = ProcessInfo.processInfo.environment["BOOKWATCH_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    static let postgresRequired = ProcessInfo.processInfo.environment["BOOKWATCH_REQUIRE_POSTGRES"] == "1"
+
     @Test func aSeedReplaysExactly() async throws {
         let first = try await ChaosSearch.run(seeds: [7], steps: 300, replicas: 2)
         let second = try await ChaosSearch.run(seeds: [7], steps: 300, replicas: 2)

@@ -19,6 +19,8 @@ struct BenchChaosCommand: AsyncParsableCommand {
     @Flag(name: .customLong("stop-on-failure"), help: "Stop at the first seed that breaks an invariant.") var stopOnFailure = false
     @Option(help: "Where the per-seed databases go (default: /dev/shm when present, else the temporary directory).")
     var directory: String?
+    @Option(help: "Run on PostgreSQL instead: postgres://user:password@host:port/database (each seed in a fresh schema, dropped after).")
+    var database: String?
 
     func validate() throws {
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
@@ -26,17 +28,22 @@ struct BenchChaosCommand: AsyncParsableCommand {
         guard (1...8).contains(replicas) else { throw ValidationError("--replicas must be 1 to 8") }
         guard minutes >= 0 else { throw ValidationError("--minutes must not be negative") }
         guard (1...16).contains(jobs) else { throw ValidationError("--jobs must be 1 to 16") }
+        if let database, !database.hasPrefix("postgres://") && !database.hasPrefix("postgresql://") {
+            throw ValidationError("--database must be a postgres:// URL (SQLite is the default)")
+        }
+        if database != nil, directory != nil { throw ValidationError("--directory and --database exclude each other") }
     }
 
     func run() async throws {
         let context = CLIContext.current
+        let store: ChaosDatabase = database.map { .postgres(url: $0) } ?? .sqlite(directory: directory ?? ChaosSearch.defaultDirectory())
         let report = try await ChaosSearch.run(
-            seeds: Array(seed..<(seed + UInt64(seeds))), steps: steps, replicas: replicas, traceLines: traceLines, directory: directory,
+            seeds: Array(seed..<(seed + UInt64(seeds))), steps: steps, replicas: replicas, traceLines: traceLines, database: store,
             timeLimit: minutes > 0 ? minutes * 60 : nil, stopOnFailure: stopOnFailure, jobs: jobs
         ) { outcome in
             if let violation = outcome.violation {
                 context.print("seed \(outcome.seed): FAILED \(violation)")
-                context.print("  replay: \(outcome.replay)")
+                context.print("  replay: \(outcome.replay)\(database == nil ? "" : " --database URL")")
                 context.print("  world: \(outcome.world)")
                 for line in violation.trace { context.print(line) }
             }
@@ -101,13 +108,13 @@ enum ChaosSearch {
     }
 
     static func run(
-        seeds: [UInt64], steps: Int, replicas: Int, traceLines: Int = 60, directory: String? = nil, timeLimit: TimeInterval? = nil,
+        seeds: [UInt64], steps: Int, replicas: Int, traceLines: Int = 60, database: ChaosDatabase? = nil, timeLimit: TimeInterval? = nil,
         stopOnFailure: Bool = false, jobs: Int = 1,
         each: (ChaosOutcome) -> Void = { _ in }
     ) async throws -> Report {
         var report = Report()
         let started = ContinuousClock.now
-        let directory = directory ?? defaultDirectory()
+        let database = database ?? .sqlite(directory: defaultDirectory())
         // `jobs` seeds side by side (each run is deterministic on its own); outcomes are taken in
         // seed order, so the report does not depend on which finished first.
         var chunks: [[UInt64]] = []
@@ -118,7 +125,7 @@ enum ChaosSearch {
             let outcomes = try await withThrowingTaskGroup(of: ChaosOutcome.self) { group in
                 for seed in chunk {
                     group.addTask {
-                        let run = try ChaosRun(world: ChaosWorld(seed: seed, replicas: replicas), directory: directory)
+                        let run = try await ChaosRun.open(world: ChaosWorld(seed: seed, replicas: replicas), database: database)
                         return try await run.run(steps: steps, traceLines: traceLines)
                     }
                 }

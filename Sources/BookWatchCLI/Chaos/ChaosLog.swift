@@ -20,6 +20,7 @@ final class ChaosLog: Sendable {
         var counts: [String: Int] = [:]
         var transitions: [String: Int] = [:]
         var lastWebhookStep: [BookUUID: Int] = [:]
+        var supersessions: [BookUUID: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -64,7 +65,9 @@ final class ChaosLog: Sendable {
         for action in actions {
             switch action {
             case .confirmAnalyticsJob: count("scenario 0: a confirming answer released the job")
-            case .supersedeAnalyticsJob: count("scenario 2: a reopen superseded a job")
+            case .supersedeAnalyticsJob:
+                count("scenario 2: a reopen superseded a job")
+                state.withLock { $0.supersessions[book, default: 0] += 1 }
             case .expediteAnalyticsJob: count("scenario 4: an analytics-ready event released a waiting job")
             case .warn(let message) where message.contains("asked before the generation finished"):
                 count("scenario 2: an answer older than the finish dropped")
@@ -77,6 +80,9 @@ final class ChaosLog: Sendable {
             count("scenario 3: an unauthenticated finished body")
         }
     }
+
+    /// Jobs superseded per Book, as the transitions said (pruning may delete the rows since).
+    func supersessions(_ book: BookUUID) -> Int { state.withLock { $0.supersessions[book] ?? 0 } }
 
     /// The step of the last webhook applied to a Book.
     func lastWebhookStep(_ book: BookUUID) -> Int? { state.withLock { $0.lastWebhookStep[book] } }

@@ -103,7 +103,8 @@ extension ChaosRun {
                 "\(Self.ocrolusGeneration($0.body) ?? -1):\($0.endpoint)"
             })
             let jobs = try await store.jobHistory(book.uuid)
-            var excused = jobs.filter { $0.state == "superseded" }.count
+            // Pruning deletes finished jobs of earlier generations: the transitions seen count too.
+            var excused = max(jobs.filter { $0.state == "superseded" }.count, log.supersessions(book.uuid))
             let t = kernel.now.timeIntervalSince(world.simulation.start)
             for (offset, generation) in book.generations.enumerated() where generation.analyticsReadyAt <= t {
                 let number = offset + 1

@@ -145,6 +145,7 @@ extension ChaosRun {
         case .changeFaults:
             var faults = ChaosWorld.faults(&rng)
             if rng.chance(0.3) { faults.rateLimit = world.rate * Double(world.replicas) }
+            faults.statusRefused = world.refusal
             log.count("fault: profile changed")
             log.note(replica: nil, nil, "faults now: drop \(faults.webhookDrop), 5xx \(faults.api5xx), 429 \(faults.api429), "
                 + "bare 404 \(faults.bareNotFound), early VERIFIED \(faults.earlyVerified)")
@@ -181,6 +182,10 @@ extension ChaosRun {
     /// left before a webhook about its Book was applied.
     func markAnswer(_ call: ChaosKernel.Call, _ response: IncomingResponse) {
         if response.status == 404, response.header("Content-Type") == "text/html" { log.count("scenario 1: a bare 404 answered") }
+        if response.status == 403, let book = Self.book(of: call.request) {
+            log.count("scenario 5: a status call refused (403/2102)")
+            refused.insert(book)
+        }
         if Self.describe(call.request) == "status", let book = Self.book(of: call.request), let sent = callSeenAt[call.id],
            let webhook = log.lastWebhookStep(book), webhook > sent
         {

@@ -1,4 +1,5 @@
 import BookWatchCore
+import BookWatchPostgres
 import BookWatchService
 import BookWatchStore
 import Foundation
@@ -29,7 +30,14 @@ struct ChaosViolation: Sendable, CustomStringConvertible {
     var description: String { "\(invariant): \(detail)" }
 }
 
-/// One seed's run: the simulator, `world.replicas` watchers sharing one SQLite store, the
+/// Where a seed's store lives: a fresh SQLite file in a directory, or a fresh schema on a
+/// PostgreSQL server (dropped after the seed).
+enum ChaosDatabase: Sendable {
+    case sqlite(directory: String)
+    case postgres(url: String)
+}
+
+/// One seed's run: the simulator, `world.replicas` watchers sharing one store (SQLite or PostgreSQL), the
 /// operator and the faults, all driven by one seeded scheduler that picks the next step among
 /// everything that may happen now; invariants are checked after every step against the
 /// simulator's ground truth. Used from one task only.
@@ -38,14 +46,17 @@ final class ChaosRun {
     let kernel: ChaosKernel
     let log: ChaosLog
     let simulation: OcrolusSimulation
-    let store: SQLiteBookStore
-    let path: String
+    let store: any JobHistoryReading
+    /// Removes the seed's database (its file or its schema).
+    let removeStore: () async -> Void
     let verifier: WebhookVerifier?
     var rng: SeededRandom
     var replicas: [Replica] = []
     /// Deliveries Ocrolus is sending now: delivered in any order, to any replica, or late.
     var inFlight: [WebhookDelivery] = []
     var operatorUntracked: Set<BookUUID> = []
+    /// Books the status endpoint refused (403/2102) at least once.
+    var refused: Set<BookUUID> = []
     var everTracked: [BookUUID: Date] = [:]
     var creationsSeen = 0
     /// Intervals (global time) with no replica up: no liveness is owed for them.
@@ -84,28 +95,56 @@ final class ChaosRun {
         var up: Bool { !gate.isDead && !paused }
     }
 
-    init(world: ChaosWorld, directory: String) throws {
+    /// Opens the seed's store in `database` and sets up its world (no replica runs yet).
+    static func open(world: ChaosWorld, database: ChaosDatabase) async throws -> ChaosRun {
+        let jitter = Mutex(SeededRandom(seed: world.seed &+ 0x5EED))
+        let random: @Sendable () -> Double = { jitter.withLock { $0.unit() } }
+        let name = "chaos_\(world.seed)_\(UUID().uuidString.prefix(8).lowercased())"
+        switch database {
+        case .sqlite(let directory):
+            let path = "\(directory)/\(name).sqlite"
+            let store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
+            return try ChaosRun(world: world, store: store) {
+                try? store.close()
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            }
+        case .postgres(let url):
+            let store = try await PostgresBookStore.open(
+                url: url + (url.contains("?") ? "&" : "?") + "schema=\(name)", schedule: world.schedule, maximumConnections: 4,
+                logger: Logger(label: "chaos.postgres") { _ in SwiftLogNoOpLogHandler() }, random: random)
+            return try ChaosRun(world: world, store: store) {
+                try? await store.dropSchema()
+                try? await store.close()
+            }
+        }
+    }
+
+    private init(world: ChaosWorld, store: any JobHistoryReading, remove: @escaping () async -> Void) throws {
         self.world = world
         let kernel = ChaosKernel(start: world.simulation.start)
         self.kernel = kernel
         log = ChaosLog(start: world.simulation.start, now: { kernel.now })
         simulation = OcrolusSimulation(config: world.simulation, clock: ChaosClock(kernel: kernel, replica: nil))
-        path = "\(directory)/chaos-\(world.seed)-\(UUID().uuidString).sqlite"
-        let jitter = Mutex(SeededRandom(seed: world.seed &+ 0x5EED))
-        store = try SQLiteBookStore(path: path, schedule: world.schedule, random: { jitter.withLock { $0.unit() } }, inline: true)
+        self.store = store
+        removeStore = remove
         verifier = try world.simulation.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
         rng = SeededRandom(seed: world.seed ^ 0x0C4A_05C4_A05C)
-    }
-
-    func cleanUp() {
-        try? store.close()
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 
     // MARK: the run
 
     func run(steps: Int, traceLines: Int = 60) async throws -> ChaosOutcome {
-        defer { cleanUp() }
+        do {
+            let outcome = try await search(steps: steps, traceLines: traceLines)
+            await removeStore()
+            return outcome
+        } catch {
+            await removeStore()
+            throw error
+        }
+    }
+
+    private func search(steps: Int, traceLines: Int) async throws -> ChaosOutcome {
         for index in 0..<world.replicas {
             replicas.append(Replica(index: index))
             start(replicas[index])
@@ -142,6 +181,14 @@ final class ChaosRun {
         for replica in replicas {
             replica.paused = false
             if replica.gate.isDead { try await restart(replica) }
+        }
+        // A refusal is permanent to bookwatch (the Book fails, no more polls); the operator, access
+        // restored, says `retry`. A Book failed without a refusal gets no such help.
+        for uuid in refused.sorted(by: { $0.rawValue < $1.rawValue }) where try await store.book(uuid)?.machine.phase == .failed {
+            log.count("operator: retry after a refusal")
+            log.touchedStore()
+            let outcome = try await store.apply(.command(.retry), to: uuid, at: kernel.now, options: TransitionOptions())
+            log.note(replica: nil, uuid, "operator retry (access restored) -> \(outcome?.machine.phase.rawValue ?? "nothing")")
         }
         let settledAt = max(kernel.now, simulation.settledAt)
         let deadline = settledAt.addingTimeInterval(8 * world.schedule.maximum + world.lease + 3 * 3600)
@@ -183,6 +230,8 @@ final class ChaosRun {
         configuration.jobConcurrency = 1
         configuration.lease = world.lease
         configuration.owner = "r\(replica.index).\(replica.incarnation)"
+        configuration.retention = world.retention
+        configuration.pruneEvery = min(configuration.pruneEvery, world.retention / 4)
         let health = ServiceHealth(startedAt: clock.now())
         let jitter = Mutex(SeededRandom(seed: world.seed &+ UInt64(replica.index * 1_000 + replica.incarnation)))
         let watcher = Watcher(

@@ -66,12 +66,14 @@ struct ChaosCrash: Error, CustomStringConvertible {
 /// One replica's view of the shared store: every call passes the replica's crash gate, and
 /// every transition is recorded (coverage of the machine, and the failing Book's trace).
 final class ChaosStore: BookStore {
-    let base: SQLiteBookStore
+    let base: any BookStore
     let gate: CrashGate
     let replica: Int
     let log: ChaosLog
+    /// False once this incarnation read the shared state (scenario 9's marker counts the first read).
+    private let readSharedState = Mutex(false)
 
-    init(base: SQLiteBookStore, gate: CrashGate, replica: Int, log: ChaosLog) {
+    init(base: any BookStore, gate: CrashGate, replica: Int, log: ChaosLog) {
         self.base = base
         self.gate = gate
         self.replica = replica
@@ -216,11 +218,27 @@ final class ChaosStore: BookStore {
     func recordNotification(_ notification: PendingNotification, at: Date, error: String?, retryAt: Date?) async throws {
         try await pass("recordNotification") { try await base.recordNotification(notification, at: at, error: error, retryAt: retryAt) }
     }
-    func sharedState(_ key: String) async throws -> String? { try await pass("sharedState") { try await base.sharedState(key) } }
+    func sharedState(_ key: String) async throws -> String? {
+        try await pass("sharedState") {
+            let value = try await base.sharedState(key)
+            let first = readSharedState.withLock { read in
+                defer { read = true }
+                return !read
+            }
+            if first, value != nil { log.count("scenario 9: a replica started from the shared measurements") }
+            return value
+        }
+    }
     func updateSharedState(_ key: String, at now: Date, _ transform: @escaping @Sendable (String?) -> String) async throws -> String {
         try await pass("updateSharedState") { try await base.updateSharedState(key, at: now, transform) }
     }
-    func prune(before: Date, limit: Int) async throws -> PruneCounts { try await pass("prune") { try await base.prune(before: before, limit: limit) } }
+    func prune(before: Date, limit: Int) async throws -> PruneCounts {
+        try await pass("prune") {
+            let counts = try await base.prune(before: before, limit: limit)
+            if counts.total > 0 { log.count("scenario 10: old rows pruned") }
+            return counts
+        }
+    }
     /// The shared store outlives a replica: closing one replica's view closes nothing.
     func close() async throws {}
 }

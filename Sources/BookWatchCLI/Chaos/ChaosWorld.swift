@@ -18,6 +18,11 @@ struct ChaosWorld: Sendable {
     var burst: Double
     /// Chance that the operator tracks a Book (`--new`) when it is created.
     var trackAtCreation: Double
+    /// One Book refused by the status endpoint for a while (kept across fault profiles).
+    var refusal: StatusRefusal?
+    /// How long processed rows are kept (`BOOKWATCH_RETAIN_DAYS`): an hour in some worlds, so
+    /// pruning runs during the search.
+    var retention: TimeInterval
 
     init(seed: UInt64, replicas: Int) {
         self.seed = seed
@@ -55,6 +60,16 @@ struct ChaosWorld: Sendable {
         rate = rng.pick([1, 5, 20])
         burst = rng.pick([1, 5, 25])
         trackAtCreation = rng.pick([0, 0.5, 1])
+        // Drawn from a stream of their own, so worlds drawn before these existed stay the same.
+        var more = SeededRandom(seed: seed &* 0xD1B5_4A32_D192_ED03 &+ 0x5EF)
+        refusal = more.chance(0.2)
+            ? StatusRefusal(book: Int(more.next() % UInt64(config.books)), from: more.uniform(0...3600), until: 0) : nil
+        if var window = refusal {
+            window.until = window.from + more.pick([60.0, 600, 3600])
+            refusal = window
+        }
+        simulation.faults.statusRefused = refusal
+        retention = more.chance(0.2) ? 3600 : 30 * 86400
     }
 
     /// A fault profile: each run changes profile from time to time (bursts come and go).
@@ -81,6 +96,8 @@ struct ChaosWorld: Sendable {
         return "\(c.books) Books of 1-\(c.documentsPerBook.upperBound) docs, \(c.flavour.rawValue) webhooks, "
             + "reopens \(c.reopenFraction)x\(c.maxReopens), deletes \(c.deleteFraction), 425 \(Int(c.analyticsDelay.lowerBound))-\(Int(c.analyticsDelay.upperBound))s, "
             + "poll \(Int(schedule.minimum))-\(Int(schedule.maximum))s, lease \(Int(lease))s, rate \(rate)/\(Int(burst)), "
+            + (refusal.map { "status refused for Book \($0.book) \(Int($0.from))-\(Int($0.until))s, " } ?? "")
+            + (retention < 86400 ? "retention \(Int(retention))s, " : "")
             + "auto-track \(autoTrack), trust \(trustWebhooks), \(c.webhookSecret == nil ? "unsigned" : "signed") webhooks, \(endpoints.count) endpoint(s)"
     }
 }
