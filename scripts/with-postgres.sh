@@ -9,7 +9,11 @@
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: with-postgres.sh command [args...]" >&2; exit 2; }
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -n "$bin" ] && [ -x "$bin/initdb" ] || { echo "with-postgres: PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
+[ -n "$bin" ] || ! command -v initdb >/dev/null 2>&1 || bin=$(dirname "$(command -v initdb)")
+[ -n "$bin" ] && [ -x "$bin/initdb" ] || {
+    echo "with-postgres: PostgreSQL server binaries (initdb, pg_ctl) not found: run scripts/install-deps.sh, or apt-get install postgresql" >&2
+    exit 1
+}
 
 # initdb refuses to run as root: run the server as an unprivileged user.
 run_as=()
