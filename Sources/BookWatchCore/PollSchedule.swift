@@ -1,8 +1,15 @@
 import struct Foundation.Date
 import struct Foundation.TimeInterval
+import func Foundation.pow
 
-/// Turns a `PollCadence` into the time of the next scheduled poll (pure; jitter is an input).
+/// The poll policy, all of it (pure; jitter is always an input drawn from the injected random
+/// source): when a Book is next polled for each `PollCadence` (`nextPoll`), how a transition's
+/// poll actions change the pending poll (`apply(_:to:...)`), how far polls are pulled in when
+/// webhooks stop being trusted (`tightened`), how fresh a status answer must be for a job to
+/// skip its confirming poll (`confirmFreshness`), and how failed polls are spaced (`retryDelay`).
+/// The stores only read and write what this decides.
 ///
+/// Cadences:
 /// - `active`: between half the maximum and the maximum while webhooks for the Book keep arriving
 ///   (they will tell us when it finishes; each one pushes the poll out again); full jitter between
 ///   the minimum and a quarter of the maximum once they have been quiet for longer than the
@@ -64,5 +71,126 @@ public struct PollSchedule: Hashable, Sendable {
             return max(minimum, maximum / 4)
         }
         return maximum
+    }
+}
+
+// MARK: what a transition's poll actions make of the pending poll
+
+/// A Book's pending poll as the policy sees it (the store keeps it in `books`).
+public struct PollSlot: Equatable, Sendable {
+    /// When the poll is due (nil: none).
+    public var next: Date?
+    /// Why the poll is urgent (a `PollReason`'s raw value); nil for a scheduled poll.
+    public var reason: String?
+    /// A replica's status call for this Book is in flight.
+    public var claimed: Bool
+
+    public init(next: Date?, reason: String?, claimed: Bool) {
+        self.next = next
+        self.reason = reason
+        self.claimed = claimed
+    }
+}
+
+/// What the policy needs to know about the moment of a transition.
+public struct PollContext: Sendable {
+    public var now: Date
+    public var lastWebhookAt: Date?
+    public var finishedAt: Date?
+    public var webhooksSilent: Bool
+    public var webhooksTrusted: Bool
+    /// The jitter, a draw from `0..<1`.
+    public var unitRandom: Double
+
+    public init(now: Date, lastWebhookAt: Date?, finishedAt: Date?, webhooksSilent: Bool, webhooksTrusted: Bool, unitRandom: Double) {
+        self.now = now
+        self.lastWebhookAt = lastWebhookAt
+        self.finishedAt = finishedAt
+        self.webhooksSilent = webhooksSilent
+        self.webhooksTrusted = webhooksTrusted
+        self.unitRandom = unitRandom
+    }
+}
+
+extension PollSchedule {
+    /// The pending poll after a transition's `actions` (times in whole milliseconds, as stored):
+    /// - `pollNow`: due now, urgent, and a poll in flight no longer holds it (it answers an older question);
+    /// - `postponePoll`: only ever later, and never while a poll is urgent;
+    /// - `pollWithin`: only ever earlier, never over an urgent or a claimed poll (that one writes the schedule);
+    /// - `schedulePoll`: replaces the schedule unless an urgent poll was asked for in this transition
+    ///   or since this snapshot's poll was claimed (`laterRequest`).
+    public func apply(_ actions: [BookAction], to slot: PollSlot, laterRequest: Bool, context: PollContext) -> PollSlot {
+        var slot = slot
+        let urgentNow = actions.contains { if case .pollNow = $0 { true } else { false } }
+        func scheduled(_ cadence: PollCadence) -> Date? {
+            nextPoll(cadence: cadence, lastWebhookAt: context.lastWebhookAt, now: context.now, webhooksSilent: context.webhooksSilent,
+                     unitRandom: context.unitRandom, finishedAt: context.finishedAt, webhooksTrusted: context.webhooksTrusted)
+                .map(Self.wholeMillisecond)
+        }
+        for action in actions {
+            switch action {
+            case .pollNow(let reason):
+                slot.next = Self.wholeMillisecond(context.now)
+                slot.reason = reason.rawValue
+                slot.claimed = false
+            case .postponePoll(let cadence):
+                if slot.reason != nil || urgentNow { continue }
+                let next = scheduled(cadence)
+                if let next, let current = slot.next, next <= current { continue }
+                slot.next = next
+                slot.reason = nil
+            case .pollWithin(let cadence):
+                if slot.reason != nil || urgentNow || slot.claimed { continue }
+                guard let next = scheduled(cadence) else { continue }
+                if let current = slot.next, current <= next { continue }
+                slot.next = next
+            case .schedulePoll(let cadence):
+                if urgentNow || laterRequest { continue }
+                slot.next = scheduled(cadence)
+                slot.reason = nil
+            default:
+                continue
+            }
+        }
+        return slot
+    }
+
+    /// `date` rounded to the millisecond, the stores' resolution (so comparisons here agree with
+    /// comparisons of stored values).
+    public static func wholeMillisecond(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded() / 1000)
+    }
+}
+
+// MARK: tightening, freshness, retries
+
+extension PollSchedule {
+    /// How far ahead a poll may stay once webhooks stop being trusted: twice the minimum for a
+    /// Book still processing, the maximum for a finished one (watched for a reopen).
+    public func tighteningSpread(finished: Bool) -> TimeInterval { finished ? maximum : 2 * minimum }
+
+    /// A scheduled poll later than `now` plus the spread, pulled into the spread's upper half
+    /// (`now + spread/2 ..< now + spread`, whole milliseconds); nil when it is soon enough.
+    /// Urgent and claimed polls are never moved (the store does not offer them).
+    public func tightened(_ next: Date, finished: Bool, now: Date, unitRandom: @autoclosure () -> Double) -> Date? {
+        let spread = tighteningSpread(finished: finished)
+        let limit = (now.addingTimeInterval(spread).timeIntervalSince1970 * 1000).rounded()
+        guard (next.timeIntervalSince1970 * 1000).rounded() > limit else { return nil }
+        let span = max((spread * 500).rounded(.down), 1)
+        let offset = (min(max(unitRandom(), 0), 0.999_999_999) * span).rounded(.down)
+        return Date(timeIntervalSince1970: (limit - span + offset) / 1000)
+    }
+
+    /// How recent the last status answer must be for an analytics job to go ahead without a
+    /// confirming poll first (when webhooks are not trusted), and the fallback wait for a
+    /// resumed Book's job: twice the minimum.
+    public var confirmFreshness: TimeInterval { 2 * minimum }
+
+    /// The wait after a Book's `failures`-th failed poll in a row: doubling from `base`, capped
+    /// at the maximum, jittered over its upper half; a `Retry-After` is a lower bound; at least 1 s.
+    public func retryDelay(failures: Int, base: TimeInterval, retryAfter: TimeInterval?, unitRandom: Double) -> TimeInterval {
+        let exponent = Double(min(max(failures - 1, 0), 30))
+        let ceiling = max(1, min(max(maximum, base), base * pow(2, exponent)))
+        return max(ceiling * (0.5 + 0.5 * min(max(unitRandom, 0), 1)), retryAfter ?? 0, 1)
     }
 }

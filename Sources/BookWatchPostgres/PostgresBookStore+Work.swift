@@ -73,18 +73,27 @@ extension PostgresBookStore {
     }
 
     @discardableResult
-    public func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int {
-        try await connection { c in
-            var moved = 0
-            for group in BooksTable.tightenings(now: now, active: active, finished: finished) {
-                moved += try await Self.rows(c, """
-                    UPDATE books SET next_poll_at = \(group.low) + FLOOR(RANDOM() * \(group.span))::BIGINT
-                    WHERE state IN \(unescaped: group.states) AND poll_reason IS NULL AND poll_claimed_at IS NULL
-                        AND next_poll_at > \(group.limit)
-                    RETURNING uuid
-                    """, self.logger).count
+    public func tightenPolls(now: Date) async throws -> Int {
+        let schedule = schedule
+        let random = random
+        return try await transaction { c in
+            // Locked as read, so no transition changes them before the update below.
+            let candidates = try await Self.rows(c, """
+                SELECT uuid, state, next_poll_at FROM books
+                WHERE state IN \(unescaped: BooksTable.tighteningStates) AND poll_reason IS NULL AND poll_claimed_at IS NULL
+                    AND next_poll_at > \(BooksTable.tighteningFloor(now: now, schedule: schedule))
+                FOR UPDATE
+                """, self.logger).map { row -> (String, String, Int64) in
+                (try row.value("uuid"), try row.value("state"), try row.value("next_poll_at"))
             }
-            return moved
+            let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, random: random)
+            guard !moves.isEmpty else { return 0 }
+            _ = try await c.query("""
+                UPDATE books b SET next_poll_at = m.next
+                FROM unnest(\(moves.map(\.uuid))::text[], \(moves.map(\.next))::bigint[]) AS m(uuid, next)
+                WHERE b.uuid = m.uuid
+                """, logger: self.logger)
+            return moves.count
         }
     }
 

@@ -204,7 +204,7 @@ extension Watcher {
         let current = options()
         guard current.webhooksSilent, let record = try await store.book(job.bookUUID) else { return false }
         let now = clock.now()
-        let freshness = 2 * store.schedule.minimum
+        let freshness = store.schedule.confirmFreshness
         if let last = record.machine.lastSnapshotAt, now.timeIntervalSince(last) <= freshness { return false }
         // Waiting first, then the poll: an answer that came before the wait was recorded would
         // find no job waiting for it.

@@ -81,18 +81,8 @@ extension Watcher {
         }
     }
 
-    /// The wait after a Book's `failures`-th failed poll in a row: doubling from `pollRetry.base`,
-    /// capped at the poll maximum, jittered over its upper half; a `Retry-After` is a lower bound.
+    /// The wait after a Book's `failures`-th failed poll in a row (`PollSchedule.retryDelay`).
     func pollRetryDelay(failures: Int, retryAfter: TimeInterval?) -> TimeInterval {
-        Self.pollRetryDelay(failures: failures, base: configuration.pollRetry.base, cap: store.schedule.maximum,
-                            retryAfter: retryAfter, unitRandom: random())
-    }
-
-    static func pollRetryDelay(failures: Int, base: TimeInterval, cap: TimeInterval, retryAfter: TimeInterval?, unitRandom: Double)
-        -> TimeInterval
-    {
-        let exponent = Double(min(max(failures - 1, 0), 30))
-        let ceiling = max(1, min(max(cap, base), base * pow(2, exponent)))
-        return max(ceiling * (0.5 + 0.5 * min(max(unitRandom, 0), 1)), retryAfter ?? 0, 1)
+        store.schedule.retryDelay(failures: failures, base: configuration.pollRetry.base, retryAfter: retryAfter, unitRandom: random())
     }
 }

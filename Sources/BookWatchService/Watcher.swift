@@ -340,7 +340,7 @@ public final class Watcher: Sendable {
     /// Polls set while webhooks were trusted come due within twice the minimum interval (Books
     /// still processing) or the maximum (finished Books, watched for a reopen).
     func tightenPolls() async throws -> Int {
-        try await store.tightenPolls(now: clock.now(), active: 2 * store.schedule.minimum, finished: store.schedule.maximum)
+        try await store.tightenPolls(now: clock.now())
     }
 
     /// The current estimate of document changes no webhook announced.

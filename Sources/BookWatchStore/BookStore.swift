@@ -81,12 +81,12 @@ public protocol BookStore: Sendable {
     /// and ends its claim; the poll stays urgent only with `keepUrgent` (the first retry).
     func deferPoll(_ uuid: BookUUID, until: Date, keepUrgent: Bool) async throws
 
-    /// When webhooks stop being trusted: pulls scheduled polls of Books still processing later
-    /// than `now + active` into `now + active/2 ... now + active`, and those of finished Books
-    /// (spaced out while webhooks were trusted) later than `now + finished` into
-    /// `now + finished/2 ... now + finished`; answers how many moved. Urgent and claimed polls stay.
+    /// When webhooks stop being trusted: pulls scheduled polls in as `PollSchedule.tightened`
+    /// decides (Books still processing to within twice the minimum, finished Books, spaced out
+    /// while webhooks were trusted, to within the maximum), jittered from the store's random
+    /// source, Books in uuid order; answers how many moved. Urgent and claimed polls stay.
     @discardableResult
-    func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int
+    func tightenPolls(now: Date) async throws -> Int
 
     /// Claims up to `limit` unprocessed inbox rows, oldest first, for `lease` (rows another
     /// replica holds are skipped; an expired claim is taken over).

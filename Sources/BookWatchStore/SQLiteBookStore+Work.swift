@@ -96,19 +96,20 @@ extension SQLiteBookStore {
     /// When webhooks turn silent or lossy, polls set while they were trusted would otherwise wait
     /// up to the maximum interval (finished Books: far longer): see `BookStore.tightenPolls`.
     @discardableResult
-    public func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int {
-        try await write { db in
-            var moved = 0
-            for group in BooksTable.tightenings(now: now, active: active, finished: finished) {
-                try db.execute(
-                    sql: """
-                        UPDATE books SET next_poll_at = ? + (ABS(RANDOM()) % ?)
-                        WHERE state IN \(group.states) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
-                        """,
-                    arguments: [group.low, group.span, group.limit])
-                moved += db.changesCount
+    public func tightenPolls(now: Date) async throws -> Int {
+        let schedule = schedule
+        let random = random
+        return try await write { db in
+            let candidates = try Row.fetchAll(db, sql: """
+                SELECT uuid, state, next_poll_at FROM books
+                WHERE state IN \(BooksTable.tighteningStates) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
+                """, arguments: [BooksTable.tighteningFloor(now: now, schedule: schedule)])
+                .map { (row: Row) -> (String, String, Int64) in (row["uuid"], row["state"], row["next_poll_at"]) }
+            let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, random: random)
+            for move in moves {
+                try db.execute(sql: "UPDATE books SET next_poll_at = ? WHERE uuid = ?", arguments: [move.next, move.uuid])
             }
-            return moved
+            return moves.count
         }
     }
 

@@ -80,20 +80,24 @@ package struct StoredBook: Sendable {
 /// The `books` columns as both stores write them, in the order of their values, and the upsert
 /// clause derived from them (every column but the key and the creation time is replaced).
 package enum BooksTable {
-    /// SQL lists of the phases whose polls watch for progress, and of the finished ones whose
-    /// polls watch for a reopen (see `PollCadence`).
-    package static let activeStates = "('tracking', 'processing')"
-    package static let finishedStates = "('retrieving', 'complete', 'failed')"
+    /// What `tightenPolls` may move, for either store: unclaimed, non-urgent polls of Books still
+    /// processing or finished, later than the smaller of the two spreads (storage milliseconds);
+    /// `PollSchedule.tightened` decides each one.
+    package static func tighteningFloor(now: Date, schedule: PollSchedule) -> Int64 {
+        now.addingTimeInterval(min(schedule.tighteningSpread(finished: false), schedule.tighteningSpread(finished: true))).storageMillis
+    }
+    /// The phases whose polls watch for progress (`activePhases`) or, finished, for a reopen.
+    package static let tighteningStates = "('tracking', 'processing', 'retrieving', 'complete', 'failed')"
+    package static let activePhases = ["tracking", "processing"]
 
-    /// What `tightenPolls` moves, for either store: per group of states, unclaimed non-urgent polls
-    /// later than `limit` go to `low + random(0..<span)` (storage milliseconds).
-    package static func tightenings(now: Date, active: TimeInterval, finished: TimeInterval)
-        -> [(states: String, low: Int64, span: Int64, limit: Int64)]
+    /// The new times of the candidates `(uuid, state, next_poll_at)`, drawn in uuid order.
+    package static func tightened(_ candidates: [(String, String, Int64)], now: Date, schedule: PollSchedule, random: () -> Double)
+        -> [(uuid: String, next: Int64)]
     {
-        [(activeStates, active), (finishedStates, finished)].map { states, spread in
-            let limit = now.addingTimeInterval(spread).storageMillis
-            let span = max(Int64(spread * 500), 1)
-            return (states, limit - span, span, limit)
+        candidates.sorted { $0.0 < $1.0 }.compactMap { uuid, state, next in
+            let finished = !activePhases.contains(state)
+            return schedule.tightened(Date(storageMillis: next), finished: finished, now: now, unitRandom: random())
+                .map { (uuid, $0.storageMillis) }
         }
     }
     package static let columns = [

@@ -87,7 +87,7 @@ package struct TransitionPlan: Sendable {
         var plan = make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: pollSchedule)
         if case .analytics(let generation, _) = input, let claim = options.jobClaim { plan.fence = (generation, claim) }
         if resuming && machine.phase == .retrieving {
-            let fallback = now.addingTimeInterval(2 * pollSchedule.minimum).storageMillis
+            let fallback = now.addingTimeInterval(pollSchedule.confirmFreshness).storageMillis
             plan.jobs.append((machine.generation, .retry(dueAt: fallback, countsError: false, awaitingView: true)))
         }
         switch input {
@@ -103,7 +103,6 @@ package struct TransitionPlan: Sendable {
         schedule pollSchedule: PollSchedule
     ) -> TransitionPlan {
         var plan = TransitionPlan()
-        let nowMillis = now.storageMillis
         let taken = options.snapshotTakenAt?.storageMillis
         let claim = options.pollClaim?.storageMillis
         // This transition carries the snapshot of the poll that holds the claim: the claim ends.
@@ -140,43 +139,17 @@ package struct TransitionPlan: Sendable {
             return plan
         }
 
-        let urgentNow = actions.contains { if case .pollNow = $0 { true } else { false } }
-        func scheduled(_ cadence: PollCadence) -> Int64? {
-            pollSchedule.nextPoll(
-                cadence: cadence, lastWebhookAt: machine.lastWebhookAt, now: now, webhooksSilent: options.webhooksSilent,
-                unitRandom: draw, finishedAt: machine.finishedAt, webhooksTrusted: options.webhooksTrusted)?.storageMillis
-        }
-        for action in actions {
-            switch action {
-            case .pollNow(let reason):
-                plan.schedule.next = nowMillis
-                plan.schedule.reason = reason.rawValue
-                plan.schedule.claimedAt = nil  // a poll in flight now answers an older question
-            case .postponePoll(let cadence):
-                // Never delays an urgent poll still pending (from this or an earlier transaction).
-                if plan.schedule.reason != nil || urgentNow { continue }
-                let next = scheduled(cadence)
-                // Only ever later: a hint must not bring a poll forward either.
-                if let next, let current = plan.schedule.next, next <= current { continue }
-                plan.schedule.next = next
-                plan.schedule.reason = nil
-            case .pollWithin(let cadence):
-                // Only ever earlier; an urgent poll is already as early as it gets, and a poll in
-                // flight (claimed) will write the schedule itself.
-                if plan.schedule.reason != nil || urgentNow || plan.schedule.claimedAt != nil { continue }
-                guard let next = scheduled(cadence) else { continue }
-                if let current = plan.schedule.next, current <= next { continue }
-                plan.schedule.next = next
-            case .schedulePoll(let cadence):
-                // An urgent poll requested in this transaction, or since this snapshot's poll was
-                // claimed, stays first.
-                if urgentNow || laterRequest { continue }
-                plan.schedule.next = scheduled(cadence)
-                plan.schedule.reason = nil
-            default:
-                continue
-            }
-        }
+        // The pending poll: the policy decides (`PollSchedule.apply`), the plan stores it.
+        let slot = pollSchedule.apply(
+            actions,
+            to: PollSlot(next: plan.schedule.next.map(Date.init(storageMillis:)), reason: plan.schedule.reason,
+                         claimed: plan.schedule.claimedAt != nil),
+            laterRequest: laterRequest,
+            context: PollContext(now: now, lastWebhookAt: machine.lastWebhookAt, finishedAt: machine.finishedAt,
+                                 webhooksSilent: options.webhooksSilent, webhooksTrusted: options.webhooksTrusted, unitRandom: draw))
+        plan.schedule.next = slot.next?.storageMillis
+        plan.schedule.reason = slot.reason
+        if !slot.claimed { plan.schedule.claimedAt = nil }
         return plan
     }
 }

@@ -97,7 +97,7 @@ import Testing
         try await store.requestPoll(urgent, at: t0.addingTimeInterval(5), reason: .operator)
         #expect(try await store.book(active)?.nextPollAt == t0.addingTimeInterval(1800))
         let doneBefore = try await store.book(done)?.nextPollAt
-        #expect(try await store.tightenPolls(now: t0, active: 120, finished: 1800) == 1)
+        #expect(try await store.tightenPolls(now: t0) == 1)
         let moved = try #require(try await store.book(active)?.nextPollAt)
         #expect(moved >= t0.addingTimeInterval(60) && moved <= t0.addingTimeInterval(120))
         #expect(try await store.book(urgent)?.nextPollAt == t0.addingTimeInterval(5))

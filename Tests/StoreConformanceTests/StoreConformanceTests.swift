@@ -143,7 +143,7 @@ import Testing
             #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(10 + 8 * 3600))
             // Webhooks turn untrusted: the far poll comes within the maximum.
             let now = F.t0.plus(5 * 3600)
-            #expect(try await store.tightenPolls(now: now, active: 120, finished: 1800) == 1)
+            #expect(try await store.tightenPolls(now: now) == 1)
             let moved = try #require(try await store.book(F.uuid)?.nextPollAt)
             #expect(moved >= now.plus(900) && moved <= now.plus(1800))
         }
@@ -446,7 +446,7 @@ import Testing
             // Webhooks flowing push the idle Book's poll out to at least max/2.
             _ = try await store.apply(F.uploaded(5), to: idle, at: now, options: .init())
             #expect(try await store.book(idle)?.nextPollAt == now.plus(900))
-            #expect(try await store.tightenPolls(now: now, active: 120, finished: 1800) == 1)
+            #expect(try await store.tightenPolls(now: now) == 1)
             let moved = try #require(try await store.book(idle)?.nextPollAt)
             #expect(moved >= now.plus(60) && moved < now.plus(120))
             #expect(try await store.book(claimed.bookUUID)?.nextPollAt == now.plus(600))

@@ -32,6 +32,9 @@ struct BenchChaosCommand: AsyncParsableCommand {
             throw ValidationError("--database must be a postgres:// URL (SQLite is the default)")
         }
         if database != nil, directory != nil { throw ValidationError("--directory and --database exclude each other") }
+        if let database, ChaosDatabase.namesSchema(database) {
+            throw ValidationError("--database must not name a schema: each seed makes its own (chaos_SEED_...) and drops it after")
+        }
     }
 
     func run() async throws {

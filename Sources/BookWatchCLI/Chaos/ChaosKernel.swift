@@ -47,7 +47,12 @@ final class ChaosKernel: Sendable {
     /// Global (Ocrolus's) time; a replica's clock is a view of it with an offset.
     let clock: ManualClock
 
-    init(start: Date) {
+    /// Real seconds a chain may neither block nor end before the run fails as stuck: longer on
+    /// PostgreSQL, where one store call may retry a serialization failure for a while.
+    let patience: TimeInterval
+
+    init(start: Date, patience: TimeInterval = 20) {
+        self.patience = patience
         clock = ManualClock(start: start)
         state = Mutex(State())
     }
@@ -196,7 +201,7 @@ final class ChaosKernel: Sendable {
     /// between (its counts live under separate locks; one reading could catch a chain between
     /// waking another and blocking itself). Throws `ChaosStuck` when one keeps running for
     /// `patience` seconds of real time (a deadlock, or a wait the kernel cannot see).
-    func settle(patience: TimeInterval = 20) async throws {
+    func settle() async throws {
         var spins = 0, quiet = 0
         let started = ContinuousClock.now
         while quiet < 3 {

@@ -35,6 +35,11 @@ struct ChaosViolation: Sendable, CustomStringConvertible {
 enum ChaosDatabase: Sendable {
     case sqlite(directory: String)
     case postgres(url: String)
+
+    /// True when a PostgreSQL URL names a schema (`schema=` in its query).
+    static func namesSchema(_ url: String) -> Bool {
+        URLComponents(string: url)?.queryItems?.contains { $0.name == "schema" } ?? url.contains("schema=")
+    }
 }
 
 /// One seed's run: the simulator, `world.replicas` watchers sharing one store (SQLite or PostgreSQL), the
@@ -48,7 +53,7 @@ final class ChaosRun {
     let simulation: OcrolusSimulation
     let store: any JobHistoryReading
     /// Removes the seed's database (its file or its schema).
-    let removeStore: () async -> Void
+    let removeStore: @Sendable () async -> Void
     let verifier: WebhookVerifier?
     var rng: SeededRandom
     var replicas: [Replica] = []
@@ -97,6 +102,8 @@ final class ChaosRun {
 
     /// Opens the seed's store in `database` and sets up its world (no replica runs yet).
     static func open(world: ChaosWorld, database: ChaosDatabase) async throws -> ChaosRun {
+        // Everything that can fail before the store opens, so a failure leaves no store behind.
+        let verifier = try world.simulation.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
         let jitter = Mutex(SeededRandom(seed: world.seed &+ 0x5EED))
         let random: @Sendable () -> Double = { jitter.withLock { $0.unit() } }
         let name = "chaos_\(world.seed)_\(UUID().uuidString.prefix(8).lowercased())"
@@ -104,42 +111,55 @@ final class ChaosRun {
         case .sqlite(let directory):
             let path = "\(directory)/\(name).sqlite"
             let store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
-            return try ChaosRun(world: world, store: store) {
+            return ChaosRun(world: world, store: store, verifier: verifier) {
                 try? store.close()
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             }
         case .postgres(let url):
+            // A schema the URL names would be the one dropped after the seed: refused
+            // (`BenchChaosCommand.validate` says so first).
+            guard !ChaosDatabase.namesSchema(url) else { throw StoreError(.invalidLocation, subject: "--database", detail: "must not name a schema: each seed makes its own") }
             let store = try await PostgresBookStore.open(
                 url: url + (url.contains("?") ? "&" : "?") + "schema=\(name)", schedule: world.schedule, maximumConnections: 4,
                 logger: Logger(label: "chaos.postgres") { _ in SwiftLogNoOpLogHandler() }, random: random)
-            return try ChaosRun(world: world, store: store) {
-                try? await store.dropSchema()
+            return ChaosRun(world: world, store: store, verifier: verifier, patience: 120) {
+                do {
+                    try await store.dropSchema(prefix: "chaos_")
+                } catch {
+                    FileHandle.standardError.write(Data("chaos: could not drop schema \(name): \(error)\n".utf8))
+                }
                 try? await store.close()
             }
         }
     }
 
-    private init(world: ChaosWorld, store: any JobHistoryReading, remove: @escaping () async -> Void) throws {
+    private init(
+        world: ChaosWorld, store: any JobHistoryReading, verifier: WebhookVerifier?, patience: TimeInterval = 20,
+        remove: @escaping @Sendable () async -> Void
+    ) {
         self.world = world
-        let kernel = ChaosKernel(start: world.simulation.start)
+        let kernel = ChaosKernel(start: world.simulation.start, patience: patience)
         self.kernel = kernel
         log = ChaosLog(start: world.simulation.start, now: { kernel.now })
         simulation = OcrolusSimulation(config: world.simulation, clock: ChaosClock(kernel: kernel, replica: nil))
         self.store = store
         removeStore = remove
-        verifier = try world.simulation.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
+        self.verifier = verifier
         rng = SeededRandom(seed: world.seed ^ 0x0C4A_05C4_A05C)
     }
 
     // MARK: the run
 
     func run(steps: Int, traceLines: Int = 60) async throws -> ChaosOutcome {
+        // Removed in a task of its own: a seed cancelled because another failed still drops its
+        // schema (a cancelled task's store calls would fail at once).
+        let remove = removeStore
         do {
             let outcome = try await search(steps: steps, traceLines: traceLines)
-            await removeStore()
+            await Task { await remove() }.value
             return outcome
         } catch {
-            await removeStore()
+            await Task { await remove() }.value
             throw error
         }
     }
@@ -182,14 +202,6 @@ final class ChaosRun {
             replica.paused = false
             if replica.gate.isDead { try await restart(replica) }
         }
-        // A refusal is permanent to bookwatch (the Book fails, no more polls); the operator, access
-        // restored, says `retry`. A Book failed without a refusal gets no such help.
-        for uuid in refused.sorted(by: { $0.rawValue < $1.rawValue }) where try await store.book(uuid)?.machine.phase == .failed {
-            log.count("operator: retry after a refusal")
-            log.touchedStore()
-            let outcome = try await store.apply(.command(.retry), to: uuid, at: kernel.now, options: TransitionOptions())
-            log.note(replica: nil, uuid, "operator retry (access restored) -> \(outcome?.machine.phase.rawValue ?? "nothing")")
-        }
         let settledAt = max(kernel.now, simulation.settledAt)
         let deadline = settledAt.addingTimeInterval(8 * world.schedule.maximum + world.lease + 3 * 3600)
         var drained = 0
@@ -198,12 +210,29 @@ final class ChaosRun {
             step += 1
             log.setStep(step)
             try await takeStep(drain: true)
+            try await retryRefused()
             if let violation = try await checkSafety() { return violation }
             if kernel.now >= settledAt, drained % 20 == 0, try await checkLiveness() == nil { return nil }
             if kernel.now > deadline { return try await checkLiveness() }
         }
         if let violation = try await checkLiveness() { return violation }
         return nil
+    }
+
+    /// A refusal is permanent to bookwatch (the Book fails, no more polls); in the drain, access
+    /// is back (the refusal lifted with the other faults) and the operator says `retry`, also
+    /// for a refused answer that was still in flight when the drain began. Only a Book that
+    /// Ocrolus refused and that failed for that refusal (code 2102) gets this help.
+    func retryRefused() async throws {
+        for uuid in refused.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let record = try await store.book(uuid), record.machine.phase == .failed,
+                  record.machine.failureReason?.contains("2102") == true
+            else { continue }
+            log.count("operator: retry after a refusal")
+            log.touchedStore()
+            let outcome = try await store.apply(.command(.retry), to: uuid, at: kernel.now, options: TransitionOptions())
+            log.note(replica: nil, uuid, "operator retry (access restored) -> \(outcome?.machine.phase.rawValue ?? "nothing")")
+        }
     }
 
     // MARK: replicas

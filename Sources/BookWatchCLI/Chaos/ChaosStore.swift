@@ -70,8 +70,8 @@ final class ChaosStore: BookStore {
     let gate: CrashGate
     let replica: Int
     let log: ChaosLog
-    /// False once this incarnation read the shared state (scenario 9's marker counts the first read).
-    private let readSharedState = Mutex(false)
+    /// The shared-state keys this incarnation has read (scenario 9's marker counts first reads).
+    private let readKeys = Mutex(Set<String>())
 
     init(base: any BookStore, gate: CrashGate, replica: Int, log: ChaosLog) {
         self.base = base
@@ -175,8 +175,8 @@ final class ChaosStore: BookStore {
             log.note(replica: replica, uuid, "poll deferred to \(log.stamp(until))")
         }
     }
-    func tightenPolls(now: Date, active: TimeInterval, finished: TimeInterval) async throws -> Int {
-        try await pass("tightenPolls") { try await base.tightenPolls(now: now, active: active, finished: finished) }
+    func tightenPolls(now: Date) async throws -> Int {
+        try await pass("tightenPolls") { try await base.tightenPolls(now: now) }
     }
     func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
         try await pass("claimInbox") { try await base.claimInbox(owner: owner, now: now, limit: limit, lease: lease) }
@@ -221,10 +221,7 @@ final class ChaosStore: BookStore {
     func sharedState(_ key: String) async throws -> String? {
         try await pass("sharedState") {
             let value = try await base.sharedState(key)
-            let first = readSharedState.withLock { read in
-                defer { read = true }
-                return !read
-            }
+            let first = readKeys.withLock { $0.insert(key).inserted }
             if first, value != nil { log.count("scenario 9: a replica started from the shared measurements") }
             return value
         }
