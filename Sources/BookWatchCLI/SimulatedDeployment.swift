@@ -83,27 +83,14 @@ public final class SimulatedDeployment: Sendable {
         }
     }
 
-    /// What the HTTP route does, without HTTP: verify, decode, store durably, answer.
+    /// What the HTTP route does, without HTTP (`WebhookAdmission`): verify, decode, store
+    /// durably, answer.
     static func receive(
         _ delivery: WebhookDelivery, verifier: WebhookVerifier?, store: any BookStore, health: ServiceHealth, now: Date
     ) async -> (Int, WebhookOutcome) {
-        let header = { (name: String) in delivery.headers.first { $0.0 == name }?.1 }
-        if let verifier {
-            do {
-                try verifier.verify(body: delivery.body, timestamp: header("Webhook-Timestamp"), requestID: header("Webhook-Request-Id"),
-                                    signature: header("Webhook-Signature"), now: now)
-            } catch { return (401, .badSignature) }
-        }
-        guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return (400, .malformed) }
-        do {
-            let appended = try await store.appendToInbox(InboxDelivery(
-                requestID: header("Webhook-Request-Id"), receivedAt: now, bookUUID: decoded.bookUUID, bookPK: decoded.bookPK,
-                event: decoded.eventName, body: delivery.body, authenticated: verifier != nil))
-            health.webhookReceived(at: now)
-            return (200, appended == .duplicate ? .duplicate : .accepted)
-        } catch {
-            return (503, .unavailable)
-        }
+        let answer = await WebhookAdmission(verifier: verifier).receive(
+            headers: delivery.headers, body: delivery.body, peer: nil, now: now, health: health) { try await store.appendToInbox($0) }
+        return (answer.status, answer.outcome)
     }
 
     /// One round: deliver due webhooks and process the inbox, then poll what is due; while the

@@ -58,10 +58,10 @@ extension PostgresBookStore {
     }
 
     @discardableResult
-    public func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool {
+    public func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
         try await connection { c in
             !(try await Self.rows(c, """
-                UPDATE webhook_inbox SET processed_at = \(at.storageMillis), outcome = \(outcome), claimed_by = NULL
+                UPDATE webhook_inbox SET processed_at = \(at.storageMillis), outcome = \(outcome.stored), claimed_by = NULL
                 WHERE id = \(id) AND processed_at IS NULL RETURNING id
                 """, self.logger)).isEmpty
         }

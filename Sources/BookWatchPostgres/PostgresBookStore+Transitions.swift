@@ -52,7 +52,7 @@ extension PostgresBookStore {
             // the caller (which may track the Book and apply it again).
             if let row = options.inboxRow {
                 let marked = try await Self.rows(c, """
-                    UPDATE webhook_inbox SET processed_at = \(now.storageMillis), outcome = 'applied', claimed_by = NULL
+                    UPDATE webhook_inbox SET processed_at = \(now.storageMillis), outcome = \(InboxOutcome.applied.stored), claimed_by = NULL
                     WHERE id = \(row) AND processed_at IS NULL RETURNING id
                     """, self.logger)
                 guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }

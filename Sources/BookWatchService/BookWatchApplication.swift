@@ -25,7 +25,7 @@ public enum BookWatchRoutes {
         if bareBenchmarkRoute {
             router.post("/bench/bare") { request, _ in
                 var request = request
-                _ = try await request.collectBody(upTo: ingress.bodyLimit)
+                _ = try await request.collectBody(upTo: ingress.admission.bodyLimit)
                 return WebhookIngress.json(.ok, ["status": "accepted"])
             }
         }

@@ -211,14 +211,15 @@ public final class Watcher: Sendable {
         guard let outcome = await process(stored, apiFailed: apiFailed) else {
             if stored.attempts + 1 >= Self.inboxMaxAttempts {
                 // A poison row: recorded with its outcome, never retried for ever.
-                _ = try await store.markProcessed(stored.id, at: clock.now(), outcome: "gave up after \(stored.attempts + 1) attempts")
+                _ = try await store.markProcessed(stored.id, at: clock.now(), outcome: .gaveUp(attempts: stored.attempts + 1))
                 return false
             }
             let wait = Self.inboxRetryDelay(attempts: stored.attempts + 1, cap: store.schedule.maximum, unitRandom: random())
             try await store.deferInbox(stored.id, owner: configuration.owner, until: clock.now().addingTimeInterval(wait))
             return false
         }
-        let counted = outcome == Self.appliedWithMark ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
+        // An applied hint's row was marked in the transition's own transaction.
+        let counted = outcome == .applied ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
         if counted { counters.withLock { $0.inboxProcessed += 1 } }
         return counted
     }
@@ -234,14 +235,12 @@ public final class Watcher: Sendable {
         return max(1, ceiling * (0.5 + 0.5 * min(max(unitRandom, 0), 1)))
     }
 
-    /// The outcome of a delivery whose hint committed together with its row's mark.
-    private static let appliedWithMark = "applied"
-
-    private func process(_ stored: StoredDelivery, apiFailed: RoundFlag) async -> String? {
+    /// How the delivery ended, or nil when it must wait and be tried again.
+    private func process(_ stored: StoredDelivery, apiFailed: RoundFlag) async -> InboxOutcome? {
         let delivery = stored.delivery
         var log = logger
         log[metadataKey: "request_id"] = "\(delivery.requestID ?? "-")"
-        guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return "undecodable" }
+        guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return .undecodable }
         var hint = decoded.hint
         hint.authenticated = delivery.authenticated
         do {
@@ -264,7 +263,7 @@ public final class Watcher: Sendable {
                     recordPoll(.webhookHint)
                 }
             }
-            guard let uuid else { return "unresolved" }
+            guard let uuid else { return .unresolved(detail: nil) }
             log[metadataKey: "book_uuid"] = "\(uuid)"
             let now = clock.now()
             let marked = options(inboxRow: stored.id)
@@ -272,7 +271,7 @@ public final class Watcher: Sendable {
             if outcome == nil {
                 // Untracked by the operator: stored and counted, never tracked again by a webhook.
                 if try await store.isUntracked(uuid) { return untrackedDelivery(log) }
-                guard configuration.autoTrack else { return "ignored" }
+                guard configuration.autoTrack else { return .ignored }
                 guard try await store.apply(.command(.track(.webhook)), to: uuid, at: now, options: options()) != nil else {
                     return untrackedDelivery(log)
                 }
@@ -286,22 +285,22 @@ public final class Watcher: Sendable {
                 _ = try await store.apply(.snapshot(learned.result.snapshot), to: uuid, at: now, options: taken)
             }
             log.debug("webhook applied", metadata: ["event": "\(decoded.eventName)"])
-            return outcome == nil ? "ignored" : Self.appliedWithMark
+            return outcome == nil ? .ignored : .applied
         } catch let error as StoreError where error.isDuplicate {
-            return "duplicate: processed elsewhere"  // another replica marked the row first
+            return .processedElsewhere  // another replica marked the row first
         } catch {
             if let error = error as? OcrolusError, error.kind == .permanent {
-                return "unresolved: \(error)"
+                return .unresolved(detail: "\(error)")
             }
             log.warning("webhook could not be applied yet; will retry", metadata: ["error": "\(error)"])
             return nil
         }
     }
 
-    private func untrackedDelivery(_ log: Logger) -> String {
+    private func untrackedDelivery(_ log: Logger) -> InboxOutcome {
         metrics.untrackedWebhook()
         log.info("webhook about an untracked Book stored, not applied")
-        return "ignored: untracked"
+        return .untracked
     }
 
     func beginPoll(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.insert(uuid).inserted } }

@@ -95,7 +95,7 @@ public protocol BookStore: Sendable {
     /// Marks an inbox row processed with an outcome, unless it already is; answers whether it was
     /// this call that marked it.
     @discardableResult
-    func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool
+    func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool
 
     /// Gives claimed, unprocessed rows back at once.
     func releaseInbox(_ ids: [Int64]) async throws

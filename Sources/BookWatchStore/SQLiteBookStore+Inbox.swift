@@ -76,13 +76,12 @@ public struct StoredDelivery: Sendable, Equatable {
 }
 
 extension SQLiteBookStore {
-    /// Marks an inbox row processed with an outcome (`applied`, `ignored`, `unresolved`...).
     @discardableResult
-    public func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool {
+    public func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
         try await write { db in
             try db.execute(
                 sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ?, claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
-                arguments: [at.storageMillis, outcome, id])
+                arguments: [at.storageMillis, outcome.stored, id])
             return db.changesCount == 1
         }
     }

@@ -46,8 +46,8 @@ extension SQLiteBookStore {
     /// (by another worker) rolls the transition back.
     static func markInboxApplied(_ db: Database, row: Int64, at now: Date) throws {
         try db.execute(
-            sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = 'applied', claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
-            arguments: [now.storageMillis, row])
+            sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ?, claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
+            arguments: [now.storageMillis, InboxOutcome.applied.stored, row])
         guard db.changesCount == 1 else {
             throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed")
         }

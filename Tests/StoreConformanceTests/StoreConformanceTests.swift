@@ -293,9 +293,9 @@ import Testing
                 _ = try await store.apply(F.uploaded(10), to: F.uuid, at: F.t0.plus(2), options: TransitionOptions(inboxRow: ids[0]))
             }
             #expect(try await store.book(F.uuid)?.machine.documents.map(\.ref.pk) == [9])  // the second hint changed nothing
-            #expect(try await store.markProcessed(ids[0], at: F.t0.plus(3), outcome: "applied") == false)
-            #expect(try await store.markProcessed(ids[1], at: F.t0.plus(3), outcome: "ignored") == true)
-            #expect(try await store.markProcessed(ids[1], at: F.t0.plus(3), outcome: "ignored") == false)
+            #expect(try await store.markProcessed(ids[0], at: F.t0.plus(3), outcome: .applied) == false)
+            #expect(try await store.markProcessed(ids[1], at: F.t0.plus(3), outcome: .ignored) == true)
+            #expect(try await store.markProcessed(ids[1], at: F.t0.plus(3), outcome: .ignored) == false)
             // Released rows are claimable at once; the others when their lease lapses.
             try await store.releaseInbox([ids[2]])
             #expect(try await store.claimInbox(owner: "w9", now: F.t0.plus(61), limit: 50, lease: 120).map(\.id) == [ids[2]])
@@ -577,7 +577,7 @@ import Testing
             _ = try await store.apply(.snapshot(reopened), to: F.uuid, at: F.t0.plus(3), options: .init())
             guard case .stored(let processed) = try await store.appendToInbox(F.delivery("old")) else { throw CancellationError() }
             _ = try await store.appendToInbox(F.delivery("unprocessed"))
-            try await store.markProcessed(processed, at: F.t0.plus(4), outcome: "applied")
+            try await store.markProcessed(processed, at: F.t0.plus(4), outcome: .applied)
             #expect(try await store.prune(before: F.t0, limit: 100) == PruneCounts())
             #expect(try await store.prune(before: F.t0.plus(100), limit: 100) == PruneCounts(deliveries: 1, notifications: 1, jobs: 1))
             #expect(try await store.prune(before: F.t0.plus(100), limit: 100) == PruneCounts())

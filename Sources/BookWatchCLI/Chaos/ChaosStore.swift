@@ -181,7 +181,7 @@ final class ChaosStore: BookStore {
     func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
         try await pass("claimInbox") { try await base.claimInbox(owner: owner, now: now, limit: limit, lease: lease) }
     }
-    func markProcessed(_ id: Int64, at: Date, outcome: String) async throws -> Bool {
+    func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
         try await pass("markProcessed") { try await base.markProcessed(id, at: at, outcome: outcome) }
     }
     func releaseInbox(_ ids: [Int64]) async throws { try await pass("releaseInbox") { try await base.releaseInbox(ids) } }

@@ -1,0 +1,33 @@
+/// How an inbox delivery ended, as `webhook_inbox.outcome` records it (`stored` is the text).
+public enum InboxOutcome: Sendable, Equatable, CustomStringConvertible {
+    /// Its hint was applied; written in the transition's own transaction.
+    case applied
+    /// Nothing to apply it to: the Book is not tracked and auto-tracking is off (or the
+    /// transition was refused).
+    case ignored
+    /// About a Book the operator untracked: stored and counted, never applied.
+    case untracked
+    /// The body no longer decodes (it did when it was admitted: a newer or older decoder).
+    case undecodable
+    /// No Book could be found for it; `detail` says why (a permanent API error).
+    case unresolved(detail: String?)
+    /// Another replica marked it first.
+    case processedElsewhere
+    /// It could not be applied after this many attempts and is given up (a poison row).
+    case gaveUp(attempts: Int)
+
+    /// The text stored in `webhook_inbox.outcome`.
+    public var stored: String {
+        switch self {
+        case .applied: "applied"
+        case .ignored: "ignored"
+        case .untracked: "ignored: untracked"
+        case .undecodable: "undecodable"
+        case .unresolved(let detail): detail.map { "unresolved: \($0)" } ?? "unresolved"
+        case .processedElsewhere: "duplicate: processed elsewhere"
+        case .gaveUp(let attempts): "gave up after \(attempts) attempts"
+        }
+    }
+
+    public var description: String { stored }
+}
