@@ -7,9 +7,9 @@ import OcrolusAPI
 import OcrolusSimulator
 import Synchronization
 
-/// bookwatch wired to the in-process simulator: webhooks go from the simulator's sender straight
-/// into the inbox (verified and decoded as the HTTP route does), API calls go through the
-/// in-process transport. `demo` runs it on a sped-up clock; end-to-end tests on a manual one.
+/// bookwatch wired to the in-process simulator: webhooks go from the simulator's sender through
+/// `WebhookAdmission` and the group-commit `InboxWriter` into the inbox, as the HTTP route's do
+/// (only the socket is missing); API calls go through the in-process transport. `demo` runs it on a sped-up clock; end-to-end tests on a manual one.
 public final class SimulatedDeployment: Sendable {
     public let clock: any WallClock
     public let simulation: OcrolusSimulation
@@ -18,6 +18,8 @@ public final class SimulatedDeployment: Sendable {
     public let client: OcrolusClient
     public let sender: WebhookSender
     public let health: ServiceHealth
+    /// The group commit every delivery goes through (its `batches` count the transactions).
+    public let writer: InboxWriter
     /// Recorded exactly as `serve` records them (the end-to-end tests read them back).
     public let metrics = BookWatchMetrics()
 
@@ -43,14 +45,22 @@ public final class SimulatedDeployment: Sendable {
         watcher = Watcher(
             store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger, metrics: metrics,
             random: random)
-        let verifier = try config.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
-        let store = store, health = health
+        let admission = WebhookAdmission(verifier: try config.webhookSecret.map { try WebhookVerifier(secrets: [$0]) })
+        let writer = InboxWriter(store: store, health: health, logger: logger)
+        self.writer = writer
+        // The writer's loop lives as long as the deployment (closed in deinit, which ends it).
+        Task { try? await writer.run() }
+        let health = health
         sender = WebhookSender(simulation: simulation, target: ClosureWebhookTarget { delivery in
-            let (status, outcome) = await Self.receive(delivery, verifier: verifier, store: store, health: health, now: clock.now())
-            metrics.webhookAnswered(outcome, seconds: 0)
-            return status
+            let answer = await admission.receive(headers: delivery.headers, body: delivery.body, peer: nil, now: clock.now(), health: health) {
+                try await writer.append($0)
+            }
+            metrics.webhookAnswered(answer.outcome, seconds: 0)
+            return answer.status
         })
     }
+
+    deinit { writer.close() }
 
     /// The webhook secret of a simulated deployment given none.
     public static let defaultWebhookSecret = "whsec-simulated-deployment-0123456789"

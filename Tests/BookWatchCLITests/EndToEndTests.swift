@@ -7,6 +7,7 @@ import Logging
 import OcrolusAPI
 import OcrolusSimulator
 import Testing
+import Synchronization
 
 /// The whole watcher against the in-process simulator on a manual clock: hours of processing in
 /// seconds. Each preset checks exactly-once from the simulator's own counters.
@@ -21,6 +22,8 @@ import Testing
         /// The deployment's `/metrics` samples at the end.
         var metrics: [String: Double]
         var completeJobs: Int
+        /// Transactions the deployment's group-commit writer wrote.
+        var inboxBatches: Int
     }
 
     /// - Parameter trackAll: the lender tracks every Book it creates (`bookwatch track`); otherwise
@@ -62,7 +65,8 @@ import Testing
             polls: stats.statusCalls,
             superseded: try await deployment.store.analyticsCounts().jobs["superseded"] ?? 0,
             metrics: PrometheusSamples.parse(String(decoding: deployment.metrics.exposition(), as: UTF8.self)),
-            completeJobs: try await deployment.store.analyticsCounts().jobs["complete"] ?? 0)
+            completeJobs: try await deployment.store.analyticsCounts().jobs["complete"] ?? 0,
+            inboxBatches: deployment.writer.batches.load(ordering: .relaxed))
     }
 
     /// Exactly one analytics 200 per finished (Book, generation, endpoint), one stored result each,
@@ -79,6 +83,9 @@ import Testing
                 == stats.deliveryAnswers["200", default: 0], "\(label)")
         #expect(sum("bookwatch_analytics_retrievals_total", #"outcome="stored""#) == outcome.completeJobs, "\(label)")
         #expect(sum("bookwatch_completion_seconds_count") == outcome.completeJobs, "\(label)")
+        // Every delivery went through the group commit: at most one transaction per delivery answered.
+        let answered = stats.deliveryAnswers["200", default: 0]
+        #expect(answered == 0 ? outcome.inboxBatches == 0 : (1...answered).contains(outcome.inboxBatches), "\(label): \(outcome.inboxBatches) batches")
     }
 
     func checkExactlyOnce(_ outcome: Outcome, endpoints: Int = 1, _ label: String) {
