@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 // Hot-path micro-benchmarks (google/swift-benchmark): state machine transitions and webhook
 // decode + signature verification, each beside a baseline measured in the same run.
 // Run: cd Benchmarks && swift run -c release HotPaths   (docs/benchmarks.md)
