@@ -138,8 +138,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BookWatchCLITests",
-            dependencies: ["BookWatchCLI", "BookWatchStore", "BookWatchCore", "BookWatchService", "OcrolusAPI", "OcrolusSimulator",
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BookWatchCLI", "BookWatchStore", "BookWatchCore", "BookWatchService", "OcrolusAPI", "OcrolusSimulator",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -18,7 +18,8 @@ let package = Package(
                 .product(name: "BookWatchCore", package: "bookwatch"),
                 .product(name: "OcrolusAPI", package: "bookwatch"),
                 .product(name: "Benchmark", package: "swift-benchmark"),
-            ]),
+            ]
+        )
     ],
     swiftLanguageModes: [.v6]
 )

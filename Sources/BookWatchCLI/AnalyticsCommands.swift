@@ -7,7 +7,9 @@ import OcrolusAPI
 /// `bookwatch analytics UUID [--endpoint NAME]`: prints the stored analytics JSON.
 struct AnalyticsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "analytics", abstract: "Print the stored analytics of a Book (newest generation first).")
+        commandName: "analytics",
+        abstract: "Print the stored analytics of a Book (newest generation first)."
+    )
 
     @OptionGroup var database: DatabaseOptions
     @Argument(help: ArgumentHelp("Book uuid.", valueName: "uuid")) var uuid: String
@@ -34,7 +36,9 @@ struct AnalyticsCommand: AsyncParsableCommand {
             let body = String(decoding: result.body, as: UTF8.self)
             let isJSON = (try? JSONSerialization.jsonObject(with: Data(result.body), options: [.fragmentsAllowed])) != nil
             let encodedBody = isJSON ? body : String(decoding: try JSONEncoder().encode(body), as: UTF8.self)
-            entries.append(#"{"generation":\#(result.generation),"endpoint":"\#(result.endpoint)","retrieved_at":"\#(BookStatusEntry.rfc3339(result.retrievedAt))","body":\#(encodedBody)}"#)
+            entries.append(
+                #"{"generation":\#(result.generation),"endpoint":"\#(result.endpoint)","retrieved_at":"\#(BookStatusEntry.rfc3339(result.retrievedAt))","body":\#(encodedBody)}"#
+            )
         }
         context.print(#"{"book_uuid":"\#(book)","results":[\#(entries.joined(separator: ","))]}"#)
     }
@@ -43,7 +47,9 @@ struct AnalyticsCommand: AsyncParsableCommand {
 /// `bookwatch retry UUID`: re-arms the failed analytics job of a Book.
 struct RetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "retry", abstract: "Re-arm the failed analytics job of a Book; serve retries it at once.")
+        commandName: "retry",
+        abstract: "Re-arm the failed analytics job of a Book; serve retries it at once."
+    )
 
     @OptionGroup var database: DatabaseOptions
     @Argument(help: ArgumentHelp("Book uuid.", valueName: "uuid")) var uuid: String
@@ -58,7 +64,9 @@ struct RetryCommand: AsyncParsableCommand {
         guard let outcome = applied else {
             throw CLIError.runtime("book \(book) is not tracked")
         }
-        if outcome.actions.contains(.pollNow(.operator)) && !outcome.actions.contains(where: { if case .rearmAnalyticsJob = $0 { true } else { false } }) {
+        if outcome.actions.contains(.pollNow(.operator))
+            && !outcome.actions.contains(where: { if case .rearmAnalyticsJob = $0 { true } else { false } })
+        {
             // Failed by a refused status poll: there was no job, the Book is looked at again.
             context.print("watching \(book) again (its status poll was refused); serve polls it at once")
             return

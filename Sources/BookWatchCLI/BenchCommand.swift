@@ -10,7 +10,8 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (docs/benchmarks.md).",
-        subcommands: [BenchStrategiesCommand.self, BenchScaleCommand.self, BenchFillCommand.self, BenchStoreCommand.self, BenchChaosCommand.self])
+        subcommands: [BenchStrategiesCommand.self, BenchScaleCommand.self, BenchFillCommand.self, BenchStoreCommand.self, BenchChaosCommand.self]
+    )
 }
 
 /// `bookwatch bench fill`: a database of many Books in realistic states, for the scale figures
@@ -18,7 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
 struct BenchFillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fill",
-        abstract: "Fill a database with tracked Books and Documents in a steady-state mix (70% complete, 20% processing, ...).")
+        abstract: "Fill a database with tracked Books and Documents in a steady-state mix (70% complete, 20% processing, ...)."
+    )
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "How many Books.") var books = 100_000
@@ -36,8 +38,15 @@ struct BenchFillCommand: AsyncParsableCommand {
         defer { try? store.close() }
         let summary = try await store.fillForBenchmark(books: books, documentsPerBook: documentsPerBook, now: context.now(), seed: seed)
         let states = BookPhase.allCases.compactMap { phase in summary.byState[phase].map { "\($0) \(phase.rawValue)" } }
-        context.print(String(format: "filled %d Books, %d Documents in %.1f s (%@)", summary.books, summary.documents, summary.seconds,
-                             states.joined(separator: ", ")))
+        context.print(
+            String(
+                format: "filled %d Books, %d Documents in %.1f s (%@)",
+                summary.books,
+                summary.documents,
+                summary.seconds,
+                states.joined(separator: ", ")
+            )
+        )
     }
 }
 
@@ -46,20 +55,28 @@ struct BenchFillCommand: AsyncParsableCommand {
 struct BenchStrategiesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "strategies",
-        abstract: "Compare bookwatch (hybrid), a naive 30 s poller and webhook-only on the same simulated scenarios.")
+        abstract: "Compare bookwatch (hybrid), a naive 30 s poller and webhook-only on the same simulated scenarios."
+    )
 
     @Option(help: "Books per scenario.") var books = 1_000
     @Option(help: "Webhook loss fractions, comma-separated.") var loss = "0,0.3,1"
     @Option(help: "Strategies, comma-separated (hybrid, hybrid-strict, naive, webhook-only).") var strategies = "hybrid,naive,webhook-only"
     @Option(help: "Seed of the scenarios.") var seed: UInt64 = 1
     @Option(help: "Organisation rate limit, requests/s (enforced by the simulator, used by every strategy's limiter).") var rate = 5.0
-    @Option(name: .customLong("loss-from"), help: ArgumentHelp(
-        "Webhook loss starts this many virtual seconds in (0: from the start), e.g. an outage after webhooks earned trust.",
-        valueName: "seconds"))
+    @Option(
+        name: .customLong("loss-from"),
+        help: ArgumentHelp(
+            "Webhook loss starts this many virtual seconds in (0: from the start), e.g. an outage after webhooks earned trust.",
+            valueName: "seconds"
+        )
+    )
     var lossFrom = 0.0
-    @Option(help: ArgumentHelp(
-        "The world beyond webhook loss: standard (docs/benchmarks.md's table), adversary (polls every 1-5 s, 10% 5xx, 5% bare 404s), slow-answers (status answers 0-8 s late), all-slow (every answer 0-8 s late).",
-        valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "The world beyond webhook loss: standard (docs/benchmarks.md's table), adversary (polls every 1-5 s, 10% 5xx, 5% bare 404s), slow-answers (status answers 0-8 s late), all-slow (every answer 0-8 s late).",
+            valueName: "name"
+        )
+    )
     var world = "standard"
 
     func chosenWorld() throws -> StrategyWorld {
@@ -70,7 +87,7 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
     }
 
     func losses() throws -> [Double] {
-        try commaList(loss, { Double($0).flatMap { (0...1).contains($0) ? $0 : nil } }) { "--loss '\($0)' is not a fraction in 0...1" }
+        try commaList(loss, { Double($0).flatMap { (0...1).contains($0) ? $0 : nil } }, invalid: { "--loss '\($0)' is not a fraction in 0...1" })
     }
 
     func chosen() throws -> [Strategy] {
@@ -91,22 +108,37 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         let world = try chosenWorld()
-        context.print("bench strategies: \(books) Books, seed \(seed), \(rate) requests/s enforced; virtual clock"
-                      + (lossFrom > 0 ? "; loss from \(Int(lossFrom)) s" : "") + (world == .standard ? "" : "; world \(world.name)"))
+        context.print(
+            "bench strategies: \(books) Books, seed \(seed), \(rate) requests/s enforced; virtual clock"
+                + (lossFrom > 0 ? "; loss from \(Int(lossFrom)) s" : "") + (world == .standard ? "" : "; world \(world.name)")
+        )
         context.print(Self.header)
         for loss in try losses() {
             for strategy in try chosen() {
                 let result = try await StrategyBench.run(
-                    strategy, books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom, world: world)
+                    strategy,
+                    books: books,
+                    loss: loss,
+                    seed: seed,
+                    rate: rate,
+                    lossFrom: lossFrom,
+                    world: world
+                )
                 context.print(Self.row(result))
-                context.print("      analytics ready -> stored: p50 \(Self.duration(result.readyDelayP50)), p95 \(Self.duration(result.readyDelayP95))")
+                context.print(
+                    "      analytics ready -> stored: p50 \(Self.duration(result.readyDelayP50)), p95 \(Self.duration(result.readyDelayP95))"
+                )
                 if let since = result.sinceLoss {
-                    context.print("      Books finished after the loss began: \(since.books), delay p50 \(Self.duration(since.p50)), p99 \(Self.duration(since.p99))")
+                    context.print(
+                        "      Books finished after the loss began: \(since.books), delay p50 \(Self.duration(since.p50)), p99 \(Self.duration(since.p99))"
+                    )
                 }
                 if !result.pollsByReason.isEmpty {
                     let parts = result.pollsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-                    context.print("      status calls by reason: " + parts.joined(separator: ", ")
-                                  + "; answered while the Book was finished: \(result.statusCallsWhileFinished)")
+                    context.print(
+                        "      status calls by reason: " + parts.joined(separator: ", ")
+                            + "; answered while the Book was finished: \(result.statusCallsWhileFinished)"
+                    )
                 }
             }
         }
@@ -135,7 +167,8 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
 struct BenchScaleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scale",
-        abstract: "Measure serve (start to ready, RSS, idle CPU), the due-poll query and status --limit 50 at growing database sizes.")
+        abstract: "Measure serve (start to ready, RSS, idle CPU), the due-poll query and status --limit 50 at growing database sizes."
+    )
 
     @Option(help: "Database sizes in Books, comma-separated.") var books = "1000,10000,100000"
     @Option(name: .customLong("idle-seconds"), help: "How long idle CPU is measured.") var idleSeconds = 10.0
@@ -143,7 +176,7 @@ struct BenchScaleCommand: AsyncParsableCommand {
     var directory: String?
 
     func sizes() throws -> [Int] {
-        try commaList(books, { Int($0).flatMap { $0 > 0 ? $0 : nil } }) { "--books '\($0)' is not a positive number" }
+        try commaList(books, { Int($0).flatMap { $0 > 0 ? $0 : nil } }, invalid: { "--books '\($0)' is not a positive number" })
     }
 
     func validate() throws {
@@ -153,19 +186,37 @@ struct BenchScaleCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = CLIContext.current
-        let base = directory.map { URL(fileURLWithPath: $0) }
+        let base =
+            directory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-scale-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         defer { if directory == nil { try? FileManager.default.removeItem(at: base) } }
         context.print("bench scale: databases in \(base.path); serve against an unreachable API (nothing due while idle)")
-        context.print("books    docs      fill s  db MB  ready s  RSS MB  idle CPU  status ms  due-poll µs (idle/backlog/baseline)  1h virtual: polls, RSS MB before→after, wall s")
+        context.print(
+            "books    docs      fill s  db MB  ready s  RSS MB  idle CPU  status ms  due-poll µs (idle/backlog/baseline)  1h virtual: polls, RSS MB before→after, wall s"
+        )
         for size in try sizes() {
             let f = try await ScaleBench.run(books: size, directory: base, idleSeconds: idleSeconds) { context.print($0) }
-            context.print(String(
-                format: "%-7d  %-8d  %6.1f  %5.0f  %7.2f  %6.1f  %7.2f%%  %9.1f  %8.0f / %8.0f / %5.0f               %6d, %.0f→%.0f, %.1f",
-                f.books, f.documents, f.fillSeconds, f.databaseMB, f.readySeconds, f.rssReadyMB, f.idleCPUPercent, f.statusMilliseconds,
-                f.duePollIdleMicros, f.duePollBacklogMicros, f.baselineMicros, f.virtualHourPolls, f.rssBeforeHourMB, f.rssAfterHourMB,
-                f.virtualHourWallSeconds))
+            context.print(
+                String(
+                    format: "%-7d  %-8d  %6.1f  %5.0f  %7.2f  %6.1f  %7.2f%%  %9.1f  %8.0f / %8.0f / %5.0f               %6d, %.0f→%.0f, %.1f",
+                    f.books,
+                    f.documents,
+                    f.fillSeconds,
+                    f.databaseMB,
+                    f.readySeconds,
+                    f.rssReadyMB,
+                    f.idleCPUPercent,
+                    f.statusMilliseconds,
+                    f.duePollIdleMicros,
+                    f.duePollBacklogMicros,
+                    f.baselineMicros,
+                    f.virtualHourPolls,
+                    f.rssBeforeHourMB,
+                    f.rssAfterHourMB,
+                    f.virtualHourWallSeconds
+                )
+            )
         }
     }
 }

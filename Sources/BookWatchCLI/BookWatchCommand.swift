@@ -9,7 +9,11 @@ public struct BookWatchCommand: AsyncParsableCommand {
         abstract: "Watch Ocrolus Books until every Document has finished, then retrieve their analytics once.",
         discussion: "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.",
         version: BookWatchVersion.current,
-        subcommands: [TrackCommand.self, UntrackCommand.self, StatusCommand.self, ServeCommand.self, ConfigCommand.self, AnalyticsCommand.self, RetryCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self])
+        subcommands: [
+            TrackCommand.self, UntrackCommand.self, StatusCommand.self, ServeCommand.self, ConfigCommand.self, AnalyticsCommand.self,
+            RetryCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self,
+        ]
+    )
 
     public init() {}
 

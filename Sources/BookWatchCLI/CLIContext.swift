@@ -15,8 +15,11 @@ public struct CLIContext: Sendable {
     public var sleep: @Sendable (TimeInterval) async throws -> Void
 
     public init(
-        environment: [String: String], now: @escaping @Sendable () -> Date, standardOutput: TextSink,
-        standardError: TextSink, outputIsTerminal: Bool,
+        environment: [String: String],
+        now: @escaping @Sendable () -> Date,
+        standardOutput: TextSink,
+        standardError: TextSink,
+        outputIsTerminal: Bool,
         sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { try await Task.sleep(for: .seconds($0)) }
     ) {
         self.environment = environment
@@ -35,10 +38,12 @@ public struct CLIContext: Sendable {
     /// The real process: its environment, the system clock, stdout and stderr.
     public static var process: CLIContext {
         CLIContext(
-            environment: ProcessInfo.processInfo.environment, now: { Date() },
+            environment: ProcessInfo.processInfo.environment,
+            now: { Date() },
             standardOutput: TextSink { FileHandle.standardOutput.write(Data($0.utf8)) },
             standardError: TextSink { FileHandle.standardError.write(Data($0.utf8)) },
-            outputIsTerminal: isatty(STDOUT_FILENO) == 1)
+            outputIsTerminal: isatty(STDOUT_FILENO) == 1
+        )
     }
 
     @TaskLocal public static var current: CLIContext = .process

@@ -8,7 +8,8 @@ import Foundation
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Print the effective configuration of serve (secrets redacted) and the source of each value.")
+        abstract: "Print the effective configuration of serve (secrets redacted) and the source of each value."
+    )
 
     @OptionGroup var options: ServeOptions
     @Flag(help: "Print JSON: {\"settings\": [{\"name\", \"value\", \"source\", \"secret\"}], \"valid\", \"error\"}.") var json = false
@@ -40,19 +41,25 @@ struct ConfigCommand: AsyncParsableCommand {
             }
             let output = Output(
                 settings: entries.map { .init(name: $0.name, value: $0.value, source: $0.source.description, secret: $0.secret) },
-                valid: problem == nil, error: problem?.description)
+                valid: problem == nil,
+                error: problem?.description
+            )
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             context.print(String(decoding: try encoder.encode(output), as: UTF8.self))
         } else {
             let width = entries.map(\.name.count).max() ?? 0
             let valueWidth = min(48, entries.map { ($0.value ?? "-").count }.max() ?? 0)
-            context.print("NAME".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
-                          + "VALUE".padding(toLength: valueWidth, withPad: " ", startingAt: 0) + "  SOURCE")
+            context.print(
+                "NAME".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                    + "VALUE".padding(toLength: valueWidth, withPad: " ", startingAt: 0) + "  SOURCE"
+            )
             for entry in entries {
                 let value = entry.value ?? "-"
-                context.print(entry.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
-                              + value.padding(toLength: max(valueWidth, value.count), withPad: " ", startingAt: 0) + "  " + entry.source.description)
+                context.print(
+                    entry.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                        + value.padding(toLength: max(valueWidth, value.count), withPad: " ", startingAt: 0) + "  " + entry.source.description
+                )
             }
             if let path = layers.filePath { context.print("config file: \(path)") }
         }

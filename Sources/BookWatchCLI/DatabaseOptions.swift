@@ -11,9 +11,13 @@ public struct DatabaseOptions: ParsableArguments {
     public static let environmentName = "BOOKWATCH_DATABASE"
     public static let defaultPath = "./bookwatch.sqlite"
 
-    @Option(name: .long, help: ArgumentHelp(
-        "SQLite database file, or postgres://user:password@host:port/db (env BOOKWATCH_DATABASE; default ./bookwatch.sqlite).",
-        valueName: "path|url"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "SQLite database file, or postgres://user:password@host:port/db (env BOOKWATCH_DATABASE; default ./bookwatch.sqlite).",
+            valueName: "path|url"
+        )
+    )
     var database: String?
 
     public init() {}
@@ -58,7 +62,10 @@ public struct DatabaseOptions: ParsableArguments {
 /// Opens the store `BOOKWATCH_DATABASE` names.
 enum StoreOpener {
     static func open(
-        _ value: String, setting: String, schedule: PollSchedule = PollSchedule(), busyTimeout: TimeInterval = 5,
+        _ value: String,
+        setting: String,
+        schedule: PollSchedule = PollSchedule(),
+        busyTimeout: TimeInterval = 5,
         logger: Logger = Logger(label: "bookwatch.store", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> any BookStore {
         do {

@@ -12,7 +12,8 @@ import OcrolusSimulator
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Watch simulated Books with faults on (30% webhooks lost, duplicates, 5xx, 429s) and show the outcome.")
+        abstract: "Watch simulated Books with faults on (30% webhooks lost, duplicates, 5xx, 429s) and show the outcome."
+    )
 
     @Option(help: "Number of simulated Books.") var books = 50
     @Option(help: "Seed of the scenario.") var seed: UInt64 = 1
@@ -32,9 +33,10 @@ struct DemoCommand: AsyncParsableCommand {
         config.flavour = .mixed
         config.faults = .demo
         config.start = context.now()
-        let span = Scenario(config: config).books.map { book in
-            (book.generations.map(\.analyticsReadyAt) + book.documents.map(\.finishAt)).max() ?? 0
-        }.max() ?? 600
+        let span =
+            Scenario(config: config).books.map { book in
+                (book.generations.map(\.analyticsReadyAt) + book.documents.map(\.finishAt)).max() ?? 0
+            }.max() ?? 600
         let speed = max(1, (span + 600) / seconds)
         let clock = ScaledClock(origin: config.start, factor: speed)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-demo-\(UUID().uuidString)")
@@ -47,12 +49,19 @@ struct DemoCommand: AsyncParsableCommand {
         let deployment: SimulatedDeployment
         do {
             deployment = try SimulatedDeployment(
-                simulation: config, clock: clock, databasePath: database ?? directory.appendingPathComponent("demo.sqlite").path,
-                watcher: watcherConfig, pollSchedule: PollSchedule(minimum: 60, maximum: 900), logger: logger)
+                simulation: config,
+                clock: clock,
+                databasePath: database ?? directory.appendingPathComponent("demo.sqlite").path,
+                watcher: watcherConfig,
+                pollSchedule: PollSchedule(minimum: 60, maximum: 900),
+                logger: logger
+            )
         } catch let error as StoreError {
             throw CLIError.opening(error, setting: "--database")
         }
-        context.print("bookwatch demo: \(books) simulated Books, seed \(seed), faults on (30% of webhooks lost, 20% duplicated, 20% reordered, 10% 5xx, 5% 429)")
+        context.print(
+            "bookwatch demo: \(books) simulated Books, seed \(seed), faults on (30% of webhooks lost, 20% duplicated, 20% reordered, 10% 5xx, 5% 429)"
+        )
         context.print("scenario of \(Int(span / 60)) virtual minutes at x\(Int(speed)) speed; API budget 5 requests/s (virtual)")
         // The lender tracks every Book it creates, as `bookwatch track` would: a Book whose webhooks
         // are all lost would otherwise never be known.

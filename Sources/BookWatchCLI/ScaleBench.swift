@@ -30,7 +30,7 @@ struct ScaleFigures {
 enum ScaleBench {
     static func residentMB(pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return 0 }
         let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
         return kilobytes / 1024
@@ -39,7 +39,7 @@ enum ScaleBench {
     /// User + system CPU seconds of a process so far.
     static func cpuSeconds(pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")")
+            let close = text.lastIndex(of: ")")
         else { return 0 }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // After the command: state is field 3, utime 14 and stime 15 (1-based over the whole line).
@@ -67,7 +67,9 @@ enum ScaleBench {
             figures.documents = fill.documents
             figures.fillSeconds = fill.seconds
             // Query costs, median of 200 on the same connection.
-            var idle: [Double] = [], backlog: [Double] = [], baseline: [Double] = []
+            var idle: [Double] = []
+            var backlog: [Double] = []
+            var baseline: [Double] = []
             for _ in 0..<200 {
                 var start = ContinuousClock.now
                 _ = try await store.duePolls(now: now, limit: 32)
@@ -105,7 +107,12 @@ enum ScaleBench {
         serve.standardError = FileHandle.nullDevice
         let started = ContinuousClock.now
         try serve.run()
-        defer { if serve.isRunning { serve.terminate(); serve.waitUntilExit() } }
+        defer {
+            if serve.isRunning {
+                serve.terminate()
+                serve.waitUntilExit()
+            }
+        }
         let transport = AsyncHTTPClientTransport()
         let ready = OutgoingRequest(method: "GET", url: "http://127.0.0.1:\(port)/readyz", headers: [], timeout: 1)
         var isReady = false
@@ -158,11 +165,24 @@ enum ScaleBench {
         var logger = Logger(label: "scale")
         logger.logLevel = .critical
         let client = OcrolusClient(
-            configuration: OcrolusConfiguration(apiBaseURL: "http://scale", tokenURL: "http://scale/oauth/token",
-                                                credentials: .init(clientID: "scale", clientSecret: "scale-secret")),
-            transport: StillProcessingAPI(), limiter: RateLimiter(rate: 5, burst: 25, clock: clock), clock: clock, logger: logger)
-        let watcher = Watcher(store: store, client: client, clock: clock, configuration: WatcherConfiguration(),
-                              health: ServiceHealth(startedAt: start), logger: logger)
+            configuration: OcrolusConfiguration(
+                apiBaseURL: "http://scale",
+                tokenURL: "http://scale/oauth/token",
+                credentials: .init(clientID: "scale", clientSecret: "scale-secret")
+            ),
+            transport: StillProcessingAPI(),
+            limiter: RateLimiter(rate: 5, burst: 25, clock: clock),
+            clock: clock,
+            logger: logger
+        )
+        let watcher = Watcher(
+            store: store,
+            client: client,
+            clock: clock,
+            configuration: WatcherConfiguration(),
+            health: ServiceHealth(startedAt: start),
+            logger: logger
+        )
         let pid = ProcessInfo.processInfo.processIdentifier
         let before = residentMB(pid: pid)
         let wallStart = ContinuousClock.now
@@ -189,7 +209,8 @@ struct StillProcessingAPI: HTTPTransport {
         }
         if request.url.contains("/book/status") {
             let uuid = request.url.split(separator: "=").last.map(String.init) ?? ""
-            let body = #"{"status":200,"message":"OK","response":{"book_uuid":"\#(uuid)","pk":1,"book_status":"VERIFYING","docs":[{"uuid":"d","pk":1,"status":"PROCESSING"}],"mixed_docs":[]}}"#
+            let body =
+                #"{"status":200,"message":"OK","response":{"book_uuid":"\#(uuid)","pk":1,"book_status":"VERIFYING","docs":[{"uuid":"d","pk":1,"status":"PROCESSING"}],"mixed_docs":[]}}"#
             return IncomingResponse(status: 200, headers: json, body: Array(body.utf8))
         }
         return IncomingResponse(status: 200, headers: json, body: Array(#"{"status":200,"response":{"summary":{}}}"#.utf8))

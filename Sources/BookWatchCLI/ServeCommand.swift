@@ -1,7 +1,7 @@
 import ArgumentParser
+import BookWatchCore
 import BookWatchService
 import BookWatchStore
-import BookWatchCore
 import Foundation
 import Hummingbird
 import Logging
@@ -18,7 +18,8 @@ struct ServeCommand: AsyncParsableCommand {
             Every setting is an environment variable (docs/configuration.md; `bookwatch config` prints the effective \
             values and where each came from). OCROLUS_CLIENT_ID and OCROLUS_CLIENT_SECRET (or _FILE) are required. \
             Flags override the environment, which overrides the --config file. SIGTERM or SIGINT shut down gracefully.
-            """)
+            """
+    )
 
     @OptionGroup var options: ServeOptions
 
@@ -44,13 +45,21 @@ struct ServeCommand: AsyncParsableCommand {
         let setting = "\(layers.source(of: DatabaseOptions.environmentName)) BOOKWATCH_DATABASE=\(location.redacted)"
         let logger = LineLogHandler.logger(label: "bookwatch", format: logging.format, level: logging.level)
         let store = try await StoreOpener.open(
-            path, setting: setting, schedule: watcherSettings.pollSchedule, busyTimeout: 2, logger: logger)
+            path,
+            setting: setting,
+            schedule: watcherSettings.pollSchedule,
+            busyTimeout: 2,
+            logger: logger
+        )
 
-        logger.info("starting bookwatch serve", metadata: [
-            "version": "\(BookWatchVersion.current)",
-            "config": "\(settings.redactedSummary) \(watcherSettings.redactedSummary) database=\(location.redacted)",
-            "config_file": "\(layers.filePath ?? "none")",
-        ])
+        logger.info(
+            "starting bookwatch serve",
+            metadata: [
+                "version": "\(BookWatchVersion.current)",
+                "config": "\(settings.redactedSummary) \(watcherSettings.redactedSummary) database=\(location.redacted)",
+                "config_file": "\(layers.filePath ?? "none")",
+            ]
+        )
         if settings.allow.isEmpty && verifier == nil && settings.basicCredentials == nil {
             logger.warning("webhooks are accepted from any source without a signature: set BOOKWATCH_WEBHOOK_SECRET or BOOKWATCH_WEBHOOK_ALLOW")
         }
@@ -63,30 +72,60 @@ struct ServeCommand: AsyncParsableCommand {
         let probe = DatabaseProbe(store: store, health: health, clock: clock, logger: logger)
         await probe.probe()
         let ingress = WebhookIngress(
-            bodyLimit: settings.bodyLimit, access: settings.accessPolicy, verifier: verifier, writer: writer, health: health,
-            clock: clock, logger: logger, observe: { metrics.webhookAnswered($0, seconds: $1) })
+            bodyLimit: settings.bodyLimit,
+            access: settings.accessPolicy,
+            verifier: verifier,
+            writer: writer,
+            health: health,
+            clock: clock,
+            logger: logger,
+            observe: { metrics.webhookAnswered($0, seconds: $1) }
+        )
         let client = OcrolusClient(
             configuration: OcrolusConfiguration(
-                apiBaseURL: watcherSettings.apiURL, tokenURL: watcherSettings.authURL,
-                credentials: .init(clientID: watcherSettings.clientID, clientSecret: watcherSettings.clientSecret)),
+                apiBaseURL: watcherSettings.apiURL,
+                tokenURL: watcherSettings.authURL,
+                credentials: .init(clientID: watcherSettings.clientID, clientSecret: watcherSettings.clientSecret)
+            ),
             transport: AsyncHTTPClientTransport(),
-            limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock), clock: clock, logger: logger,
-            observe: { metrics.ocrolusRequest($0) })
+            limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock),
+            clock: clock,
+            logger: logger,
+            observe: { metrics.ocrolusRequest($0) }
+        )
         let watcherConfiguration = watcherSettings.watcherConfiguration
-        let watcher = Watcher(store: store, client: client, clock: clock, configuration: watcherConfiguration, health: health, logger: logger,
-                              metrics: metrics)
+        let watcher = Watcher(
+            store: store,
+            client: client,
+            clock: clock,
+            configuration: watcherConfiguration,
+            health: health,
+            logger: logger,
+            metrics: metrics
+        )
         let hookCommand = environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
         let hook = hookCommand.map {
-            CompletionHook(command: $0, store: store, logger: logger, owner: watcherConfiguration.owner,
-                           lease: max(900, watcherSettings.onCompleteTimeout + 60), timeout: watcherSettings.onCompleteTimeout)
+            CompletionHook(
+                command: $0,
+                store: store,
+                logger: logger,
+                owner: watcherConfiguration.owner,
+                lease: max(900, watcherSettings.onCompleteTimeout + 60),
+                timeout: watcherSettings.onCompleteTimeout
+            )
         }
         let app = Application(
             router: BookWatchRoutes.router(
-                ingress: ingress, store: store, health: health, metrics: metrics,
-                bareBenchmarkRoute: environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"),
+                ingress: ingress,
+                store: store,
+                health: health,
+                metrics: metrics,
+                bareBenchmarkRoute: environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"
+            ),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
             services: [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)],
-            logger: logger)
+            logger: logger
+        )
         do {
             try await app.runService()
         } catch {
@@ -104,13 +143,21 @@ struct ServeOptions: ParsableArguments {
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Address to listen on (env BOOKWATCH_HOST; default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env BOOKWATCH_PORT; default 8080).") var port: Int?
-    @Option(name: .customLong("config"), help: ArgumentHelp(
-        "A file of NAME=value lines with the environment names (env BOOKWATCH_CONFIG); the environment and flags override it.",
-        valueName: "path"))
+    @Option(
+        name: .customLong("config"),
+        help: ArgumentHelp(
+            "A file of NAME=value lines with the environment names (env BOOKWATCH_CONFIG); the environment and flags override it.",
+            valueName: "path"
+        )
+    )
     var configFile: String?
-    @Option(name: .customLong("on-complete"), help: ArgumentHelp(
-        "Command run (sh -c) once per stored retrieval, with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION and BOOKWATCH_IDEMPOTENCY_KEY (env BOOKWATCH_ON_COMPLETE).",
-        valueName: "command"))
+    @Option(
+        name: .customLong("on-complete"),
+        help: ArgumentHelp(
+            "Command run (sh -c) once per stored retrieval, with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION and BOOKWATCH_IDEMPOTENCY_KEY (env BOOKWATCH_ON_COMPLETE).",
+            valueName: "command"
+        )
+    )
     var onComplete: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env BOOKWATCH_LOG_LEVEL; default info).")
     var logLevel: String?
@@ -146,7 +193,10 @@ struct ServeOptions: ParsableArguments {
         let levelText = environment["BOOKWATCH_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
         let formatText = environment["BOOKWATCH_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 } ?? "text"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
-            throw ConfigurationError(setting: "BOOKWATCH_LOG_LEVEL", problem: "'\(levelText)' is not trace, debug, info, notice, warning, error or critical")
+            throw ConfigurationError(
+                setting: "BOOKWATCH_LOG_LEVEL",
+                problem: "'\(levelText)' is not trace, debug, info, notice, warning, error or critical"
+            )
         }
         guard let format = LogFormat(rawValue: formatText.lowercased()) else {
             throw ConfigurationError(setting: "BOOKWATCH_LOG_FORMAT", problem: "'\(formatText)' is not text or json")

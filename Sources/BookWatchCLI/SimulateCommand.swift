@@ -20,8 +20,10 @@ struct FaultOptions: ParsableArguments {
     @Option(name: .customLong("latency"), help: "Seconds of latency added to each API answer.") var latency: Double = 0
 
     func validate() throws {
-        for (name, value) in [("--drop", drop), ("--duplicate", duplicate), ("--reorder", reorder), ("--api-5xx", api5xx),
-                              ("--api-429", api429), ("--retry-after", retryAfter)] where !(0...1).contains(value) {
+        for (name, value) in [
+            ("--drop", drop), ("--duplicate", duplicate), ("--reorder", reorder), ("--api-5xx", api5xx),
+            ("--api-429", api429), ("--retry-after", retryAfter),
+        ] where !(0...1).contains(value) {
             throw ValidationError("\(name) must be a fraction between 0 and 1, not \(value)")
         }
         if let rateLimit, rateLimit <= 0 { throw ValidationError("--rate-limit must be positive, not \(rateLimit)") }
@@ -47,13 +49,17 @@ struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
         abstract: "Run the built-in Ocrolus simulator (API, token endpoint, webhooks) as a server.",
-        discussion: "Counters and ground truth: GET /_sim/stats. Stops on SIGINT or SIGTERM.")
+        discussion: "Counters and ground truth: GET /_sim/stats. Stops on SIGINT or SIGTERM."
+    )
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port).") var port = 9400
     @Option(help: "Number of simulated Books.") var books = 20
     @Option(help: "Seed of the scenario (the same seed gives the same Books and times).") var seed: UInt64 = 1
-    @Option(name: .customLong("webhook-url"), help: "Where to POST webhooks; several, comma-separated, take attempts in turn (replicas behind a load balancer). None: no webhooks are sent.")
+    @Option(
+        name: .customLong("webhook-url"),
+        help: "Where to POST webhooks; several, comma-separated, take attempts in turn (replicas behind a load balancer). None: no webhooks are sent."
+    )
     var webhookURL: String?
 
     var webhookURLs: [String] {
@@ -94,20 +100,28 @@ struct SimulateCommand: AsyncParsableCommand {
             services.append(WebhookSender(simulation: simulation, target: SpreadWebhookTarget(urls: webhookURLs, timeout: config.webhookTimeout)))
         }
         let host = host
-        let summary = "\(books) books, seed \(seed), \(flavour.rawValue) webhooks"
+        let summary =
+            "\(books) books, seed \(seed), \(flavour.rawValue) webhooks"
             + (webhookURL.map { " to \($0)\(webhookSecret == nil ? "" : " (signed)")" } ?? " (none: no --webhook-url)")
             + ", speed x\(speed)"
         let app = SimulatorServer.application(
-            simulation: simulation, host: host, port: port, latency: faultOptions.latency, services: services,
+            simulation: simulation,
+            host: host,
+            port: port,
+            latency: faultOptions.latency,
+            services: services,
             logger: Logger(label: "ocrolus-sim"),
             onServerRunning: { port in
                 context.print("ocrolus simulator on http://\(host):\(port): \(summary)")
-                context.print("  token:  curl -X POST http://\(host):\(port)/oauth/token -d '{\"grant_type\":\"client_credentials\",\"client_id\":\"x\",\"client_secret\":\"y\"}'")
+                context.print(
+                    "  token:  curl -X POST http://\(host):\(port)/oauth/token -d '{\"grant_type\":\"client_credentials\",\"client_id\":\"x\",\"client_secret\":\"y\"}'"
+                )
                 if let first = simulation.scenario.books.first {
                     context.print("  status: curl -H 'Authorization: Bearer TOKEN' 'http://\(host):\(port)/v1/book/status?book_uuid=\(first.uuid)'")
                 }
                 context.print("  stats:  curl http://\(host):\(port)/_sim/stats")
-            })
+            }
+        )
         do {
             try await app.runService()
         } catch {

@@ -24,8 +24,14 @@ public final class SimulatedDeployment: Sendable {
     public let metrics = BookWatchMetrics()
 
     public init(
-        simulation config: SimulationConfig, clock: any WallClock, databasePath: String, watcher watcherConfig: WatcherConfiguration,
-        pollSchedule: PollSchedule = PollSchedule(), rate: Double = 5, burst: Double = 25, logger: Logger
+        simulation config: SimulationConfig,
+        clock: any WallClock,
+        databasePath: String,
+        watcher watcherConfig: WatcherConfiguration,
+        pollSchedule: PollSchedule = PollSchedule(),
+        rate: Double = 5,
+        burst: Double = 25,
+        logger: Logger
     ) throws {
         self.clock = clock
         // Signed like a real deployment: only authenticated deliveries may stand in for a status
@@ -40,24 +46,40 @@ public final class SimulatedDeployment: Sendable {
         store = try SQLiteBookStore(path: databasePath, schedule: pollSchedule, random: random)
         health = ServiceHealth(startedAt: clock.now())
         let metrics = metrics
-        client = Self.client(of: simulation, clock: clock, rate: rate, burst: burst, logger: logger,
-                             observe: { metrics.ocrolusRequest($0) })
+        client = Self.client(
+            of: simulation,
+            clock: clock,
+            rate: rate,
+            burst: burst,
+            logger: logger,
+            observe: { metrics.ocrolusRequest($0) }
+        )
         watcher = Watcher(
-            store: store, client: client, clock: clock, configuration: watcherConfig, health: health, logger: logger, metrics: metrics,
-            random: random)
+            store: store,
+            client: client,
+            clock: clock,
+            configuration: watcherConfig,
+            health: health,
+            logger: logger,
+            metrics: metrics,
+            random: random
+        )
         let admission = WebhookAdmission(verifier: try config.webhookSecret.map { try WebhookVerifier(secrets: [$0]) })
         let writer = InboxWriter(store: store, health: health, logger: logger)
         self.writer = writer
         // The writer's loop lives as long as the deployment (closed in deinit, which ends it).
         Task { try? await writer.run() }
         let health = health
-        sender = WebhookSender(simulation: simulation, target: ClosureWebhookTarget { delivery in
-            let answer = await admission.receive(headers: delivery.headers, body: delivery.body, peer: nil, now: clock.now(), health: health) {
-                try await writer.append($0)
+        sender = WebhookSender(
+            simulation: simulation,
+            target: ClosureWebhookTarget { delivery in
+                let answer = await admission.receive(headers: delivery.headers, body: delivery.body, peer: nil, now: clock.now(), health: health) {
+                    try await writer.append($0)
+                }
+                metrics.webhookAnswered(answer.outcome, seconds: 0)
+                return answer.status
             }
-            metrics.webhookAnswered(answer.outcome, seconds: 0)
-            return answer.status
-        })
+        )
     }
 
     deinit { writer.close() }
@@ -67,15 +89,25 @@ public final class SimulatedDeployment: Sendable {
 
     /// A client of the in-process simulator with its own limiter.
     static func client(
-        of simulation: OcrolusSimulation, clock: any WallClock, rate: Double, burst: Double, logger: Logger,
+        of simulation: OcrolusSimulation,
+        clock: any WallClock,
+        rate: Double,
+        burst: Double,
+        logger: Logger,
         observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
     ) -> OcrolusClient {
         OcrolusClient(
             configuration: OcrolusConfiguration(
-                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
-                credentials: .init(clientID: "demo", clientSecret: "demo-secret-0123456789")),
+                apiBaseURL: "http://simulator",
+                tokenURL: "http://simulator/oauth/token",
+                credentials: .init(clientID: "demo", clientSecret: "demo-secret-0123456789")
+            ),
             transport: SimulatorTransport(simulation: simulation),
-            limiter: RateLimiter(rate: rate, burst: burst, clock: clock), clock: clock, logger: logger, observe: observe)
+            limiter: RateLimiter(rate: rate, burst: burst, clock: clock),
+            clock: clock,
+            logger: logger,
+            observe: observe
+        )
     }
 
     /// Runs rounds on a manual clock until the scenario is settled or `deadline` passes, jumping
@@ -86,7 +118,7 @@ public final class SimulatedDeployment: Sendable {
         while clock.now() < deadline {
             let pending = try await beforeRound()
             let activity = store.activity
-            try await VirtualTime.drive(clock, busy: { activity.isBusy }) { try await self.step() }
+            try await VirtualTime.drive(clock, busy: { activity.isBusy }, { try await self.step() })
             if pending == nil, try await settled() { return }
             let next = [try await nextDue(), pending].compactMap { $0 }.min() ?? clock.now().addingTimeInterval(60)
             clock.advance(to: max(next, clock.now().addingTimeInterval(1)))
@@ -96,10 +128,19 @@ public final class SimulatedDeployment: Sendable {
     /// What the HTTP route does, without HTTP (`WebhookAdmission`): verify, decode, store
     /// durably, answer.
     static func receive(
-        _ delivery: WebhookDelivery, verifier: WebhookVerifier?, store: any BookStore, health: ServiceHealth, now: Date
+        _ delivery: WebhookDelivery,
+        verifier: WebhookVerifier?,
+        store: any BookStore,
+        health: ServiceHealth,
+        now: Date
     ) async -> (Int, WebhookOutcome) {
         let answer = await WebhookAdmission(verifier: verifier).receive(
-            headers: delivery.headers, body: delivery.body, peer: nil, now: now, health: health) { try await store.appendToInbox($0) }
+            headers: delivery.headers,
+            body: delivery.body,
+            peer: nil,
+            now: now,
+            health: health
+        ) { try await store.appendToInbox($0) }
         return (answer.status, answer.outcome)
     }
 
@@ -110,7 +151,9 @@ public final class SimulatedDeployment: Sendable {
     public func step() async throws {
         await sender.deliverDue()
         try await watcher.processInbox()
-        let watcher = watcher, sender = sender, clock = clock
+        let watcher = watcher
+        let sender = sender
+        let clock = clock
         // Loops stop by a flag when the polls are done, not by cancellation: a cancelled inbox
         // round would leave its claimed rows for their lease, which no deployment does. (An error
         // ends the round at once, cancelling them: the run ends with it anyway.)
@@ -135,7 +178,10 @@ public final class SimulatedDeployment: Sendable {
 
     /// Runs `body`, then again every `tick` until `stop` is set (checked after each run).
     static func repeatEveryTick(
-        until stop: Watcher.RoundFlag, clock: any WallClock, skipFirst: Bool = false, _ body: @Sendable () async throws -> Void
+        until stop: Watcher.RoundFlag,
+        clock: any WallClock,
+        skipFirst: Bool = false,
+        _ body: @Sendable () async throws -> Void
     ) async throws {
         var first = true
         while true {

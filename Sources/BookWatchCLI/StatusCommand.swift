@@ -7,7 +7,9 @@ import Foundation
 /// database directly (WAL readers do not block `serve`'s writer, nor it them).
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Show watched Books: state, documents, generation, polls, analytics.")
+        commandName: "status",
+        abstract: "Show watched Books: state, documents, generation, polls, analytics."
+    )
 
     @OptionGroup var database: DatabaseOptions
     @Argument(help: ArgumentHelp("Show only this Book.", valueName: "uuid")) var uuid: String?
@@ -37,8 +39,11 @@ struct StatusCommand: AsyncParsableCommand {
         var store = try await database.openExistingStore(context)
         guard watch else {
             let text: String
-            if let opened = store { text = try await using(opened) { try await frame(context, store: $0) } }
-            else { text = try await frame(context, store: nil) }
+            if let opened = store {
+                text = try await using(opened) { try await frame(context, store: $0) }
+            } else {
+                text = try await frame(context, store: nil)
+            }
             context.standardOutput.write(text)
             return
         }
@@ -50,8 +55,10 @@ struct StatusCommand: AsyncParsableCommand {
             let stamp = "updated \(Self.clockTime(context.now())), every \(Self.seconds(interval)); Ctrl-C to stop"
             if context.outputIsTerminal {
                 // Home, draw, clear what the previous frame left below.
-                context.standardOutput.write("\u{1B}[H" + (first ? "\u{1B}[2J" : "") + buffer.replacingOccurrences(of: "\n", with: "\u{1B}[K\n")
-                                             + stamp + "\u{1B}[K\n\u{1B}[J")
+                context.standardOutput.write(
+                    "\u{1B}[H" + (first ? "\u{1B}[2J" : "") + buffer.replacingOccurrences(of: "\n", with: "\u{1B}[K\n")
+                        + stamp + "\u{1B}[K\n\u{1B}[J"
+                )
             } else {
                 context.standardOutput.write((first ? "" : "\n") + "-- " + stamp + "\n" + buffer)
             }
@@ -90,7 +97,12 @@ struct StatusCommand: AsyncParsableCommand {
             return String(decoding: try document.jsonData(), as: UTF8.self) + "\n"
         } else {
             let table = StatusTable(
-                records: records, totals: totals, now: context.now(), colour: context.useColour, unicode: context.outputIsTerminal)
+                records: records,
+                totals: totals,
+                now: context.now(),
+                colour: context.useColour,
+                unicode: context.outputIsTerminal
+            )
             return table.render()
         }
     }

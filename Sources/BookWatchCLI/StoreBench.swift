@@ -9,7 +9,8 @@ import Foundation
 struct BenchStoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
-        abstract: "Time the store's operations (track, webhook, claim + snapshot, analytics) on SQLite and PostgreSQL.")
+        abstract: "Time the store's operations (track, webhook, claim + snapshot, analytics) on SQLite and PostgreSQL."
+    )
 
     @Option(help: "Books to take through their life.") var books = 500
     @Option(help: "Workers doing it at once (replicas sharing one database).") var workers = "1,3"
@@ -17,7 +18,7 @@ struct BenchStoreCommand: AsyncParsableCommand {
     var postgres: String?
 
     func workerCounts() throws -> [Int] {
-        try commaList(workers, { Int($0).flatMap { (1...64).contains($0) ? $0 : nil } }) { "--workers '\($0)' is not 1 to 64" }
+        try commaList(workers, { Int($0).flatMap { (1...64).contains($0) ? $0 : nil } }, invalid: { "--workers '\($0)' is not 1 to 64" })
     }
 
     func validate() throws {
@@ -37,9 +38,15 @@ struct BenchStoreCommand: AsyncParsableCommand {
                 if name == "sqlite" { baseline[count] = figures }
                 let ratio = baseline[count].map { String(format: "%.2fx", figures.seconds / $0.seconds) } ?? "-"
                 let columns = String(
-                    format: "%7d  %5d  %5d  %6.2fs  %6.0f  %14.2f  %@", count, books, figures.operations,
-                    figures.seconds, Double(figures.operations) / figures.seconds, figures.seconds * 1000 / Double(books) * Double(count),
-                    ratio)
+                    format: "%7d  %5d  %5d  %6.2fs  %6.0f  %14.2f  %@",
+                    count,
+                    books,
+                    figures.operations,
+                    figures.seconds,
+                    Double(figures.operations) / figures.seconds,
+                    figures.seconds * 1000 / Double(books) * Double(count),
+                    ratio
+                )
                 context.print(name.padding(toLength: 8, withPad: " ", startingAt: 0) + "  " + columns)
             }
         }
@@ -48,15 +55,25 @@ struct BenchStoreCommand: AsyncParsableCommand {
     private func targets() throws -> [(String, () async throws -> any BookStore)] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-bench-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var targets: [(String, () async throws -> any BookStore)] = [("sqlite", {
-            try await StoreOpener.open(directory.appendingPathComponent("\(UUID().uuidString).sqlite").path, setting: "bench store")
-        })]
+        var targets: [(String, () async throws -> any BookStore)] = [
+            (
+                "sqlite",
+                {
+                    try await StoreOpener.open(directory.appendingPathComponent("\(UUID().uuidString).sqlite").path, setting: "bench store")
+                }
+            )
+        ]
         if let postgres {
-            targets.append(("postgres", {
-                let separator = postgres.contains("?") ? "&" : "?"
-                let schema = "bench_\(UUID().uuidString.prefix(8).lowercased())"
-                return try await StoreOpener.open(postgres + separator + "schema=\(schema)", setting: "--postgres")
-            }))
+            targets.append(
+                (
+                    "postgres",
+                    {
+                        let separator = postgres.contains("?") ? "&" : "?"
+                        let schema = "bench_\(UUID().uuidString.prefix(8).lowercased())"
+                        return try await StoreOpener.open(postgres + separator + "schema=\(schema)", setting: "--postgres")
+                    }
+                )
+            )
         }
         return targets
     }
@@ -100,8 +117,14 @@ enum StoreBench {
         }
         var now = start
         _ = try await counted { try await store.apply(.command(.track(.created)), to: uuid, at: now, options: .init()) }
-        let delivery = InboxDelivery(requestID: "bench-\(index)", receivedAt: now, bookUUID: uuid, bookPK: nil,
-                                     event: "document.upload_succeeded", body: Array(#"{"event_name":"document.upload_succeeded"}"#.utf8))
+        let delivery = InboxDelivery(
+            requestID: "bench-\(index)",
+            receivedAt: now,
+            bookUUID: uuid,
+            bookPK: nil,
+            event: "document.upload_succeeded",
+            body: Array(#"{"event_name":"document.upload_succeeded"}"#.utf8)
+        )
         guard case .stored(let row) = try await counted({ try await store.appendToInbox(delivery) }) else { return operations }
         let hint = BookInput.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: index * 10 + 1)))
         _ = try await counted { try await store.apply(hint, to: uuid, at: now, options: TransitionOptions(inboxRow: row)) }
@@ -112,21 +135,38 @@ enum StoreBench {
             try await counted { try await store.requestPoll(uuid, at: due, reason: .operator) }
             let claimed = try await counted { try await store.claimDuePolls(now: due, limit: 1, lease: 120, excluding: []) }
             let snapshot = BookSnapshot.present(
-                pk: index, status: status == .completed ? .verified : .verifying,
-                documents: documents.map { DocumentSnapshot(ref: $0, status: status) })
+                pk: index,
+                status: status == .completed ? .verified : .verifying,
+                documents: documents.map { DocumentSnapshot(ref: $0, status: status) }
+            )
             _ = try await counted {
-                try await store.apply(.snapshot(snapshot), to: uuid, at: due,
-                                      options: TransitionOptions(snapshotTakenAt: due, pollClaim: claimed.first?.claimedAt))
+                try await store.apply(
+                    .snapshot(snapshot),
+                    to: uuid,
+                    at: due,
+                    options: TransitionOptions(snapshotTakenAt: due, pollClaim: claimed.first?.claimedAt)
+                )
             }
         }
         // Other workers' jobs may be due too: whichever is claimed is completed.
         let later = now
-        if let job = try await counted({ try await store.claimAnalyticsJob(owner: "bench-\(worker)", now: later.addingTimeInterval(86_400), lease: 120) }) {
-            let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: "summary",
-                                         body: Array(#"{"summary":{}}"#.utf8), retrievedAt: later)
+        if let job = try await counted({
+            try await store.claimAnalyticsJob(owner: "bench-\(worker)", now: later.addingTimeInterval(86_400), lease: 120)
+        }) {
+            let result = AnalyticsResult(
+                bookUUID: job.bookUUID,
+                generation: job.generation,
+                endpoint: "summary",
+                body: Array(#"{"summary":{}}"#.utf8),
+                retrievedAt: later
+            )
             _ = try await counted {
-                try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: later,
-                                      options: TransitionOptions(results: [result]))
+                try await store.apply(
+                    .analytics(generation: job.generation, .stored),
+                    to: job.bookUUID,
+                    at: later,
+                    options: TransitionOptions(results: [result])
+                )
             }
         }
         return operations

@@ -43,10 +43,20 @@ public struct StrategyWorld: Sendable, Equatable {
     /// Polls every 1-5 s, 10% of answers 5xx, 5% bare 404s, analytics ready up to two minutes
     /// after VERIFIED: retrievals must not wait behind their own confirmation, nor a 404 delete a Book.
     public static let adversary = StrategyWorld(
-        name: "adversary", pollMinimum: 1, pollMaximum: 5, api5xx: 0.1, bareNotFound: 0.05, analyticsDelay: 5...120)
+        name: "adversary",
+        pollMinimum: 1,
+        pollMaximum: 5,
+        api5xx: 0.1,
+        bareNotFound: 0.05,
+        analyticsDelay: 5...120
+    )
     /// Status answers 0-8 s late (the run), analytics ready up to two minutes after VERIFIED.
     public static let slowAnswers = StrategyWorld(
-        name: "slow-answers", answerDelay: 8, answerDelayStatusOnly: true, analyticsDelay: 5...120)
+        name: "slow-answers",
+        answerDelay: 8,
+        answerDelayStatusOnly: true,
+        analyticsDelay: 5...120
+    )
     /// Every answer 0-8 s late, analytics too.
     public static let allSlow = StrategyWorld(name: "all-slow", answerDelay: 8, analyticsDelay: 5...120)
     public static let all = [standard, adversary, slowAnswers, allSlow]
@@ -88,7 +98,12 @@ public enum StrategyBench {
     /// "completed" is unambiguous), webhooks lost with probability `loss`, and an enforced
     /// organisation limit of `rate` requests/s (the simulator answers 429 above it).
     public static func scenario(
-        books: Int, loss: Double, seed: UInt64, rate: Double, lossFrom: TimeInterval = 0, world: StrategyWorld = .standard
+        books: Int,
+        loss: Double,
+        seed: UInt64,
+        rate: Double,
+        lossFrom: TimeInterval = 0,
+        world: StrategyWorld = .standard
     ) -> SimulationConfig {
         var config = SimulationConfig()
         config.books = books
@@ -115,7 +130,12 @@ public enum StrategyBench {
     ///   - lossFrom: loss starts this many seconds into the scenario (0: from the start).
     ///   - world: poll interval and API faults (`StrategyWorld`).
     public static func run(
-        _ strategy: Strategy, books: Int, loss: Double, seed: UInt64 = 1, rate: Double = 5, lossFrom: TimeInterval = 0,
+        _ strategy: Strategy,
+        books: Int,
+        loss: Double,
+        seed: UInt64 = 1,
+        rate: Double = 5,
+        lossFrom: TimeInterval = 0,
         world: StrategyWorld = .standard
     ) async throws -> StrategyResult {
         let config = scenario(books: books, loss: loss, seed: seed, rate: rate, lossFrom: lossFrom, world: world)
@@ -152,14 +172,24 @@ public enum StrategyBench {
         }
         let elapsed = ContinuousClock.now - wallStart
         return StrategyResult(
-            strategy: strategy, webhookLoss: loss, books: books, completed: stored.count,
-            retrievals: stats.analyticsOKByKey.values.reduce(0, +), duplicates: stats.analyticsOKByKey.values.reduce(0) { $0 + max(0, $1 - 1) },
-            statusCalls: stats.statusCalls, delayP50: quantile(0.5), delayP99: quantile(0.99), answers429: stats.answers429,
+            strategy: strategy,
+            webhookLoss: loss,
+            books: books,
+            completed: stored.count,
+            retrievals: stats.analyticsOKByKey.values.reduce(0, +),
+            duplicates: stats.analyticsOKByKey.values.reduce(0) { $0 + max(0, $1 - 1) },
+            statusCalls: stats.statusCalls,
+            delayP50: quantile(0.5),
+            delayP99: quantile(0.99),
+            answers429: stats.answers429,
             virtualHours: clock.now().timeIntervalSince(config.start) / 3600,
             wallSeconds: elapsed.inSeconds,
-            pollsByReason: reasons, statusCallsWhileFinished: stats.statusCallsWhileFinished,
-            readyDelayP50: quantile(0.5, of: readyDelays), readyDelayP95: quantile(0.95, of: readyDelays),
-            sinceLoss: lossFrom > 0 ? (delaysSinceLoss.count, quantile(0.5, of: delaysSinceLoss), quantile(0.99, of: delaysSinceLoss)) : nil)
+            pollsByReason: reasons,
+            statusCallsWhileFinished: stats.statusCallsWhileFinished,
+            readyDelayP50: quantile(0.5, of: readyDelays),
+            readyDelayP95: quantile(0.95, of: readyDelays),
+            sinceLoss: lossFrom > 0 ? (delaysSinceLoss.count, quantile(0.5, of: delaysSinceLoss), quantile(0.99, of: delaysSinceLoss)) : nil
+        )
     }
 
     /// Silent unless `BOOKWATCH_BENCH_LOG` names a level; lines are stamped with the virtual clock.
@@ -170,7 +200,13 @@ public enum StrategyBench {
 
     /// hybrid and naive: the real watcher. The lender tracks each Book when it creates it
     /// (`bookwatch track --new`: no call is spent on an empty Book).
-    static func runWatcher(_ strategy: Strategy, config: SimulationConfig, clock: ManualClock, rate: Double, world: StrategyWorld) async throws
+    static func runWatcher(
+        _ strategy: Strategy,
+        config: SimulationConfig,
+        clock: ManualClock,
+        rate: Double,
+        world: StrategyWorld
+    ) async throws
         -> (OcrolusSimulation, [String: Date], WatcherStats)
     {
         var config = config
@@ -189,8 +225,15 @@ public enum StrategyBench {
         var watcher = WatcherConfiguration()
         watcher.trustWebhooks = strategy == .hybrid
         let deployment = try SimulatedDeployment(
-            simulation: config, clock: clock, databasePath: directory.appendingPathComponent("bench.sqlite").path,
-            watcher: watcher, pollSchedule: schedule, rate: rate, burst: 25, logger: quietLogger(clock))
+            simulation: config,
+            clock: clock,
+            databasePath: directory.appendingPathComponent("bench.sqlite").path,
+            watcher: watcher,
+            pollSchedule: schedule,
+            rate: rate,
+            burst: 25,
+            logger: quietLogger(clock)
+        )
         var creations = deployment.simulation.scenario.books
             .map { (at: config.start.addingTimeInterval($0.createdAt), uuid: $0.uuid) }
             .sorted { $0.at < $1.at }[...]
@@ -213,7 +256,11 @@ public enum StrategyBench {
 
     /// webhook-only: a handler that fetches analytics when `book.verified` arrives (deduplicated
     /// by Book), retrying 425 and errors; it never asks for a status.
-    static func runWebhookOnly(config: SimulationConfig, clock: ManualClock, rate: Double) async throws
+    static func runWebhookOnly(
+        config: SimulationConfig,
+        clock: ManualClock,
+        rate: Double
+    ) async throws
         -> (OcrolusSimulation, [String: Date])
     {
         let simulation = OcrolusSimulation(config: config, clock: clock)
@@ -224,16 +271,19 @@ public enum StrategyBench {
             var stored: [String: Date] = [:]
         }
         let state = Mutex(State())
-        let sender = WebhookSender(simulation: simulation, target: ClosureWebhookTarget { delivery in
-            if let decoded = try? DecodedWebhook.decode(delivery.body), decoded.hint.suggestsBookFinished,
-               let uuid = decoded.bookUUID
-            {
-                state.withLock { state in
-                    if state.seen.insert(uuid).inserted { state.queue.append((uuid, clock.now())) }
+        let sender = WebhookSender(
+            simulation: simulation,
+            target: ClosureWebhookTarget { delivery in
+                if let decoded = try? DecodedWebhook.decode(delivery.body), decoded.hint.suggestsBookFinished,
+                    let uuid = decoded.bookUUID
+                {
+                    state.withLock { state in
+                        if state.seen.insert(uuid).inserted { state.queue.append((uuid, clock.now())) }
+                    }
                 }
+                return 200
             }
-            return 200
-        })
+        )
         let deadline = simulation.settledAt.addingTimeInterval(12 * 3600)
         while clock.now() < deadline {
             try await VirtualTime.drive(clock) {

@@ -19,7 +19,9 @@ struct BookUUIDArguments: ParsableArguments {
 /// `--new`, when webhooks or the schedule say so).
 struct TrackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "track", abstract: "Start watching Books; serve polls them at once (with --new: when webhooks or the schedule say so).")
+        commandName: "track",
+        abstract: "Start watching Books; serve polls them at once (with --new: when webhooks or the schedule say so)."
+    )
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var books: BookUUIDArguments
@@ -34,8 +36,11 @@ struct TrackCommand: AsyncParsableCommand {
                 let source: TrackSource = justCreated ? .created : .operator
                 let outcome = try await store.apply(.command(.track(source)), to: uuid, at: context.now(), options: .init())
                 let state = outcome?.machine.phase.rawValue ?? "?"
-                context.print(outcome?.created == true ? "tracking \(uuid)"
-                              : "already tracked \(uuid) (\(state))\(justCreated ? "" : "; poll requested")")
+                context.print(
+                    outcome?.created == true
+                        ? "tracking \(uuid)"
+                        : "already tracked \(uuid) (\(state))\(justCreated ? "" : "; poll requested")"
+                )
             }
         }
     }
@@ -44,7 +49,9 @@ struct TrackCommand: AsyncParsableCommand {
 /// `bookwatch untrack UUID...`: stop watching Books; their stored analytics stay.
 struct UntrackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "untrack", abstract: "Stop watching Books (stored analytics are kept).")
+        commandName: "untrack",
+        abstract: "Stop watching Books (stored analytics are kept)."
+    )
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var books: BookUUIDArguments

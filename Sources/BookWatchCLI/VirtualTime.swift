@@ -11,7 +11,9 @@ public enum VirtualTime {
     /// database's own threads): time stands still until it has been false for a run of yields,
     /// so a perpetual sleeper (a loop's tick) cannot make time race ahead of that work.
     public static func drive(
-        _ clock: ManualClock, busy: @escaping @Sendable () -> Bool = { false }, _ step: @escaping @Sendable () async throws -> Void
+        _ clock: ManualClock,
+        busy: @escaping @Sendable () -> Bool = { false },
+        _ step: @escaping @Sendable () async throws -> Void
     ) async throws {
         let done = Atomic<Bool>(false)
         let task = Task {

@@ -70,7 +70,12 @@ extension BookMachine {
     /// before the generation finished (in flight across a trusted body) is stale. Answers the
     /// actions that hold the answer back (the Book keeps its state and is asked again soon), or nil
     /// when the answer is to be applied.
-    private mutating func holdBackRegression(_ snapshot: BookSnapshot, listed: [DocumentSnapshot], asOf: Date, gap: TimeInterval)
+    private mutating func holdBackRegression(
+        _ snapshot: BookSnapshot,
+        listed: [DocumentSnapshot],
+        asOf: Date,
+        gap: TimeInterval
+    )
         -> [BookAction]?
     {
         guard phase == .retrieving || phase == .complete || (phase == .failed && !failedWithoutJob) else { return nil }
@@ -97,7 +102,8 @@ extension BookMachine {
     /// before it was watched says nothing about webhooks), unless it was watched since its creation.
     private func coverage(of listed: [DocumentSnapshot], firstSnapshot: Bool) -> BookAction? {
         guard !firstSnapshot || watchedSinceCreation else { return nil }
-        var announced = 0, missed = 0
+        var announced = 0
+        var missed = 0
         for document in listed where document.status.progress == .succeeded {
             let prior = documents.first { $0.ref.matches(document.ref) }
             if prior?.status?.isFinished == true { continue }
@@ -176,8 +182,12 @@ extension BookMachine {
             if ref.uuid == nil { ref.uuid = known?.ref.uuid }
             let kept = keepingFinishedHints && !item.status.isFinished && known?.hint?.isFinished == true ? known?.hint : nil
             return TrackedDocument(
-                ref: ref, status: item.status, hint: kept, covered: before?.covered ?? false,
-                rejectionReason: item.rejectionReason)
+                ref: ref,
+                status: item.status,
+                hint: kept,
+                covered: before?.covered ?? false,
+                rejectionReason: item.rejectionReason
+            )
         }
     }
 
@@ -244,9 +254,10 @@ extension BookMachine {
     /// answer): a body about documents the machine never heard of cannot stand in for a status
     /// call, and an empty known set is not "every known document finished".
     private func knowsEveryDocument(in body: [DocumentSnapshot]) -> Bool {
-        !documents.isEmpty && body.allSatisfy { listed in
-            documents.contains { $0.ref.matches(listed.ref) && ($0.isConfirmed || $0.hint != nil) }
-        }
+        !documents.isEmpty
+            && body.allSatisfy { listed in
+                documents.contains { $0.ref.matches(listed.ref) && ($0.isConfirmed || $0.hint != nil) }
+            }
     }
 
     /// A trusted finished body: the documents it lists become the Book's, and the generation
@@ -275,7 +286,11 @@ extension BookMachine {
 
     // MARK: Analytics outcomes
 
-    mutating func applyAnalytics(_ outcome: AnalyticsOutcome, generation outcomeGeneration: Int, at now: Date)
+    mutating func applyAnalytics(
+        _ outcome: AnalyticsOutcome,
+        generation outcomeGeneration: Int,
+        at now: Date
+    )
         -> [BookAction]
     {
         guard phase == .retrieving, outcomeGeneration == generation else {

@@ -60,16 +60,36 @@ public struct BookMachine: Hashable, Sendable {
     /// earlier tracking opened a job for), so a (Book, generation) key is never reused.
     public static func fresh(uuid: BookUUID, pk: Int? = nil, afterGeneration last: Int) -> BookMachine {
         BookMachine(
-            uuid: uuid, pk: pk, phase: .tracking, generation: last + 1, lastOpenedGeneration: last,
-            bookStatus: nil, documents: [], lastWebhookAt: nil, lastSnapshotAt: nil,
-            finishedAt: nil, failureReason: nil, watchedSinceCreation: false, doubt: nil)
+            uuid: uuid,
+            pk: pk,
+            phase: .tracking,
+            generation: last + 1,
+            lastOpenedGeneration: last,
+            bookStatus: nil,
+            documents: [],
+            lastWebhookAt: nil,
+            lastSnapshotAt: nil,
+            finishedAt: nil,
+            failureReason: nil,
+            watchedSinceCreation: false,
+            doubt: nil
+        )
     }
 
     /// Restores a machine from storage.
     public init(
-        uuid: BookUUID, pk: Int?, phase: BookPhase, generation: Int, lastOpenedGeneration: Int,
-        bookStatus: BookStatus?, documents: [TrackedDocument], lastWebhookAt: Date?,
-        lastSnapshotAt: Date?, finishedAt: Date?, failureReason: String?, watchedSinceCreation: Bool = false,
+        uuid: BookUUID,
+        pk: Int?,
+        phase: BookPhase,
+        generation: Int,
+        lastOpenedGeneration: Int,
+        bookStatus: BookStatus?,
+        documents: [TrackedDocument],
+        lastWebhookAt: Date?,
+        lastSnapshotAt: Date?,
+        finishedAt: Date?,
+        failureReason: String?,
+        watchedSinceCreation: Bool = false,
         doubt: Doubt? = nil
     ) {
         self.watchedSinceCreation = watchedSinceCreation
@@ -93,12 +113,17 @@ public struct BookMachine: Hashable, Sendable {
     /// The part of the state that only snapshots, analytics outcomes and commands may change.
     public var truth: Truth {
         Truth(
-            pk: pk, phase: phase, generation: generation,
-            lastOpenedGeneration: lastOpenedGeneration, bookStatus: bookStatus,
+            pk: pk,
+            phase: phase,
+            generation: generation,
+            lastOpenedGeneration: lastOpenedGeneration,
+            bookStatus: bookStatus,
             documents: confirmedDocuments.map {
                 Truth.Document(ref: $0.ref, status: $0.status, covered: $0.covered)
             },
-            failureReason: failureReason, doubt: doubt)
+            failureReason: failureReason,
+            doubt: doubt
+        )
     }
 
     /// See `truth`.
@@ -130,7 +155,10 @@ public struct BookMachine: Hashable, Sendable {
     ///   - confirmationGap: how far apart two answers must have been sent to confirm a doubt (the
     ///     poll minimum).
     public mutating func apply(
-        _ input: BookInput, at now: Date, trustingWebhooks: Bool = false, answeredAsOf: Date? = nil,
+        _ input: BookInput,
+        at now: Date,
+        trustingWebhooks: Bool = false,
+        answeredAsOf: Date? = nil,
         confirmationGap: TimeInterval = Self.defaultConfirmationGap
     ) -> [BookAction] {
         switch input {

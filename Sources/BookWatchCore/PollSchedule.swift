@@ -41,8 +41,13 @@ public struct PollSchedule: Hashable, Sendable {
     ///   - finishedAt: when the Book was last seen finished (for `retention`).
     ///   - webhooksTrusted: webhooks are measured reliable (for `retention`).
     public func nextPoll(
-        cadence: PollCadence, lastWebhookAt: Date?, now: Date, webhooksSilent: Bool, unitRandom: Double,
-        finishedAt: Date? = nil, webhooksTrusted: Bool = false
+        cadence: PollCadence,
+        lastWebhookAt: Date?,
+        now: Date,
+        webhooksSilent: Bool,
+        unitRandom: Double,
+        finishedAt: Date? = nil,
+        webhooksTrusted: Bool = false
     ) -> Date? {
         let u = min(max(unitRandom, 0), 1)
         switch cadence {
@@ -123,9 +128,16 @@ extension PollSchedule {
         var slot = slot
         let urgentNow = actions.contains { if case .pollNow = $0 { true } else { false } }
         func scheduled(_ cadence: PollCadence) -> Date? {
-            nextPoll(cadence: cadence, lastWebhookAt: context.lastWebhookAt, now: context.now, webhooksSilent: context.webhooksSilent,
-                     unitRandom: context.unitRandom, finishedAt: context.finishedAt, webhooksTrusted: context.webhooksTrusted)
-                .map(Self.wholeMillisecond)
+            nextPoll(
+                cadence: cadence,
+                lastWebhookAt: context.lastWebhookAt,
+                now: context.now,
+                webhooksSilent: context.webhooksSilent,
+                unitRandom: context.unitRandom,
+                finishedAt: context.finishedAt,
+                webhooksTrusted: context.webhooksTrusted
+            )
+            .map(Self.wholeMillisecond)
         }
         for action in actions {
             switch action {

@@ -25,7 +25,8 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 
     /// A random version-4 uuid string.
     public mutating func uuid() -> String {
-        let a = next(), b = next()
+        let a = next()
+        let b = next()
         var bytes = (0..<8).map { UInt8(truncatingIfNeeded: a >> (8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: b >> (8 * $0)) }
         bytes[6] = (bytes[6] & 0x0F) | 0x40
         bytes[8] = (bytes[8] & 0x3F) | 0x80

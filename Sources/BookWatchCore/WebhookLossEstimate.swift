@@ -53,8 +53,14 @@ public struct WebhookLossEstimate: Sendable, Equatable, Codable {
     /// Records one snapshot's documents; returns true when `isLossy` changed.
     @discardableResult
     public mutating func observe(announced newlyAnnounced: Int, missed newlyMissed: Int) -> Bool {
-        for _ in 0..<newlyAnnounced { announced = announced * decay + 1; missed *= decay }
-        for _ in 0..<newlyMissed { missed = missed * decay + 1; announced *= decay }
+        for _ in 0..<newlyAnnounced {
+            announced = announced * decay + 1
+            missed *= decay
+        }
+        for _ in 0..<newlyMissed {
+            missed = missed * decay + 1
+            announced *= decay
+        }
         let before = isLossy
         if let ratio = lossRatio {
             if !judged {

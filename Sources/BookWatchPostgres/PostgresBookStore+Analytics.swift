@@ -10,41 +10,58 @@ extension PostgresBookStore {
     public func claimAnalyticsJob(owner: String, now: Date, lease: TimeInterval) async throws -> ClaimedJob? {
         let expires = now.addingTimeInterval(lease)
         return try await connection { c in
-            guard let row = try await Self.rows(c, """
-                UPDATE analytics_jobs j SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
-                    claims = j.claims + 1, view_confirmed = FALSE, ready_announced = FALSE
-                FROM (SELECT id, view_confirmed AS confirmed FROM analytics_jobs a WHERE state = 'pending' AND due_at <= \(now.storageMillis)
-                      AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = a.book_uuid AND b.untracked_at IS NOT NULL)
-                      ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) s
-                WHERE j.id = s.id
-                RETURNING j.book_uuid, j.generation, j.attempts, j.created_at, j.claims, s.confirmed AS view_confirmed
-                """, self.logger).first
+            guard
+                let row = try await Self.rows(
+                    c,
+                    """
+                    UPDATE analytics_jobs j SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
+                        claims = j.claims + 1, view_confirmed = FALSE, ready_announced = FALSE
+                    FROM (SELECT id, view_confirmed AS confirmed FROM analytics_jobs a WHERE state = 'pending' AND due_at <= \(now.storageMillis)
+                          AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = a.book_uuid AND b.untracked_at IS NOT NULL)
+                          ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) s
+                    WHERE j.id = s.id
+                    RETURNING j.book_uuid, j.generation, j.attempts, j.created_at, j.claims, s.confirmed AS view_confirmed
+                    """,
+                    self.logger
+                ).first
             else { return nil }
             let key: String = try row.value("book_uuid")
             guard let uuid = BookUUID(key) else { throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: key) }
-            return ClaimedJob(bookUUID: uuid, generation: try row.value("generation"), attempts: try row.value("attempts"),
-                              leaseExpiresAt: Date(storageMillis: expires.storageMillis),
-                              openedAt: Date(storageMillis: try row.value("created_at")),
-                              claim: JobClaim(owner: owner, token: try row.value("claims")), viewConfirmed: try row.value("view_confirmed"))
+            return ClaimedJob(
+                bookUUID: uuid,
+                generation: try row.value("generation"),
+                attempts: try row.value("attempts"),
+                leaseExpiresAt: Date(storageMillis: expires.storageMillis),
+                openedAt: Date(storageMillis: try row.value("created_at")),
+                claim: JobClaim(owner: owner, token: try row.value("claims")),
+                viewConfirmed: try row.value("view_confirmed")
+            )
         }
     }
 
     public func nextJobDueAt() async throws -> Date? {
         // As `claimAnalyticsJob` sees them: an untracked Book's job waits for `track`.
-        try await scalar("""
+        try await scalar(
+            """
             SELECT MIN(due_at) AS v FROM analytics_jobs j WHERE state = 'pending'
             AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
-            """, as: Int64.self).map(Date.init(storageMillis:))
+            """,
+            as: Int64.self
+        ).map(Date.init(storageMillis:))
     }
 
     @discardableResult
     public func rearmExpiredLeases(now: Date) async throws -> Int {
         let t = now.storageMillis
         return try await connection { c in
-            try await Self.rows(c, """
+            try await Self.rows(
+                c,
+                """
                 UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = \(t)
                 WHERE state = 'running' AND lease_expires_at < \(t) RETURNING id
-                """, self.logger).count
+                """,
+                self.logger
+            ).count
         }
     }
 
@@ -53,44 +70,62 @@ extension PostgresBookStore {
     public func recoverLeases(owner: String, now: Date) async throws -> Int {
         let t = now.storageMillis
         return try await connection { c in
-            try await c.query("""
+            try await c.query(
+                """
                 UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = \(owner) AND processed_at IS NULL
-                """, logger: self.logger)
-            return try await Self.rows(c, """
+                """,
+                logger: self.logger
+            )
+            return try await Self.rows(
+                c,
+                """
                 UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = \(t)
                 WHERE state = 'running' AND (lease_owner = \(owner) OR lease_expires_at < \(t)) RETURNING id
-                """, self.logger).count
+                """,
+                self.logger
+            ).count
         }
     }
 
     public func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String> {
         try await connection { c in
-            Set(try await Self.rows(
-                c, "SELECT endpoint FROM analytics_results WHERE book_uuid = \(uuid.rawValue) AND generation = \(generation)", self.logger
-            ).map { try $0.value("endpoint", as: String.self) })
+            Set(
+                try await Self.rows(
+                    c,
+                    "SELECT endpoint FROM analytics_results WHERE book_uuid = \(uuid.rawValue) AND generation = \(generation)",
+                    self.logger
+                ).map { try $0.value("endpoint", as: String.self) }
+            )
         }
     }
 
     public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
         try await transaction { c in
             try await Self.holdFence(c, result.bookUUID.rawValue, result.generation, claim, self.logger)
-            try await c.query("""
+            try await c.query(
+                """
                 INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
                 VALUES (\(result.bookUUID.rawValue), \(result.generation), \(result.endpoint), \(Data(result.body)),
                     \(result.retrievedAt.storageMillis))
                 ON CONFLICT (book_uuid, generation, endpoint) DO NOTHING
-                """, logger: self.logger)
+                """,
+                logger: self.logger
+            )
         }
     }
 
     public func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool {
         try await connection { c in
-            !(try await Self.rows(c, """
+            !(try await Self.rows(
+                c,
+                """
                 UPDATE analytics_jobs SET lease_expires_at = \(until.storageMillis)
                 WHERE book_uuid = \(bookUUID.rawValue) AND generation = \(generation) AND state = 'running'
                     AND lease_owner = \(claim.owner) AND claims = \(claim.token)
                 RETURNING id
-                """, self.logger)).isEmpty
+                """,
+                self.logger
+            )).isEmpty
         }
     }
 
@@ -105,11 +140,15 @@ extension PostgresBookStore {
     /// The fence of a worker's write: locks the job row while it is still running under `claim`,
     /// else throws `.lostClaim` (the transaction rolls back).
     static func holdFence(_ c: PostgresConnection, _ key: String, _ generation: Int, _ claim: JobClaim, _ logger: Logger) async throws {
-        let held = try await rows(c, """
+        let held = try await rows(
+            c,
+            """
             SELECT id FROM analytics_jobs WHERE book_uuid = \(key) AND generation = \(generation) AND state = 'running'
                 AND lease_owner = \(claim.owner) AND claims = \(claim.token)
             FOR UPDATE
-            """, logger)
+            """,
+            logger
+        )
         guard !held.isEmpty else {
             throw StoreError(.lostClaim, subject: "analytics job \(key) generation \(generation)", detail: "claim \(claim.token) of \(claim.owner)")
         }
@@ -117,13 +156,19 @@ extension PostgresBookStore {
 
     public func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {
         try await connection { c in
-            let query: PostgresQuery = endpoint.map {
-                "SELECT * FROM analytics_results WHERE book_uuid = \(uuid.rawValue) AND endpoint = \($0) ORDER BY generation DESC, endpoint"
-            } ?? "SELECT * FROM analytics_results WHERE book_uuid = \(uuid.rawValue) ORDER BY generation DESC, endpoint"
+            let query: PostgresQuery =
+                endpoint.map {
+                    "SELECT * FROM analytics_results WHERE book_uuid = \(uuid.rawValue) AND endpoint = \($0) ORDER BY generation DESC, endpoint"
+                } ?? "SELECT * FROM analytics_results WHERE book_uuid = \(uuid.rawValue) ORDER BY generation DESC, endpoint"
             return try await Self.rows(c, query, self.logger).map { row in
                 let body: Data = try row.value("body")
-                return AnalyticsResult(bookUUID: uuid, generation: try row.value("generation"), endpoint: try row.value("endpoint"),
-                                       body: Array(body), retrievedAt: Date(storageMillis: try row.value("retrieved_at")))
+                return AnalyticsResult(
+                    bookUUID: uuid,
+                    generation: try row.value("generation"),
+                    endpoint: try row.value("endpoint"),
+                    body: Array(body),
+                    retrievedAt: Date(storageMillis: try row.value("retrieved_at"))
+                )
             }
         }
     }
@@ -142,9 +187,13 @@ extension PostgresBookStore {
 extension PostgresBookStore: JobHistoryReading {
     package func jobHistory(_ uuid: BookUUID) async throws -> [JobHistoryRow] {
         try await connection { c in
-            try await Self.rows(c, """
+            try await Self.rows(
+                c,
+                """
                 SELECT generation, state, last_error FROM analytics_jobs WHERE book_uuid = \(uuid.rawValue) ORDER BY generation
-                """, self.logger).map {
+                """,
+                self.logger
+            ).map {
                 JobHistoryRow(generation: try $0.value("generation"), state: try $0.value("state"), lastError: try $0.value("last_error"))
             }
         }

@@ -15,7 +15,8 @@ extension PostgresBookStore {
         let limit = max(0, limit ?? Int(Int32.max))
         if let state {
             return try await records(
-                "SELECT * FROM books WHERE state = \(state.rawValue) AND untracked_at IS NULL ORDER BY uuid LIMIT \(limit)")
+                "SELECT * FROM books WHERE state = \(state.rawValue) AND untracked_at IS NULL ORDER BY uuid LIMIT \(limit)"
+            )
         }
         return try await records("SELECT * FROM books WHERE untracked_at IS NULL ORDER BY uuid LIMIT \(limit)")
     }
@@ -28,16 +29,24 @@ extension PostgresBookStore {
             let keys = books.map(\.uuid)
             let documents = try await Self.documents(c, of: keys, self.logger)
             var jobs: [String: StoredJob] = [:]
-            for row in try await Self.rows(c, """
+            for row in try await Self.rows(
+                c,
+                """
                 SELECT DISTINCT ON (j.book_uuid) j.*, (SELECT MAX(r.retrieved_at) FROM analytics_results r
                     WHERE r.book_uuid = j.book_uuid AND r.generation = j.generation) AS retrieved_at
                 FROM analytics_jobs j WHERE j.book_uuid = ANY(\(keys)) ORDER BY j.book_uuid, j.generation DESC
-                """, self.logger)
-            {
+                """,
+                self.logger
+            ) {
                 jobs[try row.value("book_uuid")] = StoredJob(
-                    generation: try row.value("generation"), state: try row.value("state"), attempts: try row.value("attempts"),
-                    dueAt: try row.value("due_at"), lastError: try row.value("last_error"), completedAt: try row.value("completed_at"),
-                    retrievedAt: try row.value("retrieved_at"))
+                    generation: try row.value("generation"),
+                    state: try row.value("state"),
+                    attempts: try row.value("attempts"),
+                    dueAt: try row.value("due_at"),
+                    lastError: try row.value("last_error"),
+                    completedAt: try row.value("completed_at"),
+                    retrievedAt: try row.value("retrieved_at")
+                )
             }
             return try books.map { try $0.record(documents: documents[$0.uuid] ?? [], job: jobs[$0.uuid]) }
         }
@@ -48,22 +57,30 @@ extension PostgresBookStore {
     }
 
     static func totals(_ c: PostgresConnection, _ logger: Logger) async throws -> [BookPhase: Int] {
-        try bookTotals(try await rows(c, "SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", logger).map {
-            (try $0.value("state"), try $0.value("n"))
-        })
+        try bookTotals(
+            try await rows(c, "SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", logger).map {
+                (try $0.value("state"), try $0.value("n"))
+            }
+        )
     }
 
     public func gauges(overdueBefore: Date) async throws -> StoreGauges {
         try await connection { c in
             var gauges = StoreGauges()
             gauges.books = try await Self.totals(c, self.logger)
-            for row in try await Self.rows(c, "SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid WHERE b.untracked_at IS NULL GROUP BY d.status", self.logger) {
+            for row in try await Self.rows(
+                c,
+                "SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid WHERE b.untracked_at IS NULL GROUP BY d.status",
+                self.logger
+            ) {
                 gauges.addDocuments(status: try row.value("status"), count: try row.value("n"))
             }
             gauges.inboxPending = try await Self.count(c, "SELECT COUNT(*) AS n FROM webhook_inbox WHERE processed_at IS NULL", self.logger)
             gauges.pollsOverdue = try await Self.count(
-                c, "SELECT COUNT(*) AS n FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at < \(overdueBefore.storageMillis)",
-                self.logger)
+                c,
+                "SELECT COUNT(*) AS n FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at < \(overdueBefore.storageMillis)",
+                self.logger
+            )
             return gauges
         }
     }
@@ -87,22 +104,34 @@ extension PostgresBookStore {
         let t = before.storageMillis
         return try await transaction { c in
             var counts = PruneCounts()
-            counts.deliveries = try await Self.rows(c, """
+            counts.deliveries = try await Self.rows(
+                c,
+                """
                 DELETE FROM webhook_inbox WHERE id IN (
                     SELECT id FROM webhook_inbox WHERE processed_at IS NOT NULL AND processed_at < \(t) ORDER BY processed_at LIMIT \(limit))
                 RETURNING id
-                """, self.logger).count
-            counts.notifications = try await Self.rows(c, """
+                """,
+                self.logger
+            ).count
+            counts.notifications = try await Self.rows(
+                c,
+                """
                 DELETE FROM notifications WHERE (book_uuid, generation) IN (
                     SELECT book_uuid, generation FROM notifications WHERE delivered_at IS NOT NULL AND delivered_at < \(t) LIMIT \(limit))
                 RETURNING generation
-                """, self.logger).count
-            counts.jobs = try await Self.rows(c, """
+                """,
+                self.logger
+            ).count
+            counts.jobs = try await Self.rows(
+                c,
+                """
                 DELETE FROM analytics_jobs WHERE id IN (
                     SELECT j.id FROM analytics_jobs j WHERE j.state IN ('complete', 'superseded') AND j.completed_at < \(t)
                     AND j.generation < (SELECT MAX(k.generation) FROM analytics_jobs k WHERE k.book_uuid = j.book_uuid) LIMIT \(limit))
                 RETURNING id
-                """, self.logger).count
+                """,
+                self.logger
+            ).count
             return counts
         }
     }
@@ -117,15 +146,20 @@ extension PostgresBookStore {
     public func updateSharedState(_ key: String, at now: Date, _ transform: @escaping @Sendable (String?) -> String) async throws -> String {
         try await transaction { c in
             // The row is created first so that concurrent replicas serialise on its lock.
-            try await c.query("""
+            try await c.query(
+                """
                 INSERT INTO deployment_state (key, value, updated_at) VALUES (\(key), '', \(now.storageMillis))
                 ON CONFLICT (key) DO NOTHING
-                """, logger: self.logger)
+                """,
+                logger: self.logger
+            )
             let current = try await Self.rows(c, "SELECT value FROM deployment_state WHERE key = \(key) FOR UPDATE", self.logger)
                 .first?.value("value", as: String.self)
             let next = transform(current.flatMap { $0.isEmpty ? nil : $0 })
             try await c.query(
-                "UPDATE deployment_state SET value = \(next), updated_at = \(now.storageMillis) WHERE key = \(key)", logger: self.logger)
+                "UPDATE deployment_state SET value = \(next), updated_at = \(now.storageMillis) WHERE key = \(key)",
+                logger: self.logger
+            )
             return next
         }
     }

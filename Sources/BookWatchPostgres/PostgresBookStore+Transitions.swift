@@ -5,7 +5,12 @@ import Logging
 import PostgresNIO
 
 extension PostgresBookStore {
-    public func apply(_ input: BookInput, to uuid: BookUUID, at now: Date, options: TransitionOptions) async throws
+    public func apply(
+        _ input: BookInput,
+        to uuid: BookUUID,
+        at now: Date,
+        options: TransitionOptions
+    ) async throws
         -> TransitionOutcome?
     {
         let draw = random()
@@ -24,11 +29,15 @@ extension PostgresBookStore {
                 // Two replicas may track the same new Book at once: the row is claimed first, so
                 // the second waits for the first to commit and then tracks the existing Book
                 // (an upsert would overwrite whatever happened to it in between).
-                let inserted = try await Self.rows(c, """
+                let inserted = try await Self.rows(
+                    c,
+                    """
                     INSERT INTO books (uuid, state, generation, created_at, updated_at)
                     VALUES (\(key), 'tracking', 1, \(now.storageMillis), \(now.storageMillis))
                     ON CONFLICT (uuid) DO NOTHING RETURNING uuid
-                    """, self.logger)
+                    """,
+                    self.logger
+                )
                 if inserted.isEmpty { row = try await Self.rows(c, lockRow, self.logger).first }
             }
             if let row {
@@ -42,44 +51,71 @@ extension PostgresBookStore {
                 machine = try book.machine(documents: try await Self.documents(c, of: [key], self.logger)[key] ?? [])
                 stored = book.schedule
             } else {
-                let last = try await Self.rows(
-                    c, "SELECT COALESCE(MAX(generation), 0) AS g FROM analytics_jobs WHERE book_uuid = \(key)", self.logger
-                ).first?.value("g", as: Int.self) ?? 0
+                let last =
+                    try await Self.rows(
+                        c,
+                        "SELECT COALESCE(MAX(generation), 0) AS g FROM analytics_jobs WHERE book_uuid = \(key)",
+                        self.logger
+                    ).first?.value("g", as: Int.self) ?? 0
                 machine = BookMachine.fresh(uuid: uuid, afterGeneration: last)
                 created = true
             }
             // Marked only when the hint is applied: a hint for an unknown Book leaves its row for
             // the caller (which may track the Book and apply it again).
             if let row = options.inboxRow {
-                let marked = try await Self.rows(c, """
+                let marked = try await Self.rows(
+                    c,
+                    """
                     UPDATE webhook_inbox SET processed_at = \(now.storageMillis), outcome = \(InboxOutcome.applied.stored), claimed_by = NULL
                     WHERE id = \(row) AND processed_at IS NULL RETURNING id
-                    """, self.logger)
+                    """,
+                    self.logger
+                )
                 guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
             }
             let (actions, plan) = TransitionPlan.decide(
-                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule,
-                resuming: resuming)
+                input,
+                machine: &machine,
+                stored: stored,
+                options: options,
+                now: now,
+                draw: draw,
+                schedule: self.schedule,
+                resuming: resuming
+            )
             try await self.carryOut(plan, machine: machine, results: options.results, now: now, connection: c)
             return TransitionOutcome(
-                machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))
+                machine: machine,
+                actions: actions,
+                created: created,
+                nextPollAt: plan.schedule.next.map(Date.init(storageMillis:))
+            )
         }
     }
 
     /// Writes the machine and the rows its plan asks for (the SQLite store's `carryOut`, in SQL
     /// PostgreSQL speaks).
-    func carryOut(_ plan: TransitionPlan, machine m: BookMachine, results: [AnalyticsResult], now: Date, connection c: PostgresConnection)
+    func carryOut(
+        _ plan: TransitionPlan,
+        machine m: BookMachine,
+        results: [AnalyticsResult],
+        now: Date,
+        connection c: PostgresConnection
+    )
         async throws
     {
         let key = m.uuid.rawValue
         let t = now.storageMillis
         if let fence = plan.fence { try await Self.holdFence(c, key, fence.generation, fence.claim, logger) }
         for r in results {
-            try await c.query("""
+            try await c.query(
+                """
                 INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
                 VALUES (\(r.bookUUID.rawValue), \(r.generation), \(r.endpoint), \(Data(r.body)), \(r.retrievedAt.storageMillis))
                 ON CONFLICT (book_uuid, generation, endpoint) DO NOTHING
-                """, logger: logger)
+                """,
+                logger: logger
+            )
         }
         for (g, change) in plan.jobs {
             let query: PostgresQuery
@@ -136,48 +172,75 @@ extension PostgresBookStore {
         for g in plan.notify {
             try await c.query(
                 "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (\(key), \(g), \(t)) ON CONFLICT DO NOTHING",
-                logger: logger)
+                logger: logger
+            )
         }
         let s = plan.schedule
         let untrackedAt: Int64? = plan.untrack ? t : nil
-        try await c.query("""
+        try await c.query(
+            """
             INSERT INTO books (\(unescaped: BooksTable.columnList))
             VALUES (\(key), \(m.pk), \(m.phase.rawValue), \(m.generation), \(m.lastOpenedGeneration), \(m.bookStatus?.rawValue),
                 \(m.failureReason), \(m.lastWebhookAt?.storageMillis), \(m.lastSnapshotAt?.storageMillis), \(m.finishedAt?.storageMillis),
                 \(s.next), \(s.reason), \(s.claimedAt), \(s.snapshotAsOf), \(m.watchedSinceCreation), \(m.doubt?.kind.rawValue),
                 \(m.doubt?.since.storageMillis), \(Int64(s.failures)), \(untrackedAt), \(t), \(t))
             \(unescaped: BooksTable.upsert)
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         try await c.query("DELETE FROM documents WHERE book_uuid = \(key)", logger: logger)
         for (position, document) in m.documents.enumerated() {
             let d = StoredDocument(document)
-            try await c.query("""
+            try await c.query(
+                """
                 INSERT INTO documents (book_uuid, position, pk, uuid, status, hint, covered, rejection_reason)
                 VALUES (\(key), \(position), \(d.pk), \(d.uuid), \(d.status), \(d.hint), \(d.covered), \(d.rejectionReason))
-                """, logger: logger)
+                """,
+                logger: logger
+            )
         }
     }
 
     static func storedBook(_ row: PostgresRandomAccessRow) throws -> StoredBook {
         StoredBook(
-            uuid: try row.value("uuid"), pk: try row.value("pk"), state: try row.value("state"), generation: try row.value("generation"),
-            lastOpenedGeneration: try row.value("last_opened_generation"), bookStatus: try row.value("book_status"),
-            failureReason: try row.value("failure_reason"), lastWebhookAt: try row.value("last_webhook_at"),
-            lastPolledAt: try row.value("last_polled_at"), finishedAt: try row.value("finished_at"),
-            watchedSinceCreation: try row.value("watched_since_creation"), doubtKind: try row.value("doubt_kind"),
-            doubtSince: try row.value("doubt_since"), untrackedAt: try row.value("untracked_at"),
+            uuid: try row.value("uuid"),
+            pk: try row.value("pk"),
+            state: try row.value("state"),
+            generation: try row.value("generation"),
+            lastOpenedGeneration: try row.value("last_opened_generation"),
+            bookStatus: try row.value("book_status"),
+            failureReason: try row.value("failure_reason"),
+            lastWebhookAt: try row.value("last_webhook_at"),
+            lastPolledAt: try row.value("last_polled_at"),
+            finishedAt: try row.value("finished_at"),
+            watchedSinceCreation: try row.value("watched_since_creation"),
+            doubtKind: try row.value("doubt_kind"),
+            doubtSince: try row.value("doubt_since"),
+            untrackedAt: try row.value("untracked_at"),
             schedule: StoredSchedule(
-                next: try row.value("next_poll_at"), reason: try row.value("poll_reason"), claimedAt: try row.value("poll_claimed_at"),
-                snapshotAsOf: try row.value("snapshot_as_of"), failures: Int(try row.value("poll_failures", as: Int64.self))))
+                next: try row.value("next_poll_at"),
+                reason: try row.value("poll_reason"),
+                claimedAt: try row.value("poll_claimed_at"),
+                snapshotAsOf: try row.value("snapshot_as_of"),
+                failures: Int(try row.value("poll_failures", as: Int64.self))
+            )
+        )
     }
 
     /// The documents of several Books, in position order, by Book.
     static func documents(_ c: PostgresConnection, of keys: [String], _ logger: Logger) async throws -> [String: [StoredDocument]] {
         var documents: [String: [StoredDocument]] = [:]
         for row in try await rows(c, "SELECT * FROM documents WHERE book_uuid = ANY(\(keys)) ORDER BY book_uuid, position", logger) {
-            documents[try row.value("book_uuid"), default: []].append(StoredDocument(
-                pk: try row.value("pk"), uuid: try row.value("uuid"), status: try row.value("status"), hint: try row.value("hint"),
-                covered: try row.value("covered"), rejectionReason: try row.value("rejection_reason")))
+            documents[try row.value("book_uuid"), default: []].append(
+                StoredDocument(
+                    pk: try row.value("pk"),
+                    uuid: try row.value("uuid"),
+                    status: try row.value("status"),
+                    hint: try row.value("hint"),
+                    covered: try row.value("covered"),
+                    rejectionReason: try row.value("rejection_reason")
+                )
+            )
         }
         return documents
     }

@@ -20,28 +20,39 @@ extension PostgresBookStore {
             func due(_ query: PostgresQuery) async throws -> [DuePoll] {
                 try await Self.rows(c, query, self.logger).compactMap { row in
                     guard let uuid = BookUUID(try row.value("uuid", as: String.self)) else { return nil }
-                    return DuePoll(bookUUID: uuid, reason: (try row.value("poll_reason", as: String?.self)).flatMap(PollReason.init(rawValue:)),
-                                   dueAt: Date(storageMillis: try row.value("next_poll_at")), claimedAt: Date(storageMillis: t),
-                                   failures: try row.value("poll_failures"))
+                    return DuePoll(
+                        bookUUID: uuid,
+                        reason: (try row.value("poll_reason", as: String?.self)).flatMap(PollReason.init(rawValue:)),
+                        dueAt: Date(storageMillis: try row.value("next_poll_at")),
+                        claimedAt: Date(storageMillis: t),
+                        failures: try row.value("poll_failures")
+                    )
                 }
             }
-            var claimed = try await due("""
+            var claimed = try await due(
+                """
                 SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books
                 WHERE poll_reason IS NOT NULL AND next_poll_at <= \(t) AND NOT (uuid = ANY(\(skip)))
                 ORDER BY next_poll_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
-                """)
+                """
+            )
             if claimed.count < limit {
-                claimed += try await due("""
+                claimed += try await due(
+                    """
                     SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books
                     WHERE next_poll_at IS NOT NULL AND next_poll_at <= \(t) AND poll_reason IS NULL AND NOT (uuid = ANY(\(skip)))
                     ORDER BY next_poll_at LIMIT \(limit - claimed.count) FOR UPDATE SKIP LOCKED
-                    """)
+                    """
+                )
             }
             guard !claimed.isEmpty else { return [] }
-            try await c.query("""
+            try await c.query(
+                """
                 UPDATE books SET next_poll_at = \(now.addingTimeInterval(lease).storageMillis), poll_claimed_at = \(t)
                 WHERE uuid = ANY(\(claimed.map(\.bookUUID.rawValue)))
-                """, logger: self.logger)
+                """,
+                logger: self.logger
+            )
             return claimed
         }
     }
@@ -54,21 +65,27 @@ extension PostgresBookStore {
     public func requestPoll(_ uuid: BookUUID, at: Date, reason: PollReason) async throws {
         let t = at.storageMillis
         _ = try await connection { c in
-            try await c.query("""
+            try await c.query(
+                """
                 UPDATE books SET next_poll_at = LEAST(COALESCE(next_poll_at, \(t)), \(t)), poll_reason = \(reason.rawValue),
                     poll_claimed_at = NULL
                 WHERE uuid = \(uuid.rawValue) AND state <> 'deleted' AND untracked_at IS NULL
-                """, logger: self.logger)
+                """,
+                logger: self.logger
+            )
         }
     }
 
     public func deferPoll(_ uuid: BookUUID, until: Date, keepUrgent: Bool) async throws {
         _ = try await connection { c in
-            try await c.query("""
+            try await c.query(
+                """
                 UPDATE books SET next_poll_at = \(until.storageMillis), poll_claimed_at = NULL, poll_failures = poll_failures + 1,
                     poll_reason = CASE WHEN \(keepUrgent) THEN poll_reason ELSE NULL END
                 WHERE uuid = \(uuid.rawValue) AND next_poll_at IS NOT NULL
-                """, logger: self.logger)
+                """,
+                logger: self.logger
+            )
         }
     }
 
@@ -78,21 +95,28 @@ extension PostgresBookStore {
         let random = random
         return try await transaction { c in
             // Locked as read, so no transition changes them before the update below.
-            let candidates = try await Self.rows(c, """
+            let candidates = try await Self.rows(
+                c,
+                """
                 SELECT uuid, state, next_poll_at FROM books
                 WHERE state IN \(unescaped: BooksTable.tighteningStates) AND poll_reason IS NULL AND poll_claimed_at IS NULL
                     AND next_poll_at > \(BooksTable.tighteningFloor(now: now, schedule: schedule))
                 FOR UPDATE
-                """, self.logger).map { row -> (String, String, Int64) in
+                """,
+                self.logger
+            ).map { row -> (String, String, Int64) in
                 (try row.value("uuid"), try row.value("state"), try row.value("next_poll_at"))
             }
             let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, random: random)
             guard !moves.isEmpty else { return 0 }
-            _ = try await c.query("""
+            _ = try await c.query(
+                """
                 UPDATE books b SET next_poll_at = m.next
                 FROM unnest(\(moves.map(\.uuid))::text[], \(moves.map(\.next))::bigint[]) AS m(uuid, next)
                 WHERE b.uuid = m.uuid
-                """, logger: self.logger)
+                """,
+                logger: self.logger
+            )
             return moves.count
         }
     }
@@ -101,9 +125,13 @@ extension PostgresBookStore {
 
     public func pendingNotifications(limit: Int) async throws -> [PendingNotification] {
         try await connection { c in
-            try await Self.rows(c, """
+            try await Self.rows(
+                c,
+                """
                 SELECT book_uuid, generation, attempts FROM notifications WHERE delivered_at IS NULL ORDER BY created_at LIMIT \(limit)
-                """, self.logger).compactMap { row in
+                """,
+                self.logger
+            ).compactMap { row in
                 BookUUID(try row.value("book_uuid", as: String.self)).map {
                     PendingNotification(bookUUID: $0, generation: (try? row.value("generation")) ?? 0, attempts: (try? row.value("attempts")) ?? 0)
                 }
@@ -113,15 +141,20 @@ extension PostgresBookStore {
 
     public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> PendingNotification? {
         try await connection { c in
-            guard let row = try await Self.rows(c, """
-                UPDATE notifications SET claimed_by = \(owner), claim_expires_at = \(now.addingTimeInterval(lease).storageMillis)
-                WHERE (book_uuid, generation) = (
-                    SELECT book_uuid, generation FROM notifications WHERE delivered_at IS NULL
-                        AND (claimed_by IS NULL OR claim_expires_at < \(now.storageMillis))
-                        AND (not_before IS NULL OR not_before <= \(now.storageMillis))
-                    ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING book_uuid, generation, attempts
-                """, self.logger).first,
+            guard
+                let row = try await Self.rows(
+                    c,
+                    """
+                    UPDATE notifications SET claimed_by = \(owner), claim_expires_at = \(now.addingTimeInterval(lease).storageMillis)
+                    WHERE (book_uuid, generation) = (
+                        SELECT book_uuid, generation FROM notifications WHERE delivered_at IS NULL
+                            AND (claimed_by IS NULL OR claim_expires_at < \(now.storageMillis))
+                            AND (not_before IS NULL OR not_before <= \(now.storageMillis))
+                        ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                    RETURNING book_uuid, generation, attempts
+                    """,
+                    self.logger
+                ).first,
                 let uuid = BookUUID(try row.value("book_uuid", as: String.self))
             else { return nil }
             return PendingNotification(bookUUID: uuid, generation: try row.value("generation"), attempts: try row.value("attempts"))
@@ -131,11 +164,14 @@ extension PostgresBookStore {
     public func recordNotification(_ notification: PendingNotification, at: Date, error: String?, retryAt: Date?) async throws {
         let delivered: Int64? = error == nil ? at.storageMillis : nil
         _ = try await connection { c in
-            try await c.query("""
+            try await c.query(
+                """
                 UPDATE notifications SET attempts = attempts + 1, last_error = \(error), delivered_at = \(delivered),
                     claimed_by = NULL, claim_expires_at = NULL, not_before = \(retryAt?.storageMillis)
                 WHERE book_uuid = \(notification.bookUUID.rawValue) AND generation = \(notification.generation)
-                """, logger: self.logger)
+                """,
+                logger: self.logger
+            )
         }
     }
 }

@@ -29,7 +29,11 @@ public final class PostgresBookStore: BookStore {
     private let runner: Task<Void, Never>
 
     private init(
-        client: PostgresClient, location: String, schema: String?, schedule: PollSchedule, logger: Logger,
+        client: PostgresClient,
+        location: String,
+        schema: String?,
+        schedule: PollSchedule,
+        logger: Logger,
         random: @escaping @Sendable () -> Double
     ) {
         self.client = client
@@ -48,21 +52,33 @@ public final class PostgresBookStore: BookStore {
     ///
     /// - Throws: `StoreError` `.unavailable` naming the database (never the password).
     public static func open(
-        url: String, schedule: PollSchedule = PollSchedule(), maximumConnections: Int = 16,
+        url: String,
+        schedule: PollSchedule = PollSchedule(),
+        maximumConnections: Int = 16,
         logger: Logger = Logger(label: "bookwatch.postgres"),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) async throws -> PostgresBookStore {
         let address = try PostgresAddress(url)
         try await checkReachable(address, logger: logger)
         var configuration = PostgresClient.Configuration(
-            host: address.host, port: address.port, username: address.user, password: address.password,
-            database: address.database, tls: address.tls)
+            host: address.host,
+            port: address.port,
+            username: address.user,
+            password: address.password,
+            database: address.database,
+            tls: address.tls
+        )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
         if let schema = address.schema { configuration.options.additionalStartupParameters = [("search_path", schema)] }
         let store = PostgresBookStore(
-            client: PostgresClient(configuration: configuration, backgroundLogger: logger), location: address.redacted, schema: address.schema,
-            schedule: schedule, logger: logger, random: random)
+            client: PostgresClient(configuration: configuration, backgroundLogger: logger),
+            location: address.redacted,
+            schema: address.schema,
+            schedule: schedule,
+            logger: logger,
+            random: random
+        )
         do {
             try await store.migrate(schema: address.schema)
         } catch {
@@ -83,9 +99,17 @@ public final class PostgresBookStore: BookStore {
             case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
             }
             let connection = try await PostgresConnection.connect(
-                configuration: .init(host: address.host, port: address.port, username: address.user, password: address.password,
-                                     database: address.database, tls: tls),
-                id: 0, logger: logger)
+                configuration: .init(
+                    host: address.host,
+                    port: address.port,
+                    username: address.user,
+                    password: address.password,
+                    database: address.database,
+                    tls: tls
+                ),
+                id: 0,
+                logger: logger
+            )
             try await connection.close()
         } catch let error as PSQLError {
             let reason = error.serverInfo?[.message] ?? "\(error.code)"
@@ -106,7 +130,8 @@ public final class PostgresBookStore: BookStore {
 
     /// Runs `body` in a transaction on one pooled connection, for work that must be atomic.
     func transaction<T: Sendable>(
-        timeout: Int = PostgresBookStore.callTimeout, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        timeout: Int = PostgresBookStore.callTimeout,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await onConnection(atomic: true, timeout: timeout, body)
     }
@@ -121,7 +146,9 @@ public final class PostgresBookStore: BookStore {
     /// A serialization failure or deadlock (another replica's transaction won) is retried; errors
     /// become `StoreError`s; a connection that does not come in time fails the call.
     private func onConnection<T: Sendable>(
-        atomic: Bool, timeout: Int = PostgresBookStore.callTimeout, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        atomic: Bool,
+        timeout: Int = PostgresBookStore.callTimeout,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         var attempt = 0
         while true {
@@ -160,7 +187,8 @@ public final class PostgresBookStore: BookStore {
     /// Fails a call that cannot get a connection in time (database down) instead of waiting
     /// forever: a webhook then gets its 503 while Ocrolus still waits for an answer.
     func withTimeout<T: Sendable>(
-        seconds: Int = PostgresBookStore.callTimeout, _ body: @escaping @Sendable () async throws -> T
+        seconds: Int = PostgresBookStore.callTimeout,
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
@@ -182,7 +210,11 @@ public final class PostgresBookStore: BookStore {
     static let migrationTimeout = 120
 
     /// Rows of one query, read in full.
-    static func rows(_ connection: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws
+    static func rows(
+        _ connection: PostgresConnection,
+        _ query: PostgresQuery,
+        _ logger: Logger
+    ) async throws
         -> [PostgresRandomAccessRow]
     {
         try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
@@ -251,8 +283,11 @@ struct PostgresAddress: Sendable {
     init(_ text: String) throws(StoreError) {
         guard Self.isPostgresURL(text), let components = URLComponents(string: text), let host = components.host, !host.isEmpty
         else {
-            throw StoreError(.invalidLocation, subject: "BOOKWATCH_DATABASE",
-                             detail: "expected postgres://user:password@host:port/database")
+            throw StoreError(
+                .invalidLocation,
+                subject: "BOOKWATCH_DATABASE",
+                detail: "expected postgres://user:password@host:port/database"
+            )
         }
         guard let user = components.user, !user.isEmpty else {
             throw StoreError(.invalidLocation, subject: "BOOKWATCH_DATABASE", detail: "the postgres:// URL names no user")

@@ -13,7 +13,10 @@ public enum BookWatchRoutes {
     ///   like an accepted webhook without checking or storing anything: the baseline of the ingress
     ///   benchmark (`scripts/bench-ingress.sh`), never for production.
     public static func router(
-        ingress: WebhookIngress, store: any BookStore, health: ServiceHealth, metrics: BookWatchMetrics = BookWatchMetrics(),
+        ingress: WebhookIngress,
+        store: any BookStore,
+        health: ServiceHealth,
+        metrics: BookWatchMetrics = BookWatchMetrics(),
         bareBenchmarkRoute: Bool = false
     ) -> Router<IngressRequestContext> {
         let router = Router(context: IngressRequestContext.self)
@@ -40,8 +43,11 @@ public enum BookWatchRoutes {
                     return WebhookIngress.json(.notFound, ["status": "error", "error": "book \(uuid) is not tracked"])
                 }
                 let data = try BookStatusEntry(record).jsonData(pretty: false)
-                return Response(status: .ok, headers: [.contentType: "application/json"],
-                                body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+                )
             } catch {
                 return WebhookIngress.json(.serviceUnavailable, ["status": "error", "error": "database unavailable"])
             }
@@ -58,8 +64,10 @@ public enum BookWatchRoutes {
         }
         metrics.update(health: health.snapshot, startedAt: health.startedAt, now: now)
         return Response(
-            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition()))
+        )
     }
 
     static func readiness(_ health: ServiceHealth) -> Response {

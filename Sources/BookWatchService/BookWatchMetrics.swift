@@ -80,44 +80,63 @@ public final class BookWatchMetrics: Sendable {
             counter("bookwatch_webhooks_received_total", "Webhook deliveries answered, by outcome.", [("outcome", $0.rawValue)])
         }
         webhookAck = histogram(
-            "bookwatch_webhook_ack_seconds", "Time from a webhook's arrival to its answer (the durable insert included).",
-            [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+            "bookwatch_webhook_ack_seconds",
+            "Time from a webhook's arrival to its answer (the durable insert included).",
+            [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+        )
         polls = each(PollReason.allCases) {
             counter("bookwatch_polls_total", "Book status calls made, by why they were made.", [("reason", $0.rawValue)])
         }
         limiterWait = histogram(
-            "bookwatch_rate_limiter_wait_seconds", "Time an Ocrolus call waited for the shared rate limiter.",
-            [0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300])
+            "bookwatch_rate_limiter_wait_seconds",
+            "Time an Ocrolus call waited for the shared rate limiter.",
+            [0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]
+        )
         retrievals = each(RetrievalOutcome.allCases) {
-            counter("bookwatch_analytics_retrievals_total", "Analytics attempts, by outcome; stored counts once per Book generation.",
-                    [("outcome", $0.rawValue)])
+            counter(
+                "bookwatch_analytics_retrievals_total",
+                "Analytics attempts, by outcome; stored counts once per Book generation.",
+                [("outcome", $0.rawValue)]
+            )
         }
         notReady = counter("bookwatch_analytics_not_ready_total", "Analytics calls answered 425 (not ready yet; retried, not a failure).")
         completion = histogram(
-            "bookwatch_completion_seconds", "Time from a Book seen finished to its analytics stored.",
-            [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400])
+            "bookwatch_completion_seconds",
+            "Time from a Book seen finished to its analytics stored.",
+            [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400]
+        )
         unknownStatus = counter(
-            "bookwatch_unknown_status_total", "Book or Document statuses this build does not know (treated as still processing).")
+            "bookwatch_unknown_status_total",
+            "Book or Document statuses this build does not know (treated as still processing)."
+        )
         lateResults = counter(
             "bookwatch_analytics_late_results_total",
-            "Analytics outcomes discarded because the worker's claim on the job was lost (lease lapsed, superseded).")
+            "Analytics outcomes discarded because the worker's claim on the job was lost (lease lapsed, superseded)."
+        )
         pollFailures = each(PollFailure.allCases) {
             counter("bookwatch_poll_failures_total", "Status polls that failed, by kind.", [("kind", $0.rawValue)])
         }
         untrackedWebhooks = counter(
-            "bookwatch_webhooks_untracked_total", "Deliveries about untracked Books: stored and counted, never tracking the Book again.")
+            "bookwatch_webhooks_untracked_total",
+            "Deliveries about untracked Books: stored and counted, never tracking the Book again."
+        )
         books = eachGauge(BookPhase.allCases) { gauge("bookwatch_books", "Tracked Books, by state.", [("state", $0.rawValue)]) }
         documents = eachGauge(DocumentProgress.allCases) {
             gauge("bookwatch_documents", "Documents of tracked Books, by progress.", [("state", $0.rawValue)])
         }
         inboxPending = gauge("bookwatch_inbox_pending", "Stored webhook deliveries not yet applied.")
         pollsOverdue = gauge(
-            "bookwatch_polls_overdue", "Books whose scheduled poll is more than \(Int(Self.overdueAfter)) s late.")
+            "bookwatch_polls_overdue",
+            "Books whose scheduled poll is more than \(Int(Self.overdueAfter)) s late."
+        )
         webhookSilence = gauge(
-            "bookwatch_webhook_silence_seconds", "Seconds since the last webhook was received (since start if none was).")
+            "bookwatch_webhook_silence_seconds",
+            "Seconds since the last webhook was received (since start if none was)."
+        )
         webhookLossRatio = gauge(
             "bookwatch_webhook_loss_ratio",
-            "Estimated fraction of document changes no webhook announced (from what polls find); above 0.1 polling tightens.")
+            "Estimated fraction of document changes no webhook announced (from what polls find); above 0.1 polling tightens."
+        )
         ready = gauge("bookwatch_ready", "1 when /readyz answers ready (the database takes writes), else 0.")
         gauge("bookwatch_build_info", "The running build; always 1.", [("version", BookWatchVersion.current)]).set(to: 1.0)
     }

@@ -3,8 +3,8 @@ import BookWatchStore
 import Foundation
 import Logging
 import Subprocess
-import SystemPackage
 import Synchronization
+import SystemPackage
 
 /// Runs `--on-complete COMMAND` (through `/bin/sh -c`) once per stored retrieval, with
 /// `BOOKWATCH_BOOK_UUID`, `BOOKWATCH_GENERATION` and `BOOKWATCH_IDEMPOTENCY_KEY` in its environment.
@@ -27,8 +27,14 @@ public struct CompletionHook: Sendable {
     /// secrets: `OCROLUS_CLIENT_SECRET`, the database URL...).
     static let passedEnvironment = ["PATH", "HOME"]
 
-    public init(command: String, store: any BookStore, logger: Logger, owner: String = "hook-\(UInt32.random(in: .min ... .max))",
-                lease: TimeInterval = 900, timeout: TimeInterval = 60) {
+    public init(
+        command: String,
+        store: any BookStore,
+        logger: Logger,
+        owner: String = "hook-\(UInt32.random(in: .min ... .max))",
+        lease: TimeInterval = 900,
+        timeout: TimeInterval = 60
+    ) {
         self.timeout = timeout
         self.command = command
         self.store = store
@@ -58,16 +64,19 @@ public struct CompletionHook: Sendable {
         }
         let wait = Self.retryDelay(attempts: notification.attempts + 1)
         try await store.recordNotification(notification, at: now(), error: error, retryAt: now().addingTimeInterval(wait))
-        logger.warning("on-complete command failed; will retry", metadata: [
-            "book_uuid": "\(notification.bookUUID)", "generation": "\(notification.generation)", "error": "\(error)",
-            "retry_in_s": "\(Int(wait))"])
+        logger.warning(
+            "on-complete command failed; will retry",
+            metadata: [
+                "book_uuid": "\(notification.bookUUID)", "generation": "\(notification.generation)", "error": "\(error)",
+                "retry_in_s": "\(Int(wait))",
+            ]
+        )
     }
 
     /// The command's process id, once it runs (its process group's id too).
     final class Leader: Sendable {
         let pid = Mutex<pid_t?>(nil)
     }
-
 
     /// 5 s doubling per failed attempt, at most an hour.
     static func retryDelay(attempts: Int) -> TimeInterval {
@@ -94,15 +103,26 @@ public struct CompletionHook: Sendable {
         options.processGroupID = 0
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
         let configuration = Subprocess.Configuration(
-            executable: .path("/bin/sh"), arguments: ["-c", command], environment: .custom(environment), platformOptions: options)
+            executable: .path("/bin/sh"),
+            arguments: ["-c", command],
+            environment: .custom(environment),
+            platformOptions: options
+        )
         let timeout = self.timeout
         let leader = Leader()
-        enum Outcome: Sendable { case exited(TerminationStatus), timedOut, failed(String) }
+        enum Outcome: Sendable {
+            case exited(TerminationStatus)
+            case timedOut
+            case failed(String)
+        }
         let outcome = await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
                 do {
                     let result = try await Subprocess.run(
-                        configuration, input: .none, output: .currentStandardOutput, error: .currentStandardError
+                        configuration,
+                        input: .none,
+                        output: .currentStandardOutput,
+                        error: .currentStandardError
                     ) { execution in
                         leader.pid.withLock { $0 = execution.processIdentifier.value }
                     }

@@ -12,9 +12,14 @@ public struct SettingSpec: Sendable, Equatable {
     public let fileVariant: Bool
     public let summary: String
 
-    init(_ name: String, flag: String? = nil, default defaultValue: String?, secret: Bool = false, fileVariant: Bool = false,
-         _ summary: String)
-    {
+    init(
+        _ name: String,
+        flag: String? = nil,
+        default defaultValue: String?,
+        secret: Bool = false,
+        fileVariant: Bool = false,
+        _ summary: String
+    ) {
         self.name = name
         self.flag = flag
         self.defaultValue = defaultValue
@@ -32,17 +37,34 @@ public enum SettingCatalog {
         SettingSpec("OCROLUS_AUTH_URL", default: "https://auth.ocrolus.com/oauth/token", "Full OAuth token URL."),
         SettingSpec("OCROLUS_CLIENT_ID", default: nil, "API client id (required)."),
         SettingSpec("OCROLUS_CLIENT_SECRET", default: nil, secret: true, fileVariant: true, "API client secret (required)."),
-        SettingSpec("BOOKWATCH_DATABASE", flag: "--database", default: "./bookwatch.sqlite",
-                    "SQLite database file, or postgres://user:password@host:port/db for replicas sharing PostgreSQL (password redacted)."),
+        SettingSpec(
+            "BOOKWATCH_DATABASE",
+            flag: "--database",
+            default: "./bookwatch.sqlite",
+            "SQLite database file, or postgres://user:password@host:port/db for replicas sharing PostgreSQL (password redacted)."
+        ),
         SettingSpec("BOOKWATCH_HOST", flag: "--host", default: "127.0.0.1", "Address the HTTP server listens on."),
         SettingSpec("BOOKWATCH_PORT", flag: "--port", default: "8080", "Port of the HTTP server (webhooks, metrics, health)."),
-        SettingSpec("BOOKWATCH_WEBHOOK_SECRET", default: nil, secret: true, fileVariant: true,
-                    "Webhook signing secret(s), comma-separated during a rotation; unset: signatures are not checked."),
+        SettingSpec(
+            "BOOKWATCH_WEBHOOK_SECRET",
+            default: nil,
+            secret: true,
+            fileVariant: true,
+            "Webhook signing secret(s), comma-separated during a rotation; unset: signatures are not checked."
+        ),
         SettingSpec("BOOKWATCH_WEBHOOK_ALLOW", default: nil, "Comma-separated CIDRs webhooks may come from; unset: any source."),
-        SettingSpec("BOOKWATCH_TRUSTED_PROXIES", default: nil,
-                    "Comma-separated CIDRs of proxies whose X-Forwarded-For names the real source."),
-        SettingSpec("BOOKWATCH_WEBHOOK_BASIC_AUTH", default: nil, secret: true, fileVariant: true,
-                    "user:password required on webhook deliveries (optional)."),
+        SettingSpec(
+            "BOOKWATCH_TRUSTED_PROXIES",
+            default: nil,
+            "Comma-separated CIDRs of proxies whose X-Forwarded-For names the real source."
+        ),
+        SettingSpec(
+            "BOOKWATCH_WEBHOOK_BASIC_AUTH",
+            default: nil,
+            secret: true,
+            fileVariant: true,
+            "user:password required on webhook deliveries (optional)."
+        ),
         SettingSpec("BOOKWATCH_WEBHOOK_MAX_BYTES", default: "1048576", "Largest webhook body accepted (413 above)."),
         SettingSpec("BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS", default: "300", "Largest clock skew of a signed webhook's timestamp."),
         SettingSpec("BOOKWATCH_RATE_LIMIT", default: "5", "Ocrolus requests per second, for the whole organisation."),
@@ -51,23 +73,49 @@ public enum SettingCatalog {
         SettingSpec("BOOKWATCH_POLL_MAX_SECONDS", default: "1800", "Longest interval between scheduled polls of a Book."),
         SettingSpec("BOOKWATCH_ANALYTICS", default: "summary", "Comma-separated analytics endpoints retrieved per finished Book."),
         SettingSpec("BOOKWATCH_AUTO_TRACK", default: "true", "Track unknown Books that webhooks mention."),
-        SettingSpec("BOOKWATCH_WATCH_COMPLETED_HOURS", default: "168",
-                    "How long a finished Book is still polled to notice a reopen (0: not at all)."),
+        SettingSpec(
+            "BOOKWATCH_WATCH_COMPLETED_HOURS",
+            default: "168",
+            "How long a finished Book is still polled to notice a reopen (0: not at all)."
+        ),
         SettingSpec("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", default: "300", "Longest wait between analytics attempts."),
-        SettingSpec("BOOKWATCH_ANALYTICS_GIVE_UP_HOURS", default: "48",
-                    "A Book's analytics job still not retrieved this long after it opened fails (waiting on 425 is not an error)."),
-        SettingSpec("BOOKWATCH_RETAIN_DAYS", default: "30",
-                    "Processed webhook deliveries, delivered notifications and finished jobs of earlier generations older than this are pruned (at least 1); analytics and Books are kept."),
-        SettingSpec("BOOKWATCH_LEASE_SECONDS", default: "120",
-                    "How long a replica's claim on a poll, webhook or analytics job holds (at least 45; renewed before each analytics request); a dead replica's work waits at most this."),
-        SettingSpec("BOOKWATCH_WEBHOOK_TRUST", default: "measured",
-                    "measured: while webhooks prove reliable, a finished book.verified body needs no status call and finished Books are polled ever more rarely; never: always confirm by polling."),
-        SettingSpec("BOOKWATCH_ON_COMPLETE", flag: "--on-complete", default: nil,
-                    "Command run once per stored retrieval (sh -c), with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION, BOOKWATCH_IDEMPOTENCY_KEY."),
-        SettingSpec("BOOKWATCH_ON_COMPLETE_TIMEOUT", default: "60",
-                    "Seconds an --on-complete command may run before it is stopped (SIGTERM, SIGKILL 5 s later) and retried with backoff."),
-        SettingSpec("BOOKWATCH_LOG_LEVEL", flag: "--log-level", default: "info",
-                    "trace, debug, info, notice, warning, error or critical."),
+        SettingSpec(
+            "BOOKWATCH_ANALYTICS_GIVE_UP_HOURS",
+            default: "48",
+            "A Book's analytics job still not retrieved this long after it opened fails (waiting on 425 is not an error)."
+        ),
+        SettingSpec(
+            "BOOKWATCH_RETAIN_DAYS",
+            default: "30",
+            "Processed webhook deliveries, delivered notifications and finished jobs of earlier generations older than this are pruned (at least 1); analytics and Books are kept."
+        ),
+        SettingSpec(
+            "BOOKWATCH_LEASE_SECONDS",
+            default: "120",
+            "How long a replica's claim on a poll, webhook or analytics job holds (at least 45; renewed before each analytics request); a dead replica's work waits at most this."
+        ),
+        SettingSpec(
+            "BOOKWATCH_WEBHOOK_TRUST",
+            default: "measured",
+            "measured: while webhooks prove reliable, a finished book.verified body needs no status call and finished Books are polled ever more rarely; never: always confirm by polling."
+        ),
+        SettingSpec(
+            "BOOKWATCH_ON_COMPLETE",
+            flag: "--on-complete",
+            default: nil,
+            "Command run once per stored retrieval (sh -c), with BOOKWATCH_BOOK_UUID, BOOKWATCH_GENERATION, BOOKWATCH_IDEMPOTENCY_KEY."
+        ),
+        SettingSpec(
+            "BOOKWATCH_ON_COMPLETE_TIMEOUT",
+            default: "60",
+            "Seconds an --on-complete command may run before it is stopped (SIGTERM, SIGKILL 5 s later) and retried with backoff."
+        ),
+        SettingSpec(
+            "BOOKWATCH_LOG_LEVEL",
+            flag: "--log-level",
+            default: "info",
+            "trace, debug, info, notice, warning, error or critical."
+        ),
         SettingSpec("BOOKWATCH_LOG_FORMAT", flag: "--log-format", default: "text", "text (one line per event) or json (one object per line)."),
     ]
 

@@ -60,8 +60,10 @@ public struct HTTPMetricsFactory: MetricsFactory {
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         if aggregate {
             return registry.makeValueHistogram(
-                descriptor: descriptor(label), labels: labels(dimensions),
-                buckets: Self.secondsBuckets)
+                descriptor: descriptor(label),
+                labels: labels(dimensions),
+                buckets: Self.secondsBuckets
+            )
         }
         return registry.makeGauge(descriptor: descriptor(label), labels: labels(dimensions))
     }

@@ -46,7 +46,11 @@ public final class InboxWriter: Service {
     ///   which Ocrolus retries) rather than queued without bound while the database is slow.
     ///   `maxQueuedBytes` bounds their bodies the same way (10,000 bodies of 1 MiB would be 10 GiB).
     public init(
-        store: any BookStore, health: ServiceHealth, logger: Logger, maxBatch: Int = 512, maxQueued: Int = 10_000,
+        store: any BookStore,
+        health: ServiceHealth,
+        logger: Logger,
+        maxBatch: Int = 512,
+        maxQueued: Int = 10_000,
         maxQueuedBytes: Int = 256 << 20
     ) {
         self.maxQueued = max(1, maxQueued)

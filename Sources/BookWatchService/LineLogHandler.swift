@@ -21,7 +21,10 @@ public struct LineLogHandler: LogHandler {
     let now: @Sendable () -> Date
 
     public init(
-        label: String, format: LogFormat, level: Logger.Level, now: @escaping @Sendable () -> Date = { Date() },
+        label: String,
+        format: LogFormat,
+        level: Logger.Level,
+        now: @escaping @Sendable () -> Date = { Date() },
         write: @escaping @Sendable (String) -> Void = LineLogHandler.standardError
     ) {
         self.label = label

@@ -27,7 +27,11 @@ public struct IngressSettings: Sendable {
     public init() {}
 
     /// Reads the environment (flags are applied by the caller afterwards and take precedence).
-    public static func resolve(environment env: [String: String], host: String?, port: Int?) throws(ConfigurationError)
+    public static func resolve(
+        environment env: [String: String],
+        host: String?,
+        port: Int?
+    ) throws(ConfigurationError)
         -> IngressSettings
     {
         var settings = IngressSettings()
@@ -46,7 +50,8 @@ public struct IngressSettings: Sendable {
             guard (WebhookVerifier.minimumSecretLength...WebhookVerifier.maximumSecretLength).contains(secret.count) else {
                 throw ConfigurationError(
                     setting: "BOOKWATCH_WEBHOOK_SECRET",
-                    problem: "secret #\(index + 1) is \(secret.count) characters; Ocrolus secrets are 16 to 128")
+                    problem: "secret #\(index + 1) is \(secret.count) characters; Ocrolus secrets are 16 to 128"
+                )
             }
         }
         if let text = env["BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS"], !text.isEmpty {

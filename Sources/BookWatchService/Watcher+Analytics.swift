@@ -17,7 +17,9 @@ extension Watcher {
         try await store.rearmExpiredLeases(now: clock.now())
         let clock = clock
         return try await withThrowingTaskGroup(of: Bool.self) { group in
-            var total = 0, running = 0, ticking = false
+            var total = 0
+            var running = 0
+            var ticking = false
             var failure: (any Error)?
             defer { group.cancelAll() }
             while true {
@@ -26,9 +28,17 @@ extension Watcher {
                 while failure == nil, running < configuration.jobConcurrency, total < limit {
                     do {
                         try Task.checkCancellation()
-                        guard let job = try await store.claimAnalyticsJob(
-                            owner: configuration.owner, now: clock.now(), lease: configuration.lease) else { break }
-                        group.addTask { await self.work(job); return true }
+                        guard
+                            let job = try await store.claimAnalyticsJob(
+                                owner: configuration.owner,
+                                now: clock.now(),
+                                lease: configuration.lease
+                            )
+                        else { break }
+                        group.addTask {
+                            await self.work(job)
+                            return true
+                        }
                         running += 1
                         total += 1
                     } catch {
@@ -83,7 +93,10 @@ extension Watcher {
             }
             recordAnalyticsError(final: false)
             let wait = configuration.analyticsRetry.delay(
-                afterAttempt: errors, retryAfter: (error as? OcrolusError)?.retryAfter, unitRandom: random())
+                afterAttempt: errors,
+                retryAfter: (error as? OcrolusError)?.retryAfter,
+                unitRandom: random()
+            )
             log.warning("analytics attempt failed; retrying", metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))"])
             await record(job, .transientError(String(describing: error)), retryAt: clock.now().addingTimeInterval(max(wait, 1)), log: log)
         }
@@ -114,14 +127,23 @@ extension Watcher {
                 // Waiting is not failing: the wait follows the job's age (not a count of tries),
                 // and the next status answer confirming the finish, or an analytics-ready webhook,
                 // makes the job due at once.
-                let wait = Self.notReadyDelay(age: clock.now().timeIntervalSince(job.openedAt), retryAfter: retryAfter,
-                                              cap: configuration.analyticsRetry.cap, unitRandom: random())
+                let wait = Self.notReadyDelay(
+                    age: clock.now().timeIntervalSince(job.openedAt),
+                    retryAfter: retryAfter,
+                    cap: configuration.analyticsRetry.cap,
+                    unitRandom: random()
+                )
                 try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(wait), awaitingView: true)
                 log.debug("analytics not ready yet", metadata: ["retry_in_s": "\(Int(wait))"])
                 return
             case .ready(let body):
-                let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue,
-                                             body: body, retrievedAt: clock.now())
+                let result = AnalyticsResult(
+                    bookUUID: job.bookUUID,
+                    generation: job.generation,
+                    endpoint: endpoint.rawValue,
+                    body: body,
+                    retrievedAt: clock.now()
+                )
                 try await store.storeAnalyticsResult(result, claim: job.claim)
             }
         }
@@ -152,8 +174,10 @@ extension Watcher {
         if let outcome { await observeCoverage(outcome.actions) }
         guard let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation else {
             metrics.lateResult()
-            log.notice("analytics dropped: the Book changed while they were fetched; the next generation retrieves them",
-                       metadata: ["phase": "\(outcome?.machine.phase.rawValue ?? "untracked")"])
+            log.notice(
+                "analytics dropped: the Book changed while they were fetched; the next generation retrieves them",
+                metadata: ["phase": "\(outcome?.machine.phase.rawValue ?? "untracked")"]
+            )
             return false
         }
         return true
@@ -217,8 +241,12 @@ extension Watcher {
     private func finish(_ job: ClaimedJob, log: Logger) async throws {
         var stored = options()
         stored.jobClaim = job.claim
-        let outcome = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: clock.now(),
-                                            options: stored)
+        let outcome = try await store.apply(
+            .analytics(generation: job.generation, .stored),
+            to: job.bookUUID,
+            at: clock.now(),
+            options: stored
+        )
         if outcome?.actions.contains(.notifyRetrieved(generation: job.generation)) == true {
             recordRetrieval(job)
             log.info("analytics retrieved", metadata: ["endpoints": "\(configuration.analytics.map(\.rawValue).joined(separator: ","))"])

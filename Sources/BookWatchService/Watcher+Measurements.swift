@@ -62,8 +62,12 @@ extension Watcher {
         let full = max(counts.deliveries, counts.notifications, counts.jobs) >= batch
         lastPruned.withLock { $0 = full ? nil : now }
         if counts.total > 0 {
-            logger.info("pruned old rows", metadata: [
-                "deliveries": "\(counts.deliveries)", "notifications": "\(counts.notifications)", "jobs": "\(counts.jobs)"])
+            logger.info(
+                "pruned old rows",
+                metadata: [
+                    "deliveries": "\(counts.deliveries)", "notifications": "\(counts.notifications)", "jobs": "\(counts.jobs)",
+                ]
+            )
         }
         return full ? counts.total : 0
     }

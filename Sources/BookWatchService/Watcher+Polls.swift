@@ -18,7 +18,11 @@ extension Watcher {
             // Shutdown: stop taking work (a cancelled poll fails at once and would be due again).
             try Task.checkCancellation()
             let batch = try await store.claimDuePolls(
-                now: clock.now(), limit: configuration.pollConcurrency, lease: configuration.lease, excluding: inFlightBooks)
+                now: clock.now(),
+                limit: configuration.pollConcurrency,
+                lease: configuration.lease,
+                excluding: inFlightBooks
+            )
             guard !batch.isEmpty else { return total }
             await withTaskGroup(of: Void.self) { group in
                 for poll in batch {
@@ -67,15 +71,20 @@ extension Watcher {
             do {
                 _ = try await store.apply(.pollRefused(error.description), to: uuid, at: clock.now(), options: refused)
             } catch {
-                try? await store.deferPoll(uuid, until: clock.now().addingTimeInterval(pollRetryDelay(failures: due.failures + 1, retryAfter: nil)),
-                                           keepUrgent: false)
+                try? await store.deferPoll(
+                    uuid,
+                    until: clock.now().addingTimeInterval(pollRetryDelay(failures: due.failures + 1, retryAfter: nil)),
+                    keepUrgent: false
+                )
             }
         } catch {
             recordPollFailure()
             metrics.pollFailed(.transient)
             let wait = pollRetryDelay(failures: due.failures + 1, retryAfter: (error as? OcrolusError)?.retryAfter)
-            log.warning("status poll failed; retrying later",
-                        metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))", "failures": "\(due.failures + 1)"])
+            log.warning(
+                "status poll failed; retrying later",
+                metadata: ["error": "\(error)", "retry_in_s": "\(Int(wait))", "failures": "\(due.failures + 1)"]
+            )
             // Urgent for the first retry only: a Book that keeps failing must not starve the others.
             try? await store.deferPoll(uuid, until: clock.now().addingTimeInterval(wait), keepUrgent: due.failures == 0)
         }

@@ -85,8 +85,13 @@ public final class Watcher: Sendable {
     static let sharedRefresh: TimeInterval = 30
 
     public init(
-        store: any BookStore, client: any OcrolusAPIClient, clock: any WallClock, configuration: WatcherConfiguration,
-        health: ServiceHealth, logger: Logger, metrics: BookWatchMetrics = BookWatchMetrics(),
+        store: any BookStore,
+        client: any OcrolusAPIClient,
+        clock: any WallClock,
+        configuration: WatcherConfiguration,
+        health: ServiceHealth,
+        logger: Logger,
+        metrics: BookWatchMetrics = BookWatchMetrics(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.metrics = metrics
@@ -118,8 +123,10 @@ public final class Watcher: Sendable {
         }
         if changed {
             if isSilent {
-                logger.warning("no webhooks for a long while; shifting budget to polling",
-                               metadata: ["silent_s": "\(Int(now.timeIntervalSince(last)))"])
+                logger.warning(
+                    "no webhooks for a long while; shifting budget to polling",
+                    metadata: ["silent_s": "\(Int(now.timeIntervalSince(last)))"]
+                )
                 _ = try? await tightenPolls()
             } else {
                 logger.notice("webhooks are arriving again; polling backs off")
@@ -166,7 +173,8 @@ public final class Watcher: Sendable {
             byBook[key, default: []].append(stored)
         }
         return try await withThrowingTaskGroup(of: Int.self) { group in
-            var processed = 0, running = 0
+            var processed = 0
+            var running = 0
             for key in order {
                 let deliveries = byBook[key] ?? []
                 if running >= Self.inboxConcurrency, let counted = try await group.next() {
@@ -332,8 +340,12 @@ public final class Watcher: Sendable {
     /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
     func options(retryAt: Date? = nil, inboxRow: Int64? = nil) -> TransitionOptions {
         let untrusted = silent.withLock { $0 } || loss.withLock { $0.isLossy }
-        return TransitionOptions(webhooksSilent: untrusted, webhooksTrusted: configuration.trustWebhooks && !untrusted, retryAt: retryAt,
-                                 inboxRow: inboxRow)
+        return TransitionOptions(
+            webhooksSilent: untrusted,
+            webhooksTrusted: configuration.trustWebhooks && !untrusted,
+            retryAt: retryAt,
+            inboxRow: inboxRow
+        )
     }
 
     /// Polls set while webhooks were trusted come due within twice the minimum interval (Books
@@ -376,8 +388,10 @@ public final class Watcher: Sendable {
             let percent = Int(((estimate.lossRatio ?? 0) * 100).rounded())
             if estimate.isLossy {
                 let moved = (try? await tightenPolls()) ?? 0
-                logger.warning("webhooks miss document changes; polling tightens",
-                               metadata: ["unannounced_percent": "\(percent)", "polls_moved": "\(moved)"])
+                logger.warning(
+                    "webhooks miss document changes; polling tightens",
+                    metadata: ["unannounced_percent": "\(percent)", "polls_moved": "\(moved)"]
+                )
             } else {
                 logger.notice("webhooks announce document changes again; polling backs off", metadata: ["unannounced_percent": "\(percent)"])
             }

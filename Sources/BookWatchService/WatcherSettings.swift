@@ -88,7 +88,10 @@ public struct WatcherSettings: Sendable {
         settings.pollMinimum = try number("BOOKWATCH_POLL_MIN_SECONDS", settings.pollMinimum, minimum: 1)
         settings.pollMaximum = try number("BOOKWATCH_POLL_MAX_SECONDS", settings.pollMaximum, minimum: 1)
         guard settings.pollMaximum >= settings.pollMinimum else {
-            throw ConfigurationError(setting: "BOOKWATCH_POLL_MAX_SECONDS", problem: "\(settings.pollMaximum) is below BOOKWATCH_POLL_MIN_SECONDS \(settings.pollMinimum)")
+            throw ConfigurationError(
+                setting: "BOOKWATCH_POLL_MAX_SECONDS",
+                problem: "\(settings.pollMaximum) is below BOOKWATCH_POLL_MIN_SECONDS \(settings.pollMinimum)"
+            )
         }
         settings.analyticsRetryMaximum = try number("BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS", settings.analyticsRetryMaximum, minimum: 1)
         // A running job's lease is renewed just before each analytics request is sent (after any

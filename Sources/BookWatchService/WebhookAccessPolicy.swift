@@ -44,7 +44,7 @@ public struct WebhookAccessPolicy: Sendable {
     public func credentialsAccepted(_ authorization: String?) -> Bool {
         guard let basicCredentials else { return true }
         guard let authorization, authorization.lowercased().hasPrefix("basic "),
-              let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces))
+            let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces))
         else { return false }
         return Self.constantTimeEqual(Array(decoded), Array(basicCredentials.utf8))
     }

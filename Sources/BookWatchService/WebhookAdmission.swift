@@ -84,8 +84,13 @@ public struct WebhookAdmission: Sendable {
         let requestID = header(Header.requestID)
         if let verifier {
             do {
-                try verifier.verify(body: body, timestamp: header(Header.timestamp), requestID: requestID,
-                                    signature: header(Header.signature), now: now)
+                try verifier.verify(
+                    body: body,
+                    timestamp: header(Header.timestamp),
+                    requestID: requestID,
+                    signature: header(Header.signature),
+                    now: now
+                )
             } catch {
                 return .refuse(.refuse(.badSignature, 401, error.description))
             }
@@ -97,17 +102,25 @@ public struct WebhookAdmission: Sendable {
             return .refuse(.refuse(.malformed, 400, error.reason))
         }
         let delivery = InboxDelivery(
-            requestID: requestID, receivedAt: now, bookUUID: decoded.bookUUID, bookPK: decoded.bookPK, event: decoded.eventName,
-            body: body, remoteAddress: client,
+            requestID: requestID,
+            receivedAt: now,
+            bookUUID: decoded.bookUUID,
+            bookPK: decoded.bookPK,
+            event: decoded.eventName,
+            body: body,
+            remoteAddress: client,
             // Only a delivery that passed a check of its origin may stand in for a status call.
-            authenticated: verifier != nil || access.authenticates)
+            authenticated: verifier != nil || access.authenticates
+        )
         return .store(delivery, decoded)
     }
 
     /// Step 4: the durable insert through `append` (the group-commit `InboxWriter` in `serve`);
     /// 200 only once it committed, 503 when it could not be stored (Ocrolus retries).
     public static func store(
-        _ delivery: InboxDelivery, health: ServiceHealth, append: (InboxDelivery) async throws -> InboxAppendOutcome
+        _ delivery: InboxDelivery,
+        health: ServiceHealth,
+        append: (InboxDelivery) async throws -> InboxAppendOutcome
     ) async -> WebhookAnswer {
         do {
             switch try await append(delivery) {
@@ -126,7 +139,11 @@ public struct WebhookAdmission: Sendable {
 
     /// All four steps for a delivery whose body is in hand (the simulated deployments).
     public func receive(
-        headers: [(String, String)], body: [UInt8], peer: String?, now: Date, health: ServiceHealth,
+        headers: [(String, String)],
+        body: [UInt8],
+        peer: String?,
+        now: Date,
+        health: ServiceHealth,
         append: (InboxDelivery) async throws -> InboxAppendOutcome
     ) async -> WebhookAnswer {
         let header = { (name: String) in headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1 }

@@ -29,8 +29,13 @@ public struct WebhookIngress: Sendable {
     let observe: @Sendable (WebhookOutcome, TimeInterval) -> Void
 
     public init(
-        bodyLimit: Int = 1 << 20, access: WebhookAccessPolicy = WebhookAccessPolicy(), verifier: WebhookVerifier?,
-        writer: InboxWriter, health: ServiceHealth, clock: any WallClock, logger: Logger,
+        bodyLimit: Int = 1 << 20,
+        access: WebhookAccessPolicy = WebhookAccessPolicy(),
+        verifier: WebhookVerifier?,
+        writer: InboxWriter,
+        health: ServiceHealth,
+        clock: any WallClock,
+        logger: Logger,
         observe: @escaping @Sendable (WebhookOutcome, TimeInterval) -> Void = { _, _ in }
     ) {
         admission = WebhookAdmission(bodyLimit: bodyLimit, access: access, verifier: verifier)
@@ -82,8 +87,12 @@ public struct WebhookIngress: Sendable {
     }
 
     private func refused(_ answer: WebhookAnswer, _ logger: Logger) -> WebhookAnswer {
-        logger.info("webhook refused", metadata: [
-            "outcome": "\(answer.outcome.rawValue)", "status": "\(answer.status)", "reason": "\(answer.reason ?? "-")"])
+        logger.info(
+            "webhook refused",
+            metadata: [
+                "outcome": "\(answer.outcome.rawValue)", "status": "\(answer.status)", "reason": "\(answer.reason ?? "-")",
+            ]
+        )
         return answer
     }
 
@@ -91,11 +100,12 @@ public struct WebhookIngress: Sendable {
         var headers: HTTPFields = [:]
         if answer.challengesBasic { headers[.wwwAuthenticate] = #"Basic realm="bookwatch""# }
         if let retryAfter = answer.retryAfter { headers[.retryAfter] = "\(retryAfter)" }
-        let body: [String: String] = switch answer.outcome {
-        case .accepted: ["status": "accepted"]
-        case .duplicate: ["status": "duplicate"]
-        default: ["status": "error", "error": answer.reason ?? answer.outcome.rawValue]
-        }
+        let body: [String: String] =
+            switch answer.outcome {
+            case .accepted: ["status": "accepted"]
+            case .duplicate: ["status": "duplicate"]
+            default: ["status": "error", "error": answer.reason ?? answer.outcome.rawValue]
+            }
         return json(HTTPResponse.Status(code: answer.status), body, headers: headers)
     }
 

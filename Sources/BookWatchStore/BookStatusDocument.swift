@@ -67,7 +67,10 @@ public struct BookStatusEntry: Encodable, Sendable {
         state = machine.phase.rawValue
         generation = machine.generation
         documents = Documents(
-            total: record.documentsTotal, finished: record.documentsFinished, failed: record.documentsFailed)
+            total: record.documentsTotal,
+            finished: record.documentsFinished,
+            failed: record.documentsFailed
+        )
         lastWebhookAt = machine.lastWebhookAt.map(Self.rfc3339)
         lastPolledAt = machine.lastSnapshotAt.map(Self.rfc3339)
         nextPollAt = record.nextPollAt.map(Self.rfc3339)
@@ -75,7 +78,8 @@ public struct BookStatusEntry: Encodable, Sendable {
             state: record.analytics?.state.rawValue ?? "none",
             attempts: record.analytics?.attempts ?? 0,
             retrievedAt: record.analytics?.retrievedAt.map(Self.rfc3339),
-            lastError: record.analytics?.lastError ?? machine.failureReason)
+            lastError: record.analytics?.lastError ?? machine.failureReason
+        )
     }
 
     enum CodingKeys: String, CodingKey {

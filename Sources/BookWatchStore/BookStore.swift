@@ -12,7 +12,12 @@ import Foundation
 public protocol BookStore: Sendable {
     /// Feeds `input` to the machine of `uuid` and commits the result with its actions' rows.
     /// A missing Book is created only for `.command(.track(_))`; otherwise the answer is nil.
-    func apply(_ input: BookInput, to uuid: BookUUID, at now: Date, options: TransitionOptions) async throws
+    func apply(
+        _ input: BookInput,
+        to uuid: BookUUID,
+        at now: Date,
+        options: TransitionOptions
+    ) async throws
         -> TransitionOutcome?
 
     /// One Book with its schedule and analytics summary, or nil when it is not tracked.
@@ -193,8 +198,13 @@ public struct TransitionOptions: Sendable {
     public var awaitingView = false
 
     public init(
-        webhooksSilent: Bool = false, webhooksTrusted: Bool = false, retryAt: Date? = nil, results: [AnalyticsResult] = [],
-        snapshotTakenAt: Date? = nil, pollClaim: Date? = nil, inboxRow: Int64? = nil
+        webhooksSilent: Bool = false,
+        webhooksTrusted: Bool = false,
+        retryAt: Date? = nil,
+        results: [AnalyticsResult] = [],
+        snapshotTakenAt: Date? = nil,
+        pollClaim: Date? = nil,
+        inboxRow: Int64? = nil
     ) {
         self.pollClaim = pollClaim
         self.webhooksSilent = webhooksSilent
@@ -273,7 +283,12 @@ public struct AnalyticsJobSummary: Sendable, Equatable {
     public var lastError: String?
 
     public init(
-        generation: Int, state: AnalyticsJobState, attempts: Int, dueAt: Date?, retrievedAt: Date?, lastError: String?
+        generation: Int,
+        state: AnalyticsJobState,
+        attempts: Int,
+        dueAt: Date?,
+        retrievedAt: Date?,
+        lastError: String?
     ) {
         self.generation = generation
         self.state = state
@@ -311,8 +326,14 @@ public struct InboxDelivery: Sendable, Equatable {
     public var authenticated: Bool
 
     public init(
-        requestID: String?, receivedAt: Date, bookUUID: BookUUID?, bookPK: Int?, event: String, body: [UInt8],
-        remoteAddress: String? = nil, authenticated: Bool = false
+        requestID: String?,
+        receivedAt: Date,
+        bookUUID: BookUUID?,
+        bookPK: Int?,
+        event: String,
+        body: [UInt8],
+        remoteAddress: String? = nil,
+        authenticated: Bool = false
     ) {
         self.authenticated = authenticated
         self.requestID = requestID

@@ -14,7 +14,8 @@ extension SQLiteBookStore: JobHistoryReading {
                 arguments: [
                     result.bookUUID.rawValue, result.generation, result.endpoint, Data(result.body),
                     result.retrievedAt.storageMillis,
-                ])
+                ]
+            )
         }
     }
 
@@ -25,7 +26,8 @@ extension SQLiteBookStore: JobHistoryReading {
                     UPDATE analytics_jobs SET lease_expires_at = ? WHERE book_uuid = ? AND generation = ? AND state = 'running'
                     AND lease_owner = ? AND claims = ?
                     """,
-                arguments: [until.storageMillis, bookUUID.rawValue, generation, claim.owner, claim.token])
+                arguments: [until.storageMillis, bookUUID.rawValue, generation, claim.owner, claim.token]
+            )
             return db.changesCount == 1
         }
     }
@@ -40,9 +42,12 @@ extension SQLiteBookStore: JobHistoryReading {
     /// how each generation ended).
     package func jobHistory(_ uuid: BookUUID) async throws -> [JobHistoryRow] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT generation, state, last_error FROM analytics_jobs WHERE book_uuid = ? ORDER BY generation",
-                             arguments: [uuid.rawValue])
-                .map { JobHistoryRow(generation: $0["generation"], state: $0["state"], lastError: $0["last_error"]) }
+            try Row.fetchAll(
+                db,
+                sql: "SELECT generation, state, last_error FROM analytics_jobs WHERE book_uuid = ? ORDER BY generation",
+                arguments: [uuid.rawValue]
+            )
+            .map { JobHistoryRow(generation: $0["generation"], state: $0["state"], lastError: $0["last_error"]) }
         }
     }
 
@@ -64,8 +69,12 @@ extension SQLiteBookStore: JobHistoryReading {
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
                 let body: Data = row["body"]
                 return AnalyticsResult(
-                    bookUUID: uuid, generation: row["generation"], endpoint: row["endpoint"], body: Array(body),
-                    retrievedAt: Date(storageMillis: row["retrieved_at"]))
+                    bookUUID: uuid,
+                    generation: row["generation"],
+                    endpoint: row["endpoint"],
+                    body: Array(body),
+                    retrievedAt: Date(storageMillis: row["retrieved_at"])
+                )
             }
         }
     }

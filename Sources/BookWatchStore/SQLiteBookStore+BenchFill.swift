@@ -18,7 +18,11 @@ extension SQLiteBookStore {
     /// finished over the last 14 days (those older than `retention` are no longer polled), jobs
     /// and results exist for every finished generation. For the scale benchmarks only.
     public func fillForBenchmark(
-        books: Int, documentsPerBook: Int = 10, now: Date, seed: UInt64 = 1, retention: TimeInterval = 168 * 3600
+        books: Int,
+        documentsPerBook: Int = 10,
+        now: Date,
+        seed: UInt64 = 1,
+        retention: TimeInterval = 168 * 3600
     ) async throws -> BenchFillSummary {
         var summary = BenchFillSummary()
         let started = ContinuousClock.now
@@ -26,15 +30,21 @@ extension SQLiteBookStore {
         let batch = 5_000
         var index = 0
         while index < books {
-            let lower = index, upper = min(books, index + batch)
+            let lower = index
+            let upper = min(books, index + batch)
             let written = try await write { db -> BenchFillSummary in
                 var rng = SeededRandom(seed: seed &+ UInt64(lower))
                 var part = BenchFillSummary()
                 for number in lower..<upper {
                     let roll = rng.unit()
                     let phase: BookPhase =
-                        roll < 0.70 ? .complete : roll < 0.90 ? .processing : roll < 0.95 ? .tracking
-                        : roll < 0.97 ? .retrieving : roll < 0.99 ? .failed : .deleted
+                        roll < 0.70
+                        ? .complete
+                        : roll < 0.90
+                            ? .processing
+                            : roll < 0.95
+                                ? .tracking
+                                : roll < 0.97 ? .retrieving : roll < 0.99 ? .failed : .deleted
                     var uuidSource = SeededRandom(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
                     let uuid = BookUUID(uuidSource.uuid())!  // SeededRandom.uuid() always yields a valid v4 uuid
                     let count = phase == .tracking ? 0 : 1 + Int(rng.next() % UInt64(max(1, 2 * documentsPerBook - 1)))
@@ -51,14 +61,22 @@ extension SQLiteBookStore {
                         }
                         documents.append(TrackedDocument(ref: DocumentRef(pk: number * 100 + position), status: status))
                     }
-                    let finishedAt: Date? = [.complete, .retrieving, .failed].contains(phase)
+                    let finishedAt: Date? =
+                        [.complete, .retrieving, .failed].contains(phase)
                         ? now.addingTimeInterval(-rng.unit() * 14 * 86_400) : nil
                     let machine = BookMachine(
-                        uuid: uuid, pk: 1_000_000 + number, phase: phase, generation: 1, lastOpenedGeneration: finishedAt == nil ? 0 : 1,
+                        uuid: uuid,
+                        pk: 1_000_000 + number,
+                        phase: phase,
+                        generation: 1,
+                        lastOpenedGeneration: finishedAt == nil ? 0 : 1,
                         bookStatus: phase == .tracking ? nil : (finishedAt != nil ? .verified : (phase == .deleted ? .deleted : .verifying)),
-                        documents: documents, lastWebhookAt: now.addingTimeInterval(-rng.unit() * 3600),
+                        documents: documents,
+                        lastWebhookAt: now.addingTimeInterval(-rng.unit() * 3600),
                         lastSnapshotAt: phase == .tracking ? nil : now.addingTimeInterval(-rng.unit() * 1800),
-                        finishedAt: finishedAt, failureReason: phase == .failed ? "gave up after 60 attempts" : nil)
+                        finishedAt: finishedAt,
+                        failureReason: phase == .failed ? "gave up after 60 attempts" : nil
+                    )
                     var next: Int64?
                     switch phase {
                     case .tracking, .processing, .retrieving:
@@ -83,11 +101,14 @@ extension SQLiteBookStore {
                                 phase == .retrieving ? nowMillis + 60_000 + Int64(rng.unit() * 600_000) : nil,
                                 phase == .failed ? "gave up after 60 attempts" : nil, finishedAt.storageMillis,
                                 phase == .retrieving ? nil : finishedAt.storageMillis + 5_000,
-                            ])
+                            ]
+                        )
                         if phase == .complete {
                             try db.execute(
-                                sql: "INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at) VALUES (?, 1, 'summary', ?, ?)",
-                                arguments: [uuid.rawValue, Self.benchSummaryBody, finishedAt.storageMillis + 5_000])
+                                sql:
+                                    "INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at) VALUES (?, 1, 'summary', ?, ?)",
+                                arguments: [uuid.rawValue, Self.benchSummaryBody, finishedAt.storageMillis + 5_000]
+                            )
                         }
                     }
                     part.books += 1
@@ -106,5 +127,8 @@ extension SQLiteBookStore {
         return summary
     }
 
-    static let benchSummaryBody = Data(#"{"status":200,"response":{"summary":{"total_deposits":48211.37,"total_withdrawals":45102.10,"average_daily_balance":9120.55,"nsf_count":0,"months":3}}}"#.utf8)
+    static let benchSummaryBody = Data(
+        #"{"status":200,"response":{"summary":{"total_deposits":48211.37,"total_withdrawals":45102.10,"average_daily_balance":9120.55,"nsf_count":0,"months":3}}}"#
+            .utf8
+    )
 }

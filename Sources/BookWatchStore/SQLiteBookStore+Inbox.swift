@@ -10,11 +10,13 @@ extension SQLiteBookStore {
     public func appendToInbox(batch: [InboxDelivery]) async throws -> [InboxAppendOutcome] {
         guard !batch.isEmpty else { return [] }
         return try await write { db in
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(request_id) DO NOTHING
-                """)
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(request_id) DO NOTHING
+                    """
+            )
             return try batch.map { delivery in
                 try insert.execute(arguments: [
                     delivery.requestID, delivery.receivedAt.storageMillis, delivery.bookUUID?.rawValue,
@@ -29,7 +31,8 @@ extension SQLiteBookStore {
         try await write { db in
             try db.execute(
                 sql: "INSERT INTO service_health (id, checked_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
-                arguments: [now.storageMillis])
+                arguments: [now.storageMillis]
+            )
         }
     }
 
@@ -42,7 +45,8 @@ extension SQLiteBookStore {
     public func pendingInbox(limit: Int) async throws -> [StoredDelivery] {
         try await read { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM webhook_inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+                db,
+                sql: "SELECT * FROM webhook_inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?",
                 arguments: [limit]
             ).map(Self.storedDelivery)
         }
@@ -56,9 +60,14 @@ extension SQLiteBookStore {
                 requestID: row["request_id"],
                 receivedAt: Date(storageMillis: row["received_at"]),
                 bookUUID: (row["book_uuid"] as String?).flatMap { BookUUID($0) },
-                bookPK: row["book_pk"], event: row["event"], body: Array(bytes),
-                remoteAddress: row["remote_address"], authenticated: row["authenticated"]),
-            attempts: row["attempts"])
+                bookPK: row["book_pk"],
+                event: row["event"],
+                body: Array(bytes),
+                remoteAddress: row["remote_address"],
+                authenticated: row["authenticated"]
+            ),
+            attempts: row["attempts"]
+        )
     }
 }
 
@@ -81,7 +90,8 @@ extension SQLiteBookStore {
         try await write { db in
             try db.execute(
                 sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ?, claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
-                arguments: [at.storageMillis, outcome.stored, id])
+                arguments: [at.storageMillis, outcome.stored, id]
+            )
             return db.changesCount == 1
         }
     }
@@ -97,7 +107,8 @@ extension SQLiteBookStore {
                                  ORDER BY id LIMIT ?)
                     RETURNING *
                     """,
-                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, now.storageMillis, limit])
+                arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, now.storageMillis, limit]
+            )
             return rows.map(Self.storedDelivery).sorted { $0.id < $1.id }
         }
     }
@@ -106,8 +117,10 @@ extension SQLiteBookStore {
         guard !ids.isEmpty else { return }
         try await write { db in
             try db.execute(
-                sql: "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN (\(databaseQuestionMarks(count: ids.count))) AND processed_at IS NULL",
-                arguments: StatementArguments(ids))
+                sql:
+                    "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN (\(databaseQuestionMarks(count: ids.count))) AND processed_at IS NULL",
+                arguments: StatementArguments(ids)
+            )
         }
     }
 
@@ -118,7 +131,8 @@ extension SQLiteBookStore {
                     UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL, attempts = attempts + 1, not_before = ?
                     WHERE id = ? AND processed_at IS NULL AND claimed_by = ?
                     """,
-                arguments: [until.storageMillis, id, owner])
+                arguments: [until.storageMillis, id, owner]
+            )
         }
     }
 

@@ -17,8 +17,13 @@ public struct ClaimedJob: Sendable, Equatable {
     public var viewConfirmed: Bool
 
     public init(
-        bookUUID: BookUUID, generation: Int, attempts: Int, leaseExpiresAt: Date, openedAt: Date,
-        claim: JobClaim = JobClaim(owner: "", token: 0), viewConfirmed: Bool = false
+        bookUUID: BookUUID,
+        generation: Int,
+        attempts: Int,
+        leaseExpiresAt: Date,
+        openedAt: Date,
+        claim: JobClaim = JobClaim(owner: "", token: 0),
+        viewConfirmed: Bool = false
     ) {
         self.claim = claim
         self.viewConfirmed = viewConfirmed
@@ -35,15 +40,17 @@ extension SQLiteBookStore {
     /// `now + lease`, attempts + 1, all in one transaction before any call is made.
     public func claimAnalyticsJob(owner: String, now: Date, lease: TimeInterval) async throws -> ClaimedJob? {
         try await write { db in
-            guard let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT id, book_uuid, generation, attempts, created_at, claims, view_confirmed FROM analytics_jobs j
-                    WHERE state = 'pending' AND due_at <= ?
-                    AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
-                    ORDER BY due_at LIMIT 1
-                    """,
-                arguments: [now.storageMillis])
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT id, book_uuid, generation, attempts, created_at, claims, view_confirmed FROM analytics_jobs j
+                        WHERE state = 'pending' AND due_at <= ?
+                        AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
+                        ORDER BY due_at LIMIT 1
+                        """,
+                    arguments: [now.storageMillis]
+                )
             else { return nil }
             let expires = now.addingTimeInterval(lease)
             try db.execute(
@@ -52,13 +59,20 @@ extension SQLiteBookStore {
                         ready_announced = 0
                     WHERE id = ?
                     """,
-                arguments: [owner, expires.storageMillis, row["id"] as Int64])
+                arguments: [owner, expires.storageMillis, row["id"] as Int64]
+            )
             guard let uuid = BookUUID(row["book_uuid"] as String) else {
                 throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: "\(row["book_uuid"] as String)")
             }
-            return ClaimedJob(bookUUID: uuid, generation: row["generation"], attempts: row["attempts"], leaseExpiresAt: expires,
-                              openedAt: Date(storageMillis: row["created_at"]),
-                              claim: JobClaim(owner: owner, token: (row["claims"] as Int64) + 1), viewConfirmed: row["view_confirmed"])
+            return ClaimedJob(
+                bookUUID: uuid,
+                generation: row["generation"],
+                attempts: row["attempts"],
+                leaseExpiresAt: expires,
+                openedAt: Date(storageMillis: row["created_at"]),
+                claim: JobClaim(owner: owner, token: (row["claims"] as Int64) + 1),
+                viewConfirmed: row["view_confirmed"]
+            )
         }
     }
 
@@ -70,8 +84,11 @@ extension SQLiteBookStore {
         try await write { db in
             try db.execute(
                 sql: "UPDATE books SET next_poll_at = MIN(next_poll_at, ?), poll_claimed_at = NULL WHERE poll_claimed_at IS NOT NULL",
-                arguments: [now.storageMillis])
-            try db.execute(sql: "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by IS NOT NULL AND processed_at IS NULL")
+                arguments: [now.storageMillis]
+            )
+            try db.execute(
+                sql: "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by IS NOT NULL AND processed_at IS NULL"
+            )
         }
         return jobs
     }
@@ -80,10 +97,13 @@ extension SQLiteBookStore {
     public func nextJobDueAt() async throws -> Date? {
         try await read { db in
             // As `claimAnalyticsJob` sees them: an untracked Book's job waits for `track`.
-            try Int64.fetchOne(db, sql: """
-                SELECT MIN(due_at) FROM analytics_jobs j WHERE state = 'pending'
-                AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
-                """).map(Date.init(storageMillis:))
+            try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT MIN(due_at) FROM analytics_jobs j WHERE state = 'pending'
+                    AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
+                    """
+            ).map(Date.init(storageMillis:))
         }
     }
 
@@ -103,7 +123,8 @@ extension SQLiteBookStore {
                     UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = ?
                     WHERE state = 'running' AND lease_expires_at < ?
                     """,
-                arguments: [now.storageMillis, expiringBefore.storageMillis])
+                arguments: [now.storageMillis, expiringBefore.storageMillis]
+            )
             return db.changesCount
         }
     }
@@ -111,8 +132,13 @@ extension SQLiteBookStore {
     /// Endpoints already stored for a generation (a retry fetches only the others).
     public func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String> {
         try await read { db in
-            Set(try String.fetchAll(db, sql: "SELECT endpoint FROM analytics_results WHERE book_uuid = ? AND generation = ?",
-                                    arguments: [uuid.rawValue, generation]))
+            Set(
+                try String.fetchAll(
+                    db,
+                    sql: "SELECT endpoint FROM analytics_results WHERE book_uuid = ? AND generation = ?",
+                    arguments: [uuid.rawValue, generation]
+                )
+            )
         }
     }
 

@@ -22,10 +22,13 @@ extension SQLiteBookStore {
     public func pendingNotifications(limit: Int) async throws -> [PendingNotification] {
         try await read { db in
             try Row.fetchAll(
-                db, sql: "SELECT book_uuid, generation, attempts FROM notifications WHERE delivered_at IS NULL ORDER BY created_at LIMIT ?",
+                db,
+                sql: "SELECT book_uuid, generation, attempts FROM notifications WHERE delivered_at IS NULL ORDER BY created_at LIMIT ?",
                 arguments: [limit]
             ).compactMap { row in
-                BookUUID(row["book_uuid"] as String).map { PendingNotification(bookUUID: $0, generation: row["generation"], attempts: row["attempts"]) }
+                BookUUID(row["book_uuid"] as String).map {
+                    PendingNotification(bookUUID: $0, generation: row["generation"], attempts: row["attempts"])
+                }
             }
         }
     }
@@ -43,7 +46,9 @@ extension SQLiteBookStore {
                     """,
                 arguments: [owner, now.addingTimeInterval(lease).storageMillis, now.storageMillis, now.storageMillis]
             ).flatMap { row in
-                BookUUID(row["book_uuid"] as String).map { PendingNotification(bookUUID: $0, generation: row["generation"], attempts: row["attempts"]) }
+                BookUUID(row["book_uuid"] as String).map {
+                    PendingNotification(bookUUID: $0, generation: row["generation"], attempts: row["attempts"])
+                }
             }
         }
     }
@@ -57,7 +62,8 @@ extension SQLiteBookStore {
                         delivered_at = CASE WHEN ? IS NULL THEN ? ELSE NULL END, not_before = ?
                     WHERE book_uuid = ? AND generation = ?
                     """,
-                arguments: [error, error, at.storageMillis, retryAt?.storageMillis, notification.bookUUID.rawValue, notification.generation])
+                arguments: [error, error, at.storageMillis, retryAt?.storageMillis, notification.bookUUID.rawValue, notification.generation]
+            )
         }
     }
 }

@@ -34,7 +34,9 @@ extension SQLiteBookStore {
 
     /// Books by state, riding the `books_state` index.
     static func totals(_ db: Database) throws -> [BookPhase: Int] {
-        try bookTotals(Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state").map { ($0["state"], $0["n"]) })
+        try bookTotals(
+            Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state").map { ($0["state"], $0["n"]) }
+        )
     }
 
     /// Turns book rows into records, fetching their documents and current jobs in two queries.
@@ -44,9 +46,10 @@ extension SQLiteBookStore {
         let placeholders = databaseQuestionMarks(count: keys.count)
         var documents: [String: [Row]] = [:]
         for row in try Row.fetchAll(
-            db, sql: "SELECT * FROM documents WHERE book_uuid IN (\(placeholders)) ORDER BY book_uuid, position",
-            arguments: StatementArguments(keys))
-        {
+            db,
+            sql: "SELECT * FROM documents WHERE book_uuid IN (\(placeholders)) ORDER BY book_uuid, position",
+            arguments: StatementArguments(keys)
+        ) {
             documents[row["book_uuid"], default: []].append(row)
         }
         var jobs: [String: [Row]] = [:]
@@ -57,18 +60,28 @@ extension SQLiteBookStore {
                              WHERE r.book_uuid = j.book_uuid AND r.generation = j.generation) AS retrieved_at
                 FROM analytics_jobs j WHERE j.book_uuid IN (\(placeholders))
                 """,
-            arguments: StatementArguments(keys))
-        {
+            arguments: StatementArguments(keys)
+        ) {
             jobs[row["book_uuid"], default: []].append(row)
         }
         return try rows.map { row in
             let book = storedBook(row)
             // The job that matters is the newest one opened (the current or last generation's).
             let job = (jobs[book.uuid] ?? []).max { ($0["generation"] as Int) < ($1["generation"] as Int) }
-            return try book.record(documents: (documents[book.uuid] ?? []).map(storedDocument), job: job.map {
-                StoredJob(generation: $0["generation"], state: $0["state"], attempts: $0["attempts"], dueAt: $0["due_at"],
-                          lastError: $0["last_error"], completedAt: $0["completed_at"], retrievedAt: $0["retrieved_at"])
-            })
+            return try book.record(
+                documents: (documents[book.uuid] ?? []).map(storedDocument),
+                job: job.map {
+                    StoredJob(
+                        generation: $0["generation"],
+                        state: $0["state"],
+                        attempts: $0["attempts"],
+                        dueAt: $0["due_at"],
+                        lastError: $0["last_error"],
+                        completedAt: $0["completed_at"],
+                        retrievedAt: $0["retrieved_at"]
+                    )
+                }
+            )
         }
     }
 }
@@ -90,13 +103,20 @@ extension SQLiteBookStore {
         try await read { db in
             var gauges = StoreGauges()
             gauges.books = try Self.totals(db)
-            for row in try Row.fetchAll(db, sql: "SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid WHERE b.untracked_at IS NULL GROUP BY d.status") {
+            for row in try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid WHERE b.untracked_at IS NULL GROUP BY d.status"
+            ) {
                 gauges.addDocuments(status: row["status"], count: row["n"])
             }
             gauges.inboxPending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox WHERE processed_at IS NULL") ?? 0
-            gauges.pollsOverdue = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at < ?",
-                arguments: [overdueBefore.storageMillis]) ?? 0
+            gauges.pollsOverdue =
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at < ?",
+                    arguments: [overdueBefore.storageMillis]
+                ) ?? 0
             return gauges
         }
     }

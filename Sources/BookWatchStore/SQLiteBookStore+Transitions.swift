@@ -3,7 +3,12 @@ import Foundation
 import GRDB
 
 extension SQLiteBookStore {
-    public func apply(_ input: BookInput, to uuid: BookUUID, at now: Date, options: TransitionOptions = .init())
+    public func apply(
+        _ input: BookInput,
+        to uuid: BookUUID,
+        at now: Date,
+        options: TransitionOptions = .init()
+    )
         async throws -> TransitionOutcome?
     {
         let draw = random()
@@ -34,11 +39,22 @@ extension SQLiteBookStore {
                 try Self.markInboxApplied(db, row: row, at: now)
             }
             let (actions, plan) = TransitionPlan.decide(
-                input, machine: &machine, stored: stored, options: options, now: now, draw: draw, schedule: self.schedule,
-                resuming: resuming)
+                input,
+                machine: &machine,
+                stored: stored,
+                options: options,
+                now: now,
+                draw: draw,
+                schedule: self.schedule,
+                resuming: resuming
+            )
             try Self.carryOut(plan, machine: machine, results: options.results, now: now, db: db)
             return TransitionOutcome(
-                machine: machine, actions: actions, created: created, nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)))
+                machine: machine,
+                actions: actions,
+                created: created,
+                nextPollAt: plan.schedule.next.map(Date.init(storageMillis:))
+            )
         }
     }
 
@@ -47,7 +63,8 @@ extension SQLiteBookStore {
     static func markInboxApplied(_ db: Database, row: Int64, at now: Date) throws {
         try db.execute(
             sql: "UPDATE webhook_inbox SET processed_at = ?, outcome = ?, claimed_by = NULL WHERE id = ? AND processed_at IS NULL",
-            arguments: [now.storageMillis, InboxOutcome.applied.stored, row])
+            arguments: [now.storageMillis, InboxOutcome.applied.stored, row]
+        )
         guard db.changesCount == 1 else {
             throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed")
         }
@@ -55,31 +72,60 @@ extension SQLiteBookStore {
 
     static func storedBook(_ row: Row) -> StoredBook {
         StoredBook(
-            uuid: row["uuid"], pk: row["pk"], state: row["state"], generation: row["generation"],
-            lastOpenedGeneration: row["last_opened_generation"], bookStatus: row["book_status"], failureReason: row["failure_reason"],
-            lastWebhookAt: row["last_webhook_at"], lastPolledAt: row["last_polled_at"], finishedAt: row["finished_at"],
-            watchedSinceCreation: row["watched_since_creation"], doubtKind: row["doubt_kind"], doubtSince: row["doubt_since"],
+            uuid: row["uuid"],
+            pk: row["pk"],
+            state: row["state"],
+            generation: row["generation"],
+            lastOpenedGeneration: row["last_opened_generation"],
+            bookStatus: row["book_status"],
+            failureReason: row["failure_reason"],
+            lastWebhookAt: row["last_webhook_at"],
+            lastPolledAt: row["last_polled_at"],
+            finishedAt: row["finished_at"],
+            watchedSinceCreation: row["watched_since_creation"],
+            doubtKind: row["doubt_kind"],
+            doubtSince: row["doubt_since"],
             untrackedAt: row["untracked_at"],
-            schedule: StoredSchedule(next: row["next_poll_at"], reason: row["poll_reason"], claimedAt: row["poll_claimed_at"],
-                                     snapshotAsOf: row["snapshot_as_of"], failures: row["poll_failures"]))
+            schedule: StoredSchedule(
+                next: row["next_poll_at"],
+                reason: row["poll_reason"],
+                claimedAt: row["poll_claimed_at"],
+                snapshotAsOf: row["snapshot_as_of"],
+                failures: row["poll_failures"]
+            )
+        )
     }
 
     static func storedDocument(_ row: Row) -> StoredDocument {
-        StoredDocument(pk: row["pk"], uuid: row["uuid"], status: row["status"], hint: row["hint"], covered: row["covered"],
-                       rejectionReason: row["rejection_reason"])
+        StoredDocument(
+            pk: row["pk"],
+            uuid: row["uuid"],
+            status: row["status"],
+            hint: row["hint"],
+            covered: row["covered"],
+            rejectionReason: row["rejection_reason"]
+        )
     }
 
     /// A new machine for `uuid`, continuing after any generation a previous tracking opened a job
     /// for, so that the unique (book, generation) key of analytics jobs is never reused.
     static func freshMachine(_ db: Database, uuid: BookUUID) throws -> BookMachine {
-        let lastJob = try Int.fetchOne(
-            db, sql: "SELECT MAX(generation) FROM analytics_jobs WHERE book_uuid = ?", arguments: [uuid.rawValue]) ?? 0
+        let lastJob =
+            try Int.fetchOne(
+                db,
+                sql: "SELECT MAX(generation) FROM analytics_jobs WHERE book_uuid = ?",
+                arguments: [uuid.rawValue]
+            ) ?? 0
         return BookMachine.fresh(uuid: uuid, afterGeneration: lastJob)
     }
 
     /// Writes the machine and the rows its plan asks for.
     static func carryOut(
-        _ plan: TransitionPlan, machine: BookMachine, results: [AnalyticsResult], now: Date, db: Database
+        _ plan: TransitionPlan,
+        machine: BookMachine,
+        results: [AnalyticsResult],
+        now: Date,
+        db: Database
     ) throws {
         let key = machine.uuid.rawValue
         let nowMillis = now.storageMillis
@@ -90,7 +136,8 @@ extension SQLiteBookStore {
                     INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT(book_uuid, generation, endpoint) DO NOTHING
                     """,
-                arguments: [result.bookUUID.rawValue, result.generation, result.endpoint, Data(result.body), result.retrievedAt.storageMillis])
+                arguments: [result.bookUUID.rawValue, result.generation, result.endpoint, Data(result.body), result.retrievedAt.storageMillis]
+            )
         }
         for (generation, change) in plan.jobs {
             switch change {
@@ -100,7 +147,8 @@ extension SQLiteBookStore {
                         INSERT INTO analytics_jobs (book_uuid, generation, state, attempts, due_at, created_at)
                         VALUES (?, ?, 'pending', 0, ?, ?)
                         """,
-                    arguments: [key, generation, nowMillis, nowMillis])
+                    arguments: [key, generation, nowMillis, nowMillis]
+                )
             case .finish(let state):
                 try Self.setJobState(db, key, generation, state, now: nowMillis)
                 if state == .superseded, machine.generation > generation {
@@ -108,7 +156,9 @@ extension SQLiteBookStore {
                     // Book changed, they may be the next generation's (which retrieves them).
                     // (Superseded by a deletion, they are the last ones there will be: kept.)
                     try db.execute(
-                        sql: "DELETE FROM analytics_results WHERE book_uuid = ? AND generation = ?", arguments: [key, generation])
+                        sql: "DELETE FROM analytics_results WHERE book_uuid = ? AND generation = ?",
+                        arguments: [key, generation]
+                    )
                 }
             case .expedite:
                 try db.execute(
@@ -116,14 +166,16 @@ extension SQLiteBookStore {
                         UPDATE analytics_jobs SET due_at = CASE WHEN state = 'pending' THEN MIN(due_at, ?) ELSE due_at END, ready_announced = 1
                         WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
-                    arguments: [nowMillis, key, generation])
+                    arguments: [nowMillis, key, generation]
+                )
             case .confirmed(let asOf):
                 try db.execute(
                     sql: """
                         UPDATE analytics_jobs SET due_at = MIN(due_at, ?), awaiting_view_since = NULL, view_confirmed = 1
                         WHERE book_uuid = ? AND generation = ? AND state = 'pending' AND awaiting_view_since <= ?
                         """,
-                    arguments: [nowMillis, key, generation, asOf])
+                    arguments: [nowMillis, key, generation, asOf]
+                )
             case .retry(let due, let countsError, let awaitingView):
                 try db.execute(
                     sql: """
@@ -132,7 +184,8 @@ extension SQLiteBookStore {
                             attempts = attempts + ?, awaiting_view_since = ?, view_confirmed = 0
                         WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
-                    arguments: [min(due, nowMillis), due, countsError ? 1 : 0, awaitingView ? nowMillis : nil, key, generation])
+                    arguments: [min(due, nowMillis), due, countsError ? 1 : 0, awaitingView ? nowMillis : nil, key, generation]
+                )
             case .rearm:
                 try db.execute(
                     sql: """
@@ -140,7 +193,8 @@ extension SQLiteBookStore {
                             lease_owner = NULL, lease_expires_at = NULL, awaiting_view_since = NULL, view_confirmed = 0
                         WHERE book_uuid = ? AND generation = ? AND state = 'failed'
                         """,
-                    arguments: [nowMillis, nowMillis, key, generation])
+                    arguments: [nowMillis, nowMillis, key, generation]
+                )
             case .fail(let reason):
                 try db.execute(
                     sql: """
@@ -148,13 +202,15 @@ extension SQLiteBookStore {
                             lease_owner = NULL, lease_expires_at = NULL
                         WHERE book_uuid = ? AND generation = ? AND state IN ('pending', 'running')
                         """,
-                    arguments: [reason, nowMillis, key, generation])
+                    arguments: [reason, nowMillis, key, generation]
+                )
             }
         }
         for generation in plan.notify {
             try db.execute(
                 sql: "INSERT INTO notifications (book_uuid, generation, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                arguments: [key, generation, nowMillis])
+                arguments: [key, generation, nowMillis]
+            )
         }
         try Self.writeBook(db, machine, schedule: plan.schedule, untracked: plan.untrack, now: nowMillis)
     }
@@ -162,19 +218,27 @@ extension SQLiteBookStore {
     /// The fence of a worker's write: the job must still be running under its claim, else the
     /// transaction is rolled back with `.lostClaim`.
     static func holdFence(_ db: Database, _ key: String, _ generation: Int, _ claim: JobClaim) throws {
-        let held = try Bool.fetchOne(
-            db,
-            sql: """
-                SELECT 1 FROM analytics_jobs WHERE book_uuid = ? AND generation = ? AND state = 'running'
-                AND lease_owner = ? AND claims = ?
-                """,
-            arguments: [key, generation, claim.owner, claim.token]) ?? false
+        let held =
+            try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT 1 FROM analytics_jobs WHERE book_uuid = ? AND generation = ? AND state = 'running'
+                    AND lease_owner = ? AND claims = ?
+                    """,
+                arguments: [key, generation, claim.owner, claim.token]
+            ) ?? false
         guard held else {
             throw StoreError(.lostClaim, subject: "analytics job \(key) generation \(generation)", detail: "claim \(claim.token) of \(claim.owner)")
         }
     }
 
-    static func setJobState(_ db: Database, _ key: String, _ generation: Int, _ state: AnalyticsJobState, now: Int64)
+    static func setJobState(
+        _ db: Database,
+        _ key: String,
+        _ generation: Int,
+        _ state: AnalyticsJobState,
+        now: Int64
+    )
         throws
     {
         let finalStates = "('complete', 'failed', 'superseded')"
@@ -183,7 +247,8 @@ extension SQLiteBookStore {
                 UPDATE analytics_jobs SET state = ?, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
                 WHERE book_uuid = ? AND generation = ? AND state NOT IN \(finalStates)
                 """,
-            arguments: [state.rawValue, now, key, generation])
+            arguments: [state.rawValue, now, key, generation]
+        )
     }
 
     static func writeBook(_ db: Database, _ m: BookMachine, schedule: StoredSchedule, untracked: Bool = false, now: Int64) throws {
@@ -197,12 +262,15 @@ extension SQLiteBookStore {
                 m.finishedAt?.storageMillis, schedule.next, schedule.reason, schedule.claimedAt, schedule.snapshotAsOf,
                 m.watchedSinceCreation, m.doubt?.kind.rawValue, m.doubt?.since.storageMillis, schedule.failures,
                 untracked ? now : nil, now, now,
-            ])
+            ]
+        )
         try db.execute(sql: "DELETE FROM documents WHERE book_uuid = ?", arguments: [key])
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO documents (book_uuid, position, pk, uuid, status, hint, covered, rejection_reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO documents (book_uuid, position, pk, uuid, status, hint, covered, rejection_reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        )
         for (position, document) in m.documents.enumerated() {
             try insert.execute(arguments: [
                 key, position, document.ref.pk, document.ref.uuid, document.status?.rawValue,

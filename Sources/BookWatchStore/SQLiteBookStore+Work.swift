@@ -26,7 +26,9 @@ extension SQLiteBookStore {
     /// The uuid of the tracked Book with this pk, if any.
     public func uuid(forPK pk: Int) async throws -> BookUUID? {
         try await read { db in
-            try String.fetchOne(db, sql: "SELECT uuid FROM books WHERE pk = ? ORDER BY untracked_at IS NOT NULL LIMIT 1", arguments: [pk]).flatMap { BookUUID($0) }
+            try String.fetchOne(db, sql: "SELECT uuid FROM books WHERE pk = ? ORDER BY untracked_at IS NOT NULL LIMIT 1", arguments: [pk]).flatMap {
+                BookUUID($0)
+            }
         }
     }
 
@@ -45,19 +47,29 @@ extension SQLiteBookStore {
             try Row.fetchAll(db, sql: sql, arguments: StatementArguments([now.storageMillis] + skip + [limit])).compactMap { row in
                 guard let uuid = BookUUID(row["uuid"] as String) else { return nil }
                 return DuePoll(
-                    bookUUID: uuid, reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
-                    dueAt: Date(storageMillis: row["next_poll_at"]), failures: row["poll_failures"])
+                    bookUUID: uuid,
+                    reason: (row["poll_reason"] as String?).flatMap(PollReason.init(rawValue:)),
+                    dueAt: Date(storageMillis: row["next_poll_at"]),
+                    failures: row["poll_failures"]
+                )
             }
         }
-        let urgent = try fetch("""
+        let urgent = try fetch(
+            """
             SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books INDEXED BY books_urgent_poll
             WHERE poll_reason IS NOT NULL AND next_poll_at <= ? \(notIn) ORDER BY next_poll_at LIMIT ?
-            """, limit)
+            """,
+            limit
+        )
         guard urgent.count < limit else { return urgent }
-        return urgent + (try fetch("""
-            SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books INDEXED BY books_due_poll
-            WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND poll_reason IS NULL \(notIn) ORDER BY next_poll_at LIMIT ?
-            """, limit - urgent.count))
+        return urgent
+            + (try fetch(
+                """
+                SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books INDEXED BY books_due_poll
+                WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND poll_reason IS NULL \(notIn) ORDER BY next_poll_at LIMIT ?
+                """,
+                limit - urgent.count
+            ))
     }
 
     public func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll] {
@@ -89,7 +101,8 @@ extension SQLiteBookStore {
                     UPDATE books SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?), poll_reason = ?, poll_claimed_at = NULL
                     WHERE uuid = ? AND state != 'deleted' AND untracked_at IS NULL
                     """,
-                arguments: [at.storageMillis, at.storageMillis, reason.rawValue, uuid.rawValue])
+                arguments: [at.storageMillis, at.storageMillis, reason.rawValue, uuid.rawValue]
+            )
         }
     }
 
@@ -100,11 +113,15 @@ extension SQLiteBookStore {
         let schedule = schedule
         let random = random
         return try await write { db in
-            let candidates = try Row.fetchAll(db, sql: """
-                SELECT uuid, state, next_poll_at FROM books
-                WHERE state IN \(BooksTable.tighteningStates) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
-                """, arguments: [BooksTable.tighteningFloor(now: now, schedule: schedule)])
-                .map { (row: Row) -> (String, String, Int64) in (row["uuid"], row["state"], row["next_poll_at"]) }
+            let candidates = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT uuid, state, next_poll_at FROM books
+                    WHERE state IN \(BooksTable.tighteningStates) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
+                    """,
+                arguments: [BooksTable.tighteningFloor(now: now, schedule: schedule)]
+            )
+            .map { (row: Row) -> (String, String, Int64) in (row["uuid"], row["state"], row["next_poll_at"]) }
             let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, random: random)
             for move in moves {
                 try db.execute(sql: "UPDATE books SET next_poll_at = ? WHERE uuid = ?", arguments: [move.next, move.uuid])
@@ -122,7 +139,8 @@ extension SQLiteBookStore {
                         poll_reason = CASE WHEN ? THEN poll_reason ELSE NULL END
                     WHERE uuid = ? AND next_poll_at IS NOT NULL
                     """,
-                arguments: [until.storageMillis, keepUrgent, uuid.rawValue])
+                arguments: [until.storageMillis, keepUrgent, uuid.rawValue]
+            )
         }
     }
 
@@ -138,14 +156,16 @@ extension SQLiteBookStore {
                     DELETE FROM webhook_inbox WHERE id IN (
                         SELECT id FROM webhook_inbox WHERE processed_at IS NOT NULL AND processed_at < ? ORDER BY processed_at LIMIT ?)
                     """,
-                arguments: [t, limit])
+                arguments: [t, limit]
+            )
             counts.deliveries = db.changesCount
             try db.execute(
                 sql: """
                     DELETE FROM notifications WHERE rowid IN (
                         SELECT rowid FROM notifications WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?)
                     """,
-                arguments: [t, limit])
+                arguments: [t, limit]
+            )
             counts.notifications = db.changesCount
             try db.execute(
                 sql: """
@@ -153,7 +173,8 @@ extension SQLiteBookStore {
                         SELECT j.id FROM analytics_jobs j WHERE j.state IN ('complete', 'superseded') AND j.completed_at < ?
                         AND j.generation < (SELECT MAX(k.generation) FROM analytics_jobs k WHERE k.book_uuid = j.book_uuid) LIMIT ?)
                     """,
-                arguments: [t, limit])
+                arguments: [t, limit]
+            )
             counts.jobs = db.changesCount
             return counts
         }
@@ -175,7 +196,8 @@ extension SQLiteBookStore {
                     INSERT INTO deployment_state (key, value, updated_at) VALUES (?, ?, ?)
                     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
                     """,
-                arguments: [key, next, now.storageMillis])
+                arguments: [key, next, now.storageMillis]
+            )
             return next
         }
     }

@@ -105,7 +105,8 @@ public final class SQLiteBookStore: BookStore {
     /// Maps SQLite's result codes onto `StoreError` kinds.
     static func storeError(_ error: DatabaseError, path: String) -> StoreError {
         switch error.resultCode {
-        case .SQLITE_CONSTRAINT where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+        case .SQLITE_CONSTRAINT
+        where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
             || error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY:
             return StoreError(.duplicate, subject: error.message ?? "row", detail: "already stored")
         case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN:

@@ -22,9 +22,21 @@ package struct StoredBook: Sendable {
     package var schedule: StoredSchedule
 
     package init(
-        uuid: String, pk: Int?, state: String, generation: Int, lastOpenedGeneration: Int, bookStatus: String?,
-        failureReason: String?, lastWebhookAt: Int64?, lastPolledAt: Int64?, finishedAt: Int64?, watchedSinceCreation: Bool,
-        doubtKind: String? = nil, doubtSince: Int64? = nil, untrackedAt: Int64? = nil, schedule: StoredSchedule
+        uuid: String,
+        pk: Int?,
+        state: String,
+        generation: Int,
+        lastOpenedGeneration: Int,
+        bookStatus: String?,
+        failureReason: String?,
+        lastWebhookAt: Int64?,
+        lastPolledAt: Int64?,
+        finishedAt: Int64?,
+        watchedSinceCreation: Bool,
+        doubtKind: String? = nil,
+        doubtSince: Int64? = nil,
+        untrackedAt: Int64? = nil,
+        schedule: StoredSchedule
     ) {
         self.untrackedAt = untrackedAt
         self.doubtKind = doubtKind
@@ -59,12 +71,20 @@ package struct StoredBook: Sendable {
             doubt = Doubt(kind: kind, since: Date(storageMillis: doubtSince))
         }
         return BookMachine(
-            uuid: bookUUID, pk: pk, phase: phase, generation: generation, lastOpenedGeneration: lastOpenedGeneration,
-            bookStatus: bookStatus.map(BookStatus.init), documents: try documents.map { try $0.tracked(book: uuid) },
+            uuid: bookUUID,
+            pk: pk,
+            phase: phase,
+            generation: generation,
+            lastOpenedGeneration: lastOpenedGeneration,
+            bookStatus: bookStatus.map(BookStatus.init),
+            documents: try documents.map { try $0.tracked(book: uuid) },
             lastWebhookAt: lastWebhookAt.map(Date.init(storageMillis:)),
             lastSnapshotAt: lastPolledAt.map(Date.init(storageMillis:)),
             finishedAt: finishedAt.map(Date.init(storageMillis:)),
-            failureReason: failureReason, watchedSinceCreation: watchedSinceCreation, doubt: doubt)
+            failureReason: failureReason,
+            watchedSinceCreation: watchedSinceCreation,
+            doubt: doubt
+        )
     }
 
     /// The record `status` shows.
@@ -73,7 +93,8 @@ package struct StoredBook: Sendable {
             machine: try machine(documents: documents),
             nextPollAt: schedule.next.map(Date.init(storageMillis:)),
             pendingPollReason: schedule.reason.flatMap(PollReason.init(rawValue:)),
-            analytics: try job?.summary())
+            analytics: try job?.summary()
+        )
     }
 }
 
@@ -91,7 +112,12 @@ package enum BooksTable {
     package static let activePhases = ["tracking", "processing"]
 
     /// The new times of the candidates `(uuid, state, next_poll_at)`, drawn in uuid order.
-    package static func tightened(_ candidates: [(String, String, Int64)], now: Date, schedule: PollSchedule, random: () -> Double)
+    package static func tightened(
+        _ candidates: [(String, String, Int64)],
+        now: Date,
+        schedule: PollSchedule,
+        random: () -> Double
+    )
         -> [(uuid: String, next: Int64)]
     {
         candidates.sorted { $0.0 < $1.0 }.compactMap { uuid, state, next in
@@ -106,7 +132,8 @@ package enum BooksTable {
         "watched_since_creation", "doubt_kind", "doubt_since", "poll_failures", "untracked_at", "created_at", "updated_at",
     ]
     package static let columnList = columns.joined(separator: ", ")
-    package static let upsert = "ON CONFLICT (uuid) DO UPDATE SET "
+    package static let upsert =
+        "ON CONFLICT (uuid) DO UPDATE SET "
         + columns.filter { $0 != "uuid" && $0 != "created_at" }.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
 }
 
@@ -130,8 +157,13 @@ package struct StoredDocument: Sendable {
 
     package init(_ document: TrackedDocument) {
         self.init(
-            pk: document.ref.pk, uuid: document.ref.uuid, status: document.status?.rawValue, hint: document.hint?.rawValue,
-            covered: document.covered, rejectionReason: document.rejectionReason)
+            pk: document.ref.pk,
+            uuid: document.ref.uuid,
+            status: document.status?.rawValue,
+            hint: document.hint?.rawValue,
+            covered: document.covered,
+            rejectionReason: document.rejectionReason
+        )
     }
 
     func tracked(book: String) throws -> TrackedDocument {
@@ -143,8 +175,12 @@ package struct StoredDocument: Sendable {
             progress = parsed
         }
         return TrackedDocument(
-            ref: DocumentRef(pk: pk, uuid: uuid), status: status.map(DocumentStatus.init), hint: progress, covered: covered,
-            rejectionReason: rejectionReason)
+            ref: DocumentRef(pk: pk, uuid: uuid),
+            status: status.map(DocumentStatus.init),
+            hint: progress,
+            covered: covered,
+            rejectionReason: rejectionReason
+        )
     }
 }
 
@@ -160,7 +196,13 @@ package struct StoredJob: Sendable {
     package var retrievedAt: Int64?
 
     package init(
-        generation: Int, state: String, attempts: Int, dueAt: Int64?, lastError: String?, completedAt: Int64?, retrievedAt: Int64?
+        generation: Int,
+        state: String,
+        attempts: Int,
+        dueAt: Int64?,
+        lastError: String?,
+        completedAt: Int64?,
+        retrievedAt: Int64?
     ) {
         self.generation = generation
         self.state = state
@@ -177,8 +219,13 @@ package struct StoredJob: Sendable {
         }
         let retrieved = jobState == .complete ? retrievedAt ?? completedAt : nil
         return AnalyticsJobSummary(
-            generation: generation, state: jobState, attempts: attempts, dueAt: dueAt.map(Date.init(storageMillis:)),
-            retrievedAt: retrieved.map(Date.init(storageMillis:)), lastError: lastError)
+            generation: generation,
+            state: jobState,
+            attempts: attempts,
+            dueAt: dueAt.map(Date.init(storageMillis:)),
+            retrievedAt: retrieved.map(Date.init(storageMillis:)),
+            lastError: lastError
+        )
     }
 }
 

@@ -72,8 +72,14 @@ package struct TransitionPlan: Sendable {
     /// waits for the answer to the track's poll (webhooks were not applied while untracked, so a
     /// reopen may have gone unseen): that answer confirms the job or supersedes it.
     package static func decide(
-        _ input: BookInput, machine: inout BookMachine, stored: StoredSchedule, options: TransitionOptions, now: Date, draw: Double,
-        schedule pollSchedule: PollSchedule, resuming: Bool = false
+        _ input: BookInput,
+        machine: inout BookMachine,
+        stored: StoredSchedule,
+        options: TransitionOptions,
+        now: Date,
+        draw: Double,
+        schedule pollSchedule: PollSchedule,
+        resuming: Bool = false
     ) -> (actions: [BookAction], plan: TransitionPlan) {
         if case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
             var plan = TransitionPlan()
@@ -82,8 +88,12 @@ package struct TransitionPlan: Sendable {
             return ([], plan)
         }
         let actions = machine.apply(
-            input, at: now, trustingWebhooks: options.webhooksTrusted, answeredAsOf: options.snapshotTakenAt,
-            confirmationGap: pollSchedule.minimum)
+            input,
+            at: now,
+            trustingWebhooks: options.webhooksTrusted,
+            answeredAsOf: options.snapshotTakenAt,
+            confirmationGap: pollSchedule.minimum
+        )
         var plan = make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: pollSchedule)
         if case .analytics(let generation, _) = input, let claim = options.jobClaim { plan.fence = (generation, claim) }
         if resuming && machine.phase == .retrieving {
@@ -99,7 +109,12 @@ package struct TransitionPlan: Sendable {
 
     /// Decides the rows of `actions`.
     static func make(
-        machine: BookMachine, actions: [BookAction], stored: StoredSchedule, options: TransitionOptions, now: Date, draw: Double,
+        machine: BookMachine,
+        actions: [BookAction],
+        stored: StoredSchedule,
+        options: TransitionOptions,
+        now: Date,
+        draw: Double,
         schedule pollSchedule: PollSchedule
     ) -> TransitionPlan {
         var plan = TransitionPlan()
@@ -122,8 +137,16 @@ package struct TransitionPlan: Sendable {
             case .confirmAnalyticsJob(let generation):
                 plan.jobs.append((generation, .confirmed(asOf: (options.snapshotTakenAt ?? now).storageMillis)))
             case .retryAnalyticsJob(let generation, let notReady):
-                plan.jobs.append((generation, .retry(dueAt: (options.retryAt ?? now).storageMillis, countsError: !notReady,
-                                                     awaitingView: options.awaitingView)))
+                plan.jobs.append(
+                    (
+                        generation,
+                        .retry(
+                            dueAt: (options.retryAt ?? now).storageMillis,
+                            countsError: !notReady,
+                            awaitingView: options.awaitingView
+                        )
+                    )
+                )
             case .rearmAnalyticsJob(let generation): plan.jobs.append((generation, .rearm))
             case .failAnalyticsJob(let generation, let reason): plan.jobs.append((generation, .fail(reason: reason)))
             case .notifyRetrieved(let generation): plan.notify.append(generation)
@@ -142,11 +165,21 @@ package struct TransitionPlan: Sendable {
         // The pending poll: the policy decides (`PollSchedule.apply`), the plan stores it.
         let slot = pollSchedule.apply(
             actions,
-            to: PollSlot(next: plan.schedule.next.map(Date.init(storageMillis:)), reason: plan.schedule.reason,
-                         claimed: plan.schedule.claimedAt != nil),
+            to: PollSlot(
+                next: plan.schedule.next.map(Date.init(storageMillis:)),
+                reason: plan.schedule.reason,
+                claimed: plan.schedule.claimedAt != nil
+            ),
             laterRequest: laterRequest,
-            context: PollContext(now: now, lastWebhookAt: machine.lastWebhookAt, finishedAt: machine.finishedAt,
-                                 webhooksSilent: options.webhooksSilent, webhooksTrusted: options.webhooksTrusted, unitRandom: draw))
+            context: PollContext(
+                now: now,
+                lastWebhookAt: machine.lastWebhookAt,
+                finishedAt: machine.finishedAt,
+                webhooksSilent: options.webhooksSilent,
+                webhooksTrusted: options.webhooksTrusted,
+                unitRandom: draw
+            )
+        )
         plan.schedule.next = slot.next?.storageMillis
         plan.schedule.reason = slot.reason
         if !slot.claimed { plan.schedule.claimedAt = nil }

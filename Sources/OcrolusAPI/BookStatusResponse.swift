@@ -72,7 +72,12 @@ enum V1Envelope {
 
     /// The error an envelope declares, if any: an HTTP status other than 200, or a `status`/`code`
     /// inside the body saying so (observed under HTTP 200 too).
-    static func declaredError(httpStatus: Int, body: [UInt8], endpoint: String, retryAfter: TimeInterval?)
+    static func declaredError(
+        httpStatus: Int,
+        body: [UInt8],
+        endpoint: String,
+        retryAfter: TimeInterval?
+    )
         -> OcrolusError?
     {
         let header = try? JSONDecoder().decode(Header.self, from: Data(body))
@@ -81,12 +86,22 @@ enum V1Envelope {
         let message = header?.message ?? header?.meta?.msg ?? "HTTP \(httpStatus)"
         if httpStatus != 200 {
             return OcrolusError.classify(
-                endpoint: endpoint, httpStatus: httpStatus, code: code, message: message, retryAfter: retryAfter)
+                endpoint: endpoint,
+                httpStatus: httpStatus,
+                code: code,
+                message: message,
+                retryAfter: retryAfter
+            )
         }
         if let bodyStatus, bodyStatus != 200 {
             // An error inside an HTTP 200: classify by the body's own status.
             return OcrolusError.classify(
-                endpoint: endpoint, httpStatus: bodyStatus, code: code, message: message, retryAfter: retryAfter)
+                endpoint: endpoint,
+                httpStatus: bodyStatus,
+                code: code,
+                message: message,
+                retryAfter: retryAfter
+            )
         }
         if let code, code != 0, code != 200 {
             return OcrolusError(.permanent, endpoint: endpoint, httpStatus: httpStatus, code: code, message: message)
@@ -97,7 +112,11 @@ enum V1Envelope {
     /// Decodes a status answer; a "Book not found" (1401) answer under any HTTP status is `.gone`.
     /// A 404 without Ocrolus's own error code (a gateway's page, a wrong path) is not: it is a
     /// transient error, since one such answer must never delete a Book.
-    static func bookStatus(httpStatus: Int, body: [UInt8], retryAfter: TimeInterval?) throws(OcrolusError)
+    static func bookStatus(
+        httpStatus: Int,
+        body: [UInt8],
+        retryAfter: TimeInterval?
+    ) throws(OcrolusError)
         -> BookStatusResult
     {
         let endpoint = "book_status"
@@ -119,11 +138,14 @@ enum V1Envelope {
         let status = BookStatus(book.bookStatus ?? "")
         let documents = (book.docs ?? []) + (book.mixedDocs ?? [])
         let snapshot = BookSnapshot.present(
-            pk: book.pk ?? book.id, status: status,
+            pk: book.pk ?? book.id,
+            status: status,
             documents: documents.map {
                 DocumentSnapshot(
                     ref: DocumentRef(pk: $0.pk ?? $0.id, uuid: $0.uuid),
-                    status: DocumentStatus($0.status ?? ""), rejectionReason: $0.rejectionReason)
+                    status: DocumentStatus($0.status ?? ""),
+                    rejectionReason: $0.rejectionReason
+                )
             }
         ).normalised
         return BookStatusResult(uuid: uuid, pk: book.pk ?? book.id, name: book.name, snapshot: snapshot)

@@ -68,6 +68,7 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         return IncomingResponse(
             status: Int(response.status.code),
             headers: response.headers.map { ($0.name, $0.value) },
-            body: Array(body.readableBytesView))
+            body: Array(body.readableBytesView)
+        )
     }
 }

@@ -12,14 +12,20 @@ public protocol OcrolusAPIClient: Sendable {
     /// request. The watcher renews and checks its claim on the job there, so a call that waited
     /// long on a paused limiter is made only by the worker that still owns the job.
     func analytics(
-        uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void
     ) async throws -> AnalyticsAnswer
 }
 
 extension OcrolusAPIClient {
     /// For clients without a limiter of their own (test doubles): `beforeSend`, then the call.
     public func analytics(
-        uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void
     ) async throws -> AnalyticsAnswer {
         try await beforeSend()
         return try await analytics(uuid: uuid, endpoint: endpoint, priority: priority)
@@ -40,8 +46,10 @@ public struct OcrolusConfiguration: Sendable {
     public var requestTimeout: TimeInterval
 
     public init(
-        apiBaseURL: String = "https://api.ocrolus.com", tokenURL: String = "https://auth.ocrolus.com/oauth/token",
-        credentials: TokenProvider.Credentials, requestTimeout: TimeInterval = 30
+        apiBaseURL: String = "https://api.ocrolus.com",
+        tokenURL: String = "https://auth.ocrolus.com/oauth/token",
+        credentials: TokenProvider.Credentials,
+        requestTimeout: TimeInterval = 30
     ) {
         self.apiBaseURL = apiBaseURL.hasSuffix("/") ? String(apiBaseURL.dropLast()) : apiBaseURL
         self.tokenURL = tokenURL
@@ -78,8 +86,12 @@ public final class OcrolusClient: OcrolusAPIClient {
     private let observe: @Sendable (RequestRecord) -> Void
 
     public init(
-        configuration: OcrolusConfiguration, transport: any HTTPTransport, limiter: RateLimiter, clock: any WallClock,
-        logger: Logger = Logger(label: "bookwatch.ocrolus"), observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
+        configuration: OcrolusConfiguration,
+        transport: any HTTPTransport,
+        limiter: RateLimiter,
+        clock: any WallClock,
+        logger: Logger = Logger(label: "bookwatch.ocrolus"),
+        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
     ) {
         self.configuration = configuration
         self.transport = transport
@@ -88,8 +100,13 @@ public final class OcrolusClient: OcrolusAPIClient {
         self.logger = logger
         self.observe = observe
         tokens = TokenProvider(
-            tokenURL: configuration.tokenURL, credentials: configuration.credentials, transport: transport,
-            limiter: limiter, clock: clock, logger: logger)
+            tokenURL: configuration.tokenURL,
+            credentials: configuration.credentials,
+            transport: transport,
+            limiter: limiter,
+            clock: clock,
+            logger: logger
+        )
     }
 
     public func bookStatus(uuid: BookUUID, priority: RequestPriority) async throws -> BookStatusResult {
@@ -113,22 +130,32 @@ public final class OcrolusClient: OcrolusAPIClient {
         }
     }
 
-    public func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority = .retrieval)
+    public func analytics(
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        priority: RequestPriority = .retrieval
+    )
         async throws -> AnalyticsAnswer
     {
         try await analytics(uuid: uuid, endpoint: endpoint, priority: priority, beforeSend: {})
     }
 
     public func analytics(
-        uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void
     ) async throws -> AnalyticsAnswer {
         let label = "analytics/\(endpoint.rawValue)"
         let (response, _) = try await send(path: endpoint.path(for: uuid), endpoint: label, priority: priority, beforeSend: beforeSend)
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
         if response.status == 425 { return .notReady(retryAfter: retryAfter) }
         if let error = V1Envelope.declaredError(
-            httpStatus: response.status, body: response.body, endpoint: label, retryAfter: retryAfter)
-        {
+            httpStatus: response.status,
+            body: response.body,
+            endpoint: label,
+            retryAfter: retryAfter
+        ) {
             if error.code == 9004 { return .notReady(retryAfter: retryAfter) }
             if error.isRateLimited { limiter.penalize(retryAfter: retryAfter) }
             throw error
@@ -139,7 +166,10 @@ public final class OcrolusClient: OcrolusAPIClient {
     /// Limiter, token, request; on a 401 one token refresh and one more try. Answers the response
     /// and when its request was sent.
     private func send(
-        path: String, endpoint: String, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void = {}
+        path: String,
+        endpoint: String,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void = {}
     ) async throws -> (IncomingResponse, Date) {
         var refreshed = false
         while true {
@@ -149,9 +179,11 @@ public final class OcrolusClient: OcrolusAPIClient {
             let waited = try await limiter.acquire(priority)
             try await beforeSend()
             let request = OutgoingRequest(
-                method: "GET", url: configuration.apiBaseURL + path,
+                method: "GET",
+                url: configuration.apiBaseURL + path,
                 headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
-                timeout: configuration.requestTimeout)
+                timeout: configuration.requestTimeout
+            )
             let started = clock.now()
             let response: IncomingResponse
             do {
@@ -160,7 +192,14 @@ public final class OcrolusClient: OcrolusAPIClient {
                 observe(RequestRecord(endpoint: endpoint, status: 0, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited))
                 throw OcrolusError(.transient, endpoint: endpoint, message: "request failed: \(error)")
             }
-            observe(RequestRecord(endpoint: endpoint, status: response.status, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited))
+            observe(
+                RequestRecord(
+                    endpoint: endpoint,
+                    status: response.status,
+                    seconds: clock.now().timeIntervalSince(started),
+                    limiterWaitSeconds: waited
+                )
+            )
             if response.status == 401 {
                 await tokens.invalidate(token)
                 if !refreshed {
@@ -177,7 +216,9 @@ public final class OcrolusClient: OcrolusAPIClient {
 
 /// Runs `operation`, retrying transient `OcrolusError`s per `policy` on `clock`.
 public func withRetries<T: Sendable>(
-    policy: RetryPolicy, clock: any WallClock, random: @Sendable () -> Double = { Double.random(in: 0..<1) },
+    policy: RetryPolicy,
+    clock: any WallClock,
+    random: @Sendable () -> Double = { Double.random(in: 0..<1) },
     _ operation: () async throws -> T
 ) async throws -> T {
     var attempt = 1

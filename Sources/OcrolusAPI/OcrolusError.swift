@@ -23,7 +23,11 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
     public let retryAfter: TimeInterval?
 
     public init(
-        _ kind: Kind, endpoint: String, httpStatus: Int? = nil, code: Int? = nil, message: String,
+        _ kind: Kind,
+        endpoint: String,
+        httpStatus: Int? = nil,
+        code: Int? = nil,
+        message: String,
         retryAfter: TimeInterval? = nil
     ) {
         self.kind = kind
@@ -48,7 +52,13 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
     }
 
     /// Classifies a non-success answer.
-    static func classify(endpoint: String, httpStatus: Int, code: Int?, message: String, retryAfter: TimeInterval?)
+    static func classify(
+        endpoint: String,
+        httpStatus: Int,
+        code: Int?,
+        message: String,
+        retryAfter: TimeInterval?
+    )
         -> OcrolusError
     {
         let kind: Kind

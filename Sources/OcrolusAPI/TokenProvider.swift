@@ -45,8 +45,12 @@ public actor TokenProvider {
     public private(set) var fetchCount = 0
 
     public init(
-        tokenURL: String, credentials: Credentials, transport: any HTTPTransport, limiter: RateLimiter?,
-        clock: any WallClock, logger: Logger = Logger(label: "bookwatch.token")
+        tokenURL: String,
+        credentials: Credentials,
+        transport: any HTTPTransport,
+        limiter: RateLimiter?,
+        clock: any WallClock,
+        logger: Logger = Logger(label: "bookwatch.token")
     ) {
         self.tokenURL = tokenURL
         self.credentials = credentials
@@ -108,9 +112,12 @@ public actor TokenProvider {
             "grant_type": "client_credentials", "client_id": credentials.clientID, "client_secret": credentials.clientSecret,
         ]
         let request = OutgoingRequest(
-            method: "POST", url: tokenURL,
+            method: "POST",
+            url: tokenURL,
             headers: [("Content-Type", "application/json"), ("Accept", "application/json")],
-            body: Array(try JSONEncoder().encode(body)), timeout: 30)
+            body: Array(try JSONEncoder().encode(body)),
+            timeout: 30
+        )
         let response: IncomingResponse
         do {
             response = try await transport.send(request)
@@ -122,16 +129,24 @@ public actor TokenProvider {
         case 200:
             break
         case 400, 401, 403:
-            let detail = (try? JSONDecoder().decode(TokenError.self, from: Data(response.body)))
+            let detail =
+                (try? JSONDecoder().decode(TokenError.self, from: Data(response.body)))
                 .map { [$0.error, $0.errorDescription].compactMap { $0 }.joined(separator: ": ") } ?? ""
             throw OcrolusError(
-                .unauthorized, endpoint: "token", httpStatus: response.status,
-                message: "the token endpoint refused \(credentials)\(detail.isEmpty ? "" : ": \(detail)")")
+                .unauthorized,
+                endpoint: "token",
+                httpStatus: response.status,
+                message: "the token endpoint refused \(credentials)\(detail.isEmpty ? "" : ": \(detail)")"
+            )
         default:
             if response.status == 429 { limiter?.penalize(retryAfter: retryAfter) }
             throw OcrolusError.classify(
-                endpoint: "token", httpStatus: response.status, code: nil, message: "token endpoint answered \(response.status)",
-                retryAfter: retryAfter)
+                endpoint: "token",
+                httpStatus: response.status,
+                code: nil,
+                message: "token endpoint answered \(response.status)",
+                retryAfter: retryAfter
+            )
         }
         guard let answer = try? JSONDecoder().decode(TokenAnswer.self, from: Data(response.body)), !answer.accessToken.isEmpty
         else {
@@ -141,8 +156,10 @@ public actor TokenProvider {
         let now = clock.now()
         logger.info("obtained API token", metadata: ["expires_in_s": "\(Int(lifetime))"])
         return CachedToken(
-            value: answer.accessToken, refreshAt: now.addingTimeInterval(lifetime / 2),
-            expiresAt: now.addingTimeInterval(lifetime))
+            value: answer.accessToken,
+            refreshAt: now.addingTimeInterval(lifetime / 2),
+            expiresAt: now.addingTimeInterval(lifetime)
+        )
     }
 
     struct TokenAnswer: Decodable {

@@ -59,7 +59,8 @@ public struct DecodedWebhook: Sendable, Equatable {
             guard item.uuid != nil || item.pk?.value != nil else { return nil }
             return DocumentSnapshot(
                 ref: DocumentRef(pk: item.pk?.value, uuid: item.uuid),
-                status: DocumentStatus(item.status ?? ""))
+                status: DocumentStatus(item.status ?? "")
+            )
         }
         return DecodedWebhook(bookUUID: bookUUID, bookPK: bookPK, eventName: eventName, hint: hint)
     }
@@ -129,7 +130,9 @@ struct FlexibleInt: Decodable, Equatable {
             value = number
         } else {
             throw DecodingError.typeMismatch(
-                Int.self, DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "expected an integer"))
+                Int.self,
+                DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "expected an integer")
+            )
         }
     }
 }

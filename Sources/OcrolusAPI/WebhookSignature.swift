@@ -38,7 +38,13 @@ public struct WebhookVerifier: Sendable {
     }
 
     /// Checks one delivery; throws a `WebhookSignatureError` saying what is wrong.
-    public func verify(body: some Collection<UInt8>, timestamp: String?, requestID: String?, signature: String?, now: Date)
+    public func verify(
+        body: some Collection<UInt8>,
+        timestamp: String?,
+        requestID: String?,
+        signature: String?,
+        now: Date
+    )
         throws(WebhookSignatureError)
     {
         guard let timestamp, !timestamp.isEmpty else { throw .missingHeader("Webhook-Timestamp") }

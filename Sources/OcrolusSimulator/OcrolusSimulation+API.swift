@@ -94,7 +94,9 @@ extension OcrolusSimulation {
             var headers: [(String, String)] = []
             if rng.chance(faults.retryAfterFraction) {
                 let seconds = 1 + Int(rng.next() % 5)
-                headers.append(("Retry-After", rng.chance(0.5) ? "\(seconds)" : RetryAfter.httpDate(timestampClock.now().addingTimeInterval(Double(seconds)))))
+                headers.append(
+                    ("Retry-After", rng.chance(0.5) ? "\(seconds)" : RetryAfter.httpDate(timestampClock.now().addingTimeInterval(Double(seconds))))
+                )
             }
             return Self.json(429, ["status": 429, "message": "Too Many Requests"], headers: headers)
         }
@@ -146,13 +148,16 @@ extension OcrolusSimulation {
             if status == .rejected { item["rejection_reason"] = "INVALID DOCUMENT" }
             return item
         }
-        return Self.json(200, [
-            "status": 200, "message": "OK",
-            "response": [
-                "pk": book.pk, "id": book.pk, "uuid": book.uuid.rawValue, "name": book.name,
-                "book_status": statusWord, "docs": docs, "mixed_docs": [Any](),
-            ] as [String: Any],
-        ])
+        return Self.json(
+            200,
+            [
+                "status": 200, "message": "OK",
+                "response": [
+                    "pk": book.pk, "id": book.pk, "uuid": book.uuid.rawValue, "name": book.name,
+                    "book_status": statusWord, "docs": docs, "mixed_docs": [Any](),
+                ] as [String: Any],
+            ]
+        )
     }
 
     func bookNotFound(httpStatus: Int) -> IncomingResponse {
@@ -183,13 +188,16 @@ extension OcrolusSimulation {
         let generation = book.generation(at: now)
         counters.analyticsOK += 1
         counters.analyticsOKByKey["\(book.uuid):\(generation):\(endpoint.rawValue)", default: 0] += 1
-        return Self.json(200, [
-            "status": 200, "message": "OK",
-            "response": [
-                "book_uuid": book.uuid.rawValue, "book_pk": book.pk, "endpoint": endpoint.rawValue, "generation": generation,
-                "documents": book.documentStatuses(at: now).count,
-            ] as [String: Any],
-        ])
+        return Self.json(
+            200,
+            [
+                "status": 200, "message": "OK",
+                "response": [
+                    "book_uuid": book.uuid.rawValue, "book_pk": book.pk, "endpoint": endpoint.rawValue, "generation": generation,
+                    "documents": book.documentStatuses(at: now).count,
+                ] as [String: Any],
+            ]
+        )
     }
 
     static func json(_ status: Int, _ object: [String: Any], headers: [(String, String)] = []) -> IncomingResponse {

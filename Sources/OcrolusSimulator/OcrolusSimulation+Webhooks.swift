@@ -97,15 +97,24 @@ extension OcrolusSimulation {
                 dueAt += rng.uniform(1...max(faults.maxWebhookDelay, 1))
             }
             nextDeliveryID += 1
-            insert(WebhookDelivery(
-                id: nextDeliveryID, requestID: rng.uuid(), eventName: event.name, bookIndex: event.bookIndex, body: event.body,
-                attempt: 0, dueAt: dueAt))
+            insert(
+                WebhookDelivery(
+                    id: nextDeliveryID,
+                    requestID: rng.uuid(),
+                    eventName: event.name,
+                    bookIndex: event.bookIndex,
+                    body: event.body,
+                    attempt: 0,
+                    dueAt: dueAt
+                )
+            )
         }
     }
 
     private func insert(_ delivery: WebhookDelivery) {
         // Binary search keeps `deliveries` sorted by due time, FIFO among equals.
-        var low = 0, high = deliveries.count
+        var low = 0
+        var high = deliveries.count
         while low < high {
             let mid = (low + high) / 2
             if deliveries[mid].dueAt <= delivery.dueAt { low = mid + 1 } else { high = mid }
@@ -120,8 +129,17 @@ extension OcrolusSimulation {
         if let secret {
             let timestamp = String(Int(timestampClock.now().timeIntervalSince1970))
             headers.append(("Webhook-Timestamp", timestamp))
-            headers.append(("Webhook-Signature", WebhookVerifier.sign(
-                body: delivery.body, timestamp: timestamp, requestID: delivery.requestID, secret: secret)))
+            headers.append(
+                (
+                    "Webhook-Signature",
+                    WebhookVerifier.sign(
+                        body: delivery.body,
+                        timestamp: timestamp,
+                        requestID: delivery.requestID,
+                        secret: secret
+                    )
+                )
+            )
         }
         return headers
     }
@@ -139,8 +157,12 @@ extension OcrolusSimulation {
                 return Self.json(400, ["status": 400, "message": "webhook.url is required"])
             }
             let registration = WebhookRegistration(
-                id: nextRegistrationID, url: url, description: webhook["description"] as? String ?? "",
-                eventNames: body["event_names"] as? [String] ?? [], secret: nil)
+                id: nextRegistrationID,
+                url: url,
+                description: webhook["description"] as? String ?? "",
+                eventNames: body["event_names"] as? [String] ?? [],
+                secret: nil
+            )
             registrations[registration.id] = registration
             nextRegistrationID += 1
             return Self.json(200, ["status": 200, "message": "OK", "response": Self.describe(registration)])
@@ -175,9 +197,18 @@ extension OcrolusSimulation {
             case ("POST", "test"):
                 nextDeliveryID += 1
                 let testBody = Array(#"{"status": "VERIFICATION_COMPLETE", "uploaded_doc_pk": 0, "book_pk": 0}"#.utf8)
-                insert(WebhookDelivery(
-                    id: nextDeliveryID, requestID: rng.uuid(), eventName: "test", bookIndex: -1, body: testBody,
-                    attempt: 0, dueAt: t, registrationID: id))
+                insert(
+                    WebhookDelivery(
+                        id: nextDeliveryID,
+                        requestID: rng.uuid(),
+                        eventName: "test",
+                        bookIndex: -1,
+                        body: testBody,
+                        attempt: 0,
+                        dueAt: t,
+                        registrationID: id
+                    )
+                )
                 return Self.json(200, ["status": 200, "message": "OK", "response": NSNull()])
             default:
                 return Self.json(405, ["status": 405, "message": "method not allowed"])
@@ -188,7 +219,9 @@ extension OcrolusSimulation {
     }
 
     static func describe(_ registration: WebhookRegistration) -> [String: Any] {
-        ["id": registration.id, "url": registration.url, "description": registration.description,
-         "event_names": registration.eventNames, "has_secret": registration.secret != nil]
+        [
+            "id": registration.id, "url": registration.url, "description": registration.description,
+            "event_names": registration.eventNames, "has_secret": registration.secret != nil,
+        ]
     }
 }

@@ -64,22 +64,28 @@ public actor OcrolusSimulation {
         stats.now = BookStatusStamp.rfc3339(clock.now())
         stats.truth = scenario.books.map { book in
             SimulationStats.BookTruth(
-                uuid: book.uuid.rawValue, pk: book.pk, status: book.bookStatus(at: now).rawValue,
-                generation: book.generation(at: now), finishedGenerations: book.finishedGenerations,
+                uuid: book.uuid.rawValue,
+                pk: book.pk,
+                status: book.bookStatus(at: now).rawValue,
+                generation: book.generation(at: now),
+                finishedGenerations: book.finishedGenerations,
                 finishedByNow: book.generations.filter { g in g.verifiedAt <= now && (book.deletedAt.map { g.verifiedAt < $0 } ?? true) }.count,
                 verifiedAt: book.generations.map { BookStatusStamp.rfc3339(date($0.verifiedAt)) },
                 analyticsReadyAt: book.generations.map { BookStatusStamp.rfc3339(date($0.analyticsReadyAt)) },
-                deletedAt: book.deletedAt.map { BookStatusStamp.rfc3339(date($0)) }, flavour: book.flavour.rawValue)
+                deletedAt: book.deletedAt.map { BookStatusStamp.rfc3339(date($0)) },
+                flavour: book.flavour.rawValue
+            )
         }
         return stats
     }
 
     /// When every Book has finished (or been deleted) and its analytics are ready, in virtual time.
     public nonisolated var settledAt: Date {
-        let last = scenario.books.map { book -> Double in
-            let ends = book.generations.map(\.analyticsReadyAt) + book.documents.map(\.finishAt)
-            return min(ends.max() ?? 0, book.deletedAt ?? .infinity)
-        }.max() ?? 0
+        let last =
+            scenario.books.map { book -> Double in
+                let ends = book.generations.map(\.analyticsReadyAt) + book.documents.map(\.finishAt)
+                return min(ends.max() ?? 0, book.deletedAt ?? .infinity)
+            }.max() ?? 0
         return config.start.addingTimeInterval(last)
     }
 }

@@ -84,7 +84,8 @@ public struct Scenario: Sendable {
     /// that begins when a declared generation does keeps its analytics delay; others (early
     /// documents finished before later ones were uploaded) take the first generation's.
     static func episodes(
-        of documents: [SimDocument], declared: [(verifiedAt: Double, analyticsReadyAt: Double)]
+        of documents: [SimDocument],
+        declared: [(verifiedAt: Double, analyticsReadyAt: Double)]
     ) -> [(verifiedAt: Double, analyticsReadyAt: Double)] {
         let firstDelay = declared.first.map { $0.analyticsReadyAt - $0.verifiedAt } ?? 0
         let moments = Set(documents.flatMap { [$0.uploadAt, $0.finishAt] }).sorted()
@@ -114,11 +115,18 @@ public struct Scenario: Sendable {
                 let duration = rng.uniform(config.processingTime)
                 let roll = rng.unit()
                 let outcome: DocumentStatus =
-                    roll < config.failFraction ? .failed
+                    roll < config.failFraction
+                    ? .failed
                     : roll < config.failFraction + config.rejectFraction ? .rejected : .verificationComplete
                 return SimDocument(
-                    pk: nextDocumentPK, uuid: rng.uuid(), name: "statement-\(number).pdf", uploadAt: uploadAt,
-                    classifyAt: uploadAt + 0.4 * duration, finishAt: uploadAt + duration, outcome: outcome)
+                    pk: nextDocumentPK,
+                    uuid: rng.uuid(),
+                    name: "statement-\(number).pdf",
+                    uploadAt: uploadAt,
+                    classifyAt: uploadAt + 0.4 * duration,
+                    finishAt: uploadAt + duration,
+                    outcome: outcome
+                )
             }
             var documents = (0..<max(1, documentCount)).map { number in
                 makeDocument(uploadAt: createdAt + rng.uniform(0...60), number: number + 1)
@@ -148,9 +156,17 @@ public struct Scenario: Sendable {
             let flavour: WebhookFlavour = config.flavour == .mixed ? (rng.chance(0.5) ? .org : .account) : config.flavour
             let uuid = BookUUID(rng.uuid()) ?? BookUUID("00000000-0000-4000-8000-000000000000")!  // rng.uuid() is well-formed
             var book = SimBook(
-                index: index, pk: 71_400_000 + index, uuid: uuid, name: "Application #\(10_000 + index)",
-                createdAt: createdAt, documents: documents, generations: generations, deletedAt: deletedAt,
-                flavour: flavour, deletedAnswersWithStatus: rng.chance(0.5))
+                index: index,
+                pk: 71_400_000 + index,
+                uuid: uuid,
+                name: "Application #\(10_000 + index)",
+                createdAt: createdAt,
+                documents: documents,
+                generations: generations,
+                deletedAt: deletedAt,
+                flavour: flavour,
+                deletedAnswersWithStatus: rng.chance(0.5)
+            )
             // Drawn only when asked for, so existing seeds keep their scenarios.
             if config.bookCompleteFraction > 0 { book.saysBookComplete = rng.chance(config.bookCompleteFraction) }
             books.append(book)

@@ -15,9 +15,11 @@ public enum SimulatorServer {
             var request = request
             let body = try await request.collectBody(upTo: 1 << 20)
             let outgoing = OutgoingRequest(
-                method: request.method.rawValue, url: "http://simulator" + request.uri.string,
+                method: request.method.rawValue,
+                url: "http://simulator" + request.uri.string,
                 headers: request.headers.map { ($0.name.rawName, $0.value) },
-                body: Array(body.readableBytesView))
+                body: Array(body.readableBytesView)
+            )
             if latency > 0 { try await Task.sleep(for: .seconds(latency)) }
             let answer = await simulation.handle(outgoing)
             var headers = HTTPFields()
@@ -25,8 +27,10 @@ public enum SimulatorServer {
                 if let field = HTTPField.Name(name) { headers[field] = value }
             }
             return Response(
-                status: HTTPResponse.Status(code: answer.status), headers: headers,
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+                status: HTTPResponse.Status(code: answer.status),
+                headers: headers,
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body))
+            )
         }
         router.get("**", use: handler)
         router.post("**", use: handler)
@@ -36,8 +40,12 @@ public enum SimulatorServer {
 
     /// An application listening on `host:port`.
     public static func application(
-        simulation: OcrolusSimulation, host: String, port: Int, latency: TimeInterval = 0,
-        services: [any Service] = [], logger: Logger = Logger(label: "ocrolus-sim"),
+        simulation: OcrolusSimulation,
+        host: String,
+        port: Int,
+        latency: TimeInterval = 0,
+        services: [any Service] = [],
+        logger: Logger = Logger(label: "ocrolus-sim"),
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
@@ -45,6 +53,7 @@ public enum SimulatorServer {
             configuration: .init(address: .hostname(host, port: port), serverName: "ocrolus-simulator"),
             services: services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
-            logger: logger)
+            logger: logger
+        )
     }
 }

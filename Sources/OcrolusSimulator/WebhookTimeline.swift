@@ -35,8 +35,16 @@ extension SimBook {
                 let docFields = base.merging([
                     "doc_uuid": document.uuid, "uploaded_doc_pk": document.pk, "uploaded_doc_uuid": document.uuid,
                 ]) { $1 }
-                add(document.uploadAt, "document.upload_succeeded", docFields.merging(["event_name": "document.upload_succeeded", "notification_reason": "Document uploaded"]) { $1 })
-                add(document.classifyAt, "document.classification_succeeded", docFields.merging(["event_name": "document.classification_succeeded"]) { $1 })
+                add(
+                    document.uploadAt,
+                    "document.upload_succeeded",
+                    docFields.merging(["event_name": "document.upload_succeeded", "notification_reason": "Document uploaded"]) { $1 }
+                )
+                add(
+                    document.classifyAt,
+                    "document.classification_succeeded",
+                    docFields.merging(["event_name": "document.classification_succeeded"]) { $1 }
+                )
                 let finished = document.outcome == .verificationComplete ? "document.verification_succeeded" : "document.verification_failed"
                 add(document.finishAt, finished, docFields.merging(["event_name": finished]) { $1 })
             }
@@ -44,13 +52,21 @@ extension SimBook {
                 let listed = documents.filter { $0.uploadAt <= generation.verifiedAt }.map {
                     ["uuid": $0.uuid, "status": $0.outcome.rawValue]
                 }
-                add(generation.verifiedAt, "book.verified", base.merging([
-                    "event_name": "book.verified", "notification_reason": "Book is verified", "uploaded_docs": listed,
-                ]) { $1 })
+                add(
+                    generation.verifiedAt,
+                    "book.verified",
+                    base.merging([
+                        "event_name": "book.verified", "notification_reason": "Book is verified", "uploaded_docs": listed,
+                    ]) { $1 }
+                )
                 add(generation.analyticsReadyAt, "book.analytics_v2.generated", base.merging(["event_name": "book.analytics_v2.generated"]) { $1 })
-                add(generation.analyticsReadyAt, "book.completed", base.merging([
-                    "event_name": "book.completed", "status": "BOOK_COMPLETE", "tasks": ["ANALYTICS", "CAPTURE"], "uploaded_docs": listed,
-                ]) { $1 })
+                add(
+                    generation.analyticsReadyAt,
+                    "book.completed",
+                    base.merging([
+                        "event_name": "book.completed", "status": "BOOK_COMPLETE", "tasks": ["ANALYTICS", "CAPTURE"], "uploaded_docs": listed,
+                    ]) { $1 }
+                )
             }
         case .account:
             for document in documents {
@@ -58,9 +74,13 @@ extension SimBook {
                 if document.pk % 2 == 0 {
                     add(document.finishAt, "", ["status": document.outcome.rawValue, "uploaded_doc_pk": document.pk, "book_pk": pk])
                 } else {
-                    add(document.finishAt, "DOC_VERIFIED", [
-                        "event_name": "DOC_VERIFIED", "status": document.outcome.rawValue, "uploaded_doc_pk": document.pk, "book_pk": pk,
-                    ])
+                    add(
+                        document.finishAt,
+                        "DOC_VERIFIED",
+                        [
+                            "event_name": "DOC_VERIFIED", "status": document.outcome.rawValue, "uploaded_doc_pk": document.pk, "book_pk": pk,
+                        ]
+                    )
                 }
             }
             for generation in generations {

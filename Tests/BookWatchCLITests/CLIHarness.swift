@@ -1,6 +1,7 @@
-@testable import BookWatchCLI
 import Foundation
 import Synchronization
+
+@testable import BookWatchCLI
 
 /// Runs `bookwatch` in-process with its own environment, clock and captured output.
 final class CLIHarness: Sendable {
@@ -24,7 +25,9 @@ final class CLIHarness: Sendable {
 
     /// Runs the command line, returning its exit code; output accumulates in the buffers.
     func run(
-        _ arguments: [String], environment: [String: String]? = nil, terminal: Bool = false,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        terminal: Bool = false,
         sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { _ in }
     ) async -> Int32 {
         out.withLock { $0 = "" }
@@ -34,7 +37,9 @@ final class CLIHarness: Sendable {
             now: { [now] in now },
             standardOutput: TextSink { text in self.out.withLock { $0 += text } },
             standardError: TextSink { text in self.err.withLock { $0 += text } },
-            outputIsTerminal: terminal, sleep: sleep)
+            outputIsTerminal: terminal,
+            sleep: sleep
+        )
         return await CLIContext.$current.withValue(context) {
             await BookWatchCommand.run(arguments: arguments)
         }

@@ -1,8 +1,9 @@
-@testable import BookWatchCLI
 import BookWatchCore
 import BookWatchStore
 import Foundation
 import Testing
+
+@testable import BookWatchCLI
 
 @Suite struct CLITests {
     let first = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -22,8 +23,12 @@ import Testing
         let books = try #require(document["books"] as? [[String: Any]])
         let book = try #require(books.first)
         #expect(books.count == 1)
-        #expect(Set(book.keys) == ["book_uuid", "book_pk", "state", "generation", "documents", "last_webhook_at",
-                                   "last_polled_at", "next_poll_at", "analytics"])
+        #expect(
+            Set(book.keys) == [
+                "book_uuid", "book_pk", "state", "generation", "documents", "last_webhook_at",
+                "last_polled_at", "next_poll_at", "analytics",
+            ]
+        )
         #expect(book["book_uuid"] as? String == first)
         #expect(book["state"] as? String == "tracking")
         #expect(book["generation"] as? Int == 1)
@@ -110,10 +115,16 @@ import Testing
         let cli = try CLIHarness()
         #expect(await cli.run(["track", first, second]) == 0)
         let store = try SQLiteBookStore(path: cli.databasePath, random: { 0 })
-        let snapshot = BookInput.snapshot(.present(pk: 7, status: .verifying, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .verificationComplete),
-            DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
-        ]))
+        let snapshot = BookInput.snapshot(
+            .present(
+                pk: 7,
+                status: .verifying,
+                documents: [
+                    DocumentSnapshot(ref: DocumentRef(pk: 1), status: .verificationComplete),
+                    DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
+                ]
+            )
+        )
         _ = try await store.apply(snapshot, to: try BookUUID(parsing: second), at: cli.now.addingTimeInterval(-180), options: .init())
         try store.close()
         #expect(await cli.run(["status"]) == 0)
@@ -183,8 +194,20 @@ import Testing
         #expect(await cli.run(["track", book]) == 0)
         let store = try SQLiteBookStore(path: cli.databasePath)
         let uuid = try BookUUID(parsing: book)
-        _ = try await store.apply(.snapshot(.present(pk: 1, status: .verified, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: uuid, at: cli.now, options: .init())
+        _ = try await store.apply(
+            .snapshot(
+                .present(
+                    pk: 1,
+                    status: .verified,
+                    documents: [
+                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
+                    ]
+                )
+            ),
+            to: uuid,
+            at: cli.now,
+            options: .init()
+        )
         if fail {
             _ = try await store.apply(.analytics(generation: 1, .permanentError("403 code 2102")), to: uuid, at: cli.now, options: .init())
         } else {

@@ -1,22 +1,31 @@
-@testable import BookWatchCLI
 import BookWatchService
 import Foundation
 import Logging
 import Synchronization
 import Testing
 
+@testable import BookWatchCLI
+
 @Suite struct ConfigCommandTests {
     @Test func printsEverySettingWithItsSourceAndRedactsSecrets() async throws {
         let cli = try CLIHarness()
         let file = cli.directory + "/bw.conf"
         try "BOOKWATCH_POLL_MIN_SECONDS=30\nOCROLUS_CLIENT_ID=from-file\n".write(toFile: file, atomically: true, encoding: .utf8)
-        let code = await cli.run(["config", "--config", file, "--port", "9191", "--json"], environment: [
-            "OCROLUS_CLIENT_ID": "client-1", "OCROLUS_CLIENT_SECRET": "very-secret-client-secret",
-            "BOOKWATCH_WEBHOOK_SECRET": "whsec-0123456789abcdef",
-        ])
+        let code = await cli.run(
+            ["config", "--config", file, "--port", "9191", "--json"],
+            environment: [
+                "OCROLUS_CLIENT_ID": "client-1", "OCROLUS_CLIENT_SECRET": "very-secret-client-secret",
+                "BOOKWATCH_WEBHOOK_SECRET": "whsec-0123456789abcdef",
+            ]
+        )
         #expect(code == 0, "\(cli.standardError)")
         struct Output: Decodable {
-            struct Setting: Decodable { let name: String; let value: String?; let source: String; let secret: Bool }
+            struct Setting: Decodable {
+                let name: String
+                let value: String?
+                let source: String
+                let secret: Bool
+            }
             let settings: [Setting]
             let valid: Bool
         }
@@ -35,8 +44,15 @@ import Testing
     @Test func aDatabaseURLIsShownWithoutItsPassword() async throws {
         let cli = try CLIHarness()
         let url = "postgres://bookwatch:pg-pass-1234@db.internal:5432/bookwatch?sslmode=require"
-        #expect(await cli.run(["config"], environment: ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s",
-                                                       "BOOKWATCH_DATABASE": url]) == 0)
+        #expect(
+            await cli.run(
+                ["config"],
+                environment: [
+                    "OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s",
+                    "BOOKWATCH_DATABASE": url,
+                ]
+            ) == 0
+        )
         #expect(cli.standardOutput.contains("postgres://bookwatch:***@db.internal:5432/bookwatch?sslmode=require"))
         #expect(!cli.standardOutput.contains("pg-pass-1234"))
         // A malformed URL is a usage error naming the setting, still without the password.
@@ -46,16 +62,26 @@ import Testing
 
     @Test func aBadSettingExitsTwoNamingIt() async throws {
         let cli = try CLIHarness()
-        let code = await cli.run(["config"], environment: [
-            "OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s", "BOOKWATCH_POLL_MIN_SECONDS": "soon",
-        ])
+        let code = await cli.run(
+            ["config"],
+            environment: [
+                "OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s", "BOOKWATCH_POLL_MIN_SECONDS": "soon",
+            ]
+        )
         #expect(code == 2)
         #expect(cli.standardError.contains("BOOKWATCH_POLL_MIN_SECONDS"))
         // The table still shows what was read.
         #expect(cli.standardOutput.split(separator: "\n").contains { $0.hasPrefix("BOOKWATCH_POLL_MIN_SECONDS ") && $0.contains(" soon ") })
         #expect(await cli.run(["config", "--log-format", "xml"]) == 2)
-        #expect(await cli.run(["config"], environment: ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s",
-                                                       "BOOKWATCH_LOG_LEVEL": "loud"]) == 2)
+        #expect(
+            await cli.run(
+                ["config"],
+                environment: [
+                    "OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s",
+                    "BOOKWATCH_LOG_LEVEL": "loud",
+                ]
+            ) == 2
+        )
         #expect(cli.standardError.contains("BOOKWATCH_LOG_LEVEL"))
     }
 
@@ -86,8 +112,13 @@ import Testing
 
     func logger(_ format: LogFormat, _ lines: Lines) -> Logger {
         Logger(label: "bookwatch") { label in
-            LineLogHandler(label: label, format: format, level: .info, now: { Date(timeIntervalSince1970: 1_774_000_000) },
-                           write: { lines.append($0) })
+            LineLogHandler(
+                label: label,
+                format: format,
+                level: .info,
+                now: { Date(timeIntervalSince1970: 1_774_000_000) },
+                write: { lines.append($0) }
+            )
         }
     }
 
@@ -97,9 +128,11 @@ import Testing
         log[metadataKey: "request_id"] = "req-1"
         log.info("webhook applied", metadata: ["book_uuid": "09c52985-2f05-4022-a738-9277cc335c7e", "event": "book verified"])
         log.debug("not shown at info")
-        #expect(lines.all == [
-            "2026-03-20T09:46:40.000Z info bookwatch: webhook applied book_uuid=09c52985-2f05-4022-a738-9277cc335c7e event=\"book verified\" request_id=req-1\n",
-        ])
+        #expect(
+            lines.all == [
+                "2026-03-20T09:46:40.000Z info bookwatch: webhook applied book_uuid=09c52985-2f05-4022-a738-9277cc335c7e event=\"book verified\" request_id=req-1\n"
+            ]
+        )
     }
 
     @Test func jsonIsOneObjectPerLine() throws {
@@ -109,7 +142,11 @@ import Testing
         let line = try #require(lines.all.first)
         #expect(line.hasSuffix("}\n") && line.filter { $0 == "\n" }.count == 1)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
-        #expect(object == ["ts": "2026-03-20T09:46:40.000Z", "level": "warning", "logger": "bookwatch",
-                           "msg": "status poll failed; retrying later", "book_uuid": "b1", "retry_in_s": "10"])
+        #expect(
+            object == [
+                "ts": "2026-03-20T09:46:40.000Z", "level": "warning", "logger": "bookwatch",
+                "msg": "status poll failed; retrying later", "book_uuid": "b1", "retry_in_s": "10",
+            ]
+        )
     }
 }

@@ -1,4 +1,3 @@
-@testable import BookWatchCLI
 import BookWatchCore
 import BookWatchService
 import BookWatchStore
@@ -6,8 +5,10 @@ import Foundation
 import Logging
 import OcrolusAPI
 import OcrolusSimulator
-import Testing
 import Synchronization
+import Testing
+
+@testable import BookWatchCLI
 
 /// The whole watcher against the in-process simulator on a manual clock: hours of processing in
 /// seconds. Each preset checks exactly-once from the simulator's own counters.
@@ -29,7 +30,9 @@ import Synchronization
     /// - Parameter trackAll: the lender tracks every Book it creates (`bookwatch track`); otherwise
     ///   Books are known only from webhooks (auto-track).
     func run(
-        _ configure: (inout SimulationConfig) -> Void, endpoints: [AnalyticsEndpoint] = [.summary], trackAll: Bool = false,
+        _ configure: (inout SimulationConfig) -> Void,
+        endpoints: [AnalyticsEndpoint] = [.summary],
+        trackAll: Bool = false,
         trustWebhooks: Bool = true
     ) async throws -> Outcome {
         var config = SimulationConfig()
@@ -49,8 +52,13 @@ import Synchronization
         watcherConfig.webhookSilence = 1800
         watcherConfig.trustWebhooks = trustWebhooks
         let deployment = try SimulatedDeployment(
-            simulation: config, clock: clock, databasePath: directory.appendingPathComponent("e2e.sqlite").path,
-            watcher: watcherConfig, pollSchedule: PollSchedule(minimum: 60, maximum: 900), logger: logger)
+            simulation: config,
+            clock: clock,
+            databasePath: directory.appendingPathComponent("e2e.sqlite").path,
+            watcher: watcherConfig,
+            pollSchedule: PollSchedule(minimum: 60, maximum: 900),
+            logger: logger
+        )
         if trackAll {
             for book in deployment.simulation.scenario.books {
                 _ = try await deployment.store.apply(.command(.track(.operator)), to: book.uuid, at: clock.now(), options: .init())
@@ -60,32 +68,41 @@ import Synchronization
         let records = try await deployment.store.books(state: nil, limit: nil)
         let stats = await deployment.simulation.stats()
         return Outcome(
-            stats: stats, results: try await deployment.store.analyticsCounts().results,
+            stats: stats,
+            results: try await deployment.store.analyticsCounts().results,
             states: Dictionary(uniqueKeysWithValues: records.map { ($0.uuid, $0.machine.phase) }),
             polls: stats.statusCalls,
             superseded: try await deployment.store.analyticsCounts().jobs["superseded"] ?? 0,
             metrics: PrometheusSamples.parse(String(decoding: deployment.metrics.exposition(), as: UTF8.self)),
             completeJobs: try await deployment.store.analyticsCounts().jobs["complete"] ?? 0,
-            inboxBatches: deployment.writer.batches.load(ordering: .relaxed))
+            inboxBatches: deployment.writer.batches.load(ordering: .relaxed)
+        )
     }
 
     /// Exactly one analytics 200 per finished (Book, generation, endpoint), one stored result each,
     /// deleted Books ended `failed` or `deleted`, every other Book complete.
     /// The metrics agree with the simulator's own counters.
     func checkMetrics(_ outcome: Outcome, _ label: String) {
-        let stats = outcome.stats, samples = outcome.metrics
+        let stats = outcome.stats
+        let samples = outcome.metrics
         func sum(_ name: String, _ matching: String...) -> Int { Int(PrometheusSamples.sum(samples, name, matching: matching)) }
         #expect(sum("bookwatch_ocrolus_requests_total", #"endpoint="analytics_"#, #"code="200""#) == stats.analyticsOK, "\(label)")
         #expect(sum("bookwatch_ocrolus_requests_total", #"code="429""#) == stats.answers429, "\(label)")
         #expect(sum("bookwatch_analytics_not_ready_total") == stats.analyticsNotReady, "\(label)")
         #expect(sum("bookwatch_polls_total") == stats.statusCalls, "\(label)")
-        #expect(sum("bookwatch_webhooks_received_total", #"outcome="accepted""#) + sum("bookwatch_webhooks_received_total", #"outcome="duplicate""#)
-                == stats.deliveryAnswers["200", default: 0], "\(label)")
+        #expect(
+            sum("bookwatch_webhooks_received_total", #"outcome="accepted""#) + sum("bookwatch_webhooks_received_total", #"outcome="duplicate""#)
+                == stats.deliveryAnswers["200", default: 0],
+            "\(label)"
+        )
         #expect(sum("bookwatch_analytics_retrievals_total", #"outcome="stored""#) == outcome.completeJobs, "\(label)")
         #expect(sum("bookwatch_completion_seconds_count") == outcome.completeJobs, "\(label)")
         // Every delivery went through the group commit: at most one transaction per delivery answered.
         let answered = stats.deliveryAnswers["200", default: 0]
-        #expect(answered == 0 ? outcome.inboxBatches == 0 : (1...answered).contains(outcome.inboxBatches), "\(label): \(outcome.inboxBatches) batches")
+        #expect(
+            answered == 0 ? outcome.inboxBatches == 0 : (1...answered).contains(outcome.inboxBatches),
+            "\(label): \(outcome.inboxBatches) batches"
+        )
     }
 
     func checkExactlyOnce(_ outcome: Outcome, endpoints: Int = 1, _ label: String) {
@@ -99,12 +116,16 @@ import Synchronization
         // analytics could be fetched is superseded (it cannot be fetched any more).
         for truth in kept where truth.finishedGenerations > 0 {
             let lastKeys = stats.analyticsOKByKey.keys.filter { $0.hasPrefix("\(truth.uuid):\(truth.finishedGenerations):") }
-            #expect(lastKeys.count == endpoints,
-                    "\(label): \(truth.uuid) generation \(truth.finishedGenerations) not retrieved (\(BookUUID(truth.uuid).flatMap { outcome.states[$0] }.map { "\($0)" } ?? "untracked"))")
+            #expect(
+                lastKeys.count == endpoints,
+                "\(label): \(truth.uuid) generation \(truth.finishedGenerations) not retrieved (\(BookUUID(truth.uuid).flatMap { outcome.states[$0] }.map { "\($0)" } ?? "untracked"))"
+            )
         }
         #expect(keptKeys.count <= expected)
-        #expect(keptKeys.count + outcome.superseded * endpoints >= expected,
-                "\(label): \(keptKeys.count) keys retrieved, \(expected) finished, \(outcome.superseded) superseded")
+        #expect(
+            keptKeys.count + outcome.superseded * endpoints >= expected,
+            "\(label): \(keptKeys.count) keys retrieved, \(expected) finished, \(outcome.superseded) superseded"
+        )
         let deletedBound = stats.truth.filter { $0.deletedAt != nil }.reduce(0) { $0 + $1.finishedGenerations } * endpoints
         #expect(stats.analyticsOKByKey.count - keptKeys.count <= deletedBound)
         #expect(outcome.results == stats.analyticsOKByKey.count, "\(label): results stored")
@@ -120,23 +141,34 @@ import Synchronization
             }
         }
         checkMetrics(outcome, label)
-        print("e2e \(label): \(stats.analyticsOKByKey.count) (Book, generation, endpoint) retrieved once each, \(outcome.superseded) superseded, \(stats.statusCalls) status calls for \(stats.books) Books, "
-              + "\(stats.webhooksDroppedByFault) webhooks lost, \(stats.answers5xx) 5xx, \(stats.answers429) 429")
+        print(
+            "e2e \(label): \(stats.analyticsOKByKey.count) (Book, generation, endpoint) retrieved once each, \(outcome.superseded) superseded, \(stats.statusCalls) status calls for \(stats.books) Books, "
+                + "\(stats.webhooksDroppedByFault) webhooks lost, \(stats.answers5xx) 5xx, \(stats.answers429) 429"
+        )
     }
 
     @Test func clean() async throws {
-        checkExactlyOnce(try await run { $0.reopenFraction = 0; $0.deleteFraction = 0 }, "clean")
+        checkExactlyOnce(
+            try await run {
+                $0.reopenFraction = 0
+                $0.deleteFraction = 0
+            },
+            "clean"
+        )
     }
 
     @Test func faults() async throws {
-        let outcome = try await run({
-            $0.faults.webhookDrop = 0.3
-            $0.faults.webhookDuplicate = 0.2
-            $0.faults.webhookDelay = 0.3
-            $0.faults.api5xx = 0.1
-            $0.faults.api429 = 0.05
-            $0.flavour = .mixed
-        }, trackAll: true)
+        let outcome = try await run(
+            {
+                $0.faults.webhookDrop = 0.3
+                $0.faults.webhookDuplicate = 0.2
+                $0.faults.webhookDelay = 0.3
+                $0.faults.api5xx = 0.1
+                $0.faults.api429 = 0.05
+                $0.flavour = .mixed
+            },
+            trackAll: true
+        )
         checkExactlyOnce(outcome, "faults")
         #expect(outcome.stats.answers5xx > 0 && outcome.stats.answers429 > 0)
     }
@@ -145,15 +177,18 @@ import Synchronization
     /// their view was taken (an answer in flight across webhooks), 5xx, lossy and late webhooks.
     /// Every generation is still retrieved once, and no live Book ends deleted.
     @Test func bareNotFoundsAndLateAnswers() async throws {
-        let outcome = try await run({
-            $0.faults.bareNotFound = 0.05
-            $0.faults.answerDelay = 8
-            $0.faults.api5xx = 0.1
-            $0.faults.webhookDrop = 0.3
-            $0.faults.webhookDuplicate = 0.2
-            $0.faults.webhookDelay = 0.3
-            $0.faults.maxWebhookDelay = 120
-        }, trackAll: true)
+        let outcome = try await run(
+            {
+                $0.faults.bareNotFound = 0.05
+                $0.faults.answerDelay = 8
+                $0.faults.api5xx = 0.1
+                $0.faults.webhookDrop = 0.3
+                $0.faults.webhookDuplicate = 0.2
+                $0.faults.webhookDelay = 0.3
+                $0.faults.maxWebhookDelay = 120
+            },
+            trackAll: true
+        )
         checkExactlyOnce(outcome, "adversary")
         #expect(outcome.stats.answersBare404 > 0)
         let live = outcome.stats.truth.filter { $0.deletedAt == nil }.compactMap { BookUUID($0.uuid) }
@@ -169,7 +204,10 @@ import Synchronization
     }
 
     @Test func reopenedBooksAreRetrievedOncePerGeneration() async throws {
-        let outcome = try await run { $0.reopenFraction = 1; $0.deleteFraction = 0 }
+        let outcome = try await run {
+            $0.reopenFraction = 1
+            $0.deleteFraction = 0
+        }
         checkExactlyOnce(outcome, "reopen")
         #expect(outcome.stats.truth.allSatisfy { $0.finishedGenerations == 2 })
     }
@@ -215,7 +253,13 @@ import Synchronization
     }
 
     @Test func deletedBooksEndDeletedOrFailed() async throws {
-        let outcome = try await run({ $0.deleteFraction = 1; $0.reopenFraction = 0 }, trackAll: true)
+        let outcome = try await run(
+            {
+                $0.deleteFraction = 1
+                $0.reopenFraction = 0
+            },
+            trackAll: true
+        )
         checkExactlyOnce(outcome, "delete")
         #expect(outcome.states.values.contains(.deleted))
     }

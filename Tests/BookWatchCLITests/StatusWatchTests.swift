@@ -1,9 +1,10 @@
-@testable import BookWatchCLI
 import BookWatchCore
 import BookWatchStore
 import Foundation
 import Synchronization
 import Testing
+
+@testable import BookWatchCLI
 
 /// `status` as an operator's tool: progress bars, colours only on a terminal without NO_COLOR,
 /// and `--watch` frames (counted through the injected sleep, never waited for).
@@ -30,12 +31,23 @@ import Testing
         let cli = try CLIHarness()
         #expect(await cli.run(["track", first, second]) == 0)
         let store = try SQLiteBookStore(path: cli.databasePath, random: { 0 })
-        _ = try await store.apply(.snapshot(.present(pk: 7, status: .verifying, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .verificationComplete),
-            DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
-            DocumentSnapshot(ref: DocumentRef(pk: 3), status: .completed),
-            DocumentSnapshot(ref: DocumentRef(pk: 4), status: .queued),
-        ])), to: try BookUUID(parsing: second), at: cli.now, options: .init())
+        _ = try await store.apply(
+            .snapshot(
+                .present(
+                    pk: 7,
+                    status: .verifying,
+                    documents: [
+                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .verificationComplete),
+                        DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
+                        DocumentSnapshot(ref: DocumentRef(pk: 3), status: .completed),
+                        DocumentSnapshot(ref: DocumentRef(pk: 4), status: .queued),
+                    ]
+                )
+            ),
+            to: try BookUUID(parsing: second),
+            at: cli.now,
+            options: .init()
+        )
         try store.close()
         return cli
     }

@@ -1,8 +1,9 @@
-@testable import BookWatchCLI
 import BookWatchCore
 import BookWatchStore
 import Foundation
 import Testing
+
+@testable import BookWatchCLI
 
 /// `bench store` times what it claims to: every Book taken through its whole life, once.
 @Suite struct StoreBenchTests {

@@ -1,5 +1,6 @@
-@testable import BookWatchCLI
 import Testing
+
+@testable import BookWatchCLI
 
 /// The strategy bench's figures come from the simulator's own counters; a small run checks the
 /// table's meaning (every Book complete once for the hybrid, nothing for webhook-only without webhooks).

@@ -23,7 +23,8 @@ import Testing
                 return "snapshot \(status) [" + docs.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]"
             case .webhook(let hint):
                 return "webhook \(hint.event) doc=\(hint.document?.pk.map(String.init) ?? "-") status=\(hint.documentStatus?.rawValue ?? "-")"
-                    + (hint.listedDocuments.isEmpty ? "" : " listed [" + hint.listedDocuments.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]")
+                    + (hint.listedDocuments.isEmpty
+                        ? "" : " listed [" + hint.listedDocuments.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]")
             case .analytics(let generation, let outcome): return "analytics gen \(generation): \(outcome)"
             case .command(let command): return "command \(command)"
             case .pollRefused(let reason): return "poll refused: \(reason)"
@@ -37,7 +38,9 @@ import Testing
 
     // MARK: generators
 
-    static let documentStatuses: [DocumentStatus] = [.processing, .verificationComplete, .rejected, .uploaded, .deleted, .unknown("NEW_STATE"), .failed]
+    static let documentStatuses: [DocumentStatus] = [
+        .processing, .verificationComplete, .rejected, .uploaded, .deleted, .unknown("NEW_STATE"), .failed,
+    ]
     static let bookStatuses: [BookStatus] = [.verified, .verifying, .verified, .deleted, .upload, .unknown("ARCHIVING")]
     static let events: [WebhookEvent] = [
         .documentVerified, .bookVerified, .bookCompleted, .documentUploaded, .documentStatus, .bookAnalyticsGenerated,
@@ -47,24 +50,35 @@ import Testing
     static let snapshotGen = zip(Gen.int(in: 0...5), Gen.int(in: 0...6).array(of: 1...4)).map { book, docs -> BookInput in
         let status = bookStatuses[book]
         if status == .deleted { return .snapshot(.gone) }
-        return .snapshot(.present(pk: 42, status: status, documents: docs.enumerated().map {
-            DocumentSnapshot(ref: Fixture.doc($0.offset + 1), status: documentStatuses[$0.element])
-        }))
+        return .snapshot(
+            .present(
+                pk: 42,
+                status: status,
+                documents: docs.enumerated().map {
+                    DocumentSnapshot(ref: Fixture.doc($0.offset + 1), status: documentStatuses[$0.element])
+                }
+            )
+        )
     }
 
     /// Hints, a third of them with a body listing documents (`uploaded_docs[]`): trusted, a
     /// finished book-level body listing every known document finishes the Book.
     static let hintGen = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...7), Gen.int(in: 0...6).array(of: 0...4))
         .map { event, doc, status, listed -> BookInput in
-            .webhook(WebhookHint(
-                event: events[event],
-                document: doc == 0 ? nil : Fixture.doc(doc),
-                documentStatus: status == 0 ? nil : documentStatuses[status - 1],
-                listedDocuments: listed.count < 2 ? [] : listed.enumerated().map {
-                    DocumentSnapshot(ref: Fixture.doc($0.offset + 1), status: documentStatuses[$0.element])
-                },
-                // Mostly signed deliveries; an unauthenticated one never stands in for a status call.
-                authenticated: (event + doc) % 4 != 0))
+            .webhook(
+                WebhookHint(
+                    event: events[event],
+                    document: doc == 0 ? nil : Fixture.doc(doc),
+                    documentStatus: status == 0 ? nil : documentStatuses[status - 1],
+                    listedDocuments: listed.count < 2
+                        ? []
+                        : listed.enumerated().map {
+                            DocumentSnapshot(ref: Fixture.doc($0.offset + 1), status: documentStatuses[$0.element])
+                        },
+                    // Mostly signed deliveries; an unauthenticated one never stands in for a status call.
+                    authenticated: (event + doc) % 4 != 0
+                )
+            )
         }
 
     /// Analytics outcomes and operator commands: inputs that are not hints.

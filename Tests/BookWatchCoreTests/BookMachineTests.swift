@@ -271,8 +271,13 @@ import Testing
         // A poll in flight while a trusted body finished the Book: its older answer is no reopen.
         var machine = BookMachine(uuid: F.uuid)
         _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
-        let body = BookInput.webhook(WebhookHint(
-            event: .bookVerified, listedDocuments: [DocumentSnapshot(ref: F.doc(1), status: .verificationComplete)], authenticated: true))
+        let body = BookInput.webhook(
+            WebhookHint(
+                event: .bookVerified,
+                listedDocuments: [DocumentSnapshot(ref: F.doc(1), status: .verificationComplete)],
+                authenticated: true
+            )
+        )
         _ = machine.apply(body, at: F.t0.plus(10), trustingWebhooks: true)
         #expect(machine.phase == .retrieving)
         let late = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(12), answeredAsOf: F.t0.plus(9))
@@ -394,8 +399,11 @@ import Testing
         var machine = BookMachine(uuid: F.uuid)
         _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
         _ = machine.apply(F.hint(.documentVerified, doc: 1), at: F.t0.plus(11))
-        let late = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(20 + BookMachine.statusLag),
-                                 answeredAsOf: F.t0.plus(10))
+        let late = machine.apply(
+            F.verifying(finished: [], unfinished: [1]),
+            at: F.t0.plus(20 + BookMachine.statusLag),
+            answeredAsOf: F.t0.plus(10)
+        )
         #expect(machine.documents.first?.hint == .succeeded, "the answer could not know of the event")
         #expect(late.contains(.pollWithin(.soon)))
         // The next answer shows the finish: it was announced, not missed.
@@ -404,8 +412,11 @@ import Testing
         var asked = BookMachine(uuid: F.uuid)
         _ = asked.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
         _ = asked.apply(F.hint(.documentVerified, doc: 1), at: F.t0.plus(11))
-        _ = asked.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(20 + BookMachine.statusLag),
-                        answeredAsOf: F.t0.plus(12))
+        _ = asked.apply(
+            F.verifying(finished: [], unfinished: [1]),
+            at: F.t0.plus(20 + BookMachine.statusLag),
+            answeredAsOf: F.t0.plus(12)
+        )
         #expect(asked.documents.first?.hint == nil)
     }
 
@@ -424,7 +435,9 @@ import Testing
         #expect(machine.documents.count == 2)
         #expect(machine.confirmedDocuments.count == 1)
         // A later verification of that unseen document could be the last one.
-        let (_, next) = F.machine(after: [F.verifying(finished: [1], unfinished: []), F.hint(.documentUploaded, doc: 9), F.hint(.documentVerified, doc: 9)])
+        let (_, next) = F.machine(after: [
+            F.verifying(finished: [1], unfinished: []), F.hint(.documentUploaded, doc: 9), F.hint(.documentVerified, doc: 9),
+        ])
         #expect(next == [.pollNow(.webhookHint)])
     }
 
@@ -448,10 +461,15 @@ import Testing
     }
 
     @Test func bookEventListingAnUnseenDocumentAfterCompletePolls() {
-        let listing = BookInput.webhook(WebhookHint(
-            event: .bookVerified,
-            listedDocuments: [DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID(1)), status: .verificationComplete),
-                              DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID(2)), status: .verificationComplete)]))
+        let listing = BookInput.webhook(
+            WebhookHint(
+                event: .bookVerified,
+                listedDocuments: [
+                    DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID(1)), status: .verificationComplete),
+                    DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID(2)), status: .verificationComplete),
+                ]
+            )
+        )
         let (_, actions) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), listing])
         #expect(actions == [.pollNow(.webhookHint)])
     }

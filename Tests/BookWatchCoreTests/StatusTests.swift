@@ -46,8 +46,10 @@ import Testing
     @Test func uuidParsingNormalisesAndRejects() throws {
         let parsed = try BookUUID(parsing: "09C52985-2F05-4022-A738-9277CC335C7E")
         #expect(parsed.rawValue == "09c52985-2f05-4022-a738-9277cc335c7e")
-        for bad in ["", "not-a-uuid", "09c52985-2f05-4022-a738-9277cc335c7", "09c52985x2f05-4022-a738-9277cc335c7e",
-                    "g9c52985-2f05-4022-a738-9277cc335c7e", "09c52985-2f05-4022-a738-9277cc335c7e0"] {
+        for bad in [
+            "", "not-a-uuid", "09c52985-2f05-4022-a738-9277cc335c7", "09c52985x2f05-4022-a738-9277cc335c7e",
+            "g9c52985-2f05-4022-a738-9277cc335c7e", "09c52985-2f05-4022-a738-9277cc335c7e0",
+        ] {
             #expect(throws: MalformedUUID(input: bad)) { try BookUUID(parsing: bad) }
         }
     }

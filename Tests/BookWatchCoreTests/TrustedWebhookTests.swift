@@ -8,12 +8,19 @@ import Testing
     typealias F = Fixture
 
     static func body(
-        _ docs: [(Int, DocumentStatus)], event: WebhookEvent = .bookVerified, bookStatus: BookStatus? = nil, authenticated: Bool = true
+        _ docs: [(Int, DocumentStatus)],
+        event: WebhookEvent = .bookVerified,
+        bookStatus: BookStatus? = nil,
+        authenticated: Bool = true
     ) -> BookInput {
-        .webhook(WebhookHint(
-            event: event, bookStatus: bookStatus,
-            listedDocuments: docs.map { DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID($0.0)), status: $0.1) },
-            authenticated: authenticated))
+        .webhook(
+            WebhookHint(
+                event: event,
+                bookStatus: bookStatus,
+                listedDocuments: docs.map { DocumentSnapshot(ref: DocumentRef(uuid: F.docUUID($0.0)), status: $0.1) },
+                authenticated: authenticated
+            )
+        )
     }
 
     /// A Book tracked at creation whose two documents were announced uploaded and verified.
@@ -60,7 +67,9 @@ import Testing
     @Test func anUnauthenticatedBodyNeverStandsInForAStatusCall() {
         // No secret, no Basic credentials, no allowlist: any POST could have sent it.
         let (machine, actions) = Self.run(
-            Self.announced + [Self.body([(1, .verificationComplete), (2, .rejected)], authenticated: false)], trusted: true)
+            Self.announced + [Self.body([(1, .verificationComplete), (2, .rejected)], authenticated: false)],
+            trusted: true
+        )
         #expect(actions == [.pollNow(.webhookHint)])
         #expect(machine.phase == .tracking)
     }
@@ -75,9 +84,12 @@ import Testing
         #expect(actions == [.pollNow(.webhookHint)])
         #expect(machine.phase == .tracking)
         // A document that only an earlier body's list named was never announced either.
-        let (listed, second) = Self.run([
-            .command(.track(.created)), Self.body([(1, .verificationComplete)]), Self.body([(1, .verificationComplete)]),
-        ], trusted: true)
+        let (listed, second) = Self.run(
+            [
+                .command(.track(.created)), Self.body([(1, .verificationComplete)]), Self.body([(1, .verificationComplete)]),
+            ],
+            trusted: true
+        )
         #expect(second == [.pollNow(.webhookHint)])
         #expect(listed.phase == .tracking)
         // Nothing known at all: an empty known set is not "every known document finished".
@@ -133,7 +145,9 @@ import Testing
         #expect(Self.run(complete + [Self.body([(1, .verificationComplete), (2, .verificationComplete)])], trusted: true).1 == [])
         // A body naming a new document after completion is a possible reopen: a status call decides.
         let (machine, actions) = Self.run(
-            complete + [Self.body([(1, .verificationComplete), (2, .verificationComplete), (3, .verificationComplete)])], trusted: true)
+            complete + [Self.body([(1, .verificationComplete), (2, .verificationComplete), (3, .verificationComplete)])],
+            trusted: true
+        )
         #expect(actions == [.pollNow(.webhookHint)])
         #expect(machine.phase == .complete)
         #expect(machine.lastOpenedGeneration == 1)
@@ -165,8 +179,10 @@ import Testing
         #expect(!later.0.watchedSinceCreation)
         #expect(!later.1.contains { if case .webhookCoverage = $0 { true } else { false } })
         // "New" after a poll has seen it is not new.
-        let polledFirst = Self.run([.command(.track(.operator)), F.verifying(finished: [], unfinished: [1]), .command(.track(.created))],
-                                   trusted: false)
+        let polledFirst = Self.run(
+            [.command(.track(.operator)), F.verifying(finished: [], unfinished: [1]), .command(.track(.created))],
+            trusted: false
+        )
         #expect(!polledFirst.0.watchedSinceCreation)
     }
 

@@ -12,14 +12,25 @@ import Testing
 @Suite struct AdversaryTests {
     static let uuid = FreshViewTests.uuid
     static let finished = FreshViewTests.finished
-    static let verifying = BookSnapshot.present(pk: 1, status: .verifying, documents: [
-        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .processing)])
+    static let verifying = BookSnapshot.present(
+        pk: 1,
+        status: .verifying,
+        documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .processing)
+        ]
+    )
 
     /// A scripted Ocrolus: status answers and analytics answers from queues (the last one repeats),
     /// either of which may be held until the test releases it; every call is counted.
     final class API: OcrolusAPIClient {
-        enum StatusAnswer: Sendable { case snapshot(BookSnapshot), error(OcrolusError) }
-        enum AnalyticsReply: Sendable { case answer(AnalyticsAnswer), error(OcrolusError) }
+        enum StatusAnswer: Sendable {
+            case snapshot(BookSnapshot)
+            case error(OcrolusError)
+        }
+        enum AnalyticsReply: Sendable {
+            case answer(AnalyticsAnswer)
+            case error(OcrolusError)
+        }
         struct State {
             var status: [StatusAnswer]
             var analytics: [AnalyticsReply]
@@ -45,7 +56,10 @@ import Testing
 
         func release() {
             let held = state.withLock { state in
-                defer { state.heldStatus = []; state.heldAnalytics = [] }
+                defer {
+                    state.heldStatus = []
+                    state.heldAnalytics = []
+                }
                 return state.heldStatus + state.heldAnalytics
             }
             for continuation in held { continuation.resume() }
@@ -83,7 +97,10 @@ import Testing
 
         /// Like the real client: `beforeSend` runs after the (here: scripted) limiter wait.
         func analytics(
-            uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority, beforeSend: @Sendable () async throws -> Void
+            uuid: BookUUID,
+            endpoint: AnalyticsEndpoint,
+            priority: RequestPriority,
+            beforeSend: @Sendable () async throws -> Void
         ) async throws -> AnalyticsAnswer {
             if state.withLock({ $0.holdAnalyticsBeforeSend }) {
                 await withCheckedContinuation { continuation in state.withLock { $0.heldAnalytics.append(continuation) } }
@@ -98,13 +115,26 @@ import Testing
 
     static let unavailable = OcrolusError(.transient, endpoint: "analytics/summary", httpStatus: 503, message: "unavailable")
 
-    static func watcher(_ h: IngressHarness, _ api: API, clock: ManualClock, owner: String = "w1",
-                        configure: (inout WatcherConfiguration) -> Void = { _ in }) -> Watcher {
+    static func watcher(
+        _ h: IngressHarness,
+        _ api: API,
+        clock: ManualClock,
+        owner: String = "w1",
+        configure: (inout WatcherConfiguration) -> Void = { _ in }
+    ) -> Watcher {
         var configuration = WatcherConfiguration()
         configuration.owner = owner
         configure(&configuration)
-        return Watcher(store: h.store, client: api, clock: clock, configuration: configuration, health: h.health, logger: quietLogger,
-                       metrics: h.metrics, random: { 0.5 })
+        return Watcher(
+            store: h.store,
+            client: api,
+            clock: clock,
+            configuration: configuration,
+            health: h.health,
+            logger: quietLogger,
+            metrics: h.metrics,
+            random: { 0.5 }
+        )
     }
 
     /// Waits (in real time, briefly) until `condition` holds: for a call parked in the scripted API.
@@ -139,9 +169,14 @@ import Testing
 
     /// Two documents, both finished: what the Book shows after a second one was uploaded and
     /// processed while the job waited (its webhook lost).
-    static let grown = BookSnapshot.present(pk: 1, status: .verified, documents: [
-        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .verificationComplete),
-        DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .verificationComplete)])
+    static let grown = BookSnapshot.present(
+        pk: 1,
+        status: .verified,
+        documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .verificationComplete),
+            DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .verificationComplete),
+        ]
+    )
 
     @Test func analyticsFetchedWhileTheBookGrewAreDroppedAndTheNextGenerationRetrievesThemOnce() async throws {
         let h = try IngressHarness()
@@ -180,7 +215,12 @@ import Testing
         #expect(try await watcher.runAnalytics(limit: 1) == 1)
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
         // Ocrolus answers again: the same documents, finished; nothing is fetched twice.
-        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: TransitionOptions(snapshotTakenAt: clock.now()))
+        _ = try await h.store.apply(
+            .snapshot(Self.finished),
+            to: Self.uuid,
+            at: clock.now(),
+            options: TransitionOptions(snapshotTakenAt: clock.now())
+        )
         _ = try await watcher.runAnalytics()
         #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).map(\.generation) == [1])
         #expect(api.calls.analytics == 1)
@@ -210,8 +250,11 @@ import Testing
     @Test func notReadyNeverCountsAsAnAttemptAndAnAnalyticsReadyWebhookReleasesTheJob() async throws {
         let h = try IngressHarness()
         let clock = ManualClock(start: h.clock.now())
-        let api = API(clock: clock, status: [.snapshot(Self.finished)],
-                      analytics: Array(repeating: .answer(.notReady(retryAfter: nil)), count: 30) + [.answer(.ready([1]))])
+        let api = API(
+            clock: clock,
+            status: [.snapshot(Self.finished)],
+            analytics: Array(repeating: .answer(.notReady(retryAfter: nil)), count: 30) + [.answer(.ready([1]))]
+        )
         let watcher = Self.watcher(h, api, clock: clock)
         _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
         _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
@@ -236,9 +279,17 @@ import Testing
         #expect(waiting > clock.now().addingTimeInterval(5))
         // book.completed says analytics are ready: the job is due at once.
         let body = #"{"event_name":"book.completed","book_uuid":"\#(Self.uuid)"}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "ready", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "book.completed",
-            body: Array(body.utf8), authenticated: true))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "ready",
+                receivedAt: clock.now(),
+                bookUUID: Self.uuid,
+                bookPK: nil,
+                event: "book.completed",
+                body: Array(body.utf8),
+                authenticated: true
+            )
+        )
         #expect(try await watcher.processInbox() == 1)
         #expect(try await h.store.book(Self.uuid)?.analytics?.dueAt == clock.now())
     }
@@ -284,8 +335,12 @@ import Testing
         // A's renewal before sending found the job gone: no second call, nothing stored twice.
         #expect(api.calls.analytics == 1)
         #expect(try await h.store.analyticsCounts().results == 1)
-        #expect(PrometheusSamples.sum(PrometheusSamples.parse(String(decoding: h.metrics.exposition(), as: UTF8.self)),
-                                      "bookwatch_analytics_late_results_total") == 1)
+        #expect(
+            PrometheusSamples.sum(
+                PrometheusSamples.parse(String(decoding: h.metrics.exposition(), as: UTF8.self)),
+                "bookwatch_analytics_late_results_total"
+            ) == 1
+        )
     }
 
     // MARK: 2. an answer that left before a webhook is not a reopen
@@ -296,15 +351,26 @@ import Testing
         let api = API(clock: clock, status: [.snapshot(Self.verifying), .snapshot(Self.finished)])
         let watcher = Self.watcher(h, api, clock: clock)
         _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 1, uuid: "doc-1"))),
-                                    to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(
+            .webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 1, uuid: "doc-1"))),
+            to: Self.uuid,
+            at: clock.now(),
+            options: .init()
+        )
         api.state.withLock { $0.holdStatus = true }
         let poll = Task { try await watcher.pollDue() }
         try await Self.until { api.heldCount == 1 }
         // While the status call is in flight, a signed book.verified body finishes the Book.
         clock.advance(by: 2)
-        let body = BookInput.webhook(WebhookHint(event: .bookVerified, listedDocuments: [
-            DocumentSnapshot(ref: DocumentRef(uuid: "doc-1"), status: .completed)], authenticated: true))
+        let body = BookInput.webhook(
+            WebhookHint(
+                event: .bookVerified,
+                listedDocuments: [
+                    DocumentSnapshot(ref: DocumentRef(uuid: "doc-1"), status: .completed)
+                ],
+                authenticated: true
+            )
+        )
         _ = try await h.store.apply(body, to: Self.uuid, at: clock.now(), options: TransitionOptions(webhooksTrusted: true))
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .retrieving)
         // The older answer (still VERIFYING) arrives: dropped, not a reopen.
@@ -347,9 +413,17 @@ import Testing
         // A signed webhook about it asks once more (the mark may be wrong); an unsigned one does not.
         for (id, signed) in [("unsigned", false), ("signed", true)] {
             let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":9}"#
-            _ = try await h.store.appendToInbox(InboxDelivery(
-                requestID: id, receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
-                body: Array(body.utf8), authenticated: signed))
+            _ = try await h.store.appendToInbox(
+                InboxDelivery(
+                    requestID: id,
+                    receivedAt: clock.now(),
+                    bookUUID: Self.uuid,
+                    bookPK: nil,
+                    event: "document.upload_succeeded",
+                    body: Array(body.utf8),
+                    authenticated: signed
+                )
+            )
             #expect(try await watcher.processInbox() == 1)
             #expect(try await h.store.book(Self.uuid)?.pendingPollReason == (signed ? .webhookHint : nil))
         }
@@ -361,10 +435,13 @@ import Testing
         let h = try IngressHarness()
         let clock = ManualClock(start: h.clock.now())
         let failing = OcrolusError(.transient, endpoint: "book_status", httpStatus: 200, message: "unreadable status body")
-        let api = API(clock: clock, status: Array(repeating: .error(failing), count: 12) + [
-            .error(OcrolusError(.permanent, endpoint: "book_status", httpStatus: 403, code: 2102, message: "no permission")),
-            .snapshot(Self.verifying),
-        ])
+        let api = API(
+            clock: clock,
+            status: Array(repeating: .error(failing), count: 12) + [
+                .error(OcrolusError(.permanent, endpoint: "book_status", httpStatus: 403, code: 2102, message: "no permission")),
+                .snapshot(Self.verifying),
+            ]
+        )
         let watcher = Self.watcher(h, api, clock: clock)
         _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
         var waits: [TimeInterval] = []
@@ -403,14 +480,26 @@ import Testing
         #expect(try await h.store.book(Self.uuid) == nil)
         #expect(try await h.store.isUntracked(Self.uuid))
         let body = #"{"event_name":"book.completed","book_uuid":"\#(Self.uuid)"}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "late", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "book.completed",
-            body: Array(body.utf8), authenticated: true))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "late",
+                receivedAt: clock.now(),
+                bookUUID: Self.uuid,
+                bookPK: nil,
+                event: "book.completed",
+                body: Array(body.utf8),
+                authenticated: true
+            )
+        )
         #expect(try await watcher.processInbox() == 1)
         #expect(try await h.store.book(Self.uuid) == nil)
         #expect(watcher.stats.autoTracked == 0)
-        #expect(PrometheusSamples.sum(PrometheusSamples.parse(String(decoding: h.metrics.exposition(), as: UTF8.self)),
-                                      "bookwatch_webhooks_untracked_total") == 1)
+        #expect(
+            PrometheusSamples.sum(
+                PrometheusSamples.parse(String(decoding: h.metrics.exposition(), as: UTF8.self)),
+                "bookwatch_webhooks_untracked_total"
+            ) == 1
+        )
         // track again: the same finished generation, nothing retrieved twice.
         _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
         #expect(try await watcher.pollDue() == 1)
@@ -428,9 +517,17 @@ import Testing
         let api = API(clock: clock, status: [.snapshot(Self.finished)])
         let watcher = Self.watcher(h, api, clock: clock) { $0.retention = 600 }
         let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":7}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "old", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
-            body: Array(body.utf8), authenticated: true))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "old",
+                receivedAt: clock.now(),
+                bookUUID: Self.uuid,
+                bookPK: nil,
+                event: "document.upload_succeeded",
+                body: Array(body.utf8),
+                authenticated: true
+            )
+        )
         #expect(try await watcher.processInbox() == 1)
         #expect(try await watcher.pruneIfDue() == 0)
         #expect(try await h.store.inboxCount() == 1, "younger than the retention: kept")
@@ -464,9 +561,17 @@ import Testing
         #expect(await watcher.refreshSilence())
         // A delivery processed by this replica moves the shared time for the others.
         let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":7}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "now", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
-            body: Array(body.utf8), authenticated: true))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "now",
+                receivedAt: clock.now(),
+                bookUUID: Self.uuid,
+                bookPK: nil,
+                event: "document.upload_succeeded",
+                body: Array(body.utf8),
+                authenticated: true
+            )
+        )
         #expect(try await watcher.processInbox() == 1)
         #expect(try await h.store.sharedState("last_webhook_at") == "\(clock.now().storageMillis)")
     }
@@ -482,12 +587,27 @@ import Testing
         // First a pk-only delivery about a Book not known here (resolving it needs a status call,
         // which fails), then one about a known Book.
         let pkOnly = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":5,"book_pk":99}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "pk-only", receivedAt: clock.now(), bookUUID: nil, bookPK: 99, event: "document.status", body: Array(pkOnly.utf8)))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "pk-only",
+                receivedAt: clock.now(),
+                bookUUID: nil,
+                bookPK: 99,
+                event: "document.status",
+                body: Array(pkOnly.utf8)
+            )
+        )
         let known = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":7}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "known", receivedAt: clock.now(), bookUUID: Self.uuid, bookPK: nil, event: "document.upload_succeeded",
-            body: Array(known.utf8)))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "known",
+                receivedAt: clock.now(),
+                bookUUID: Self.uuid,
+                bookPK: nil,
+                event: "document.upload_succeeded",
+                body: Array(known.utf8)
+            )
+        )
         #expect(try await watcher.processInbox() == 1)
         #expect(try await h.store.book(Self.uuid) != nil, "the delivery behind the failing one was applied")
         #expect(try await h.store.pendingInboxCount() == 1)
@@ -518,12 +638,28 @@ import Testing
         // A pk-only delivery about a Book not known here (its status call is slow), then a
         // document event about a known Book: the second is applied while the first waits.
         let pkOnly = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":5,"book_pk":99}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "pk-only", receivedAt: clock.now(), bookUUID: nil, bookPK: 99, event: "document.status", body: Array(pkOnly.utf8)))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "pk-only",
+                receivedAt: clock.now(),
+                bookUUID: nil,
+                bookPK: 99,
+                event: "document.status",
+                body: Array(pkOnly.utf8)
+            )
+        )
         let known = #"{"event_name":"document.verification_succeeded","book_uuid":"\#(Self.other)","doc_uuid":"doc-7"}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "known", receivedAt: clock.now(), bookUUID: Self.other, bookPK: nil, event: "document.verification_succeeded",
-            body: Array(known.utf8), authenticated: true))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "known",
+                receivedAt: clock.now(),
+                bookUUID: Self.other,
+                bookPK: nil,
+                event: "document.verification_succeeded",
+                body: Array(known.utf8),
+                authenticated: true
+            )
+        )
         let round = Task { try await watcher.processInbox() }
         try await Self.until { api.heldCount == 1 }
         #expect(try await Self.eventually { try await h.store.pendingInboxCount() == 1 }, "the known Book's delivery did not wait")
@@ -541,8 +677,16 @@ import Testing
         // one's status call tells the uuid, the others resolve from the store.
         for n in 1...3 {
             let body = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":\#(n),"book_pk":1}"#
-            _ = try await h.store.appendToInbox(InboxDelivery(
-                requestID: "pk-\(n)", receivedAt: clock.now(), bookUUID: nil, bookPK: 1, event: "document.status", body: Array(body.utf8)))
+            _ = try await h.store.appendToInbox(
+                InboxDelivery(
+                    requestID: "pk-\(n)",
+                    receivedAt: clock.now(),
+                    bookUUID: nil,
+                    bookPK: 1,
+                    event: "document.status",
+                    body: Array(body.utf8)
+                )
+            )
         }
         #expect(try await watcher.processInbox() == 3)
         #expect(api.calls.status == 1)
@@ -565,8 +709,10 @@ import Testing
         _ = try await h.store.apply(.snapshot(Self.finished), to: Self.other, at: clock.now(), options: .init())
         try await Self.until { clock.nextDeadline != nil }
         clock.advance(by: 1)
-        #expect(try await Self.eventually { try await h.store.book(Self.other)?.machine.phase == .complete },
-                "retrieved while the first call was still out")
+        #expect(
+            try await Self.eventually { try await h.store.book(Self.other)?.machine.phase == .complete },
+            "retrieved while the first call was still out"
+        )
         #expect(api.heldCount == 1)
         api.release()
         #expect(try await round.value == 2)

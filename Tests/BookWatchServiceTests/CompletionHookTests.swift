@@ -16,12 +16,25 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try SQLiteBookStore(path: dir + "/db.sqlite")
         _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
-        _ = try await store.apply(.snapshot(.present(pk: 1, status: .verified, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: uuid, at: t0, options: .init())
+        _ = try await store.apply(
+            .snapshot(
+                .present(
+                    pk: 1,
+                    status: .verified,
+                    documents: [
+                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
+                    ]
+                )
+            ),
+            to: uuid,
+            at: t0,
+            options: .init()
+        )
         _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init())
         // A stale repeat of the outcome does not notify twice.
         _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init())
-        let log = dir + "/hook.log", gate = dir + "/gate"
+        let log = dir + "/hook.log"
+        let gate = dir + "/gate"
         let command = "test -f \(gate) && echo \"$BOOKWATCH_IDEMPOTENCY_KEY $BOOKWATCH_BOOK_UUID $BOOKWATCH_GENERATION\" >> \(log)"
         let hook = CompletionHook(command: command, store: store, logger: Logger(label: "test"))
         let t0 = self.t0
@@ -49,8 +62,20 @@ import Testing
         for (index, book) in books.enumerated() {
             let at = t0.addingTimeInterval(Double(index))
             _ = try await store.apply(.command(.track(.operator)), to: book, at: at, options: .init())
-            _ = try await store.apply(.snapshot(.present(pk: index + 1, status: .verified, documents: [
-                DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: book, at: at, options: .init())
+            _ = try await store.apply(
+                .snapshot(
+                    .present(
+                        pk: index + 1,
+                        status: .verified,
+                        documents: [
+                            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
+                        ]
+                    )
+                ),
+                to: book,
+                at: at,
+                options: .init()
+            )
             _ = try await store.apply(.analytics(generation: 1, .stored), to: book, at: at, options: .init())
         }
         setenv("OCROLUS_CLIENT_SECRET", "hook-must-not-see-this", 1)
@@ -89,8 +114,20 @@ import Testing
         let store = try SQLiteBookStore(path: dir + "/db.sqlite")
         let book = try #require(BookUUID("44444444-4444-4444-8444-444444444444"))
         _ = try await store.apply(.command(.track(.operator)), to: book, at: t0, options: .init())
-        _ = try await store.apply(.snapshot(.present(pk: 4, status: .verified, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: book, at: t0, options: .init())
+        _ = try await store.apply(
+            .snapshot(
+                .present(
+                    pk: 4,
+                    status: .verified,
+                    documents: [
+                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
+                    ]
+                )
+            ),
+            to: book,
+            at: t0,
+            options: .init()
+        )
         _ = try await store.apply(.analytics(generation: 1, .stored), to: book, at: t0, options: .init())
         return (store, dir)
     }
@@ -135,8 +172,12 @@ import Testing
     @Test func aShellThatIgnoresSIGTERMIsKilledAfterItsGrace() async throws {
         let (store, dir) = try await Self.storeWithOneRetrieval(t0)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let hook = CompletionHook(command: "trap '' TERM; while true; do sleep 1; done", store: store, logger: Logger(label: "test"),
-                                  timeout: 1)
+        let hook = CompletionHook(
+            command: "trap '' TERM; while true; do sleep 1; done",
+            store: store,
+            logger: Logger(label: "test"),
+            timeout: 1
+        )
         let t0 = self.t0
         let started = ContinuousClock.now
         #expect(try await hook.runPending(now: { t0 }) == 1)
@@ -148,9 +189,14 @@ import Testing
     @Test func shutdownLetsTheCommandInHandFinishAndRecordsIt() async throws {
         let (store, dir) = try await Self.storeWithOneRetrieval(t0)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let startedFile = dir + "/started", log = dir + "/ran"
-        let hook = CompletionHook(command: "echo yes > \(startedFile); sleep 1; echo ran > \(log)", store: store,
-                                  logger: Logger(label: "test"), timeout: 30)
+        let startedFile = dir + "/started"
+        let log = dir + "/ran"
+        let hook = CompletionHook(
+            command: "echo yes > \(startedFile); sleep 1; echo ran > \(log)",
+            store: store,
+            logger: Logger(label: "test"),
+            timeout: 30
+        )
         let t0 = self.t0
         let loop = Task { try await hook.runPending(now: { t0 }) }
         _ = try #require(try await Self.contents(of: startedFile, within: 10))

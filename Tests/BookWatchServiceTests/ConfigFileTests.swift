@@ -20,13 +20,18 @@ import Testing
             BOOKWATCH_RATE_LIMIT=4
             """
         let values = try ConfigFile.parse(text, path: "bw.conf")
-        #expect(values == ["BOOKWATCH_PORT": "9090", "BOOKWATCH_ANALYTICS": "summary,signals", "OCROLUS_CLIENT_ID": "from-file",
-                           "BOOKWATCH_RATE_LIMIT": "4"])
+        #expect(
+            values == [
+                "BOOKWATCH_PORT": "9090", "BOOKWATCH_ANALYTICS": "summary,signals", "OCROLUS_CLIENT_ID": "from-file",
+                "BOOKWATCH_RATE_LIMIT": "4",
+            ]
+        )
         let path = try writeTemporary(text)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let layers = try LayeredConfiguration(
             environment: ["OCROLUS_CLIENT_ID": "from-env", "BOOKWATCH_CONFIG": path, "BOOKWATCH_RATE_LIMIT": "3"],
-            flags: ["BOOKWATCH_RATE_LIMIT": "2"])
+            flags: ["BOOKWATCH_RATE_LIMIT": "2"]
+        )
         let merged = layers.merged
         #expect(merged["OCROLUS_CLIENT_ID"] == "from-env")
         #expect(merged["BOOKWATCH_PORT"] == "9090")
@@ -40,9 +45,12 @@ import Testing
 
     @Test func effectiveConfigurationRedactsEverySecretAndNamesSources() throws {
         let layers = try LayeredConfiguration(
-            environment: ["OCROLUS_CLIENT_SECRET": "s3cret-value-0123456789", "BOOKWATCH_WEBHOOK_SECRET_FILE": "/run/secrets/webhook",
-                          "OCROLUS_CLIENT_ID": "client"],
-            flags: ["BOOKWATCH_PORT": "9191"])
+            environment: [
+                "OCROLUS_CLIENT_SECRET": "s3cret-value-0123456789", "BOOKWATCH_WEBHOOK_SECRET_FILE": "/run/secrets/webhook",
+                "OCROLUS_CLIENT_ID": "client",
+            ],
+            flags: ["BOOKWATCH_PORT": "9191"]
+        )
         let entries = Dictionary(uniqueKeysWithValues: layers.effective.map { ($0.name, $0) })
         #expect(entries.count == SettingCatalog.all.count)
         #expect(entries["OCROLUS_CLIENT_SECRET"]?.value == "(redacted)")

@@ -12,11 +12,21 @@ import Testing
 /// the finish or sees the reopen, instead of fetching what may be the next generation's analytics.
 @Suite struct FreshViewTests {
     static let uuid = BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!
-    static let finished = BookSnapshot.present(pk: 1, status: .verified, documents: [
-        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed)])
-    static let reopened = BookSnapshot.present(pk: 1, status: .verifying, documents: [
-        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
-        DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .processing)])
+    static let finished = BookSnapshot.present(
+        pk: 1,
+        status: .verified,
+        documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed)
+        ]
+    )
+    static let reopened = BookSnapshot.present(
+        pk: 1,
+        status: .verifying,
+        documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+            DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .processing),
+        ]
+    )
 
     /// Answers status polls with `status` and counts every call.
     final class ScriptedAPI: OcrolusAPIClient {
@@ -84,9 +94,16 @@ import Testing
         let api = FreshViewTests.ScriptedAPI(FreshViewTests.finished)
         let watcher = h.watcher(client: api, clock: clock)
         let body = #"{"event_name":"document.upload_succeeded","book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","uploaded_doc_pk":7}"#
-        _ = try await h.store.appendToInbox(InboxDelivery(
-            requestID: "first", receivedAt: clock.now(), bookUUID: FreshViewTests.uuid, bookPK: nil,
-            event: "document.upload_succeeded", body: Array(body.utf8)))
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "first",
+                receivedAt: clock.now(),
+                bookUUID: FreshViewTests.uuid,
+                bookPK: nil,
+                event: "document.upload_succeeded",
+                body: Array(body.utf8)
+            )
+        )
         #expect(try await watcher.processInbox() == 1)
         #expect(watcher.stats.autoTracked == 1 && watcher.stats.inboxProcessed == 1)
         let record = try #require(try await h.store.book(FreshViewTests.uuid))

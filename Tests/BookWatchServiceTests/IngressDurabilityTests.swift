@@ -44,7 +44,9 @@ import Testing
             let answers = try await withThrowingTaskGroup(of: String.self) { group in
                 for _ in 0..<50 {
                     group.addTask {
-                        try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).json["status"] ?? ""
+                        try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).json[
+                            "status"
+                        ] ?? ""
                     }
                 }
                 return try await group.reduce(into: [String]()) { $0.append($1) }
@@ -57,16 +59,27 @@ import Testing
 
     /// Delivers "before", breaks the database, expects 503 and readiness false for "during",
     /// repairs it, expects the probe to restore readiness and Ocrolus's retry of "during" to be stored.
-    func unwritableScenario(_ h: IngressHarness, break breakIt: @escaping @Sendable () throws -> Void,
-                            repair: @escaping @Sendable () throws -> Void) async throws {
+    func unwritableScenario(
+        _ h: IngressHarness,
+        break breakIt: @escaping @Sendable () throws -> Void,
+        repair: @escaping @Sendable () throws -> Void
+    ) async throws {
         let probe = DatabaseProbe(store: h.store, health: h.health, clock: h.clock, logger: Logger(label: "test"))
         try await h.application().test(.router) { client in
-            let first = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body, requestID: "before"),
-                                                 body: ByteBuffer(string: body))
+            let first = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(body, requestID: "before"),
+                body: ByteBuffer(string: body)
+            )
             #expect(first.status == .ok)
             try breakIt()
-            let refused = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body, requestID: "during"),
-                                                   body: ByteBuffer(string: body))
+            let refused = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(body, requestID: "during"),
+                body: ByteBuffer(string: body)
+            )
             #expect(refused.status == .serviceUnavailable)
             #expect(refused.headers[.retryAfter] == "5")
             let ready = try await client.execute(uri: "/readyz", method: .get)
@@ -77,8 +90,12 @@ import Testing
             try repair()
             await probe.probe()
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
-            let retried = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body, requestID: "during"),
-                                                   body: ByteBuffer(string: body))
+            let retried = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(body, requestID: "during"),
+                body: ByteBuffer(string: body)
+            )
             #expect(retried.status == .ok)
         }
         let ids = try await h.store.pendingInbox(limit: 10).compactMap(\.delivery.requestID)
@@ -94,14 +111,20 @@ import Testing
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-full-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        try #require(Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", base]),
-                     "needs root to mount a small tmpfs (CI and this sandbox run as root)")
+        try #require(
+            Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", base]),
+            "needs root to mount a small tmpfs (CI and this sandbox run as root)"
+        )
         defer { _ = Shell.run("/bin/umount", ["-l", base]) }
         let h = try IngressHarness(directory: base)
         let filler = base + "/filler"
-        try await unwritableScenario(h, break: {
-            _ = Shell.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "count=1000"])  // fills the 4 MiB disk
-        }, repair: { try FileManager.default.removeItem(atPath: filler) })
+        try await unwritableScenario(
+            h,
+            break: {
+                _ = Shell.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "count=1000"])  // fills the 4 MiB disk
+            },
+            repair: { try FileManager.default.removeItem(atPath: filler) }
+        )
         try h.store.close()
     }
 
@@ -110,7 +133,12 @@ import Testing
         let h = try IngressHarness(access: allowOnlyProxied)
         try await h.application().test(.live) { client in
             // Straight from 127.0.0.1: a trusted proxy, but without X-Forwarded-For the client is the proxy itself.
-            let direct = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body), body: ByteBuffer(string: body))
+            let direct = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(body),
+                body: ByteBuffer(string: body)
+            )
             #expect(direct.status == .forbidden)
             var forwarded = h.signedHeaders(body)
             forwarded[HTTPField.Name("X-Forwarded-For")!] = "203.0.113.9, 18.205.30.63"
@@ -130,7 +158,12 @@ import Testing
         }
         let open = try IngressHarness(access: WebhookAccessPolicy(allow: [CIDR("::1")!, CIDR("127.0.0.1/32")!]))
         try await open.application().test(.live) { client in
-            let status = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: open.signedHeaders(body), body: ByteBuffer(string: body)).status
+            let status = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: open.signedHeaders(body),
+                body: ByteBuffer(string: body)
+            ).status
             #expect(status == .ok)
         }
     }
@@ -146,7 +179,8 @@ import Testing
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             services: [h.writer],
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
-            logger: logger)
+            logger: logger
+        )
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -159,8 +193,12 @@ import Testing
                         let headers = h.signedHeaders(body, requestID: "r-\(index)")
                         senders.addTask {
                             let request = OutgoingRequest(
-                                method: "POST", url: url, headers: headers.map { ($0.name.rawName, $0.value) },
-                                body: Array(body.utf8), timeout: 3)
+                                method: "POST",
+                                url: url,
+                                headers: headers.map { ($0.name.rawName, $0.value) },
+                                body: Array(body.utf8),
+                                timeout: 3
+                            )
                             if let response = try? await AsyncHTTPClientTransport().send(request), response.status == 200 {
                                 accepted.withLock { $0.append("r-\(index)") }
                             }
@@ -240,8 +278,12 @@ final class Box<Value: Sendable>: Sendable {
             _ = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{\"book_pk\":1}", port: port, closeAfterWrite: true)
             // The server still answers normally.
             let body = #"{"book_pk":1}"#
-            let ok = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: [.contentType: "application/json"],
-                                              body: ByteBuffer(string: body))
+            let ok = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: body)
+            )
             #expect(ok.status == .ok)
         }
         #expect(try await h.store.inboxCount() == 1)

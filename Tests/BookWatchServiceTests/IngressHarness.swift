@@ -33,8 +33,11 @@ struct IngressHarness {
     let metrics = BookWatchMetrics()
 
     init(
-        directory: String? = nil, secrets: [String] = [IngressHarness.secret], access: WebhookAccessPolicy = .init(),
-        bodyLimit: Int = 1 << 20, now: Date = Date(timeIntervalSince1970: 1_774_015_331)
+        directory: String? = nil,
+        secrets: [String] = [IngressHarness.secret],
+        access: WebhookAccessPolicy = .init(),
+        bodyLimit: Int = 1 << 20,
+        now: Date = Date(timeIntervalSince1970: 1_774_015_331)
     ) throws {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-ingress-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -46,30 +49,47 @@ struct IngressHarness {
         health = ServiceHealth(startedAt: now)
         writer = InboxWriter(store: store, health: health, logger: logger)
         ingress = WebhookIngress(
-            bodyLimit: bodyLimit, access: access, verifier: secrets.isEmpty ? nil : try WebhookVerifier(secrets: secrets),
-            writer: writer, health: health, clock: clock, logger: logger,
-            observe: { [metrics] outcome, seconds in metrics.webhookAnswered(outcome, seconds: seconds) })
+            bodyLimit: bodyLimit,
+            access: access,
+            verifier: secrets.isEmpty ? nil : try WebhookVerifier(secrets: secrets),
+            writer: writer,
+            health: health,
+            clock: clock,
+            logger: logger,
+            observe: { [metrics] outcome, seconds in metrics.webhookAnswered(outcome, seconds: seconds) }
+        )
     }
 
     func application() -> some ApplicationProtocol {
         Application(
             router: BookWatchRoutes.router(ingress: ingress, store: store, health: health, metrics: metrics),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            services: [writer])
+            services: [writer]
+        )
     }
 
     /// Headers Ocrolus would send for `body`, signed with `secret` at the clock's time.
-    func signedHeaders(_ body: String, requestID: String = UUID().uuidString, secret: String = IngressHarness.secret,
-                       timestamp: Date? = nil) -> HTTPFields {
+    func signedHeaders(
+        _ body: String,
+        requestID: String = UUID().uuidString,
+        secret: String = IngressHarness.secret,
+        timestamp: Date? = nil
+    ) -> HTTPFields {
         let stamp = String(Int((timestamp ?? clock.now()).timeIntervalSince1970))
         var fields: HTTPFields = [.contentType: "application/json"]
         fields[HTTPField.Name("Webhook-Timestamp")!] = stamp
         fields[HTTPField.Name("Webhook-Request-Id")!] = requestID
-        fields[HTTPField.Name("Webhook-Signature")!] = WebhookVerifier.sign(body: Array(body.utf8), timestamp: stamp, requestID: requestID, secret: secret)
+        fields[HTTPField.Name("Webhook-Signature")!] = WebhookVerifier.sign(
+            body: Array(body.utf8),
+            timestamp: stamp,
+            requestID: requestID,
+            secret: secret
+        )
         return fields
     }
 
-    static let documentEvent = #"{"event_name":"document.verification_succeeded","book_pk":71400892,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","uploaded_doc_pk":133257741}"#
+    static let documentEvent =
+        #"{"event_name":"document.verification_succeeded","book_pk":71400892,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","uploaded_doc_pk":133257741}"#
 }
 
 extension TestResponse {

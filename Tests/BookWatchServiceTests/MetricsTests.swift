@@ -27,11 +27,22 @@ import Testing
         let h = try IngressHarness()
         let other = BookUUID("b79fb14b-1d2a-4e8e-8a3c-6f0d2c9e7a41")!
         _ = try await h.store.apply(.command(.track(.operator)), to: other, at: h.clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(.present(pk: 9, status: .verifying, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed),
-            DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
-            DocumentSnapshot(ref: DocumentRef(pk: 3), status: .rejected),
-        ])), to: other, at: h.clock.now(), options: .init())
+        _ = try await h.store.apply(
+            .snapshot(
+                .present(
+                    pk: 9,
+                    status: .verifying,
+                    documents: [
+                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed),
+                        DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
+                        DocumentSnapshot(ref: DocumentRef(pk: 3), status: .rejected),
+                    ]
+                )
+            ),
+            to: other,
+            at: h.clock.now(),
+            options: .init()
+        )
         try await h.application().test(.router) { client in
             let headers = h.signedHeaders(body, requestID: "req-1")
             for _ in 0..<2 {
@@ -40,8 +51,12 @@ import Testing
             var forged = h.signedHeaders(body, requestID: "req-2")
             forged[HTTPField.Name("Webhook-Signature")!] = "v1=00"
             _ = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forged, body: ByteBuffer(string: body))
-            _ = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders("nope", requestID: "req-3"),
-                                         body: ByteBuffer(string: "nope"))
+            _ = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders("nope", requestID: "req-3"),
+                body: ByteBuffer(string: "nope")
+            )
             h.clock.advance(by: 42)
             let (_, samples) = try await scrape(client)
             #expect(samples[#"bookwatch_webhooks_received_total{outcome="accepted"}"#] == 1)

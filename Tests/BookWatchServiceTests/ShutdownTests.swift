@@ -21,12 +21,23 @@ import Testing
         let h = try IngressHarness()
         let logger = quietLogger
         let clock = SystemClock()
-        _ = try await h.store.apply(.command(.track(.operator)), to: BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!,
-                                    at: clock.now(), options: .init())
+        _ = try await h.store.apply(
+            .command(.track(.operator)),
+            to: BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!,
+            at: clock.now(),
+            options: .init()
+        )
         let client = OcrolusClient(
-            configuration: OcrolusConfiguration(apiBaseURL: "http://ocrolus.invalid", tokenURL: "http://ocrolus.invalid/token",
-                                                credentials: .init(clientID: "c", clientSecret: "s")),
-            transport: UnreachableAPI(), limiter: RateLimiter(rate: 5, burst: 5, clock: clock), clock: clock, logger: logger)
+            configuration: OcrolusConfiguration(
+                apiBaseURL: "http://ocrolus.invalid",
+                tokenURL: "http://ocrolus.invalid/token",
+                credentials: .init(clientID: "c", clientSecret: "s")
+            ),
+            transport: UnreachableAPI(),
+            limiter: RateLimiter(rate: 5, burst: 5, clock: clock),
+            clock: clock,
+            logger: logger
+        )
         let watcher = h.watcher(client: client, clock: clock)
         let services: [any Service] = [
             h.writer, DatabaseProbe(store: h.store, health: h.health, clock: clock, logger: logger),
@@ -55,10 +66,16 @@ import Testing
             _ = try await h.store.apply(.command(.track(.operator)), to: uuid, at: clock.now(), options: .init())
         }
         let client = OcrolusClient(
-            configuration: OcrolusConfiguration(apiBaseURL: "http://ocrolus.invalid", tokenURL: "http://ocrolus.invalid/token",
-                                                credentials: .init(clientID: "c", clientSecret: "s")),
-            transport: ShutdownTests.UnreachableAPI(), limiter: RateLimiter(rate: 1000, burst: 1000, clock: clock), clock: clock,
-            logger: logger)
+            configuration: OcrolusConfiguration(
+                apiBaseURL: "http://ocrolus.invalid",
+                tokenURL: "http://ocrolus.invalid/token",
+                credentials: .init(clientID: "c", clientSecret: "s")
+            ),
+            transport: ShutdownTests.UnreachableAPI(),
+            limiter: RateLimiter(rate: 1000, burst: 1000, clock: clock),
+            clock: clock,
+            logger: logger
+        )
         let watcher = h.watcher(client: client, clock: clock)
         #expect(try await watcher.pollDue(limit: 16) == 16)
         #expect(try await watcher.pollDue(limit: 100) == 24)  // the rest; failed polls are deferred, not due again now

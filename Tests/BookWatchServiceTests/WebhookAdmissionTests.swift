@@ -1,10 +1,11 @@
 import BookWatchCore
-@testable import BookWatchService
 import BookWatchStore
 import Foundation
 import OcrolusAPI
 import Synchronization
 import Testing
+
+@testable import BookWatchService
 
 /// The transport-free admission every delivery passes (the HTTP route and the simulated
 /// deployments both answer from it): order of the checks, the row it builds, the answers.
@@ -15,8 +16,10 @@ import Testing
 
     func signed(_ body: [UInt8], requestID: String = "req-1") -> [(String, String)] {
         let timestamp = String(Int(now.timeIntervalSince1970))
-        return [("webhook-request-id", requestID), ("Webhook-Timestamp", timestamp),
-                ("WEBHOOK-SIGNATURE", WebhookVerifier.sign(body: body, timestamp: timestamp, requestID: requestID, secret: secret))]
+        return [
+            ("webhook-request-id", requestID), ("Webhook-Timestamp", timestamp),
+            ("WEBHOOK-SIGNATURE", WebhookVerifier.sign(body: body, timestamp: timestamp, requestID: requestID, secret: secret)),
+        ]
     }
 
     /// An `append` that records what it was given and answers `outcome` (or throws).
@@ -49,14 +52,24 @@ import Testing
     @Test func anUnsignedDeploymentStoresDeliveriesUnauthenticated() async throws {
         let sink = Sink()
         let answer = await WebhookAdmission(verifier: nil).receive(
-            headers: [], body: body, peer: nil, now: now, health: ServiceHealth(startedAt: now)) { try sink.append($0) }
+            headers: [],
+            body: body,
+            peer: nil,
+            now: now,
+            health: ServiceHealth(startedAt: now)
+        ) { try sink.append($0) }
         #expect(answer.status == 200)
         #expect(sink.rows.withLock { $0.first?.authenticated } == false)
     }
 
     @Test func aStoreThatFailsAnswers503WithRetryAfterNever200() async throws {
         let answer = await WebhookAdmission(verifier: nil).receive(
-            headers: [], body: body, peer: nil, now: now, health: ServiceHealth(startedAt: now)) { try Sink(fails: true).append($0) }
+            headers: [],
+            body: body,
+            peer: nil,
+            now: now,
+            health: ServiceHealth(startedAt: now)
+        ) { try Sink(fails: true).append($0) }
         #expect(answer.status == 503 && answer.outcome == .unavailable && answer.retryAfter == 5)
     }
 
@@ -105,7 +118,12 @@ import Testing
     @Test func aBodyOverTheLimitIsRefusedWithoutBeingStored() async {
         let sink = Sink()
         let answer = await WebhookAdmission(bodyLimit: 10, verifier: nil).receive(
-            headers: [], body: body, peer: nil, now: now, health: ServiceHealth(startedAt: now)) { try sink.append($0) }
+            headers: [],
+            body: body,
+            peer: nil,
+            now: now,
+            health: ServiceHealth(startedAt: now)
+        ) { try sink.append($0) }
         #expect(answer.status == 413)
         #expect(sink.rows.withLock { $0.isEmpty })
     }

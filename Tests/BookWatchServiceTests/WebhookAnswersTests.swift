@@ -56,7 +56,12 @@ import Testing
         let h = try IngressHarness()
         let unknown = #"{"event_name":"book.teleported","book_uuid":"11111111-2222-4333-8444-555555555555"}"#
         try await h.application().test(.router) { client in
-            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(unknown), body: ByteBuffer(string: unknown))
+            let answer = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(unknown),
+                body: ByteBuffer(string: unknown)
+            )
             #expect(answer.status == .ok)
             #expect(answer.json == ["status": "accepted"])
         }
@@ -72,7 +77,12 @@ import Testing
     func malformedIs400WithAReason(payload: String, reason: String) async throws {
         let h = try IngressHarness()
         try await h.application().test(.router) { client in
-            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(payload), body: ByteBuffer(string: payload))
+            let answer = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(payload),
+                body: ByteBuffer(string: payload)
+            )
             #expect(answer.status == .badRequest)
             #expect(answer.json["error"]?.contains(reason) == true)
         }
@@ -95,10 +105,17 @@ import Testing
             #expect(old.status == .unauthorized)
             #expect(old.json["error"]?.contains("outside the tolerance") == true)
             let future = h.signedHeaders(body, timestamp: h.clock.now().addingTimeInterval(301))
-            #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: future, body: ByteBuffer(string: body)).status == .unauthorized)
+            #expect(
+                try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: future, body: ByteBuffer(string: body)).status
+                    == .unauthorized
+            )
             // A body changed after signing.
-            let tampered = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body),
-                                                    body: ByteBuffer(string: body.replacingOccurrences(of: "71400892", with: "71400893")))
+            let tampered = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(body),
+                body: ByteBuffer(string: body.replacingOccurrences(of: "71400892", with: "71400893"))
+            )
             #expect(tampered.status == .unauthorized)
         }
         #expect(try await h.store.inboxCount() == 0)
@@ -109,7 +126,8 @@ import Testing
         let vectors = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         for (group, expected) in [("valid", HTTPResponse.Status.ok), ("valid_variants", .ok), ("invalid", .unauthorized)] {
             for vector in try #require(vectors[group] as? [[String: String]]) {
-                let secret = try #require(vector["secret"]), stamp = try #require(vector["timestamp"])
+                let secret = try #require(vector["secret"])
+                let stamp = try #require(vector["timestamp"])
                 let h = try IngressHarness(secrets: [secret], now: Date(timeIntervalSince1970: try #require(TimeInterval(stamp))))
                 var headers: HTTPFields = [.contentType: "application/json"]
                 headers[HTTPField.Name("Webhook-Timestamp")!] = stamp
@@ -117,8 +135,12 @@ import Testing
                 headers[HTTPField.Name("Webhook-Signature")!] = vector["signature"]
                 let fields = headers
                 try await h.application().test(.router) { client in
-                    let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: fields,
-                                                          body: ByteBuffer(string: try #require(vector["body"])))
+                    let answer = try await client.execute(
+                        uri: "/webhooks/ocrolus",
+                        method: .post,
+                        headers: fields,
+                        body: ByteBuffer(string: try #require(vector["body"]))
+                    )
                     #expect(answer.status == expected, "\(group): \(vector["why"] ?? vector["request_id"] ?? "")")
                 }
             }
@@ -133,7 +155,10 @@ import Testing
             #expect(none.status == .unauthorized)
             #expect(none.headers[.wwwAuthenticate] != nil)
             headers[.authorization] = "Basic " + Data("ocrolus:wrong".utf8).base64EncodedString()
-            #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).status == .unauthorized)
+            #expect(
+                try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).status
+                    == .unauthorized
+            )
             headers[.authorization] = "Basic " + Data("ocrolus:s3cret-pass".utf8).base64EncodedString()
             #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: headers, body: ByteBuffer(string: body)).status == .ok)
         }
@@ -142,7 +167,12 @@ import Testing
     @Test func sourceNotAllowedIs403() async throws {
         let h = try IngressHarness(access: WebhookAccessPolicy(allow: [CIDR("18.205.30.63/32")!]))
         try await h.application().test(.router) { client in
-            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(body), body: ByteBuffer(string: body))
+            let answer = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(body),
+                body: ByteBuffer(string: body)
+            )
             #expect(answer.status == .forbidden)
             #expect(answer.json["error"]?.contains("not allowed") == true)
         }
@@ -155,12 +185,22 @@ import Testing
         let big = #"{"book_pk":1,"pad":""# + String(repeating: "x", count: 300) + #""}"#
         let forbidden = try IngressHarness(access: WebhookAccessPolicy(allow: [CIDR("18.205.30.63/32")!]), bodyLimit: 256)
         try await forbidden.application().test(.router) { client in
-            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forbidden.signedHeaders(big), body: ByteBuffer(string: big))
+            let answer = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: forbidden.signedHeaders(big),
+                body: ByteBuffer(string: big)
+            )
             #expect(answer.status == .forbidden)
         }
         let basic = try IngressHarness(access: WebhookAccessPolicy(basicCredentials: "ocrolus:pa55word"), bodyLimit: 256)
         try await basic.application().test(.router) { client in
-            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: basic.signedHeaders(big), body: ByteBuffer(string: big))
+            let answer = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: basic.signedHeaders(big),
+                body: ByteBuffer(string: big)
+            )
             #expect(answer.status == .unauthorized)
         }
     }
@@ -185,11 +225,19 @@ import Testing
         let h = try IngressHarness(bodyLimit: 256)
         let big = #"{"book_pk":1,"pad":""# + String(repeating: "x", count: 300) + #""}"#
         try await h.application().test(.router) { client in
-            let answer = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(big), body: ByteBuffer(string: big))
+            let answer = try await client.execute(
+                uri: "/webhooks/ocrolus",
+                method: .post,
+                headers: h.signedHeaders(big),
+                body: ByteBuffer(string: big)
+            )
             #expect(answer.status == .contentTooLarge)
             // Just under the limit is fine.
             let small = #"{"book_pk":1}"#
-            #expect(try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(small), body: ByteBuffer(string: small)).status == .ok)
+            #expect(
+                try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: h.signedHeaders(small), body: ByteBuffer(string: small))
+                    .status == .ok
+            )
         }
         #expect(try await h.store.inboxCount() == 1)
     }

@@ -10,8 +10,20 @@ import Testing
     func storeWithOpenJob(_ dir: borrowing TemporaryDirectory) async throws -> SQLiteBookStore {
         let store = try SQLiteBookStore(path: dir.file("db.sqlite"), random: { 0.5 })
         _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
-        _ = try await store.apply(.snapshot(.present(pk: 1, status: .verified, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])), to: uuid, at: t0, options: .init())
+        _ = try await store.apply(
+            .snapshot(
+                .present(
+                    pk: 1,
+                    status: .verified,
+                    documents: [
+                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
+                    ]
+                )
+            ),
+            to: uuid,
+            at: t0,
+            options: .init()
+        )
         return store
     }
 
@@ -55,10 +67,18 @@ import Testing
     @Test func aCompleteBookIsPolledForReopensOnlyWithinTheRetentionWindow() async throws {
         let dir = try TemporaryDirectory()
         let store = try SQLiteBookStore(
-            path: dir.file("db.sqlite"), schedule: PollSchedule(minimum: 60, maximum: 1800, retention: 3600), random: { 0 })
+            path: dir.file("db.sqlite"),
+            schedule: PollSchedule(minimum: 60, maximum: 1800, retention: 3600),
+            random: { 0 }
+        )
         _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
-        let finished = BookSnapshot.present(pk: 1, status: .verified, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])
+        let finished = BookSnapshot.present(
+            pk: 1,
+            status: .verified,
+            documents: [
+                DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
+            ]
+        )
         _ = try await store.apply(.snapshot(finished), to: uuid, at: t0, options: .init())
         _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init())
         #expect(try await store.book(uuid)?.nextPollAt == t0.addingTimeInterval(1800))
@@ -87,13 +107,32 @@ import Testing
     @Test func tighteningPullsInOnlyFarScheduledPollsOfActiveBooks() async throws {
         let dir = try TemporaryDirectory()
         let store = try SQLiteBookStore(path: dir.file("db.sqlite"), schedule: PollSchedule(minimum: 60, maximum: 1800), random: { 1 })
-        let active = uuid, urgent = BookUUID("b79fb14b-1d2a-4e8e-8a3c-6f0d2c9e7a41")!, done = BookUUID("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")!
+        let active = uuid
+        let urgent = BookUUID("b79fb14b-1d2a-4e8e-8a3c-6f0d2c9e7a41")!
+        let done = BookUUID("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")!
         for book in [active, urgent, done] {
             _ = try await store.apply(.command(.track(.created)), to: book, at: t0, options: .init())
-            _ = try await store.apply(.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 5))), to: book, at: t0, options: .init())
+            _ = try await store.apply(
+                .webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 5))),
+                to: book,
+                at: t0,
+                options: .init()
+            )
         }
-        _ = try await store.apply(.snapshot(.present(pk: 1, status: .verified, documents: [
-            DocumentSnapshot(ref: DocumentRef(pk: 5), status: .completed)])), to: done, at: t0, options: .init())
+        _ = try await store.apply(
+            .snapshot(
+                .present(
+                    pk: 1,
+                    status: .verified,
+                    documents: [
+                        DocumentSnapshot(ref: DocumentRef(pk: 5), status: .completed)
+                    ]
+                )
+            ),
+            to: done,
+            at: t0,
+            options: .init()
+        )
         try await store.requestPoll(urgent, at: t0.addingTimeInterval(5), reason: .operator)
         #expect(try await store.book(active)?.nextPollAt == t0.addingTimeInterval(1800))
         let doneBefore = try await store.book(done)?.nextPollAt

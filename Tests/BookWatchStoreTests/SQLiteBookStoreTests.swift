@@ -13,10 +13,19 @@ import Testing
     }
 
     func snapshot(_ status: BookStatus, _ docs: [(Int, DocumentStatus)]) -> BookInput {
-        .snapshot(.present(pk: 71_400_892, status: status, documents: docs.map {
-            DocumentSnapshot(ref: DocumentRef(pk: $0.0, uuid: "doc-\($0.0)"), status: $0.1,
-                             rejectionReason: $0.1 == .rejected ? "INVALID DOCUMENT" : nil)
-        }))
+        .snapshot(
+            .present(
+                pk: 71_400_892,
+                status: status,
+                documents: docs.map {
+                    DocumentSnapshot(
+                        ref: DocumentRef(pk: $0.0, uuid: "doc-\($0.0)"),
+                        status: $0.1,
+                        rejectionReason: $0.1 == .rejected ? "INVALID DOCUMENT" : nil
+                    )
+                }
+            )
+        )
     }
 
     @Test func walAndSynchronousFull() throws {
@@ -54,8 +63,14 @@ import Testing
         let dir = try TemporaryDirectory()
         let store = try open(dir.file("db.sqlite"))
         _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
-        let outcome = try #require(try await store.apply(
-            snapshot(.verified, [(1, .verificationComplete), (2, .rejected)]), to: uuid, at: t0, options: .init()))
+        let outcome = try #require(
+            try await store.apply(
+                snapshot(.verified, [(1, .verificationComplete), (2, .rejected)]),
+                to: uuid,
+                at: t0,
+                options: .init()
+            )
+        )
         #expect(outcome.actions.contains(.openAnalyticsJob(generation: 1)))
         // Retention cadence: the maximum less 10 % jitter at u = 0.5.
         #expect(outcome.nextPollAt == t0.addingTimeInterval(1710))
@@ -65,8 +80,17 @@ import Testing
         #expect(record.documentsFinished == 2)
         #expect(record.documentsFailed == 1)
         #expect(record.machine.pk == 71_400_892)
-        #expect(record.analytics == AnalyticsJobSummary(
-            generation: 1, state: .pending, attempts: 0, dueAt: t0, retrievedAt: nil, lastError: nil))
+        #expect(
+            record.analytics
+                == AnalyticsJobSummary(
+                    generation: 1,
+                    state: .pending,
+                    attempts: 0,
+                    dueAt: t0,
+                    retrievedAt: nil,
+                    lastError: nil
+                )
+        )
         #expect(record.pendingPollReason == nil)
     }
 
@@ -78,15 +102,31 @@ import Testing
             let store = try open(path)
             _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
             _ = try await store.apply(.command(.track(.operator)), to: other, at: t0, options: .init())
-            _ = try await store.apply(snapshot(.verifying, [(1, .verificationComplete), (2, .processing)]),
-                                      to: other, at: t0, options: .init())
-            _ = try await store.apply(.webhook(WebhookHint(event: .documentVerified, document: DocumentRef(pk: 1))),
-                                      to: other, at: t0, options: .init())
+            _ = try await store.apply(
+                snapshot(.verifying, [(1, .verificationComplete), (2, .processing)]),
+                to: other,
+                at: t0,
+                options: .init()
+            )
+            _ = try await store.apply(
+                .webhook(WebhookHint(event: .documentVerified, document: DocumentRef(pk: 1))),
+                to: other,
+                at: t0,
+                options: .init()
+            )
             _ = try await store.apply(snapshot(.verified, [(1, .verificationComplete)]), to: uuid, at: t0, options: .init())
             let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: Array("{\"ok\":1}".utf8), retrievedAt: t0)
             _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init(results: [result]))
-            _ = try await store.appendToInbox(InboxDelivery(
-                requestID: "r-1", receivedAt: t0, bookUUID: uuid, bookPK: nil, event: "book.verified", body: [1, 2, 3]))
+            _ = try await store.appendToInbox(
+                InboxDelivery(
+                    requestID: "r-1",
+                    receivedAt: t0,
+                    bookUUID: uuid,
+                    bookPK: nil,
+                    event: "book.verified",
+                    body: [1, 2, 3]
+                )
+            )
             expected = try #require(try await store.book(other)).machine
             try store.close()
         }

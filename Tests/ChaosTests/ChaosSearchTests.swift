@@ -1,8 +1,9 @@
-@testable import BookWatchCLI
 import BookWatchCore
 import Foundation
-@testable import OcrolusSimulator
 import Testing
+
+@testable import BookWatchCLI
+@testable import OcrolusSimulator
 
 /// The deterministic simulation search (docs/testing.md): a fixed set of seeds must keep every
 /// invariant, the seeds that once found a bug stay in the set, and a seed replays exactly.

@@ -1,7 +1,8 @@
 import Foundation
-@testable import OcrolusAPI
 import Synchronization
 import Testing
+
+@testable import OcrolusAPI
 
 /// Drives tasks that wait on a `ManualClock` until `done()` holds, jumping time to the next deadline
 /// whenever nothing else can move. Bounded, so a bug fails the test instead of hanging it.
@@ -20,7 +21,8 @@ func runVirtually(_ clock: ManualClock, until done: () -> Bool, maxSteps: Int = 
         let start = clock.now()
         let limiter = RateLimiter(rate: 5, burst: 25, clock: clock)
         let grants = Recorder<TimeInterval>()
-        let callers = 40, callsEach = 25
+        let callers = 40
+        let callsEach = 25
         try await withThrowingTaskGroup(of: Void.self) { group in
             for caller in 0..<callers {
                 group.addTask {

@@ -1,6 +1,8 @@
 import Foundation
-@testable import OcrolusAPI
+import Synchronization
 import Testing
+
+@testable import OcrolusAPI
 
 @Suite struct RetryPolicyTests {
     let policy = RetryPolicy(base: 1, cap: 30, maxAttempts: 5)
@@ -56,10 +58,15 @@ import Testing
 
         let permanent = Counter()
         await #expect(throws: OcrolusError.self) {
-            try await withRetries(policy: policy, clock: clock, random: { 0 }) {
-                _ = permanent.increment()
-                throw OcrolusError(.permanent, endpoint: "x", httpStatus: 403, code: 2102, message: "no permission")
-            }
+            try await withRetries(
+                policy: policy,
+                clock: clock,
+                random: { 0 },
+                {
+                    _ = permanent.increment()
+                    throw OcrolusError(.permanent, endpoint: "x", httpStatus: 403, code: 2102, message: "no permission")
+                }
+            )
         }
         #expect(permanent.value == 1)
     }
@@ -68,8 +75,11 @@ import Testing
 /// A thread-safe counter for tests.
 final class Counter: Sendable {
     private let state = Synchronization.Mutex(0)
-    @discardableResult func increment() -> Int { state.withLock { $0 += 1; return $0 } }
+    @discardableResult func increment() -> Int {
+        state.withLock {
+            $0 += 1
+            return $0
+        }
+    }
     var value: Int { state.withLock { $0 } }
 }
-
-import Synchronization

@@ -1,7 +1,8 @@
 import BookWatchCore
 import Foundation
-@testable import OcrolusAPI
 import Testing
+
+@testable import OcrolusAPI
 
 @Suite struct StatusDecodingTests {
     @Test func verifiedBookWithARejectedDocumentIsFinished() throws {
@@ -37,7 +38,10 @@ import Testing
         #expect(result.snapshot == .gone)
         for status in [400, 404] {
             let gone = try V1Envelope.bookStatus(
-                httpStatus: status, body: Array(#"{"status":\#(status),"code":1401,"message":"Book not found","response":null}"#.utf8), retryAfter: nil)
+                httpStatus: status,
+                body: Array(#"{"status":\#(status),"code":1401,"message":"Book not found","response":null}"#.utf8),
+                retryAfter: nil
+            )
             #expect(gone.snapshot == .gone)
         }
         let permission = #"{"status":200,"code":2102,"message":"no permission","response":null}"#
@@ -50,12 +54,14 @@ import Testing
     }
 
     @Test func deletedStatusIsGone() throws {
-        let body = #"{"status":200,"message":"OK","response":{"pk":1,"uuid":"09c52985-2f05-4022-a738-9277cc335c7e","book_status":"DELETED","docs":[]}}"#
+        let body =
+            #"{"status":200,"message":"OK","response":{"pk":1,"uuid":"09c52985-2f05-4022-a738-9277cc335c7e","book_status":"DELETED","docs":[]}}"#
         #expect(try V1Envelope.bookStatus(httpStatus: 200, body: Array(body.utf8), retryAfter: nil).snapshot == .gone)
     }
 
     @Test func tolerantOfMissingOptionalFieldsAndExtras() throws {
-        let body = #"{"status":200,"response":{"id":9,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","book_status":"VERIFYING","docs":[{"id":1,"status":"SOMETHING_NEW","extra":[1]}],"whatever":{}}}"#
+        let body =
+            #"{"status":200,"response":{"id":9,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","book_status":"VERIFYING","docs":[{"id":1,"status":"SOMETHING_NEW","extra":[1]}],"whatever":{}}}"#
         let result = try V1Envelope.bookStatus(httpStatus: 200, body: Array(body.utf8), retryAfter: nil)
         #expect(result.pk == 9)
         guard case .present(_, _, let docs) = result.snapshot else {
@@ -66,13 +72,17 @@ import Testing
         #expect(docs.first?.ref.pk == 1)
         // No docs and no mixed_docs at all.
         let bare = #"{"status":200,"response":{"pk":2,"uuid":"09c52985-2f05-4022-a738-9277cc335c7e","book_status":"CREATED"}}"#
-        #expect(try V1Envelope.bookStatus(httpStatus: 200, body: Array(bare.utf8), retryAfter: nil).snapshot
-                == .present(pk: 2, status: .created, documents: []))
+        #expect(
+            try V1Envelope.bookStatus(httpStatus: 200, body: Array(bare.utf8), retryAfter: nil).snapshot
+                == .present(pk: 2, status: .created, documents: [])
+        )
     }
 
     /// Without Ocrolus's own error code a 4xx is a gateway's page: transient, never a refusal.
-    @Test(arguments: [(500, OcrolusError.Kind.transient), (502, .transient), (503, .transient), (504, .transient),
-                      (429, .transient), (403, .transient), (400, .transient), (404, .transient), (401, .unauthorized)])
+    @Test(arguments: [
+        (500, OcrolusError.Kind.transient), (502, .transient), (503, .transient), (504, .transient),
+        (429, .transient), (403, .transient), (400, .transient), (404, .transient), (401, .unauthorized),
+    ])
     func httpErrorsWithoutACodeAreClassified(status: Int, kind: OcrolusError.Kind) {
         let error = V1Envelope.declaredError(httpStatus: status, body: Array("<html>oops</html>".utf8), endpoint: "x", retryAfter: 3)
         #expect(error?.kind == kind)
@@ -83,7 +93,11 @@ import Testing
     /// machine decides) and a transient error for an analytics call.
     @Test func errorsWithAnOcrolusCodeAreClassifiedByIt() throws {
         let refused = V1Envelope.declaredError(
-            httpStatus: 403, body: Array(#"{"status":403,"code":2102,"message":"no permission"}"#.utf8), endpoint: "x", retryAfter: nil)
+            httpStatus: 403,
+            body: Array(#"{"status":403,"code":2102,"message":"no permission"}"#.utf8),
+            endpoint: "x",
+            retryAfter: nil
+        )
         #expect(refused?.kind == .permanent)
         let gone = Array(#"{"status":404,"code":1401,"message":"Book not found"}"#.utf8)
         #expect(V1Envelope.declaredError(httpStatus: 404, body: gone, endpoint: "analytics/summary", retryAfter: nil)?.kind == .transient)

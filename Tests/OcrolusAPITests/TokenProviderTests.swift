@@ -1,7 +1,8 @@
 import Foundation
-@testable import OcrolusAPI
 import Synchronization
 import Testing
+
+@testable import OcrolusAPI
 
 /// A transport answering token requests, holding each answer until `release()` when gated.
 final class FakeTokenTransport: HTTPTransport {
@@ -20,12 +21,18 @@ final class FakeTokenTransport: HTTPTransport {
     var pending: Int { gate.withLock { $0.count } }
 
     func release() {
-        let waiting = gate.withLock { state in defer { state.removeAll() }; return state }
+        let waiting = gate.withLock { state in
+            defer { state.removeAll() }
+            return state
+        }
         for continuation in waiting { continuation.resume() }
     }
 
     func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
-        let n = requests.withLock { $0.append(request); return $0.count }
+        let n = requests.withLock {
+            $0.append(request)
+            return $0.count
+        }
         if gated { await withCheckedContinuation { continuation in gate.withLock { $0.append(continuation) } } }
         try Task.checkCancellation()  // as an HTTP client does
         if status != 200 {
@@ -41,8 +48,13 @@ final class FakeTokenTransport: HTTPTransport {
     @Test func oneRefreshInFlightHoweverManyCallersWait() async throws {
         let clock = ManualClock()
         let transport = FakeTokenTransport(gated: true)
-        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials, transport: transport,
-                                     limiter: nil, clock: clock)
+        let provider = TokenProvider(
+            tokenURL: "http://auth/oauth/token",
+            credentials: credentials,
+            transport: transport,
+            limiter: nil,
+            clock: clock
+        )
         let tokens = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<50 { group.addTask { try await provider.token() } }
             while transport.pending == 0 { await Task.yield() }
@@ -62,8 +74,13 @@ final class FakeTokenTransport: HTTPTransport {
     /// its fetch fetches instead of failing with it.
     @Test func aCancelledFetcherLeavesTheFetchToAWaiter() async throws {
         let transport = FakeTokenTransport(gated: true)
-        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials, transport: transport,
-                                     limiter: nil, clock: ManualClock())
+        let provider = TokenProvider(
+            tokenURL: "http://auth/oauth/token",
+            credentials: credentials,
+            transport: transport,
+            limiter: nil,
+            clock: ManualClock()
+        )
         let fetcher = Task { try await provider.token() }
         while transport.pending == 0 { await Task.yield() }
         let waiter = Task { try await provider.token() }
@@ -80,8 +97,13 @@ final class FakeTokenTransport: HTTPTransport {
     @Test func cachedUntilHalfItsLifetimeThenRefreshed() async throws {
         let clock = ManualClock()
         let transport = FakeTokenTransport(expiresIn: 3600)
-        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials, transport: transport,
-                                     limiter: nil, clock: clock)
+        let provider = TokenProvider(
+            tokenURL: "http://auth/oauth/token",
+            credentials: credentials,
+            transport: transport,
+            limiter: nil,
+            clock: clock
+        )
         #expect(try await provider.token() == "token-1")
         clock.advance(by: 1799)
         #expect(try await provider.token() == "token-1")
@@ -94,8 +116,13 @@ final class FakeTokenTransport: HTTPTransport {
     }
 
     @Test func refusedCredentialsAreUnauthorizedWithoutTheSecret() async throws {
-        let provider = TokenProvider(tokenURL: "http://auth/oauth/token", credentials: credentials,
-                                     transport: FakeTokenTransport(status: 401), limiter: nil, clock: ManualClock())
+        let provider = TokenProvider(
+            tokenURL: "http://auth/oauth/token",
+            credentials: credentials,
+            transport: FakeTokenTransport(status: 401),
+            limiter: nil,
+            clock: ManualClock()
+        )
         let error = await #expect(throws: OcrolusError.self) { try await provider.token() }
         #expect(error?.kind == .unauthorized)
         #expect(error?.description.contains("bad credentials") == true)

@@ -1,7 +1,8 @@
 import BookWatchCore
 import Foundation
-@testable import OcrolusAPI
 import Testing
+
+@testable import OcrolusAPI
 
 @Suite struct WebhookPayloadTests {
     let book = BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!
@@ -50,13 +51,17 @@ import Testing
     @Test func unknownEventsAreKept() throws {
         let decoded = try DecodedWebhook.decode(try TestData.payload("webhook-org-unknown-event.json"))
         #expect(decoded.hint.event == .bookSignalFound)
-        let novel = try DecodedWebhook.decode(Array(#"{"event_name":"book.teleported","book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","extra":{"a":[1,2]}}"#.utf8))
+        let novel = try DecodedWebhook.decode(
+            Array(#"{"event_name":"book.teleported","book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","extra":{"a":[1,2]}}"#.utf8)
+        )
         #expect(novel.hint.event == .unknown("book.teleported"))
         #expect(novel.eventName == "book.teleported")
     }
 
     @Test func accountLevelDocVerifiedCarriesItsStatus() throws {
-        let decoded = try DecodedWebhook.decode(Array(#"{"event_name":"DOC_VERIFIED","status":"REJECTED","uploaded_doc_pk":"77","book_pk":"12"}"#.utf8))
+        let decoded = try DecodedWebhook.decode(
+            Array(#"{"event_name":"DOC_VERIFIED","status":"REJECTED","uploaded_doc_pk":"77","book_pk":"12"}"#.utf8)
+        )
         #expect(decoded.hint.event == .documentVerified)
         #expect(decoded.hint.documentStatus == .rejected)
         #expect(decoded.hint.impliedDocumentProgress == .failed)

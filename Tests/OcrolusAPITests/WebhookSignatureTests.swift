@@ -1,6 +1,7 @@
 import Foundation
-@testable import OcrolusAPI
 import Testing
+
+@testable import OcrolusAPI
 
 @Suite struct WebhookSignatureTests {
     func at(_ timestamp: String, offset: TimeInterval = 0) -> Date {
@@ -13,12 +14,23 @@ import Testing
         for vector in vectors.valid + vectors.validVariants {
             let verifier = try WebhookVerifier(secrets: [vector.secret])
             #expect(throws: Never.self, "\(vector)") {
-                try verifier.verify(body: Array(vector.body.utf8), timestamp: vector.timestamp, requestID: vector.requestID,
-                                    signature: vector.signature, now: at(vector.timestamp))
+                try verifier.verify(
+                    body: Array(vector.body.utf8),
+                    timestamp: vector.timestamp,
+                    requestID: vector.requestID,
+                    signature: vector.signature,
+                    now: at(vector.timestamp)
+                )
             }
             // Signing reproduces the vector (lower-case hex).
-            #expect(WebhookVerifier.sign(body: Array(vector.body.utf8), timestamp: vector.timestamp,
-                                         requestID: vector.requestID, secret: vector.secret) == vector.signature.lowercased())
+            #expect(
+                WebhookVerifier.sign(
+                    body: Array(vector.body.utf8),
+                    timestamp: vector.timestamp,
+                    requestID: vector.requestID,
+                    secret: vector.secret
+                ) == vector.signature.lowercased()
+            )
         }
     }
 
@@ -28,8 +40,13 @@ import Testing
         for vector in vectors.invalid {
             let verifier = try WebhookVerifier(secrets: [vector.secret])
             #expect(throws: WebhookSignatureError.mismatch, "\(vector)") {
-                try verifier.verify(body: Array(vector.body.utf8), timestamp: vector.timestamp, requestID: vector.requestID,
-                                    signature: vector.signature, now: at(vector.timestamp))
+                try verifier.verify(
+                    body: Array(vector.body.utf8),
+                    timestamp: vector.timestamp,
+                    requestID: vector.requestID,
+                    signature: vector.signature,
+                    now: at(vector.timestamp)
+                )
             }
         }
     }
@@ -37,12 +54,22 @@ import Testing
     @Test func anyOfSeveralSecretsIsAccepted() throws {
         let vector = try #require(try TestData.signatureVectors().valid.first)
         let verifier = try WebhookVerifier(secrets: ["the-new-secret-0123456789", vector.secret])
-        try verifier.verify(body: Array(vector.body.utf8), timestamp: vector.timestamp, requestID: vector.requestID,
-                            signature: vector.signature, now: at(vector.timestamp))
+        try verifier.verify(
+            body: Array(vector.body.utf8),
+            timestamp: vector.timestamp,
+            requestID: vector.requestID,
+            signature: vector.signature,
+            now: at(vector.timestamp)
+        )
         let rotatedAway = try WebhookVerifier(secrets: ["the-new-secret-0123456789"])
         #expect(throws: WebhookSignatureError.mismatch) {
-            try rotatedAway.verify(body: Array(vector.body.utf8), timestamp: vector.timestamp, requestID: vector.requestID,
-                                   signature: vector.signature, now: at(vector.timestamp))
+            try rotatedAway.verify(
+                body: Array(vector.body.utf8),
+                timestamp: vector.timestamp,
+                requestID: vector.requestID,
+                signature: vector.signature,
+                now: at(vector.timestamp)
+            )
         }
     }
 
@@ -50,8 +77,13 @@ import Testing
         let vector = try #require(try TestData.signatureVectors().valid.first)
         let verifier = try WebhookVerifier(secrets: [vector.secret], tolerance: 300)
         func check(_ offset: TimeInterval) throws {
-            try verifier.verify(body: Array(vector.body.utf8), timestamp: vector.timestamp, requestID: vector.requestID,
-                                signature: vector.signature, now: at(vector.timestamp, offset: offset))
+            try verifier.verify(
+                body: Array(vector.body.utf8),
+                timestamp: vector.timestamp,
+                requestID: vector.requestID,
+                signature: vector.signature,
+                now: at(vector.timestamp, offset: offset)
+            )
         }
         try check(300)
         try check(-300)
@@ -88,8 +120,13 @@ import Testing
         let vector = try #require(try TestData.signatureVectors().valid.first)
         let verifier = try WebhookVerifier(secrets: [vector.secret])
         for header in ["v1=\(vector.signature)", "\(String(repeating: "0", count: 64)), \(vector.signature)", "sha256=\(vector.signature)"] {
-            try verifier.verify(body: Array(vector.body.utf8), timestamp: vector.timestamp, requestID: vector.requestID,
-                                signature: header, now: at(vector.timestamp))
+            try verifier.verify(
+                body: Array(vector.body.utf8),
+                timestamp: vector.timestamp,
+                requestID: vector.requestID,
+                signature: header,
+                now: at(vector.timestamp)
+            )
         }
     }
 
@@ -104,8 +141,13 @@ import Testing
         let secret = "super-secret-value-123"
         let verifier = try WebhookVerifier(secrets: [secret])
         do {
-            try verifier.verify(body: [UInt8](), timestamp: "1700000000", requestID: "r",
-                                signature: String(repeating: "a", count: 64), now: Date(timeIntervalSince1970: 1_700_000_000))
+            try verifier.verify(
+                body: [UInt8](),
+                timestamp: "1700000000",
+                requestID: "r",
+                signature: String(repeating: "a", count: 64),
+                now: Date(timeIntervalSince1970: 1_700_000_000)
+            )
             Issue.record("expected a mismatch")
         } catch {
             #expect(!String(describing: error).contains(secret))

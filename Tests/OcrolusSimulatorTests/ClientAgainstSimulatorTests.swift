@@ -24,7 +24,10 @@ import Testing
     }
 
     @Test func statusesAdvanceOverTime() async throws {
-        let sim = SimulatorHarness { $0.reopenFraction = 0; $0.deleteFraction = 0 }
+        let sim = SimulatorHarness {
+            $0.reopenFraction = 0
+            $0.deleteFraction = 0
+        }
         let book = try #require(sim.books.first)
         sim.at(book.createdAt + 61)
         #expect(!(try await sim.client.bookStatus(uuid: book.uuid, priority: .background)).snapshot.isFinished)
@@ -59,7 +62,10 @@ import Testing
     }
 
     @Test func wrongCredentialsAreUnauthorized() async throws {
-        let sim = SimulatorHarness { $0.clientID = "someone-else"; $0.clientSecret = "x" }
+        let sim = SimulatorHarness {
+            $0.clientID = "someone-else"
+            $0.clientSecret = "x"
+        }
         let book = try #require(sim.books.first)
         let error = await #expect(throws: OcrolusError.self) { try await sim.client.bookStatus(uuid: book.uuid, priority: .urgent) }
         #expect(error?.kind == .unauthorized)
@@ -105,7 +111,10 @@ import Testing
                 try await sim.client.bookStatus(uuid: book.uuid, priority: .background)
             }
         }
-        for _ in 0..<50 { await Task.yield(); sim.clock.advance(by: 1) }
+        for _ in 0..<50 {
+            await Task.yield()
+            sim.clock.advance(by: 1)
+        }
         let error = await #expect(throws: OcrolusError.self) { try await failing.value }
         #expect(error?.kind == .transient)
         #expect([500, 502, 503, 504].contains(error?.httpStatus ?? 0))
@@ -118,7 +127,10 @@ import Testing
         }
         while await sim.simulation.stats().answers5xx < 4 { await Task.yield() }
         await sim.simulation.setFaults(FaultConfig())
-        for _ in 0..<50 { await Task.yield(); sim.clock.advance(by: 1) }
+        for _ in 0..<50 {
+            await Task.yield()
+            sim.clock.advance(by: 1)
+        }
         #expect(try await passing.value.uuid == book.uuid)
     }
 
@@ -155,7 +167,10 @@ import Testing
     }
 
     @Test func deletedBooksAreGoneInEveryVariant() async throws {
-        let sim = SimulatorHarness { $0.books = 60; $0.deleteFraction = 1 }
+        let sim = SimulatorHarness {
+            $0.books = 60
+            $0.deleteFraction = 1
+        }
         var answers = Set<String>()
         for book in sim.books.prefix(12) {
             sim.at(try #require(book.deletedAt) + 1)

@@ -1,9 +1,10 @@
-@testable import OcrolusSimulator
 import BookWatchCore
 import Foundation
 import OcrolusAPI
 import OcrolusSimulator
 import Testing
+
+@testable import OcrolusSimulator
 
 @Suite struct ScenarioTests {
     func config(seed: UInt64, books: Int = 200) -> SimulationConfig {
@@ -14,7 +15,9 @@ import Testing
     }
 
     @Test func reproducibleFromItsSeed() {
-        let a = Scenario(config: config(seed: 42)), b = Scenario(config: config(seed: 42)), c = Scenario(config: config(seed: 43))
+        let a = Scenario(config: config(seed: 42))
+        let b = Scenario(config: config(seed: 42))
+        let c = Scenario(config: config(seed: 43))
         #expect(a.books.map(\.uuid) == b.books.map(\.uuid))
         #expect(a.books.map { $0.documents.map(\.finishAt) } == b.books.map { $0.documents.map(\.finishAt) })
         #expect(a.books.map(\.deletedAt) == b.books.map(\.deletedAt))

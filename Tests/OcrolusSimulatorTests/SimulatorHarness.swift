@@ -18,10 +18,14 @@ struct SimulatorHarness {
         simulation = OcrolusSimulation(config: config, clock: clock)
         client = OcrolusClient(
             configuration: OcrolusConfiguration(
-                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
-                credentials: .init(clientID: "bookwatch", clientSecret: "sim-secret-0123456789")),
+                apiBaseURL: "http://simulator",
+                tokenURL: "http://simulator/oauth/token",
+                credentials: .init(clientID: "bookwatch", clientSecret: "sim-secret-0123456789")
+            ),
             transport: SimulatorTransport(simulation: simulation),
-            limiter: RateLimiter(rate: 1000, burst: 1000, clock: clock), clock: clock)
+            limiter: RateLimiter(rate: 1000, burst: 1000, clock: clock),
+            clock: clock
+        )
     }
 
     /// Moves the clock to `seconds` after the scenario start.

@@ -19,17 +19,25 @@ import Testing
             let port = try #require(client.port)
             let ocrolus = OcrolusClient(
                 configuration: OcrolusConfiguration(
-                    apiBaseURL: "http://127.0.0.1:\(port)", tokenURL: "http://127.0.0.1:\(port)/oauth/token",
-                    credentials: .init(clientID: "c", clientSecret: "s")),
-                transport: AsyncHTTPClientTransport(), limiter: RateLimiter(clock: clock), clock: clock)
+                    apiBaseURL: "http://127.0.0.1:\(port)",
+                    tokenURL: "http://127.0.0.1:\(port)/oauth/token",
+                    credentials: .init(clientID: "c", clientSecret: "s")
+                ),
+                transport: AsyncHTTPClientTransport(),
+                limiter: RateLimiter(clock: clock),
+                clock: clock
+            )
             let book = try #require(simulation.scenario.books.first)
             let status = try await ocrolus.bookStatus(uuid: book.uuid, priority: .urgent)
             #expect(status.pk == book.pk)
             let byPK = try await ocrolus.bookStatus(pk: book.pk, priority: .urgent)
             #expect(byPK.uuid == book.uuid)
             // Raw shapes: the token answer and the status envelope.
-            let token = try await client.execute(uri: "/oauth/token", method: .post,
-                                                 body: ByteBuffer(string: #"{"grant_type":"client_credentials","client_id":"c","client_secret":"s"}"#))
+            let token = try await client.execute(
+                uri: "/oauth/token",
+                method: .post,
+                body: ByteBuffer(string: #"{"grant_type":"client_credentials","client_id":"c","client_secret":"s"}"#)
+            )
             let tokenJSON = try #require(try JSONSerialization.jsonObject(with: Data(token.body.readableBytesView)) as? [String: Any])
             #expect(tokenJSON["token_type"] as? String == "Bearer")
             #expect(tokenJSON["expires_in"] as? Int == 3600)
@@ -45,18 +53,30 @@ import Testing
         let simulation = OcrolusSimulation(config: SimulationConfig(), clock: clock)
         let app = SimulatorServer.application(simulation: simulation, host: "127.0.0.1", port: 0)
         try await app.test(.router) { client in
-            let tokenAnswer = try await client.execute(uri: "/oauth/token", method: .post,
-                                                       body: ByteBuffer(string: "grant_type=client_credentials&client_id=a&client_secret=b"))
-            let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenAnswer.body.readableBytesView)) as? [String: Any])?["access_token"] as? String)
+            let tokenAnswer = try await client.execute(
+                uri: "/oauth/token",
+                method: .post,
+                body: ByteBuffer(string: "grant_type=client_credentials&client_id=a&client_secret=b")
+            )
+            let token = try #require(
+                (try JSONSerialization.jsonObject(with: Data(tokenAnswer.body.readableBytesView)) as? [String: Any])?["access_token"] as? String
+            )
             let auth: HTTPFields = [.authorization: "Bearer \(token)"]
             let created = try await client.execute(
-                uri: "/v1/account/settings/webhook", method: .post, headers: auth,
-                body: ByteBuffer(string: #"{"webhook":{"url":"http://127.0.0.1:1/hook","description":"d"},"event_names":["book.verified"]}"#))
+                uri: "/v1/account/settings/webhook",
+                method: .post,
+                headers: auth,
+                body: ByteBuffer(string: #"{"webhook":{"url":"http://127.0.0.1:1/hook","description":"d"},"event_names":["book.verified"]}"#)
+            )
             #expect(created.status == .ok)
             let list = try await client.execute(uri: "/v1/account/settings/webhooks", method: .get, headers: auth)
             #expect(String(buffer: list.body).contains("http://127.0.0.1:1/hook"))
-            let rotated = try await client.execute(uri: "/v1/account/settings/webhook/1/rotate-secret", method: .post, headers: auth,
-                                                   body: ByteBuffer(string: #"{"secret_key":"0123456789abcdef"}"#))
+            let rotated = try await client.execute(
+                uri: "/v1/account/settings/webhook/1/rotate-secret",
+                method: .post,
+                headers: auth,
+                body: ByteBuffer(string: #"{"secret_key":"0123456789abcdef"}"#)
+            )
             #expect(rotated.status == .ok)
             let test = try await client.execute(uri: "/v1/account/settings/webhook/1/test", method: .post, headers: auth)
             #expect(test.status == .ok)

@@ -15,10 +15,13 @@ final class Received: Sendable {
     /// Runs the scenario's webhooks to the end on the manual clock, answering with `answer`.
     func drain(_ sim: SimulatorHarness, answer: @escaping @Sendable (WebhookDelivery) -> Int?) async -> Received {
         let received = Received()
-        let sender = WebhookSender(simulation: sim.simulation, target: ClosureWebhookTarget { delivery in
-            received.add(delivery)
-            return answer(delivery)
-        })
+        let sender = WebhookSender(
+            simulation: sim.simulation,
+            target: ClosureWebhookTarget { delivery in
+                received.add(delivery)
+                return answer(delivery)
+            }
+        )
         while await !sim.simulation.webhooksExhausted {
             await sender.deliverDue()
             if let next = await sim.simulation.nextWebhookDueAt() { sim.clock.advance(to: next) }
@@ -28,15 +31,23 @@ final class Received: Sendable {
 
     @Test func everyChangeIsSentSignedWhenASecretIsSet() async throws {
         let secret = "whsec-simulated-0123456789"
-        let sim = SimulatorHarness { $0.webhookSecret = secret; $0.books = 5 }
+        let sim = SimulatorHarness {
+            $0.webhookSecret = secret
+            $0.books = 5
+        }
         let verifier = try WebhookVerifier(secrets: [secret])
         let clock = sim.clock
         // Verified as it arrives, against the clock at that moment (tolerance 300 s).
         let received = await drain(sim) { delivery in
             let header = { (name: String) in delivery.headers.first { $0.0 == name }?.1 }
             do {
-                try verifier.verify(body: delivery.body, timestamp: header("Webhook-Timestamp"),
-                                    requestID: header("Webhook-Request-Id"), signature: header("Webhook-Signature"), now: clock.now())
+                try verifier.verify(
+                    body: delivery.body,
+                    timestamp: header("Webhook-Timestamp"),
+                    requestID: header("Webhook-Request-Id"),
+                    signature: header("Webhook-Signature"),
+                    now: clock.now()
+                )
                 return 200
             } catch {
                 return 401

@@ -1,9 +1,10 @@
 import BookWatchCore
-@testable import BookWatchPostgres
 import BookWatchStore
 import Foundation
 import PostgresNIO
 import Testing
+
+@testable import BookWatchPostgres
 
 /// A PostgreSQL call that times out in the middle of its transaction must leave nothing behind:
 /// no connection back in the pool inside an open transaction (whose row locks and later
@@ -41,7 +42,8 @@ import Testing
         let stuck = try await store.transaction { connection in
             let rows = try await connection.query(
                 "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' AND query LIKE '%pg_sleep(3)%'",
-                logger: store.logger)
+                logger: store.logger
+            )
             var count = 0
             for try await (value) in rows.decode(Int.self) { count = value }
             return count

@@ -53,10 +53,19 @@ import Testing
                 for worker in 0..<8 {
                     group.addTask {
                         guard let job = try await store.claimAnalyticsJob(owner: "w\(worker)", now: F.t0, lease: 120) else { return 0 }
-                        let result = AnalyticsResult(bookUUID: job.bookUUID, generation: job.generation, endpoint: "summary",
-                                                     body: Array("{\"worker\":\(worker)}".utf8), retrievedAt: F.t0)
-                        _ = try await store.apply(.analytics(generation: job.generation, .stored), to: job.bookUUID, at: F.t0,
-                                                  options: TransitionOptions(results: [result]))
+                        let result = AnalyticsResult(
+                            bookUUID: job.bookUUID,
+                            generation: job.generation,
+                            endpoint: "summary",
+                            body: Array("{\"worker\":\(worker)}".utf8),
+                            retrievedAt: F.t0
+                        )
+                        _ = try await store.apply(
+                            .analytics(generation: job.generation, .stored),
+                            to: job.bookUUID,
+                            at: F.t0,
+                            options: TransitionOptions(results: [result])
+                        )
                         return 1
                     }
                 }
@@ -89,8 +98,9 @@ import Testing
             // The first worker's lease lapsed: its outcome is refused and changes nothing.
             var late = TransitionOptions(retryAt: F.t0.plus(500))
             late.jobClaim = job.claim
-            await #expect { try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(122), options: late) }
-                throws: { ($0 as? StoreError)?.isLostClaim == true }
+            await #expect { try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(122), options: late) } throws: {
+                ($0 as? StoreError)?.isLostClaim == true
+            }
             #expect(try await store.book(F.uuid)?.machine.phase == .retrieving)
             #expect(try await store.book(F.uuid)?.analytics?.state == .running)
             // A 425 puts it back with its due time and is no attempt; a real error is one.
@@ -114,16 +124,26 @@ import Testing
     func aTrustedFinishedBodyOpensTheJobAndSpacesOutFinishedPolls(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let trusted = TransitionOptions(webhooksTrusted: true)
-            let body = BookInput.webhook(WebhookHint(event: .bookVerified, listedDocuments: [
-                DocumentSnapshot(ref: DocumentRef(uuid: "doc-1"), status: .completed),
-                DocumentSnapshot(ref: DocumentRef(uuid: "doc-2"), status: .rejected),
-            ], authenticated: true))
+            let body = BookInput.webhook(
+                WebhookHint(
+                    event: .bookVerified,
+                    listedDocuments: [
+                        DocumentSnapshot(ref: DocumentRef(uuid: "doc-1"), status: .completed),
+                        DocumentSnapshot(ref: DocumentRef(uuid: "doc-2"), status: .rejected),
+                    ],
+                    authenticated: true
+                )
+            )
             for book in [F.uuid, F.other] {
                 _ = try await store.apply(.command(.track(.created)), to: book, at: F.t0, options: .init())
                 // Both documents announced: a body may stand in only for documents seen before.
                 for doc in ["doc-1", "doc-2"] {
-                    _ = try await store.apply(.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(uuid: doc))), to: book,
-                                              at: F.t0.plus(1), options: .init())
+                    _ = try await store.apply(
+                        .webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(uuid: doc))),
+                        to: book,
+                        at: F.t0.plus(1),
+                        options: .init()
+                    )
                 }
             }
             // Untrusted, the same body asks for a poll and opens nothing.
@@ -342,26 +362,44 @@ import Testing
     @Test(arguments: StoreKind.available)
     func aReopenDeletesTheSupersededGenerationsResultsADeletionKeepsThem(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
-            let grown = BookSnapshot.present(pk: 1, status: .verified, documents: [
-                DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
-                DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
-                DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
-            ])
+            let grown = BookSnapshot.present(
+                pk: 1,
+                status: .verified,
+                documents: [
+                    DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+                    DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
+                    DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
+                ]
+            )
             for uuid in [F.uuid, F.other] {
                 _ = try await store.apply(.command(.track(.operator)), to: uuid, at: F.t0, options: .init())
                 _ = try await store.apply(.snapshot(F.finished), to: uuid, at: F.t0, options: .init())
                 let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
                 try await store.storeAnalyticsResult(
-                    AnalyticsResult(bookUUID: job.bookUUID, generation: 1, endpoint: "summary", body: [1], retrievedAt: F.t0), claim: job.claim)
+                    AnalyticsResult(bookUUID: job.bookUUID, generation: 1, endpoint: "summary", body: [1], retrievedAt: F.t0),
+                    claim: job.claim
+                )
             }
-            let reopened = try #require(try await store.apply(
-                .snapshot(grown), to: F.uuid, at: F.t0.plus(10), options: TransitionOptions(snapshotTakenAt: F.t0.plus(10))))
+            let reopened = try #require(
+                try await store.apply(
+                    .snapshot(grown),
+                    to: F.uuid,
+                    at: F.t0.plus(10),
+                    options: TransitionOptions(snapshotTakenAt: F.t0.plus(10))
+                )
+            )
             #expect(reopened.machine.generation == 2 && reopened.actions.contains(.supersedeAnalyticsJob(generation: 1)))
             #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).isEmpty)
             // Gone, said twice a gap apart: the job is superseded, the results stay.
             _ = try await store.apply(.snapshot(.gone), to: F.other, at: F.t0.plus(10), options: TransitionOptions(snapshotTakenAt: F.t0.plus(10)))
-            let gone = try #require(try await store.apply(
-                .snapshot(.gone), to: F.other, at: F.t0.plus(100), options: TransitionOptions(snapshotTakenAt: F.t0.plus(100))))
+            let gone = try #require(
+                try await store.apply(
+                    .snapshot(.gone),
+                    to: F.other,
+                    at: F.t0.plus(100),
+                    options: TransitionOptions(snapshotTakenAt: F.t0.plus(100))
+                )
+            )
             #expect(gone.machine.phase == .deleted && gone.actions.contains(.supersedeAnalyticsJob(generation: 1)))
             #expect(try await store.analyticsResults(for: F.other, endpoint: nil).map(\.generation) == [1])
         }
@@ -377,7 +415,9 @@ import Testing
             try await store.storeAnalyticsResult(result, claim: job.claim)
             // Stored once: a second copy is kept out without an error (a retry after a lost answer).
             try await store.storeAnalyticsResult(
-                AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [7], retrievedAt: F.t0.plus(1)), claim: job.claim)
+                AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [7], retrievedAt: F.t0.plus(1)),
+                claim: job.claim
+            )
             #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil) == [result])
             // Another claim (a stale token), or a generation with no live job, stores nothing.
             let stale = JobClaim(owner: "w", token: job.claim.token - 1)
@@ -571,9 +611,14 @@ import Testing
             let pending = try await store.pendingNotifications(limit: 10)
             try await store.recordNotification(pending[0], at: F.t0.plus(2), error: nil)
             // A new document finished: generation 2 opens; generation 1's complete job is now old history.
-            let reopened = BookSnapshot.present(pk: 1, status: .verified, documents: [
-                DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
-                DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed)])
+            let reopened = BookSnapshot.present(
+                pk: 1,
+                status: .verified,
+                documents: [
+                    DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+                    DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
+                ]
+            )
             _ = try await store.apply(.snapshot(reopened), to: F.uuid, at: F.t0.plus(3), options: .init())
             guard case .stored(let processed) = try await store.appendToInbox(F.delivery("old")) else { throw CancellationError() }
             _ = try await store.appendToInbox(F.delivery("unprocessed"))

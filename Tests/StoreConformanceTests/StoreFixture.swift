@@ -24,7 +24,9 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
 /// Opens a fresh, empty store of `kind` (a temp file, or a schema of its own on the test server),
 /// runs `body`, and closes it.
 func withStore<T>(
-    _ kind: StoreKind, schedule: PollSchedule = PollSchedule(minimum: 60, maximum: 1800), random: @escaping @Sendable () -> Double = { 0 },
+    _ kind: StoreKind,
+    schedule: PollSchedule = PollSchedule(minimum: 60, maximum: 1800),
+    random: @escaping @Sendable () -> Double = { 0 },
     _ body: (any BookStore) async throws -> T
 ) async throws -> T {
     let store = try await openStore(kind, schedule: schedule, random: random)
@@ -82,14 +84,22 @@ enum F {
         BookUUID(String(format: "00000000-0000-4000-8000-%012d", index))!
     }
 
-    static let finished = BookSnapshot.present(pk: 1, status: .verified, documents: [
-        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
-        DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
-    ])
-    static let verifying = BookSnapshot.present(pk: 1, status: .verifying, documents: [
-        DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
-        DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .processing),
-    ])
+    static let finished = BookSnapshot.present(
+        pk: 1,
+        status: .verified,
+        documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+            DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
+        ]
+    )
+    static let verifying = BookSnapshot.present(
+        pk: 1,
+        status: .verifying,
+        documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+            DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .processing),
+        ]
+    )
 
     static func uploaded(_ pk: Int) -> BookInput {
         .webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: pk)))
@@ -98,8 +108,15 @@ enum F {
     static let bookVerified = BookInput.webhook(WebhookHint(event: .bookVerified, document: nil))
 
     static func delivery(_ id: String, at: Date = t0) -> InboxDelivery {
-        InboxDelivery(requestID: id, receivedAt: at, bookUUID: uuid, bookPK: nil, event: "document.upload_succeeded",
-                      body: Array("{\"event_name\":\"document.upload_succeeded\"}".utf8), remoteAddress: "127.0.0.1")
+        InboxDelivery(
+            requestID: id,
+            receivedAt: at,
+            bookUUID: uuid,
+            bookPK: nil,
+            event: "document.upload_succeeded",
+            body: Array("{\"event_name\":\"document.upload_succeeded\"}".utf8),
+            remoteAddress: "127.0.0.1"
+        )
     }
 }
 

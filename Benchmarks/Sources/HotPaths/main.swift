@@ -11,11 +11,20 @@ let book = BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!
 let start = Date(timeIntervalSince1970: 1_774_000_000)
 let documents = (1...10).map { DocumentSnapshot(ref: DocumentRef(pk: $0), status: $0 <= 7 ? .completed : .processing) }
 let processing = BookInput.snapshot(.present(pk: 7, status: .verifying, documents: documents))
-let finished = BookInput.snapshot(.present(pk: 7, status: .verified, documents: documents.map {
-    DocumentSnapshot(ref: $0.ref, status: .completed)
-}))
+let finished = BookInput.snapshot(
+    .present(
+        pk: 7,
+        status: .verified,
+        documents: documents.map {
+            DocumentSnapshot(ref: $0.ref, status: .completed)
+        }
+    )
+)
 let hint = BookInput.webhook(WebhookHint(event: .documentVerified, document: DocumentRef(pk: 3)))
-let body = Array(#"{"event_name":"document.verification_succeeded","severity":"LOW","notification_type":"STATUS","notification_reason":"Document verification succeeded","book_pk":71400892,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10","uploaded_doc_pk":133257741,"uploaded_doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10"}"#.utf8)
+let body = Array(
+    #"{"event_name":"document.verification_succeeded","severity":"LOW","notification_type":"STATUS","notification_reason":"Document verification succeeded","book_pk":71400892,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10","uploaded_doc_pk":133257741,"uploaded_doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10"}"#
+        .utf8
+)
 let secret = "whsec-bench-0123456789abcdef"
 let verifier = try! WebhookVerifier(secrets: [secret])  // a constant, valid secret
 let timestamp = String(Int(start.timeIntervalSince1970))

@@ -19,8 +19,12 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         let field = { (index: Int) -> String? in index < parts.count ? String(decoding: parts[index], as: UTF8.self) : nil }
         let verifier = Fuzzing.verifier
         _ = try? verifier.verify(
-            body: parts.count > 3 ? parts[3] : [], timestamp: field(0), requestID: field(1), signature: field(2),
-            now: Date(timeIntervalSince1970: 1_774_015_331))
+            body: parts.count > 3 ? parts[3] : [],
+            timestamp: field(0),
+            requestID: field(1),
+            signature: field(2),
+            now: Date(timeIntervalSince1970: 1_774_015_331)
+        )
     }
     return 0
 }
@@ -39,7 +43,8 @@ enum Fuzzing {
 /// executables), so libFuzzer's own `main` is not used: this entry point starts its driver.
 @_silgen_name("LLVMFuzzerRunDriver")
 func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt
 ) -> CInt
 

@@ -6,7 +6,8 @@ import Foundation
 struct BenchChaosCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chaos",
-        abstract: "Search interleavings by seed: simulator, replicas, operator and faults under one seeded scheduler, invariants after every step.")
+        abstract: "Search interleavings by seed: simulator, replicas, operator and faults under one seeded scheduler, invariants after every step."
+    )
 
     @Option(help: "How many seeds to search (from --seed on).") var seeds = 1
     @Option(help: "The first seed.") var seed: UInt64 = 1
@@ -41,8 +42,14 @@ struct BenchChaosCommand: AsyncParsableCommand {
         let context = CLIContext.current
         let store: ChaosDatabase = database.map { .postgres(url: $0) } ?? .sqlite(directory: directory ?? ChaosSearch.defaultDirectory())
         let report = try await ChaosSearch.run(
-            seeds: Array(seed..<(seed + UInt64(seeds))), steps: steps, replicas: replicas, traceLines: traceLines, database: store,
-            timeLimit: minutes > 0 ? minutes * 60 : nil, stopOnFailure: stopOnFailure, jobs: jobs
+            seeds: Array(seed..<(seed + UInt64(seeds))),
+            steps: steps,
+            replicas: replicas,
+            traceLines: traceLines,
+            database: store,
+            timeLimit: minutes > 0 ? minutes * 60 : nil,
+            stopOnFailure: stopOnFailure,
+            jobs: jobs
         ) { outcome in
             if let violation = outcome.violation {
                 context.print("seed \(outcome.seed): FAILED \(violation)")
@@ -72,10 +79,17 @@ enum ChaosSearch {
         var firstSeeds: [String: UInt64] = [:]
 
         func lines(transitions showAll: Bool) -> [String] {
-            var lines = [String(
-                format: "searched %d seeds in %.1f s (%.2f seeds/s, %.0f steps/s): %d failed%@", searched, seconds,
-                Double(searched) / max(seconds, 0.001), Double(steps + drainSteps) / max(seconds, 0.001), failed,
-                failures.isEmpty ? "" : " (seeds \(failures.map(String.init).joined(separator: ", ")))")]
+            var lines = [
+                String(
+                    format: "searched %d seeds in %.1f s (%.2f seeds/s, %.0f steps/s): %d failed%@",
+                    searched,
+                    seconds,
+                    Double(searched) / max(seconds, 0.001),
+                    Double(steps + drainSteps) / max(seconds, 0.001),
+                    failed,
+                    failures.isEmpty ? "" : " (seeds \(failures.map(String.init).joined(separator: ", ")))"
+                )
+            ]
             lines.append("steps: \(steps) searched + \(drainSteps) draining; \(virtualSeconds / 3600) virtual hours")
             lines.append("events and faults:")
             for (key, count) in counts.sorted(by: { $0.key < $1.key }) {
@@ -84,8 +98,10 @@ enum ChaosSearch {
             let taken = Set(transitions.keys.map(Self.fromAndInput))
             let possible = ChaosLog.phases.flatMap { from in ChaosLog.inputs.map { "\(from) --\($0)" } }
             let missing = possible.filter { !taken.contains($0) }
-            lines.append("machine transitions taken: \(transitions.count) distinct (from, input, to); "
-                + "\(taken.count) of \(possible.count) (from, input) pairs, \(missing.count) never taken")
+            lines.append(
+                "machine transitions taken: \(transitions.count) distinct (from, input, to); "
+                    + "\(taken.count) of \(possible.count) (from, input) pairs, \(missing.count) never taken"
+            )
             if showAll {
                 for (key, count) in transitions.sorted(by: { $0.key < $1.key }) { lines.append("  \(key): \(count)") }
                 lines.append("(from, input) never taken:")
@@ -103,7 +119,7 @@ enum ChaosSearch {
     static func defaultDirectory() -> String {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory), isDirectory.boolValue,
-           FileManager.default.isWritableFile(atPath: "/dev/shm")
+            FileManager.default.isWritableFile(atPath: "/dev/shm")
         {
             return "/dev/shm"
         }
@@ -111,8 +127,14 @@ enum ChaosSearch {
     }
 
     static func run(
-        seeds: [UInt64], steps: Int, replicas: Int, traceLines: Int = 60, database: ChaosDatabase? = nil, timeLimit: TimeInterval? = nil,
-        stopOnFailure: Bool = false, jobs: Int = 1,
+        seeds: [UInt64],
+        steps: Int,
+        replicas: Int,
+        traceLines: Int = 60,
+        database: ChaosDatabase? = nil,
+        timeLimit: TimeInterval? = nil,
+        stopOnFailure: Bool = false,
+        jobs: Int = 1,
         each: (ChaosOutcome) -> Void = { _ in }
     ) async throws -> Report {
         var report = Report()

@@ -202,10 +202,13 @@ final class ChaosKernel: Sendable {
     /// waking another and blocking itself). Throws `ChaosStuck` when one keeps running for
     /// `patience` seconds of real time (a deadlock, or a wait the kernel cannot see).
     func settle() async throws {
-        var spins = 0, quiet = 0
+        var spins = 0
+        var quiet = 0
         let started = ContinuousClock.now
         while quiet < 3 {
-            if running > 0 { quiet = 0 } else {
+            if running > 0 {
+                quiet = 0
+            } else {
                 quiet += 1
                 await Task.yield()
                 continue

@@ -21,8 +21,10 @@ extension ChaosRun {
             if rateChecks[call.replica]?.admit(call.sentAt.timeIntervalSince(world.simulation.start)) == false {
                 return ChaosViolation(
                     invariant: "the rate limit is never exceeded",
-                    detail: "r\(call.replica) sent \(Self.describe(call.request)) at \(log.stamp(call.sentAt)) beyond \(world.rate)/s burst \(Int(world.burst))",
-                    book: Self.book(of: call.request))
+                    detail:
+                        "r\(call.replica) sent \(Self.describe(call.request)) at \(log.stamp(call.sentAt)) beyond \(world.rate)/s burst \(Int(world.burst))",
+                    book: Self.book(of: call.request)
+                )
             }
         }
         let storeCalls = log.storeCalls
@@ -34,13 +36,21 @@ extension ChaosRun {
             let uuid = record.uuid
             if everTracked[uuid] == nil { everTracked[uuid] = now }
             if operatorUntracked.contains(uuid) {
-                return ChaosViolation(invariant: "an untracked Book stays untracked", detail: "\(uuid) is tracked again (\(record.machine.phase.rawValue))", book: uuid)
+                return ChaosViolation(
+                    invariant: "an untracked Book stays untracked",
+                    detail: "\(uuid) is tracked again (\(record.machine.phase.rawValue))",
+                    book: uuid
+                )
             }
             if record.machine.phase == .deleted {
                 let truth = simulation.scenario.books.first { $0.uuid == uuid }
                 let t = now.timeIntervalSince(world.simulation.start)
                 if truth.map({ !$0.isDeleted(at: t) }) ?? false {
-                    return ChaosViolation(invariant: "a Book marked deleted is deleted at Ocrolus", detail: "\(uuid) is not deleted at Ocrolus", book: uuid)
+                    return ChaosViolation(
+                        invariant: "a Book marked deleted is deleted at Ocrolus",
+                        detail: "\(uuid) is not deleted at Ocrolus",
+                        book: uuid
+                    )
                 }
             }
             // Not forgotten: a Book still processing is polled within the maximum; one retrieving
@@ -50,19 +60,25 @@ extension ChaosRun {
             if [.tracking, .processing].contains(record.machine.phase), !pollDue {
                 return ChaosViolation(
                     invariant: "a tracked, unfinished Book has a poll due within the maximum",
-                    detail: "\(uuid) is \(record.machine.phase.rawValue) with its next poll \(record.nextPollAt.map(log.stamp) ?? "never")", book: uuid)
+                    detail: "\(uuid) is \(record.machine.phase.rawValue) with its next poll \(record.nextPollAt.map(log.stamp) ?? "never")",
+                    book: uuid
+                )
             }
             if record.machine.phase == .retrieving, !pollDue {
                 let cap = WatcherConfiguration().analyticsRetry.cap + slack
-                let jobDue = record.analytics.map { job in
-                    job.generation == record.machine.generation
-                        && (job.state == .running || (job.state == .pending && (job.dueAt.map { $0 <= now.addingTimeInterval(cap) } ?? false)))
-                } ?? false
+                let jobDue =
+                    record.analytics.map { job in
+                        job.generation == record.machine.generation
+                            && (job.state == .running || (job.state == .pending && (job.dueAt.map { $0 <= now.addingTimeInterval(cap) } ?? false)))
+                    } ?? false
                 if !jobDue {
                     return ChaosViolation(
                         invariant: "a retrieving Book has its job or a poll due",
-                        detail: "\(uuid) job \(record.analytics.map { "\($0.generation) \($0.state.rawValue) due \($0.dueAt.map(log.stamp) ?? "never")" } ?? "none"), "
-                            + "next poll \(record.nextPollAt.map(log.stamp) ?? "never")", book: uuid)
+                        detail:
+                            "\(uuid) job \(record.analytics.map { "\($0.generation) \($0.state.rawValue) due \($0.dueAt.map(log.stamp) ?? "never")" } ?? "none"), "
+                            + "next poll \(record.nextPollAt.map(log.stamp) ?? "never")",
+                        book: uuid
+                    )
                 }
             }
         }
@@ -82,7 +98,9 @@ extension ChaosRun {
                     if !seen.insert(key).inserted {
                         return ChaosViolation(
                             invariant: "at most one analytics 200 per (Book, generation, endpoint) stored",
-                            detail: "\(book.uuid): Ocrolus's \(key) stored twice (bookwatch generations \(result.generation) and another)", book: book.uuid)
+                            detail: "\(book.uuid): Ocrolus's \(key) stored twice (bookwatch generations \(result.generation) and another)",
+                            book: book.uuid
+                        )
                     }
                 }
             }
@@ -99,9 +117,11 @@ extension ChaosRun {
             guard let record = try await store.book(book.uuid) else {
                 return ChaosViolation(invariant: "a tracked Book is never forgotten", detail: "\(book.uuid) vanished", book: book.uuid)
             }
-            let retrieved = Set(try await store.analyticsResults(for: book.uuid, endpoint: nil).map {
-                "\(Self.ocrolusGeneration($0.body) ?? -1):\($0.endpoint)"
-            })
+            let retrieved = Set(
+                try await store.analyticsResults(for: book.uuid, endpoint: nil).map {
+                    "\(Self.ocrolusGeneration($0.body) ?? -1):\($0.endpoint)"
+                }
+            )
             let jobs = try await store.jobHistory(book.uuid)
             // Pruning deletes finished jobs of earlier generations: the transitions seen count too.
             var excused = max(jobs.filter { $0.state == "superseded" }.count, log.supersessions(book.uuid))
@@ -132,7 +152,8 @@ extension ChaosRun {
                     invariant: "every generation finished long enough is retrieved or superseded",
                     detail: "\(book.uuid) generation \(number) of \(book.generations.count) ready since \(Int(generation.analyticsReadyAt))s, "
                         + "not retrieved; bookwatch: \(phase)\(reason), jobs \(jobs.map { "\($0.generation):\($0.state)" })",
-                    book: book.uuid)
+                    book: book.uuid
+                )
             }
         }
         return nil
@@ -143,7 +164,8 @@ extension ChaosRun {
         guard end > start else { return 0 }
         let origin = world.simulation.start
         let down = (downtime + (downSince.map { [($0, kernel.now)] } ?? [])).reduce(0.0) { total, interval in
-            let a = max(start, interval.0.timeIntervalSince(origin)), b = min(end, interval.1.timeIntervalSince(origin))
+            let a = max(start, interval.0.timeIntervalSince(origin))
+            let b = min(end, interval.1.timeIntervalSince(origin))
             return total + max(0, b - a)
         }
         return end - start - down

@@ -20,7 +20,12 @@ extension ChaosRun {
         case advanceSmall, advanceToNext, advanceBig
         case operatorAction
         case changeFaults
-        case armCrash(Int), kill(Int), restart(Int), pause(Int), unpause(Int), stepClock(Int)
+        case armCrash(Int)
+        case kill(Int)
+        case restart(Int)
+        case pause(Int)
+        case unpause(Int)
+        case stepClock(Int)
     }
 
     func takeStep(drain: Bool) async throws {
@@ -73,7 +78,7 @@ extension ChaosRun {
         try await perform(action)
         try await settle()
         if case .chain(let index, let kind) = action, !kernel.chainKinds(replica: index).contains(kind),
-           worked.units.withLock({ $0["\(index):\(kind)"] }) == 0
+            worked.units.withLock({ $0["\(index):\(kind)"] }) == 0
         {
             idle.insert("\(index):\(kind)")
         } else {
@@ -118,8 +123,12 @@ extension ChaosRun {
                 log.count("call: answered")
             }
             markAnswer(call, response)
-            log.note(replica: call.replica, Self.book(of: call.request), "\(Self.describe(call.request)) answered \(response.status)"
-                + (call.arrived != nil ? " (view from when it arrived)" : ""))
+            log.note(
+                replica: call.replica,
+                Self.book(of: call.request),
+                "\(Self.describe(call.request)) answered \(response.status)"
+                    + (call.arrived != nil ? " (view from when it arrived)" : "")
+            )
             kernel.finish(id, with: .success(response))
         case .timeOut(let id):
             guard let call = kernel.calls.first(where: { $0.id == id }) else { return }
@@ -147,8 +156,12 @@ extension ChaosRun {
             if rng.chance(0.3) { faults.rateLimit = world.rate * Double(world.replicas) }
             faults.statusRefused = world.refusal
             log.count("fault: profile changed")
-            log.note(replica: nil, nil, "faults now: drop \(faults.webhookDrop), 5xx \(faults.api5xx), 429 \(faults.api429), "
-                + "bare 404 \(faults.bareNotFound), early VERIFIED \(faults.earlyVerified)")
+            log.note(
+                replica: nil,
+                nil,
+                "faults now: drop \(faults.webhookDrop), 5xx \(faults.api5xx), 429 \(faults.api429), "
+                    + "bare 404 \(faults.bareNotFound), early VERIFIED \(faults.earlyVerified)"
+            )
             await simulation.setFaults(faults)
         case .armCrash(let index):
             let after = rng.chance(0.5)
@@ -187,7 +200,7 @@ extension ChaosRun {
             refused.insert(book)
         }
         if Self.describe(call.request) == "status", let book = Self.book(of: call.request), let sent = callSeenAt[call.id],
-           let webhook = log.lastWebhookStep(book), webhook > sent
+            let webhook = log.lastWebhookStep(book), webhook > sent
         {
             log.count("scenario 2: a status answer in flight across a webhook")
         }
@@ -228,12 +241,20 @@ extension ChaosRun {
         var status: Int?
         if replica.up, let store = replica.store {
             let (code, _) = await SimulatedDeployment.receive(
-                delivery, verifier: verifier, store: store, health: replica.health, now: kernel.now(replica: replica.index))
+                delivery,
+                verifier: verifier,
+                store: store,
+                health: replica.health,
+                now: kernel.now(replica: replica.index)
+            )
             status = replica.gate.isDead ? nil : code
             if status == 200, let requestID = delivery.headers.first(where: { $0.0 == "Webhook-Request-Id" })?.1 {
                 if try await !self.store.inboxContains(requestID: requestID) {
                     pendingViolation = ChaosViolation(
-                        invariant: "every delivery answered 200 is in the inbox", detail: "request \(requestID) is not", book: book)
+                        invariant: "every delivery answered 200 is in the inbox",
+                        detail: "request \(requestID) is not",
+                        book: book
+                    )
                 }
             }
         }
@@ -242,8 +263,12 @@ extension ChaosRun {
             log.count("fault: webhook answer lost")
             status = nil
         }
-        log.note(replica: replica.index, book, "webhook \(delivery.eventName.isEmpty ? "(thin body)" : delivery.eventName) "
-            + "attempt \(delivery.attempt) -> \(status.map(String.init) ?? "no answer")")
+        log.note(
+            replica: replica.index,
+            book,
+            "webhook \(delivery.eventName.isEmpty ? "(thin body)" : delivery.eventName) "
+                + "attempt \(delivery.attempt) -> \(status.map(String.init) ?? "no answer")"
+        )
         await simulation.recordAnswer(delivery, status: status)
     }
 

@@ -118,10 +118,16 @@ final class ChaosRun {
         case .postgres(let url):
             // A schema the URL names would be the one dropped after the seed: refused
             // (`BenchChaosCommand.validate` says so first).
-            guard !ChaosDatabase.namesSchema(url) else { throw StoreError(.invalidLocation, subject: "--database", detail: "must not name a schema: each seed makes its own") }
+            guard !ChaosDatabase.namesSchema(url) else {
+                throw StoreError(.invalidLocation, subject: "--database", detail: "must not name a schema: each seed makes its own")
+            }
             let store = try await PostgresBookStore.open(
-                url: url + (url.contains("?") ? "&" : "?") + "schema=\(name)", schedule: world.schedule, maximumConnections: 4,
-                logger: Logger(label: "chaos.postgres") { _ in SwiftLogNoOpLogHandler() }, random: random)
+                url: url + (url.contains("?") ? "&" : "?") + "schema=\(name)",
+                schedule: world.schedule,
+                maximumConnections: 4,
+                logger: Logger(label: "chaos.postgres") { _ in SwiftLogNoOpLogHandler() },
+                random: random
+            )
             return ChaosRun(world: world, store: store, verifier: verifier, patience: 120) {
                 do {
                     try await store.dropSchema(prefix: "chaos_")
@@ -134,7 +140,10 @@ final class ChaosRun {
     }
 
     private init(
-        world: ChaosWorld, store: any JobHistoryReading, verifier: WebhookVerifier?, patience: TimeInterval = 20,
+        world: ChaosWorld,
+        store: any JobHistoryReading,
+        verifier: WebhookVerifier?,
+        patience: TimeInterval = 20,
         remove: @escaping @Sendable () async -> Void
     ) {
         self.world = world
@@ -184,9 +193,16 @@ final class ChaosRun {
             violation = found
         }
         return ChaosOutcome(
-            seed: world.seed, world: world.summary, steps: searchSteps, drainSteps: step - searchSteps,
-            virtualSeconds: Int(kernel.now.timeIntervalSince(world.simulation.start)), violation: violation, counts: log.counts,
-            transitions: log.transitions, replay: world.replay(steps: steps))
+            seed: world.seed,
+            world: world.summary,
+            steps: searchSteps,
+            drainSteps: step - searchSteps,
+            virtualSeconds: Int(kernel.now.timeIntervalSince(world.simulation.start)),
+            violation: violation,
+            counts: log.counts,
+            transitions: log.transitions,
+            replay: world.replay(steps: steps)
+        )
     }
 
     /// Heals the world (replicas up, no API faults, no operator), then runs until every
@@ -226,7 +242,7 @@ final class ChaosRun {
     func retryRefused() async throws {
         for uuid in refused.sorted(by: { $0.rawValue < $1.rawValue }) {
             guard let record = try await store.book(uuid), record.machine.phase == .failed,
-                  record.machine.failureReason?.contains("2102") == true
+                record.machine.failureReason?.contains("2102") == true
             else { continue }
             log.count("operator: retry after a refusal")
             log.touchedStore()
@@ -247,9 +263,15 @@ final class ChaosRun {
         let limiter = RateLimiter(rate: world.rate, burst: world.burst, clock: clock)
         let client = OcrolusClient(
             configuration: OcrolusConfiguration(
-                apiBaseURL: "http://simulator", tokenURL: "http://simulator/oauth/token",
-                credentials: .init(clientID: "chaos", clientSecret: "chaos-secret-0123456789")),
-            transport: ChaosTransport(kernel: kernel, replica: replica.index), limiter: limiter, clock: clock, logger: quiet)
+                apiBaseURL: "http://simulator",
+                tokenURL: "http://simulator/oauth/token",
+                credentials: .init(clientID: "chaos", clientSecret: "chaos-secret-0123456789")
+            ),
+            transport: ChaosTransport(kernel: kernel, replica: replica.index),
+            limiter: limiter,
+            clock: clock,
+            logger: quiet
+        )
         kernel.register(replica: replica.index, limiter, client.tokens)
         var configuration = WatcherConfiguration()
         configuration.analytics = world.endpoints
@@ -264,8 +286,14 @@ final class ChaosRun {
         let health = ServiceHealth(startedAt: clock.now())
         let jitter = Mutex(SeededRandom(seed: world.seed &+ UInt64(replica.index * 1_000 + replica.incarnation)))
         let watcher = Watcher(
-            store: store, client: client, clock: clock, configuration: configuration, health: health, logger: quiet,
-            random: { jitter.withLock { $0.unit() } })
+            store: store,
+            client: client,
+            clock: clock,
+            configuration: configuration,
+            health: health,
+            logger: quiet,
+            random: { jitter.withLock { $0.unit() } }
+        )
         replica.watcher = watcher
         replica.store = store
         replica.health = health

@@ -62,7 +62,8 @@ struct ChaosWorld: Sendable {
         trackAtCreation = rng.pick([0, 0.5, 1])
         // Drawn from a stream of their own, so worlds drawn before these existed stay the same.
         var more = SeededRandom(seed: seed &* 0xD1B5_4A32_D192_ED03 &+ 0x5EF)
-        refusal = more.chance(0.2)
+        refusal =
+            more.chance(0.2)
             ? StatusRefusal(book: Int(more.next() % UInt64(config.books)), from: more.uniform(0...3600), until: 0) : nil
         if var window = refusal {
             window.until = window.from + more.pick([60.0, 600, 3600])
