@@ -37,7 +37,7 @@ M = {
     """        guard held else {
             throw StoreError(.lostClaim""", """        guard held || true else {  // MUTATION
             throw StoreError(.lostClaim""")])],
- 'M5-claim-counts-attempt': [('Sources/BookWatchStore/SQLiteBookStore+Work.swift', [(
+ 'M5-claim-counts-attempt': [('Sources/BookWatchStore/SQLiteBookStore+Jobs.swift', [(
     """claims = claims + 1, view_confirmed = 0,""", """claims = claims + 1, attempts = attempts + 1, view_confirmed = 0,""")])],
  'M6-no-view-after': [('Sources/BookWatchService/Watcher+Analytics.swift', [(
     """        guard try await viewAfterAgrees(job, log: log) else { return }
