@@ -97,8 +97,24 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "BookWatchBench",
+            dependencies: [
+                "BookWatchCore",
+                "BookWatchStore",
+                "BookWatchPostgres",
+                "OcrolusAPI",
+                "OcrolusSimulator",
+                "BookWatchService",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "BookWatchCLI",
             dependencies: [
+                "BookWatchBench",
                 "BookWatchCore",
                 "BookWatchStore",
                 "BookWatchPostgres",
@@ -139,14 +155,14 @@ let package = Package(
         .testTarget(
             name: "BookWatchCLITests",
             dependencies: [
-                "BookWatchCLI", "BookWatchStore", "BookWatchCore", "BookWatchService", "OcrolusAPI", "OcrolusSimulator",
+                "BookWatchCLI", "BookWatchBench", "BookWatchStore", "BookWatchCore", "BookWatchService", "OcrolusAPI", "OcrolusSimulator",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "ChaosTests",
-            dependencies: ["BookWatchCLI", "BookWatchCore", "OcrolusSimulator"],
+            dependencies: ["BookWatchBench", "BookWatchCore", "OcrolusSimulator"],
             swiftSettings: upcoming
         ),
         .testTarget(

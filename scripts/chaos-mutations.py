@@ -30,7 +30,7 @@ M = {
  'M3-untrack-not-sticky': [('Sources/BookWatchStore/TransitionPlan.swift', [(
     """        case .command(.track(.operator)), .command(.track(.created)): .command(.track(.operator))""",
     """        case .command(.track): .command(.track(.operator))  // MUTATION""")]),
-    ('Sources/BookWatchService/Watcher.swift', [(
+    ('Sources/BookWatchService/Watcher/Watcher.swift', [(
     """                if try await store.isUntracked(uuid) { return untrackedDelivery(log) }""",
     """                if try await store.isUntracked(uuid) && false { return untrackedDelivery(log) }  // MUTATION""")])],
  'M4-no-fence': [('Sources/BookWatchStore/SQLiteBookStore+Transitions.swift', [(
@@ -39,7 +39,7 @@ M = {
             throw StoreError(.lostClaim""")])],
  'M5-claim-counts-attempt': [('Sources/BookWatchStore/SQLiteBookStore+Jobs.swift', [(
     """claims = claims + 1, view_confirmed = 0,""", """claims = claims + 1, attempts = attempts + 1, view_confirmed = 0,""")])],
- 'M6-no-view-after': [('Sources/BookWatchService/Watcher+Analytics.swift', [(
+ 'M6-no-view-after': [('Sources/BookWatchService/Watcher/Watcher+Analytics.swift', [(
     """        guard try await viewAfterAgrees(job, log: log) else { return }
 """, """        // MUTATION guard try await viewAfterAgrees(job, log: log) else { return }
 """)])],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BookWatchBench
 import BookWatchCore
 import BookWatchService
 import BookWatchStore

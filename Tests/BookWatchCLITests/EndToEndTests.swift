@@ -8,6 +8,7 @@ import OcrolusSimulator
 import Synchronization
 import Testing
 
+@testable import BookWatchBench
 @testable import BookWatchCLI
 
 /// The whole watcher against the in-process simulator on a manual clock: hours of processing in

@@ -3,6 +3,7 @@ import BookWatchStore
 import Foundation
 import Testing
 
+@testable import BookWatchBench
 @testable import BookWatchCLI
 
 /// `bench store` times what it claims to: every Book taken through its whole life, once.

@@ -1,5 +1,6 @@
 import Testing
 
+@testable import BookWatchBench
 @testable import BookWatchCLI
 
 /// The strategy bench's figures come from the simulator's own counters; a small run checks the

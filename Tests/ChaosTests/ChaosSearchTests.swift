@@ -2,7 +2,7 @@ import BookWatchCore
 import Foundation
 import Testing
 
-@testable import BookWatchCLI
+@testable import BookWatchBench
 @testable import OcrolusSimulator
 
 /// The deterministic simulation search (docs/testing.md): a fixed set of seeds must keep every

@@ -6,28 +6,28 @@ import Logging
 import OcrolusAPI
 
 /// Figures of `bookwatch bench scale` for one database size.
-struct ScaleFigures {
-    var books = 0
-    var documents = 0
-    var fillSeconds = 0.0
-    var databaseMB = 0.0
-    var readySeconds = 0.0
-    var rssReadyMB = 0.0
-    var idleCPUPercent = 0.0
-    var statusMilliseconds = 0.0
+package struct ScaleFigures {
+    package var books = 0
+    package var documents = 0
+    package var fillSeconds = 0.0
+    package var databaseMB = 0.0
+    package var readySeconds = 0.0
+    package var rssReadyMB = 0.0
+    package var idleCPUPercent = 0.0
+    package var statusMilliseconds = 0.0
     /// Median microseconds of the due-poll query with nothing due, with a backlog of every Book
     /// due, and of a trivial query (the baseline of the same connection).
-    var duePollIdleMicros = 0.0
-    var duePollBacklogMicros = 0.0
-    var baselineMicros = 0.0
-    var rssAfterHourMB = 0.0
-    var rssBeforeHourMB = 0.0
-    var virtualHourPolls = 0
-    var virtualHourWallSeconds = 0.0
+    package var duePollIdleMicros = 0.0
+    package var duePollBacklogMicros = 0.0
+    package var baselineMicros = 0.0
+    package var rssAfterHourMB = 0.0
+    package var rssBeforeHourMB = 0.0
+    package var virtualHourPolls = 0
+    package var virtualHourWallSeconds = 0.0
 }
 
 /// Measures `serve` and `status` on databases of growing size (docs/benchmarks.md).
-enum ScaleBench {
+package enum ScaleBench {
     static func residentMB(pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
@@ -56,7 +56,7 @@ enum ScaleBench {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    static func run(books: Int, directory: URL, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
+    package static func run(books: Int, directory: URL, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
         var figures = ScaleFigures()
         let path = directory.appendingPathComponent("scale-\(books).sqlite").path
         let now = Date()
@@ -123,7 +123,7 @@ enum ScaleBench {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        guard isReady else { throw CLIError.runtime("bench scale: serve was not ready within 60 s") }
+        guard isReady else { throw BenchFailure("bench scale: serve was not ready within 60 s") }
         figures.readySeconds = (ContinuousClock.now - started).inSeconds
         figures.rssReadyMB = residentMB(pid: serve.processIdentifier)
         let cpuBefore = cpuSeconds(pid: serve.processIdentifier)

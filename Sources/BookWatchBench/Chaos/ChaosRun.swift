@@ -9,35 +9,35 @@ import OcrolusSimulator
 import Synchronization
 
 /// What one seed came to.
-struct ChaosOutcome: Sendable {
-    var seed: UInt64
-    var world: String
-    var steps: Int
-    var drainSteps: Int
-    var virtualSeconds: Int
-    var violation: ChaosViolation?
-    var counts: [String: Int]
-    var transitions: [String: Int]
-    var replay: String
+package struct ChaosOutcome: Sendable {
+    package var seed: UInt64
+    package var world: String
+    package var steps: Int
+    package var drainSteps: Int
+    package var virtualSeconds: Int
+    package var violation: ChaosViolation?
+    package var counts: [String: Int]
+    package var transitions: [String: Int]
+    package var replay: String
 }
 
 /// A broken invariant, with the Book it is about and that Book's trace.
-struct ChaosViolation: Sendable, CustomStringConvertible {
-    var invariant: String
-    var detail: String
-    var book: BookUUID?
-    var trace: [String] = []
-    var description: String { "\(invariant): \(detail)" }
+package struct ChaosViolation: Sendable, CustomStringConvertible {
+    package var invariant: String
+    package var detail: String
+    package var book: BookUUID?
+    package var trace: [String] = []
+    package var description: String { "\(invariant): \(detail)" }
 }
 
 /// Where a seed's store lives: a fresh SQLite file in a directory, or a fresh schema on a
 /// PostgreSQL server (dropped after the seed).
-enum ChaosDatabase: Sendable {
+package enum ChaosDatabase: Sendable {
     case sqlite(directory: String)
     case postgres(url: String)
 
     /// True when a PostgreSQL URL names a schema (`schema=` in its query).
-    static func namesSchema(_ url: String) -> Bool {
+    package static func namesSchema(_ url: String) -> Bool {
         URLComponents(string: url)?.queryItems?.contains { $0.name == "schema" } ?? url.contains("schema=")
     }
 }
