@@ -15,14 +15,14 @@ extension Watcher {
         let estimate = try await store.sharedState(Self.lossKey).flatMap { try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data($0.utf8)) }
         let last = try await store.sharedState(Self.lastWebhookKey).flatMap(Int64.init).map(Date.init(storageMillis:))
         if let estimate {
-            loss.withLock { $0 = estimate }
+            state.withLock { $0.loss = estimate }
             metrics.webhookLoss(estimate.lossRatio ?? 0)
         }
-        shared.withLock { $0 = SharedView(lastWebhookAt: last, readAt: now) }
+        state.withLock { $0.shared = SharedView(lastWebhookAt: last, readAt: now) }
     }
 
     func readSharedIfDue(now: Date) async {
-        let due = shared.withLock { view in view.readAt.map { now.timeIntervalSince($0) >= Self.sharedRefresh } ?? true }
+        let due = state.withLock { $0.shared.readAt.map { now.timeIntervalSince($0) >= Self.sharedRefresh } ?? true }
         guard due else { return }
         do { try await readShared(now: now) } catch { logger.warning("could not read the shared measurements", metadata: ["error": "\(error)"]) }
     }
@@ -35,7 +35,7 @@ extension Watcher {
             _ = try await store.updateSharedState(Self.lastWebhookKey, at: clock.now()) { current in
                 String(max(millis, current.flatMap(Int64.init) ?? millis))
             }
-            shared.withLock { $0.lastWebhookAt = max($0.lastWebhookAt ?? newest, newest) }
+            state.withLock { $0.shared.lastWebhookAt = max($0.shared.lastWebhookAt ?? newest, newest) }
         } catch {
             logger.warning("could not store the last webhook time", metadata: ["error": "\(error)"])
         }
@@ -49,18 +49,18 @@ extension Watcher {
     @discardableResult
     public func pruneIfDue() async throws -> Int {
         let now = clock.now()
-        let due = lastPruned.withLock { last in last.map { now.timeIntervalSince($0) >= configuration.pruneEvery } ?? true }
+        let due = state.withLock { $0.lastPruned.map { now.timeIntervalSince($0) >= configuration.pruneEvery } ?? true }
         guard due else { return 0 }
         let batch = 1000
         let counts: PruneCounts
         do {
             counts = try await store.prune(before: now.addingTimeInterval(-configuration.retention), limit: batch)
         } catch {
-            lastPruned.withLock { $0 = now }  // not again every second: at the next interval
+            state.withLock { $0.lastPruned = now }  // not again every second: at the next interval
             throw error
         }
         let full = max(counts.deliveries, counts.notifications, counts.jobs) >= batch
-        lastPruned.withLock { $0 = full ? nil : now }
+        state.withLock { $0.lastPruned = full ? nil : now }
         if counts.total > 0 {
             logger.info(
                 "pruned old rows",

@@ -65,13 +65,21 @@ public final class Watcher: Sendable {
     let logger: Logger
     let random: @Sendable () -> Double
     public let metrics: BookWatchMetrics
-    private let inFlight = Mutex<Set<BookUUID>>([])
-    private let counters = Mutex(WatcherStats())
-    private let silent = Mutex(false)
-    let loss = Mutex(WebhookLossEstimate())
-    let lastPruned = Mutex<Date?>(nil)
-    /// The deployment's last webhook and when the shared measurements were last read.
-    let shared = Mutex(SharedView())
+    /// Everything the watcher's loops share, under one lock (each access is short and never
+    /// awaits).
+    let state = Mutex(State())
+
+    struct State {
+        /// Books whose status call is in flight from this process.
+        var inFlight: Set<BookUUID> = []
+        var counters = WatcherStats()
+        /// No webhook for longer than `webhookSilence`.
+        var silent = false
+        var loss = WebhookLossEstimate()
+        var lastPruned: Date?
+        /// The deployment's last webhook and when the shared measurements were last read.
+        var shared = SharedView()
+    }
 
     struct SharedView {
         var lastWebhookAt: Date?
@@ -104,7 +112,7 @@ public final class Watcher: Sendable {
         self.random = random
     }
 
-    public var stats: WatcherStats { counters.withLock { $0 } }
+    public var stats: WatcherStats { state.withLock { $0.counters } }
 
     /// True when no webhook has arrived for `webhookSilence` (since the service started if none
     /// ever did). Refreshes the flag the schedule uses; turning silent logs it and pulls in the
@@ -114,12 +122,12 @@ public final class Watcher: Sendable {
         let now = clock.now()
         await readSharedIfDue(now: now)
         // Silence is the deployment's: the last webhook any replica (or an earlier run) stored.
-        let persisted = shared.withLock { $0.lastWebhookAt }
+        let persisted = state.withLock { $0.shared.lastWebhookAt }
         let last = [health.snapshot.lastWebhookAt, persisted].compactMap { $0 }.max() ?? health.startedAt
         let isSilent = now.timeIntervalSince(last) > configuration.webhookSilence
-        let changed = silent.withLock { state -> Bool in
-            defer { state = isSilent }
-            return state != isSilent
+        let changed = state.withLock { state -> Bool in
+            defer { state.silent = isSilent }
+            return state.silent != isSilent
         }
         if changed {
             if isSilent {
@@ -228,7 +236,7 @@ public final class Watcher: Sendable {
         }
         // An applied hint's row was marked in the transition's own transaction.
         let counted = outcome == .applied ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
-        if counted { counters.withLock { $0.inboxProcessed += 1 } }
+        if counted { state.withLock { $0.counters.inboxProcessed += 1 } }
         return counted
     }
 
@@ -283,7 +291,7 @@ public final class Watcher: Sendable {
                 guard try await store.apply(.command(.track(.webhook)), to: uuid, at: now, options: options()) != nil else {
                     return untrackedDelivery(log)
                 }
-                counters.withLock { $0.autoTracked += 1 }
+                state.withLock { $0.counters.autoTracked += 1 }
                 log.info("auto-tracking a Book first seen in a webhook")
                 outcome = try await store.apply(.webhook(hint), to: uuid, at: now, options: marked)
             }
@@ -311,35 +319,35 @@ public final class Watcher: Sendable {
         return .untracked
     }
 
-    func beginPoll(_ uuid: BookUUID) -> Bool { inFlight.withLock { $0.insert(uuid).inserted } }
-    func endPoll(_ uuid: BookUUID) { inFlight.withLock { _ = $0.remove(uuid) } }
-    var inFlightBooks: Set<BookUUID> { inFlight.withLock { $0 } }
+    func beginPoll(_ uuid: BookUUID) -> Bool { state.withLock { $0.inFlight.insert(uuid).inserted } }
+    func endPoll(_ uuid: BookUUID) { state.withLock { _ = $0.inFlight.remove(uuid) } }
+    var inFlightBooks: Set<BookUUID> { state.withLock { $0.inFlight } }
     func recordPoll(_ reason: PollReason) {
-        counters.withLock { $0.polls[reason, default: 0] += 1 }
+        state.withLock { $0.counters.polls[reason, default: 0] += 1 }
         metrics.polled(reason)
     }
 
-    func recordPollFailure() { counters.withLock { $0.pollFailures += 1 } }
+    func recordPollFailure() { state.withLock { $0.counters.pollFailures += 1 } }
 
     func recordNotReady() {
-        counters.withLock { $0.notReady += 1 }
+        state.withLock { $0.counters.notReady += 1 }
         metrics.analyticsNotReady()
     }
 
     func recordRetrieval(_ job: ClaimedJob) {
-        counters.withLock { $0.retrievals += 1 }
+        state.withLock { $0.counters.retrievals += 1 }
         metrics.analytics(.stored)
         metrics.completed(afterSeconds: clock.now().timeIntervalSince(job.openedAt))
     }
 
     func recordAnalyticsError(final: Bool) {
-        counters.withLock { $0.analyticsErrors += 1 }
+        state.withLock { $0.counters.analyticsErrors += 1 }
         metrics.analytics(final ? .failed : .error)
     }
 
     /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
     func options(retryAt: Date? = nil, inboxRow: Int64? = nil) -> TransitionOptions {
-        let untrusted = silent.withLock { $0 } || loss.withLock { $0.isLossy }
+        let untrusted = state.withLock { $0.silent || $0.loss.isLossy }
         return TransitionOptions(
             webhooksSilent: untrusted,
             webhooksTrusted: configuration.trustWebhooks && !untrusted,
@@ -355,13 +363,13 @@ public final class Watcher: Sendable {
     }
 
     /// The current estimate of document changes no webhook announced.
-    public var webhookLoss: WebhookLossEstimate { loss.withLock { $0 } }
+    public var webhookLoss: WebhookLossEstimate { state.withLock { $0.loss } }
 
     /// One observation into the deployment's estimate (read, observe and write in one transaction,
     /// so replicas add up their evidence); the local copy follows. Without the database the local
     /// estimate still learns.
     private func observeShared(announced: Int, missed: Int) async -> (changed: Bool, estimate: WebhookLossEstimate) {
-        let local = loss.withLock { $0 }
+        let local = state.withLock { $0.loss }
         do {
             let stored = try await store.updateSharedState(Self.lossKey, at: clock.now()) { current in
                 var estimate = current.flatMap { try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data($0.utf8)) } ?? local
@@ -369,13 +377,13 @@ public final class Watcher: Sendable {
                 return (try? String(decoding: JSONEncoder().encode(estimate), as: UTF8.self)) ?? ""
             }
             if let estimate = try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data(stored.utf8)) {
-                loss.withLock { $0 = estimate }
+                state.withLock { $0.loss = estimate }
                 return (estimate.isLossy != local.isLossy, estimate)
             }
         } catch {
             logger.warning("could not store the webhook loss estimate", metadata: ["error": "\(error)"])
         }
-        return loss.withLock { estimate in (estimate.observe(announced: announced, missed: missed), estimate) }
+        return state.withLock { state in (state.loss.observe(announced: announced, missed: missed), state.loss) }
     }
 
     /// Feeds what a snapshot showed to the loss estimate (and says so when it turns; turning lossy
