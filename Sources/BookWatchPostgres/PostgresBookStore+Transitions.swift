@@ -25,7 +25,7 @@ extension PostgresBookStore {
             let lockRow: PostgresQuery = "SELECT * FROM books WHERE uuid = \(key) FOR UPDATE"
             var row = try await Self.rows(c, lockRow, self.logger).first
             if row == nil {
-                guard case .command(.track) = input else { return nil }
+                guard TransitionPlan.mayCreate(input, options: options) else { return nil }
                 // Two replicas may track the same new Book at once: the row is claimed first, so
                 // the second waits for the first to commit and then tracks the existing Book
                 // (an upsert would overwrite whatever happened to it in between).
@@ -60,8 +60,8 @@ extension PostgresBookStore {
                 machine = BookMachine.fresh(uuid: uuid, afterGeneration: last)
                 created = true
             }
-            // Marked only when the hint is applied: a hint for an unknown Book leaves its row for
-            // the caller (which may track the Book and apply it again).
+            // Marked only when the hint is applied: a hint for an unknown Book without
+            // `trackUnknown` leaves its row for the caller.
             if let row = options.inboxRow {
                 let marked = try await Self.rows(
                     c,
@@ -73,16 +73,19 @@ extension PostgresBookStore {
                 )
                 guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
             }
-            let (actions, plan) = TransitionPlan.decide(
-                input,
-                machine: &machine,
-                stored: stored,
-                options: options,
-                now: now,
-                draw: draw,
-                schedule: self.schedule,
-                resuming: resuming
-            )
+            let (actions, plan) =
+                created
+                ? TransitionPlan.decideNew(input, machine: &machine, options: options, now: now, draw: draw, schedule: self.schedule)
+                : TransitionPlan.decide(
+                    input,
+                    machine: &machine,
+                    stored: stored,
+                    options: options,
+                    now: now,
+                    draw: draw,
+                    schedule: self.schedule,
+                    resuming: resuming
+                )
             try await self.carryOut(plan, machine: machine, results: options.results, now: now, connection: c)
             return TransitionOutcome(
                 machine: machine,

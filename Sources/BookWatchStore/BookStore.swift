@@ -196,6 +196,9 @@ public struct TransitionOptions: Sendable {
     /// For `.notReady`: the job waits for a fresh status answer rather than for analytics; the
     /// next answer confirming the finish makes it due at once (`confirmAnalyticsJob`).
     public var awaitingView = false
+    /// A webhook hint about a Book with no row tracks it first (auto-track), in the same
+    /// transaction; a tombstone (untracked Book) is never tracked this way.
+    public var trackUnknown = false
 
     public init(
         webhooksSilent: Bool = false,

@@ -29,25 +29,28 @@ extension SQLiteBookStore {
                 machine = try book.machine(documents: Self.documentRows(db, uuid: uuid))
                 stored = book.schedule
             } else {
-                guard case .command(.track) = input else { return nil }
+                guard TransitionPlan.mayCreate(input, options: options) else { return nil }
                 machine = try Self.freshMachine(db, uuid: uuid)
                 created = true
             }
-            // Marked only when the hint is applied: a hint for an unknown Book leaves its row for
-            // the caller (which may track the Book and apply it again).
+            // Marked only when the hint is applied: a hint for an unknown Book without
+            // `trackUnknown` leaves its row for the caller.
             if let row = options.inboxRow {
                 try Self.markInboxApplied(db, row: row, at: now)
             }
-            let (actions, plan) = TransitionPlan.decide(
-                input,
-                machine: &machine,
-                stored: stored,
-                options: options,
-                now: now,
-                draw: draw,
-                schedule: self.schedule,
-                resuming: resuming
-            )
+            let (actions, plan) =
+                created
+                ? TransitionPlan.decideNew(input, machine: &machine, options: options, now: now, draw: draw, schedule: self.schedule)
+                : TransitionPlan.decide(
+                    input,
+                    machine: &machine,
+                    stored: stored,
+                    options: options,
+                    now: now,
+                    draw: draw,
+                    schedule: self.schedule,
+                    resuming: resuming
+                )
             try Self.carryOut(plan, machine: machine, results: options.results, now: now, db: db)
             return TransitionOutcome(
                 machine: machine,

@@ -53,6 +53,47 @@ package struct TransitionPlan: Sendable {
     /// job (else the store throws `.lostClaim` and rolls the transition back).
     package var fence: (generation: Int, claim: JobClaim)?
 
+    /// True when `input` may create a Book's row: the operator's `track`, or a webhook hint with
+    /// `TransitionOptions.trackUnknown` (auto-track).
+    package static func mayCreate(_ input: BookInput, options: TransitionOptions) -> Bool {
+        switch input {
+        case .command(.track): true
+        case .webhook: options.trackUnknown
+        default: false
+        }
+    }
+
+    /// The decision for a Book with no row yet: a hint (auto-track) first tracks it
+    /// (`track(.webhook)`) and is then applied, in one decision the store carries out in one
+    /// transaction (a crash between the two can no longer leave the Book tracked without its hint);
+    /// anything else is decided as it is.
+    package static func decideNew(
+        _ input: BookInput,
+        machine: inout BookMachine,
+        options: TransitionOptions,
+        now: Date,
+        draw: Double,
+        schedule: PollSchedule
+    ) -> (actions: [BookAction], plan: TransitionPlan) {
+        guard case .webhook = input else {
+            return decide(input, machine: &machine, stored: .none, options: options, now: now, draw: draw, schedule: schedule)
+        }
+        let (tracking, tracked) = decide(
+            .command(.track(.webhook)),
+            machine: &machine,
+            stored: .none,
+            options: options,
+            now: now,
+            draw: draw,
+            schedule: schedule
+        )
+        var (applying, plan) = decide(input, machine: &machine, stored: tracked.schedule, options: options, now: now, draw: draw, schedule: schedule)
+        plan.jobs = tracked.jobs + plan.jobs
+        plan.notify = tracked.notify + plan.notify
+        plan.untrack = plan.untrack || tracked.untrack
+        return (tracking + applying, plan)
+    }
+
     /// What `input` becomes for a Book whose row is a tombstone (untracked), or nil when it may not
     /// reach it: only the operator's `track` brings it back (`--new` too, as a plain track: the
     /// Book is not new, it is looked at again); webhooks, answers and auto-tracking do not.

@@ -285,6 +285,37 @@ import Testing
         }
     }
 
+    /// Auto-track: a hint about a Book with no row tracks it and applies the hint in one
+    /// transaction, with its inbox row's mark; never over a tombstone, never without the option.
+    @Test(arguments: StoreKind.available)
+    func autoTrackingTracksAnUnknownBookAndAppliesItsHintInOneTransaction(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.appendToInbox(batch: [F.delivery("a1"), F.delivery("a2"), F.delivery("a3")])
+            let ids = try await store.claimInbox(owner: "w", now: F.t0, limit: 10, lease: 120).map(\.id).sorted()
+            var options = TransitionOptions(inboxRow: ids[0])
+            #expect(try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0, options: options) == nil)  // not without the option
+            #expect(try await store.book(F.uuid) == nil)
+            options.trackUnknown = true
+            let outcome = try #require(try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0, options: options))
+            #expect(outcome.created)
+            #expect(outcome.machine.documents.map(\.ref.pk) == [9])  // tracked with its hint applied
+            #expect(outcome.nextPollAt != nil)
+            #expect(try await store.book(F.uuid)?.machine.documents.map(\.ref.pk) == [9])
+            #expect(try await store.markProcessed(ids[0], at: F.t0.plus(1), outcome: .ignored) == false)  // marked with it
+            // A second hint with the option applies to the Book as it is (not a second creation).
+            var again = TransitionOptions(inboxRow: ids[1])
+            again.trackUnknown = true
+            #expect(try await store.apply(F.uploaded(10), to: F.uuid, at: F.t0.plus(2), options: again)?.created == false)
+            // An untracked Book (a tombstone) is never tracked again this way.
+            _ = try await store.apply(.command(.untrack), to: F.uuid, at: F.t0.plus(3), options: .init())
+            var afterUntrack = TransitionOptions(inboxRow: ids[2])
+            afterUntrack.trackUnknown = true
+            #expect(try await store.apply(F.uploaded(11), to: F.uuid, at: F.t0.plus(4), options: afterUntrack) == nil)
+            #expect(try await store.isUntracked(F.uuid))
+            #expect(try await store.markProcessed(ids[2], at: F.t0.plus(5), outcome: .untracked) == true)  // left for the caller
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func inboxRowsAreClaimedByOneWorkerAndProcessedOnce(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in

@@ -282,18 +282,18 @@ public final class Watcher: Sendable {
             guard let uuid else { return .unresolved(detail: nil) }
             log[metadataKey: "book_uuid"] = "\(uuid)"
             let now = clock.now()
-            let marked = options(inboxRow: stored.id)
-            var outcome = try await store.apply(.webhook(hint), to: uuid, at: now, options: marked)
+            var marked = options(inboxRow: stored.id)
+            // Auto-track: a Book first seen here is tracked and given its hint in one transaction.
+            marked.trackUnknown = configuration.autoTrack
+            let outcome = try await store.apply(.webhook(hint), to: uuid, at: now, options: marked)
             if outcome == nil {
                 // Untracked by the operator: stored and counted, never tracked again by a webhook.
                 if try await store.isUntracked(uuid) { return untrackedDelivery(log) }
-                guard configuration.autoTrack else { return .ignored }
-                guard try await store.apply(.command(.track(.webhook)), to: uuid, at: now, options: options()) != nil else {
-                    return untrackedDelivery(log)
-                }
+                return .ignored
+            }
+            if outcome?.created == true {
                 state.withLock { $0.counters.autoTracked += 1 }
                 log.info("auto-tracking a Book first seen in a webhook")
-                outcome = try await store.apply(.webhook(hint), to: uuid, at: now, options: marked)
             }
             if let learned {
                 var taken = options()
@@ -301,7 +301,7 @@ public final class Watcher: Sendable {
                 _ = try await store.apply(.snapshot(learned.result.snapshot), to: uuid, at: now, options: taken)
             }
             log.debug("webhook applied", metadata: ["event": "\(decoded.eventName)"])
-            return outcome == nil ? .ignored : .applied
+            return .applied
         } catch let error as StoreError where error.isDuplicate {
             return .processedElsewhere  // another replica marked the row first
         } catch {
