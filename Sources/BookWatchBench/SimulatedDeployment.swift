@@ -118,7 +118,9 @@ public final class SimulatedDeployment: Sendable {
         while clock.now() < deadline {
             let pending = try await beforeRound()
             let activity = store.activity
-            try await VirtualTime.drive(clock, busy: { activity.isBusy }, { try await self.step() })
+            let writer = writer
+            // A delivery waiting in the group commit's queue is work too: time stands still for it.
+            try await VirtualTime.drive(clock, busy: { activity.isBusy || writer.queuedCount > 0 }, { try await self.step() })
             if pending == nil, try await settled() { return }
             let next = [try await nextDue(), pending].compactMap { $0 }.min() ?? clock.now().addingTimeInterval(60)
             clock.advance(to: max(next, clock.now().addingTimeInterval(1)))

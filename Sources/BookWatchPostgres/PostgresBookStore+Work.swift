@@ -94,17 +94,16 @@ extension PostgresBookStore {
         let schedule = schedule
         let random = random
         return try await transaction { c in
-            // Locked as read, so no transition changes them before the update below.
-            let candidates = try await Self.rows(
-                c,
-                """
-                SELECT uuid, state, next_poll_at FROM books
-                WHERE state IN \(unescaped: BooksTable.tighteningStates) AND poll_reason IS NULL AND poll_claimed_at IS NULL
-                    AND next_poll_at > \(BooksTable.tighteningFloor(now: now, schedule: schedule))
-                FOR UPDATE
-                """,
-                self.logger
-            ).map { row -> (String, String, Int64) in
+            // Exactly the rows that move, locked as read in uuid order (two replicas tightening at
+            // once queue instead of deadlocking), so no transition changes them before the update.
+            let limits = BooksTable.tighteningLimits(now: now, schedule: schedule)
+            var query = PostgresQuery(
+                unsafeSQL: "SELECT uuid, state, next_poll_at FROM books WHERE \(BooksTable.tighteningCondition("$1", "$2")) "
+                    + "ORDER BY uuid FOR UPDATE"
+            )
+            try query.binds.append(limits.active, context: .default)
+            try query.binds.append(limits.finished, context: .default)
+            let candidates = try await Self.rows(c, query, self.logger).map { row -> (String, String, Int64) in
                 (try row.value("uuid"), try row.value("state"), try row.value("next_poll_at"))
             }
             let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, random: random)

@@ -113,19 +113,16 @@ extension SQLiteBookStore {
         let schedule = schedule
         let random = random
         return try await write { db in
+            let limits = BooksTable.tighteningLimits(now: now, schedule: schedule)
             let candidates = try Row.fetchAll(
                 db,
-                sql: """
-                    SELECT uuid, state, next_poll_at FROM books
-                    WHERE state IN \(BooksTable.tighteningStates) AND poll_reason IS NULL AND poll_claimed_at IS NULL AND next_poll_at > ?
-                    """,
-                arguments: [BooksTable.tighteningFloor(now: now, schedule: schedule)]
+                sql: "SELECT uuid, state, next_poll_at FROM books WHERE \(BooksTable.tighteningCondition("?", "?"))",
+                arguments: [limits.active, limits.finished]
             )
             .map { (row: Row) -> (String, String, Int64) in (row["uuid"], row["state"], row["next_poll_at"]) }
             let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, random: random)
-            for move in moves {
-                try db.execute(sql: "UPDATE books SET next_poll_at = ? WHERE uuid = ?", arguments: [move.next, move.uuid])
-            }
+            let update = try db.cachedStatement(sql: "UPDATE books SET next_poll_at = ? WHERE uuid = ?")
+            for move in moves { try update.execute(arguments: [move.next, move.uuid]) }
             return moves.count
         }
     }

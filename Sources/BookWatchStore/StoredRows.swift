@@ -104,11 +104,21 @@ package enum BooksTable {
     /// What `tightenPolls` may move, for either store: unclaimed, non-urgent polls of Books still
     /// processing or finished, later than the smaller of the two spreads (storage milliseconds);
     /// `PollSchedule.tightened` decides each one.
-    package static func tighteningFloor(now: Date, schedule: PollSchedule) -> Int64 {
-        now.addingTimeInterval(min(schedule.tighteningSpread(finished: false), schedule.tighteningSpread(finished: true))).storageMillis
+    package static func tighteningLimits(now: Date, schedule: PollSchedule) -> (active: Int64, finished: Int64) {
+        (
+            now.addingTimeInterval(schedule.tighteningSpread(finished: false)).storageMillis,
+            now.addingTimeInterval(schedule.tighteningSpread(finished: true)).storageMillis
+        )
     }
-    /// The phases whose polls watch for progress (`activePhases`) or, finished, for a reopen.
-    package static let tighteningStates = "('tracking', 'processing', 'retrieving', 'complete', 'failed')"
+    /// The candidates' condition, two placeholders (`?` or `$n`) for the two limits: exactly the
+    /// polls `PollSchedule.tightened` moves, so no other row is read or locked.
+    package static func tighteningCondition(_ active: String, _ finished: String) -> String {
+        "poll_reason IS NULL AND poll_claimed_at IS NULL AND ((state IN \(activeStates) AND next_poll_at > \(active)) "
+            + "OR (state IN \(finishedStates) AND next_poll_at > \(finished)))"
+    }
+    /// The phases whose polls watch for progress, and the finished ones whose polls watch for a reopen.
+    package static let activeStates = "('tracking', 'processing')"
+    package static let finishedStates = "('retrieving', 'complete', 'failed')"
     package static let activePhases = ["tracking", "processing"]
 
     /// The new times of the candidates `(uuid, state, next_poll_at)`, drawn in uuid order.
