@@ -73,19 +73,17 @@ extension PostgresBookStore {
                 )
                 guard !marked.isEmpty else { throw StoreError(.duplicate, subject: "inbox row \(row)", detail: "already processed") }
             }
-            let (actions, plan) =
-                created
-                ? TransitionPlan.decideNew(input, machine: &machine, options: options, now: now, draw: draw, schedule: self.schedule)
-                : TransitionPlan.decide(
-                    input,
-                    machine: &machine,
-                    stored: stored,
-                    options: options,
-                    now: now,
-                    draw: draw,
-                    schedule: self.schedule,
-                    resuming: resuming
-                )
+            let (actions, plan) = TransitionPlan.decide(
+                input,
+                machine: &machine,
+                stored: stored,
+                options: options,
+                now: now,
+                draw: draw,
+                schedule: self.schedule,
+                resuming: resuming,
+                created: created
+            )
             try await self.carryOut(plan, machine: machine, results: options.results, now: now, connection: c)
             return TransitionOutcome(
                 machine: machine,

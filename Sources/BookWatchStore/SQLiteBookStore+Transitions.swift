@@ -38,19 +38,17 @@ extension SQLiteBookStore {
             if let row = options.inboxRow {
                 try Self.markInboxApplied(db, row: row, at: now)
             }
-            let (actions, plan) =
-                created
-                ? TransitionPlan.decideNew(input, machine: &machine, options: options, now: now, draw: draw, schedule: self.schedule)
-                : TransitionPlan.decide(
-                    input,
-                    machine: &machine,
-                    stored: stored,
-                    options: options,
-                    now: now,
-                    draw: draw,
-                    schedule: self.schedule,
-                    resuming: resuming
-                )
+            let (actions, plan) = TransitionPlan.decide(
+                input,
+                machine: &machine,
+                stored: stored,
+                options: options,
+                now: now,
+                draw: draw,
+                schedule: self.schedule,
+                resuming: resuming,
+                created: created
+            )
             try Self.carryOut(plan, machine: machine, results: options.results, now: now, db: db)
             return TransitionOutcome(
                 machine: machine,

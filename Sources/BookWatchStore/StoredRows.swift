@@ -117,9 +117,11 @@ package enum BooksTable {
             + "OR (state IN \(finishedStates) AND next_poll_at > \(finished)))"
     }
     /// The phases whose polls watch for progress, and the finished ones whose polls watch for a reopen.
-    package static let activeStates = "('tracking', 'processing')"
-    package static let finishedStates = "('retrieving', 'complete', 'failed')"
-    package static let activePhases = ["tracking", "processing"]
+    package static let activePhases: [BookPhase] = [.tracking, .processing]
+    package static let finishedPhases: [BookPhase] = [.retrieving, .complete, .failed]
+    static let activeStates = sqlList(activePhases)
+    static let finishedStates = sqlList(finishedPhases)
+    static func sqlList(_ phases: [BookPhase]) -> String { "(" + phases.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")" }
 
     /// The new times of the candidates `(uuid, state, next_poll_at)`, drawn in uuid order.
     package static func tightened(
@@ -131,7 +133,7 @@ package enum BooksTable {
         -> [(uuid: String, next: Int64)]
     {
         candidates.sorted { $0.0 < $1.0 }.compactMap { uuid, state, next in
-            let finished = !activePhases.contains(state)
+            let finished = !activePhases.map(\.rawValue).contains(state)
             return schedule.tightened(Date(storageMillis: next), finished: finished, now: now, unitRandom: random())
                 .map { (uuid, $0.storageMillis) }
         }

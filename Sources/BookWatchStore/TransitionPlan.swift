@@ -63,37 +63,6 @@ package struct TransitionPlan: Sendable {
         }
     }
 
-    /// The decision for a Book with no row yet: a hint (auto-track) first tracks it
-    /// (`track(.webhook)`) and is then applied, in one decision the store carries out in one
-    /// transaction (a crash between the two can no longer leave the Book tracked without its hint);
-    /// anything else is decided as it is.
-    package static func decideNew(
-        _ input: BookInput,
-        machine: inout BookMachine,
-        options: TransitionOptions,
-        now: Date,
-        draw: Double,
-        schedule: PollSchedule
-    ) -> (actions: [BookAction], plan: TransitionPlan) {
-        guard case .webhook = input else {
-            return decide(input, machine: &machine, stored: .none, options: options, now: now, draw: draw, schedule: schedule)
-        }
-        let (tracking, tracked) = decide(
-            .command(.track(.webhook)),
-            machine: &machine,
-            stored: .none,
-            options: options,
-            now: now,
-            draw: draw,
-            schedule: schedule
-        )
-        var (applying, plan) = decide(input, machine: &machine, stored: tracked.schedule, options: options, now: now, draw: draw, schedule: schedule)
-        plan.jobs = tracked.jobs + plan.jobs
-        plan.notify = tracked.notify + plan.notify
-        plan.untrack = plan.untrack || tracked.untrack
-        return (tracking + applying, plan)
-    }
-
     /// What `input` becomes for a Book whose row is a tombstone (untracked), or nil when it may not
     /// reach it: only the operator's `track` brings it back (`--new` too, as a plain track: the
     /// Book is not new, it is looked at again); webhooks, answers and auto-tracking do not.
@@ -120,8 +89,36 @@ package struct TransitionPlan: Sendable {
         now: Date,
         draw: Double,
         schedule pollSchedule: PollSchedule,
-        resuming: Bool = false
+        resuming: Bool = false,
+        created: Bool = false
     ) -> (actions: [BookAction], plan: TransitionPlan) {
+        // A hint about a Book with no row yet (auto-track): the Book is tracked (`track(.webhook)`)
+        // and the hint applied in one decision, carried out in one transaction (a crash between
+        // the two cannot leave the Book tracked without its hint).
+        if created, case .webhook = input {
+            let (tracking, tracked) = decide(
+                .command(.track(.webhook)),
+                machine: &machine,
+                stored: stored,
+                options: options,
+                now: now,
+                draw: draw,
+                schedule: pollSchedule
+            )
+            var (applying, plan) = decide(
+                input,
+                machine: &machine,
+                stored: tracked.schedule,
+                options: options,
+                now: now,
+                draw: draw,
+                schedule: pollSchedule
+            )
+            plan.jobs = tracked.jobs + plan.jobs
+            plan.notify = tracked.notify + plan.notify
+            plan.untrack = plan.untrack || tracked.untrack
+            return (tracking + applying, plan)
+        }
         if case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
             var plan = TransitionPlan()
             plan.schedule = stored

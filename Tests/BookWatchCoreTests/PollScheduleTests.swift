@@ -197,26 +197,19 @@ import Testing
 
     @Test func tighteningDrawsNoJitterForAPollThatStays() {
         var draws = 0
-        _ = schedule.tightened(
-            now.addingTimeInterval(10),
-            finished: false,
-            now: now,
-            unitRandom: {
-                draws += 1
-                return 0.5
-            }()
-        )
-        #expect(draws == 0)
-        _ = schedule.tightened(
-            now.addingTimeInterval(1000),
-            finished: false,
-            now: now,
-            unitRandom: {
-                draws += 1
-                return 0.5
-            }()
-        )
-        #expect(draws == 1)
+        func tighten(_ next: TimeInterval) -> Date? {
+            schedule.tightened(
+                now.addingTimeInterval(next),
+                finished: false,
+                now: now,
+                unitRandom: {
+                    draws += 1
+                    return 0.5
+                }()
+            )
+        }
+        #expect(tighten(10) == nil && draws == 0)
+        #expect(tighten(1000) != nil && draws == 1)
     }
 
     @Test func aJobGoesAheadOnAnAnswerNoOlderThanTwoMinima() {
