@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "bookwatch", targets: ["bookwatch"]),
         .library(name: "BookWatchCore", targets: ["BookWatchCore"]),
         .library(name: "BookWatchStore", targets: ["BookWatchStore"]),
+        .library(name: "BookWatchSQLite", targets: ["BookWatchSQLite"]),
         .library(name: "OcrolusAPI", targets: ["OcrolusAPI"]),
     ],
     dependencies: [
@@ -36,10 +37,18 @@ let package = Package(
             name: "BookWatchCore",
             swiftSettings: upcoming
         ),
+        // The store-neutral layer: the protocols, row types, transition plans and statements
+        // both stores run. No database driver here.
         .target(
             name: "BookWatchStore",
+            dependencies: ["BookWatchCore"],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "BookWatchSQLite",
             dependencies: [
                 "BookWatchCore",
+                "BookWatchStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: upcoming
@@ -101,6 +110,7 @@ let package = Package(
             dependencies: [
                 "BookWatchCore",
                 "BookWatchStore",
+                "BookWatchSQLite",
                 "BookWatchPostgres",
                 "OcrolusAPI",
                 "OcrolusSimulator",
@@ -117,6 +127,7 @@ let package = Package(
                 "BookWatchBench",
                 "BookWatchCore",
                 "BookWatchStore",
+                "BookWatchSQLite",
                 "BookWatchPostgres",
                 "OcrolusAPI",
                 "OcrolusSimulator",
@@ -144,18 +155,22 @@ let package = Package(
         ),
         .testTarget(
             name: "BookWatchStoreTests",
-            dependencies: ["BookWatchStore", "BookWatchCore"],
+            dependencies: ["BookWatchStore", "BookWatchSQLite", "BookWatchCore"],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "StoreConformanceTests",
-            dependencies: ["BookWatchStore", "BookWatchPostgres", "BookWatchCore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                "BookWatchStore", "BookWatchSQLite", "BookWatchPostgres", "BookWatchCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "BookWatchCLITests",
             dependencies: [
-                "BookWatchCLI", "BookWatchBench", "BookWatchStore", "BookWatchCore", "BookWatchService", "OcrolusAPI", "OcrolusSimulator",
+                "BookWatchCLI", "BookWatchBench", "BookWatchStore", "BookWatchSQLite", "BookWatchCore", "BookWatchService",
+                "OcrolusAPI", "OcrolusSimulator",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
@@ -168,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "BookWatchServiceTests",
             dependencies: [
-                "BookWatchService", "BookWatchStore", "BookWatchCore", "OcrolusAPI",
+                "BookWatchService", "BookWatchStore", "BookWatchSQLite", "BookWatchCore", "OcrolusAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

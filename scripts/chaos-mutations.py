@@ -33,11 +33,12 @@ M = {
     ('Sources/BookWatchService/Watcher/Watcher.swift', [(
     """                if try await store.isUntracked(uuid) { return untrackedDelivery(log) }""",
     """                if try await store.isUntracked(uuid) && false { return untrackedDelivery(log) }  // MUTATION""")])],
- 'M4-no-fence': [('Sources/BookWatchStore/SQLiteBookStore+Transitions.swift', [(
-    """        guard held else {
-            throw StoreError(.lostClaim""", """        guard held || true else {  // MUTATION
-            throw StoreError(.lostClaim""")])],
- 'M5-claim-counts-attempt': [('Sources/BookWatchStore/SQLiteBookStore+Jobs.swift', [(
+ 'M4-no-fence': [('Sources/BookWatchStore/TransitionDriver.swift', [(
+    """    package static func holdFence(_ key: String, _ generation: Int, _ claim: JobClaim) -> SQLStep {
+        SQLStep(""", """    package static func holdFence(_ key: String, _ generation: Int, _ claim: JobClaim) -> SQLStep {
+        if true { return SQLStep("SELECT 1") }  // MUTATION
+        return SQLStep(""")])],
+ 'M5-claim-counts-attempt': [('Sources/BookWatchSQLite/SQLiteBookStore+Jobs.swift', [(
     """claims = claims + 1, view_confirmed = 0,""", """claims = claims + 1, attempts = attempts + 1, view_confirmed = 0,""")])],
  'M6-no-view-after': [('Sources/BookWatchService/Watcher/Watcher+Analytics.swift', [(
     """        guard try await viewAfterAgrees(job, log: log) else { return }

@@ -1,4 +1,5 @@
 import BookWatchCore
+import BookWatchSQLite
 import BookWatchService
 import BookWatchStore
 import Foundation

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BookWatchBench
 import BookWatchCore
+import BookWatchSQLite
 import BookWatchService
 import BookWatchStore
 import Foundation

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BookWatchCore
 import BookWatchPostgres
+import BookWatchSQLite
 import BookWatchStore
 import Foundation
 import Logging

@@ -101,16 +101,8 @@ extension PostgresBookStore {
 
     public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
         try await transaction { c in
-            try await Self.holdFence(c, result.bookUUID.rawValue, result.generation, claim, self.logger)
-            try await c.query(
-                """
-                INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
-                VALUES (\(result.bookUUID.rawValue), \(result.generation), \(result.endpoint), \(Data(result.body)),
-                    \(result.retrievedAt.storageMillis))
-                ON CONFLICT (book_uuid, generation, endpoint) DO NOTHING
-                """,
-                logger: self.logger
-            )
+            try await Self.run(TransitionDriver.holdFence(result.bookUUID.rawValue, result.generation, claim), on: c, self.logger)
+            try await Self.run(TransitionDriver.insertResult(result), on: c, self.logger)
         }
     }
 
@@ -135,23 +127,6 @@ extension PostgresBookStore {
 
     public func inboxContains(requestID: String) async throws -> Bool {
         try await scalar("SELECT 1::BIGINT AS v FROM webhook_inbox WHERE request_id = \(requestID)", as: Int64.self) != nil
-    }
-
-    /// The fence of a worker's write: locks the job row while it is still running under `claim`,
-    /// else throws `.lostClaim` (the transaction rolls back).
-    static func holdFence(_ c: PostgresConnection, _ key: String, _ generation: Int, _ claim: JobClaim, _ logger: Logger) async throws {
-        let held = try await rows(
-            c,
-            """
-            SELECT id FROM analytics_jobs WHERE book_uuid = \(key) AND generation = \(generation) AND state = 'running'
-                AND lease_owner = \(claim.owner) AND claims = \(claim.token)
-            FOR UPDATE
-            """,
-            logger
-        )
-        guard !held.isEmpty else {
-            throw StoreError(.lostClaim, subject: "analytics job \(key) generation \(generation)", detail: "claim \(claim.token) of \(claim.owner)")
-        }
     }
 
     public func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {

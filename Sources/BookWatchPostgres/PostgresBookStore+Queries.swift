@@ -24,7 +24,7 @@ extension PostgresBookStore {
     /// Book rows into records: their documents and newest jobs in two more queries.
     private func records(_ query: PostgresQuery) async throws -> [BookRecord] {
         try await connection { c in
-            let books = try await Self.rows(c, query, self.logger).map(Self.storedBook)
+            let books = try await Self.rows(c, query, self.logger).map { try StoredBook(row: $0) }
             guard !books.isEmpty else { return [] }
             let keys = books.map(\.uuid)
             let documents = try await Self.documents(c, of: keys, self.logger)

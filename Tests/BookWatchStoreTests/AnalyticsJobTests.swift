@@ -1,4 +1,5 @@
 import BookWatchCore
+import BookWatchSQLite
 import BookWatchStore
 import Foundation
 import Testing

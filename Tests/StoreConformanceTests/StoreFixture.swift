@@ -1,5 +1,6 @@
 import BookWatchCore
 import BookWatchPostgres
+import BookWatchSQLite
 import BookWatchStore
 import Foundation
 import Testing

@@ -1,5 +1,6 @@
 import BookWatchCore
 import BookWatchPostgres
+import BookWatchSQLite
 import BookWatchService
 import BookWatchStore
 import Foundation

@@ -1,21 +1,13 @@
 import BookWatchCore
+import BookWatchStore
 import Foundation
 import GRDB
 
 extension SQLiteBookStore: JobHistoryReading {
     public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
         try await write { db in
-            try Self.holdFence(db, result.bookUUID.rawValue, result.generation, claim)
-            try db.execute(
-                sql: """
-                    INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
-                    VALUES (?, ?, ?, ?, ?) ON CONFLICT(book_uuid, generation, endpoint) DO NOTHING
-                    """,
-                arguments: [
-                    result.bookUUID.rawValue, result.generation, result.endpoint, Data(result.body),
-                    result.retrievedAt.storageMillis,
-                ]
-            )
+            try db.run(TransitionDriver.holdFence(result.bookUUID.rawValue, result.generation, claim))
+            try db.run(TransitionDriver.insertResult(result))
         }
     }
 

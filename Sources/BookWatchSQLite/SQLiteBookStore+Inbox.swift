@@ -1,4 +1,5 @@
 import BookWatchCore
+import BookWatchStore
 import Foundation
 import GRDB
 
@@ -68,19 +69,6 @@ extension SQLiteBookStore {
             ),
             attempts: row["attempts"]
         )
-    }
-}
-
-public struct StoredDelivery: Sendable, Equatable {
-    public var id: Int64
-    public var delivery: InboxDelivery
-    /// Times it could not be applied yet (`BookStore.deferInbox`).
-    public var attempts: Int
-
-    public init(id: Int64, delivery: InboxDelivery, attempts: Int = 0) {
-        self.id = id
-        self.delivery = delivery
-        self.attempts = attempts
     }
 }
 

@@ -1,22 +1,7 @@
 import BookWatchCore
+import BookWatchStore
 import Foundation
 import GRDB
-
-/// A retrieval to hand on (`--on-complete`).
-public struct PendingNotification: Sendable, Equatable {
-    public var bookUUID: BookUUID
-    public var generation: Int
-    public var attempts: Int
-
-    package init(bookUUID: BookUUID, generation: Int, attempts: Int) {
-        self.bookUUID = bookUUID
-        self.generation = generation
-        self.attempts = attempts
-    }
-
-    /// `book_uuid:generation`: the receiver dedupes on it (delivery is at least once).
-    public var idempotencyKey: String { "\(bookUUID):\(generation)" }
-}
 
 extension SQLiteBookStore {
     public func pendingNotifications(limit: Int) async throws -> [PendingNotification] {

@@ -1,3 +1,4 @@
+import BookWatchStore
 import GRDB
 
 extension SQLiteBookStore {

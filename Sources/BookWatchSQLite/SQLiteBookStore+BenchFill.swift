@@ -1,4 +1,5 @@
 import BookWatchCore
+import BookWatchStore
 import Foundation
 import GRDB
 
@@ -88,7 +89,7 @@ extension SQLiteBookStore {
                     case .deleted:
                         next = nil
                     }
-                    try Self.writeBook(db, machine, schedule: StoredSchedule(next: next), now: nowMillis)
+                    for step in TransitionDriver.writeBook(machine, schedule: StoredSchedule(next: next), now: nowMillis) { try db.run(step) }
                     if let finishedAt {
                         let jobState = phase == .complete ? "complete" : phase == .failed ? "failed" : "pending"
                         try db.execute(

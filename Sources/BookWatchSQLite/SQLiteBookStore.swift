@@ -1,4 +1,5 @@
 import BookWatchCore
+import BookWatchStore
 import Foundation
 import GRDB
 import Synchronization
@@ -160,11 +161,4 @@ public final class StoreActivity: Sendable {
 
     /// Whether a transaction is running now.
     public var isBusy: Bool { running.load(ordering: .acquiring) > 0 }
-}
-
-extension Date {
-    /// Milliseconds since 1970, the storage form of every time column.
-    package var storageMillis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
-
-    package init(storageMillis: Int64) { self.init(timeIntervalSince1970: Double(storageMillis) / 1000) }
 }

@@ -1,4 +1,5 @@
 import BookWatchCore
+import BookWatchStore
 import Foundation
 import GRDB
 
@@ -65,11 +66,11 @@ extension SQLiteBookStore {
             jobs[row["book_uuid"], default: []].append(row)
         }
         return try rows.map { row in
-            let book = storedBook(row)
+            let book = try StoredBook(row: row)
             // The job that matters is the newest one opened (the current or last generation's).
             let job = (jobs[book.uuid] ?? []).max { ($0["generation"] as Int) < ($1["generation"] as Int) }
             return try book.record(
-                documents: (documents[book.uuid] ?? []).map(storedDocument),
+                documents: try (documents[book.uuid] ?? []).map { try StoredDocument(row: $0) },
                 job: job.map {
                     StoredJob(
                         generation: $0["generation"],
@@ -84,16 +85,6 @@ extension SQLiteBookStore {
             )
         }
     }
-}
-
-/// What the metrics gauges show of the database, read in one snapshot at scrape time.
-public struct StoreGauges: Sendable, Equatable {
-    public var books: [BookPhase: Int] = [:]
-    public var documents: [DocumentProgress: Int] = [:]
-    public var inboxPending = 0
-    public var pollsOverdue = 0
-
-    public init() {}
 }
 
 extension SQLiteBookStore {

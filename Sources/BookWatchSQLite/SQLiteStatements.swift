@@ -1,0 +1,59 @@
+import BookWatchStore
+import Foundation
+import GRDB
+
+extension Row: SQLRow {
+    package func sqlValue(_ column: String) throws -> SQLValue {
+        guard hasColumn(column) else { throw StoreError(.corrupt, subject: "column \(column)", detail: "not in the row") }
+        let value: DatabaseValue = self[column]
+        switch value.storage {
+        case .null: return .null
+        case .int64(let int): return .integer(int)
+        case .string(let text): return .text(text)
+        case .blob(let data): return .blob([UInt8](data))
+        case .double(let double): return .integer(Int64(double))
+        }
+    }
+}
+
+extension SQLValue {
+    /// The value as GRDB binds it (a boolean as 1 or 0).
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .null: .null
+        case .integer(let int): int.databaseValue
+        case .text(let text): text.databaseValue
+        case .blob(let bytes): Data(bytes).databaseValue
+        case .boolean(let bool): bool.databaseValue
+        }
+    }
+}
+
+extension Database {
+    /// Runs one statement written for both stores (cached: prepared once per connection); answers
+    /// its rows when it `reads`, and throws its `required` error when it must find one and did not.
+    @discardableResult
+    func run(_ step: SQLStep) throws -> [Row] {
+        let (sql, binds) = step.query.render(SQLiteDialect())
+        let statement = try cachedStatement(sql: sql)
+        let arguments = StatementArguments(binds.map(\.databaseValue))
+        guard step.reads else {
+            try statement.execute(arguments: arguments)
+            return []
+        }
+        let rows = try Row.fetchAll(statement, arguments: arguments)
+        if rows.isEmpty, let required = step.required { throw required }
+        return rows
+    }
+
+    /// Runs a transition's conversation (`TransitionDriver`) in this transaction.
+    func drive(_ driver: inout TransitionDriver) throws -> TransitionOutcome? {
+        var rows: [Row] = []
+        while true {
+            switch try driver.next(rows) {
+            case .run(let step): rows = try run(step)
+            case .finish(let outcome): return outcome
+            }
+        }
+    }
+}

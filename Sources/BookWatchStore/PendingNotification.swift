@@ -1,0 +1,18 @@
+import BookWatchCore
+import Foundation
+
+/// A retrieval to hand on (`--on-complete`).
+public struct PendingNotification: Sendable, Equatable {
+    public var bookUUID: BookUUID
+    public var generation: Int
+    public var attempts: Int
+
+    package init(bookUUID: BookUUID, generation: Int, attempts: Int) {
+        self.bookUUID = bookUUID
+        self.generation = generation
+        self.attempts = attempts
+    }
+
+    /// `book_uuid:generation`: the receiver dedupes on it (delivery is at least once).
+    public var idempotencyKey: String { "\(bookUUID):\(generation)" }
+}

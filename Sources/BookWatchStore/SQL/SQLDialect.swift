@@ -1,0 +1,63 @@
+/// What differs between the SQL the two stores speak, and nothing else: statements are written
+/// once (`SQLQuery`) and each store renders them in its dialect. The shape follows vapor/sql-kit's
+/// `SQLDialect` (bind placeholders, boolean literals, upsert and locking clauses), cut to what
+/// bookwatch's statements use; see docs/decisions.md ("One set of statements").
+package protocol SQLDialect: Sendable {
+    /// For logs and errors: `sqlite` or `postgresql`.
+    var name: String { get }
+    /// The placeholder of the bind at `position` (1-based): `?` or `$1`.
+    func bindPlaceholder(at position: Int) -> String
+    /// A boolean literal: `1`/`0` (SQLite stores booleans as integers) or `TRUE`/`FALSE`.
+    func literalBoolean(_ value: Bool) -> String
+    /// The two-argument minimum and maximum: SQLite's scalar `MIN`/`MAX`, PostgreSQL's `LEAST`/`GREATEST`.
+    var leastFunction: String { get }
+    var greatestFunction: String { get }
+    /// Appended to a `SELECT` that locks the rows it reads until the transaction ends (PostgreSQL
+    /// `FOR UPDATE`); empty where the transaction already excludes every other writer (SQLite).
+    var rowLock: String { get }
+    /// Appended to a `SELECT` that claims work replicas share: rows another transaction holds are
+    /// skipped instead of waited for (PostgreSQL `FOR UPDATE SKIP LOCKED`); empty in SQLite.
+    var skipLocked: String { get }
+}
+
+/// The keywords a statement names and its dialect spells (`\(.least)` in an `SQLQuery`).
+package enum SQLKeyword: Sendable, Equatable {
+    case least, greatest
+    case `true`, `false`
+    case rowLock, skipLocked
+
+    func spelled(in dialect: some SQLDialect) -> String {
+        switch self {
+        case .least: dialect.leastFunction
+        case .greatest: dialect.greatestFunction
+        case .true: dialect.literalBoolean(true)
+        case .false: dialect.literalBoolean(false)
+        case .rowLock: dialect.rowLock
+        case .skipLocked: dialect.skipLocked
+        }
+    }
+}
+
+/// SQLite's dialect (the single-node store).
+package struct SQLiteDialect: SQLDialect {
+    package init() {}
+    package var name: String { "sqlite" }
+    package func bindPlaceholder(at position: Int) -> String { "?" }
+    package func literalBoolean(_ value: Bool) -> String { value ? "1" : "0" }
+    package var leastFunction: String { "MIN" }
+    package var greatestFunction: String { "MAX" }
+    package var rowLock: String { "" }
+    package var skipLocked: String { "" }
+}
+
+/// PostgreSQL's dialect (the store replicas share).
+package struct PostgreSQLDialect: SQLDialect {
+    package init() {}
+    package var name: String { "postgresql" }
+    package func bindPlaceholder(at position: Int) -> String { "$\(position)" }
+    package func literalBoolean(_ value: Bool) -> String { value ? "TRUE" : "FALSE" }
+    package var leastFunction: String { "LEAST" }
+    package var greatestFunction: String { "GREATEST" }
+    package var rowLock: String { " FOR UPDATE" }
+    package var skipLocked: String { " FOR UPDATE SKIP LOCKED" }
+}

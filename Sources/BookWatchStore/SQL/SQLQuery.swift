@@ -1,0 +1,179 @@
+import Foundation
+
+/// A value bound to a statement, as both stores bind it.
+package enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case text(String)
+    case blob([UInt8])
+    case boolean(Bool)
+}
+
+/// A Swift value a statement may bind.
+package protocol SQLBindable: Sendable {
+    var sqlValue: SQLValue { get }
+}
+
+extension Int: SQLBindable { package var sqlValue: SQLValue { .integer(Int64(self)) } }
+extension Int64: SQLBindable { package var sqlValue: SQLValue { .integer(self) } }
+extension String: SQLBindable { package var sqlValue: SQLValue { .text(self) } }
+extension Bool: SQLBindable { package var sqlValue: SQLValue { .boolean(self) } }
+extension Array: SQLBindable where Element == UInt8 { package var sqlValue: SQLValue { .blob(self) } }
+extension Data: SQLBindable { package var sqlValue: SQLValue { .blob([UInt8](self)) } }
+extension SQLValue: SQLBindable { package var sqlValue: SQLValue { self } }
+extension Optional: SQLBindable where Wrapped: SQLBindable { package var sqlValue: SQLValue { self?.sqlValue ?? .null } }
+
+/// One statement written once for both stores: literal SQL, bound values (`\(value)`),
+/// keywords the dialect spells (`\(.least)`), lists (`IN \(list: values)`) and trusted fragments
+/// (`\(unescaped:)`, for column lists derived from code, never from input). `render` turns it into
+/// the text and binds of one dialect.
+package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
+    package enum Piece: Sendable, Equatable {
+        case sql(String)
+        case bind(SQLValue)
+        case keyword(SQLKeyword)
+        case list([SQLValue])
+    }
+
+    package var pieces: [Piece]
+
+    package init(stringLiteral value: String) { pieces = [.sql(value)] }
+
+    package init(stringInterpolation: StringInterpolation) { pieces = stringInterpolation.pieces }
+
+    package struct StringInterpolation: StringInterpolationProtocol {
+        var pieces: [Piece] = []
+
+        package init(literalCapacity: Int, interpolationCount: Int) { pieces.reserveCapacity(interpolationCount * 2 + 1) }
+
+        package mutating func appendLiteral(_ literal: String) { pieces.append(.sql(literal)) }
+
+        package mutating func appendInterpolation(_ value: some SQLBindable) { pieces.append(.bind(value.sqlValue)) }
+
+        package mutating func appendInterpolation(_ keyword: SQLKeyword) { pieces.append(.keyword(keyword)) }
+
+        /// `(?, ?, ...)` with one bind per value; `(NULL)` for none (matches no row).
+        package mutating func appendInterpolation(list values: [some SQLBindable]) { pieces.append(.list(values.map(\.sqlValue))) }
+
+        package mutating func appendInterpolation(unescaped fragment: String) { pieces.append(.sql(fragment)) }
+
+        package mutating func appendInterpolation(_ query: SQLQuery) { pieces.append(contentsOf: query.pieces) }
+    }
+
+    /// Appends another statement's pieces (for statements built in parts).
+    package static func + (lhs: SQLQuery, rhs: SQLQuery) -> SQLQuery {
+        var joined = lhs
+        joined.pieces += rhs.pieces
+        return joined
+    }
+
+    /// The text with the dialect's placeholders and keywords, and the binds in placeholder order.
+    package func render(_ dialect: some SQLDialect) -> (sql: String, binds: [SQLValue]) {
+        var sql = ""
+        var binds: [SQLValue] = []
+        for piece in pieces {
+            switch piece {
+            case .sql(let text): sql += text
+            case .bind(let value):
+                binds.append(value)
+                sql += dialect.bindPlaceholder(at: binds.count)
+            case .keyword(let keyword): sql += keyword.spelled(in: dialect)
+            case .list(let values):
+                guard !values.isEmpty else {
+                    sql += "(NULL)"
+                    continue
+                }
+                var placeholders: [String] = []
+                for value in values {
+                    binds.append(value)
+                    placeholders.append(dialect.bindPlaceholder(at: binds.count))
+                }
+                sql += "(" + placeholders.joined(separator: ", ") + ")"
+            }
+        }
+        return (sql, binds)
+    }
+}
+
+/// A statement and what its store does with it: `reads`, its rows are handed back (a `SELECT`, or
+/// a write with `RETURNING`); with `required`, it must answer at least one row, else the
+/// transaction is rolled back with that error.
+package struct SQLStep: Sendable {
+    package var query: SQLQuery
+    package var reads: Bool
+    package var required: StoreError?
+
+    package init(_ query: SQLQuery, reads: Bool = false, required: StoreError? = nil) {
+        self.query = query
+        self.reads = reads || required != nil
+        self.required = required
+    }
+}
+
+/// A row as a store read it, by column name; both stores' rows conform, so what a row means is
+/// decoded once (`StoredBook(row:)` and the like).
+package protocol SQLRow {
+    /// The column's value, `.null` for SQL NULL; throws when the row has no such column or a
+    /// value the store cannot read.
+    func sqlValue(_ column: String) throws -> SQLValue
+}
+
+extension SQLRow {
+    package func optionalInt64(_ column: String) throws -> Int64? {
+        switch try sqlValue(column) {
+        case .null: return nil
+        case .integer(let value): return value
+        case .boolean(let value): return value ? 1 : 0
+        default: throw Self.unreadable(column, "an integer")
+        }
+    }
+
+    package func int64(_ column: String) throws -> Int64 {
+        guard let value = try optionalInt64(column) else { throw Self.unreadable(column, "an integer, not NULL") }
+        return value
+    }
+
+    package func optionalInt(_ column: String) throws -> Int? { try optionalInt64(column).map { Int($0) } }
+
+    package func int(_ column: String) throws -> Int { Int(try int64(column)) }
+
+    package func optionalString(_ column: String) throws -> String? {
+        switch try sqlValue(column) {
+        case .null: return nil
+        case .text(let value): return value
+        default: throw Self.unreadable(column, "text")
+        }
+    }
+
+    package func string(_ column: String) throws -> String {
+        guard let value = try optionalString(column) else { throw Self.unreadable(column, "text, not NULL") }
+        return value
+    }
+
+    /// SQLite stores booleans as integers, PostgreSQL as booleans: either reads.
+    package func optionalBool(_ column: String) throws -> Bool? {
+        switch try sqlValue(column) {
+        case .null: return nil
+        case .boolean(let value): return value
+        case .integer(let value): return value != 0
+        default: throw Self.unreadable(column, "a boolean")
+        }
+    }
+
+    package func bool(_ column: String) throws -> Bool {
+        guard let value = try optionalBool(column) else { throw Self.unreadable(column, "a boolean, not NULL") }
+        return value
+    }
+
+    package func bytes(_ column: String) throws -> [UInt8] {
+        switch try sqlValue(column) {
+        case .blob(let value): return value
+        case .text(let value): return Array(value.utf8)
+        default: throw Self.unreadable(column, "a blob")
+        }
+    }
+
+    static func unreadable(_ column: String, _ expected: String) -> StoreError {
+        StoreError(.corrupt, subject: "column \(column)", detail: "expected \(expected)")
+    }
+}

@@ -1,0 +1,61 @@
+import BookWatchStore
+import Foundation
+import Testing
+
+/// Statements are written once and rendered per dialect: what differs must be only what the
+/// dialect spells.
+@Suite struct SQLQueryTests {
+    static let query: SQLQuery = """
+        UPDATE jobs SET due = \(.least)(due, \(Int64(5))), seen = \(.true), gone = \(.false), note = \(nil as String?)
+        WHERE id IN \(list: [1, 2]) AND owner = \("a")
+        """
+
+    @Test func sqliteSpellsPlaceholdersAsQuestionMarksAndBooleansAsIntegers() {
+        let (sql, binds) = Self.query.render(SQLiteDialect())
+        #expect(sql == "UPDATE jobs SET due = MIN(due, ?), seen = 1, gone = 0, note = ?\nWHERE id IN (?, ?) AND owner = ?")
+        #expect(binds == [.integer(5), .null, .integer(1), .integer(2), .text("a")])
+    }
+
+    @Test func postgresNumbersItsPlaceholdersInBindOrder() {
+        let (sql, binds) = Self.query.render(PostgreSQLDialect())
+        #expect(sql == "UPDATE jobs SET due = LEAST(due, $1), seen = TRUE, gone = FALSE, note = $2\nWHERE id IN ($3, $4) AND owner = $5")
+        #expect(binds == [.integer(5), .null, .integer(1), .integer(2), .text("a")])
+    }
+
+    @Test func locksAreSpelledOnlyWherePostgresNeedsThem() {
+        let query: SQLQuery = "SELECT * FROM books WHERE uuid = \("u")\(.rowLock)"
+        #expect(query.render(SQLiteDialect()).sql == "SELECT * FROM books WHERE uuid = ?")
+        #expect(query.render(PostgreSQLDialect()).sql == "SELECT * FROM books WHERE uuid = $1 FOR UPDATE")
+        let claim: SQLQuery = "SELECT id FROM inbox LIMIT 1\(.skipLocked)"
+        #expect(claim.render(SQLiteDialect()).sql == "SELECT id FROM inbox LIMIT 1")
+        #expect(claim.render(PostgreSQLDialect()).sql == "SELECT id FROM inbox LIMIT 1 FOR UPDATE SKIP LOCKED")
+    }
+
+    @Test func anEmptyListMatchesNothingAndJoinedQueriesNumberOnAcrossTheParts() {
+        let empty: SQLQuery = "SELECT 1 WHERE x IN \(list: [Int]())"
+        #expect(empty.render(PostgreSQLDialect()).sql == "SELECT 1 WHERE x IN (NULL)")
+        let joined: SQLQuery = "SELECT \(1)" + ", \(2)" + " WHERE y = \(Data([0xff]))"
+        let (sql, binds) = joined.render(PostgreSQLDialect())
+        #expect(sql == "SELECT $1, $2 WHERE y = $3")
+        #expect(binds == [.integer(1), .integer(2), .blob([0xff])])
+    }
+
+    struct Row: SQLRow {
+        var values: [String: SQLValue]
+        func sqlValue(_ column: String) throws -> SQLValue {
+            guard let value = values[column] else { throw StoreError(.corrupt, subject: column, detail: "missing") }
+            return value
+        }
+    }
+
+    @Test func rowsReadBooleansStoredEitherWayAndRefuseWhatTheyCannotRead() throws {
+        let row = Row(values: ["a": .integer(1), "b": .boolean(false), "c": .null, "d": .text("x")])
+        #expect(try row.bool("a"))
+        #expect(try !row.bool("b"))
+        #expect(try row.optionalBool("c") == nil)
+        #expect(try row.optionalInt64("c") == nil)
+        #expect(throws: StoreError.self) { try row.int64("d") }
+        #expect(throws: StoreError.self) { try row.string("c") }
+        #expect(throws: StoreError.self) { try row.string("missing") }
+    }
+}

@@ -1,0 +1,151 @@
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import Testing
+
+/// `TransitionDriver` without a database: the statements it asks for, in order, given the rows a
+/// store would answer. The conformance suite runs the same driver against both real stores.
+@Suite struct TransitionDriverTests {
+    static let uuid = BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!
+    static let now = Date(timeIntervalSince1970: 1_774_000_000)
+
+    struct Row: SQLRow {
+        var values: [String: SQLValue]
+        func sqlValue(_ column: String) throws -> SQLValue {
+            guard let value = values[column] else { throw StoreError(.corrupt, subject: column, detail: "missing") }
+            return value
+        }
+    }
+
+    static func bookRow(untracked: Bool = false) -> Row {
+        Row(values: [
+            "uuid": .text(uuid.rawValue), "pk": .integer(42), "state": .text("processing"), "generation": .integer(1),
+            "last_opened_generation": .integer(0), "book_status": .text("VERIFYING"), "failure_reason": .null,
+            "last_webhook_at": .null, "last_polled_at": .integer(1), "finished_at": .null, "watched_since_creation": .integer(0),
+            "doubt_kind": .null, "doubt_since": .null, "untracked_at": untracked ? .integer(5) : .null, "next_poll_at": .integer(9),
+            "poll_reason": .null, "poll_claimed_at": .null, "snapshot_as_of": .null, "poll_failures": .integer(0),
+        ])
+    }
+
+    /// Drives `driver`, answering each statement with `answer(sql)`; the statements (SQLite
+    /// spelling) and the outcome.
+    static func drive(_ driver: TransitionDriver, answer: (String) -> [Row]) throws -> ([String], TransitionOutcome?) {
+        var driver = driver
+        var statements: [String] = []
+        var rows: [Row] = []
+        while true {
+            switch try driver.next(rows) {
+            case .run(let step):
+                let sql = step.query.render(SQLiteDialect()).sql
+                statements.append(sql)
+                rows = answer(sql)
+                if rows.isEmpty, let required = step.required { throw required }
+            case .finish(let outcome):
+                return (statements, outcome)
+            }
+        }
+    }
+
+    static func driver(_ input: BookInput, options: TransitionOptions = .init()) -> TransitionDriver {
+        TransitionDriver(input, uuid: uuid, now: now, options: options, draw: 0.5, schedule: PollSchedule())
+    }
+
+    @Test func aTrackOfAnUnknownBookClaimsItsRowThenContinuesAfterTheLastJob() throws {
+        let (statements, outcome) = try Self.drive(Self.driver(.command(.track(.operator)))) { sql in
+            if sql.hasPrefix("INSERT INTO books (uuid, state") { return [Row(values: ["uuid": .text(Self.uuid.rawValue)])] }
+            if sql.contains("MAX(generation)") { return [Row(values: ["g": .integer(3)])] }
+            return []
+        }
+        #expect(statements.count >= 4)
+        #expect(statements[0].hasPrefix("SELECT * FROM books WHERE uuid = ?"))
+        #expect(statements[1].hasPrefix("INSERT INTO books (uuid, state, generation, created_at, updated_at)"))
+        #expect(statements[2].contains("MAX(generation)"))
+        #expect(statements.contains { $0.hasPrefix("INSERT INTO books (uuid, pk, state") })
+        #expect(outcome?.created == true)
+        #expect(outcome?.machine.generation == 4)
+    }
+
+    @Test func losingTheRaceToCreateReadsTheOtherTransactionsRow() throws {
+        var reads = 0
+        let (statements, outcome) = try Self.drive(Self.driver(.command(.track(.operator)))) { sql in
+            if sql.hasPrefix("SELECT * FROM books") {
+                reads += 1
+                return reads == 1 ? [] : [Self.bookRow()]
+            }
+            return []
+        }
+        #expect(statements.filter { $0.hasPrefix("SELECT * FROM books") }.count == 2)
+        #expect(statements.contains { $0.hasPrefix("SELECT * FROM documents") })
+        #expect(!statements.contains { $0.contains("MAX(generation)") })
+        #expect(outcome?.created == false)
+        #expect(outcome?.machine.phase == .processing)
+    }
+
+    @Test func aHintForAnUnknownBookWithoutAutoTrackWritesNothing() throws {
+        let hint = BookInput.webhook(WebhookHint(event: .bookVerified))
+        let (statements, outcome) = try Self.drive(Self.driver(hint, options: TransitionOptions(inboxRow: 8))) { _ in [] }
+        #expect(statements.count == 1)
+        #expect(outcome == nil)
+    }
+
+    @Test func aTombstoneRefusesAHintAndResumesOnTrack() throws {
+        let hint = BookInput.webhook(WebhookHint(event: .bookVerified))
+        let (hintStatements, refused) = try Self.drive(Self.driver(hint)) { sql in
+            sql.hasPrefix("SELECT * FROM books") ? [Self.bookRow(untracked: true)] : []
+        }
+        #expect(hintStatements.count == 1)
+        #expect(refused == nil)
+        let (_, resumed) = try Self.drive(Self.driver(.command(.track(.webhook)))) { sql in
+            sql.hasPrefix("SELECT * FROM books") ? [Self.bookRow(untracked: true)] : []
+        }
+        #expect(resumed == nil)
+        let (statements, tracked) = try Self.drive(Self.driver(.command(.track(.operator)))) { sql in
+            sql.hasPrefix("SELECT * FROM books") ? [Self.bookRow(untracked: true)] : []
+        }
+        #expect(tracked?.created == false)
+        // The upsert writes untracked_at NULL again (the tombstone is lifted).
+        #expect(statements.contains { $0.hasPrefix("INSERT INTO books (uuid, pk, state") })
+    }
+
+    @Test func theInboxRowIsMarkedFirstAndAnAlreadyProcessedRowRollsBack() throws {
+        let hint = BookInput.webhook(WebhookHint(event: .documentVerified, document: DocumentRef(pk: 1, uuid: nil), authenticated: true))
+        let answer: (String) -> [Row] = { sql in
+            if sql.hasPrefix("SELECT * FROM books") { return [Self.bookRow()] }
+            if sql.hasPrefix("UPDATE webhook_inbox") { return [Row(values: ["id": .integer(8)])] }
+            return []
+        }
+        let (statements, outcome) = try Self.drive(Self.driver(hint, options: TransitionOptions(inboxRow: 8)), answer: answer)
+        let written = statements.drop { $0.hasPrefix("SELECT") }
+        #expect(written.first?.hasPrefix("UPDATE webhook_inbox SET processed_at") == true)
+        #expect(outcome != nil)
+        #expect(throws: StoreError.self) {
+            _ = try Self.drive(Self.driver(hint, options: TransitionOptions(inboxRow: 8))) { sql in
+                sql.hasPrefix("SELECT * FROM books") ? [Self.bookRow()] : []
+            }
+        }
+    }
+
+    @Test func aFencedOutcomeChecksItsClaimBeforeAnyWrite() throws {
+        var book = Self.bookRow().values
+        book["state"] = .text("retrieving")
+        var options = TransitionOptions(results: [
+            AnalyticsResult(bookUUID: Self.uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: Self.now)
+        ])
+        options.jobClaim = JobClaim(owner: "w", token: 3)
+        let input = BookInput.analytics(generation: 1, .stored)
+        let held: (String) -> [Row] = { sql in
+            if sql.hasPrefix("SELECT * FROM books") { return [Row(values: book)] }
+            if sql.hasPrefix("SELECT id FROM analytics_jobs") { return [Row(values: ["id": .integer(1)])] }
+            return []
+        }
+        let (statements, outcome) = try Self.drive(Self.driver(input, options: options), answer: held)
+        let fence = try #require(statements.firstIndex { $0.hasPrefix("SELECT id FROM analytics_jobs") })
+        let insert = try #require(statements.firstIndex { $0.hasPrefix("INSERT INTO analytics_results") })
+        #expect(fence < insert)
+        #expect(outcome?.machine.phase == .complete)
+        let error = #expect(throws: StoreError.self) {
+            _ = try Self.drive(Self.driver(input, options: options)) { sql in sql.hasPrefix("SELECT * FROM books") ? [Row(values: book)] : [] }
+        }
+        #expect(error?.kind == .lostClaim)
+    }
+}
