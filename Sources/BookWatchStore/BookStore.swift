@@ -9,7 +9,15 @@ import Foundation
 /// when they expire and another one takes the work. `apply` is the heart: it loads a Book's machine, feeds it one
 /// input, and writes the new state together with the rows its actions ask for (analytics job,
 /// poll schedule) in the same transaction, so a crash leaves either all of it or none.
-public protocol BookStore: Sendable {
+///
+/// It is the sum of its roles (Books, inbox, polls, jobs, notifications, maintenance); a service
+/// depends on the role it uses (the ingress's `InboxWriter` on `InboxStore`, the completion hook
+/// on `NotificationStore`), the `Watcher` on the whole.
+public protocol BookStore: BookRegistry, InboxStore, PollStore, JobStore, NotificationStore, StoreMaintenance {}
+
+/// The Books: transitions (`apply`, the heart) and what `status`, `/books/{uuid}` and the metrics
+/// read about them.
+public protocol BookRegistry: Sendable {
     /// Feeds `input` to the machine of `uuid` and commits the result with its actions' rows.
     /// A missing Book is created only for `.command(.track(_))`; otherwise the answer is nil.
     func apply(
@@ -29,31 +37,9 @@ public protocol BookStore: Sendable {
     /// How many Books are in each state (states with none are left out).
     func totals() async throws -> [BookPhase: Int]
 
-    /// Appends a webhook delivery to the inbox; `.duplicate` when its request id is already there.
-    func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome
-
-    /// Appends several deliveries in one transaction (group commit); one outcome each, in order.
-    func appendToInbox(batch: [InboxDelivery]) async throws -> [InboxAppendOutcome]
-
-    /// Performs a tiny durable write; throws when the database cannot be written.
-    func probeWritable(at now: Date) async throws
-
-    /// Stores one endpoint's analytics result under the job's claim: only while `claim` still
-    /// holds the generation's live (running) job, else `StoreError` `.lostClaim` and nothing is
-    /// written. A result already stored for the (book, generation, endpoint) is kept.
-    func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws
-
-    /// Extends a running job's lease to `until` while `claim` holds it; false when it no longer
-    /// does (the worker must stop: another one may own the job now).
-    func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool
-
     /// True when the Book was untracked (a tombstone): webhooks never track it again; only
     /// `track` does.
     func isUntracked(_ uuid: BookUUID) async throws -> Bool
-
-    /// Whether a delivery with this request id is in the inbox (processed or not, until pruned):
-    /// every delivery answered 200 must be.
-    func inboxContains(requestID: String) async throws -> Bool
 
     /// The stored analytics results of a Book, newest generation first.
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult]
@@ -62,14 +48,50 @@ public protocol BookStore: Sendable {
     /// polls late by more than `overdueBefore`).
     func gauges(overdueBefore: Date) async throws -> StoreGauges
 
-    // MARK: work shared by replicas
-
     /// The poll schedule transitions use (intervals, retention).
     var schedule: PollSchedule { get }
 
     /// The uuid of the tracked Book with this pk, if any.
     func uuid(forPK pk: Int) async throws -> BookUUID?
 
+    /// Jobs by state and results stored (demo summary, tests).
+    func analyticsCounts() async throws -> (jobs: [String: Int], results: Int)
+}
+
+/// The webhook inbox: deliveries stored before they are answered 200, claimed and marked by the
+/// watcher's inbox loop.
+public protocol InboxStore: Sendable {
+    /// Appends a webhook delivery to the inbox; `.duplicate` when its request id is already there.
+    func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome
+
+    /// Appends several deliveries in one transaction (group commit); one outcome each, in order.
+    func appendToInbox(batch: [InboxDelivery]) async throws -> [InboxAppendOutcome]
+
+    /// Whether a delivery with this request id is in the inbox (processed or not, until pruned):
+    /// every delivery answered 200 must be.
+    func inboxContains(requestID: String) async throws -> Bool
+
+    /// Claims up to `limit` unprocessed inbox rows, oldest first, for `lease` (rows another
+    /// replica holds are skipped; an expired claim is taken over).
+    func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery]
+
+    /// Marks an inbox row processed with an outcome, unless it already is; answers whether it was
+    /// this call that marked it.
+    @discardableResult
+    func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool
+
+    /// Gives claimed, unprocessed rows back at once.
+    func releaseInbox(_ ids: [Int64]) async throws
+
+    /// Gives one row `owner` holds back to be claimed again no earlier than `until`, its
+    /// attempts counted (`StoredDelivery.attempts`): a delivery that cannot be applied yet waits
+    /// alone while the rows after it go on.
+    func deferInbox(_ id: Int64, owner: String, until: Date) async throws
+}
+
+/// The poll schedule replicas share: due polls claimed with a lease, urgent requests, failures
+/// spaced, polls tightened when webhooks stop being trusted.
+public protocol PollStore: Sendable {
     /// Claims up to `limit` polls due by `now` (urgent first, then the most overdue), skipping
     /// `excluding` and rows another replica holds: each claimed row's next poll moves to
     /// `now + lease` (so it comes due again if this replica dies) and records the claim, which the
@@ -92,23 +114,19 @@ public protocol BookStore: Sendable {
     /// source, Books in uuid order; answers how many moved. Urgent and claimed polls stay.
     @discardableResult
     func tightenPolls(now: Date) async throws -> Int
+}
 
-    /// Claims up to `limit` unprocessed inbox rows, oldest first, for `lease` (rows another
-    /// replica holds are skipped; an expired claim is taken over).
-    func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery]
+/// Analytics jobs: claimed under fenced leases, results stored under the claim, dead workers'
+/// leases re-armed.
+public protocol JobStore: Sendable {
+    /// Stores one endpoint's analytics result under the job's claim: only while `claim` still
+    /// holds the generation's live (running) job, else `StoreError` `.lostClaim` and nothing is
+    /// written. A result already stored for the (book, generation, endpoint) is kept.
+    func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws
 
-    /// Marks an inbox row processed with an outcome, unless it already is; answers whether it was
-    /// this call that marked it.
-    @discardableResult
-    func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool
-
-    /// Gives claimed, unprocessed rows back at once.
-    func releaseInbox(_ ids: [Int64]) async throws
-
-    /// Gives one row `owner` holds back to be claimed again no earlier than `until`, its
-    /// attempts counted (`StoredDelivery.attempts`): a delivery that cannot be applied yet waits
-    /// alone while the rows after it go on.
-    func deferInbox(_ id: Int64, owner: String, until: Date) async throws
+    /// Extends a running job's lease to `until` while `claim` holds it; false when it no longer
+    /// does (the worker must stop: another one may own the job now).
+    func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool
 
     /// Claims the most overdue pending analytics job due by `now` for `owner` until `now + lease`,
     /// with a new lease token (`JobClaim`), in one transaction before any call is made. Claims
@@ -130,10 +148,10 @@ public protocol BookStore: Sendable {
 
     /// Endpoints already stored for a generation (a retry fetches only the others).
     func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String>
+}
 
-    /// Jobs by state and results stored (demo summary, tests).
-    func analyticsCounts() async throws -> (jobs: [String: Int], results: Int)
-
+/// Retrievals handed on (`--on-complete`), claimed so replicas run the hook once each.
+public protocol NotificationStore: Sendable {
     /// Retrievals not yet handed on (`--on-complete`), oldest first.
     func pendingNotifications(limit: Int) async throws -> [PendingNotification]
 
@@ -144,6 +162,12 @@ public protocol BookStore: Sendable {
     /// Records the outcome of one hand-on attempt (nil error: delivered) and ends its claim; a failed
     /// one is claimed again no earlier than `retryAt`.
     func recordNotification(_ notification: PendingNotification, at: Date, error: String?, retryAt: Date?) async throws
+}
+
+/// Health, shared state and housekeeping of the database itself.
+public protocol StoreMaintenance: Sendable {
+    /// Performs a tiny durable write; throws when the database cannot be written.
+    func probeWritable(at now: Date) async throws
 
     /// A value the deployment keeps across restarts and shares between replicas (the webhook loss
     /// estimate, the last webhook), or nil when none was stored.
@@ -219,7 +243,7 @@ public struct TransitionOptions: Sendable {
     }
 }
 
-extension BookStore {
+extension NotificationStore {
     /// `recordNotification` with no retry time (claimable again at once).
     public func recordNotification(_ notification: PendingNotification, at: Date, error: String?) async throws {
         try await recordNotification(notification, at: at, error: error, retryAt: nil)

@@ -14,7 +14,7 @@ public enum BookWatchRoutes {
     ///   benchmark (`scripts/bench-ingress.sh`), never for production.
     public static func router(
         ingress: WebhookIngress,
-        store: any BookStore,
+        store: any BookRegistry,
         health: ServiceHealth,
         metrics: BookWatchMetrics = BookWatchMetrics(),
         bareBenchmarkRoute: Bool = false
@@ -58,7 +58,7 @@ public enum BookWatchRoutes {
     /// Refreshes the gauges that describe the database and the service, then renders everything.
     /// A database that cannot be read leaves the gauges at their last values (and `bookwatch_ready`
     /// tells why); the scrape itself still answers.
-    static func scrape(metrics: BookWatchMetrics, store: any BookStore, health: ServiceHealth, now: Date) async -> Response {
+    static func scrape(metrics: BookWatchMetrics, store: any BookRegistry, health: ServiceHealth, now: Date) async -> Response {
         if let gauges = try? await store.gauges(overdueBefore: now.addingTimeInterval(-BookWatchMetrics.overdueAfter)) {
             metrics.update(gauges)
         }

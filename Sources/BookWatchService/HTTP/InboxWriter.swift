@@ -32,7 +32,7 @@ public final class InboxWriter: Service {
         public var description: String { "the inbox writer's queue is full" }
     }
 
-    private let store: any BookStore
+    private let store: any InboxStore
     private let health: ServiceHealth
     private let logger: Logger
     private let maxBatch: Int
@@ -46,7 +46,7 @@ public final class InboxWriter: Service {
     ///   which Ocrolus retries) rather than queued without bound while the database is slow.
     ///   `maxQueuedBytes` bounds their bodies the same way (10,000 bodies of 1 MiB would be 10 GiB).
     public init(
-        store: any BookStore,
+        store: any InboxStore,
         health: ServiceHealth,
         logger: Logger,
         maxBatch: Int = 512,

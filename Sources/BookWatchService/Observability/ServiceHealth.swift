@@ -48,13 +48,13 @@ public final class ServiceHealth: Sendable {
 /// when it succeeds (a load balancer that stopped sending webhooks would otherwise never let it
 /// recover).
 public struct DatabaseProbe: Service {
-    let store: any BookStore
+    let store: any StoreMaintenance
     let health: ServiceHealth
     let clock: any WallClock
     let interval: TimeInterval
     let logger: Logger
 
-    public init(store: any BookStore, health: ServiceHealth, clock: any WallClock, interval: TimeInterval = 5, logger: Logger) {
+    public init(store: any StoreMaintenance, health: ServiceHealth, clock: any WallClock, interval: TimeInterval = 5, logger: Logger) {
         self.store = store
         self.health = health
         self.clock = clock

@@ -14,7 +14,7 @@ import SystemPackage
 /// it once between them, not once each.
 public struct CompletionHook: Sendable {
     public let command: String
-    let store: any BookStore
+    let store: any NotificationStore
     let logger: Logger
     let owner: String
     /// How long a claim holds: longer than the command may take (a claim that lapses mid-run lets
@@ -29,7 +29,7 @@ public struct CompletionHook: Sendable {
 
     public init(
         command: String,
-        store: any BookStore,
+        store: any NotificationStore,
         logger: Logger,
         owner: String = "hook-\(UInt32.random(in: .min ... .max))",
         lease: TimeInterval = 900,
