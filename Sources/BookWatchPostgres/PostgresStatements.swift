@@ -67,3 +67,22 @@ extension PostgresBookStore {
         }
     }
 }
+
+extension PostgresBookStore: SQLStatementStore {
+    /// Runs an operation written for both stores: a transaction only when it needs one.
+    public func perform<Answer: Sendable>(_ operation: StoreOperation<Answer>) async throws -> Answer {
+        let body: @Sendable (PostgresConnection) async throws -> Answer = { c in
+            var next = operation.start
+            while true {
+                switch next {
+                case .done(let answer): return answer
+                case .run(let step, let then): next = try then(try await Self.run(step, on: c, self.logger))
+                }
+            }
+        }
+        switch operation.kind {
+        case .read, .statement: return try await connection(body)
+        case .transaction: return try await transaction(body)
+        }
+    }
+}

@@ -57,3 +57,17 @@ extension Database {
         }
     }
 }
+
+extension SQLiteBookStore: SQLStatementStore {
+    /// Runs an operation written for both stores: reads in a read transaction, writes in the
+    /// single writer's transaction.
+    public func perform<Answer: Sendable>(_ operation: StoreOperation<Answer>) async throws -> Answer {
+        let body: @Sendable (Database) throws -> Answer = { db in
+            try StoreOperation<Answer>.answer(operation.start) { try db.run($0) }
+        }
+        switch operation.kind {
+        case .read: return try await read(body)
+        case .statement, .transaction: return try await write(body)
+        }
+    }
+}

@@ -50,6 +50,9 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
 
         package mutating func appendInterpolation(_ value: some SQLBindable) { pieces.append(.bind(value.sqlValue)) }
 
+        /// An optional value: bound as NULL when nil.
+        package mutating func appendInterpolation<Value: SQLBindable>(_ value: Value?) { pieces.append(.bind(value.sqlValue)) }
+
         package mutating func appendInterpolation(_ keyword: SQLKeyword) { pieces.append(.keyword(keyword)) }
 
         /// `(?, ?, ...)` with one bind per value; `(NULL)` for none (matches no row).

@@ -1,0 +1,67 @@
+/// One store method written once for both stores: the statements it asks for, one at a time,
+/// and the answer it builds from their rows. A store runs it with `SQLStatementStore.perform`
+/// (GRDB's synchronous transaction or PostgresNIO's asynchronous one); `TransitionDriver` is the
+/// same idea for `apply`.
+public struct StoreOperation<Answer: Sendable>: Sendable {
+    /// How a store wraps the statements.
+    package enum Kind: Sendable {
+        /// Reads only: SQLite's read transaction; PostgreSQL without `BEGIN` (each statement sees
+        /// what a READ COMMITTED transaction would).
+        case read
+        /// One write statement (or several, each safe alone): SQLite's write transaction;
+        /// PostgreSQL autocommit, without the two extra round trips.
+        case statement
+        /// Several statements that commit together.
+        case transaction
+    }
+
+    /// The next statement and what follows from its rows, or the answer.
+    package enum Next: Sendable {
+        case run(SQLStep, then: @Sendable ([any SQLRow]) throws -> Next)
+        case done(Answer)
+    }
+
+    package let kind: Kind
+    package let start: Next
+
+    package init(_ kind: Kind, _ start: Next) {
+        self.kind = kind
+        self.start = start
+    }
+
+    /// One statement, its rows decoded into the answer.
+    package init(_ kind: Kind, _ step: SQLStep, _ decode: @escaping @Sendable ([any SQLRow]) throws -> Answer) {
+        self.init(kind, .run(step, then: { .done(try decode($0)) }))
+    }
+
+    /// Runs `next` to its answer with `run` executing each statement (the stores' loop).
+    package static func answer(_ next: Next, _ run: (SQLStep) throws -> [any SQLRow]) throws -> Answer {
+        var next = next
+        while true {
+            switch next {
+            case .done(let answer): return answer
+            case .run(let step, let then): next = try then(try run(step))
+            }
+        }
+    }
+}
+
+extension StoreOperation where Answer == Void {
+    /// Write statements run in order, nothing read back.
+    package init(_ kind: Kind, writes steps: [SQLStep]) {
+        self.init(kind, Self.chain(steps[...]))
+    }
+
+    private static func chain(_ rest: ArraySlice<SQLStep>) -> Next {
+        guard let first = rest.first else { return .done(()) }
+        return .run(first, then: { _ in chain(rest.dropFirst()) })
+    }
+}
+
+/// A store that runs `StoreOperation`s: the `BookStore` methods written once in this module are
+/// its default implementations (public only because the stores' public methods are; only the two
+/// stores of this package conform).
+public protocol SQLStatementStore: BookStore {
+    /// Runs `operation` in the store's transaction of its kind.
+    func perform<Answer: Sendable>(_ operation: StoreOperation<Answer>) async throws -> Answer
+}
