@@ -25,7 +25,7 @@ public final class PostgresBookStore: BookStore {
     let schema: String?
     let client: PostgresClient
     let logger: Logger
-    let random: @Sendable () -> Double
+    public let random: @Sendable () -> Double
     private let runner: Task<Void, Never>
 
     private init(

@@ -50,22 +50,6 @@ extension PostgresBookStore {
         return rows
     }
 
-    /// Runs a transition's conversation (`TransitionDriver`) on this transaction's connection.
-    static func drive(
-        _ driver: inout TransitionDriver,
-        on connection: PostgresConnection,
-        _ logger: Logger
-    ) async throws
-        -> TransitionOutcome?
-    {
-        var rows: [PostgresRandomAccessRow] = []
-        while true {
-            switch try driver.next(rows) {
-            case .run(let step): rows = try await run(step, on: connection, logger)
-            case .finish(let outcome): return outcome
-            }
-        }
-    }
 }
 
 extension PostgresBookStore: SQLStatementStore {

@@ -18,7 +18,7 @@ public final class SQLiteBookStore: BookStore {
     let pool: DatabasePool
     public let schedule: PollSchedule
     /// Draws from `0..<1` for schedule jitter; injected so tests are deterministic.
-    let random: @Sendable () -> Double
+    public let random: @Sendable () -> Double
     /// How many transactions are running now: a virtual clock advances only when none is (the
     /// database works on threads of its own, which the clock's driver cannot otherwise see).
     public let activity = StoreActivity()

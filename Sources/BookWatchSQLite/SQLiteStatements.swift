@@ -46,16 +46,6 @@ extension Database {
         return rows
     }
 
-    /// Runs a transition's conversation (`TransitionDriver`) in this transaction.
-    func drive(_ driver: inout TransitionDriver) throws -> TransitionOutcome? {
-        var rows: [Row] = []
-        while true {
-            switch try driver.next(rows) {
-            case .run(let step): rows = try run(step)
-            case .finish(let outcome): return outcome
-            }
-        }
-    }
 }
 
 extension SQLiteBookStore: SQLStatementStore {

@@ -110,11 +110,11 @@ package enum BooksTable {
             now.addingTimeInterval(schedule.tighteningSpread(finished: true)).storageMillis
         )
     }
-    /// The candidates' condition, two placeholders (`?` or `$n`) for the two limits: exactly the
-    /// polls `PollSchedule.tightened` moves, so no other row is read or locked.
-    package static func tighteningCondition(_ active: String, _ finished: String) -> String {
-        "poll_reason IS NULL AND poll_claimed_at IS NULL AND ((state IN \(activeStates) AND next_poll_at > \(active)) "
-            + "OR (state IN \(finishedStates) AND next_poll_at > \(finished)))"
+    /// The candidates' condition, the two limits bound: exactly the polls `PollSchedule.tightened`
+    /// moves, so no other row is read or locked.
+    package static func tighteningCondition(_ active: Int64, _ finished: Int64) -> SQLQuery {
+        "poll_reason IS NULL AND poll_claimed_at IS NULL AND ((state IN \(unescaped: activeStates) AND next_poll_at > \(active)) "
+            + "OR (state IN \(unescaped: finishedStates) AND next_poll_at > \(finished)))"
     }
     /// The phases whose polls watch for progress, and the finished ones whose polls watch for a reopen.
     package static let activePhases: [BookPhase] = [.tracking, .processing]

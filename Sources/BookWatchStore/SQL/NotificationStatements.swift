@@ -56,7 +56,7 @@ extension SQLStatementStore {
 
 extension PendingNotification {
     /// A `notifications` row (`book_uuid, generation, attempts`); nil for a uuid that does not parse.
-    init?(row: any SQLRow) throws {
+    package init?(row: any SQLRow) throws {
         guard let uuid = BookUUID(try row.string("book_uuid")) else { return nil }
         self.init(bookUUID: uuid, generation: try row.int("generation"), attempts: try row.int("attempts"))
     }

@@ -18,6 +18,9 @@ package protocol SQLDialect: Sendable {
     /// Appended to a `SELECT` that claims work replicas share: rows another transaction holds are
     /// skipped instead of waited for (PostgreSQL `FOR UPDATE SKIP LOCKED`); empty in SQLite.
     var skipLocked: String { get }
+    /// A hint naming the index a query must walk (SQLite's `INDEXED BY`, which its planner
+    /// otherwise misses for the due-poll queries); empty where the planner needs none.
+    func indexedBy(_ index: String) -> String
 }
 
 /// The keywords a statement names and its dialect spells (`\(.least)` in an `SQLQuery`).
@@ -25,6 +28,7 @@ package enum SQLKeyword: Sendable, Equatable {
     case least, greatest
     case `true`, `false`
     case rowLock, skipLocked
+    case indexedBy(String)
 
     func spelled(in dialect: some SQLDialect) -> String {
         switch self {
@@ -34,6 +38,7 @@ package enum SQLKeyword: Sendable, Equatable {
         case .false: dialect.literalBoolean(false)
         case .rowLock: dialect.rowLock
         case .skipLocked: dialect.skipLocked
+        case .indexedBy(let index): dialect.indexedBy(index)
         }
     }
 }
@@ -48,6 +53,7 @@ package struct SQLiteDialect: SQLDialect {
     package var greatestFunction: String { "MAX" }
     package var rowLock: String { "" }
     package var skipLocked: String { "" }
+    package func indexedBy(_ index: String) -> String { " INDEXED BY \(index)" }
 }
 
 /// PostgreSQL's dialect (the store replicas share).
@@ -60,4 +66,5 @@ package struct PostgreSQLDialect: SQLDialect {
     package var greatestFunction: String { "GREATEST" }
     package var rowLock: String { " FOR UPDATE" }
     package var skipLocked: String { " FOR UPDATE SKIP LOCKED" }
+    package func indexedBy(_ index: String) -> String { "" }
 }

@@ -34,6 +34,13 @@ public struct StoreOperation<Answer: Sendable>: Sendable {
         self.init(kind, .run(step, then: { .done(try decode($0)) }))
     }
 
+    /// `steps` run in order, their rows ignored, then `last`.
+    package static func chain(_ steps: some Collection<SQLStep> & Sendable, then last: Next) -> Next {
+        guard let first = steps.first else { return last }
+        let rest = Array(steps.dropFirst())
+        return .run(first, then: { _ in chain(rest, then: last) })
+    }
+
     /// Runs `next` to its answer with `run` executing each statement (the stores' loop).
     package static func answer(_ next: Next, _ run: (SQLStep) throws -> [any SQLRow]) throws -> Answer {
         var next = next
@@ -52,10 +59,7 @@ extension StoreOperation where Answer == Void {
         self.init(kind, Self.chain(steps[...]))
     }
 
-    private static func chain(_ rest: ArraySlice<SQLStep>) -> Next {
-        guard let first = rest.first else { return .done(()) }
-        return .run(first, then: { _ in chain(rest.dropFirst()) })
-    }
+    private static func chain(_ rest: ArraySlice<SQLStep>) -> Next { StoreOperation.chain(rest, then: .done(())) }
 }
 
 /// A store that runs `StoreOperation`s: the `BookStore` methods written once in this module are
@@ -64,4 +68,7 @@ extension StoreOperation where Answer == Void {
 public protocol SQLStatementStore: BookStore {
     /// Runs `operation` in the store's transaction of its kind.
     func perform<Answer: Sendable>(_ operation: StoreOperation<Answer>) async throws -> Answer
+
+    /// The store's random source in `0..<1` (poll jitter): injected, so a seed governs it.
+    var random: @Sendable () -> Double { get }
 }
