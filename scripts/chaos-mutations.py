@@ -38,8 +38,8 @@ M = {
         SQLStep(""", """    package static func holdFence(_ key: String, _ generation: Int, _ claim: JobClaim) -> SQLStep {
         if true { return SQLStep("SELECT 1") }  // MUTATION
         return SQLStep(""")])],
- 'M5-claim-counts-attempt': [('Sources/BookWatchSQLite/SQLiteBookStore+Jobs.swift', [(
-    """claims = claims + 1, view_confirmed = 0,""", """claims = claims + 1, attempts = attempts + 1, view_confirmed = 0,""")])],
+ 'M5-claim-counts-attempt': [('Sources/BookWatchStore/SQL/JobStatements.swift', [(
+    """claims = claims + 1, view_confirmed = \\(.false),""", """claims = claims + 1, attempts = attempts + 1, view_confirmed = \\(.false),""")])],
  'M6-no-view-after': [('Sources/BookWatchService/Watcher/Watcher+Analytics.swift', [(
     """        guard try await viewAfterAgrees(job, log: log) else { return }
 """, """        // MUTATION guard try await viewAfterAgrees(job, log: log) else { return }

@@ -53,6 +53,9 @@ extension PostgresBookStore {
 }
 
 extension PostgresBookStore: SQLStatementStore {
+    /// Replicas share the database: a claim may be another live replica's.
+    public var ownsWholeDatabase: Bool { false }
+
     /// Runs an operation written for both stores: a transaction only when it needs one.
     public func perform<Answer: Sendable>(_ operation: StoreOperation<Answer>) async throws -> Answer {
         let body: @Sendable (PostgresConnection) async throws -> Answer = { c in

@@ -49,6 +49,9 @@ extension Database {
 }
 
 extension SQLiteBookStore: SQLStatementStore {
+    /// One node owns the database: every claim in it is this process's.
+    public var ownsWholeDatabase: Bool { true }
+
     /// Runs an operation written for both stores: reads in a read transaction, writes in the
     /// single writer's transaction.
     public func perform<Answer: Sendable>(_ operation: StoreOperation<Answer>) async throws -> Answer {

@@ -49,7 +49,7 @@ import Testing
         let store = try await storeWithOpenJob(dir)
         _ = try await store.claimAnalyticsJob(owner: "dead-process", now: t0, lease: 120)
         let restart = t0.addingTimeInterval(5)
-        #expect(try await store.rearmLeases(expiringBefore: .distantFuture, dueAt: restart) == 1)
+        #expect(try await store.recoverLeases(owner: "new", now: restart) == 1)
         #expect(try await store.nextJobDueAt() == restart)
         #expect(try await store.claimAnalyticsJob(owner: "new", now: restart, lease: 120) != nil)
     }

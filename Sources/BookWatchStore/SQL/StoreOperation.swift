@@ -71,4 +71,8 @@ public protocol SQLStatementStore: BookStore {
 
     /// The store's random source in `0..<1` (poll jitter): injected, so a seed governs it.
     var random: @Sendable () -> Double { get }
+
+    /// True for a single node's database (SQLite): every claim in it is this process's, so
+    /// `recoverLeases` takes them all back; false where replicas share it.
+    var ownsWholeDatabase: Bool { get }
 }

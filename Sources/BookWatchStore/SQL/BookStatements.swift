@@ -1,0 +1,197 @@
+import BookWatchCore
+import Foundation
+
+/// The reads of `BookRegistry` and the `StoreMaintenance` role, for both stores.
+extension SQLStatementStore {
+    public func book(_ uuid: BookUUID) async throws -> BookRecord? {
+        try await records("SELECT * FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NULL").first
+    }
+
+    public func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
+        let only: SQLQuery = state.map { " AND state = \($0.rawValue)" } ?? ""
+        let most: SQLQuery = limit.map { " LIMIT \(max(0, $0))" } ?? ""
+        return try await records("SELECT * FROM books WHERE untracked_at IS NULL\(only) ORDER BY uuid\(most)")
+    }
+
+    /// Book rows into records: their documents and jobs in two more queries (the newest job of
+    /// each Book is the one `status` shows).
+    private func records(_ query: SQLQuery) async throws -> [BookRecord] {
+        try await perform(
+            StoreOperation(
+                .read,
+                .run(SQLStep(query, reads: true)) { rows in
+                    let books = try rows.map { try StoredBook(row: $0) }
+                    guard !books.isEmpty else { return .done([]) }
+                    let keys = books.map(\.uuid)
+                    return .run(TransitionDriver.readDocuments(keys)) { documentRows in
+                        var documents: [String: [StoredDocument]] = [:]
+                        for row in documentRows { documents[try row.string("book_uuid"), default: []].append(try StoredDocument(row: row)) }
+                        return .run(BookStatements.jobs(of: keys)) { [documents] jobRows in
+                            var jobs: [String: StoredJob] = [:]
+                            for row in jobRows {
+                                let job = try StoredJob(row: row)
+                                let key = try row.string("book_uuid")
+                                if job.generation > jobs[key]?.generation ?? Int.min { jobs[key] = job }
+                            }
+                            return .done(try books.map { try $0.record(documents: documents[$0.uuid] ?? [], job: jobs[$0.uuid]) })
+                        }
+                    }
+                }
+            )
+        )
+    }
+
+    public func totals() async throws -> [BookPhase: Int] {
+        try await perform(StoreOperation(.read, BookStatements.totals, BookStatements.totals(_:)))
+    }
+
+    /// Counts for the gauges. Each count rides an index (books by state, the due-poll and
+    /// pending-inbox partial indexes) except documents, which are grouped by status.
+    public func gauges(overdueBefore: Date) async throws -> StoreGauges {
+        let documents = SQLStep(
+            """
+            SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid
+            WHERE b.untracked_at IS NULL GROUP BY d.status
+            """,
+            reads: true
+        )
+        let inbox = SQLStep("SELECT COUNT(*) AS n FROM webhook_inbox WHERE processed_at IS NULL", reads: true)
+        let overdue = SQLStep(
+            "SELECT COUNT(*) AS n FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at < \(overdueBefore.storageMillis)",
+            reads: true
+        )
+        return try await perform(
+            StoreOperation(
+                .read,
+                .run(BookStatements.totals) { totals in
+                    let books = try BookStatements.totals(totals)
+                    return .run(documents) { rows in
+                        var gauges = StoreGauges()
+                        gauges.books = books
+                        for row in rows { gauges.addDocuments(status: try row.optionalString("status"), count: try row.int("n")) }
+                        return .run(inbox) { [gauges] rows in
+                            var gauges = gauges
+                            gauges.inboxPending = try rows.first?.int("n") ?? 0
+                            return .run(overdue) { [gauges] rows in
+                                var gauges = gauges
+                                gauges.pollsOverdue = try rows.first?.int("n") ?? 0
+                                return .done(gauges)
+                            }
+                        }
+                    }
+                }
+            )
+        )
+    }
+
+    public func prune(before: Date, limit: Int) async throws -> PruneCounts {
+        let t = before.storageMillis
+        let deliveries = SQLStep(
+            """
+            DELETE FROM webhook_inbox WHERE id IN (
+                SELECT id FROM webhook_inbox WHERE processed_at IS NOT NULL AND processed_at < \(t) ORDER BY processed_at LIMIT \(limit))
+            RETURNING id
+            """,
+            reads: true
+        )
+        let notifications = SQLStep(
+            """
+            DELETE FROM notifications WHERE (book_uuid, generation) IN (
+                SELECT book_uuid, generation FROM notifications WHERE delivered_at IS NOT NULL AND delivered_at < \(t) LIMIT \(limit))
+            RETURNING generation
+            """,
+            reads: true
+        )
+        let jobs = SQLStep(
+            """
+            DELETE FROM analytics_jobs WHERE id IN (
+                SELECT j.id FROM analytics_jobs j WHERE j.state IN ('complete', 'superseded') AND j.completed_at < \(t)
+                AND j.generation < (SELECT MAX(k.generation) FROM analytics_jobs k WHERE k.book_uuid = j.book_uuid) LIMIT \(limit))
+            RETURNING id
+            """,
+            reads: true
+        )
+        return try await perform(
+            StoreOperation(
+                .transaction,
+                .run(deliveries) { d in
+                    let deliveries = d.count
+                    return .run(notifications) { n in
+                        let notifications = n.count
+                        return .run(jobs) { j in .done(PruneCounts(deliveries: deliveries, notifications: notifications, jobs: j.count)) }
+                    }
+                }
+            )
+        )
+    }
+
+    public func sharedState(_ key: String) async throws -> String? {
+        try await perform(
+            StoreOperation(.read, SQLStep("SELECT value FROM deployment_state WHERE key = \(key)", reads: true)) {
+                try $0.first?.optionalString("value")
+            }
+        )
+    }
+
+    /// The row is created first (empty: no value yet) so that concurrent replicas serialise on
+    /// its lock; then read, transformed and written in the same transaction.
+    @discardableResult
+    public func updateSharedState(_ key: String, at now: Date, _ transform: @escaping @Sendable (String?) -> String) async throws -> String {
+        let t = now.storageMillis
+        let create = SQLStep(
+            "INSERT INTO deployment_state (key, value, updated_at) VALUES (\(key), '', \(t)) ON CONFLICT (key) DO NOTHING"
+        )
+        let read = SQLStep("SELECT value FROM deployment_state WHERE key = \(key)\(.rowLock)", reads: true)
+        return try await perform(
+            StoreOperation(
+                .transaction,
+                .run(create) { _ in
+                    .run(read) { rows in
+                        let current = try rows.first?.optionalString("value")
+                        let next = transform(current.flatMap { $0.isEmpty ? nil : $0 })
+                        return .run(SQLStep("UPDATE deployment_state SET value = \(next), updated_at = \(t) WHERE key = \(key)")) { _ in
+                            .done(next)
+                        }
+                    }
+                }
+            )
+        )
+    }
+}
+
+/// The Book statements both stores run.
+enum BookStatements {
+    /// Books by state (riding the `books_state` index).
+    static let totals = SQLStep("SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", reads: true)
+
+    static func totals(_ rows: [any SQLRow]) throws -> [BookPhase: Int] {
+        try bookTotals(rows.map { (try $0.string("state"), try $0.int("n")) })
+    }
+
+    /// The jobs of several Books, with when each generation's newest result was stored.
+    static func jobs(of keys: [String]) -> SQLStep {
+        SQLStep(
+            """
+            SELECT j.*, (SELECT MAX(r.retrieved_at) FROM analytics_results r
+                         WHERE r.book_uuid = j.book_uuid AND r.generation = j.generation) AS retrieved_at
+            FROM analytics_jobs j WHERE j.book_uuid IN \(list: keys)
+            """,
+            reads: true
+        )
+    }
+}
+
+extension StoredJob {
+    /// An `analytics_jobs` row with its `retrieved_at`.
+    init(row: any SQLRow) throws {
+        self.init(
+            generation: try row.int("generation"),
+            state: try row.string("state"),
+            attempts: try row.int("attempts"),
+            dueAt: try row.optionalInt64("due_at"),
+            lastError: try row.optionalString("last_error"),
+            completedAt: try row.optionalInt64("completed_at"),
+            retrievedAt: try row.optionalInt64("retrieved_at")
+        )
+    }
+}

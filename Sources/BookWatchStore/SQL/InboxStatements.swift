@@ -1,0 +1,138 @@
+import BookWatchCore
+import Foundation
+
+/// `InboxStore` (and the health probe) for both stores.
+extension SQLStatementStore {
+    public func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
+        try await appendToInbox(batch: [delivery])[0]
+    }
+
+    /// One transaction for the batch (group commit); each row's outcome from its own insert.
+    public func appendToInbox(batch: [InboxDelivery]) async throws -> [InboxAppendOutcome] {
+        guard !batch.isEmpty else { return [] }
+        return try await perform(StoreOperation(.transaction, Self.append(batch[...], outcomes: [])))
+    }
+
+    private static func append(_ rest: ArraySlice<InboxDelivery>, outcomes: [InboxAppendOutcome]) -> StoreOperation<[InboxAppendOutcome]>.Next {
+        guard let d = rest.first else { return .done(outcomes) }
+        let insert = SQLStep(
+            """
+            INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated)
+            VALUES (\(d.requestID), \(d.receivedAt.storageMillis), \(d.bookUUID?.rawValue), \(d.bookPK), \(d.event), \(d.body),
+                \(d.remoteAddress), \(d.authenticated))
+            ON CONFLICT (request_id) DO NOTHING RETURNING id
+            """,
+            reads: true
+        )
+        return .run(insert) { rows in
+            let outcome: InboxAppendOutcome = try rows.first.map { .stored(id: try $0.int64("id")) } ?? .duplicate
+            return append(rest.dropFirst(), outcomes: outcomes + [outcome])
+        }
+    }
+
+    public func probeWritable(at now: Date) async throws {
+        try await perform(
+            StoreOperation(
+                .statement,
+                writes: [
+                    SQLStep(
+                        """
+                        INSERT INTO service_health (id, checked_at) VALUES (1, \(now.storageMillis))
+                        ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at
+                        """
+                    )
+                ]
+            )
+        )
+    }
+
+    public func inboxContains(requestID: String) async throws -> Bool {
+        try await perform(StoreOperation(.read, SQLStep("SELECT id FROM webhook_inbox WHERE request_id = \(requestID)", reads: true)) { !$0.isEmpty })
+    }
+
+    public func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
+        let t = now.storageMillis
+        return try await perform(
+            StoreOperation(
+                .statement,
+                SQLStep(
+                    """
+                    UPDATE webhook_inbox SET claimed_by = \(owner), claim_expires_at = \(now.addingTimeInterval(lease).storageMillis)
+                    WHERE id IN (SELECT id FROM webhook_inbox WHERE processed_at IS NULL
+                                 AND (claimed_by IS NULL OR claim_expires_at < \(t)) AND (not_before IS NULL OR not_before <= \(t))
+                                 ORDER BY id LIMIT \(limit)\(.skipLocked))
+                    RETURNING *
+                    """,
+                    reads: true
+                )
+            ) { rows in try rows.map(StoredDelivery.init(row:)).sorted { $0.id < $1.id } }
+        )
+    }
+
+    @discardableResult
+    public func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
+        try await perform(
+            StoreOperation(
+                .statement,
+                SQLStep(
+                    """
+                    UPDATE webhook_inbox SET processed_at = \(at.storageMillis), outcome = \(outcome.stored), claimed_by = NULL
+                    WHERE id = \(id) AND processed_at IS NULL RETURNING id
+                    """,
+                    reads: true
+                )
+            ) { !$0.isEmpty }
+        )
+    }
+
+    public func deferInbox(_ id: Int64, owner: String, until: Date) async throws {
+        try await perform(
+            StoreOperation(
+                .statement,
+                writes: [
+                    SQLStep(
+                        """
+                        UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL, attempts = attempts + 1,
+                            not_before = \(until.storageMillis)
+                        WHERE id = \(id) AND processed_at IS NULL AND claimed_by = \(owner)
+                        """
+                    )
+                ]
+            )
+        )
+    }
+
+    public func releaseInbox(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await perform(
+            StoreOperation(
+                .statement,
+                writes: [
+                    SQLStep(
+                        "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN \(list: ids) AND processed_at IS NULL"
+                    )
+                ]
+            )
+        )
+    }
+}
+
+extension StoredDelivery {
+    /// A `webhook_inbox` row.
+    package init(row: any SQLRow) throws {
+        self.init(
+            id: try row.int64("id"),
+            delivery: InboxDelivery(
+                requestID: try row.optionalString("request_id"),
+                receivedAt: Date(storageMillis: try row.int64("received_at")),
+                bookUUID: try row.optionalString("book_uuid").flatMap { BookUUID($0) },
+                bookPK: try row.optionalInt("book_pk"),
+                event: try row.string("event"),
+                body: try row.bytes("body"),
+                remoteAddress: try row.optionalString("remote_address"),
+                authenticated: try row.bool("authenticated")
+            ),
+            attempts: try row.int("attempts")
+        )
+    }
+}

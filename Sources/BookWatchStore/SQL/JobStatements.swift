@@ -1,0 +1,213 @@
+import BookWatchCore
+import Foundation
+
+/// `JobStore`, and the analytics reads of `BookRegistry`, for both stores.
+extension SQLStatementStore {
+    /// Claims the most overdue pending job due by `now` (rows another replica is claiming are
+    /// skipped): `running`, leased to `owner` until `now + lease`, a new claim token.
+    public func claimAnalyticsJob(owner: String, now: Date, lease: TimeInterval) async throws -> ClaimedJob? {
+        let expires = Date(storageMillis: now.addingTimeInterval(lease).storageMillis)
+        let pick = SQLStep(
+            """
+            SELECT id, book_uuid, generation, attempts, created_at, claims, view_confirmed FROM analytics_jobs j
+            WHERE state = 'pending' AND due_at <= \(now.storageMillis)
+            AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
+            ORDER BY due_at LIMIT 1\(.skipLocked)
+            """,
+            reads: true
+        )
+        return try await perform(
+            StoreOperation(
+                .transaction,
+                .run(pick) { rows in
+                    guard let row = rows.first else { return .done(nil) }
+                    let key = try row.string("book_uuid")
+                    guard let uuid = BookUUID(key) else { throw StoreError(.corrupt, subject: "analytics_jobs.book_uuid", detail: key) }
+                    let job = ClaimedJob(
+                        bookUUID: uuid,
+                        generation: try row.int("generation"),
+                        attempts: try row.int("attempts"),
+                        leaseExpiresAt: expires,
+                        openedAt: Date(storageMillis: try row.int64("created_at")),
+                        claim: JobClaim(owner: owner, token: try row.int64("claims") + 1),
+                        viewConfirmed: try row.bool("view_confirmed")
+                    )
+                    let claim = SQLStep(
+                        """
+                        UPDATE analytics_jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires.storageMillis),
+                            claims = claims + 1, view_confirmed = \(.false), ready_announced = \(.false)
+                        WHERE id = \(try row.int64("id"))
+                        """
+                    )
+                    return .run(claim) { _ in .done(job) }
+                }
+            )
+        )
+    }
+
+    public func nextJobDueAt() async throws -> Date? {
+        // As `claimAnalyticsJob` sees them: an untracked Book's job waits for `track`.
+        try await perform(
+            StoreOperation(
+                .read,
+                SQLStep(
+                    """
+                    SELECT MIN(due_at) AS t FROM analytics_jobs j WHERE state = 'pending'
+                    AND NOT EXISTS (SELECT 1 FROM books b WHERE b.uuid = j.book_uuid AND b.untracked_at IS NOT NULL)
+                    """,
+                    reads: true
+                )
+            ) { try $0.first?.optionalInt64("t").map(Date.init(storageMillis:)) }
+        )
+    }
+
+    /// Returns jobs whose lease expired (their worker died) to `pending`, due now; answers how many.
+    @discardableResult
+    public func rearmExpiredLeases(now: Date) async throws -> Int {
+        let t = now.storageMillis
+        return try await perform(StoreOperation(.statement, JobStatements.rearm(now: t, where: "lease_expires_at < \(t)")) { $0.count })
+    }
+
+    /// On startup. One node owning the whole database (`ownsWholeDatabase`, SQLite): every claim a
+    /// previous run left is its own: running jobs re-armed, claimed polls due now, inbox claims
+    /// released. A replica sharing one: only its own claims and expired ones (another replica's
+    /// live lease is its own).
+    @discardableResult
+    public func recoverLeases(owner: String, now: Date) async throws -> Int {
+        let t = now.storageMillis
+        guard ownsWholeDatabase else {
+            let release = SQLStep(
+                "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = \(owner) AND processed_at IS NULL"
+            )
+            let rearm = JobStatements.rearm(now: t, where: "(lease_owner = \(owner) OR lease_expires_at < \(t))")
+            return try await perform(StoreOperation(.transaction, .run(release) { _ in .run(rearm) { .done($0.count) } }))
+        }
+        let polls = SQLStep(
+            "UPDATE books SET next_poll_at = \(.least)(next_poll_at, \(t)), poll_claimed_at = NULL WHERE poll_claimed_at IS NOT NULL"
+        )
+        let inbox = SQLStep(
+            "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by IS NOT NULL AND processed_at IS NULL"
+        )
+        let rearm = JobStatements.rearm(now: t, where: "1 = 1")
+        return try await perform(
+            StoreOperation(.transaction, .run(rearm) { jobs in StoreOperation.chain([polls, inbox], then: .done(jobs.count)) })
+        )
+    }
+
+    public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
+        try await perform(
+            StoreOperation(
+                .transaction,
+                writes: [TransitionDriver.holdFence(result.bookUUID.rawValue, result.generation, claim), TransitionDriver.insertResult(result)]
+            )
+        )
+    }
+
+    public func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool {
+        try await perform(
+            StoreOperation(
+                .statement,
+                SQLStep(
+                    """
+                    UPDATE analytics_jobs SET lease_expires_at = \(until.storageMillis)
+                    WHERE book_uuid = \(bookUUID.rawValue) AND generation = \(generation) AND state = 'running'
+                        AND lease_owner = \(claim.owner) AND claims = \(claim.token)
+                    RETURNING id
+                    """,
+                    reads: true
+                )
+            ) { !$0.isEmpty }
+        )
+    }
+
+    public func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String> {
+        try await perform(
+            StoreOperation(
+                .read,
+                SQLStep("SELECT endpoint FROM analytics_results WHERE book_uuid = \(uuid.rawValue) AND generation = \(generation)", reads: true)
+            ) { Set(try $0.map { try $0.string("endpoint") }) }
+        )
+    }
+
+    public func isUntracked(_ uuid: BookUUID) async throws -> Bool {
+        try await perform(
+            StoreOperation(.read, SQLStep("SELECT uuid FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NOT NULL", reads: true)) {
+                !$0.isEmpty
+            }
+        )
+    }
+
+    public func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {
+        let only: SQLQuery = endpoint.map { " AND endpoint = \($0)" } ?? ""
+        return try await perform(
+            StoreOperation(
+                .read,
+                SQLStep("SELECT * FROM analytics_results WHERE book_uuid = \(uuid.rawValue)\(only) ORDER BY generation DESC, endpoint", reads: true)
+            ) { rows in
+                try rows.map { row in
+                    AnalyticsResult(
+                        bookUUID: uuid,
+                        generation: try row.int("generation"),
+                        endpoint: try row.string("endpoint"),
+                        body: try row.bytes("body"),
+                        retrievedAt: Date(storageMillis: try row.int64("retrieved_at"))
+                    )
+                }
+            }
+        )
+    }
+
+    public func analyticsCounts() async throws -> (jobs: [String: Int], results: Int) {
+        let byState = SQLStep("SELECT state, COUNT(*) AS n FROM analytics_jobs GROUP BY state", reads: true)
+        let results = SQLStep("SELECT COUNT(*) AS n FROM analytics_results", reads: true)
+        let counts = try await perform(
+            StoreOperation<JobCounts>(
+                .read,
+                .run(byState) { states in
+                    let jobs = try Dictionary(states.map { (try $0.string("state"), try $0.int("n")) }, uniquingKeysWith: +)
+                    return .run(results) { .done(JobCounts(jobs: jobs, results: try $0.first?.int("n") ?? 0)) }
+                }
+            )
+        )
+        return (counts.jobs, counts.results)
+    }
+}
+
+extension SQLStatementStore where Self: JobHistoryReading {
+    /// A Book's analytics jobs, oldest generation first (the chaos search's liveness check).
+    package func jobHistory(_ uuid: BookUUID) async throws -> [JobHistoryRow] {
+        try await perform(
+            StoreOperation(
+                .read,
+                SQLStep(
+                    "SELECT generation, state, last_error FROM analytics_jobs WHERE book_uuid = \(uuid.rawValue) ORDER BY generation",
+                    reads: true
+                )
+            ) { rows in
+                try rows.map {
+                    JobHistoryRow(generation: try $0.int("generation"), state: try $0.string("state"), lastError: try $0.optionalString("last_error"))
+                }
+            }
+        )
+    }
+}
+
+/// `analyticsCounts` as one Sendable answer.
+private struct JobCounts: Sendable {
+    var jobs: [String: Int]
+    var results: Int
+}
+
+/// The job statements both stores run.
+enum JobStatements {
+    /// Running jobs matching `condition` back to pending, due `now`; one row per job re-armed.
+    static func rearm(now t: Int64, where condition: SQLQuery) -> SQLStep {
+        SQLStep(
+            """
+            UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = \(t)
+            WHERE state = 'running' AND \(condition) RETURNING id
+            """,
+            reads: true
+        )
+    }
+}
