@@ -37,6 +37,12 @@ let package = Package(
             name: "BookWatchCore",
             swiftSettings: upcoming
         ),
+        // The injected clocks: wall time, a scaled clock for live demos, the manual clock of tests.
+        .target(
+            name: "BookWatchClocks",
+            dependencies: ["BookWatchCore"],
+            swiftSettings: upcoming
+        ),
         // The store-neutral layer: the protocols, row types, transition plans and statements
         // both stores run. No database driver here.
         .target(
@@ -66,6 +72,7 @@ let package = Package(
         .target(
             name: "OcrolusAPI",
             dependencies: [
+                "BookWatchClocks",
                 "BookWatchCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -76,6 +83,7 @@ let package = Package(
         .target(
             name: "OcrolusSimulator",
             dependencies: [
+                "BookWatchClocks",
                 "BookWatchCore",
                 "OcrolusAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -90,6 +98,7 @@ let package = Package(
         .target(
             name: "BookWatchService",
             dependencies: [
+                "BookWatchClocks",
                 "BookWatchCore",
                 "BookWatchStore",
                 "OcrolusAPI",
@@ -108,6 +117,7 @@ let package = Package(
         .target(
             name: "BookWatchBench",
             dependencies: [
+                "BookWatchClocks",
                 "BookWatchCore",
                 "BookWatchStore",
                 "BookWatchSQLite",
@@ -125,6 +135,7 @@ let package = Package(
             name: "BookWatchCLI",
             dependencies: [
                 "BookWatchBench",
+                "BookWatchClocks",
                 "BookWatchCore",
                 "BookWatchStore",
                 "BookWatchSQLite",
@@ -145,6 +156,13 @@ let package = Package(
             dependencies: ["BookWatchCLI"],
             swiftSettings: upcoming
         ),
+        // Helpers more than one test target uses (temporary directories, store states).
+        .target(
+            name: "BookWatchTestSupport",
+            dependencies: ["BookWatchCore", "BookWatchStore"],
+            path: "Tests/BookWatchTestSupport",
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "BookWatchCoreTests",
             dependencies: [
@@ -155,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BookWatchStoreTests",
-            dependencies: ["BookWatchStore", "BookWatchSQLite", "BookWatchCore"],
+            dependencies: ["BookWatchStore", "BookWatchSQLite", "BookWatchTestSupport", "BookWatchCore"],
             swiftSettings: upcoming
         ),
         .testTarget(
@@ -169,7 +187,8 @@ let package = Package(
         .testTarget(
             name: "BookWatchCLITests",
             dependencies: [
-                "BookWatchCLI", "BookWatchBench", "BookWatchStore", "BookWatchSQLite", "BookWatchCore", "BookWatchService",
+                "BookWatchCLI", "BookWatchBench", "BookWatchStore", "BookWatchSQLite", "BookWatchClocks", "BookWatchTestSupport", "BookWatchCore",
+                "BookWatchService",
                 "OcrolusAPI", "OcrolusSimulator",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -183,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "BookWatchServiceTests",
             dependencies: [
-                "BookWatchService", "BookWatchStore", "BookWatchSQLite", "BookWatchCore", "OcrolusAPI",
+                "BookWatchService", "BookWatchStore", "BookWatchSQLite", "BookWatchClocks", "BookWatchTestSupport", "BookWatchCore", "OcrolusAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -194,14 +213,14 @@ let package = Package(
         ),
         .testTarget(
             name: "OcrolusAPITests",
-            dependencies: ["OcrolusAPI", "OcrolusSimulator", "BookWatchCore"],
+            dependencies: ["OcrolusAPI", "OcrolusSimulator", "BookWatchClocks", "BookWatchCore"],
             resources: [.copy("Fixtures")],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "OcrolusSimulatorTests",
             dependencies: [
-                "OcrolusSimulator", "OcrolusAPI", "BookWatchCore",
+                "OcrolusSimulator", "OcrolusAPI", "BookWatchClocks", "BookWatchCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -1,3 +1,4 @@
+import BookWatchClocks
 import Foundation
 import OcrolusAPI
 import Synchronization

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BookWatchBench
+import BookWatchClocks
 import BookWatchCore
 import BookWatchSQLite
 import BookWatchService

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BookWatchClocks
 import BookWatchCore
 import BookWatchService
 import BookWatchStore

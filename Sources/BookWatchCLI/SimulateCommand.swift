@@ -1,4 +1,5 @@
 import ArgumentParser
+import BookWatchClocks
 import Foundation
 import Hummingbird
 import Logging

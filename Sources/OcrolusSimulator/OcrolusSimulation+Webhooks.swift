@@ -1,3 +1,4 @@
+import BookWatchClocks
 import BookWatchCore
 import Foundation
 import OcrolusAPI

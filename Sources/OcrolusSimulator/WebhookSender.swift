@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BookWatchClocks
 import Foundation
 import Logging
 import NIOCore

@@ -1,6 +1,7 @@
 import BookWatchCore
 import BookWatchSQLite
 import BookWatchStore
+import BookWatchTestSupport
 import Foundation
 import Testing
 
@@ -195,20 +196,7 @@ import Testing
         #expect(await cli.run(["track", book]) == 0)
         let store = try SQLiteBookStore(path: cli.databasePath)
         let uuid = try BookUUID(parsing: book)
-        _ = try await store.apply(
-            .snapshot(
-                .present(
-                    pk: 1,
-                    status: .verified,
-                    documents: [
-                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
-                    ]
-                )
-            ),
-            to: uuid,
-            at: cli.now,
-            options: .init()
-        )
+        _ = try await store.apply(StoreFixtures.finished(), to: uuid, at: cli.now, options: .init())
         if fail {
             _ = try await store.apply(.analytics(generation: 1, .permanentError("403 code 2102")), to: uuid, at: cli.now, options: .init())
         } else {

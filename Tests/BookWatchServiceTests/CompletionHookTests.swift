@@ -2,6 +2,7 @@ import BookWatchCore
 import BookWatchSQLite
 import BookWatchService
 import BookWatchStore
+import BookWatchTestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -12,26 +13,10 @@ import Testing
     let t0 = Date(timeIntervalSince1970: 1_774_000_000)
 
     @Test func runsOncePerRetrievalWithItsKeyAndRetriesFailures() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-hook-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let directory = try TemporaryDirectory()
+        let dir = directory.path
         let store = try SQLiteBookStore(path: dir + "/db.sqlite")
-        _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
-        _ = try await store.apply(
-            .snapshot(
-                .present(
-                    pk: 1,
-                    status: .verified,
-                    documents: [
-                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
-                    ]
-                )
-            ),
-            to: uuid,
-            at: t0,
-            options: .init()
-        )
-        _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init())
+        try await StoreFixtures.retrieved(in: store, book: uuid, at: t0)
         // A stale repeat of the outcome does not notify twice.
         _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init())
         let log = dir + "/hook.log"
@@ -114,22 +99,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let store = try SQLiteBookStore(path: dir + "/db.sqlite")
         let book = try #require(BookUUID("44444444-4444-4444-8444-444444444444"))
-        _ = try await store.apply(.command(.track(.operator)), to: book, at: t0, options: .init())
-        _ = try await store.apply(
-            .snapshot(
-                .present(
-                    pk: 4,
-                    status: .verified,
-                    documents: [
-                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
-                    ]
-                )
-            ),
-            to: book,
-            at: t0,
-            options: .init()
-        )
-        _ = try await store.apply(.analytics(generation: 1, .stored), to: book, at: t0, options: .init())
+        try await StoreFixtures.retrieved(in: store, book: book, pk: 4, at: t0)
         return (store, dir)
     }
 

@@ -2,6 +2,7 @@ import BookWatchCore
 import BookWatchSQLite
 import BookWatchService
 import BookWatchStore
+import BookWatchTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -216,22 +217,6 @@ import Testing
         #expect(got200.count >= 50)
         #expect(Set(got200).isSubset(of: stored))
         print("graceful shutdown: \(got200.count) deliveries answered 200, \(stored.count) stored")
-    }
-}
-
-enum Shell {
-    static func run(_ tool: String, _ arguments: [String]) -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        process.standardError = FileHandle.nullDevice
-        do {
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus == 0
-        } catch {
-            return false
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 import BookWatchCore
 import BookWatchSQLite
 import BookWatchStore
+import BookWatchTestSupport
 import Foundation
 import Testing
 
@@ -10,21 +11,7 @@ import Testing
 
     func storeWithOpenJob(_ dir: borrowing TemporaryDirectory) async throws -> SQLiteBookStore {
         let store = try SQLiteBookStore(path: dir.file("db.sqlite"), random: { 0.5 })
-        _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
-        _ = try await store.apply(
-            .snapshot(
-                .present(
-                    pk: 1,
-                    status: .verified,
-                    documents: [
-                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)
-                    ]
-                )
-            ),
-            to: uuid,
-            at: t0,
-            options: .init()
-        )
+        try await StoreFixtures.openJob(in: store, book: uuid, at: t0)
         return store
     }
 

@@ -1,6 +1,7 @@
 import BookWatchCore
 import BookWatchSQLite
 import BookWatchStore
+import BookWatchTestSupport
 import Foundation
 import Testing
 

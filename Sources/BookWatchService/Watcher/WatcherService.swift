@@ -1,3 +1,4 @@
+import BookWatchClocks
 import BookWatchStore
 import Foundation
 import Logging

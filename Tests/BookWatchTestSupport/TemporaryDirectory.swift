@@ -1,16 +1,16 @@
 import Foundation
 
 /// A real directory under the system temp dir, removed when the test is done.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
+package struct TemporaryDirectory: ~Copyable {
+    package let path: String
 
-    init() throws {
+    package init() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         path = base.path
     }
 
-    func file(_ name: String) -> String { path + "/" + name }
+    package func file(_ name: String) -> String { path + "/" + name }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
@@ -20,19 +20,19 @@ struct TemporaryDirectory: ~Copyable {
 /// An unprivileged user gets a `chmod 0555` directory. root ignores permission bits, so for root
 /// it is a read-only tmpfs mount (root may mount in this sandbox); where that is refused too,
 /// a directory of procfs, which nobody can create files in.
-final class ReadOnlyDirectory {
-    let path: String
+package final class ReadOnlyDirectory {
+    package let path: String
     private var mounted = false
     private var chmodded = false
 
-    init(inside parent: String) throws {
+    package init(inside parent: String) throws {
         let candidate = parent + "/read-only"
         try FileManager.default.createDirectory(atPath: candidate, withIntermediateDirectories: true)
         if getuid() != 0 {
             chmod(candidate, 0o555)
             path = candidate
             chmodded = true
-        } else if Self.run("/bin/mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", candidate]) {
+        } else if Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", candidate]) {
             path = candidate
             mounted = true
         } else {
@@ -41,11 +41,14 @@ final class ReadOnlyDirectory {
     }
 
     deinit {
-        if mounted { _ = Self.run("/bin/umount", [path]) }
+        if mounted { _ = Shell.run("/bin/umount", [path]) }
         if chmodded { chmod(path, 0o755) }
     }
+}
 
-    static func run(_ tool: String, _ arguments: [String]) -> Bool {
+/// Runs a tool quietly; true when it exits 0.
+package enum Shell {
+    package static func run(_ tool: String, _ arguments: [String]) -> Bool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
