@@ -49,8 +49,8 @@ package enum StoreBench {
             body: Array(#"{"event_name":"document.upload_succeeded"}"#.utf8)
         )
         guard case .stored(let row) = try await counted({ try await store.appendToInbox(delivery) }) else { return operations }
-        let hint = BookInput.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: index * 10 + 1)))
-        _ = try await counted { try await store.apply(hint, to: uuid, at: now, options: TransitionOptions(inboxRow: row)) }
+        let hint = BookInput.webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: index * 10 + 1)), HintDelivery(inboxRow: row))
+        _ = try await counted { try await store.apply(hint, to: uuid, at: now, options: TransitionOptions()) }
         let documents = (1...3).map { DocumentRef(pk: index * 10 + $0) }
         for status in [DocumentStatus.processing, .completed] {
             now = now.addingTimeInterval(3600)
@@ -64,10 +64,10 @@ package enum StoreBench {
             )
             _ = try await counted {
                 try await store.apply(
-                    .snapshot(snapshot),
+                    .snapshot(snapshot, PollAnswer(takenAt: due, claim: claimed.first?.claimedAt)),
                     to: uuid,
                     at: due,
-                    options: TransitionOptions(snapshotTakenAt: due, pollClaim: claimed.first?.claimedAt)
+                    options: TransitionOptions()
                 )
             }
         }
@@ -85,10 +85,10 @@ package enum StoreBench {
             )
             _ = try await counted {
                 try await store.apply(
-                    .analytics(generation: job.generation, .stored),
+                    .analytics(generation: job.generation, .stored, JobReport(results: [result])),
                     to: job.bookUUID,
                     at: later,
-                    options: TransitionOptions(results: [result])
+                    options: TransitionOptions()
                 )
             }
         }

@@ -162,13 +162,13 @@ public struct BookMachine: Hashable, Sendable {
         confirmationGap: TimeInterval = Self.defaultConfirmationGap
     ) -> [BookAction] {
         switch input {
-        case .snapshot(let snapshot):
+        case .snapshot(let snapshot, _):
             return applySnapshot(snapshot.normalised, at: now, asOf: answeredAsOf ?? now, gap: confirmationGap)
-        case .pollRefused(let reason):
+        case .pollRefused(let reason, _):
             return applyRefusal(reason)
-        case .webhook(let hint):
+        case .webhook(let hint, _):
             return applyHint(hint, at: now, trusted: trustingWebhooks)
-        case .analytics(let generation, let outcome):
+        case .analytics(let generation, let outcome, _):
             return applyAnalytics(outcome, generation: generation, at: now)
         case .command(let command):
             return applyCommand(command)

@@ -122,18 +122,20 @@ public enum OperatorCommand: Hashable, Sendable {
     case retry
 }
 
-/// Everything that can happen to a Book.
+/// Everything that can happen to a Book, each with what its transition needs beyond the machine
+/// (when an answer was asked, the inbox row of a hint, the claim of an analytics outcome): the
+/// machine reads the first value, the store the second.
 public enum BookInput: Hashable, Sendable {
     /// An authoritative status read.
-    case snapshot(BookSnapshot)
+    case snapshot(BookSnapshot, PollAnswer = PollAnswer())
     /// A webhook about this Book: a hint, never the truth.
-    case webhook(WebhookHint)
+    case webhook(WebhookHint, HintDelivery = HintDelivery())
     /// The outcome of an analytics attempt for a generation.
-    case analytics(generation: Int, AnalyticsOutcome)
+    case analytics(generation: Int, AnalyticsOutcome, JobReport = JobReport())
     case command(OperatorCommand)
     /// The status endpoint refused this Book for good (403/2102, another 4xx with an Ocrolus code):
     /// the Book is marked `failed` with the reason; `retry` watches it again.
-    case pollRefused(String)
+    case pollRefused(String, PollAnswer = PollAnswer())
 }
 
 /// A doubt raised by one status answer that only a second answer may confirm: one odd answer must
@@ -175,7 +177,7 @@ public enum BookAction: Hashable, Sendable {
     /// Analytics are announced ready: make the waiting job due now.
     case expediteAnalyticsJob(generation: Int)
     /// A status answer confirmed the generation is still finished: a job waiting for a fresh view
-    /// (`TransitionOptions.awaitingView`) becomes due now.
+    /// (`JobReport.awaitingView`) becomes due now.
     case confirmAnalyticsJob(generation: Int)
     /// Back off and try the job again (425 when `notReady`, else a transient error).
     case retryAnalyticsJob(generation: Int, notReady: Bool)

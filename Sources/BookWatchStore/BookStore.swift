@@ -95,7 +95,7 @@ public protocol PollStore: Sendable {
     /// Claims up to `limit` polls due by `now` (urgent first, then the most overdue), skipping
     /// `excluding` and rows another replica holds: each claimed row's next poll moves to
     /// `now + lease` (so it comes due again if this replica dies) and records the claim, which the
-    /// poll's snapshot hands back in `TransitionOptions.snapshotTakenAt`.
+    /// poll's snapshot hands back in the snapshot's `PollAnswer`.
     func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll]
 
     /// The earliest scheduled poll, if any.
@@ -188,7 +188,7 @@ public protocol StoreMaintenance: Sendable {
     func close() async throws
 }
 
-/// Inputs to a transition that the machine does not decide itself.
+/// What every transition of the moment shares (the input carries its own facts).
 public struct TransitionOptions: Sendable {
     /// True when no webhook at all has arrived for a long while, or webhooks miss document
     /// changes (polling takes over).
@@ -198,48 +198,10 @@ public struct TransitionOptions: Sendable {
     /// status call, and finished Books are polled ever more rarely (see `BookMachine.apply`,
     /// `PollSchedule`). False by default: hints stay hints.
     public var webhooksTrusted: Bool
-    /// For `.retryAnalyticsJob`: when the job becomes due again (the worker's backoff).
-    public var retryAt: Date?
-    /// Analytics results written in the same transaction as the transition (the last endpoint's
-    /// result commits together with the job's completion).
-    public var results: [AnalyticsResult]
-    /// For `.snapshot`: when the status response arrived. A snapshot older than one already
-    /// applied is dropped, so a replica whose answer came earlier but committed later cannot roll
-    /// a Book back (which would look like a reopen and open a generation that never was).
-    public var snapshotTakenAt: Date?
-    /// For `.snapshot` of a claimed poll: the claim (`DuePoll.claimedAt`). It ends the claim,
-    /// and an urgent poll requested after the claim stays due (the poll answered an older question).
-    public var pollClaim: Date?
-    /// For a webhook hint: the inbox row it comes from, marked processed in the same transaction;
-    /// when the row already is, the transition throws `StoreError` `.duplicate` and changes nothing.
-    public var inboxRow: Int64?
-    /// For an analytics outcome: the worker's claim on the job. The transition commits only while
-    /// the claim still holds the running job; otherwise it throws `StoreError` `.lostClaim` and
-    /// changes nothing (a late worker never overwrites the new owner's work).
-    public var jobClaim: JobClaim?
-    /// For `.notReady`: the job waits for a fresh status answer rather than for analytics; the
-    /// next answer confirming the finish makes it due at once (`confirmAnalyticsJob`).
-    public var awaitingView = false
-    /// A webhook hint about a Book with no row tracks it first (auto-track), in the same
-    /// transaction; a tombstone (untracked Book) is never tracked this way.
-    public var trackUnknown = false
 
-    public init(
-        webhooksSilent: Bool = false,
-        webhooksTrusted: Bool = false,
-        retryAt: Date? = nil,
-        results: [AnalyticsResult] = [],
-        snapshotTakenAt: Date? = nil,
-        pollClaim: Date? = nil,
-        inboxRow: Int64? = nil
-    ) {
-        self.pollClaim = pollClaim
+    public init(webhooksSilent: Bool = false, webhooksTrusted: Bool = false) {
         self.webhooksSilent = webhooksSilent
         self.webhooksTrusted = webhooksTrusted
-        self.retryAt = retryAt
-        self.results = results
-        self.snapshotTakenAt = snapshotTakenAt
-        self.inboxRow = inboxRow
     }
 }
 
@@ -263,18 +225,6 @@ public struct PruneCounts: Sendable, Equatable {
     }
 
     public var total: Int { deliveries + notifications + jobs }
-}
-
-/// A worker's hold on a running analytics job: its owner and the lease token of this claim.
-/// Every write the worker makes for the job checks both in the same statement (a fence).
-public struct JobClaim: Sendable, Hashable {
-    public var owner: String
-    public var token: Int64
-
-    public init(owner: String, token: Int64) {
-        self.owner = owner
-        self.token = token
-    }
 }
 
 /// What a committed transition came to.
@@ -376,21 +326,4 @@ public struct InboxDelivery: Sendable, Equatable {
 public enum InboxAppendOutcome: Sendable, Equatable {
     case stored(id: Int64)
     case duplicate
-}
-
-/// One endpoint's stored analytics for one generation of a Book.
-public struct AnalyticsResult: Sendable, Equatable {
-    public var bookUUID: BookUUID
-    public var generation: Int
-    public var endpoint: String
-    public var body: [UInt8]
-    public var retrievedAt: Date
-
-    public init(bookUUID: BookUUID, generation: Int, endpoint: String, body: [UInt8], retrievedAt: Date) {
-        self.bookUUID = bookUUID
-        self.generation = generation
-        self.endpoint = endpoint
-        self.body = body
-        self.retrievedAt = retrievedAt
-    }
 }

@@ -7,7 +7,7 @@ public struct DuePoll: Sendable, Equatable {
     /// Set for urgent polls (webhook hint, operator, startup); nil for scheduled ones.
     public var reason: PollReason?
     public var dueAt: Date
-    /// When the poll was claimed: hand it back as `TransitionOptions.pollClaim`.
+    /// When the poll was claimed: hand it back as the answer's `PollAnswer.claim`.
     public var claimedAt: Date?
     /// Status polls of this Book that failed in a row (the backoff of the next one).
     public var failures: Int

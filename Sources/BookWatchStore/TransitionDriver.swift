@@ -70,7 +70,7 @@ package struct TransitionDriver {
                 return .run(Self.readDocuments([key]))
             }
             if again { return readLastJob() }
-            guard TransitionPlan.mayCreate(input, options: options) else { return finish(nil) }
+            guard TransitionPlan.mayCreate(input) else { return finish(nil) }
             // Two replicas may track the same new Book at once: the row is claimed first, so the
             // second waits for the first to commit and then tracks the existing Book (an upsert
             // would overwrite whatever happened to it in between).
@@ -128,7 +128,7 @@ package struct TransitionDriver {
         var steps: [SQLStep] = []
         // Marked only when the hint is applied: a hint for an unknown Book without `trackUnknown`
         // leaves its row for the caller.
-        if let row = options.inboxRow { steps.append(Self.markInboxApplied(row, at: now)) }
+        if let row = input.hintDelivery.inboxRow { steps.append(Self.markInboxApplied(row, at: now)) }
         let (actions, plan) = TransitionPlan.decide(
             input,
             machine: &machine,
@@ -140,7 +140,7 @@ package struct TransitionDriver {
             resuming: resuming,
             created: created
         )
-        steps += Self.carryOut(plan, machine: machine, results: options.results, now: now)
+        steps += Self.carryOut(plan, machine: machine, results: input.jobReport.results, now: now)
         let outcome = TransitionOutcome(
             machine: machine,
             actions: actions,

@@ -8,7 +8,7 @@ package struct StoredSchedule: Sendable, Equatable {
     package var reason: String?
     /// Set while a replica's status call for this Book is in flight (`DuePoll.claimedAt`).
     package var claimedAt: Int64?
-    /// The `snapshotTakenAt` of the newest snapshot applied.
+    /// The `PollAnswer.takenAt` of the newest snapshot applied.
     package var snapshotAsOf: Int64?
     /// Status polls that failed in a row (`books.poll_failures`); an answer resets it.
     package var failures: Int
@@ -54,11 +54,11 @@ package struct TransitionPlan: Sendable {
     package var fence: (generation: Int, claim: JobClaim)?
 
     /// True when `input` may create a Book's row: the operator's `track`, or a webhook hint with
-    /// `TransitionOptions.trackUnknown` (auto-track).
-    package static func mayCreate(_ input: BookInput, options: TransitionOptions) -> Bool {
+    /// `HintDelivery.trackUnknown` (auto-track).
+    package static func mayCreate(_ input: BookInput) -> Bool {
         switch input {
         case .command(.track): true
-        case .webhook: options.trackUnknown
+        case .webhook(_, let delivery): delivery.trackUnknown
         default: false
         }
     }
@@ -119,21 +119,30 @@ package struct TransitionPlan: Sendable {
             plan.untrack = plan.untrack || tracked.untrack
             return (tracking + applying, plan)
         }
-        if case .snapshot = input, let taken = options.snapshotTakenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
+        if case .snapshot = input, let taken = input.pollAnswer.takenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
             var plan = TransitionPlan()
             plan.schedule = stored
-            if let claim = options.pollClaim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
+            if let claim = input.pollAnswer.claim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
             return ([], plan)
         }
         let actions = machine.apply(
             input,
             at: now,
             trustingWebhooks: options.webhooksTrusted,
-            answeredAsOf: options.snapshotTakenAt,
+            answeredAsOf: input.pollAnswer.takenAt,
             confirmationGap: pollSchedule.minimum
         )
-        var plan = make(machine: machine, actions: actions, stored: stored, options: options, now: now, draw: draw, schedule: pollSchedule)
-        if case .analytics(let generation, _) = input, let claim = options.jobClaim { plan.fence = (generation, claim) }
+        var plan = make(
+            machine: machine,
+            actions: actions,
+            input: input,
+            stored: stored,
+            options: options,
+            now: now,
+            draw: draw,
+            schedule: pollSchedule
+        )
+        if case .analytics(let generation, _, let report) = input, let claim = report.claim { plan.fence = (generation, claim) }
         if resuming && machine.phase == .retrieving {
             let fallback = now.addingTimeInterval(pollSchedule.confirmFreshness).storageMillis
             plan.jobs.append((machine.generation, .retry(dueAt: fallback, countsError: false, awaitingView: true)))
@@ -149,6 +158,7 @@ package struct TransitionPlan: Sendable {
     static func make(
         machine: BookMachine,
         actions: [BookAction],
+        input: BookInput,
         stored: StoredSchedule,
         options: TransitionOptions,
         now: Date,
@@ -156,8 +166,10 @@ package struct TransitionPlan: Sendable {
         schedule pollSchedule: PollSchedule
     ) -> TransitionPlan {
         var plan = TransitionPlan()
-        let taken = options.snapshotTakenAt?.storageMillis
-        let claim = options.pollClaim?.storageMillis
+        let answer = input.pollAnswer
+        let report = input.jobReport
+        let taken = answer.takenAt?.storageMillis
+        let claim = answer.claim?.storageMillis
         // This transition carries the snapshot of the poll that holds the claim: the claim ends.
         let ownClaim = claim != nil && stored.claimedAt == claim
         // An urgent poll was requested after this snapshot's poll was claimed: it stays due.
@@ -173,15 +185,15 @@ package struct TransitionPlan: Sendable {
             case .completeAnalyticsJob(let generation): plan.jobs.append((generation, .finish(.complete)))
             case .expediteAnalyticsJob(let generation): plan.jobs.append((generation, .expedite))
             case .confirmAnalyticsJob(let generation):
-                plan.jobs.append((generation, .confirmed(asOf: (options.snapshotTakenAt ?? now).storageMillis)))
+                plan.jobs.append((generation, .confirmed(asOf: (answer.takenAt ?? now).storageMillis)))
             case .retryAnalyticsJob(let generation, let notReady):
                 plan.jobs.append(
                     (
                         generation,
                         .retry(
-                            dueAt: (options.retryAt ?? now).storageMillis,
+                            dueAt: (report.retryAt ?? now).storageMillis,
                             countsError: !notReady,
-                            awaitingView: options.awaitingView
+                            awaitingView: report.awaitingView
                         )
                     )
                 )

@@ -201,7 +201,7 @@ import Testing
             _ = try await store.apply(.analytics(generation: 1, .permanentError("403 code 2102")), to: uuid, at: cli.now, options: .init())
         } else {
             let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: Array(#"{"total":42}"#.utf8), retrievedAt: cli.now)
-            _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: cli.now, options: TransitionOptions(results: [result]))
+            _ = try await store.apply(.analytics(generation: 1, .stored, JobReport(results: [result])), to: uuid, at: cli.now, options: .init())
         }
         try store.close()
     }

@@ -18,16 +18,16 @@ import Testing
         }
         static func describe(_ input: BookInput) -> String {
             switch input {
-            case .snapshot(.gone): return "snapshot gone"
-            case .snapshot(.present(_, let status, let docs)):
+            case .snapshot(.gone, _): return "snapshot gone"
+            case .snapshot(.present(_, let status, let docs), _):
                 return "snapshot \(status) [" + docs.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]"
-            case .webhook(let hint):
+            case .webhook(let hint, _):
                 return "webhook \(hint.event) doc=\(hint.document?.pk.map(String.init) ?? "-") status=\(hint.documentStatus?.rawValue ?? "-")"
                     + (hint.listedDocuments.isEmpty
                         ? "" : " listed [" + hint.listedDocuments.map { "\($0.ref.pk ?? 0)=\($0.status)" }.joined(separator: ", ") + "]")
-            case .analytics(let generation, let outcome): return "analytics gen \(generation): \(outcome)"
+            case .analytics(let generation, let outcome, _): return "analytics gen \(generation): \(outcome)"
             case .command(let command): return "command \(command)"
-            case .pollRefused(let reason): return "poll refused: \(reason)"
+            case .pollRefused(let reason, _): return "poll refused: \(reason)"
             }
         }
 

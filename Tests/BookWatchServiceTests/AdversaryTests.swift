@@ -212,16 +212,16 @@ import Testing
         let watcher = Self.watcher(h, api, clock: clock)
         _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
         _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(.gone), to: Self.uuid, at: clock.now(), options: TransitionOptions(snapshotTakenAt: clock.now()))
+        _ = try await h.store.apply(.snapshot(.gone, PollAnswer(takenAt: clock.now())), to: Self.uuid, at: clock.now(), options: .init())
         clock.advance(by: 90)
         #expect(try await watcher.runAnalytics(limit: 1) == 1)
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
         // Ocrolus answers again: the same documents, finished; nothing is fetched twice.
         _ = try await h.store.apply(
-            .snapshot(Self.finished),
+            .snapshot(Self.finished, PollAnswer(takenAt: clock.now())),
             to: Self.uuid,
             at: clock.now(),
-            options: TransitionOptions(snapshotTakenAt: clock.now())
+            options: .init()
         )
         _ = try await watcher.runAnalytics()
         #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).map(\.generation) == [1])

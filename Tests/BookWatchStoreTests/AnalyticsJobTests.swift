@@ -45,7 +45,7 @@ import Testing
         let dir = try TemporaryDirectory()
         let store = try await storeWithOpenJob(dir)
         let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: t0)
-        let outcome = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: TransitionOptions(results: [result]))
+        let outcome = try await store.apply(.analytics(generation: 1, .stored, JobReport(results: [result])), to: uuid, at: t0, options: .init())
         #expect(outcome?.actions.contains(.notifyRetrieved(generation: 1)) == true)
         #expect(try await store.analyticsResults(for: uuid, endpoint: nil) == [result])
         #expect(try await store.book(uuid)?.analytics?.state == .complete)

@@ -118,7 +118,7 @@ import Testing
             )
             _ = try await store.apply(snapshot(.verified, [(1, .verificationComplete)]), to: uuid, at: t0, options: .init())
             let result = AnalyticsResult(bookUUID: uuid, generation: 1, endpoint: "summary", body: Array("{\"ok\":1}".utf8), retrievedAt: t0)
-            _ = try await store.apply(.analytics(generation: 1, .stored), to: uuid, at: t0, options: .init(results: [result]))
+            _ = try await store.apply(.analytics(generation: 1, .stored, JobReport(results: [result])), to: uuid, at: t0, options: .init())
             _ = try await store.appendToInbox(
                 InboxDelivery(
                     requestID: "r-1",

@@ -82,8 +82,8 @@ import Testing
     }
 
     @Test func aHintForAnUnknownBookWithoutAutoTrackWritesNothing() throws {
-        let hint = BookInput.webhook(WebhookHint(event: .bookVerified))
-        let (statements, outcome) = try Self.drive(Self.driver(hint, options: TransitionOptions(inboxRow: 8))) { _ in [] }
+        let hint = BookInput.webhook(WebhookHint(event: .bookVerified), HintDelivery(inboxRow: 8))
+        let (statements, outcome) = try Self.drive(Self.driver(hint)) { _ in [] }
         #expect(statements.count == 1)
         #expect(outcome == nil)
     }
@@ -108,18 +108,21 @@ import Testing
     }
 
     @Test func theInboxRowIsMarkedFirstAndAnAlreadyProcessedRowRollsBack() throws {
-        let hint = BookInput.webhook(WebhookHint(event: .documentVerified, document: DocumentRef(pk: 1, uuid: nil), authenticated: true))
+        let hint = BookInput.webhook(
+            WebhookHint(event: .documentVerified, document: DocumentRef(pk: 1, uuid: nil), authenticated: true),
+            HintDelivery(inboxRow: 8)
+        )
         let answer: (String) -> [Row] = { sql in
             if sql.hasPrefix("SELECT * FROM books") { return [Self.bookRow()] }
             if sql.hasPrefix("UPDATE webhook_inbox") { return [Row(values: ["id": .integer(8)])] }
             return []
         }
-        let (statements, outcome) = try Self.drive(Self.driver(hint, options: TransitionOptions(inboxRow: 8)), answer: answer)
+        let (statements, outcome) = try Self.drive(Self.driver(hint), answer: answer)
         let written = statements.drop { $0.hasPrefix("SELECT") }
         #expect(written.first?.hasPrefix("UPDATE webhook_inbox SET processed_at") == true)
         #expect(outcome != nil)
         #expect(throws: StoreError.self) {
-            _ = try Self.drive(Self.driver(hint, options: TransitionOptions(inboxRow: 8))) { sql in
+            _ = try Self.drive(Self.driver(hint)) { sql in
                 sql.hasPrefix("SELECT * FROM books") ? [Self.bookRow()] : []
             }
         }
@@ -128,23 +131,23 @@ import Testing
     @Test func aFencedOutcomeChecksItsClaimBeforeAnyWrite() throws {
         var book = Self.bookRow().values
         book["state"] = .text("retrieving")
-        var options = TransitionOptions(results: [
-            AnalyticsResult(bookUUID: Self.uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: Self.now)
-        ])
-        options.jobClaim = JobClaim(owner: "w", token: 3)
-        let input = BookInput.analytics(generation: 1, .stored)
+        let report = JobReport(
+            claim: JobClaim(owner: "w", token: 3),
+            results: [AnalyticsResult(bookUUID: Self.uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: Self.now)]
+        )
+        let input = BookInput.analytics(generation: 1, .stored, report)
         let held: (String) -> [Row] = { sql in
             if sql.hasPrefix("SELECT * FROM books") { return [Row(values: book)] }
             if sql.hasPrefix("SELECT id FROM analytics_jobs") { return [Row(values: ["id": .integer(1)])] }
             return []
         }
-        let (statements, outcome) = try Self.drive(Self.driver(input, options: options), answer: held)
+        let (statements, outcome) = try Self.drive(Self.driver(input), answer: held)
         let fence = try #require(statements.firstIndex { $0.hasPrefix("SELECT id FROM analytics_jobs") })
         let insert = try #require(statements.firstIndex { $0.hasPrefix("INSERT INTO analytics_results") })
         #expect(fence < insert)
         #expect(outcome?.machine.phase == .complete)
         let error = #expect(throws: StoreError.self) {
-            _ = try Self.drive(Self.driver(input, options: options)) { sql in sql.hasPrefix("SELECT * FROM books") ? [Row(values: book)] : [] }
+            _ = try Self.drive(Self.driver(input)) { sql in sql.hasPrefix("SELECT * FROM books") ? [Row(values: book)] : [] }
         }
         #expect(error?.kind == .lostClaim)
     }

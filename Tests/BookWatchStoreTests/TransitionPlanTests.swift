@@ -18,6 +18,12 @@ import Testing
     }
 
     static let processing = snapshot(.verifying, [(1, .processing)])
+
+    /// `input` (a snapshot) as the answer asked at `takenAt` by the poll claimed at `claim`.
+    static func answered(_ input: BookInput, takenAt: Date, claim: Date?) -> BookInput {
+        guard case .snapshot(let snapshot, _) = input else { return input }
+        return .snapshot(snapshot, PollAnswer(takenAt: takenAt, claim: claim))
+    }
     static let verified = snapshot(.verified, [(1, .verificationComplete)])
 
     /// A machine that went through `inputs` (one second apart, confirming doubts at once).
@@ -58,61 +64,42 @@ import Testing
         var name: String
         var before: [BookInput]
         var input: BookInput
-        var options: TransitionOptions
         var jobs: [JobChange]
         var notify: [Int]
         var testDescription: String { name }
     }
 
-    static var retryAt: TransitionOptions {
-        var options = TransitionOptions(retryAt: t0.addingTimeInterval(400))
-        options.jobClaim = claim
-        return options
-    }
-
-    static var claimed: TransitionOptions {
-        var options = TransitionOptions()
-        options.jobClaim = claim
-        return options
-    }
-
-    static var notReadyAwaitingView: TransitionOptions {
-        var options = retryAt
-        options.awaitingView = true
-        return options
-    }
+    static let retryAt = JobReport(claim: claim, retryAt: t0.addingTimeInterval(400))
+    static let claimed = JobReport(claim: claim)
+    static let notReadyAwaitingView = JobReport(claim: claim, retryAt: t0.addingTimeInterval(400), awaitingView: true)
 
     static let jobRows: [JobRow] = [
-        JobRow(name: "a finish opens the generation's job", before: [processing], input: verified, options: .init(), jobs: [.open], notify: []),
+        JobRow(name: "a finish opens the generation's job", before: [processing], input: verified, jobs: [.open], notify: []),
         JobRow(
             name: "stored analytics complete the job and notify",
             before: [processing, verified],
-            input: .analytics(generation: 1, .stored),
-            options: claimed,
+            input: .analytics(generation: 1, .stored, claimed),
             jobs: [.finish(.complete)],
             notify: [1]
         ),
         JobRow(
             name: "a transient error retries at the worker's time and counts",
             before: [processing, verified],
-            input: .analytics(generation: 1, .transientError("503")),
-            options: retryAt,
+            input: .analytics(generation: 1, .transientError("503"), retryAt),
             jobs: [.retry(dueAt: t0.addingTimeInterval(400).storageMillis, countsError: true, awaitingView: false)],
             notify: []
         ),
         JobRow(
             name: "not ready retries without counting, waiting for a view when asked",
             before: [processing, verified],
-            input: .analytics(generation: 1, .notReady),
-            options: notReadyAwaitingView,
+            input: .analytics(generation: 1, .notReady, notReadyAwaitingView),
             jobs: [.retry(dueAt: t0.addingTimeInterval(400).storageMillis, countsError: false, awaitingView: true)],
             notify: []
         ),
         JobRow(
             name: "a permanent error fails the job with its reason",
             before: [processing, verified],
-            input: .analytics(generation: 1, .permanentError("gone for good")),
-            options: claimed,
+            input: .analytics(generation: 1, .permanentError("gone for good"), claimed),
             jobs: [.fail(reason: "gone for good")],
             notify: []
         ),
@@ -120,7 +107,6 @@ import Testing
             name: "retry re-arms a failed job",
             before: [processing, verified, .analytics(generation: 1, .permanentError("x"))],
             input: .command(.retry),
-            options: .init(),
             jobs: [.rearm],
             notify: []
         ),
@@ -128,7 +114,6 @@ import Testing
             name: "a reopen while retrieving supersedes the job and opens none yet",
             before: [processing, verified],
             input: snapshot(.verifying, [(1, .verificationComplete), (2, .processing)]),
-            options: .init(),
             jobs: [.finish(.superseded)],
             notify: []
         ),
@@ -136,7 +121,6 @@ import Testing
             name: "an outcome for another generation writes no job row",
             before: [processing, verified],
             input: .analytics(generation: 9, .stored),
-            options: .init(),
             jobs: [],
             notify: []
         ),
@@ -144,17 +128,17 @@ import Testing
 
     @Test(arguments: jobRows)
     func jobRowsAndNotifications(_ row: JobRow) {
-        let (_, _, plan) = Self.decide(row.input, after: row.before, options: row.options)
+        let (_, _, plan) = Self.decide(row.input, after: row.before)
         #expect(plan.jobs.map(\.change) == row.jobs)
         #expect(plan.notify == row.notify)
         #expect(!plan.untrack)
     }
 
     @Test func anAnalyticsOutcomeCarriesItsClaimAsTheFenceAndOtherInputsNone() {
-        let (_, _, outcome) = Self.decide(.analytics(generation: 1, .stored), after: [Self.processing, Self.verified], options: Self.claimed)
+        let (_, _, outcome) = Self.decide(.analytics(generation: 1, .stored, Self.claimed), after: [Self.processing, Self.verified])
         #expect(outcome.fence?.generation == 1)
         #expect(outcome.fence?.claim == Self.claim)
-        let (_, _, snapshot) = Self.decide(Self.verified, after: [Self.processing], options: Self.claimed)
+        let (_, _, snapshot) = Self.decide(Self.verified, after: [Self.processing])
         #expect(snapshot.fence == nil)
     }
 
@@ -175,8 +159,8 @@ import Testing
             claimedAt: claimAt.storageMillis,
             snapshotAsOf: Self.t0.addingTimeInterval(90).storageMillis
         )
-        let older = TransitionOptions(snapshotTakenAt: Self.t0.addingTimeInterval(80), pollClaim: claimAt)
-        let (machine, actions, plan) = Self.decide(Self.verified, after: [Self.processing], stored: stored, options: older)
+        let older = Self.answered(Self.verified, takenAt: Self.t0.addingTimeInterval(80), claim: claimAt)
+        let (machine, actions, plan) = Self.decide(older, after: [Self.processing], stored: stored)
         #expect(actions.isEmpty)
         #expect(plan.jobs.isEmpty)
         #expect(machine.phase == .processing)
@@ -184,16 +168,16 @@ import Testing
         expected.claimedAt = nil
         #expect(plan.schedule == expected)
 
-        let otherClaim = TransitionOptions(snapshotTakenAt: Self.t0.addingTimeInterval(80), pollClaim: Self.t0)
-        let (_, _, kept) = Self.decide(Self.verified, after: [Self.processing], stored: stored, options: otherClaim)
+        let otherClaim = Self.answered(Self.verified, takenAt: Self.t0.addingTimeInterval(80), claim: Self.t0)
+        let (_, _, kept) = Self.decide(otherClaim, after: [Self.processing], stored: stored)
         #expect(kept.schedule == stored)
     }
 
     @Test func aNewerSnapshotAdvancesTheSnapshotTimeEndsItsClaimAndResetsFailures() {
         let claimAt = Self.t0.addingTimeInterval(50)
         let stored = StoredSchedule(next: 9, reason: nil, claimedAt: claimAt.storageMillis, snapshotAsOf: Self.t0.storageMillis, failures: 3)
-        let options = TransitionOptions(snapshotTakenAt: Self.t0.addingTimeInterval(95), pollClaim: claimAt)
-        let (_, _, plan) = Self.decide(Self.processing, after: [Self.processing], stored: stored, options: options)
+        let answer = Self.answered(Self.processing, takenAt: Self.t0.addingTimeInterval(95), claim: claimAt)
+        let (_, _, plan) = Self.decide(answer, after: [Self.processing], stored: stored)
         #expect(plan.schedule.snapshotAsOf == Self.t0.addingTimeInterval(95).storageMillis)
         #expect(plan.schedule.claimedAt == nil)
         #expect(plan.schedule.failures == 0)
@@ -216,17 +200,18 @@ import Testing
         let claimAt = Self.t0.addingTimeInterval(50)
         // The stored claim is a later one than the answer's: a request came after this poll began.
         let stored = StoredSchedule(next: Self.t0.addingTimeInterval(60).storageMillis, reason: "webhook_hint", claimedAt: claimAt.storageMillis + 1)
-        let options = TransitionOptions(snapshotTakenAt: Self.t0.addingTimeInterval(95), pollClaim: claimAt)
-        let (_, _, plan) = Self.decide(Self.processing, after: [Self.processing], stored: stored, options: options)
+        let answer = Self.answered(Self.processing, takenAt: Self.t0.addingTimeInterval(95), claim: claimAt)
+        let (_, _, plan) = Self.decide(answer, after: [Self.processing], stored: stored)
         #expect(plan.schedule.reason == "webhook_hint")
         #expect(plan.schedule.next == Self.t0.addingTimeInterval(60).storageMillis)
     }
 
     @Test func autoTrackingTracksThenAppliesTheHintInOnePlan() {
-        let hint = BookInput.webhook(WebhookHint(event: .bookVerified, bookStatus: .verified, authenticated: true))
-        var options = TransitionOptions()
-        options.trackUnknown = true
-        let (machine, actions, plan) = Self.decide(hint, after: [], options: options, created: true)
+        let hint = BookInput.webhook(
+            WebhookHint(event: .bookVerified, bookStatus: .verified, authenticated: true),
+            HintDelivery(trackUnknown: true)
+        )
+        let (machine, actions, plan) = Self.decide(hint, after: [], created: true)
         var tracked = Self.machine(after: [])
         let trackActions = tracked.apply(.command(.track(.webhook)), at: Self.t0.addingTimeInterval(100), confirmationGap: 60)
         #expect(Array(actions.prefix(trackActions.count)) == trackActions)
@@ -245,17 +230,15 @@ import Testing
     }
 
     @Test(arguments: [
-        (BookInput.command(.track(.operator)), false, true),
-        (BookInput.command(.track(.created)), false, true),
-        (BookInput.webhook(WebhookHint(event: .bookVerified)), false, false),
-        (BookInput.webhook(WebhookHint(event: .bookVerified)), true, true),
-        (BookInput.command(.untrack), true, false),
-        (BookInput.analytics(generation: 1, .stored), true, false),
+        (BookInput.command(.track(.operator)), true),
+        (BookInput.command(.track(.created)), true),
+        (BookInput.webhook(WebhookHint(event: .bookVerified)), false),
+        (BookInput.webhook(WebhookHint(event: .bookVerified), HintDelivery(trackUnknown: true)), true),
+        (BookInput.command(.untrack), false),
+        (BookInput.analytics(generation: 1, .stored), false),
     ])
-    func whatMayCreateABook(_ input: BookInput, trackUnknown: Bool, creates: Bool) {
-        var options = TransitionOptions()
-        options.trackUnknown = trackUnknown
-        #expect(TransitionPlan.mayCreate(input, options: options) == creates)
+    func whatMayCreateABook(_ input: BookInput, creates: Bool) {
+        #expect(TransitionPlan.mayCreate(input) == creates)
     }
 
     @Test func onlyTheOperatorsTrackReachesATombstone() {

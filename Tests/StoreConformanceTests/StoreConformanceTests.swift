@@ -62,10 +62,10 @@ import Testing
                             retrievedAt: F.t0
                         )
                         _ = try await store.apply(
-                            .analytics(generation: job.generation, .stored),
+                            .analytics(generation: job.generation, .stored, JobReport(results: [result])),
                             to: job.bookUUID,
                             at: F.t0,
-                            options: TransitionOptions(results: [result])
+                            options: TransitionOptions()
                         )
                         return 1
                     }
@@ -97,24 +97,24 @@ import Testing
             let again = try #require(try await store.claimAnalyticsJob(owner: "w2", now: F.t0.plus(121), lease: 120))
             #expect(again.attempts == 0 && again.claim.token == job.claim.token + 1)
             // The first worker's lease lapsed: its outcome is refused and changes nothing.
-            var late = TransitionOptions(retryAt: F.t0.plus(500))
-            late.jobClaim = job.claim
-            await #expect { try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(122), options: late) } throws: {
+            let late = JobReport(claim: job.claim, retryAt: F.t0.plus(500))
+            await #expect {
+                try await store.apply(.analytics(generation: 1, .stored, late), to: F.uuid, at: F.t0.plus(122), options: .init())
+            } throws: {
                 ($0 as? StoreError)?.isLostClaim == true
             }
             #expect(try await store.book(F.uuid)?.machine.phase == .retrieving)
             #expect(try await store.book(F.uuid)?.analytics?.state == .running)
             // A 425 puts it back with its due time and is no attempt; a real error is one.
-            var fenced = TransitionOptions(retryAt: F.t0.plus(200))
-            fenced.jobClaim = again.claim
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(122), options: fenced)
+            var fenced = JobReport(claim: again.claim, retryAt: F.t0.plus(200))
+            _ = try await store.apply(.analytics(generation: 1, .notReady, fenced), to: F.uuid, at: F.t0.plus(122), options: .init())
             #expect(try await store.nextJobDueAt() == F.t0.plus(200))
             #expect(try await store.claimAnalyticsJob(owner: "w3", now: F.t0.plus(199), lease: 120) == nil)
             let third = try #require(try await store.claimAnalyticsJob(owner: "w3", now: F.t0.plus(200), lease: 120))
             #expect(third.attempts == 0)
-            fenced.jobClaim = third.claim
+            fenced.claim = third.claim
             fenced.retryAt = F.t0.plus(210)
-            _ = try await store.apply(.analytics(generation: 1, .transientError("503")), to: F.uuid, at: F.t0.plus(201), options: fenced)
+            _ = try await store.apply(.analytics(generation: 1, .transientError("503"), fenced), to: F.uuid, at: F.t0.plus(201), options: .init())
             #expect(try await store.claimAnalyticsJob(owner: "w3", now: F.t0.plus(210), lease: 120)?.attempts == 1)
         }
     }
@@ -176,11 +176,12 @@ import Testing
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
             _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
             #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(1800))  // retention: the maximum
-            let lossy = TransitionOptions(webhooksSilent: true, retryAt: F.t0.plus(30))
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(10), options: lossy)
+            let lossy = TransitionOptions(webhooksSilent: true)
+            let waiting = JobReport(retryAt: F.t0.plus(30))
+            _ = try await store.apply(.analytics(generation: 1, .notReady, waiting), to: F.uuid, at: F.t0.plus(10), options: lossy)
             #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(70))  // active while waiting: minimum (draw 0)
             // A later 425 does not push it out again.
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(40), options: lossy)
+            _ = try await store.apply(.analytics(generation: 1, .notReady, waiting), to: F.uuid, at: F.t0.plus(40), options: lossy)
             #expect(try await store.book(F.uuid)?.nextPollAt == F.t0.plus(70))
         }
     }
@@ -246,10 +247,8 @@ import Testing
         try await withStore(kind) { store in
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
             let poll = try #require(try await store.claimDuePolls(now: F.t0, limit: 1, lease: 120, excluding: []).first)
-            var taken = TransitionOptions()
-            taken.pollClaim = poll.claimedAt
-            taken.snapshotTakenAt = F.t0.plus(1)
-            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(1), options: taken)
+            var taken = PollAnswer(takenAt: F.t0.plus(1), claim: poll.claimedAt)
+            _ = try await store.apply(.snapshot(F.verifying, taken), to: F.uuid, at: F.t0.plus(1), options: .init())
             var record = try #require(try await store.book(F.uuid))
             let scheduled = try #require(record.nextPollAt)
             #expect(record.pendingPollReason == nil && scheduled > F.t0.plus(1) && scheduled < F.t0.plus(120))
@@ -257,9 +256,9 @@ import Testing
             // The next poll is claimed; a webhook asks for a poll while it is in flight.
             let second = try #require(try await store.claimDuePolls(now: scheduled, limit: 1, lease: 120, excluding: []).first)
             try await store.requestPoll(F.uuid, at: scheduled.plus(1), reason: .webhookHint)
-            taken.pollClaim = second.claimedAt
-            taken.snapshotTakenAt = scheduled.plus(2)
-            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: scheduled.plus(2), options: taken)
+            taken.claim = second.claimedAt
+            taken.takenAt = scheduled.plus(2)
+            _ = try await store.apply(.snapshot(F.verifying, taken), to: F.uuid, at: scheduled.plus(2), options: .init())
             // The in-flight poll answered an older question: the hint's poll stays due.
             record = try #require(try await store.book(F.uuid))
             #expect(record.pendingPollReason == .webhookHint && record.nextPollAt == scheduled.plus(1))
@@ -273,13 +272,11 @@ import Testing
     func aSlowerReplicasOlderSnapshotIsDropped(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
-            var newer = TransitionOptions()
-            newer.snapshotTakenAt = F.t0.plus(20)
-            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(21), options: newer)
+            let newer = PollAnswer(takenAt: F.t0.plus(20))
+            _ = try await store.apply(.snapshot(F.finished, newer), to: F.uuid, at: F.t0.plus(21), options: .init())
             #expect(try await store.book(F.uuid)?.machine.phase == .retrieving)
-            var older = TransitionOptions()
-            older.snapshotTakenAt = F.t0.plus(10)
-            let dropped = try #require(try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(22), options: older))
+            let older = PollAnswer(takenAt: F.t0.plus(10))
+            let dropped = try #require(try await store.apply(.snapshot(F.verifying, older), to: F.uuid, at: F.t0.plus(22), options: .init()))
             #expect(dropped.actions.isEmpty)
             let record = try #require(try await store.book(F.uuid))
             #expect(record.machine.phase == .retrieving && record.analytics?.state == .pending && record.analytics?.generation == 1)
@@ -293,25 +290,23 @@ import Testing
         try await withStore(kind) { store in
             _ = try await store.appendToInbox(batch: [F.delivery("a1"), F.delivery("a2"), F.delivery("a3")])
             let ids = try await store.claimInbox(owner: "w", now: F.t0, limit: 10, lease: 120).map(\.id).sorted()
-            var options = TransitionOptions(inboxRow: ids[0])
-            #expect(try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0, options: options) == nil)  // not without the option
+            var delivery = HintDelivery(inboxRow: ids[0])
+            #expect(try await store.apply(F.uploaded(9, delivery), to: F.uuid, at: F.t0, options: .init()) == nil)  // not without the option
             #expect(try await store.book(F.uuid) == nil)
-            options.trackUnknown = true
-            let outcome = try #require(try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0, options: options))
+            delivery.trackUnknown = true
+            let outcome = try #require(try await store.apply(F.uploaded(9, delivery), to: F.uuid, at: F.t0, options: .init()))
             #expect(outcome.created)
             #expect(outcome.machine.documents.map(\.ref.pk) == [9])  // tracked with its hint applied
             #expect(outcome.nextPollAt != nil)
             #expect(try await store.book(F.uuid)?.machine.documents.map(\.ref.pk) == [9])
             #expect(try await store.markProcessed(ids[0], at: F.t0.plus(1), outcome: .ignored) == false)  // marked with it
             // A second hint with the option applies to the Book as it is (not a second creation).
-            var again = TransitionOptions(inboxRow: ids[1])
-            again.trackUnknown = true
-            #expect(try await store.apply(F.uploaded(10), to: F.uuid, at: F.t0.plus(2), options: again)?.created == false)
+            let again = HintDelivery(inboxRow: ids[1], trackUnknown: true)
+            #expect(try await store.apply(F.uploaded(10, again), to: F.uuid, at: F.t0.plus(2), options: .init())?.created == false)
             // An untracked Book (a tombstone) is never tracked again this way.
             _ = try await store.apply(.command(.untrack), to: F.uuid, at: F.t0.plus(3), options: .init())
-            var afterUntrack = TransitionOptions(inboxRow: ids[2])
-            afterUntrack.trackUnknown = true
-            #expect(try await store.apply(F.uploaded(11), to: F.uuid, at: F.t0.plus(4), options: afterUntrack) == nil)
+            let afterUntrack = HintDelivery(inboxRow: ids[2], trackUnknown: true)
+            #expect(try await store.apply(F.uploaded(11, afterUntrack), to: F.uuid, at: F.t0.plus(4), options: .init()) == nil)
             #expect(try await store.isUntracked(F.uuid))
             #expect(try await store.markProcessed(ids[2], at: F.t0.plus(5), outcome: .untracked) == true)  // left for the caller
         }
@@ -338,11 +333,11 @@ import Testing
 
             // A hint for a Book not tracked yet leaves its row alone (the watcher tracks the Book
             // and applies the hint again); then it commits with its row's mark, once.
-            #expect(try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0, options: TransitionOptions(inboxRow: ids[0])) == nil)
+            #expect(try await store.apply(F.uploaded(9, HintDelivery(inboxRow: ids[0])), to: F.uuid, at: F.t0, options: .init()) == nil)
             _ = try await store.apply(.command(.track(.created)), to: F.uuid, at: F.t0, options: .init())
-            _ = try await store.apply(F.uploaded(9), to: F.uuid, at: F.t0.plus(1), options: TransitionOptions(inboxRow: ids[0]))
+            _ = try await store.apply(F.uploaded(9, HintDelivery(inboxRow: ids[0])), to: F.uuid, at: F.t0.plus(1), options: .init())
             await #expect(throws: StoreError.self) {
-                _ = try await store.apply(F.uploaded(10), to: F.uuid, at: F.t0.plus(2), options: TransitionOptions(inboxRow: ids[0]))
+                _ = try await store.apply(F.uploaded(10, HintDelivery(inboxRow: ids[0])), to: F.uuid, at: F.t0.plus(2), options: .init())
             }
             #expect(try await store.book(F.uuid)?.machine.documents.map(\.ref.pk) == [9])  // the second hint changed nothing
             #expect(try await store.markProcessed(ids[0], at: F.t0.plus(3), outcome: .applied) == false)
@@ -414,22 +409,22 @@ import Testing
             }
             let reopened = try #require(
                 try await store.apply(
-                    .snapshot(grown),
+                    .snapshot(grown, PollAnswer(takenAt: F.t0.plus(10))),
                     to: F.uuid,
                     at: F.t0.plus(10),
-                    options: TransitionOptions(snapshotTakenAt: F.t0.plus(10))
+                    options: .init()
                 )
             )
             #expect(reopened.machine.generation == 2 && reopened.actions.contains(.supersedeAnalyticsJob(generation: 1)))
             #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).isEmpty)
             // Gone, said twice a gap apart: the job is superseded, the results stay.
-            _ = try await store.apply(.snapshot(.gone), to: F.other, at: F.t0.plus(10), options: TransitionOptions(snapshotTakenAt: F.t0.plus(10)))
+            _ = try await store.apply(.snapshot(.gone, PollAnswer(takenAt: F.t0.plus(10))), to: F.other, at: F.t0.plus(10), options: .init())
             let gone = try #require(
                 try await store.apply(
-                    .snapshot(.gone),
+                    .snapshot(.gone, PollAnswer(takenAt: F.t0.plus(100))),
                     to: F.other,
                     at: F.t0.plus(100),
-                    options: TransitionOptions(snapshotTakenAt: F.t0.plus(100))
+                    options: .init()
                 )
             )
             #expect(gone.machine.phase == .deleted && gone.actions.contains(.supersedeAnalyticsJob(generation: 1)))
@@ -554,15 +549,15 @@ import Testing
     func doubtsAndPollFailuresSurviveAReloadAndAGoneBookNeedsTwoAnswers(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
-            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0, options: TransitionOptions(snapshotTakenAt: F.t0))
-            _ = try await store.apply(.snapshot(.gone), to: F.uuid, at: F.t0.plus(5), options: TransitionOptions(snapshotTakenAt: F.t0.plus(4)))
+            _ = try await store.apply(.snapshot(F.verifying, PollAnswer(takenAt: F.t0)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(.gone, PollAnswer(takenAt: F.t0.plus(4))), to: F.uuid, at: F.t0.plus(5), options: .init())
             let doubting = try #require(try await store.book(F.uuid))
             #expect(doubting.machine.phase == .processing)
             #expect(doubting.machine.doubt == Doubt(kind: .gone, since: F.t0.plus(4)))
             // A second answer asked too soon (the schedule's minimum is 60 s) keeps doubting.
-            _ = try await store.apply(.snapshot(.gone), to: F.uuid, at: F.t0.plus(30), options: TransitionOptions(snapshotTakenAt: F.t0.plus(29)))
+            _ = try await store.apply(.snapshot(.gone, PollAnswer(takenAt: F.t0.plus(29))), to: F.uuid, at: F.t0.plus(30), options: .init())
             #expect(try await store.book(F.uuid)?.machine.phase == .processing)
-            _ = try await store.apply(.snapshot(.gone), to: F.uuid, at: F.t0.plus(70), options: TransitionOptions(snapshotTakenAt: F.t0.plus(65)))
+            _ = try await store.apply(.snapshot(.gone, PollAnswer(takenAt: F.t0.plus(65))), to: F.uuid, at: F.t0.plus(70), options: .init())
             let deleted = try #require(try await store.book(F.uuid))
             #expect(deleted.machine.phase == .deleted && deleted.machine.doubt == nil && deleted.nextPollAt == nil)
         }
@@ -616,19 +611,16 @@ import Testing
             _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
             let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
             #expect(!job.viewConfirmed)
-            var waiting = TransitionOptions(retryAt: F.t0.plus(600))
-            waiting.jobClaim = job.claim
-            waiting.awaitingView = true
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(1), options: waiting)
+            let waiting = JobReport(claim: job.claim, retryAt: F.t0.plus(600), awaitingView: true)
+            _ = try await store.apply(.analytics(generation: 1, .notReady, waiting), to: F.uuid, at: F.t0.plus(1), options: .init())
             #expect(try await store.nextJobDueAt() == F.t0.plus(600))
             _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(10), options: .init())
             #expect(try await store.nextJobDueAt() == F.t0.plus(10))
             let released = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(10), lease: 60))
             #expect(released.viewConfirmed && released.attempts == 0)
             // A job waiting on 425 alone is not released by a poll (its own wait stands).
-            var notReady = TransitionOptions(retryAt: F.t0.plus(900))
-            notReady.jobClaim = released.claim
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(11), options: notReady)
+            let notReady = JobReport(claim: released.claim, retryAt: F.t0.plus(900))
+            _ = try await store.apply(.analytics(generation: 1, .notReady, notReady), to: F.uuid, at: F.t0.plus(11), options: .init())
             _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(20), options: .init())
             #expect(try await store.nextJobDueAt() == F.t0.plus(900))
         }
@@ -696,14 +688,13 @@ import Testing
             let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
             // book.completed arrives while the call is in flight; then the call answers 425.
             _ = try await store.apply(.webhook(WebhookHint(event: .bookCompleted)), to: F.uuid, at: F.t0.plus(2), options: .init())
-            var fenced = TransitionOptions(retryAt: F.t0.plus(300))
-            fenced.jobClaim = job.claim
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(3), options: fenced)
+            var fenced = JobReport(claim: job.claim, retryAt: F.t0.plus(300))
+            _ = try await store.apply(.analytics(generation: 1, .notReady, fenced), to: F.uuid, at: F.t0.plus(3), options: .init())
             #expect(try await store.nextJobDueAt() == F.t0.plus(3), "the announcement is not lost")
             // The next 425, with no announcement during its call, waits as asked.
             let again = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(3), lease: 60))
-            fenced.jobClaim = again.claim
-            _ = try await store.apply(.analytics(generation: 1, .notReady), to: F.uuid, at: F.t0.plus(4), options: fenced)
+            fenced.claim = again.claim
+            _ = try await store.apply(.analytics(generation: 1, .notReady, fenced), to: F.uuid, at: F.t0.plus(4), options: .init())
             #expect(try await store.nextJobDueAt() == F.t0.plus(300))
         }
     }

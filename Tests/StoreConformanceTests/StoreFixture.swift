@@ -102,8 +102,8 @@ enum F {
         ]
     )
 
-    static func uploaded(_ pk: Int) -> BookInput {
-        .webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: pk)))
+    static func uploaded(_ pk: Int, _ delivery: HintDelivery = HintDelivery()) -> BookInput {
+        .webhook(WebhookHint(event: .documentUploaded, document: DocumentRef(pk: pk)), delivery)
     }
 
     static let bookVerified = BookInput.webhook(WebhookHint(event: .bookVerified, document: nil))

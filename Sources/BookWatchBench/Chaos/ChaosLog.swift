@@ -76,7 +76,7 @@ final class ChaosLog: Sendable {
             default: break
             }
         }
-        if case .webhook(let hint) = input, !hint.authenticated, hint.event == .bookVerified || hint.event == .bookCompleted {
+        if case .webhook(let hint, _) = input, !hint.authenticated, hint.event == .bookVerified || hint.event == .bookCompleted {
             count("scenario 3: an unauthenticated finished body")
         }
     }
@@ -116,14 +116,14 @@ final class ChaosLog: Sendable {
     /// A short, stable name of an input kind (the coverage's "input").
     static func label(_ input: BookInput) -> String {
         switch input {
-        case .snapshot(let snapshot):
+        case .snapshot(let snapshot, _):
             switch snapshot.normalised {
             case .gone: return "snapshot(gone)"
             case .present: return snapshot.isFinished ? "snapshot(finished)" : "snapshot(unfinished)"
             }
-        case .webhook(let hint):
+        case .webhook(let hint, _):
             return "webhook(\(hint.event)\(hint.authenticated ? "" : ",unauthenticated"))"
-        case .analytics(_, let outcome):
+        case .analytics(_, let outcome, _):
             switch outcome {
             case .stored: return "analytics(stored)"
             case .notReady: return "analytics(notReady)"

@@ -169,9 +169,8 @@ extension Watcher {
         // Book marked deleted while complete comes back in the same generation, not a new one
         // that would fetch them again).
         if case .gone = after.snapshot { return true }
-        var taken = options()
-        taken.snapshotTakenAt = after.requestedAt ?? asked
-        let outcome = try await store.apply(.snapshot(after.snapshot), to: job.bookUUID, at: clock.now(), options: taken)
+        let answer = PollAnswer(takenAt: after.requestedAt ?? asked)
+        let outcome = try await store.apply(.snapshot(after.snapshot, answer), to: job.bookUUID, at: clock.now(), options: options())
         if let outcome { await observeCoverage(outcome.actions) }
         guard let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation else {
             metrics.lateResult()
@@ -240,13 +239,11 @@ extension Watcher {
 
     /// Completes the job and the Book (its results are stored already), under the job's claim.
     private func finish(_ job: ClaimedJob, log: Logger) async throws {
-        var stored = options()
-        stored.jobClaim = job.claim
         let outcome = try await store.apply(
-            .analytics(generation: job.generation, .stored),
+            .analytics(generation: job.generation, .stored, JobReport(claim: job.claim)),
             to: job.bookUUID,
             at: clock.now(),
-            options: stored
+            options: options()
         )
         if outcome?.actions.contains(.notifyRetrieved(generation: job.generation)) == true {
             recordRetrieval(job)
@@ -256,10 +253,8 @@ extension Watcher {
 
     /// Commits an analytics outcome under the job's claim (throws `.lostClaim` when it is gone).
     private func apply(_ job: ClaimedJob, _ outcome: AnalyticsOutcome, retryAt: Date? = nil, awaitingView: Bool = false) async throws {
-        var fenced = options(retryAt: retryAt)
-        fenced.jobClaim = job.claim
-        fenced.awaitingView = awaitingView
-        _ = try await store.apply(.analytics(generation: job.generation, outcome), to: job.bookUUID, at: clock.now(), options: fenced)
+        let report = JobReport(claim: job.claim, retryAt: retryAt, awaitingView: awaitingView)
+        _ = try await store.apply(.analytics(generation: job.generation, outcome, report), to: job.bookUUID, at: clock.now(), options: options())
     }
 
     /// `apply` for the error paths: a lost claim is counted, a store failure logged (the lease then

@@ -48,11 +48,9 @@ extension Watcher {
             let result = try await client.bookStatus(uuid: uuid, priority: priority)
             recordPoll(reason)
             metrics.unknownStatuses(result.snapshot.unknownStatusCount)
-            var taken = options()
             // Dated by its question: an answer asked before what the Book already knows is stale.
-            taken.snapshotTakenAt = result.requestedAt ?? asked
-            taken.pollClaim = due.claimedAt
-            let outcome = try await store.apply(.snapshot(result.snapshot), to: uuid, at: clock.now(), options: taken)
+            let answer = PollAnswer(takenAt: result.requestedAt ?? asked, claim: due.claimedAt)
+            let outcome = try await store.apply(.snapshot(result.snapshot, answer), to: uuid, at: clock.now(), options: options())
             if let outcome {
                 await observeCoverage(outcome.actions)
                 for case .warn(let message) in outcome.actions { log.warning("\(message)") }
@@ -67,10 +65,9 @@ extension Watcher {
             recordPollFailure()
             metrics.pollFailed(.refused)
             log.error("status poll refused; the Book is marked failed", metadata: ["error": "\(error)"])
-            var refused = options()
-            refused.pollClaim = due.claimedAt
             do {
-                _ = try await store.apply(.pollRefused(error.description), to: uuid, at: clock.now(), options: refused)
+                let answer = PollAnswer(claim: due.claimedAt)
+                _ = try await store.apply(.pollRefused(error.description, answer), to: uuid, at: clock.now(), options: options())
             } catch {
                 try? await store.deferPoll(
                     uuid,

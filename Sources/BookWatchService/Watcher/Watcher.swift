@@ -283,10 +283,9 @@ public final class Watcher: Sendable {
             guard let uuid else { return .unresolved(detail: nil) }
             log[metadataKey: "book_uuid"] = "\(uuid)"
             let now = clock.now()
-            var marked = options(inboxRow: stored.id)
             // Auto-track: a Book first seen here is tracked and given its hint in one transaction.
-            marked.trackUnknown = configuration.autoTrack
-            let outcome = try await store.apply(.webhook(hint), to: uuid, at: now, options: marked)
+            let delivery = HintDelivery(inboxRow: stored.id, trackUnknown: configuration.autoTrack)
+            let outcome = try await store.apply(.webhook(hint, delivery), to: uuid, at: now, options: options())
             if outcome == nil {
                 // Untracked by the operator: stored and counted, never tracked again by a webhook.
                 if try await store.isUntracked(uuid) { return untrackedDelivery(log) }
@@ -297,9 +296,8 @@ public final class Watcher: Sendable {
                 log.info("auto-tracking a Book first seen in a webhook")
             }
             if let learned {
-                var taken = options()
-                taken.snapshotTakenAt = learned.result.requestedAt ?? learned.at
-                _ = try await store.apply(.snapshot(learned.result.snapshot), to: uuid, at: now, options: taken)
+                let answer = PollAnswer(takenAt: learned.result.requestedAt ?? learned.at)
+                _ = try await store.apply(.snapshot(learned.result.snapshot, answer), to: uuid, at: now, options: options())
             }
             log.debug("webhook applied", metadata: ["event": "\(decoded.eventName)"])
             return .applied
@@ -347,14 +345,9 @@ public final class Watcher: Sendable {
     }
 
     /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
-    func options(retryAt: Date? = nil, inboxRow: Int64? = nil) -> TransitionOptions {
+    func options() -> TransitionOptions {
         let untrusted = state.withLock { $0.silent || $0.loss.isLossy }
-        return TransitionOptions(
-            webhooksSilent: untrusted,
-            webhooksTrusted: configuration.trustWebhooks && !untrusted,
-            retryAt: retryAt,
-            inboxRow: inboxRow
-        )
+        return TransitionOptions(webhooksSilent: untrusted, webhooksTrusted: configuration.trustWebhooks && !untrusted)
     }
 
     /// Polls set while webhooks were trusted come due within twice the minimum interval (Books
