@@ -11,7 +11,7 @@ extension Row: SQLRow {
         case .int64(let int): return .integer(int)
         case .string(let text): return .text(text)
         case .blob(let data): return .blob([UInt8](data))
-        case .double(let double): return .integer(Int64(double))
+        case .double: throw StoreError(.corrupt, subject: "column \(column)", detail: "a real number where an integer belongs")
         }
     }
 }
@@ -35,7 +35,9 @@ extension Database {
     @discardableResult
     func run(_ step: SQLStep) throws -> [Row] {
         let (sql, binds) = step.query.render(SQLiteDialect())
-        let statement = try cachedStatement(sql: sql)
+        // Prepared once per connection, except a statement whose text varies with a list's length
+        // (the cache would keep one per length for ever).
+        let statement = step.query.hasList ? try makeStatement(sql: sql) : try cachedStatement(sql: sql)
         let arguments = StatementArguments(binds.map(\.databaseValue))
         guard step.reads else {
             try statement.execute(arguments: arguments)

@@ -244,12 +244,15 @@ package struct TransitionDriver {
             )
         )
         steps.append(SQLStep("DELETE FROM documents WHERE book_uuid = \(key)"))
-        if !m.documents.isEmpty {
+        // Several rows per INSERT, a bounded number each: binds stay far under both databases'
+        // limits (SQLite 32,766; PostgreSQL's protocol 65,535) however many documents a Book has.
+        let documents = Array(m.documents.enumerated())
+        for start in stride(from: 0, to: documents.count, by: SQLQuery.rowsPerStatement) {
             var insert: SQLQuery = "INSERT INTO documents (book_uuid, position, pk, uuid, status, hint, covered, rejection_reason) VALUES "
-            for (position, document) in m.documents.enumerated() {
+            for (position, document) in documents[start..<min(start + SQLQuery.rowsPerStatement, documents.count)] {
                 let d = StoredDocument(document)
                 let row: [any SQLBindable] = [key, position, d.pk, d.uuid, d.status, d.hint, d.covered, d.rejectionReason]
-                let separator: SQLQuery = position == 0 ? "" : ", "
+                let separator: SQLQuery = position == start ? "" : ", "
                 insert = insert + separator + "\(list: row.map(\.sqlValue))"
             }
             steps.append(SQLStep(insert))

@@ -22,6 +22,12 @@ import Testing
         #expect(binds == [.integer(5), .null, .integer(1), .integer(2), .text("a")])
     }
 
+    @Test func onlyAStatementWithAListVariesInLength() {
+        #expect(Self.query.hasList)
+        let plain: SQLQuery = "SELECT 1 WHERE x = \(1)"
+        #expect(!plain.hasList)
+    }
+
     @Test func locksAreSpelledOnlyWherePostgresNeedsThem() {
         let query: SQLQuery = "SELECT * FROM books WHERE uuid = \("u")\(.rowLock)"
         #expect(query.render(SQLiteDialect()).sql == "SELECT * FROM books WHERE uuid = ?")

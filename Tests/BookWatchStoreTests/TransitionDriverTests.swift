@@ -152,3 +152,30 @@ import Testing
         #expect(error?.kind == .lostClaim)
     }
 }
+
+extension TransitionDriverTests {
+    /// A Book with 9,000 documents (72,000 values): no statement binds more than one chunk's
+    /// worth, so PostgreSQL's 65,535-bind protocol limit and SQLite's 32,766 are never reached.
+    @Test func aBookOfThousandsOfDocumentsIsWrittenInBoundedStatements() {
+        let documents = (1...9000).map { TrackedDocument(ref: DocumentRef(pk: $0), status: .completed) }
+        let machine = BookMachine(
+            uuid: Self.uuid,
+            pk: 1,
+            phase: .processing,
+            generation: 1,
+            lastOpenedGeneration: 0,
+            bookStatus: .verifying,
+            documents: documents,
+            lastWebhookAt: nil,
+            lastSnapshotAt: nil,
+            finishedAt: nil,
+            failureReason: nil
+        )
+        let steps = TransitionDriver.writeBook(machine, schedule: .none, now: 0)
+        let binds = steps.map { $0.query.render(PostgreSQLDialect()).binds.count }
+        #expect(binds.allSatisfy { $0 <= SQLQuery.rowsPerStatement * 8 })
+        let inserts = steps.filter { $0.query.render(SQLiteDialect()).sql.hasPrefix("INSERT INTO documents") }
+        #expect(inserts.count == 18)
+        #expect(binds.reduce(0, +) > 9000 * 8)
+    }
+}

@@ -9,6 +9,30 @@ import Testing
 /// including what several replicas sharing one database rely on (claims, leases, once-only inbox
 /// rows, row-locked transitions).
 @Suite struct StoreConformanceTests {
+    /// More documents than one INSERT writes, more Books than one IN list reads: both are split
+    /// so no statement nears a database's bind limit (PostgreSQL's protocol fails past 65,535).
+    @Test(arguments: StoreKind.available)
+    func longListsAreSplitAcrossStatements(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let count = SQLQuery.rowsPerStatement * 2 + 7
+            let documents = (1...count).map { DocumentSnapshot(ref: DocumentRef(pk: $0), status: $0 % 2 == 0 ? .completed : .processing) }
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(.present(pk: 1, status: .verifying, documents: documents)), to: F.uuid, at: F.t0, options: .init())
+            let record = try #require(try await store.book(F.uuid))
+            #expect(record.machine.documents.map(\.ref.pk) == (1...count).map { $0 })
+            #expect(record.documentsFinished == count / 2)
+
+            let books = SQLQuery.valuesPerList + 5
+            for index in 1..<books {
+                let uuid = try #require(BookUUID(String(format: "00000000-0000-4000-8000-%012d", index)))
+                _ = try await store.apply(.command(.track(.created)), to: uuid, at: F.t0, options: .init())
+            }
+            let all = try await store.books(state: nil, limit: nil)
+            #expect(all.count == books)
+            #expect(all.first { $0.uuid == F.uuid }?.documentsTotal == count)
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func transitionsRoundTrip(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in

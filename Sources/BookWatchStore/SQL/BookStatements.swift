@@ -22,17 +22,23 @@ extension SQLStatementStore {
                 .run(SQLStep(query, reads: true)) { rows in
                     let books = try rows.map { try StoredBook(row: $0) }
                     guard !books.isEmpty else { return .done([]) }
+                    // Keys in chunks: `status` without a limit may list every Book.
                     let keys = books.map(\.uuid)
-                    return .run(TransitionDriver.readDocuments(keys)) { documentRows in
-                        var documents: [String: [StoredDocument]] = [:]
-                        for row in documentRows { documents[try row.string("book_uuid"), default: []].append(try StoredDocument(row: row)) }
-                        return .run(BookStatements.jobs(of: keys)) { [documents] jobRows in
+                    let chunks = stride(from: 0, to: keys.count, by: SQLQuery.valuesPerList).map {
+                        Array(keys[$0..<min($0 + SQLQuery.valuesPerList, keys.count)])
+                    }
+                    return try StoreOperation.collect(
+                        chunks.map(TransitionDriver.readDocuments),
+                        { (try $0.string("book_uuid"), try StoredDocument(row: $0)) }
+                    ) { documentRows in
+                        let documents = Dictionary(grouping: documentRows, by: \.0).mapValues { $0.map(\.1) }
+                        return try StoreOperation.collect(
+                            chunks.map(BookStatements.jobs(of:)),
+                            { (try $0.string("book_uuid"), try StoredJob(row: $0)) }
+                        ) {
+                            jobRows in
                             var jobs: [String: StoredJob] = [:]
-                            for row in jobRows {
-                                let job = try StoredJob(row: row)
-                                let key = try row.string("book_uuid")
-                                if job.generation > jobs[key]?.generation ?? Int.min { jobs[key] = job }
-                            }
+                            for (key, job) in jobRows where job.generation > jobs[key]?.generation ?? Int.min { jobs[key] = job }
                             return .done(try books.map { try $0.record(documents: documents[$0.uuid] ?? [], job: jobs[$0.uuid]) })
                         }
                     }

@@ -134,8 +134,8 @@ extension SQLStatementStore {
 
 /// The poll statements both stores run.
 package enum PollStatements {
-    /// Rows per `UPDATE` when many polls move (well under SQLite's bind limit).
-    static let batch = 500
+    /// Rows per `UPDATE` when many polls move.
+    static let batch = SQLQuery.rowsPerStatement
 
     /// Polls due by `now`, urgent or scheduled, most overdue first: one index walk each, stopping
     /// at `limit` (one ORDER BY over both kinds sorted every due row). `claiming`: rows another

@@ -10,6 +10,8 @@ package protocol SQLDialect: Sendable {
     /// A boolean literal: `1`/`0` (SQLite stores booleans as integers) or `TRUE`/`FALSE`.
     func literalBoolean(_ value: Bool) -> String
     /// The two-argument minimum and maximum: SQLite's scalar `MIN`/`MAX`, PostgreSQL's `LEAST`/`GREATEST`.
+    /// They differ on NULL (SQLite's answers NULL, PostgreSQL's ignores it): use them on columns
+    /// that are not NULL where they are read, or wrap the column in `COALESCE`.
     var leastFunction: String { get }
     var greatestFunction: String { get }
     /// Appended to a `SELECT` that locks the rows it reads until the transaction ends (PostgreSQL

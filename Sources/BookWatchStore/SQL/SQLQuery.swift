@@ -37,6 +37,16 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
 
     package var pieces: [Piece]
 
+    /// The most values one `IN` list binds (callers split longer ones), and the most rows one
+    /// multi-row `INSERT` or `CASE` writes: both far under SQLite's 32,766 binds and PostgreSQL's
+    /// 65,535.
+    package static let valuesPerList = 1000
+    package static let rowsPerStatement = 500
+
+    /// True when the statement binds a list (its text varies with the list's length: a store does
+    /// not keep such statements prepared).
+    package var hasList: Bool { pieces.contains { if case .list = $0 { true } else { false } } }
+
     package init(stringLiteral value: String) { pieces = [.sql(value)] }
 
     package init(stringInterpolation: StringInterpolation) { pieces = stringInterpolation.pieces }
@@ -55,7 +65,9 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
 
         package mutating func appendInterpolation(_ keyword: SQLKeyword) { pieces.append(.keyword(keyword)) }
 
-        /// `(?, ?, ...)` with one bind per value; `(NULL)` for none (matches no row).
+        /// `(?, ?, ...)` with one bind per value; `(NULL)` for none, which `IN` matches no row
+        /// with (never use it after `NOT IN`: that matches none either). One bind per value: keep
+        /// lists under `SQLQuery.valuesPerList` (callers chunk longer ones).
         package mutating func appendInterpolation(list values: [some SQLBindable]) { pieces.append(.list(values.map(\.sqlValue))) }
 
         package mutating func appendInterpolation(unescaped fragment: String) { pieces.append(.sql(fragment)) }

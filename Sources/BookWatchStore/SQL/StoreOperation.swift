@@ -41,6 +41,19 @@ public struct StoreOperation<Answer: Sendable>: Sendable {
         return .run(first, then: { _ in chain(rest, then: last) })
     }
 
+    /// `steps` run in order, each row decoded as it comes, then `then` with all of them (a long
+    /// list read in chunks, each under `SQLQuery.valuesPerList`).
+    package static func collect<Value: Sendable>(
+        _ steps: [SQLStep],
+        _ decode: @escaping @Sendable (any SQLRow) throws -> Value,
+        then: @escaping @Sendable ([Value]) throws -> Next,
+        collected: [Value] = []
+    ) throws -> Next {
+        guard let first = steps.first else { return try then(collected) }
+        let rest = Array(steps.dropFirst())
+        return .run(first) { rows in try collect(rest, decode, then: then, collected: collected + (try rows.map(decode))) }
+    }
+
     /// Runs `next` to its answer with `run` executing each statement (the stores' loop).
     package static func answer(_ next: Next, _ run: (SQLStep) throws -> [any SQLRow]) throws -> Answer {
         var next = next
