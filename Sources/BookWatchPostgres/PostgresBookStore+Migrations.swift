@@ -163,6 +163,8 @@ extension PostgresBookStore {
                 """,
             ]
         ),
+        // The hint admission decoded, so the watcher does not decode the body again.
+        ("v9-inbox-hint", ["ALTER TABLE webhook_inbox ADD COLUMN hint TEXT"]),
     ]
 
     /// The names of the migrations, in order.

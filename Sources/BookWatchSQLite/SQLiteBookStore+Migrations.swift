@@ -170,6 +170,10 @@ extension SQLiteBookStore {
                     """
             )
         }
+        migrator.registerMigration("v9-inbox-hint") { db in
+            // The hint admission decoded, so the watcher does not decode the body again.
+            try db.execute(sql: "ALTER TABLE webhook_inbox ADD COLUMN hint TEXT")
+        }
         return migrator
     }
 }

@@ -301,6 +301,9 @@ public struct InboxDelivery: Sendable, Equatable {
     public var remoteAddress: String?
     /// The delivery passed an authentication check (signature, HTTP Basic or the allowlist).
     public var authenticated: Bool
+    /// The hint admission decoded from the body (nil for rows stored before it was kept, or by a
+    /// caller that did not decode: the watcher then decodes the body).
+    public var hint: WebhookHint?
 
     public init(
         requestID: String?,
@@ -310,8 +313,10 @@ public struct InboxDelivery: Sendable, Equatable {
         event: String,
         body: [UInt8],
         remoteAddress: String? = nil,
-        authenticated: Bool = false
+        authenticated: Bool = false,
+        hint: WebhookHint? = nil
     ) {
+        self.hint = hint
         self.authenticated = authenticated
         self.requestID = requestID
         self.receivedAt = receivedAt

@@ -296,6 +296,38 @@ import Testing
         #expect(try await h.store.book(Self.uuid)?.analytics?.dueAt == clock.now())
     }
 
+    /// The watcher applies the hint admission decoded and the row keeps: the body is not read
+    /// again (here it is not even JSON, and the delivery still counts).
+    @Test func theInboxRowsHintIsAppliedWithoutDecodingTheBodyAgain() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)], analytics: [])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        let hint = WebhookHint(event: .documentUploaded, document: DocumentRef(pk: 77))
+        let old = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":78}"#
+        let rows: [(String, String, WebhookHint?)] = [("kept", "not json", hint), ("old", old, nil), ("garbage", "not json either", nil)]
+        for (id, body, kept) in rows {
+            _ = try await h.store.appendToInbox(
+                InboxDelivery(
+                    requestID: id,
+                    receivedAt: clock.now(),
+                    bookUUID: Self.uuid,
+                    bookPK: nil,
+                    event: "document.upload_succeeded",
+                    body: Array(body.utf8),
+                    authenticated: true,
+                    hint: kept
+                )
+            )
+        }
+        #expect(try await watcher.processInbox() == 3)
+        // A row stored without a hint (before the inbox kept them) is decoded from its body; one
+        // whose body is not a webhook is marked undecodable, never applied.
+        #expect(try await h.store.book(Self.uuid)?.machine.documents.map(\.ref.pk) == [77, 78])
+        #expect(try await h.store.pendingInbox(limit: 10).isEmpty)
+    }
+
     @Test func aJobGivesUpByAgeAndSaysSo() async throws {
         let h = try IngressHarness()
         let clock = ManualClock(start: h.clock.now())

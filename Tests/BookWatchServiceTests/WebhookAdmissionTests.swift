@@ -47,6 +47,9 @@ import Testing
         let row = try #require(sink.rows.withLock { $0.first })
         #expect(row.authenticated && row.requestID == "req-1" && row.bookPK == 7 && row.remoteAddress == "10.0.0.1")
         #expect(row.bookUUID == BookUUID("09c52985-2f05-4022-a738-9277cc335c7e") && row.event == "book.verified" && row.body == body)
+        // The decoded hint is stored with the row: the watcher applies it without decoding again.
+        #expect(row.hint == (try DecodedWebhook.decode(body)).hint)
+        #expect(row.hint?.event == .bookVerified)
     }
 
     @Test func anUnsignedDeploymentStoresDeliveriesUnauthenticated() async throws {

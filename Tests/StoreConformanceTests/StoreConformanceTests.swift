@@ -9,6 +9,21 @@ import Testing
 /// including what several replicas sharing one database rely on (claims, leases, once-only inbox
 /// rows, row-locked transitions).
 @Suite struct StoreConformanceTests {
+    @Test(arguments: StoreKind.available)
+    func aDeliveryKeepsTheHintAdmissionDecoded(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            var kept = F.delivery("with-hint")
+            kept.hint = WebhookHint(
+                event: .bookVerified,
+                bookStatus: .verified,
+                listedDocuments: [DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)]
+            )
+            _ = try await store.appendToInbox(batch: [kept, F.delivery("without")])
+            let claimed = try await store.claimInbox(owner: "w", now: F.t0, limit: 10, lease: 60)
+            #expect(claimed.map(\.delivery.hint) == [kept.hint, nil])
+        }
+    }
+
     /// More documents than one INSERT writes, more Books than one IN list reads: both are split
     /// so no statement nears a database's bind limit (PostgreSQL's protocol fails past 65,535).
     @Test(arguments: StoreKind.available)

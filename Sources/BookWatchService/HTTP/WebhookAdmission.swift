@@ -110,7 +110,8 @@ public struct WebhookAdmission: Sendable {
             body: body,
             remoteAddress: client,
             // Only a delivery that passed a check of its origin may stand in for a status call.
-            authenticated: verifier != nil || access.authenticates
+            authenticated: verifier != nil || access.authenticates,
+            hint: decoded.hint
         )
         return .store(delivery, decoded)
     }

@@ -257,13 +257,24 @@ public final class Watcher: Sendable {
         let delivery = stored.delivery
         var log = logger
         log[metadataKey: "request_id"] = "\(delivery.requestID ?? "-")"
-        guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return .undecodable }
-        var hint = decoded.hint
+        // The hint admission decoded and the row keeps; a row stored without one (before the
+        // inbox kept hints) is decoded here.
+        var hint: WebhookHint
+        var bookUUID = delivery.bookUUID
+        var bookPK = delivery.bookPK
+        if let stored = delivery.hint {
+            hint = stored
+        } else {
+            guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return .undecodable }
+            hint = decoded.hint
+            bookUUID = bookUUID ?? decoded.bookUUID
+            bookPK = bookPK ?? decoded.bookPK
+        }
         hint.authenticated = delivery.authenticated
         do {
-            var uuid = delivery.bookUUID ?? decoded.bookUUID
+            var uuid = bookUUID
             var learned: (result: BookStatusResult, at: Date)?
-            if uuid == nil, let pk = delivery.bookPK ?? decoded.bookPK {
+            if uuid == nil, let pk = bookPK {
                 uuid = try await store.uuid(forPK: pk)
                 if uuid == nil {
                     // Not known here: one status call by pk tells the uuid (and the status itself).
@@ -284,8 +295,8 @@ public final class Watcher: Sendable {
             log[metadataKey: "book_uuid"] = "\(uuid)"
             let now = clock.now()
             // Auto-track: a Book first seen here is tracked and given its hint in one transaction.
-            let delivery = HintDelivery(inboxRow: stored.id, trackUnknown: configuration.autoTrack)
-            let outcome = try await store.apply(.webhook(hint, delivery), to: uuid, at: now, options: options())
+            let source = HintDelivery(inboxRow: stored.id, trackUnknown: configuration.autoTrack)
+            let outcome = try await store.apply(.webhook(hint, source), to: uuid, at: now, options: options())
             if outcome == nil {
                 // Untracked by the operator: stored and counted, never tracked again by a webhook.
                 if try await store.isUntracked(uuid) { return untrackedDelivery(log) }
@@ -299,7 +310,7 @@ public final class Watcher: Sendable {
                 let answer = PollAnswer(takenAt: learned.result.requestedAt ?? learned.at)
                 _ = try await store.apply(.snapshot(learned.result.snapshot, answer), to: uuid, at: now, options: options())
             }
-            log.debug("webhook applied", metadata: ["event": "\(decoded.eventName)"])
+            log.debug("webhook applied", metadata: ["event": "\(delivery.event)"])
             return .applied
         } catch let error as StoreError where error.isDuplicate {
             return .processedElsewhere  // another replica marked the row first

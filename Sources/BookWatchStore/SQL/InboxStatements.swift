@@ -17,9 +17,9 @@ extension SQLStatementStore {
         guard let d = rest.first else { return .done(outcomes) }
         let insert = SQLStep(
             """
-            INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated)
+            INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated, hint)
             VALUES (\(d.requestID), \(d.receivedAt.storageMillis), \(d.bookUUID?.rawValue), \(d.bookPK), \(d.event), \(d.body),
-                \(d.remoteAddress), \(d.authenticated))
+                \(d.remoteAddress), \(d.authenticated), \(d.hint?.storedJSON))
             ON CONFLICT (request_id) DO NOTHING RETURNING id
             """,
             reads: true
@@ -130,7 +130,8 @@ extension StoredDelivery {
                 event: try row.string("event"),
                 body: try row.bytes("body"),
                 remoteAddress: try row.optionalString("remote_address"),
-                authenticated: try row.bool("authenticated")
+                authenticated: try row.bool("authenticated"),
+                hint: try row.optionalString("hint").flatMap(WebhookHint.init(storedJSON:))
             ),
             attempts: try row.int("attempts")
         )

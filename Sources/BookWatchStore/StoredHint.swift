@@ -1,0 +1,59 @@
+import BookWatchCore
+import Foundation
+
+/// A hint as the inbox keeps it (`webhook_inbox.hint`, JSON): the delivery is decoded once, at the
+/// door (`WebhookAdmission`), and the watcher applies what was read there instead of decoding the
+/// body again. `authenticated` is not part of it: the row's own column says that.
+extension WebhookHint {
+    private struct Stored: Codable {
+        var event: String
+        /// The legacy thin body (`WebhookEvent.documentStatus`, which has no event name of its own).
+        var thin: Bool?
+        var documentPK: Int?
+        var documentUUID: String?
+        var documentStatus: String?
+        var bookStatus: String?
+        var listed: [Listed]?
+
+        struct Listed: Codable {
+            var pk: Int?
+            var uuid: String?
+            var status: String
+            var rejectionReason: String?
+        }
+    }
+
+    /// The stored form (compact JSON).
+    package var storedJSON: String {
+        let stored = Stored(
+            event: event.name,
+            thin: event == .documentStatus ? true : nil,
+            documentPK: document?.pk,
+            documentUUID: document?.uuid,
+            documentStatus: documentStatus?.rawValue,
+            bookStatus: bookStatus?.rawValue,
+            listed: listedDocuments.isEmpty
+                ? nil
+                : listedDocuments.map {
+                    Stored.Listed(pk: $0.ref.pk, uuid: $0.ref.uuid, status: $0.status.rawValue, rejectionReason: $0.rejectionReason)
+                }
+        )
+        // Strings and integers only: encoding cannot fail.
+        return (try? JSONEncoder().encode(stored)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// The hint a row stored, or nil when the text is not one (the caller decodes the body instead).
+    package init?(storedJSON: String) {
+        guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(storedJSON.utf8)) else { return nil }
+        let document = stored.documentPK != nil || stored.documentUUID != nil ? DocumentRef(pk: stored.documentPK, uuid: stored.documentUUID) : nil
+        self.init(
+            event: stored.thin == true ? .documentStatus : WebhookEvent(name: stored.event),
+            document: document,
+            documentStatus: stored.documentStatus.map(DocumentStatus.init),
+            bookStatus: stored.bookStatus.map(BookStatus.init),
+            listedDocuments: (stored.listed ?? []).map {
+                DocumentSnapshot(ref: DocumentRef(pk: $0.pk, uuid: $0.uuid), status: DocumentStatus($0.status), rejectionReason: $0.rejectionReason)
+            }
+        )
+    }
+}
