@@ -43,6 +43,21 @@ import Testing
         #expect(layers.source(of: "BOOKWATCH_POLL_MIN_SECONDS") == .default)
     }
 
+    /// Every name reaches the resolvers through swift-configuration's reader from each layer
+    /// (its key is the name in dotted form; the provider encodes it back), the earlier layer
+    /// winning, an empty value included; names outside the catalog are not settings.
+    @Test(arguments: SettingCatalog.fileNames.sorted())
+    func everySettingIsReadFromEachLayerInOrder(_ name: String) throws {
+        let file = try writeTemporary("\(name)=from-file\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try LayeredConfiguration(environment: [:], configPath: file).merged[name] == "from-file")
+        #expect(try LayeredConfiguration(environment: [name: "from-env"], configPath: file).merged[name] == "from-env")
+        #expect(try LayeredConfiguration(environment: [name: ""], configPath: file).merged[name] == "")
+        let flagged = try LayeredConfiguration(environment: [name: "from-env"], flags: [name: "from-flag"], configPath: file)
+        #expect(flagged.merged[name] == "from-flag")
+        #expect(flagged.merged.keys.allSatisfy(SettingCatalog.fileNames.contains))
+    }
+
     @Test func effectiveConfigurationRedactsEverySecretAndNamesSources() throws {
         let layers = try LayeredConfiguration(
             environment: [

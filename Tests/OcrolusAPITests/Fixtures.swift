@@ -1,6 +1,6 @@
 import Foundation
 
-/// The shared test data (`shared/testdata`), copied into this target's resources.
+/// The payload samples and signature vectors of Ocrolus's documentation, kept in this target's resources (`Fixtures/`).
 enum TestData {
     static var root: URL {
         get throws {

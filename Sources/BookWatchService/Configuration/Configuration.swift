@@ -1,4 +1,5 @@
 import BookWatchStore
+import Configuration
 import Foundation
 
 /// One setting of `serve`: its environment name (also its config-file name), the flag that
@@ -123,6 +124,15 @@ public enum SettingCatalog {
 
     /// Names a config file may set: every setting, and `NAME_FILE` for secrets.
     public static let fileNames: Set<String> = Set(all.map(\.name) + all.filter(\.fileVariant).map { $0.name + "_FILE" })
+
+    /// The names whose values are secrets (never printed or logged).
+    public static let secretNames: Set<String> = Set(all.filter(\.secret).map(\.name))
+
+    /// A setting's key for swift-configuration: its environment name lower-cased, one component per
+    /// `_` (`EnvironmentVariablesProvider` encodes it back to the name).
+    public static func key(_ name: String) -> ConfigKey {
+        ConfigKey(name.lowercased().split(separator: "_").map(String.init))
+    }
 }
 
 /// Where a setting's value came from.
@@ -143,8 +153,10 @@ public enum SettingSource: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The three layers of configuration, flags > environment > config file > defaults, read in one
-/// place. `merged` is what the settings resolvers read; `effective` is what `bookwatch config`
-/// prints.
+/// place through apple/swift-configuration: one `EnvironmentVariablesProvider` per layer, queried
+/// by a `ConfigReader` in that order (each setting's key is its environment name in dotted form,
+/// `BOOKWATCH_PORT` as `bookwatch.port`). `merged` is what the settings resolvers read; `effective`
+/// is what `bookwatch config` prints, with `source(of:)` naming the layer that won.
 public struct LayeredConfiguration: Sendable {
     /// Flag values, keyed by the setting's environment name.
     public let flags: [String: String]
@@ -168,9 +180,26 @@ public struct LayeredConfiguration: Sendable {
         }
     }
 
-    /// The environment to resolve settings from: file, overridden by the environment, overridden by flags.
+    /// The reader over the three layers, flags first (secrets marked, so the library's access
+    /// reporting redacts them).
+    public var reader: ConfigReader {
+        let secrets = SecretsSpecifier<String, String>.specific(SettingCatalog.secretNames)
+        return ConfigReader(
+            providers: [flags, environment, file].map { EnvironmentVariablesProvider(environmentVariables: $0, secretsSpecifier: secrets) }
+        )
+    }
+
+    /// Every setting the catalog knows (and `NAME_FILE` of secrets), resolved: flags > environment >
+    /// file; a layer that sets a name to the empty string still wins (the resolvers read it as unset).
     public var merged: [String: String] {
-        file.merging(environment) { _, new in new }.merging(flags) { _, new in new }
+        let reader = reader
+        var values: [String: String] = [:]
+        for name in SettingCatalog.fileNames {
+            if let value = reader.string(forKey: SettingCatalog.key(name), isSecret: SettingCatalog.secretNames.contains(name)) {
+                values[name] = value
+            }
+        }
+        return values
     }
 
     public func source(of name: String) -> SettingSource {
