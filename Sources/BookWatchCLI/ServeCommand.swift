@@ -121,7 +121,8 @@ struct ServeCommand: AsyncParsableCommand {
                 store: store,
                 health: health,
                 metrics: metrics,
-                bareBenchmarkRoute: environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"
+                // Not a setting (the ingress benchmark's switch): read from the process environment.
+                bareBenchmarkRoute: layers.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"
             ),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
             services: [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)],

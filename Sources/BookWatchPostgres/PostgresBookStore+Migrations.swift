@@ -164,7 +164,9 @@ extension PostgresBookStore {
             ]
         ),
         // The hint admission decoded, so the watcher does not decode the body again.
-        ("v9-inbox-hint", ["ALTER TABLE webhook_inbox ADD COLUMN hint TEXT"]),
+        // The lock timeout: behind a long transaction the ALTER fails (startup retries) rather
+        // than hold the inbox's inserts (503s) for the whole migration timeout.
+        ("v9-inbox-hint", ["SET LOCAL lock_timeout = '5s'", "ALTER TABLE webhook_inbox ADD COLUMN hint TEXT"]),
     ]
 
     /// The names of the migrations, in order.

@@ -6,6 +6,9 @@ import Foundation
 /// body again. `authenticated` is not part of it: the row's own column says that.
 extension WebhookHint {
     private struct Stored: Codable {
+        /// The form's version: a row written by another version of the form is decoded from its
+        /// body instead (a fixed decoder then reaches rows queued before the fix too).
+        var v: Int
         var event: String
         /// The legacy thin body (`WebhookEvent.documentStatus`, which has no event name of its own).
         var thin: Bool?
@@ -23,9 +26,14 @@ extension WebhookHint {
         }
     }
 
+    /// The version of the stored form (and of the decoder that made it): bump it when the decoder's
+    /// reading of a body changes, so rows already queued are read again from their bodies.
+    static let storedVersion = 1
+
     /// The stored form (compact JSON).
     package var storedJSON: String {
         let stored = Stored(
+            v: Self.storedVersion,
             event: event.name,
             thin: event == .documentStatus ? true : nil,
             documentPK: document?.pk,
@@ -44,7 +52,9 @@ extension WebhookHint {
 
     /// The hint a row stored, or nil when the text is not one (the caller decodes the body instead).
     package init?(storedJSON: String) {
-        guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(storedJSON.utf8)) else { return nil }
+        guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(storedJSON.utf8)), stored.v == Self.storedVersion else {
+            return nil
+        }
         let document = stored.documentPK != nil || stored.documentUUID != nil ? DocumentRef(pk: stored.documentPK, uuid: stored.documentUUID) : nil
         self.init(
             event: stored.thin == true ? .documentStatus : WebhookEvent(name: stored.event),

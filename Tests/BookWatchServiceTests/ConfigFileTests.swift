@@ -58,6 +58,11 @@ import Testing
         #expect(flagged.merged.keys.allSatisfy(SettingCatalog.fileNames.contains))
     }
 
+    @Test func valuesThatMayHoldASecretAreRedactedInTheLibrarysAccessLog() {
+        #expect(SettingCatalog.secretNames.isSubset(of: SettingCatalog.redactedNames))
+        #expect(SettingCatalog.redactedNames.isSuperset(of: ["BOOKWATCH_DATABASE", "BOOKWATCH_ON_COMPLETE", "OCROLUS_CLIENT_SECRET"]))
+    }
+
     @Test func effectiveConfigurationRedactsEverySecretAndNamesSources() throws {
         let layers = try LayeredConfiguration(
             environment: [

@@ -18,6 +18,9 @@ import Testing
         ),
         WebhookHint(event: .unknown("book.something_new"), bookStatus: .unknown("BRAND_NEW")),
         WebhookHint(event: .bookCompleted),
+        WebhookHint(event: .unknown("document.status")),
+        WebhookHint(event: .unknown("")),
+        WebhookHint(event: WebhookEvent(name: "DOC_VERIFIED"), document: DocumentRef(pk: 4), documentStatus: .verificationComplete),
     ]
 
     @Test(arguments: hints)
@@ -30,7 +33,7 @@ import Testing
         #expect(WebhookHint(storedJSON: hint.storedJSON)?.authenticated == false)
     }
 
-    @Test(arguments: ["", "not json", "[]", #"{"thin":true}"#])
+    @Test(arguments: ["", "not json", "[]", #"{"thin":true}"#, #"{"v":2,"event":"book.verified"}"#, #"{"event":"book.verified"}"#])
     func textThatIsNotAHintIsNone(_ text: String) {
         #expect(WebhookHint(storedJSON: text) == nil)
     }

@@ -128,6 +128,10 @@ public enum SettingCatalog {
     /// The names whose values are secrets (never printed or logged).
     public static let secretNames: Set<String> = Set(all.filter(\.secret).map(\.name))
 
+    /// Secrets and the settings whose values may embed one: never written out in clear by the
+    /// configuration library's access reporting.
+    public static let redactedNames: Set<String> = secretNames.union(["BOOKWATCH_DATABASE", "BOOKWATCH_ON_COMPLETE"])
+
     /// A setting's key for swift-configuration: its environment name lower-cased, one component per
     /// `_` (`EnvironmentVariablesProvider` encodes it back to the name).
     public static func key(_ name: String) -> ConfigKey {
@@ -180,10 +184,11 @@ public struct LayeredConfiguration: Sendable {
         }
     }
 
-    /// The reader over the three layers, flags first (secrets marked, so the library's access
-    /// reporting redacts them).
+    /// The reader over the three layers, flags first. Secrets are marked, and so are the values
+    /// that may carry one (a `postgres://` URL's password, a hook command's token), so the
+    /// library's access log (`CONFIG_ACCESS_LOG_FILE`, when set) redacts them.
     public var reader: ConfigReader {
-        let secrets = SecretsSpecifier<String, String>.specific(SettingCatalog.secretNames)
+        let secrets = SecretsSpecifier<String, String>.specific(SettingCatalog.redactedNames)
         return ConfigReader(
             providers: [flags, environment, file].map { EnvironmentVariablesProvider(environmentVariables: $0, secretsSpecifier: secrets) }
         )
@@ -195,7 +200,7 @@ public struct LayeredConfiguration: Sendable {
         let reader = reader
         var values: [String: String] = [:]
         for name in SettingCatalog.fileNames {
-            if let value = reader.string(forKey: SettingCatalog.key(name), isSecret: SettingCatalog.secretNames.contains(name)) {
+            if let value = reader.string(forKey: SettingCatalog.key(name), isSecret: SettingCatalog.redactedNames.contains(name)) {
                 values[name] = value
             }
         }
