@@ -13,6 +13,7 @@ public protocol WallClock: Sendable {
 }
 
 extension WallClock {
+    /// Suspends for `seconds` of this clock's time.
     public func sleep(for seconds: TimeInterval) async throws {
         try await sleep(until: now().addingTimeInterval(seconds))
     }
@@ -20,8 +21,11 @@ extension WallClock {
 
 /// The real clock.
 public struct SystemClock: WallClock {
+    /// The system's clock.
     public init() {}
+    /// The current wall-clock time.
     public func now() -> Date { Date() }
+    /// Sleeps in real time until `deadline`.
     public func sleep(until deadline: Date) async throws {
         let seconds = deadline.timeIntervalSinceNow
         if seconds > 0 { try await Task.sleep(for: .seconds(seconds)) }
@@ -30,22 +34,27 @@ public struct SystemClock: WallClock {
 
 /// A clock that runs `factor` times faster than real time from `origin` (for live demos).
 public struct ScaledClock: WallClock {
+    /// The clock's time when it was made.
     public let origin: Date
+    /// How many seconds of this clock pass per real second.
     public let factor: Double
     private let realStart: ContinuousClock.Instant
 
+    /// A clock reading `origin` now and running `factor` times faster than real time.
     public init(origin: Date, factor: Double) {
         self.origin = origin
         self.factor = max(factor, 0.000_001)
         self.realStart = ContinuousClock.now
     }
 
+    /// `origin` plus the real time elapsed, scaled.
     public func now() -> Date {
         let elapsed = ContinuousClock.now - realStart
         let seconds = elapsed.inSeconds
         return origin.addingTimeInterval(seconds * factor)
     }
 
+    /// Sleeps the real time that `deadline` is away, scaled down.
     public func sleep(until deadline: Date) async throws {
         let virtual = deadline.timeIntervalSince(now())
         if virtual > 0 { try await Task.sleep(for: .seconds(virtual / factor)) }
@@ -71,10 +80,12 @@ public final class ManualClock: WallClock {
 
     private let state: Mutex<State>
 
+    /// A clock standing at `start` until advanced.
     public init(start: Date = Date(timeIntervalSince1970: 1_774_000_000)) {
         state = Mutex(State(now: start))
     }
 
+    /// The time it was last advanced to.
     public func now() -> Date { state.withLock { $0.now } }
 
     /// How many tasks are sleeping on this clock.
@@ -83,6 +94,7 @@ public final class ManualClock: WallClock {
     /// The earliest deadline anyone sleeps until, if any.
     public var nextDeadline: Date? { state.withLock { $0.sleepers.map(\.deadline).min() } }
 
+    /// Returns once the clock is advanced to `deadline` (at once when it is there).
     public func sleep(until deadline: Date) async throws {
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1

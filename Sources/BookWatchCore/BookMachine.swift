@@ -20,19 +20,27 @@ import struct Foundation.TimeInterval
 /// let actions = book.apply(.command(.track(.operator)), at: now)   // [.pollNow(.operator)]
 /// ```
 public struct BookMachine: Hashable, Sendable {
+    /// The Book.
     public let uuid: BookUUID
+    /// The Book's primary key at Ocrolus, once an answer or webhook named it.
     public internal(set) var pk: Int?
+    /// Where the Book is in its life (`BookPhase`).
     public internal(set) var phase: BookPhase
     /// The current generation; a reopen after finishing starts the next one.
     public internal(set) var generation: Int
     /// The highest generation an analytics job was opened for (0: none).
     public internal(set) var lastOpenedGeneration: Int
+    /// The book status of the last answer (or trusted webhook).
     public internal(set) var bookStatus: BookStatus?
+    /// Every document known: confirmed by an answer, or only hinted by a webhook since.
     public internal(set) var documents: [TrackedDocument]
+    /// When a webhook about the Book last arrived.
     public internal(set) var lastWebhookAt: Date?
+    /// When a status answer was last applied.
     public internal(set) var lastSnapshotAt: Date?
     /// When the current generation was seen finished (for the completion-time histogram).
     public internal(set) var finishedAt: Date?
+    /// Why the Book failed (a refused poll, analytics given up), while it is `failed`.
     public internal(set) var failureReason: String?
     /// Tracked when the lender created it (`track --new`): every document it will have is uploaded
     /// while watched, so even its first snapshot says whether webhooks announced them.
@@ -128,18 +136,30 @@ public struct BookMachine: Hashable, Sendable {
 
     /// See `truth`.
     public struct Truth: Hashable, Sendable {
+        /// A document as the truth counts it.
         public struct Document: Hashable, Sendable {
+            /// Which document.
             public var ref: DocumentRef
+            /// Its status from the last answer.
             public var status: DocumentStatus?
+            /// Whether it belonged to the Book when its generation finished.
             public var covered: Bool
         }
+        /// The Book's pk.
         public var pk: Int?
+        /// The Book's phase.
         public var phase: BookPhase
+        /// The current generation.
         public var generation: Int
+        /// The highest generation a job was opened for.
         public var lastOpenedGeneration: Int
+        /// The book status of the last answer.
         public var bookStatus: BookStatus?
+        /// The documents answers confirmed.
         public var documents: [Document]
+        /// Why the Book failed, if it did.
         public var failureReason: String?
+        /// An odd answer waiting for a second one.
         public var doubt: Doubt?
     }
 

@@ -15,6 +15,7 @@ public enum BookPhase: String, Hashable, Sendable, CaseIterable, Comparable {
     /// Ocrolus says the Book is gone.
     case deleted
 
+    /// Phases in the order a Book normally passes them (`ordinal`).
     public static func < (lhs: BookPhase, rhs: BookPhase) -> Bool {
         lhs.ordinal < rhs.ordinal
     }
@@ -34,6 +35,7 @@ public enum BookPhase: String, Hashable, Sendable, CaseIterable, Comparable {
 
 /// A Document as the machine knows it: the last snapshot's status plus any webhook hint since.
 public struct TrackedDocument: Hashable, Sendable {
+    /// Which document (pk, uuid or both).
     public var ref: DocumentRef
     /// The status in the last snapshot; nil when only a webhook has mentioned the document.
     public var status: DocumentStatus?
@@ -41,8 +43,10 @@ public struct TrackedDocument: Hashable, Sendable {
     public var hint: DocumentProgress?
     /// Whether the document belonged to the Book when its current generation finished.
     public var covered: Bool
+    /// Why Ocrolus rejected the document, when it did.
     public var rejectionReason: String?
 
+    /// A document with its last known status.
     public init(
         ref: DocumentRef,
         status: DocumentStatus?,
@@ -141,16 +145,19 @@ public enum BookInput: Hashable, Sendable {
 /// A doubt raised by one status answer that only a second answer may confirm: one odd answer must
 /// never delete a Book or reopen a finished generation.
 public struct Doubt: Hashable, Sendable {
+    /// What the first answer claimed.
     public enum Kind: String, Hashable, Sendable {
         /// Ocrolus said the Book is gone (code 1401 or `DELETED`).
         case gone
         /// A finished Document showed unfinished again, with no new Document in the answer.
         case reopen
     }
+    /// What the odd answer claimed.
     public var kind: Kind
     /// When the request of the answer that raised it was sent.
     public var since: Date
 
+    /// A doubt raised by an answer asked at `since`.
     public init(kind: Kind, since: Date) {
         self.kind = kind
         self.since = since

@@ -1,9 +1,13 @@
 /// One Document as a status response lists it.
 public struct DocumentSnapshot: Hashable, Sendable {
+    /// Which document (pk, uuid or both).
     public var ref: DocumentRef
+    /// Its status at the moment of the answer.
     public var status: DocumentStatus
+    /// Why Ocrolus rejected it, when it did (`rejection_reason`).
     public var rejectionReason: String?
 
+    /// A document as one status answer lists it.
     public init(ref: DocumentRef, status: DocumentStatus, rejectionReason: String? = nil) {
         self.ref = ref
         self.status = status
@@ -23,6 +27,7 @@ public enum BookSnapshot: Hashable, Sendable {
     /// The Book is gone: `book_status: DELETED`, or error code 1401 under any HTTP status.
     case gone
 
+    /// True when the Book is `VERIFIED` (or `BOOK_COMPLETE`) and every document listed has finished.
     public var isFinished: Bool {
         switch self {
         case .gone:

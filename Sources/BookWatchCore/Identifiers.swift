@@ -8,6 +8,7 @@
 /// uuid.rawValue // "09c52985-2f05-4022-a738-9277cc335c7e"
 /// ```
 public struct BookUUID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The uuid, lower-cased.
     public let rawValue: String
 
     /// Parses a uuid, or returns nil when `text` is not a well-formed one.
@@ -22,8 +23,10 @@ public struct BookUUID: Hashable, Comparable, Sendable, CustomStringConvertible 
         self = value
     }
 
+    /// The uuid, lower-cased.
     public var description: String { rawValue }
 
+    /// uuid order (the order of `status` and of tightened polls).
     public static func < (lhs: BookUUID, rhs: BookUUID) -> Bool { lhs.rawValue < rhs.rawValue }
 
     /// Lower-cases and checks the `8-4-4-4-12` hex layout; nil when it does not fit.
@@ -54,8 +57,11 @@ public struct BookUUID: Hashable, Comparable, Sendable, CustomStringConvertible 
 
 /// The error for a string that is not a uuid; `input` is the offending text.
 public struct MalformedUUID: Error, Equatable, CustomStringConvertible {
+    /// The text that is not a uuid.
     public let input: String
+    /// The error for `input`.
     public init(input: String) { self.input = input }
+    /// Names the text and the expected form.
     public var description: String { "'\(input)' is not a uuid (expected 8-4-4-4-12 hex digits)" }
 }
 
@@ -65,9 +71,12 @@ public struct MalformedUUID: Error, Equatable, CustomStringConvertible {
 /// (the legacy thin body has only `uploaded_doc_pk`, `book.verified` lists only uuids).
 /// Two references denote the same Document when they share either identifier.
 public struct DocumentRef: Hashable, Sendable, CustomStringConvertible {
+    /// The document's primary key at Ocrolus, when known.
     public var pk: Int?
+    /// The document's uuid, lower-cased, when known.
     public var uuid: String?
 
+    /// A reference by either identifier or both (the uuid lower-cased).
     public init(pk: Int? = nil, uuid: String? = nil) {
         self.pk = pk
         self.uuid = uuid.map { $0.lowercased() }
@@ -90,6 +99,7 @@ public struct DocumentRef: Hashable, Sendable, CustomStringConvertible {
     /// Whether the reference names anything at all.
     public var isEmpty: Bool { pk == nil && uuid == nil }
 
+    /// The uuid and the pk, whichever are known.
     public var description: String {
         switch (pk, uuid) {
         case let (pk?, uuid?): "\(uuid) (pk \(pk))"

@@ -24,11 +24,14 @@ import func Foundation.pow
 ///   Books stop costing API budget.
 /// - `never`: nil.
 public struct PollSchedule: Hashable, Sendable {
+    /// The shortest interval between scheduled polls of a Book (`BOOKWATCH_POLL_MIN_SECONDS`).
     public var minimum: TimeInterval
+    /// The longest interval between scheduled polls of a Book (`BOOKWATCH_POLL_MAX_SECONDS`).
     public var maximum: TimeInterval
     /// How long a finished Book is still polled (to notice a reopen); nil means forever.
     public var retention: TimeInterval?
 
+    /// A policy with these intervals (`retention` nil: finished Books are not polled for reopens).
     public init(minimum: TimeInterval = 60, maximum: TimeInterval = 1800, retention: TimeInterval? = 168 * 3600) {
         self.minimum = minimum
         self.maximum = max(minimum, maximum)
@@ -90,6 +93,7 @@ public struct PollSlot: Equatable, Sendable {
     /// A replica's status call for this Book is in flight.
     public var claimed: Bool
 
+    /// A Book's pending poll as stored.
     public init(next: Date?, reason: String?, claimed: Bool) {
         self.next = next
         self.reason = reason
@@ -99,14 +103,20 @@ public struct PollSlot: Equatable, Sendable {
 
 /// What the policy needs to know about the moment of a transition.
 public struct PollContext: Sendable {
+    /// When the transition happens.
     public var now: Date
+    /// When the Book last had a webhook, if ever.
     public var lastWebhookAt: Date?
+    /// When the Book's current generation finished, if it has.
     public var finishedAt: Date?
+    /// True when webhooks are silent or lossy: polling takes over.
     public var webhooksSilent: Bool
+    /// True while webhooks are measured reliable and trusted (`BOOKWATCH_WEBHOOK_TRUST`).
     public var webhooksTrusted: Bool
     /// The jitter, a draw from `0..<1`.
     public var unitRandom: Double
 
+    /// The moment of one transition.
     public init(now: Date, lastWebhookAt: Date?, finishedAt: Date?, webhooksSilent: Bool, webhooksTrusted: Bool, unitRandom: Double) {
         self.now = now
         self.lastWebhookAt = lastWebhookAt

@@ -10,6 +10,7 @@ public enum BookStatus: Hashable, Sendable, CustomStringConvertible {
     /// A status string this build does not know; treated as "still in progress".
     case unknown(String)
 
+    /// Parses a status as Ocrolus spells it (`BOOK_COMPLETE` reads as verified); an unknown one is kept verbatim.
     public init(_ raw: String) {
         switch raw.uppercased() {
         case "CREATED": self = .created
@@ -33,6 +34,7 @@ public enum BookStatus: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The status as Ocrolus spells it.
     public var description: String { rawValue }
 }
 
@@ -47,6 +49,7 @@ public enum DocumentProgress: String, Hashable, Sendable, CaseIterable {
     /// Removed (`DELETED`); finished, and ignored for analytics.
     case removed
 
+    /// True for every outcome but `inProgress`: succeeded, failed and removed documents no longer hold a Book back.
     public var isFinished: Bool { self != .inProgress }
 }
 
@@ -59,6 +62,7 @@ public enum DocumentStatus: Hashable, Sendable, CustomStringConvertible {
     /// A status string this build does not know; treated as in progress.
     case unknown(String)
 
+    /// Parses a document status as Ocrolus spells it; an unknown one is kept verbatim (and counts as in progress).
     public init(_ raw: String) {
         switch raw.uppercased() {
         case "UPLOADED": self = .uploaded
@@ -77,6 +81,7 @@ public enum DocumentStatus: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The status as Ocrolus spells it.
     public var rawValue: String {
         switch self {
         case .uploaded: "UPLOADED"
@@ -106,6 +111,7 @@ public enum DocumentStatus: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// True when the document no longer holds its Book back (`progress` is not in progress).
     public var isFinished: Bool { progress.isFinished }
 
     /// True for a string this build does not recognise (counted in a metric by the service).
@@ -114,5 +120,6 @@ public enum DocumentStatus: Hashable, Sendable, CustomStringConvertible {
         return false
     }
 
+    /// The status as Ocrolus spells it.
     public var description: String { rawValue }
 }

@@ -10,6 +10,7 @@ public struct PollAnswer: Hashable, Sendable {
     /// poll requested after the claim stays due (the answer is to an older question).
     public var claim: Date?
 
+    /// The facts of one answer.
     public init(takenAt: Date? = nil, claim: Date? = nil) {
         self.takenAt = takenAt
         self.claim = claim
@@ -25,6 +26,7 @@ public struct HintDelivery: Hashable, Sendable {
     /// tombstone (an untracked Book) is never tracked this way.
     public var trackUnknown: Bool
 
+    /// Where one hint comes from.
     public init(inboxRow: Int64? = nil, trackUnknown: Bool = false) {
         self.inboxRow = inboxRow
         self.trackUnknown = trackUnknown
@@ -45,6 +47,7 @@ public struct JobReport: Hashable, Sendable {
     /// next answer confirming the finish makes it due at once.
     public var awaitingView: Bool
 
+    /// A worker's report of one outcome.
     public init(claim: JobClaim? = nil, results: [AnalyticsResult] = [], retryAt: Date? = nil, awaitingView: Bool = false) {
         self.claim = claim
         self.results = results
@@ -56,9 +59,12 @@ public struct JobReport: Hashable, Sendable {
 /// A worker's hold on a running analytics job: its owner and the lease token of this claim.
 /// Every write the worker makes for the job checks both in the same statement (a fence).
 public struct JobClaim: Sendable, Hashable {
+    /// The worker (host, process and a random part: never two alike).
     public var owner: String
+    /// The claim's lease token: a new claim of the same job gets a new one.
     public var token: Int64
 
+    /// A claim of `owner` with lease token `token`.
     public init(owner: String, token: Int64) {
         self.owner = owner
         self.token = token
@@ -67,12 +73,18 @@ public struct JobClaim: Sendable, Hashable {
 
 /// One endpoint's stored analytics for one generation of a Book.
 public struct AnalyticsResult: Sendable, Hashable {
+    /// The Book.
     public var bookUUID: BookUUID
+    /// The generation the analytics belong to.
     public var generation: Int
+    /// The analytics endpoint (`summary`, ...).
     public var endpoint: String
+    /// The answer as Ocrolus sent it.
     public var body: [UInt8]
+    /// When it was fetched.
     public var retrievedAt: Date
 
+    /// One endpoint's result for one generation.
     public init(bookUUID: BookUUID, generation: Int, endpoint: String, body: [UInt8], retrievedAt: Date) {
         self.bookUUID = bookUUID
         self.generation = generation

@@ -19,6 +19,7 @@ public enum WebhookEvent: Hashable, Sendable, CustomStringConvertible {
     /// An event name this build does not know, kept verbatim.
     case unknown(String)
 
+    /// The event an org-level or account-level name denotes; an unknown name is kept verbatim.
     public init(name: String) {
         switch name {
         case "document.upload_succeeded": self = .documentUploaded
@@ -34,6 +35,7 @@ public enum WebhookEvent: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The org-level name of the event (`document.status` for the thin body).
     public var name: String {
         switch self {
         case .documentUploaded: "document.upload_succeeded"
@@ -63,11 +65,13 @@ public enum WebhookEvent: Hashable, Sendable, CustomStringConvertible {
         self == .bookCompleted || self == .bookAnalyticsGenerated
     }
 
+    /// The event name.
     public var description: String { name }
 }
 
 /// A webhook reduced to what the Book machine may use: a hint, never the truth.
 public struct WebhookHint: Hashable, Sendable {
+    /// What the webhook announced.
     public var event: WebhookEvent
     /// The document the event is about, when it names one.
     public var document: DocumentRef?
@@ -82,6 +86,7 @@ public struct WebhookHint: Hashable, Sendable {
     /// authenticated delivery about a Book marked deleted brings a poll.
     public var authenticated: Bool
 
+    /// A hint; `authenticated` only when the delivery passed a check of its origin.
     public init(
         event: WebhookEvent,
         document: DocumentRef? = nil,

@@ -5,7 +5,9 @@
 /// tight, which is also what gathers the evidence quickly. Pure; the watcher feeds it and reads
 /// `isLossy`.
 public struct WebhookLossEstimate: Sendable, Equatable, Codable {
+    /// Document changes a webhook announced, decayed (recent evidence weighs more).
     public private(set) var announced: Double = 0
+    /// Document changes a poll found that no webhook announced, decayed the same way.
     public private(set) var missed: Double = 0
     /// True until enough is known, then once the estimate passes `enter`, until it falls below
     /// `leave` (hysteresis).
@@ -18,6 +20,7 @@ public struct WebhookLossEstimate: Sendable, Equatable, Codable {
     /// Observations needed before the estimate means anything.
     let minimumWeight: Double
 
+    /// An estimate with no evidence yet: `decay` per observation, lossy above `enter`, reliable again below `leave`, judged only after `minimumWeight` observations.
     public init(decay: Double = 0.98, enter: Double = 0.10, leave: Double = 0.05, minimumWeight: Double = 8) {
         self.decay = decay
         self.enter = enter
@@ -28,6 +31,7 @@ public struct WebhookLossEstimate: Sendable, Equatable, Codable {
     /// Only the measured state is stored; the tuning (decay, thresholds) is this build's.
     enum CodingKeys: String, CodingKey { case announced, missed, isLossy, judged }
 
+    /// Reads an estimate shared through the store (its thresholds are this build's).
     public init(from decoder: any Decoder) throws {
         self.init()
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -37,6 +41,7 @@ public struct WebhookLossEstimate: Sendable, Equatable, Codable {
         judged = try container.decode(Bool.self, forKey: .judged)
     }
 
+    /// Writes the evidence and the judgement (the thresholds are configuration, not state).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(announced, forKey: .announced)

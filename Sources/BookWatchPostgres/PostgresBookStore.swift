@@ -18,6 +18,7 @@ import PostgresNIO
 /// defer { Task { try await store.close() } }
 /// ```
 public final class PostgresBookStore: BookStore {
+    /// The poll schedule transitions use.
     public let schedule: PollSchedule
     /// The database, without its password (safe to log and show in errors).
     public let location: String
@@ -25,6 +26,7 @@ public final class PostgresBookStore: BookStore {
     let schema: String?
     let client: PostgresClient
     let logger: Logger
+    /// The random source of poll jitter (injected: a seed governs it).
     public let random: @Sendable () -> Double
     private let runner: Task<Void, Never>
 

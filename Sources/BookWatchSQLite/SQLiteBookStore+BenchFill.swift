@@ -5,9 +5,13 @@ import GRDB
 
 /// What `fillForBenchmark` wrote.
 public struct BenchFillSummary: Sendable {
+    /// Books written.
     public var books = 0
+    /// Documents written.
     public var documents = 0
+    /// Books by state.
     public var byState: [BookPhase: Int] = [:]
+    /// How long the fill took.
     public var seconds: TimeInterval = 0
 }
 

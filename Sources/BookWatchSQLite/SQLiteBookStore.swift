@@ -14,8 +14,10 @@ import Synchronization
 /// let outcome = try await store.apply(.command(.track(.operator)), to: uuid, at: .now, options: .init())
 /// ```
 public final class SQLiteBookStore: BookStore {
+    /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// The poll schedule transitions use.
     public let schedule: PollSchedule
     /// Draws from `0..<1` for schedule jitter; injected so tests are deterministic.
     public let random: @Sendable () -> Double
@@ -154,6 +156,7 @@ public final class SQLiteBookStore: BookStore {
 public final class StoreActivity: Sendable {
     private let running = Atomic<Int>(0)
 
+    /// No transaction running yet.
     public init() {}
 
     func begin() { running.add(1, ordering: .acquiringAndReleasing) }
