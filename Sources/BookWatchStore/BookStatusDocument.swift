@@ -6,9 +6,12 @@ import Foundation
 /// The shape is a contract (architecture.md): every key is always present; times are RFC 3339
 /// UTC strings or null.
 public struct BookStatusDocument: Encodable, Sendable {
+    /// The Books, in uuid order.
     public var books: [BookStatusEntry]
+    /// Books per state (states with none left out).
     public var totals: [String: Int]
 
+    /// The document of `records` and `totals`.
     public init(records: [BookRecord], totals: [BookPhase: Int]) {
         books = records.map(BookStatusEntry.init)
         self.totals = Dictionary(uniqueKeysWithValues: totals.map { ($0.key.rawValue, $0.value) })
@@ -22,17 +25,25 @@ public struct BookStatusDocument: Encodable, Sendable {
 
 /// One Book in the status JSON.
 public struct BookStatusEntry: Encodable, Sendable {
+    /// A Book's documents, counted.
     public struct Documents: Encodable, Sendable {
+        /// Documents confirmed by an answer.
         public var total: Int
+        /// Of those, finished.
         public var finished: Int
+        /// Of those, failed (rejected or failed at Ocrolus).
         public var failed: Int
     }
 
+    /// The analytics job of the Book's current (or last) generation.
     public struct Analytics: Encodable, Sendable {
         /// `none` before a job exists, else the job state.
         public var state: String
+        /// Real errors so far.
         public var attempts: Int
+        /// When the results were stored (RFC 3339), or null.
         public var retrievedAt: String?
+        /// The last error, or null.
         public var lastError: String?
 
         enum CodingKeys: String, CodingKey {
@@ -41,6 +52,7 @@ public struct BookStatusEntry: Encodable, Sendable {
             case lastError = "last_error"
         }
 
+        /// Every key present: null, not absent.
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(state, forKey: .state)
@@ -50,16 +62,26 @@ public struct BookStatusEntry: Encodable, Sendable {
         }
     }
 
+    /// The Book.
     public var bookUUID: String
+    /// The Book's pk, once known.
     public var bookPK: Int?
+    /// The state (`BookPhase`).
     public var state: String
+    /// The current generation.
     public var generation: Int
+    /// The documents, counted.
     public var documents: Documents
+    /// When the last webhook arrived (RFC 3339), or null.
     public var lastWebhookAt: String?
+    /// When the last answer was applied (RFC 3339), or null.
     public var lastPolledAt: String?
+    /// When the next poll is due (RFC 3339), or null.
     public var nextPollAt: String?
+    /// The analytics job.
     public var analytics: Analytics
 
+    /// The entry of one Book.
     public init(_ record: BookRecord) {
         let machine = record.machine
         bookUUID = machine.uuid.rawValue
@@ -91,6 +113,7 @@ public struct BookStatusEntry: Encodable, Sendable {
         case nextPollAt = "next_poll_at"
     }
 
+    /// Every key present: null, not absent.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(bookUUID, forKey: .bookUUID)
@@ -104,6 +127,7 @@ public struct BookStatusEntry: Encodable, Sendable {
         try container.encode(analytics, forKey: .analytics)
     }
 
+    /// Encodes with sorted keys, so the output is stable for scripts and diffs.
     public func jsonData(pretty: Bool = true) throws -> Data {
         try Self.encoder(pretty: pretty).encode(self)
     }

@@ -199,6 +199,7 @@ public struct TransitionOptions: Sendable {
     /// `PollSchedule`). False by default: hints stay hints.
     public var webhooksTrusted: Bool
 
+    /// What transitions of the moment share.
     public init(webhooksSilent: Bool = false, webhooksTrusted: Bool = false) {
         self.webhooksSilent = webhooksSilent
         self.webhooksTrusted = webhooksTrusted
@@ -214,16 +215,21 @@ extension NotificationStore {
 
 /// What one `prune` deleted.
 public struct PruneCounts: Sendable, Equatable {
+    /// Processed deliveries deleted.
     public var deliveries = 0
+    /// Delivered notifications deleted.
     public var notifications = 0
+    /// Finished jobs of earlier generations deleted.
     public var jobs = 0
 
+    /// Counts of one prune.
     public init(deliveries: Int = 0, notifications: Int = 0, jobs: Int = 0) {
         self.deliveries = deliveries
         self.notifications = notifications
         self.jobs = jobs
     }
 
+    /// Rows deleted in all.
     public var total: Int { deliveries + notifications + jobs }
 }
 
@@ -231,6 +237,7 @@ public struct PruneCounts: Sendable, Equatable {
 public struct TransitionOutcome: Sendable {
     /// The machine after the input (before an untrack deleted it).
     public var machine: BookMachine
+    /// What the machine decided.
     public var actions: [BookAction]
     /// True when the Book was created by this transition.
     public var created: Bool
@@ -252,13 +259,20 @@ public enum AnalyticsJobState: String, Sendable, CaseIterable {
 
 /// The analytics job of a Book's current generation, as `status` shows it.
 public struct AnalyticsJobSummary: Sendable, Equatable {
+    /// The generation the job retrieves.
     public var generation: Int
+    /// Where the job is.
     public var state: AnalyticsJobState
+    /// Real errors so far.
     public var attempts: Int
+    /// When it is next due, while pending.
     public var dueAt: Date?
+    /// When its results were stored, once complete.
     public var retrievedAt: Date?
+    /// The last error, if any.
     public var lastError: String?
 
+    /// A job as `status` shows it.
     public init(
         generation: Int,
         state: AnalyticsJobState,
@@ -278,26 +292,40 @@ public struct AnalyticsJobSummary: Sendable, Equatable {
 
 /// A Book as `status` shows it.
 public struct BookRecord: Sendable {
+    /// The Book's machine as stored.
     public var machine: BookMachine
+    /// The next poll, if one is scheduled.
     public var nextPollAt: Date?
     /// The reason of a pending urgent poll, if one is requested.
     public var pendingPollReason: PollReason?
+    /// The job of the current (or last) generation, if one was opened.
     public var analytics: AnalyticsJobSummary?
 
+    /// The Book.
     public var uuid: BookUUID { machine.uuid }
+    /// Documents an answer confirmed.
     public var documentsTotal: Int { machine.confirmedDocuments.count }
+    /// Of those, finished.
     public var documentsFinished: Int { machine.confirmedDocuments.filter { $0.status?.isFinished ?? false }.count }
+    /// Of those, failed.
     public var documentsFailed: Int { machine.confirmedDocuments.filter { $0.status?.progress == .failed }.count }
 }
 
 /// One webhook delivery as received, stored before it is answered 200.
 public struct InboxDelivery: Sendable, Equatable {
+    /// `Webhook-Request-Id`, when sent: the inbox refuses a second delivery with it.
     public var requestID: String?
+    /// When it arrived.
     public var receivedAt: Date
+    /// The Book the body names by uuid, if it does.
     public var bookUUID: BookUUID?
+    /// The Book the body names by pk, if it does.
     public var bookPK: Int?
+    /// The event name as sent (empty for the thin body).
     public var event: String
+    /// The body as received.
     public var body: [UInt8]
+    /// The sender as the allowlist saw it.
     public var remoteAddress: String?
     /// The delivery passed an authentication check (signature, HTTP Basic or the allowlist).
     public var authenticated: Bool
@@ -305,6 +333,7 @@ public struct InboxDelivery: Sendable, Equatable {
     /// caller that did not decode: the watcher then decodes the body).
     public var hint: WebhookHint?
 
+    /// A delivery as received.
     public init(
         requestID: String?,
         receivedAt: Date,
@@ -328,6 +357,7 @@ public struct InboxDelivery: Sendable, Equatable {
     }
 }
 
+/// What appending a delivery did.
 public enum InboxAppendOutcome: Sendable, Equatable {
     case stored(id: Int64)
     case duplicate

@@ -5,6 +5,7 @@ public enum DatabaseLocation: Sendable, Equatable {
     case sqlite(path: String)
     case postgres(url: String)
 
+    /// A `postgres://` or `postgresql://` URL, else a SQLite path.
     public init(_ value: String) {
         self = value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") ? .postgres(url: value) : .sqlite(path: value)
     }

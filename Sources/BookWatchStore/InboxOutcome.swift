@@ -29,5 +29,6 @@ public enum InboxOutcome: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The outcome as stored (`webhook_inbox.outcome`).
     public var description: String { stored }
 }

@@ -3,8 +3,11 @@ import Foundation
 
 /// A retrieval to hand on (`--on-complete`).
 public struct PendingNotification: Sendable, Equatable {
+    /// The Book.
     public var bookUUID: BookUUID
+    /// The generation retrieved.
     public var generation: Int
+    /// Hand-on attempts so far.
     public var attempts: Int
 
     package init(bookUUID: BookUUID, generation: Int, attempts: Int) {

@@ -3,6 +3,7 @@
 /// A struct wrapping a private enum, so that cases can be added without breaking callers;
 /// ask `kind` to branch on it.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong (branch on this, not on the text).
     public enum Kind: String, Sendable {
         /// A UNIQUE constraint refused the row (an answer, not a crash).
         case duplicate
@@ -23,20 +24,26 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case invalidLocation
     }
 
+    /// What went wrong.
     public let kind: Kind
     /// What the error is about: a path, a book uuid, a constraint.
     public let subject: String
+    /// The database's own words, or what was expected.
     public let detail: String
 
+    /// An error of `kind` about `subject`.
     public init(_ kind: Kind, subject: String, detail: String) {
         self.kind = kind
         self.subject = subject
         self.detail = detail
     }
 
+    /// True for `.duplicate`.
     public var isDuplicate: Bool { kind == .duplicate }
+    /// True for `.lostClaim`.
     public var isLostClaim: Bool { kind == .lostClaim }
 
+    /// One line for logs and the CLI, naming the subject.
     public var description: String {
         switch kind {
         case .duplicate: "duplicate \(subject): \(detail)"

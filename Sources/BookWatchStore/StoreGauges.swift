@@ -3,10 +3,15 @@ import Foundation
 
 /// What the metrics gauges show of the database, read in one snapshot at scrape time.
 public struct StoreGauges: Sendable, Equatable {
+    /// Tracked Books by state.
     public var books: [BookPhase: Int] = [:]
+    /// Documents of tracked Books by progress.
     public var documents: [DocumentProgress: Int] = [:]
+    /// Deliveries stored and not yet processed.
     public var inboxPending = 0
+    /// Polls later than the overdue threshold asked for.
     public var pollsOverdue = 0
 
+    /// All zero.
     public init() {}
 }

@@ -3,10 +3,12 @@ import Foundation
 
 /// The reads of `BookRegistry` and the `StoreMaintenance` role, for both stores.
 extension SQLStatementStore {
+    /// `BookRegistry.book` for both stores.
     public func book(_ uuid: BookUUID) async throws -> BookRecord? {
         try await records("SELECT * FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NULL").first
     }
 
+    /// `BookRegistry.books` for both stores.
     public func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
         let only: SQLQuery = state.map { " AND state = \($0.rawValue)" } ?? ""
         let most: SQLQuery = limit.map { " LIMIT \(max(0, $0))" } ?? ""
@@ -47,6 +49,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `BookRegistry.totals` for both stores.
     public func totals() async throws -> [BookPhase: Int] {
         try await perform(StoreOperation(.read, BookStatements.totals, BookStatements.totals(_:)))
     }
@@ -90,6 +93,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `StoreMaintenance.prune` for both stores. One transaction for the three kinds.
     public func prune(before: Date, limit: Int) async throws -> PruneCounts {
         let t = before.storageMillis
         let deliveries = SQLStep(
@@ -131,6 +135,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `StoreMaintenance.sharedState` for both stores.
     public func sharedState(_ key: String) async throws -> String? {
         try await perform(
             StoreOperation(.read, SQLStep("SELECT value FROM deployment_state WHERE key = \(key)", reads: true)) {

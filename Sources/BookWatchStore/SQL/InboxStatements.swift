@@ -3,6 +3,7 @@ import Foundation
 
 /// `InboxStore` (and the health probe) for both stores.
 extension SQLStatementStore {
+    /// `InboxStore.appendToInbox` for both stores. A batch of one.
     public func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
         try await appendToInbox(batch: [delivery])[0]
     }
@@ -30,6 +31,7 @@ extension SQLStatementStore {
         }
     }
 
+    /// `StoreMaintenance.probeWritable` for both stores.
     public func probeWritable(at now: Date) async throws {
         try await perform(
             StoreOperation(
@@ -46,10 +48,12 @@ extension SQLStatementStore {
         )
     }
 
+    /// `InboxStore.inboxContains` for both stores.
     public func inboxContains(requestID: String) async throws -> Bool {
         try await perform(StoreOperation(.read, SQLStep("SELECT id FROM webhook_inbox WHERE request_id = \(requestID)", reads: true)) { !$0.isEmpty })
     }
 
+    /// `InboxStore.claimInbox` for both stores.
     public func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
         let t = now.storageMillis
         return try await perform(
@@ -69,6 +73,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `InboxStore.markProcessed` for both stores.
     @discardableResult
     public func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
         try await perform(
@@ -85,6 +90,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `InboxStore.deferInbox` for both stores.
     public func deferInbox(_ id: Int64, owner: String, until: Date) async throws {
         try await perform(
             StoreOperation(
@@ -102,6 +108,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `InboxStore.releaseInbox` for both stores.
     public func releaseInbox(_ ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }
         try await perform(

@@ -45,6 +45,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `JobStore.nextJobDueAt` for both stores.
     public func nextJobDueAt() async throws -> Date? {
         // As `claimAnalyticsJob` sees them: an untracked Book's job waits for `track`.
         try await perform(
@@ -94,6 +95,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `JobStore.storeAnalyticsResult` for both stores. The fence and the insert commit together.
     public func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws {
         try await perform(
             StoreOperation(
@@ -103,6 +105,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `JobStore.renewJobLease` for both stores.
     public func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool {
         try await perform(
             StoreOperation(
@@ -120,6 +123,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `JobStore.storedEndpoints` for both stores.
     public func storedEndpoints(_ uuid: BookUUID, generation: Int) async throws -> Set<String> {
         try await perform(
             StoreOperation(
@@ -129,6 +133,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `BookRegistry.isUntracked` for both stores.
     public func isUntracked(_ uuid: BookUUID) async throws -> Bool {
         try await perform(
             StoreOperation(.read, SQLStep("SELECT uuid FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NOT NULL", reads: true)) {
@@ -137,6 +142,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `BookRegistry.analyticsResults` for both stores.
     public func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {
         let only: SQLQuery = endpoint.map { " AND endpoint = \($0)" } ?? ""
         return try await perform(
@@ -157,6 +163,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `BookRegistry.analyticsCounts` for both stores.
     public func analyticsCounts() async throws -> (jobs: [String: Int], results: Int) {
         let byState = SQLStep("SELECT state, COUNT(*) AS n FROM analytics_jobs GROUP BY state", reads: true)
         let results = SQLStep("SELECT COUNT(*) AS n FROM analytics_results", reads: true)

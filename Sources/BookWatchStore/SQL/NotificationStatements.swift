@@ -3,6 +3,7 @@ import Foundation
 
 /// `NotificationStore` for both stores.
 extension SQLStatementStore {
+    /// `NotificationStore.pendingNotifications` for both stores.
     public func pendingNotifications(limit: Int) async throws -> [PendingNotification] {
         try await perform(
             StoreOperation(
@@ -15,6 +16,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `NotificationStore.claimNotification` for both stores.
     public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> PendingNotification? {
         let t = now.storageMillis
         return try await perform(
@@ -35,6 +37,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `NotificationStore.recordNotification` for both stores.
     public func recordNotification(_ notification: PendingNotification, at: Date, error: String?, retryAt: Date?) async throws {
         let delivered: Int64? = error == nil ? at.storageMillis : nil
         try await perform(

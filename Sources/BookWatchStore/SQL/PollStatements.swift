@@ -17,6 +17,7 @@ extension SQLStatementStore {
         }
     }
 
+    /// `BookRegistry.uuid(forPK:)` for both stores. A tracked Book wins over a tombstone with the same pk.
     public func uuid(forPK pk: Int) async throws -> BookUUID? {
         try await perform(
             StoreOperation(.read, SQLStep("SELECT uuid FROM books WHERE pk = \(pk) ORDER BY untracked_at IS NOT NULL LIMIT 1", reads: true)) {
@@ -25,6 +26,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `PollStore.claimDuePolls` for both stores.
     public func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll] {
         let t = now.storageMillis
         let until = now.addingTimeInterval(lease).storageMillis
@@ -58,6 +60,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `PollStore.nextPollAt` for both stores.
     public func nextPollAt() async throws -> Date? {
         try await perform(
             StoreOperation(.read, SQLStep("SELECT MIN(next_poll_at) AS t FROM books WHERE next_poll_at IS NOT NULL", reads: true)) {
@@ -66,6 +69,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `PollStore.requestPoll` for both stores. Never for a deleted or untracked Book.
     public func requestPoll(_ uuid: BookUUID, at: Date, reason: PollReason) async throws {
         let t = at.storageMillis
         try await perform(
@@ -84,6 +88,7 @@ extension SQLStatementStore {
         )
     }
 
+    /// `PollStore.deferPoll` for both stores.
     public func deferPoll(_ uuid: BookUUID, until: Date, keepUrgent: Bool) async throws {
         try await perform(
             StoreOperation(
