@@ -33,8 +33,11 @@ public enum AnalyticsEndpoint: String, Sendable, CaseIterable, Hashable {
         return endpoints.isEmpty ? .failure(InvalidEndpoint(name: text)) : .success(endpoints)
     }
 
+    /// A name in `BOOKWATCH_ANALYTICS` that is not an analytics endpoint.
     public struct InvalidEndpoint: Error, CustomStringConvertible {
+        /// The name given.
         public let name: String
+        /// Names it and the endpoints known.
         public var description: String {
             "'\(name)' is not an analytics endpoint (one of \(AnalyticsEndpoint.allCases.map(\.rawValue).joined(separator: ", ")))"
         }

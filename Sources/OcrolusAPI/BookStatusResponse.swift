@@ -5,13 +5,17 @@ import Foundation
 public struct BookStatusResult: Sendable, Equatable {
     /// The uuid the answer names (nil when the Book is gone and the answer has no body).
     public var uuid: BookUUID?
+    /// The Book's pk, when the answer names it.
     public var pk: Int?
+    /// The Book's name, when the answer carries it.
     public var name: String?
+    /// The answer as the machine reads it.
     public var snapshot: BookSnapshot
     /// When the request was sent (after the rate limiter): an answer is dated by its question.
     /// Nil from clients that do not know; the caller then uses the time before the call.
     public var requestedAt: Date?
 
+    /// An answer.
     public init(uuid: BookUUID?, pk: Int?, name: String? = nil, snapshot: BookSnapshot, requestedAt: Date? = nil) {
         self.requestedAt = requestedAt
         self.uuid = uuid

@@ -41,11 +41,16 @@ public enum AnalyticsAnswer: Sendable, Equatable {
 
 /// Where the API lives and how to authenticate.
 public struct OcrolusConfiguration: Sendable {
+    /// The API base URL (`OCROLUS_API_URL`).
     public var apiBaseURL: String
+    /// The OAuth token URL (`OCROLUS_AUTH_URL`).
     public var tokenURL: String
+    /// The API client id and secret.
     public var credentials: TokenProvider.Credentials
+    /// Longest wait for one answer.
     public var requestTimeout: TimeInterval
 
+    /// The client's settings.
     public init(
         apiBaseURL: String = "https://api.ocrolus.com",
         tokenURL: String = "https://auth.ocrolus.com/oauth/token",
@@ -61,11 +66,16 @@ public struct OcrolusConfiguration: Sendable {
 
 /// One completed request, for metrics: endpoint label, HTTP status (0 = no answer), duration.
 public struct RequestRecord: Sendable {
+    /// The endpoint label (`book_status`, `analytics/summary`, `token`).
     public var endpoint: String
+    /// The HTTP status, 0 when no answer came.
     public var status: Int
+    /// How long the request took, the limiter's wait excluded.
     public var seconds: TimeInterval
+    /// How long it waited in the rate limiter first.
     public var limiterWaitSeconds: TimeInterval
 
+    /// One completed request.
     public init(endpoint: String, status: Int, seconds: TimeInterval, limiterWaitSeconds: TimeInterval) {
         self.endpoint = endpoint
         self.status = status
@@ -78,14 +88,18 @@ public struct RequestRecord: Sendable {
 /// (refreshed once on a 401), and turns answers into typed results or `OcrolusError`s.
 /// It makes one attempt per call (plus the 401 refresh); callers retry with `RetryPolicy`.
 public final class OcrolusClient: OcrolusAPIClient {
+    /// Where and as whom it calls.
     public let configuration: OcrolusConfiguration
+    /// The rate limiter every call waits in.
     public let limiter: RateLimiter
+    /// The OAuth token cache.
     public let tokens: TokenProvider
     private let transport: any HTTPTransport
     private let clock: any WallClock
     private let logger: Logger
     private let observe: @Sendable (RequestRecord) -> Void
 
+    /// A client over `transport`, waiting in `limiter`, authenticated by `tokens`.
     public init(
         configuration: OcrolusConfiguration,
         transport: any HTTPTransport,
@@ -110,10 +124,12 @@ public final class OcrolusClient: OcrolusAPIClient {
         )
     }
 
+    /// The status of a Book by uuid (`GET /v1/book/status`); a gone Book is an answer (`.gone`), not an error.
     public func bookStatus(uuid: BookUUID, priority: RequestPriority) async throws -> BookStatusResult {
         try await bookStatus(query: "book_uuid=\(uuid)", priority: priority)
     }
 
+    /// The status of a Book by pk, for a webhook that names only the pk.
     public func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult {
         try await bookStatus(query: "pk=\(pk)", priority: priority)
     }
@@ -131,6 +147,7 @@ public final class OcrolusClient: OcrolusAPIClient {
         }
     }
 
+    /// One analytics endpoint of a Book, at `.retrieval` priority unless told.
     public func analytics(
         uuid: BookUUID,
         endpoint: AnalyticsEndpoint,
@@ -141,6 +158,7 @@ public final class OcrolusClient: OcrolusAPIClient {
         try await analytics(uuid: uuid, endpoint: endpoint, priority: priority, beforeSend: {})
     }
 
+    /// One analytics endpoint of a Book; `beforeSend` runs after the limiter granted the call and just before it is sent (the worker renews its lease there).
     public func analytics(
         uuid: BookUUID,
         endpoint: AnalyticsEndpoint,

@@ -2,6 +2,7 @@ import Foundation
 
 /// A failed call to Ocrolus, classified for the retry policy and the state machine.
 public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// What the caller should do about it.
     public enum Kind: String, Sendable {
         /// 5xx, 429, timeout, connection error, an unreadable answer: try again later.
         case transient
@@ -12,16 +13,20 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
         case unauthorized
     }
 
+    /// What to do about it.
     public let kind: Kind
     /// The endpoint, e.g. `book_status`, `analytics/summary`, `token`.
     public let endpoint: String
+    /// The HTTP status, nil when no answer came.
     public let httpStatus: Int?
     /// Ocrolus's error `code` from the body (1401, 2102, 9004...).
     public let code: Int?
+    /// What went wrong, in words (Ocrolus's message when it sent one).
     public let message: String
     /// A `Retry-After` the answer carried, in seconds from when it was received.
     public let retryAfter: TimeInterval?
 
+    /// An error of `kind` from `endpoint`.
     public init(
         _ kind: Kind,
         endpoint: String,
@@ -38,11 +43,13 @@ public struct OcrolusError: Error, CustomStringConvertible, Sendable, Equatable 
         self.retryAfter = retryAfter
     }
 
+    /// True for a 429.
     public var isRateLimited: Bool { httpStatus == 429 }
 
     /// Book not found in Ocrolus's own words: code 1401 under any HTTP status. A bare 404 is not.
     public var isBookGone: Bool { code == 1401 }
 
+    /// One line: endpoint, status, code and message.
     public var description: String {
         var parts = ["\(endpoint):"]
         if let httpStatus { parts.append("HTTP \(httpStatus)") }

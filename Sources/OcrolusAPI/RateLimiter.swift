@@ -10,6 +10,7 @@ public enum RequestPriority: Int, Sendable, CaseIterable, Comparable {
     case urgent = 1
     case background = 2
 
+    /// Higher priority first.
     public static func < (lhs: RequestPriority, rhs: RequestPriority) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
@@ -22,8 +23,11 @@ public enum RequestPriority: Int, Sendable, CaseIterable, Comparable {
 /// so a wake-up never grants out of order. A 429 pauses grants for its `Retry-After` and halves
 /// the rate for `slowdownPeriod`.
 public final class RateLimiter: Sendable {
+    /// Requests per second (`BOOKWATCH_RATE_LIMIT`).
     public let rate: Double
+    /// Requests allowed at once before the rate applies (`BOOKWATCH_RATE_BURST`).
     public let burst: Double
+    /// How long the rate is halved after a 429.
     public let slowdownPeriod: TimeInterval
     private let clock: any WallClock
     private let state: Mutex<State>
@@ -51,6 +55,7 @@ public final class RateLimiter: Sendable {
         case park
     }
 
+    /// A limiter of `rate` per second with `burst`, on `clock`.
     public init(rate: Double = 5, burst: Double = 25, slowdownPeriod: TimeInterval = 60, clock: any WallClock) {
         self.rate = max(rate, 0.001)
         self.burst = max(burst, 1)

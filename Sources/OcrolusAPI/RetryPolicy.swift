@@ -5,11 +5,14 @@ import Foundation
 /// Attempt `n` (1-based) waits a uniform draw in `[0, min(cap, base * 2^(n-1))]`, and never less
 /// than a `Retry-After` the server sent.
 public struct RetryPolicy: Sendable, Equatable {
+    /// The first wait's ceiling.
     public var base: TimeInterval
+    /// The longest wait.
     public var cap: TimeInterval
     /// Attempts in all, the first included.
     public var maxAttempts: Int
 
+    /// A policy of `maxAttempts` attempts, waits doubling from `base` up to `cap`.
     public init(base: TimeInterval = 1, cap: TimeInterval = 60, maxAttempts: Int = 4) {
         self.base = base
         self.cap = max(base, cap)

@@ -7,9 +7,13 @@ import Synchronization
 /// lifetime (Ocrolus suggests every 12 h for 24 h tokens) and when a 401 says so, with at most one
 /// refresh in flight however many callers wait.
 public actor TokenProvider {
+    /// The API client id and secret (the secret never printed).
     public struct Credentials: Sendable, CustomStringConvertible {
+        /// The client id (`OCROLUS_CLIENT_ID`).
         public var clientID: String
+        /// The client secret (`OCROLUS_CLIENT_SECRET`).
         public var clientSecret: String
+        /// Credentials.
         public init(clientID: String, clientSecret: String) {
             self.clientID = clientID
             self.clientSecret = clientSecret
@@ -45,6 +49,7 @@ public actor TokenProvider {
     /// Tokens fetched so far (for tests and metrics).
     public private(set) var fetchCount = 0
 
+    /// A cache of tokens from `tokenURL` for `credentials`.
     public init(
         tokenURL: String,
         credentials: Credentials,

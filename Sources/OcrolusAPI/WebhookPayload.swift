@@ -7,10 +7,13 @@ import Foundation
 /// account-level upper-case events (`BOOK_VERIFIED`, `DOC_VERIFIED`, often with only `book_pk`),
 /// and the legacy thin body `{status, uploaded_doc_pk, book_pk}` with no event name at all.
 public struct DecodedWebhook: Sendable, Equatable {
+    /// The Book the body names by uuid, if it does.
     public var bookUUID: BookUUID?
+    /// The Book the body names by pk, if it does.
     public var bookPK: Int?
     /// The event name as sent, or `""` for the thin body.
     public var eventName: String
+    /// What the body tells the machine.
     public var hint: WebhookHint
 
     /// Decodes a raw body; throws `WebhookPayloadError` for anything that is not a usable delivery.
@@ -83,7 +86,9 @@ public struct DecodedWebhook: Sendable, Equatable {
 
 /// Why a webhook body was refused (answered 400).
 public struct WebhookPayloadError: Error, Equatable, CustomStringConvertible {
+    /// Why, in a few words (never the body itself).
     public let reason: String
+    /// The reason.
     public var description: String { reason }
 }
 

@@ -13,11 +13,14 @@ import Foundation
 /// try verifier.verify(body: bytes, timestamp: ts, requestID: id, signature: sig, now: clock.now())
 /// ```
 public struct WebhookVerifier: Sendable {
+    /// The shortest secret Ocrolus issues.
     public static let minimumSecretLength = 16
+    /// The longest secret Ocrolus issues.
     public static let maximumSecretLength = 128
 
     /// Raw key bytes; `SymmetricKey` is not `Sendable` in swift-crypto 3, so keys are made per check.
     private let keys: [[UInt8]]
+    /// The largest skew accepted between a delivery's timestamp and now.
     public let tolerance: TimeInterval
 
     /// - Throws: `WebhookSecretError` when no secret is given or one is shorter than 16 or longer
@@ -133,7 +136,9 @@ public struct WebhookVerifier: Sendable {
 
 /// A configured secret that Ocrolus would not accept.
 public struct WebhookSecretError: Error, CustomStringConvertible, Equatable {
+    /// Why the secret cannot be used.
     public let reason: String
+    /// The reason.
     public var description: String { reason }
 }
 
@@ -145,6 +150,7 @@ public enum WebhookSignatureError: Error, Equatable, CustomStringConvertible {
     case malformedSignature
     case mismatch
 
+    /// One line naming the problem.
     public var description: String {
         switch self {
         case .missingHeader(let name): "missing \(name) header"
