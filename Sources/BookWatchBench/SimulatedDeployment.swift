@@ -13,18 +13,26 @@ import Synchronization
 /// `WebhookAdmission` and the group-commit `InboxWriter` into the inbox, as the HTTP route's do
 /// (only the socket is missing); API calls go through the in-process transport. `demo` runs it on a sped-up clock; end-to-end tests on a manual one.
 public final class SimulatedDeployment: Sendable {
+    /// The virtual clock everything runs on.
     public let clock: any WallClock
+    /// The fake Ocrolus, with its ground truth.
     public let simulation: OcrolusSimulation
+    /// The SQLite store the watcher writes.
     public let store: SQLiteBookStore
+    /// The watcher under test.
     public let watcher: Watcher
+    /// The client the watcher calls Ocrolus with (in-process transport).
     public let client: OcrolusClient
+    /// Sends the simulation's webhooks through the admission path.
     public let sender: WebhookSender
+    /// The service health the admission reports into.
     public let health: ServiceHealth
     /// The group commit every delivery goes through (its `batches` count the transactions).
     public let writer: InboxWriter
     /// Recorded exactly as `serve` records them (the end-to-end tests read them back).
     public let metrics = BookWatchMetrics()
 
+    /// A deployment in one process: simulator, store, watcher and webhook path on one virtual clock.
     public init(
         simulation config: SimulationConfig,
         clock: any WallClock,

@@ -27,8 +27,11 @@ public enum Strategy: String, CaseIterable, Sendable {
 /// faults. `standard` is docs/benchmarks.md's table; the others are the adversary's runs of the
 /// issue "Nothing doubled, nothing lost".
 public struct StrategyWorld: Sendable, Equatable {
+    /// The name `--world` takes.
     public var name = "standard"
+    /// The watcher's poll minimum.
     public var pollMinimum: TimeInterval = 60
+    /// The watcher's poll maximum.
     public var pollMaximum: TimeInterval = 1800
     /// Fraction of API answers replaced by 5xx.
     public var api5xx = 0.0
@@ -41,6 +44,7 @@ public struct StrategyWorld: Sendable, Equatable {
     /// Seconds from VERIFIED to analytics ready (425 before).
     public var analyticsDelay: ClosedRange<Double> = 5...30
 
+    /// The table of docs/benchmarks.md: no faults.
     public static let standard = StrategyWorld()
     /// Polls every 1-5 s, 10% of answers 5xx, 5% bare 404s, analytics ready up to two minutes
     /// after VERIFIED: retrievals must not wait behind their own confirmation, nor a 404 delete a Book.
@@ -61,25 +65,35 @@ public struct StrategyWorld: Sendable, Equatable {
     )
     /// Every answer 0-8 s late, analytics too.
     public static let allSlow = StrategyWorld(name: "all-slow", answerDelay: 8, analyticsDelay: 5...120)
+    /// Every world, in the order `--world all` runs them.
     public static let all = [standard, adversary, slowAnswers, allSlow]
 }
 
 /// One strategy on one scenario, from the simulator's own counters.
 public struct StrategyResult: Sendable {
+    /// Which design ran.
     public var strategy: Strategy
+    /// The fraction of webhooks lost.
     public var webhookLoss: Double
+    /// Books in the scenario.
     public var books: Int
     /// Books whose finished generation had its analytics stored.
     public var completed: Int
     /// Analytics 200s the simulator served, and how many of them repeated a (Book, generation).
     public var retrievals: Int
+    /// Of those, repeats of a (Book, generation): must be 0.
     public var duplicates: Int
+    /// Status calls made.
     public var statusCalls: Int
     /// From the moment the simulator made the Book finished to analytics stored (seconds).
     public var delayP50: Double?
+    /// The 99th percentile of the same delay.
     public var delayP99: Double?
+    /// Answers the simulator's rate limiter refused with 429.
     public var answers429: Int
+    /// Virtual time the scenario took.
     public var virtualHours: Double
+    /// Real time the run took.
     public var wallSeconds: Double
     /// Status calls by why they were made (the watcher strategies).
     public var pollsByReason: [String: Int] = [:]
@@ -87,10 +101,12 @@ public struct StrategyResult: Sendable {
     public var statusCallsWhileFinished: Int = 0
     /// From the moment the simulator made analytics ready (425 before) to analytics stored.
     public var readyDelayP50: Double?
+    /// The 95th percentile of the same delay.
     public var readyDelayP95: Double?
     /// With loss starting mid-run: the Books that finished after it started, and their delays.
     public var sinceLoss: (books: Int, p50: Double?, p99: Double?)? = nil
 
+    /// Status calls per Book.
     public var statusCallsPerBook: Double { Double(statusCalls) / Double(max(books, 1)) }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 
 /// The `bookwatch` command line.
 public struct BookWatchCommand: AsyncParsableCommand {
+    /// The command tree: `serve`, `status`, `track`, `demo`, `bench` and the rest.
     public static let configuration = CommandConfiguration(
         commandName: "bookwatch",
         abstract: "Watch Ocrolus Books until every Document has finished, then retrieve their analytics once.",
@@ -15,6 +16,7 @@ public struct BookWatchCommand: AsyncParsableCommand {
         ]
     )
 
+    /// The root command (ArgumentParser makes it).
     public init() {}
 
     /// Parses and runs `arguments` (without the program name) in the current `CLIContext`,

@@ -5,15 +5,20 @@ import Foundation
 /// Injected through a task-local so that tests run commands in-process with their own
 /// environment, a fixed clock and captured output.
 public struct CLIContext: Sendable {
+    /// The environment variables the command sees.
     public var environment: [String: String]
+    /// The clock.
     public var now: @Sendable () -> Date
+    /// Where output goes.
     public var standardOutput: TextSink
+    /// Where errors go.
     public var standardError: TextSink
     /// Whether standard output is a terminal (colours, redraws).
     public var outputIsTerminal: Bool
     /// Waits between `status --watch` frames (tests count frames instead of waiting).
     public var sleep: @Sendable (TimeInterval) async throws -> Void
 
+    /// A context; tests pass their own environment, clock and sinks.
     public init(
         environment: [String: String],
         now: @escaping @Sendable () -> Date,
@@ -46,6 +51,7 @@ public struct CLIContext: Sendable {
         )
     }
 
+    /// The context of the running command (the process's own unless a test set one).
     @TaskLocal public static var current: CLIContext = .process
 
     func print(_ line: String) { standardOutput.write(line + "\n") }
@@ -54,6 +60,8 @@ public struct CLIContext: Sendable {
 
 /// Somewhere text goes.
 public struct TextSink: Sendable {
+    /// Writes text as given (no newline added).
     public let write: @Sendable (String) -> Void
+    /// A sink that hands text to `write`.
     public init(_ write: @escaping @Sendable (String) -> Void) { self.write = write }
 }

@@ -9,7 +9,9 @@ import Logging
 /// `--database PATH|URL`, shared by every subcommand; env `BOOKWATCH_DATABASE`, default
 /// `./bookwatch.sqlite`. A `postgres://` URL selects the PostgreSQL store.
 public struct DatabaseOptions: ParsableArguments {
+    /// The setting that names the database.
     public static let environmentName = "BOOKWATCH_DATABASE"
+    /// The database when none is named.
     public static let defaultPath = "./bookwatch.sqlite"
 
     @Option(
@@ -21,6 +23,7 @@ public struct DatabaseOptions: ParsableArguments {
     )
     var database: String?
 
+    /// Options as ArgumentParser fills them.
     public init() {}
 
     /// Flag, then environment, then the default; `setting` names where it came from (password redacted).
