@@ -5,25 +5,37 @@ import OcrolusAPI
 
 /// One attempt to deliver a webhook, with the headers Ocrolus sends.
 public struct WebhookDelivery: Sendable {
+    /// The delivery (stable across its retries).
     public let id: Int
+    /// `Webhook-Request-Id`: the same for every attempt of one delivery.
     public let requestID: String
+    /// The event name in the body.
     public let eventName: String
+    /// The Book it is about (index in the scenario).
     public let bookIndex: Int
+    /// The body as sent.
     public let body: [UInt8]
     /// 0 for the first attempt, then 1, 2, 3 for the retries.
     public var attempt: Int
+    /// When the attempt is due (seconds from the scenario start).
     public var dueAt: Double
     /// Registration it is for (nil: the simulator's configured target).
     public var registrationID: Int?
+    /// The headers of the attempt (signature headers when a secret is set).
     public var headers: [(String, String)] = []
 }
 
 /// An org-level webhook registered through the management API.
 public struct WebhookRegistration: Sendable, Codable {
+    /// The webhook id the API answers.
     public var id: Int
+    /// Where deliveries go.
     public var url: String
+    /// The description given.
     public var description: String
+    /// The events subscribed.
     public var eventNames: [String]
+    /// The signing secret, if set.
     public var secret: String?
 }
 

@@ -9,11 +9,14 @@ import OcrolusAPI
 /// It is transport-free: `handle(_:)` answers one request (the Hummingbird server and the
 /// in-process transport both call it), and the webhook sender asks for due deliveries.
 public actor OcrolusSimulation {
+    /// The organisation simulated.
     public nonisolated let config: SimulationConfig
+    /// The scenario clock.
     public nonisolated let clock: any WallClock
     /// Stamps `Webhook-Timestamp`: the real clock in server mode (a sped-up scenario clock would
     /// put stamps outside any receiver's tolerance); the scenario clock in virtual runs.
     public nonisolated let timestampClock: any WallClock
+    /// The Books and their times, drawn from the seed.
     public nonisolated let scenario: Scenario
     let booksByUUID: [BookUUID: Int]
     let booksByPK: [Int: Int]
@@ -33,6 +36,7 @@ public actor OcrolusSimulation {
     var registrations: [Int: WebhookRegistration] = [:]
     var nextRegistrationID = 1
 
+    /// A simulation of `config` on `clock` (webhook timestamps from `timestampClock`, else `clock`).
     public init(config: SimulationConfig, clock: any WallClock, timestampClock: (any WallClock)? = nil) {
         self.config = config
         self.clock = clock

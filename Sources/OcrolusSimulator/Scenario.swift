@@ -3,11 +3,17 @@ import Foundation
 
 /// One simulated document and the times its status changes (seconds from the scenario start).
 public struct SimDocument: Sendable {
+    /// The document's pk.
     public let pk: Int
+    /// The document's uuid.
     public let uuid: String
+    /// Its file name.
     public let name: String
+    /// When it is uploaded.
     public let uploadAt: Double
+    /// When it is classified.
     public let classifyAt: Double
+    /// When it reaches its final status.
     public let finishAt: Double
     /// `VERIFICATION_COMPLETE`, `REJECTED` or `FAILED`.
     public let outcome: DocumentStatus
@@ -26,21 +32,30 @@ public struct SimDocument: Sendable {
 
 /// One simulated Book: its documents, its generations (each VERIFIED episode), and its deletion.
 public struct SimBook: Sendable {
+    /// The Book's index in the scenario.
     public let index: Int
+    /// Its pk.
     public let pk: Int
+    /// Its uuid.
     public let uuid: BookUUID
+    /// Its name.
     public let name: String
+    /// When it is created.
     public let createdAt: Double
+    /// Its documents, in upload order.
     public let documents: [SimDocument]
     /// When each generation became VERIFIED, and when its analytics became ready.
     public let generations: [(verifiedAt: Double, analyticsReadyAt: Double)]
+    /// When it is deleted, if it is.
     public let deletedAt: Double?
+    /// The webhook flavour it sends (org-level or account-level).
     public let flavour: WebhookFlavour
     /// How a deleted Book answers a status call: 200 with DELETED, or an error with code 1401.
     public let deletedAnswersWithStatus: Bool
     /// The older word for a finished Book: its status answers say `BOOK_COMPLETE`, not `VERIFIED`.
     public var saysBookComplete = false
 
+    /// True from its deletion on.
     public func isDeleted(at t: Double) -> Bool { deletedAt.map { t >= $0 } ?? false }
 
     /// Documents uploaded by `t`, with their statuses.
@@ -48,6 +63,7 @@ public struct SimBook: Sendable {
         documents.compactMap { document in document.status(at: t).map { (document, $0) } }
     }
 
+    /// Its book status at `t`.
     public func bookStatus(at t: Double) -> BookStatus {
         if isDeleted(at: t) { return .deleted }
         let statuses = documentStatuses(at: t)
@@ -77,6 +93,7 @@ public struct SimBook: Sendable {
 
 /// A seeded scenario: the same seed always yields the same Books, documents and times.
 public struct Scenario: Sendable {
+    /// The Books, by index.
     public let books: [SimBook]
 
     /// Every VERIFIED episode of a Book's documents, in order: each begins when the last
@@ -103,6 +120,7 @@ public struct Scenario: Sendable {
         return episodes
     }
 
+    /// The scenario `config`'s seed draws.
     public init(config: SimulationConfig) {
         var rng = SeededRandom(seed: config.seed)
         var books: [SimBook] = []

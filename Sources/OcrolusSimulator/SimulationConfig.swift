@@ -21,6 +21,7 @@ public struct FaultConfig: Sendable, Codable, Equatable {
     public var webhookDuplicate: Double = 0
     /// Webhooks held back by up to `maxWebhookDelay`, so they arrive out of order.
     public var webhookDelay: Double = 0
+    /// The longest hold-back of a delayed webhook.
     public var maxWebhookDelay: TimeInterval = 300
     /// API answers replaced by 500/502/503/504.
     public var api5xx: Double = 0
@@ -46,8 +47,10 @@ public struct FaultConfig: Sendable, Codable, Equatable {
     public var statusRefused: StatusRefusal? = nil
     /// An enforced organisation-wide rate limit answering 429 (nil: none).
     public var rateLimit: Double? = nil
+    /// The burst of that rate limit.
     public var rateBurst: Double = 25
 
+    /// No faults.
     public init() {}
 
     /// No faults at all.
@@ -71,8 +74,10 @@ public struct StatusRefusal: Sendable, Codable, Equatable {
     public var book: Int
     /// Seconds into the scenario.
     public var from: TimeInterval
+    /// Seconds into the scenario the refusal ends.
     public var until: TimeInterval
 
+    /// A refusal of Book `book`'s status calls from `from` until `until`.
     public init(book: Int, from: TimeInterval, until: TimeInterval) {
         self.book = book
         self.from = from
@@ -82,27 +87,35 @@ public struct StatusRefusal: Sendable, Codable, Equatable {
 
 /// The shape of a simulated organisation.
 public struct SimulationConfig: Sendable {
+    /// How many Books.
     public var books: Int = 20
+    /// The seed every draw comes from.
     public var seed: UInt64 = 1
     /// Virtual time at which the scenario starts.
     public var start: Date = Date(timeIntervalSince1970: 1_774_000_000)
+    /// The webhook flavour Books send (org-level, account-level or mixed).
     public var flavour: WebhookFlavour = .org
     /// Signs deliveries when set (16 to 128 characters).
     public var webhookSecret: String? = nil
     /// Send no webhooks at all.
     public var webhooksEnabled = true
+    /// The faults injected.
     public var faults = FaultConfig()
     /// Books are created at random over this many seconds from the start.
     public var bookSpread: TimeInterval = 600
+    /// How many documents a Book has.
     public var documentsPerBook: ClosedRange<Int> = 1...5
     /// How long one document takes to process.
     public var processingTime: ClosedRange<Double> = 60...1800
     /// From VERIFIED to analytics ready (425 before).
     public var analyticsDelay: ClosedRange<Double> = 30...300
+    /// Documents rejected.
     public var rejectFraction = 0.1
+    /// Documents that fail.
     public var failFraction = 0.03
     /// Books that get a new document some time after VERIFIED.
     public var reopenFraction = 0.15
+    /// How long after VERIFIED a reopen comes.
     public var reopenAfter: ClosedRange<Double> = 300...3600
     /// At most this many reopens per Book (each with `reopenFraction`'s chance after the last).
     public var maxReopens = 1
@@ -114,11 +127,13 @@ public struct SimulationConfig: Sendable {
     public var tokenLifetime: TimeInterval = 3600
     /// Credentials the token endpoint accepts (nil: any).
     public var clientID: String? = nil
+    /// The secret the token endpoint accepts (nil: any).
     public var clientSecret: String? = nil
     /// Delays between a failed delivery and its retries (Ocrolus: about 3 retries over minutes).
     public var webhookRetryDelays: [TimeInterval] = [30, 120, 300]
     /// A delivery not answered within this long counts as failed.
     public var webhookTimeout: TimeInterval = 5
 
+    /// The default organisation: 20 Books, seed 1, no faults.
     public init() {}
 }

@@ -16,16 +16,19 @@ public protocol WebhookTarget: Sendable {
 
 /// Posts deliveries over HTTP with AsyncHTTPClient, as Ocrolus does (time-out counts as failure).
 public struct HTTPWebhookTarget: WebhookTarget {
+    /// Where deliveries go unless a registration names another URL.
     public let url: String
     let client: HTTPClient
     let timeout: TimeInterval
 
+    /// A target posting to `url`, failing an attempt not answered within `timeout`.
     public init(url: String, client: HTTPClient = .shared, timeout: TimeInterval = 5) {
         self.url = url
         self.client = client
         self.timeout = timeout
     }
 
+    /// Posts one attempt; the HTTP status, or nil without an answer in time.
     public func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int? {
         var request = HTTPClientRequest(url: url ?? self.url)
         request.method = .POST
@@ -44,14 +47,17 @@ public struct HTTPWebhookTarget: WebhookTarget {
 /// Spreads attempts over several endpoints in turn, as a load balancer in front of replicas does:
 /// a retry goes to the next one, so a dead replica costs a delivery one attempt, not the event.
 public final class SpreadWebhookTarget: WebhookTarget {
+    /// The endpoints, taken in turn.
     public let targets: [HTTPWebhookTarget]
     private let next = Mutex(0)
 
+    /// A target spreading attempts over `urls`.
     public init(urls: [String], client: HTTPClient = .shared, timeout: TimeInterval = 5) {
         precondition(!urls.isEmpty, "at least one URL")
         targets = urls.map { HTTPWebhookTarget(url: $0, client: client, timeout: timeout) }
     }
 
+    /// Posts one attempt to the next endpoint in turn.
     public func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int? {
         let index = next.withLock { value in
             defer { value += 1 }
@@ -64,16 +70,21 @@ public final class SpreadWebhookTarget: WebhookTarget {
 /// A closure as a target (in-process tests and the demo).
 public struct ClosureWebhookTarget: WebhookTarget {
     let body: @Sendable (WebhookDelivery) async -> Int?
+    /// A target that hands each attempt to `body`.
     public init(_ body: @escaping @Sendable (WebhookDelivery) async -> Int?) { self.body = body }
+    /// Hands the attempt to the closure.
     public func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int? { await body(delivery) }
 }
 
 /// Sends the simulation's due webhooks to a target and records each answer (retries follow).
 public struct WebhookSender: Service {
+    /// The simulation whose deliveries it sends.
     public let simulation: OcrolusSimulation
+    /// Where they go.
     public let target: any WebhookTarget
     let logger: Logger
 
+    /// A sender of `simulation`'s due deliveries to `target`.
     public init(simulation: OcrolusSimulation, target: any WebhookTarget, logger: Logger = Logger(label: "ocrolus-sim.webhooks")) {
         self.simulation = simulation
         self.target = target
@@ -114,8 +125,11 @@ public struct WebhookSender: Service {
 
 /// The simulator as an `HTTPTransport`, without sockets: the client talks to it in-process.
 public struct SimulatorTransport: HTTPTransport {
+    /// The simulation answering.
     public let simulation: OcrolusSimulation
+    /// A transport answered by `simulation`.
     public init(simulation: OcrolusSimulation) { self.simulation = simulation }
+    /// Answers the request in-process (late, when the faults say so).
     public func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
         let (response, delay) = await simulation.handleDelayed(request)
         if delay > 0 { try await simulation.clock.sleep(for: delay) }

@@ -3,9 +3,13 @@ import Foundation
 
 /// One webhook Ocrolus would send: when, about which Book, with which body.
 public struct SimEvent: Sendable {
+    /// When (seconds from the scenario start).
     public let at: Double
+    /// The Book (index in the scenario).
     public let bookIndex: Int
+    /// The event name.
     public let name: String
+    /// The body Ocrolus would send.
     public let body: [UInt8]
 }
 
