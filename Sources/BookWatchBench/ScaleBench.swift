@@ -9,22 +9,36 @@ import OcrolusAPI
 
 /// Figures of `bookwatch bench scale` for one database size.
 package struct ScaleFigures {
+    /// Books filled.
     package var books = 0
+    /// Documents filled.
     package var documents = 0
+    /// How long the fill took.
     package var fillSeconds = 0.0
+    /// The database's size.
     package var databaseMB = 0.0
+    /// `serve` from start to ready.
     package var readySeconds = 0.0
+    /// `serve`'s resident memory once ready.
     package var rssReadyMB = 0.0
+    /// `serve`'s CPU while idle.
     package var idleCPUPercent = 0.0
+    /// `status --limit 50`.
     package var statusMilliseconds = 0.0
     /// Median microseconds of the due-poll query with nothing due, with a backlog of every Book
     /// due, and of a trivial query (the baseline of the same connection).
     package var duePollIdleMicros = 0.0
+    /// The due-poll query with a backlog due.
     package var duePollBacklogMicros = 0.0
+    /// A trivial query on the same connection (the baseline).
     package var baselineMicros = 0.0
+    /// Resident memory after a virtual hour of work.
     package var rssAfterHourMB = 0.0
+    /// Resident memory before it.
     package var rssBeforeHourMB = 0.0
+    /// Polls made in the virtual hour.
     package var virtualHourPolls = 0
+    /// Wall time the virtual hour took.
     package var virtualHourWallSeconds = 0.0
 }
 
@@ -58,6 +72,7 @@ package enum ScaleBench {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
+    /// Fills a database of `books` in `directory` and measures it; `print` gets each line.
     package static func run(books: Int, directory: URL, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
         var figures = ScaleFigures()
         let path = directory.appendingPathComponent("scale-\(books).sqlite").path

@@ -4,8 +4,11 @@ import Foundation
 
 /// One Book's life in store operations, for `bench store`.
 package enum StoreBench {
+    /// One run's figures.
     package struct Figures: Sendable {
+        /// Store operations made.
         package var operations: Int
+        /// Wall time they took.
         package var seconds: Double
     }
 

@@ -4,6 +4,7 @@ import Logging
 import PostgresNIO
 
 extension PostgresRandomAccessRow: SQLRow {
+    /// The column's value, decoded by its PostgreSQL type.
     package func sqlValue(_ column: String) throws -> SQLValue {
         guard contains(column) else { throw StoreError(.corrupt, subject: "column \(column)", detail: "not in the row") }
         let cell = self[column]

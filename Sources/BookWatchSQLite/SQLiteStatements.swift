@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 
 extension Row: SQLRow {
+    /// The column's value as SQLite stored it.
     package func sqlValue(_ column: String) throws -> SQLValue {
         guard hasColumn(column) else { throw StoreError(.corrupt, subject: "column \(column)", detail: "not in the row") }
         let value: DatabaseValue = self[column]

@@ -244,6 +244,7 @@ public struct TransitionOutcome: Sendable {
     /// The next poll as stored (nil: none scheduled).
     public var nextPollAt: Date?
 
+    /// What a transition came to.
     package init(machine: BookMachine, actions: [BookAction], created: Bool, nextPollAt: Date?) {
         self.machine = machine
         self.actions = actions

@@ -2,10 +2,14 @@ import BookWatchCore
 
 /// One analytics job as `jobHistory` reads it.
 package struct JobHistoryRow: Sendable, Equatable {
+    /// The generation.
     package var generation: Int
+    /// How its job ended (or where it is).
     package var state: String
+    /// Its last error, if any.
     package var lastError: String?
 
+    /// One job.
     package init(generation: Int, state: String, lastError: String?) {
         self.generation = generation
         self.state = state

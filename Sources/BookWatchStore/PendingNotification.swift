@@ -10,6 +10,7 @@ public struct PendingNotification: Sendable, Equatable {
     /// Hand-on attempts so far.
     public var attempts: Int
 
+    /// A retrieval to hand on.
     package init(bookUUID: BookUUID, generation: Int, attempts: Int) {
         self.bookUUID = bookUUID
         self.generation = generation

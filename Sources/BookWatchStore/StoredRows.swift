@@ -4,23 +4,38 @@ import Foundation
 /// A `books` row as either store reads it (times in storage milliseconds). Turning rows into
 /// machines happens here once, with the same checks for values a store cannot read back.
 package struct StoredBook: Sendable {
+    /// `books.uuid`.
     package var uuid: String
+    /// `books.pk`.
     package var pk: Int?
+    /// `books.state`.
     package var state: String
+    /// `books.generation`.
     package var generation: Int
+    /// `books.last_opened_generation`.
     package var lastOpenedGeneration: Int
+    /// `books.book_status`.
     package var bookStatus: String?
+    /// `books.failure_reason`.
     package var failureReason: String?
+    /// `books.last_webhook_at`.
     package var lastWebhookAt: Int64?
+    /// `books.last_polled_at`.
     package var lastPolledAt: Int64?
+    /// `books.finished_at`.
     package var finishedAt: Int64?
+    /// `books.watched_since_creation`.
     package var watchedSinceCreation: Bool
     /// Set on a tombstone (an untracked Book's row).
     package var untrackedAt: Int64?
+    /// `books.doubt_kind`.
     package var doubtKind: String?
+    /// `books.doubt_since`.
     package var doubtSince: Int64?
+    /// The poll columns.
     package var schedule: StoredSchedule
 
+    /// A row.
     package init(
         uuid: String,
         pk: Int?,
@@ -118,6 +133,7 @@ package enum BooksTable {
     }
     /// The phases whose polls watch for progress, and the finished ones whose polls watch for a reopen.
     package static let activePhases: [BookPhase] = [.tracking, .processing]
+    /// Phases whose polls watch for a reopen.
     package static let finishedPhases: [BookPhase] = [.retrieving, .complete, .failed]
     static let activeStates = sqlList(activePhases)
     static let finishedStates = sqlList(finishedPhases)
@@ -138,12 +154,15 @@ package enum BooksTable {
                 .map { (uuid, $0.storageMillis) }
         }
     }
+    /// The columns, in the order of their values.
     package static let columns = [
         "uuid", "pk", "state", "generation", "last_opened_generation", "book_status", "failure_reason",
         "last_webhook_at", "last_polled_at", "finished_at", "next_poll_at", "poll_reason", "poll_claimed_at", "snapshot_as_of",
         "watched_since_creation", "doubt_kind", "doubt_since", "poll_failures", "untracked_at", "created_at", "updated_at",
     ]
+    /// The columns, comma-separated.
     package static let columnList = columns.joined(separator: ", ")
+    /// The upsert clause: every column but the key and the creation time replaced.
     package static let upsert =
         "ON CONFLICT (uuid) DO UPDATE SET "
         + columns.filter { $0 != "uuid" && $0 != "created_at" }.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
@@ -151,13 +170,20 @@ package enum BooksTable {
 
 /// A `documents` row.
 package struct StoredDocument: Sendable {
+    /// `documents.pk`.
     package var pk: Int?
+    /// `documents.uuid`.
     package var uuid: String?
+    /// `documents.status`.
     package var status: String?
+    /// `documents.hint`.
     package var hint: String?
+    /// `documents.covered`.
     package var covered: Bool
+    /// `documents.rejection_reason`.
     package var rejectionReason: String?
 
+    /// A row.
     package init(pk: Int?, uuid: String?, status: String?, hint: String?, covered: Bool, rejectionReason: String?) {
         self.pk = pk
         self.uuid = uuid
@@ -167,6 +193,7 @@ package struct StoredDocument: Sendable {
         self.rejectionReason = rejectionReason
     }
 
+    /// The row of a tracked document.
     package init(_ document: TrackedDocument) {
         self.init(
             pk: document.ref.pk,
@@ -198,15 +225,22 @@ package struct StoredDocument: Sendable {
 
 /// The newest `analytics_jobs` row of a Book, with when its results were stored.
 package struct StoredJob: Sendable {
+    /// `analytics_jobs.generation`.
     package var generation: Int
+    /// `analytics_jobs.state`.
     package var state: String
+    /// `analytics_jobs.attempts`.
     package var attempts: Int
+    /// `analytics_jobs.due_at`.
     package var dueAt: Int64?
+    /// `analytics_jobs.last_error`.
     package var lastError: String?
+    /// `analytics_jobs.completed_at`.
     package var completedAt: Int64?
     /// The newest `retrieved_at` of the generation's results.
     package var retrievedAt: Int64?
 
+    /// A row.
     package init(
         generation: Int,
         state: String,
@@ -225,6 +259,7 @@ package struct StoredJob: Sendable {
         self.retrievedAt = retrievedAt
     }
 
+    /// The job as `status` shows it; an unknown state is refused.
     package func summary() throws -> AnalyticsJobSummary {
         guard let jobState = AnalyticsJobState(rawValue: state) else {
             throw StoreError(.corrupt, subject: "analytics_jobs.state", detail: "unknown state '\(state)'")

@@ -4,7 +4,9 @@ import Foundation
 /// A Book's poll schedule as stored: when, why (urgent reasons only), and the claim of a poll in
 /// flight. Times are storage milliseconds.
 package struct StoredSchedule: Sendable, Equatable {
+    /// When the next poll is due (`books.next_poll_at`), nil for none.
     package var next: Int64?
+    /// Why, for an urgent poll (`books.poll_reason`).
     package var reason: String?
     /// Set while a replica's status call for this Book is in flight (`DuePoll.claimedAt`).
     package var claimedAt: Int64?
@@ -13,6 +15,7 @@ package struct StoredSchedule: Sendable, Equatable {
     /// Status polls that failed in a row (`books.poll_failures`); an answer resets it.
     package var failures: Int
 
+    /// A schedule.
     package init(next: Int64? = nil, reason: String? = nil, claimedAt: Int64? = nil, snapshotAsOf: Int64? = nil, failures: Int = 0) {
         self.failures = failures
         self.next = next
@@ -21,6 +24,7 @@ package struct StoredSchedule: Sendable, Equatable {
         self.snapshotAsOf = snapshotAsOf
     }
 
+    /// No poll, no claim, no snapshot yet.
     package static let none = StoredSchedule()
 }
 
@@ -46,8 +50,11 @@ package struct TransitionPlan: Sendable {
     /// Untracked: the row stays as a tombstone (`books.untracked_at`) with no poll, so webhooks
     /// never track the Book again and a later `track` resumes at its generation and documents.
     package var untrack = false
+    /// The job rows to change, in order.
     package var jobs: [(generation: Int, change: JobChange)] = []
+    /// Generations whose retrieval is handed on.
     package var notify: [Int] = []
+    /// The Book's poll schedule after the transition.
     package var schedule = StoredSchedule.none
     /// The claim an analytics outcome was made under: carried out only while it still holds the
     /// job (else the store throws `.lostClaim` and rolls the transition back).

@@ -48,6 +48,7 @@ func LLVMFuzzerRunDriver(
     _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt
 ) -> CInt
 
+/// The fuzzer's entry point: hands libFuzzer's driver the target (`-sanitize=fuzzer`).
 @_cdecl("WebhookFuzz_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     var count = argc

@@ -11,23 +11,37 @@ import Synchronization
 
 /// What one seed came to.
 package struct ChaosOutcome: Sendable {
+    /// The seed that drew the world and the run.
     package var seed: UInt64
+    /// The world drawn, in one line.
     package var world: String
+    /// Steps taken before the drain.
     package var steps: Int
+    /// Steps the drain took (faults off, until quiet).
     package var drainSteps: Int
+    /// Virtual time the run covered.
     package var virtualSeconds: Int
+    /// The first invariant broken, if one was.
     package var violation: ChaosViolation?
+    /// How often each kind of event and fault happened.
     package var counts: [String: Int]
+    /// Machine transitions taken, by (from, input, to).
     package var transitions: [String: Int]
+    /// The command line that replays this seed.
     package var replay: String
 }
 
 /// A broken invariant, with the Book it is about and that Book's trace.
 package struct ChaosViolation: Sendable, CustomStringConvertible {
+    /// The invariant broken.
     package var invariant: String
+    /// How, from the simulator's ground truth.
     package var detail: String
+    /// The Book it broke on, when one Book did.
     package var book: BookUUID?
+    /// The steps that touched that Book.
     package var trace: [String] = []
+    /// `invariant: detail`.
     package var description: String { "\(invariant): \(detail)" }
 }
 

@@ -3,19 +3,30 @@ import Foundation
 
 /// Runs seeds one after the other and sums up what they covered.
 package enum ChaosSearch {
+    /// What a search found, summed over its seeds.
     package struct Report {
+        /// Seeds run.
         package var searched = 0
+        /// Seeds that broke an invariant.
         package var failed = 0
+        /// Steps taken in all.
         package var steps = 0
+        /// Drain steps taken in all.
         package var drainSteps = 0
+        /// Virtual time covered in all.
         package var virtualSeconds = 0
+        /// Wall time of the search.
         package var seconds = 0.0
+        /// Events and faults, summed.
         package var counts: [String: Int] = [:]
+        /// Machine transitions taken, summed.
         package var transitions: [String: Int] = [:]
+        /// The failing seeds.
         package var failures: [UInt64] = []
         /// The first seed that reached each scenario marker.
         package var firstSeeds: [String: UInt64] = [:]
 
+        /// The report as printed: figures, coverage, and every transition when `showAll`.
         package func lines(transitions showAll: Bool) -> [String] {
             var lines = [
                 String(
@@ -54,6 +65,7 @@ package enum ChaosSearch {
         }
     }
 
+    /// Where runs keep their databases unless told: `/dev/shm` when it can be written, else the temporary directory.
     package static func defaultDirectory() -> String {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory), isDirectory.boolValue,
@@ -64,6 +76,7 @@ package enum ChaosSearch {
         return FileManager.default.temporaryDirectory.path
     }
 
+    /// Searches the seeds, `jobs` at a time; prints each failure with its replay line.
     package static func run(
         seeds: [UInt64],
         steps: Int,

@@ -5,12 +5,17 @@ import Foundation
 /// One setting of `serve`: its environment name (also its config-file name), the flag that
 /// overrides it, its default, and whether it is a secret (never printed or logged).
 public struct SettingSpec: Sendable, Equatable {
+    /// The environment name (also its config-file name).
     public let name: String
+    /// The flag that overrides it, if one does.
     public let flag: String?
+    /// Its default, nil when it has none.
     public let defaultValue: String?
+    /// A secret: never printed or logged.
     public let secret: Bool
     /// Secrets may also come from a file named by `NAME_FILE`.
     public let fileVariant: Bool
+    /// What it does, in one line (docs/configuration.md and `bookwatch config`).
     public let summary: String
 
     init(
@@ -33,6 +38,7 @@ public struct SettingSpec: Sendable, Equatable {
 /// Every setting, in one table: `bookwatch config`, the config file's known names and
 /// docs/configuration.md (checked by a test) all come from here.
 public enum SettingCatalog {
+    /// Every setting, in the order docs/configuration.md lists them.
     public static let all: [SettingSpec] = [
         SettingSpec("OCROLUS_API_URL", default: "https://api.ocrolus.com", "Ocrolus API base URL."),
         SettingSpec("OCROLUS_AUTH_URL", default: "https://auth.ocrolus.com/oauth/token", "Full OAuth token URL."),
@@ -120,6 +126,7 @@ public enum SettingCatalog {
         SettingSpec("BOOKWATCH_LOG_FORMAT", flag: "--log-format", default: "text", "text (one line per event) or json (one object per line)."),
     ]
 
+    /// The setting named `name`.
     public static func spec(_ name: String) -> SettingSpec? { all.first { $0.name == name } }
 
     /// Names a config file may set: every setting, and `NAME_FILE` for secrets.
@@ -146,6 +153,7 @@ public enum SettingSource: Sendable, Equatable, CustomStringConvertible {
     case file(String)
     case `default`
 
+    /// The layer, as `bookwatch config` prints it.
     public var description: String {
         switch self {
         case .flag(let flag): "flag \(flag)"
@@ -164,8 +172,11 @@ public enum SettingSource: Sendable, Equatable, CustomStringConvertible {
 public struct LayeredConfiguration: Sendable {
     /// Flag values, keyed by the setting's environment name.
     public let flags: [String: String]
+    /// The process environment.
     public let environment: [String: String]
+    /// The config file's values (empty without one).
     public let file: [String: String]
+    /// The config file, if one is named.
     public let filePath: String?
 
     /// Reads the config file named by `configPath` (flag) or `BOOKWATCH_CONFIG`, if any.
@@ -207,6 +218,7 @@ public struct LayeredConfiguration: Sendable {
         return values
     }
 
+    /// The layer the value of `name` comes from (a `NAME_FILE` counts for `NAME`).
     public func source(of name: String) -> SettingSource {
         func set(_ layer: [String: String], _ key: String) -> Bool { layer[key].map { !$0.isEmpty } ?? false }
         if set(flags, name), let flag = SettingCatalog.spec(name)?.flag { return .flag(flag) }
@@ -215,11 +227,15 @@ public struct LayeredConfiguration: Sendable {
         return .default
     }
 
+    /// One line of `bookwatch config`.
     public struct Entry: Sendable, Equatable {
+        /// The setting.
         public let name: String
         /// The value to show: secrets redacted, nil when unset.
         public let value: String?
+        /// Where the value came from.
         public let source: SettingSource
+        /// Whether it is a secret.
         public let secret: Bool
     }
 

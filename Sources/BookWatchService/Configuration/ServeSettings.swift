@@ -3,27 +3,40 @@ import OcrolusAPI
 
 /// A setting that cannot be used; the message names it (flag or environment variable).
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    /// The setting (environment name, flag or file and line).
     public let setting: String
+    /// What is wrong with it.
     public let problem: String
+    /// An error about `setting`.
     public init(setting: String, problem: String) {
         self.setting = setting
         self.problem = problem
     }
+    /// `setting: problem`.
     public var description: String { "\(setting): \(problem)" }
 }
 
 /// The ingress part of `serve`'s configuration, resolved flags > environment > defaults and
 /// validated before anything starts.
 public struct IngressSettings: Sendable {
+    /// `BOOKWATCH_HOST` / `--host`.
     public var host = "127.0.0.1"
+    /// `BOOKWATCH_PORT` / `--port`.
     public var port = 8080
+    /// `BOOKWATCH_WEBHOOK_SECRET`: every secret accepted (several during a rotation).
     public var webhookSecrets: [String] = []
+    /// `BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS`.
     public var signatureTolerance: TimeInterval = 300
+    /// `BOOKWATCH_WEBHOOK_ALLOW`: networks deliveries may come from (empty: any).
     public var allow: [CIDR] = []
+    /// `BOOKWATCH_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
     public var trustedProxies: [CIDR] = []
+    /// `BOOKWATCH_WEBHOOK_BASIC_AUTH`: `user:password` required on deliveries.
     public var basicCredentials: String?
+    /// `BOOKWATCH_WEBHOOK_MAX_BYTES`.
     public var bodyLimit = 1 << 20
 
+    /// The defaults.
     public init() {}
 
     /// Reads the environment (flags are applied by the caller afterwards and take precedence).
@@ -113,6 +126,7 @@ public struct IngressSettings: Sendable {
         }
     }
 
+    /// The source and credential checks these settings ask for.
     public var accessPolicy: WebhookAccessPolicy {
         WebhookAccessPolicy(allow: allow, trustedProxies: trustedProxies, basicCredentials: basicCredentials)
     }

@@ -5,16 +5,27 @@ import OcrolusAPI
 /// The API and watcher part of `serve`'s configuration, from the environment (names in
 /// architecture.md), validated before anything starts.
 public struct WatcherSettings: Sendable {
+    /// `OCROLUS_API_URL`.
     public var apiURL = "https://api.ocrolus.com"
+    /// `OCROLUS_AUTH_URL`.
     public var authURL = "https://auth.ocrolus.com/oauth/token"
+    /// `OCROLUS_CLIENT_ID`.
     public var clientID = ""
+    /// `OCROLUS_CLIENT_SECRET` (or the file `_FILE` names).
     public var clientSecret = ""
+    /// `BOOKWATCH_RATE_LIMIT`: requests per second.
     public var rate = 5.0
+    /// `BOOKWATCH_RATE_BURST`.
     public var burst = 25.0
+    /// `BOOKWATCH_POLL_MIN_SECONDS`.
     public var pollMinimum: TimeInterval = 60
+    /// `BOOKWATCH_POLL_MAX_SECONDS`.
     public var pollMaximum: TimeInterval = 1800
+    /// `BOOKWATCH_ANALYTICS`: the endpoints retrieved per finished generation.
     public var analytics: [AnalyticsEndpoint] = [.summary]
+    /// `BOOKWATCH_AUTO_TRACK`.
     public var autoTrack = true
+    /// `BOOKWATCH_WATCH_COMPLETED_HOURS`: how long a finished Book is polled for reopens.
     public var watchCompletedHours = 168.0
     /// Longest wait between analytics attempts (425 and transient errors).
     public var analyticsRetryMaximum: TimeInterval = 300
@@ -31,6 +42,7 @@ public struct WatcherSettings: Sendable {
     /// `BOOKWATCH_WEBHOOK_TRUST`: `measured` (true) or `never` (false); see `WatcherConfiguration`.
     public var trustWebhooks = true
 
+    /// The defaults.
     public init() {}
 
     /// The poll schedule these settings describe; `watchCompletedHours` 0 means finished Books are
@@ -56,6 +68,7 @@ public struct WatcherSettings: Sendable {
     /// store write may wait (10 s), with a margin.
     public static let minimumLease: TimeInterval = 45
 
+    /// Reads and validates every watcher setting; an error names the setting.
     public static func resolve(environment env: [String: String]) throws(ConfigurationError) -> WatcherSettings {
         var settings = WatcherSettings()
         func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
@@ -126,6 +139,7 @@ public struct WatcherSettings: Sendable {
         return settings
     }
 
+    /// The settings for the startup log line, secrets left out.
     public var redactedSummary: String {
         "api=\(apiURL) auth=\(authURL) client_id=\(clientID) client_secret=(redacted) rate=\(rate)/s burst=\(Int(burst)) "
             + "poll=\(Int(pollMinimum))-\(Int(pollMaximum))s analytics=\(analytics.map(\.rawValue).joined(separator: ",")) "

@@ -5,6 +5,7 @@ import Foundation
 public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     /// 4 or 16 bytes, masked to the prefix.
     public let network: [UInt8]
+    /// The prefix length in bits.
     public let prefixLength: Int
 
     /// Parses `address[/prefix]`; nil when either part is invalid.
@@ -21,6 +22,7 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         prefixLength = prefix
     }
 
+    /// True when the address bytes are in the network (same family).
     public func contains(_ address: [UInt8]) -> Bool {
         var candidate = address
         // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches IPv4 networks.
@@ -31,11 +33,13 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         return Self.mask(candidate, prefixLength) == network
     }
 
+    /// True when the textual address is in the network.
     public func contains(_ address: String) -> Bool {
         guard let bytes = Self.parseAddress(address) else { return false }
         return contains(bytes)
     }
 
+    /// `address/prefix`.
     public var description: String {
         let address: String
         if network.count == 4 {

@@ -23,12 +23,14 @@ public final class InboxWriter: Service {
 
     /// The writer stopped taking deliveries (shutting down).
     public struct Closed: Error, CustomStringConvertible {
+        /// Says so.
         public var description: String { "the inbox writer is shutting down" }
     }
 
     /// The queue holds `maxQueued` deliveries waiting for their transaction: the database is not
     /// keeping up, so the delivery is refused (503) instead of growing memory without end.
     public struct Full: Error, CustomStringConvertible {
+        /// Says so.
         public var description: String { "the inbox writer's queue is full" }
     }
 

@@ -10,6 +10,7 @@ public struct WebhookAccessPolicy: Sendable {
     /// `user:password`, compared in constant time; nil means no Basic credentials required.
     public var basicCredentials: String?
 
+    /// A policy; all empty: any source, no credentials.
     public init(allow: [CIDR] = [], trustedProxies: [CIDR] = [], basicCredentials: String? = nil) {
         self.allow = allow
         self.trustedProxies = trustedProxies
@@ -34,6 +35,7 @@ public struct WebhookAccessPolicy: Sendable {
     /// credentials): a delivery it let through then proved where it came from.
     public var authenticates: Bool { !allow.isEmpty || basicCredentials != nil }
 
+    /// True when `address` is in the allowlist (or there is none).
     public func isAllowed(_ address: String?) -> Bool {
         guard !allow.isEmpty else { return true }
         guard let address else { return false }

@@ -5,7 +5,9 @@ import OcrolusAPI
 /// How a delivery is answered, without HTTP: the status, the outcome label and, for a refusal,
 /// the reason (and whether to ask for Basic credentials or a retry).
 public struct WebhookAnswer: Sendable, Equatable {
+    /// What happened to the delivery.
     public var outcome: WebhookOutcome
+    /// The HTTP status answered.
     public var status: Int
     /// Why it was refused (nil when the delivery was stored or was a duplicate).
     public var reason: String?
@@ -27,10 +29,14 @@ public struct WebhookAnswer: Sendable, Equatable {
 /// 3. the signature over the raw bytes, then the payload (`admit`), giving the inbox row;
 /// 4. the durable insert (`store`), and only then a 200.
 public struct WebhookAdmission: Sendable {
+    /// The largest body accepted (413 above).
     public var bodyLimit: Int
+    /// The source and credential checks.
     public var access: WebhookAccessPolicy
+    /// The signature check, nil when no secret is set.
     public var verifier: WebhookVerifier?
 
+    /// The checks of a deployment.
     public init(bodyLimit: Int = 1 << 20, access: WebhookAccessPolicy = WebhookAccessPolicy(), verifier: WebhookVerifier?) {
         self.bodyLimit = bodyLimit
         self.access = access
@@ -39,11 +45,17 @@ public struct WebhookAdmission: Sendable {
 
     /// Header names the checks read (matched without regard to case by the caller's lookup).
     public enum Header {
+        /// The delivery's unique id.
         public static let requestID = "Webhook-Request-Id"
+        /// When Ocrolus signed it (Unix seconds).
         public static let timestamp = "Webhook-Timestamp"
+        /// The HMAC-SHA256 signature.
         public static let signature = "Webhook-Signature"
+        /// The sender as a proxy saw it.
         public static let forwardedFor = "X-Forwarded-For"
+        /// HTTP Basic credentials.
         public static let authorization = "Authorization"
+        /// The declared body length.
         public static let contentLength = "Content-Length"
     }
 

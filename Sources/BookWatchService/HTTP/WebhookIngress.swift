@@ -22,6 +22,7 @@ public enum WebhookOutcome: String, Sendable, CaseIterable {
 /// allowlist, Basic credentials, signature, payload decode, durable insert into the inbox through
 /// the group-commit writer, and only then 200: the answers table of architecture.md).
 public struct WebhookIngress: Sendable {
+    /// The checks every delivery passes.
     public var admission: WebhookAdmission
     let writer: InboxWriter
     let health: ServiceHealth
@@ -29,6 +30,7 @@ public struct WebhookIngress: Sendable {
     let logger: Logger
     let observe: @Sendable (WebhookOutcome, TimeInterval) -> Void
 
+    /// The route's handler: `admission`, then the group-commit `writer`.
     public init(
         bodyLimit: Int = 1 << 20,
         access: WebhookAccessPolicy = WebhookAccessPolicy(),
@@ -47,6 +49,7 @@ public struct WebhookIngress: Sendable {
         self.observe = observe
     }
 
+    /// Answers one `POST /webhooks/ocrolus`.
     public func handle(_ request: Request, context: IngressRequestContext) async -> Response {
         let started = ContinuousClock.now
         let requestID = request.headers[Self.requestIDField]

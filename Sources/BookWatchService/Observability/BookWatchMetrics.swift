@@ -6,6 +6,7 @@ import Prometheus
 
 /// The version `bookwatch_build_info` and `bookwatch --version` report.
 public enum BookWatchVersion {
+    /// This build's version.
     public static let current = "0.6.0"
 }
 
@@ -16,6 +17,7 @@ public enum BookWatchVersion {
 /// same registry. Label values are bounded: outcomes, reasons, states and endpoint names come
 /// from closed enums, HTTP codes from the API's answers.
 public final class BookWatchMetrics: Sendable {
+    /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
 
     let webhooks: [WebhookOutcome: Prometheus.Counter]
@@ -58,6 +60,7 @@ public final class BookWatchMetrics: Sendable {
     /// A poll is overdue when its time passed this long ago (the scheduler is falling behind).
     public static let overdueAfter: TimeInterval = 60
 
+    /// Every bookwatch metric, registered in `registry`.
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Prometheus.Counter {
@@ -155,11 +158,13 @@ public final class BookWatchMetrics: Sendable {
 
     // MARK: recording
 
+    /// A delivery answered, with its outcome and the time it took.
     public func webhookAnswered(_ outcome: WebhookOutcome, seconds: TimeInterval) {
         webhooks[outcome]?.increment()
         webhookAck.record(seconds)
     }
 
+    /// One completed request to Ocrolus.
     public func ocrolusRequest(_ record: RequestRecord) {
         let endpoint = Self.endpointLabel(record.endpoint)
         registry.makeCounter(descriptor: Self.ocrolusRequestsDescriptor, labels: [("endpoint", endpoint), ("code", "\(record.status)")])
@@ -176,14 +181,23 @@ public final class BookWatchMetrics: Sendable {
         return allowed.contains(label) ? label : "other"
     }
 
+    /// A status call made for `reason`.
     public func polled(_ reason: PollReason) { polls[reason]?.increment() }
+    /// An analytics attempt's outcome.
     public func analytics(_ outcome: RetrievalOutcome) { retrievals[outcome]?.increment() }
+    /// An analytics answer 425.
     public func analyticsNotReady() { notReady.increment() }
+    /// A generation retrieved `seconds` after it was seen finished.
     public func completed(afterSeconds seconds: TimeInterval) { completion.record(max(0, seconds)) }
+    /// The webhook loss estimate now.
     public func webhookLoss(_ ratio: Double) { webhookLossRatio.set(to: ratio) }
+    /// An analytics outcome discarded: the worker's claim on the job was lost (lease lapsed, superseded).
     public func lateResult() { lateResults.increment() }
+    /// A status call that failed, by kind.
     public func pollFailed(_ kind: PollFailure) { pollFailures[kind]?.increment() }
+    /// A delivery about an untracked Book.
     public func untrackedWebhook() { untrackedWebhooks.increment() }
+    /// Statuses this build does not know, in one answer.
     public func unknownStatuses(_ count: Int) { if count > 0 { unknownStatus.increment(by: Int64(count)) } }
 
     /// Sets the gauges that describe the database and the service at scrape time.
@@ -194,6 +208,7 @@ public final class BookWatchMetrics: Sendable {
         pollsOverdue.set(to: Double(gauges.pollsOverdue))
     }
 
+    /// The service gauges: readiness and the time since the last webhook.
     public func update(health: ServiceHealth.Snapshot, startedAt: Date, now: Date) {
         webhookSilence.set(to: max(0, now.timeIntervalSince(health.lastWebhookAt ?? startedAt)))
         ready.set(to: health.databaseWritable ? 1.0 : 0.0)
@@ -207,6 +222,7 @@ public final class BookWatchMetrics: Sendable {
 /// example `bookwatch_polls_total{reason="scheduled"}`. For tests, the demo's summary and scripts
 /// that check a scrape; comments and malformed lines are skipped.
 public enum PrometheusSamples {
+    /// The samples of a Prometheus text, by series.
     public static func parse(_ text: String) -> [String: Double] {
         var samples: [String: Double] = [:]
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {

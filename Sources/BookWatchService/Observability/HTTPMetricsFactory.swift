@@ -8,6 +8,7 @@ import Prometheus
 public struct HTTPMetricsFactory: MetricsFactory {
     let registry: PrometheusCollectorRegistry
 
+    /// A factory recording into `registry`.
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
     }
@@ -45,18 +46,22 @@ public struct HTTPMetricsFactory: MetricsFactory {
         dimensions.map { (Self.labelNames[$0.0] ?? Self.sanitize($0.0), $0.1) }
     }
 
+    /// A Prometheus counter named from `label`.
     public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
         registry.makeCounter(descriptor: descriptor(label, counter: true), labels: labels(dimensions))
     }
 
+    /// A floating-point Prometheus counter.
     public func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
         registry.makeCounter(descriptor: descriptor(label, counter: true), labels: labels(dimensions))
     }
 
+    /// A Prometheus gauge.
     public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
         registry.makeGauge(descriptor: descriptor(label), labels: labels(dimensions))
     }
 
+    /// A Prometheus histogram (aggregate) or gauge.
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         if aggregate {
             return registry.makeValueHistogram(
@@ -68,27 +73,33 @@ public struct HTTPMetricsFactory: MetricsFactory {
         return registry.makeGauge(descriptor: descriptor(label), labels: labels(dimensions))
     }
 
+    /// A Prometheus histogram of durations.
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         registry.makeDurationHistogram(descriptor: descriptor(label), labels: labels(dimensions), buckets: Self.durationBuckets)
     }
 
+    /// Unregisters a counter.
     public func destroyCounter(_ handler: any CounterHandler) {
         if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
     }
 
+    /// Unregisters a floating-point counter.
     public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
         if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
     }
 
+    /// Unregisters a gauge.
     public func destroyMeter(_ handler: any MeterHandler) {
         if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
     }
 
+    /// Unregisters a recorder.
     public func destroyRecorder(_ handler: any RecorderHandler) {
         if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
         if let histogram = handler as? ValueHistogram { registry.unregisterValueHistogram(histogram) }
     }
 
+    /// Unregisters a timer.
     public func destroyTimer(_ handler: any TimerHandler) {
         if let histogram = handler as? DurationHistogram { registry.unregisterDurationHistogram(histogram) }
     }

@@ -12,14 +12,18 @@ public enum LogFormat: String, Sendable, CaseIterable {
 /// (book_uuid, request_id, ...) as `key=value` pairs or JSON fields. Built explicitly by `serve`
 /// (no global bootstrap), so tests can capture lines with `write`.
 public struct LineLogHandler: LogHandler {
+    /// The lowest level written.
     public var logLevel: Logger.Level
+    /// Metadata added to every line.
     public var metadata: Logger.Metadata = [:]
+    /// Metadata read at each event (task-local context).
     public var metadataProvider: Logger.MetadataProvider?
     let label: String
     let format: LogFormat
     let write: @Sendable (String) -> Void
     let now: @Sendable () -> Date
 
+    /// A handler writing `format` lines through `write`.
     public init(
         label: String,
         format: LogFormat,
@@ -39,11 +43,13 @@ public struct LineLogHandler: LogHandler {
         Logger(label: label) { label in LineLogHandler(label: label, format: format, level: level) }
     }
 
+    /// One metadata value.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes the event as one line.
     public func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }

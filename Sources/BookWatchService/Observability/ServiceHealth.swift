@@ -8,26 +8,35 @@ import Synchronization
 
 /// What `/readyz` reports: whether the database takes writes (and, later, tokens and webhooks).
 public final class ServiceHealth: Sendable {
+    /// What readiness and the metrics read.
     public struct Snapshot: Sendable, Equatable {
+        /// Whether the last write succeeded.
         public var databaseWritable: Bool
+        /// Why it failed, while it does.
         public var databaseError: String?
+        /// When the last delivery was stored.
         public var lastWebhookAt: Date?
     }
 
     private let state = Mutex(Snapshot(databaseWritable: true, databaseError: nil, lastWebhookAt: nil))
     let webhooksSilentFlag = Mutex(false)
+    /// Whether the watcher finds webhooks silent (polling took over).
     public var webhooksSilent: Bool { webhooksSilentFlag.withLock { $0 } }
 
     /// When this process started (webhook silence counts from here until the first webhook).
     public let startedAt: Date
 
+    /// Healthy, started at `startedAt`.
     public init(startedAt: Date = Date()) {
         self.startedAt = startedAt
     }
 
+    /// The state now.
     public var snapshot: Snapshot { state.withLock { $0 } }
+    /// Ready while the database can be written (`/readyz`).
     public var isReady: Bool { snapshot.databaseWritable }
 
+    /// A write failed: not ready until one succeeds.
     public func databaseFailed(_ error: any Error) {
         state.withLock {
             $0.databaseWritable = false
@@ -35,6 +44,7 @@ public final class ServiceHealth: Sendable {
         }
     }
 
+    /// A write succeeded: ready again.
     public func databaseRecovered() {
         state.withLock {
             $0.databaseWritable = true
@@ -42,6 +52,7 @@ public final class ServiceHealth: Sendable {
         }
     }
 
+    /// A delivery was stored at `date`.
     public func webhookReceived(at date: Date) { state.withLock { $0.lastWebhookAt = date } }
 }
 
@@ -55,6 +66,7 @@ public struct DatabaseProbe: Service {
     let interval: TimeInterval
     let logger: Logger
 
+    /// A probe of `store` every `interval` while `health` says unwritable.
     public init(store: any StoreMaintenance, health: ServiceHealth, clock: any WallClock, interval: TimeInterval = 5, logger: Logger) {
         self.store = store
         self.health = health
@@ -77,6 +89,7 @@ public struct DatabaseProbe: Service {
         }
     }
 
+    /// Probes until graceful shutdown.
     public func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {

@@ -13,6 +13,7 @@ import SystemPackage
 /// retrieval is claimed before its command runs (for `lease`), so replicas sharing a database run
 /// it once between them, not once each.
 public struct CompletionHook: Sendable {
+    /// The `--on-complete` command (`sh -c`).
     public let command: String
     let store: any NotificationStore
     let logger: Logger
@@ -27,6 +28,7 @@ public struct CompletionHook: Sendable {
     /// secrets: `OCROLUS_CLIENT_SECRET`, the database URL...).
     static let passedEnvironment = ["PATH", "HOME"]
 
+    /// A hook running `command` once per stored retrieval (claimed by `owner` for `lease`), stopped after `timeout`.
     public init(
         command: String,
         store: any NotificationStore,

@@ -8,7 +8,9 @@ import Synchronization
 
 /// Settings of the reconcile loop, scheduler and analytics worker.
 public struct WatcherConfiguration: Sendable {
+    /// The endpoints retrieved per finished generation.
     public var analytics: [AnalyticsEndpoint] = [.summary]
+    /// Track unknown Books that webhooks mention.
     public var autoTrack = true
     /// Status polls in flight at once.
     public var pollConcurrency = 8
@@ -40,17 +42,25 @@ public struct WatcherConfiguration: Sendable {
     /// share one (in containers every replica may be pid 1) and a restart is a new owner.
     public var owner = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt16.random(in: .min ... .max))"
 
+    /// The defaults.
     public init() {}
 }
 
 /// Counters the demo and the metrics read.
 public struct WatcherStats: Sendable {
+    /// Status calls made, by reason.
     public var polls: [PollReason: Int] = [:]
+    /// Status calls that failed.
     public var pollFailures = 0
+    /// Generations whose analytics were stored.
     public var retrievals = 0
+    /// Analytics answers 425 (not ready).
     public var notReady = 0
+    /// Analytics attempts that failed.
     public var analyticsErrors = 0
+    /// Inbox rows processed.
     public var inboxProcessed = 0
+    /// Books tracked because a webhook named them.
     public var autoTracked = 0
 }
 
@@ -61,10 +71,12 @@ public final class Watcher: Sendable {
     let store: any BookStore
     let client: any OcrolusAPIClient
     let clock: any WallClock
+    /// How it works.
     public let configuration: WatcherConfiguration
     let health: ServiceHealth
     let logger: Logger
     let random: @Sendable () -> Double
+    /// Where it records.
     public let metrics: BookWatchMetrics
     /// Everything the watcher's loops share, under one lock (each access is short and never
     /// awaits).
@@ -93,6 +105,7 @@ public final class Watcher: Sendable {
     /// How often a replica reads what the others measured.
     static let sharedRefresh: TimeInterval = 30
 
+    /// A watcher of `store`, calling Ocrolus through `client`, on `clock`.
     public init(
         store: any BookStore,
         client: any OcrolusAPIClient,
@@ -113,6 +126,7 @@ public final class Watcher: Sendable {
         self.random = random
     }
 
+    /// Its counters so far.
     public var stats: WatcherStats { state.withLock { $0.counters } }
 
     /// True when no webhook has arrived for `webhookSilence` (since the service started if none
@@ -212,8 +226,11 @@ public final class Watcher: Sendable {
     /// Set once in a round of work (e.g. "the API failed"), read by the round's concurrent parts.
     public final class RoundFlag: Sendable {
         private let value = Atomic<Bool>(false)
+        /// Whether it was set.
         public var isSet: Bool { value.load(ordering: .acquiring) }
+        /// Sets it (once set, it stays).
         public func set() { value.store(true, ordering: .releasing) }
+        /// Not set.
         public init() {}
     }
 

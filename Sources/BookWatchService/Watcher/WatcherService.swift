@@ -8,11 +8,13 @@ import ServiceLifecycle
 /// Runs the watcher's three loops (inbox, polls, analytics) until graceful shutdown; each loop
 /// finishes the item in hand and stops taking new ones.
 public struct WatcherService: Service {
+    /// The watcher it runs.
     public let watcher: Watcher
     let clock: any WallClock
     let tick: TimeInterval
     let hook: CompletionHook?
 
+    /// The watcher's loops as one service, waking every `tick` of `clock`.
     public init(watcher: Watcher, clock: any WallClock, tick: TimeInterval = 1, hook: CompletionHook? = nil) {
         self.watcher = watcher
         self.clock = clock
@@ -20,6 +22,7 @@ public struct WatcherService: Service {
         self.hook = hook
     }
 
+    /// Runs the loops until graceful shutdown.
     public func run() async throws {
         try await watcher.resume()
         do {

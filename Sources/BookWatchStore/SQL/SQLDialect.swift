@@ -47,26 +47,44 @@ package enum SQLKeyword: Sendable, Equatable {
 
 /// SQLite's dialect (the single-node store).
 package struct SQLiteDialect: SQLDialect {
+    /// SQLite's dialect.
     package init() {}
+    /// `sqlite`.
     package var name: String { "sqlite" }
+    /// `?` for every bind.
     package func bindPlaceholder(at position: Int) -> String { "?" }
+    /// `1` or `0`.
     package func literalBoolean(_ value: Bool) -> String { value ? "1" : "0" }
+    /// SQLite's scalar `MIN`.
     package var leastFunction: String { "MIN" }
+    /// SQLite's scalar `MAX`.
     package var greatestFunction: String { "MAX" }
+    /// Nothing: the write transaction excludes every other writer.
     package var rowLock: String { "" }
+    /// Nothing, for the same reason.
     package var skipLocked: String { "" }
+    /// ` INDEXED BY index`.
     package func indexedBy(_ index: String) -> String { " INDEXED BY \(index)" }
 }
 
 /// PostgreSQL's dialect (the store replicas share).
 package struct PostgreSQLDialect: SQLDialect {
+    /// PostgreSQL's dialect.
     package init() {}
+    /// `postgresql`.
     package var name: String { "postgresql" }
+    /// `$1`, `$2`...
     package func bindPlaceholder(at position: Int) -> String { "$\(position)" }
+    /// `TRUE` or `FALSE`.
     package func literalBoolean(_ value: Bool) -> String { value ? "TRUE" : "FALSE" }
+    /// `LEAST`.
     package var leastFunction: String { "LEAST" }
+    /// `GREATEST`.
     package var greatestFunction: String { "GREATEST" }
+    /// ` FOR UPDATE`.
     package var rowLock: String { " FOR UPDATE" }
+    /// ` FOR UPDATE SKIP LOCKED`.
     package var skipLocked: String { " FOR UPDATE SKIP LOCKED" }
+    /// Nothing: the planner picks the index itself.
     package func indexedBy(_ index: String) -> String { "" }
 }

@@ -28,6 +28,7 @@ extension Optional: SQLBindable where Wrapped: SQLBindable { package var sqlValu
 /// (`\(unescaped:)`, for column lists derived from code, never from input). `render` turns it into
 /// the text and binds of one dialect.
 package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
+    /// One part of a statement.
     package enum Piece: Sendable, Equatable {
         case sql(String)
         case bind(SQLValue)
@@ -35,34 +36,43 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         case list([SQLValue])
     }
 
+    /// The parts, in order.
     package var pieces: [Piece]
 
     /// The most values one `IN` list binds (callers split longer ones), and the most rows one
     /// multi-row `INSERT` or `CASE` writes: both far under SQLite's 32,766 binds and PostgreSQL's
     /// 65,535.
     package static let valuesPerList = 1000
+    /// The most rows one multi-row `INSERT` or `CASE` writes.
     package static let rowsPerStatement = 500
 
     /// True when the statement binds a list (its text varies with the list's length: a store does
     /// not keep such statements prepared).
     package var hasList: Bool { pieces.contains { if case .list = $0 { true } else { false } } }
 
+    /// A statement with no binds.
     package init(stringLiteral value: String) { pieces = [.sql(value)] }
 
+    /// A statement from its interpolation.
     package init(stringInterpolation: StringInterpolation) { pieces = stringInterpolation.pieces }
 
+    /// Builds a statement: literal SQL, binds, keywords, lists and fragments.
     package struct StringInterpolation: StringInterpolationProtocol {
         var pieces: [Piece] = []
 
+        /// An empty statement.
         package init(literalCapacity: Int, interpolationCount: Int) { pieces.reserveCapacity(interpolationCount * 2 + 1) }
 
+        /// Literal SQL.
         package mutating func appendLiteral(_ literal: String) { pieces.append(.sql(literal)) }
 
+        /// A bound value.
         package mutating func appendInterpolation(_ value: some SQLBindable) { pieces.append(.bind(value.sqlValue)) }
 
         /// An optional value: bound as NULL when nil.
         package mutating func appendInterpolation<Value: SQLBindable>(_ value: Value?) { pieces.append(.bind(value.sqlValue)) }
 
+        /// A keyword the dialect spells.
         package mutating func appendInterpolation(_ keyword: SQLKeyword) { pieces.append(.keyword(keyword)) }
 
         /// `(?, ?, ...)` with one bind per value; `(NULL)` for none, which `IN` matches no row
@@ -70,8 +80,10 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         /// lists under `SQLQuery.valuesPerList` (callers chunk longer ones).
         package mutating func appendInterpolation(list values: [some SQLBindable]) { pieces.append(.list(values.map(\.sqlValue))) }
 
+        /// A trusted fragment, as is (column lists derived from code, never input).
         package mutating func appendInterpolation(unescaped fragment: String) { pieces.append(.sql(fragment)) }
 
+        /// Another statement's parts.
         package mutating func appendInterpolation(_ query: SQLQuery) { pieces.append(contentsOf: query.pieces) }
     }
 
@@ -114,10 +126,14 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
 /// a write with `RETURNING`); with `required`, it must answer at least one row, else the
 /// transaction is rolled back with that error.
 package struct SQLStep: Sendable {
+    /// The statement.
     package var query: SQLQuery
+    /// Whether its rows are handed back.
     package var reads: Bool
+    /// The error to roll back with when it answers no row.
     package var required: StoreError?
 
+    /// A step; `required` implies `reads`.
     package init(_ query: SQLQuery, reads: Bool = false, required: StoreError? = nil) {
         self.query = query
         self.reads = reads || required != nil
@@ -134,6 +150,7 @@ package protocol SQLRow {
 }
 
 extension SQLRow {
+    /// An integer column (a boolean reads as 1 or 0), nil for NULL.
     package func optionalInt64(_ column: String) throws -> Int64? {
         switch try sqlValue(column) {
         case .null: return nil
@@ -143,15 +160,19 @@ extension SQLRow {
         }
     }
 
+    /// An integer column that is not NULL.
     package func int64(_ column: String) throws -> Int64 {
         guard let value = try optionalInt64(column) else { throw Self.unreadable(column, "an integer, not NULL") }
         return value
     }
 
+    /// An integer column as `Int`, nil for NULL.
     package func optionalInt(_ column: String) throws -> Int? { try optionalInt64(column).map { Int($0) } }
 
+    /// An integer column as `Int`, not NULL.
     package func int(_ column: String) throws -> Int { Int(try int64(column)) }
 
+    /// A text column, nil for NULL.
     package func optionalString(_ column: String) throws -> String? {
         switch try sqlValue(column) {
         case .null: return nil
@@ -160,6 +181,7 @@ extension SQLRow {
         }
     }
 
+    /// A text column that is not NULL.
     package func string(_ column: String) throws -> String {
         guard let value = try optionalString(column) else { throw Self.unreadable(column, "text, not NULL") }
         return value
@@ -175,11 +197,13 @@ extension SQLRow {
         }
     }
 
+    /// A boolean column that is not NULL.
     package func bool(_ column: String) throws -> Bool {
         guard let value = try optionalBool(column) else { throw Self.unreadable(column, "a boolean, not NULL") }
         return value
     }
 
+    /// A blob column (text reads as its UTF-8).
     package func bytes(_ column: String) throws -> [UInt8] {
         switch try sqlValue(column) {
         case .blob(let value): return value

@@ -21,9 +21,12 @@ public struct StoreOperation<Answer: Sendable>: Sendable {
         case done(Answer)
     }
 
+    /// How a store wraps the statements.
     package let kind: Kind
+    /// The first statement and what follows.
     package let start: Next
 
+    /// An operation starting with `start`.
     package init(_ kind: Kind, _ start: Next) {
         self.kind = kind
         self.start = start
