@@ -1,0 +1,20 @@
+import BookWatchCore
+import Foundation
+
+/// What every transition of the moment shares (the input carries its own facts).
+public struct TransitionOptions: Sendable {
+    /// True when no webhook at all has arrived for a long while, or webhooks miss document
+    /// changes (polling takes over).
+    public var webhooksSilent: Bool
+    /// True while webhooks are measured reliable and the operator allows trusting them
+    /// (`BOOKWATCH_WEBHOOK_TRUST`): a finished `book.verified` body finishes the Book without a
+    /// status call, and finished Books are polled ever more rarely (see `BookMachine.apply`,
+    /// `PollSchedule`). False by default: hints stay hints.
+    public var webhooksTrusted: Bool
+
+    /// What transitions of the moment share.
+    public init(webhooksSilent: Bool = false, webhooksTrusted: Bool = false) {
+        self.webhooksSilent = webhooksSilent
+        self.webhooksTrusted = webhooksTrusted
+    }
+}
