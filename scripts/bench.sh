@@ -40,7 +40,7 @@ else
 fi
 echo "== hot paths"
 if $smoke; then
-    (cd Benchmarks && swift build > /dev/null && .build/debug/HotPaths --allow-debug-build --iterations 10 --warmup-iterations 1)
+    (cd Benchmarks && swift package --disable-sandbox benchmark --benchmark-build-configuration debug --no-progress)
 else
-    (cd Benchmarks && swift run -c release HotPaths)
+    (cd Benchmarks && swift package --disable-sandbox benchmark --no-progress)
 fi
