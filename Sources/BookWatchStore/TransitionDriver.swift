@@ -4,8 +4,8 @@ import Foundation
 /// One transition (`BookStore.apply`) as a conversation with the database, written once for both
 /// stores: the driver says which statement to run next, the store runs it in its transaction and
 /// hands back the rows, until the driver says what the transition came to. Every decision and
-/// every statement lives here (and in `TransitionPlan`); a store only executes
-/// (`SQLiteBookStore.apply`, `PostgresBookStore.apply`: a loop of a few lines each).
+/// every statement lives here (and in `TransitionPlan`); a store only executes them
+/// (`SQLStatementStore.apply` runs the driver through the store's `perform`).
 ///
 /// This shape (a state machine that asks for I/O instead of doing it) lets the synchronous SQLite
 /// transaction and the asynchronous PostgreSQL one share the logic; see docs/decisions.md.
