@@ -58,6 +58,28 @@ import Testing
         #expect(flagged.merged.keys.allSatisfy(SettingCatalog.fileNames.contains))
     }
 
+    /// `ocrolus` in the allowlist stands for Ocrolus's published source addresses, beside CIDRs
+    /// of one's own; `bookwatch config` shows what it expanded to.
+    @Test func theOcrolusPresetExpandsToThePublishedAddresses() throws {
+        let settings = try IngressSettings.resolve(
+            environment: ["BOOKWATCH_WEBHOOK_ALLOW": "Ocrolus, 10.0.0.0/8"],
+            host: nil,
+            port: nil
+        )
+        #expect(settings.allow.count == OcrolusWebhookSources.addresses.count + 1)
+        let policy = settings.accessPolicy
+        for address in ["18.205.30.63", "18.208.79.114", "18.213.224.210", "18.233.250.22", "35.173.140.133", "35.174.183.80", "54.164.238.206"] {
+            #expect(policy.isAllowed(address), "\(address) is published by Ocrolus")
+        }
+        #expect(policy.isAllowed("10.1.2.3"))
+        #expect(!policy.isAllowed("18.205.30.64"))
+        let shown = try LayeredConfiguration(environment: ["BOOKWATCH_WEBHOOK_ALLOW": "ocrolus"]).effective.first { $0.name == "BOOKWATCH_WEBHOOK_ALLOW" }
+        #expect(shown?.value == "ocrolus = " + OcrolusWebhookSources.addresses.joined(separator: ","))
+        #expect(throws: ConfigurationError.self) {
+            try IngressSettings.resolve(environment: ["BOOKWATCH_WEBHOOK_ALLOW": "ocrolus-ish"], host: nil, port: nil)
+        }
+    }
+
     @Test func valuesThatMayHoldASecretAreRedactedInTheLibrarysAccessLog() {
         #expect(SettingCatalog.secretNames.isSubset(of: SettingCatalog.redactedNames))
         #expect(SettingCatalog.redactedNames.isSuperset(of: ["BOOKWATCH_DATABASE", "BOOKWATCH_ON_COMPLETE", "OCROLUS_CLIENT_SECRET"]))

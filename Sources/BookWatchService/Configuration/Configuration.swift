@@ -1,6 +1,7 @@
 import BookWatchStore
 import Configuration
 import Foundation
+import OcrolusAPI
 
 /// One setting of `serve`: its environment name (also its config-file name), the flag that
 /// overrides it, its default, and whether it is a secret (never printed or logged).
@@ -59,7 +60,11 @@ public enum SettingCatalog {
             fileVariant: true,
             "Webhook signing secret(s), comma-separated during a rotation; unset: signatures are not checked."
         ),
-        SettingSpec("BOOKWATCH_WEBHOOK_ALLOW", default: nil, "Comma-separated CIDRs webhooks may come from; unset: any source."),
+        SettingSpec(
+            "BOOKWATCH_WEBHOOK_ALLOW",
+            default: nil,
+            "Comma-separated CIDRs webhooks may come from, `ocrolus` standing for Ocrolus's published addresses; unset: any source."
+        ),
         SettingSpec(
             "BOOKWATCH_TRUSTED_PROXIES",
             default: nil,
@@ -250,6 +255,8 @@ public struct LayeredConfiguration: Sendable {
                 if raw != nil { shown = "(redacted)" } else if let fromFile { shown = "(redacted, read from \(fromFile))" } else { shown = nil }
             } else if spec.name == "BOOKWATCH_DATABASE", let raw {
                 shown = DatabaseLocation(raw).redacted  // a postgres:// URL carries a password
+            } else if spec.name == "BOOKWATCH_WEBHOOK_ALLOW", let raw, OcrolusWebhookSources.isNamed(in: raw) {
+                shown = "\(raw) = \(OcrolusWebhookSources.expanding(raw).joined(separator: ","))"  // the preset expanded
             } else {
                 shown = raw ?? spec.defaultValue
             }

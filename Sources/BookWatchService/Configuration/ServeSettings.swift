@@ -108,8 +108,8 @@ public struct IngressSettings: Sendable {
     static func cidrs(_ env: [String: String], name: String) throws(ConfigurationError) -> [CIDR] {
         guard let text = env[name], !text.isEmpty else { return [] }
         var result: [CIDR] = []
-        for part in text.split(separator: ",") {
-            let entry = part.trimmingCharacters(in: .whitespaces)
+        // `ocrolus` stands for Ocrolus's published source addresses.
+        for entry in OcrolusWebhookSources.expanding(text) {
             guard let cidr = CIDR(entry) else { throw ConfigurationError(setting: name, problem: "'\(entry)' is not an IPv4 or IPv6 CIDR") }
             result.append(cidr)
         }
