@@ -73,7 +73,9 @@ import Testing
         }
         #expect(policy.isAllowed("10.1.2.3"))
         #expect(!policy.isAllowed("18.205.30.64"))
-        let shown = try LayeredConfiguration(environment: ["BOOKWATCH_WEBHOOK_ALLOW": "ocrolus"]).effective.first { $0.name == "BOOKWATCH_WEBHOOK_ALLOW" }
+        let shown = try LayeredConfiguration(environment: ["BOOKWATCH_WEBHOOK_ALLOW": "ocrolus"]).effective.first {
+            $0.name == "BOOKWATCH_WEBHOOK_ALLOW"
+        }
         #expect(shown?.value == "ocrolus = " + OcrolusWebhookSources.addresses.joined(separator: ","))
         #expect(throws: ConfigurationError.self) {
             try IngressSettings.resolve(environment: ["BOOKWATCH_WEBHOOK_ALLOW": "ocrolus-ish"], host: nil, port: nil)
