@@ -1,0 +1,183 @@
+import BookWatchClocks
+import BookWatchCore
+import BookWatchStore
+import Foundation
+import Logging
+import OcrolusAPI
+import Synchronization
+
+/// The inbox: deliveries stored by the ingress, applied in arrival order.
+extension Watcher {
+    /// Claims stored deliveries and processes them in arrival order; returns how many. Each is
+    /// processed once: the hint commits together with its row's mark, and a row another replica
+    /// marked first is skipped.
+    @discardableResult
+    public func processInbox(limit: Int = 256) async throws -> Int {
+        let claimed = try await store.claimInbox(owner: configuration.owner, now: clock.now(), limit: limit, lease: configuration.lease)
+        await recordWebhooks(claimed)
+        // Books are served side by side, `inboxConcurrency` at a time, each Book's deliveries
+        // one after the other: a delivery that needs a status call (a pk not known here) waits
+        // for a slow answer without holding up other Books, whose hints would otherwise reach
+        // them after a poll had already seen the change (and counted it unannounced). One Book's
+        // deliveries stay in order: two of them auto-tracking it at once would race (the second
+        // track could overwrite the first's urgent poll), and pk-only ones would each make the
+        // status call that one makes for all. Hints are order-free: the machine's property.
+        let apiFailed = RoundFlag()
+        var byBook: [String: [StoredDelivery]] = [:]
+        var order: [String] = []
+        for stored in claimed {
+            let key = Self.bookKey(stored.delivery)
+            if byBook[key] == nil { order.append(key) }
+            byBook[key, default: []].append(stored)
+        }
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            var processed = 0
+            var running = 0
+            for key in order {
+                let deliveries = byBook[key] ?? []
+                if running >= Self.inboxConcurrency, let counted = try await group.next() {
+                    running -= 1
+                    processed += counted
+                }
+                group.addTask {
+                    var counted = 0
+                    for stored in deliveries where try await self.settle(stored, apiFailed: apiFailed) { counted += 1 }
+                    return counted
+                }
+                running += 1
+            }
+            for try await counted in group { processed += counted }
+            return processed
+        }
+    }
+
+    /// Which Book a delivery is about, as far as its row tells (uuid, else pk, else the row).
+    static func bookKey(_ delivery: InboxDelivery) -> String {
+        if let uuid = delivery.bookUUID { return "uuid:\(uuid)" }
+        if let pk = delivery.bookPK { return "pk:\(pk)" }
+        return "row:\(delivery.requestID ?? UUID().uuidString)"
+    }
+
+    /// Set once in a round of work (e.g. "the API failed"), read by the round's concurrent parts.
+    public final class RoundFlag: Sendable {
+        private let value = Atomic<Bool>(false)
+        /// Whether it was set.
+        public var isSet: Bool { value.load(ordering: .acquiring) }
+        /// Sets it (once set, it stays).
+        public func set() { value.store(true, ordering: .releasing) }
+        /// Not set.
+        public init() {}
+    }
+
+    /// How many Books' deliveries are applied at once.
+    static let inboxConcurrency = 8
+
+    /// Applies one claimed delivery and marks it, or defers it by its own backoff; answers whether
+    /// it counted as processed. A delivery that cannot be applied yet (API or database trouble)
+    /// waits alone; once the API failed in this round, deliveries that need it wait too, without
+    /// a call.
+    private func settle(_ stored: StoredDelivery, apiFailed: RoundFlag) async throws -> Bool {
+        guard let outcome = await process(stored, apiFailed: apiFailed) else {
+            if stored.attempts + 1 >= Self.inboxMaxAttempts {
+                // A poison row: recorded with its outcome, never retried for ever.
+                _ = try await store.markProcessed(stored.id, at: clock.now(), outcome: .gaveUp(attempts: stored.attempts + 1))
+                return false
+            }
+            let wait = Self.inboxRetryDelay(attempts: stored.attempts + 1, cap: store.schedule.maximum, unitRandom: random())
+            try await store.deferInbox(stored.id, owner: configuration.owner, until: clock.now().addingTimeInterval(wait))
+            return false
+        }
+        // An applied hint's row was marked in the transition's own transaction.
+        let counted = outcome == .applied ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
+        if counted { state.withLock { $0.counters.inboxProcessed += 1 } }
+        return counted
+    }
+
+    /// Attempts after which a delivery that cannot be applied is marked processed with its reason
+    /// (about a day of backoff at the default poll maximum).
+    static let inboxMaxAttempts = 60
+
+    /// The wait before a delivery that could not be applied is tried again: 2 s doubling per
+    /// attempt, capped at `cap`, jittered over its upper half.
+    static func inboxRetryDelay(attempts: Int, cap: TimeInterval, unitRandom: Double) -> TimeInterval {
+        let ceiling = min(max(cap, 2), 2 * pow(2, Double(min(max(attempts - 1, 0), 30))))
+        return max(1, ceiling * (0.5 + 0.5 * min(max(unitRandom, 0), 1)))
+    }
+
+    /// How the delivery ended, or nil when it must wait and be tried again.
+    private func process(_ stored: StoredDelivery, apiFailed: RoundFlag) async -> InboxOutcome? {
+        let delivery = stored.delivery
+        var log = logger
+        log[metadataKey: "request_id"] = "\(delivery.requestID ?? "-")"
+        // The hint admission decoded and the row keeps; a row stored without one (before the
+        // inbox kept hints) is decoded here.
+        var hint: WebhookHint
+        var bookUUID = delivery.bookUUID
+        var bookPK = delivery.bookPK
+        if let stored = delivery.hint {
+            hint = stored
+        } else {
+            guard let decoded = try? DecodedWebhook.decode(delivery.body) else { return .undecodable }
+            hint = decoded.hint
+            bookUUID = bookUUID ?? decoded.bookUUID
+            bookPK = bookPK ?? decoded.bookPK
+        }
+        hint.authenticated = delivery.authenticated
+        do {
+            var uuid = bookUUID
+            var learned: (result: BookStatusResult, at: Date)?
+            if uuid == nil, let pk = bookPK {
+                uuid = try await store.uuid(forPK: pk)
+                if uuid == nil {
+                    // Not known here: one status call by pk tells the uuid (and the status itself).
+                    guard !apiFailed.isSet else { return nil }
+                    let result: BookStatusResult
+                    do {
+                        result = try await client.bookStatus(pk: pk, priority: .urgent)
+                    } catch let error as OcrolusError where error.kind != .permanent {
+                        apiFailed.set()
+                        throw error
+                    }
+                    learned = (result, clock.now())
+                    uuid = result.uuid
+                    recordPoll(.webhookHint)
+                }
+            }
+            guard let uuid else { return .unresolved(detail: nil) }
+            log[metadataKey: "book_uuid"] = "\(uuid)"
+            let now = clock.now()
+            // Auto-track: a Book first seen here is tracked and given its hint in one transaction.
+            let source = HintDelivery(inboxRow: stored.id, trackUnknown: configuration.autoTrack)
+            let outcome = try await store.apply(.webhook(hint, source), to: uuid, at: now, options: options())
+            if outcome == nil {
+                // Untracked by the operator: stored and counted, never tracked again by a webhook.
+                if try await store.isUntracked(uuid) { return untrackedDelivery(log) }
+                return .ignored
+            }
+            if outcome?.created == true {
+                state.withLock { $0.counters.autoTracked += 1 }
+                log.info("auto-tracking a Book first seen in a webhook")
+            }
+            if let learned {
+                let answer = PollAnswer(takenAt: learned.result.requestedAt ?? learned.at)
+                _ = try await store.apply(.snapshot(learned.result.snapshot, answer), to: uuid, at: now, options: options())
+            }
+            log.debug("webhook applied", metadata: ["event": "\(delivery.event)"])
+            return .applied
+        } catch let error as StoreError where error.isDuplicate {
+            return .processedElsewhere  // another replica marked the row first
+        } catch {
+            if let error = error as? OcrolusError, error.kind == .permanent {
+                return .unresolved(detail: "\(error)")
+            }
+            log.warning("webhook could not be applied yet; will retry", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func untrackedDelivery(_ log: Logger) -> InboxOutcome {
+        metrics.untrackedWebhook()
+        log.info("webhook about an untracked Book stored, not applied")
+        return .untracked
+    }
+}
