@@ -296,6 +296,28 @@ import Testing
         #expect(try await h.store.book(Self.uuid)?.analytics?.dueAt == clock.now())
     }
 
+    /// Stores a `document.upload_succeeded` delivery about `uuid` in the inbox, as the ingress would.
+    static func deliverUpload(
+        _ h: IngressHarness,
+        id: String,
+        body: String,
+        at now: Date,
+        authenticated: Bool,
+        hint: WebhookHint? = nil
+    ) async throws {
+        let delivery = InboxDelivery(
+            requestID: id,
+            receivedAt: now,
+            bookUUID: uuid,
+            bookPK: nil,
+            event: "document.upload_succeeded",
+            body: Array(body.utf8),
+            authenticated: authenticated,
+            hint: hint
+        )
+        _ = try await h.store.appendToInbox(delivery)
+    }
+
     /// The watcher applies the hint admission decoded and the row keeps: the body is not read
     /// again (here it is not even JSON, and the delivery still counts).
     @Test func theInboxRowsHintIsAppliedWithoutDecodingTheBodyAgain() async throws {
@@ -308,18 +330,7 @@ import Testing
         let old = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":78}"#
         let rows: [(String, String, WebhookHint?)] = [("kept", "not json", hint), ("old", old, nil), ("garbage", "not json either", nil)]
         for (id, body, kept) in rows {
-            _ = try await h.store.appendToInbox(
-                InboxDelivery(
-                    requestID: id,
-                    receivedAt: clock.now(),
-                    bookUUID: Self.uuid,
-                    bookPK: nil,
-                    event: "document.upload_succeeded",
-                    body: Array(body.utf8),
-                    authenticated: true,
-                    hint: kept
-                )
-            )
+            try await Self.deliverUpload(h, id: id, body: body, at: clock.now(), authenticated: true, hint: kept)
         }
         #expect(try await watcher.processInbox() == 3)
         // A row stored without a hint (before the inbox kept them) is decoded from its body; one
@@ -447,17 +458,7 @@ import Testing
         // A signed webhook about it asks once more (the mark may be wrong); an unsigned one does not.
         for (id, signed) in [("unsigned", false), ("signed", true)] {
             let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":9}"#
-            _ = try await h.store.appendToInbox(
-                InboxDelivery(
-                    requestID: id,
-                    receivedAt: clock.now(),
-                    bookUUID: Self.uuid,
-                    bookPK: nil,
-                    event: "document.upload_succeeded",
-                    body: Array(body.utf8),
-                    authenticated: signed
-                )
-            )
+            try await Self.deliverUpload(h, id: id, body: body, at: clock.now(), authenticated: signed)
             #expect(try await watcher.processInbox() == 1)
             #expect(try await h.store.book(Self.uuid)?.pendingPollReason == (signed ? .webhookHint : nil))
         }
