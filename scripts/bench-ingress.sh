@@ -11,7 +11,7 @@ cd "$root"
 swift build -c "$config" --product bookwatch > /dev/null
 bin="$root/.build/$config/bookwatch"
 work=$(mktemp -d)
-port=$((30000 + RANDOM % 10000))
+port=$("$root/scripts/free-port.py" 20000 30000)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 OCROLUS_API_URL=http://127.0.0.1:9 OCROLUS_AUTH_URL=http://127.0.0.1:9/oauth/token OCROLUS_CLIENT_ID=bench OCROLUS_CLIENT_SECRET=bench \
 BOOKWATCH_AUTO_TRACK=false BOOKWATCH_BENCH_BARE_ROUTE=1 BOOKWATCH_PORT=$port BOOKWATCH_DATABASE="$work/bench.sqlite" \

@@ -10,7 +10,7 @@ set -euo pipefail
 bin=$(realpath "${1:?usage: metrics-check.sh path/to/bookwatch}")
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-sim_port=$((20000 + RANDOM % 10000)); serve_port=$((sim_port + 1))
+sim_port=$("$(dirname "$0")/free-port.py" 20000 30000 2); serve_port=$((sim_port + 1))
 pids=()
 cleanup() { for p in "${pids[@]}"; do { kill -9 "$p"; wait "$p"; } 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT

@@ -12,7 +12,7 @@ pg=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 port=$(python3 -c 'import os; from urllib.parse import urlparse; print(urlparse(os.environ["BOOKWATCH_TEST_POSTGRES_URL"]).port)')
 owner=$(stat -c %U "$BOOKWATCH_PG_DATA")
 as_owner() { if [ "$(id -un)" = "$owner" ]; then "$@"; else runuser -u "$owner" -- "$@"; fi; }
-serve_port=$((20000 + RANDOM % 10000))
+serve_port=$("$(dirname "$0")/free-port.py" 20000 30000)
 log=$(mktemp)
 BOOKWATCH_DATABASE="$BOOKWATCH_TEST_POSTGRES_URL?sslmode=disable&schema=outage" OCROLUS_CLIENT_ID=outage OCROLUS_CLIENT_SECRET=outage \
     OCROLUS_API_URL=http://127.0.0.1:9 BOOKWATCH_PORT=$serve_port "$bin" serve --log-level critical > "$log" 2>&1 &

@@ -15,7 +15,7 @@ books=${2:-40}
 work=$(mktemp -d)
 schema="replica_$RANDOM$RANDOM"
 export BOOKWATCH_DATABASE="$BOOKWATCH_TEST_POSTGRES_URL?sslmode=disable&schema=$schema"
-sim_port=$((20000 + RANDOM % 10000)); ports=($((sim_port + 1)) $((sim_port + 2)) $((sim_port + 3)))
+sim_port=$("$(dirname "$0")/free-port.py" 20000 30000 4); ports=($((sim_port + 1)) $((sim_port + 2)) $((sim_port + 3)))
 pids=(); serve_pids=()
 cleanup() { for p in "${pids[@]}" "${serve_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] && cp -r "$work" /tmp/replica-work; rm -rf "$work"; }
 trap cleanup EXIT

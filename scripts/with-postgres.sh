@@ -26,7 +26,6 @@ fi
 dir=$(mktemp -d /tmp/bookwatch-pg.XXXXXX)
 chmod 755 "$dir"
 data="$dir/data"
-port=${BOOKWATCH_PG_PORT:-$((30000 + RANDOM % 20000))}
 password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$password" > "$dir/pw"
 [ ${#run_as[@]} -eq 0 ] || chown -R "$user" "$dir"
@@ -39,9 +38,23 @@ trap stop EXIT INT TERM
 
 "${run_as[@]}" "$bin/initdb" -D "$data" -U bookwatch --pwfile="$dir/pw" --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 > "$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
-"${run_as[@]}" "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start > /dev/null \
-    || { cat "$dir/server.log" >&2; exit 1; }
+# The port is drawn free below the ephemeral range (scripts/free-port.py); another process can
+# still take it before the server binds, so a start that fails is tried again on a new port.
+here=$(cd "$(dirname "$0")" && pwd)
+for attempt in 1 2 3 4 5; do
+    port=${BOOKWATCH_PG_PORT:-$("$here/free-port.py" 10000 20000)}
+    if "${run_as[@]}" "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start > /dev/null; then
+        break
+    fi
+    if [ "$attempt" = 5 ] || [ -n "${BOOKWATCH_PG_PORT:-}" ] || ! grep -q "Address already in use" "$dir/server.log"; then
+        cat "$dir/server.log" >&2
+        exit 1
+    fi
+    echo "with-postgres: port $port was taken, trying another" >&2
+    "${run_as[@]}" "$bin/pg_ctl" -D "$data" -m immediate stop > /dev/null 2>&1 || true
+    : > "$dir/server.log"
+done
 PGPASSWORD="$password" "$bin/createdb" -h 127.0.0.1 -p "$port" -U bookwatch bookwatch
 
 export BOOKWATCH_TEST_POSTGRES_URL="postgres://bookwatch:$password@127.0.0.1:$port/bookwatch"

@@ -188,7 +188,9 @@ extension OcrolusSimulation {
         }
         let generation = book.generation(at: now)
         counters.analyticsOK += 1
-        counters.analyticsOKByKey["\(book.uuid):\(generation):\(endpoint.rawValue)", default: 0] += 1
+        let key = "\(book.uuid):\(generation):\(endpoint.rawValue)"
+        counters.analyticsOKByKey[key, default: 0] += 1
+        counters.analyticsOKTimes[key, default: []].append(BookStatusStamp.rfc3339(date(now)))
         return Self.json(
             200,
             [

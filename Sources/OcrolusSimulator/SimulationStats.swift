@@ -43,6 +43,9 @@ public struct SimulationStats: Codable, Sendable {
     public var analyticsOK = 0
     /// 200 answers per `uuid:generation:endpoint`: exactly once is the goal.
     public var analyticsOKByKey: [String: Int] = [:]
+    /// When each of those 200s was answered (simulated time, RFC 3339), by the same key: the
+    /// crash test tells a repeat caused by a kill in flight from a real one by these.
+    public var analyticsOKTimes: [String: [String]] = [:]
     /// Analytics answered 425 (not ready).
     public var analyticsNotReady = 0
     /// Answers 401 (token missing, expired or refused).
