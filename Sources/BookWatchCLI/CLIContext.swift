@@ -1,4 +1,5 @@
 import Foundation
+import OcrolusAPI
 
 /// What a command may read from the world: environment, clock, output streams.
 ///
@@ -17,6 +18,9 @@ public struct CLIContext: Sendable {
     public var outputIsTerminal: Bool
     /// Waits between `status --watch` frames (tests count frames instead of waiting).
     public var sleep: @Sendable (TimeInterval) async throws -> Void
+    /// How commands that call Ocrolus or the running service reach them (nil: AsyncHTTPClient;
+    /// tests answer in-process from the simulator).
+    public var transport: (any HTTPTransport)?
 
     /// A context; tests pass their own environment, clock and sinks.
     public init(
@@ -25,8 +29,10 @@ public struct CLIContext: Sendable {
         standardOutput: TextSink,
         standardError: TextSink,
         outputIsTerminal: Bool,
-        sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { try await Task.sleep(for: .seconds($0)) }
+        sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { try await Task.sleep(for: .seconds($0)) },
+        transport: (any HTTPTransport)? = nil
     ) {
+        self.transport = transport
         self.environment = environment
         self.now = now
         self.standardOutput = standardOutput
@@ -45,8 +51,9 @@ public struct CLIContext: Sendable {
         CLIContext(
             environment: ProcessInfo.processInfo.environment,
             now: { Date() },
-            standardOutput: TextSink { FileHandle.standardOutput.write(Data($0.utf8)) },
-            standardError: TextSink { FileHandle.standardError.write(Data($0.utf8)) },
+            // A closed pipe (`bookwatch ... | head`) ends the output, not the process with a crash.
+            standardOutput: TextSink { try? FileHandle.standardOutput.write(contentsOf: Data($0.utf8)) },
+            standardError: TextSink { try? FileHandle.standardError.write(contentsOf: Data($0.utf8)) },
             outputIsTerminal: isatty(STDOUT_FILENO) == 1
         )
     }

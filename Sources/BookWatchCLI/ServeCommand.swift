@@ -65,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("webhooks are accepted from any source without a signature: set BOOKWATCH_WEBHOOK_SECRET or BOOKWATCH_WEBHOOK_ALLOW")
         }
         let clock = SystemClock()
-        let health = ServiceHealth(startedAt: clock.now())
+        let health = ServiceHealth(startedAt: clock.now(), webhookSecretFingerprints: settings.webhookSecrets.map(WebhookVerifier.fingerprint))
         let metrics = BookWatchMetrics()
         // Once per process, here only: Hummingbird's HTTP metrics land in the same registry.
         MetricsSystem.bootstrap(HTTPMetricsFactory(registry: metrics.registry))
@@ -115,17 +115,27 @@ struct ServeCommand: AsyncParsableCommand {
                 timeout: watcherSettings.onCompleteTimeout
             )
         }
+        // Not a setting (the ingress benchmark's switch): read from the process environment.
+        let bareBenchmarkRoute = layers.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"
+        var services: [any Service] = [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)]
+        let router: Router<IngressRequestContext>
+        if let adminPort = settings.adminPort {
+            router = BookWatchRoutes.publicRouter(ingress: ingress, bareBenchmarkRoute: bareBenchmarkRoute)
+            services.append(
+                Application(
+                    router: BookWatchRoutes.adminRouter(store: store, health: health, metrics: metrics, clock: clock),
+                    configuration: .init(address: .hostname(settings.host, port: adminPort), serverName: "bookwatch-admin"),
+                    logger: logger
+                )
+            )
+        } else {
+            router = BookWatchRoutes.router(ingress: ingress, store: store, health: health, metrics: metrics, bareBenchmarkRoute: bareBenchmarkRoute)
+        }
+        services.append(WebhookSetupReport(client: client, publicURL: settings.publicURL, secretConfigured: verifier != nil, logger: logger))
         let app = Application(
-            router: BookWatchRoutes.router(
-                ingress: ingress,
-                store: store,
-                health: health,
-                metrics: metrics,
-                // Not a setting (the ingress benchmark's switch): read from the process environment.
-                bareBenchmarkRoute: layers.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"
-            ),
+            router: router,
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
-            services: [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)],
+            services: services,
             logger: logger
         )
         do {
@@ -145,6 +155,12 @@ struct ServeOptions: ParsableArguments {
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Address to listen on (env BOOKWATCH_HOST; default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env BOOKWATCH_PORT; default 8080).") var port: Int?
+    @Option(
+        name: .customLong("admin-port"),
+        help:
+            "Port of a separate admin listener for /metrics, /books/{uuid}, /healthz, /readyz (env BOOKWATCH_ADMIN_PORT); the public port then serves only webhooks."
+    )
+    var adminPort: Int?
     @Option(
         name: .customLong("config"),
         help: ArgumentHelp(
@@ -177,6 +193,7 @@ struct ServeOptions: ParsableArguments {
         flags["BOOKWATCH_DATABASE"] = database.database
         flags["BOOKWATCH_HOST"] = host
         flags["BOOKWATCH_PORT"] = port.map(String.init)
+        flags["BOOKWATCH_ADMIN_PORT"] = adminPort.map(String.init)
         flags["BOOKWATCH_ON_COMPLETE"] = onComplete
         flags["BOOKWATCH_LOG_LEVEL"] = logLevel
         flags["BOOKWATCH_LOG_FORMAT"] = logFormat

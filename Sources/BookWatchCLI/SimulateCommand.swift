@@ -96,10 +96,13 @@ struct SimulateCommand: AsyncParsableCommand {
         config.start = context.now()
         let clock = ScaledClock(origin: config.start, factor: speed)
         let simulation = OcrolusSimulation(config: config, clock: clock, timestampClock: SystemClock())
-        var services: [any Service] = []
-        if !webhookURLs.isEmpty {
-            services.append(WebhookSender(simulation: simulation, target: SpreadWebhookTarget(urls: webhookURLs, timeout: config.webhookTimeout)))
-        }
+        // Webhooks registered through the management API (`bookwatch webhooks register`) are
+        // delivered to their own URLs, with or without a configured --webhook-url.
+        let target: any WebhookTarget =
+            webhookURLs.isEmpty
+            ? RegisteredOnlyWebhookTarget(timeout: config.webhookTimeout)
+            : SpreadWebhookTarget(urls: webhookURLs, timeout: config.webhookTimeout)
+        let services: [any Service] = [WebhookSender(simulation: simulation, target: target)]
         let host = host
         let summary =
             "\(books) books, seed \(seed), \(flavour.rawValue) webhooks"

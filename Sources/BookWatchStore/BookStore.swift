@@ -71,6 +71,13 @@ public protocol InboxStore: Sendable {
     /// every delivery answered 200 must be.
     func inboxContains(requestID: String) async throws -> Bool
 
+    /// The newest inbox row's id (0 when the inbox is empty): `bookwatch webhooks test` then reads
+    /// what arrives after it.
+    func newestInboxID() async throws -> Int64
+
+    /// Inbox rows after `id`, oldest first, at most `limit`, processed or not (until pruned).
+    func inboxDeliveries(after id: Int64, limit: Int) async throws -> [StoredDelivery]
+
     /// Claims up to `limit` unprocessed inbox rows, oldest first, for `lease` (rows another
     /// replica holds are skipped; an expired claim is taken over).
     func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery]

@@ -95,7 +95,7 @@ public final class OcrolusClient: OcrolusAPIClient {
     /// The OAuth token cache.
     public let tokens: TokenProvider
     private let transport: any HTTPTransport
-    private let clock: any WallClock
+    let clock: any WallClock
     private let logger: Logger
     private let observe: @Sendable (RequestRecord) -> Void
 
@@ -135,7 +135,7 @@ public final class OcrolusClient: OcrolusAPIClient {
     }
 
     private func bookStatus(query: String, priority: RequestPriority) async throws -> BookStatusResult {
-        let (response, sentAt) = try await send(path: "/v1/book/status?\(query)", endpoint: "book_status", priority: priority)
+        let (response, sentAt) = try await send(method: "GET", path: "/v1/book/status?\(query)", endpoint: "book_status", priority: priority)
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
         do {
             var result = try V1Envelope.bookStatus(httpStatus: response.status, body: response.body, retryAfter: retryAfter)
@@ -166,7 +166,7 @@ public final class OcrolusClient: OcrolusAPIClient {
         beforeSend: @Sendable () async throws -> Void
     ) async throws -> AnalyticsAnswer {
         let label = "analytics/\(endpoint.rawValue)"
-        let (response, _) = try await send(path: endpoint.path(for: uuid), endpoint: label, priority: priority, beforeSend: beforeSend)
+        let (response, _) = try await send(method: "GET", path: endpoint.path(for: uuid), endpoint: label, priority: priority, beforeSend: beforeSend)
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
         if response.status == 425 { return .notReady(retryAfter: retryAfter) }
         if let error = V1Envelope.declaredError(
@@ -184,10 +184,12 @@ public final class OcrolusClient: OcrolusAPIClient {
 
     /// Limiter, token, request; on a 401 one token refresh and one more try. Answers the response
     /// and when its request was sent.
-    private func send(
+    func send(
+        method: String,
         path: String,
         endpoint: String,
         priority: RequestPriority,
+        body: [UInt8]? = nil,
         beforeSend: @Sendable () async throws -> Void = {}
     ) async throws -> (IncomingResponse, Date) {
         var refreshed = false
@@ -197,10 +199,13 @@ public final class OcrolusClient: OcrolusAPIClient {
             let token = try await tokens.token()
             let waited = try await limiter.acquire(priority)
             try await beforeSend()
+            var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
+            if body != nil { headers.append(("Content-Type", "application/json")) }
             let request = OutgoingRequest(
-                method: "GET",
+                method: method,
                 url: configuration.apiBaseURL + path,
-                headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
+                headers: headers,
+                body: body,
                 timeout: configuration.requestTimeout
             )
             let started = clock.now()

@@ -76,6 +76,23 @@ public struct WebhookVerifier: Sendable {
         throw .mismatch
     }
 
+    /// A short public name for a secret: the first 12 hex digits of SHA-256 over a fixed label and
+    /// the secret. `/readyz` lists the fingerprints of the secrets `serve` accepts, so
+    /// `bookwatch webhooks rotate-secret` can see that a new secret is live before rotating at
+    /// Ocrolus, without any secret leaving the process. 48 bits reveal nothing of a generated
+    /// secret (256 random bits); a guessable secret is guessable without them.
+    public static func fingerprint(_ secret: String) -> String {
+        let digest = SHA256.hash(data: Array("bookwatch-webhook-secret:\(secret)".utf8))
+        return digest.prefix(6).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// A new secret: 32 bytes from the system's cryptographic generator, as 64 hex digits
+    /// (within Ocrolus's 16 to 128 characters, and safe in a comma-separated setting).
+    public static func generateSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
     /// Computes the signature header value (the simulator signs with this).
     public static func sign(body: some Collection<UInt8>, timestamp: String, requestID: String, secret: String) -> String {
         var message = Array(timestamp.utf8)

@@ -63,6 +63,14 @@ extension OcrolusSimulation {
     /// Records the receiver's answer (nil: no answer in time); schedules a retry unless it was 200.
     public func recordAnswer(_ delivery: WebhookDelivery, status: Int?) {
         counters.deliveryAnswers[String(status ?? 0), default: 0] += 1
+        if let registration = delivery.registrationID {
+            var log = deliveryLog[registration, default: []]
+            log.append([
+                "request_id": delivery.requestID, "event_name": delivery.eventName, "http_status": status ?? 0,
+                "attempt": delivery.attempt, "sent_at": BookStatusStamp.rfc3339(clock.now()),
+            ])
+            deliveryLog[registration] = Array(log.suffix(Self.deliveryLogLimit))
+        }
         guard status != 200 else {
             counters.acceptedRequestIDs.append(delivery.requestID)
             return
@@ -94,6 +102,13 @@ extension OcrolusSimulation {
 
     private func enqueue(_ event: SimEvent) {
         counters.webhooksGenerated += 1
+        // Webhooks registered through the management API get the events they subscribe (exact
+        // names, as Ocrolus matches them), with retries but without the drop, duplicate and delay
+        // faults, which stand for the configured target's network.
+        for registration in registeredWebhooks() where registration.eventNames.contains(event.name) {
+            queueFirstAttempt(of: event, dueAt: event.at, registrationID: registration.id)
+        }
+        guard config.webhooksEnabled else { return }
         if rng.chance(faults.webhookDrop) && event.at >= faults.webhookDropFrom {
             counters.webhooksDroppedByFault += 1
             return
@@ -109,19 +124,25 @@ extension OcrolusSimulation {
                 counters.webhooksDelayed += 1
                 dueAt += rng.uniform(1...max(faults.maxWebhookDelay, 1))
             }
-            nextDeliveryID += 1
-            insert(
-                WebhookDelivery(
-                    id: nextDeliveryID,
-                    requestID: rng.uuid(),
-                    eventName: event.name,
-                    bookIndex: event.bookIndex,
-                    body: event.body,
-                    attempt: 0,
-                    dueAt: dueAt
-                )
-            )
+            queueFirstAttempt(of: event, dueAt: dueAt, registrationID: nil)
         }
+    }
+
+    /// A new delivery of `event` (its own request id), first attempt due at `dueAt`.
+    private func queueFirstAttempt(of event: SimEvent, dueAt: Double, registrationID: Int?) {
+        nextDeliveryID += 1
+        insert(
+            WebhookDelivery(
+                id: nextDeliveryID,
+                requestID: rng.uuid(),
+                eventName: event.name,
+                bookIndex: event.bookIndex,
+                body: event.body,
+                attempt: 0,
+                dueAt: dueAt,
+                registrationID: registrationID
+            )
+        )
     }
 
     private func insert(_ delivery: WebhookDelivery) {
@@ -166,8 +187,20 @@ extension OcrolusSimulation {
         case ("GET", 1) where parts[0] == "webhooks":
             return Self.json(200, ["status": 200, "message": "OK", "response": registeredWebhooks().map(Self.describe)])
         case ("POST", 1) where parts[0] == "webhook":
-            guard let webhook = body["webhook"] as? [String: Any], let url = webhook["url"] as? String else {
-                return Self.json(400, ["status": 400, "message": "webhook.url is required"])
+            guard let webhook = body["webhook"] as? [String: Any], let url = webhook["url"] as? String,
+                let scheme = URL(string: url)?.scheme?.lowercased(), ["http", "https"].contains(scheme), URL(string: url)?.host != nil
+            else {
+                return Self.json(400, ["status": 400, "code": 1002, "message": "webhook.url must be an http(s) URL"])
+            }
+            guard registrations.count < Self.registrationLimit else {
+                return Self.json(
+                    400,
+                    ["status": 400, "code": 1002, "message": "an organisation may have at most \(Self.registrationLimit) webhooks"]
+                )
+            }
+            if !config.webhooksEnabled && registrations.isEmpty && nextEvent == 0 && pendingEvents.isEmpty {
+                // Without a configured target no events were queued: from now on they are, for the registrations.
+                pendingEvents = scenario.events().filter { $0.at > t }
             }
             let registration = WebhookRegistration(
                 id: nextRegistrationID,
@@ -188,7 +221,7 @@ extension OcrolusSimulation {
             case ("GET", ""):
                 return Self.json(200, ["status": 200, "message": "OK", "response": Self.describe(registration)])
             case ("GET", "events"):
-                return Self.json(200, ["status": 200, "message": "OK", "response": registration.eventNames])
+                return Self.json(200, ["status": 200, "message": "OK", "response": deliveryLog[id] ?? []])
             case ("POST", "update"):
                 if let webhook = body["webhook"] as? [String: Any] {
                     registration.url = webhook["url"] as? String ?? registration.url
@@ -199,6 +232,7 @@ extension OcrolusSimulation {
                 return Self.json(200, ["status": 200, "message": "OK", "response": Self.describe(registration)])
             case ("DELETE", "delete"):
                 registrations[id] = nil
+                deliveryLog[id] = nil
                 return Self.json(200, ["status": 200, "message": "OK", "response": NSNull()])
             case ("POST", "rotate-secret"):
                 guard let secret = body["secret_key"] as? String, (16...128).contains(secret.count) else {

@@ -35,6 +35,12 @@ public actor OcrolusSimulation {
     var nextDeliveryID = 0
     var registrations: [Int: WebhookRegistration] = [:]
     var nextRegistrationID = 1
+    /// What each registration was sent (`GET /webhook/{id}/events`), newest last, at most
+    /// `deliveryLogLimit` each.
+    var deliveryLog: [Int: [[String: Any]]] = [:]
+    static let deliveryLogLimit = 1000
+    /// Ocrolus allows five org-level webhooks per organisation.
+    static let registrationLimit = 5
 
     /// A simulation of `config` on `clock` (webhook timestamps from `timestampClock`, else `clock`).
     public init(config: SimulationConfig, clock: any WallClock, timestampClock: (any WallClock)? = nil) {

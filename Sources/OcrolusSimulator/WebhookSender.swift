@@ -67,6 +67,23 @@ public final class SpreadWebhookTarget: WebhookTarget {
     }
 }
 
+/// Posts only deliveries of webhooks registered through the management API, to their URLs: the
+/// target of a simulator started without a webhook URL (it has no deliveries of its own then).
+public struct RegisteredOnlyWebhookTarget: WebhookTarget {
+    let http: HTTPWebhookTarget
+
+    /// A target that fails an attempt not answered within `timeout`.
+    public init(client: HTTPClient = .shared, timeout: TimeInterval = 5) {
+        http = HTTPWebhookTarget(url: "", client: client, timeout: timeout)
+    }
+
+    /// Posts to the registration's URL; nothing (no answer) for a delivery without one.
+    public func deliver(_ delivery: WebhookDelivery, to url: String?) async -> Int? {
+        guard let url else { return nil }
+        return await http.deliver(delivery, to: url)
+    }
+}
+
 /// A closure as a target (in-process tests and the demo).
 public struct ClosureWebhookTarget: WebhookTarget {
     let body: @Sendable (WebhookDelivery) async -> Int?
@@ -101,6 +118,8 @@ public struct WebhookSender: Service {
             for delivery in due {
                 group.addTask {
                     let url = delivery.registrationID.flatMap { registrations[$0] }
+                    // A registration deleted meanwhile gets nothing more (Ocrolus stops delivering).
+                    if delivery.registrationID != nil && url == nil { return }
                     let status = await target.deliver(delivery, to: url)
                     await simulation.recordAnswer(delivery, status: status)
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import OcrolusAPI
 import Synchronization
 
 @testable import BookWatchCLI
@@ -28,7 +29,8 @@ final class CLIHarness: Sendable {
         _ arguments: [String],
         environment: [String: String]? = nil,
         terminal: Bool = false,
-        sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { _ in }
+        sleep: @escaping @Sendable (TimeInterval) async throws -> Void = { _ in },
+        transport: (any HTTPTransport)? = nil
     ) async -> Int32 {
         out.withLock { $0 = "" }
         err.withLock { $0 = "" }
@@ -38,7 +40,8 @@ final class CLIHarness: Sendable {
             standardOutput: TextSink { text in self.out.withLock { $0 += text } },
             standardError: TextSink { text in self.err.withLock { $0 += text } },
             outputIsTerminal: terminal,
-            sleep: sleep
+            sleep: sleep,
+            transport: transport
         )
         return await CLIContext.$current.withValue(context) {
             await BookWatchCommand.run(arguments: arguments)

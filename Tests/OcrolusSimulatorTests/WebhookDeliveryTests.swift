@@ -125,3 +125,64 @@ final class Received: Sendable {
         #expect(received.all.isEmpty)
     }
 }
+
+/// Webhooks registered through the management API get exactly the events they subscribe, signed
+/// with their own secret; what each was sent is reported by `GET /webhook/{id}/events`.
+@Suite struct RegisteredWebhookDeliveryTests {
+    @Test func aRegistrationGetsItsSubscribedEventsOnlyAndTheLogSaysWhatWasSent() async throws {
+        let sim = SimulatorHarness {
+            $0.webhooksEnabled = false  // no configured target: only the registration is delivered to
+            $0.books = 4
+        }
+        let secret = "whsec-registered-0123456789"
+        let client = sim.client
+        let registered = try await client.registerWebhook(
+            url: "https://lender.example.com/webhooks/ocrolus",
+            description: "",
+            events: ["book.verified"]
+        )
+        try await client.rotateWebhookSecret(id: registered.id, secret: secret)
+        let verifier = try WebhookVerifier(secrets: [secret])
+        let clock = sim.clock
+        let received = Received()
+        let sender = WebhookSender(
+            simulation: sim.simulation,
+            target: ClosureWebhookTarget { delivery in
+                received.add(delivery)
+                let header: (String) -> String? = { name in delivery.headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1 }
+                let signed =
+                    (try? verifier.verify(
+                        body: delivery.body,
+                        timestamp: header("Webhook-Timestamp"),
+                        requestID: header("Webhook-Request-Id"),
+                        signature: header("Webhook-Signature"),
+                        now: clock.now()
+                    )) != nil
+                return signed ? (delivery.attempt == 0 ? 503 : 200) : 401
+            }
+        )
+        while await !sim.simulation.webhooksExhausted {
+            await sender.deliverDue()
+            if let next = await sim.simulation.nextWebhookDueAt() { clock.advance(to: next) }
+        }
+        let all = received.all
+        #expect(!all.isEmpty)
+        #expect(all.allSatisfy { $0.eventName == "book.verified" && $0.registrationID == Int(registered.id) })
+        // Every first attempt answered 503 was retried once and then answered 200.
+        #expect(all.filter { $0.attempt == 0 }.count == all.filter { $0.attempt == 1 }.count)
+
+        let log = try await client.webhookEvents(id: registered.id)
+        #expect(log.count == all.count)
+        #expect(log.map(\.httpStatus) == all.map { $0.attempt == 0 ? 503 : 200 })
+        #expect(Set(log.compactMap(\.requestID)) == Set(all.map(\.requestID)))
+
+        // At most five webhooks per organisation; a non-http URL is refused.
+        for index in 2...5 { _ = try await client.registerWebhook(url: "https://lender.example.com/\(index)", description: "", events: []) }
+        await #expect(throws: OcrolusError.self) {
+            try await client.registerWebhook(url: "https://lender.example.com/6", description: "", events: [])
+        }
+        try await client.deleteWebhook(id: "5")
+        await #expect(throws: OcrolusError.self) { try await client.registerWebhook(url: "mailto:x@example.com", description: "", events: []) }
+        #expect(try await client.webhooks().count == 4)
+    }
+}

@@ -153,6 +153,10 @@ final class ChaosStore: BookStore {
     func inboxContains(requestID: String) async throws -> Bool {
         try await pass("inboxContains") { try await base.inboxContains(requestID: requestID) }
     }
+    func newestInboxID() async throws -> Int64 { try await pass("newestInboxID") { try await base.newestInboxID() } }
+    func inboxDeliveries(after id: Int64, limit: Int) async throws -> [StoredDelivery] {
+        try await pass("inboxDeliveries") { try await base.inboxDeliveries(after: id, limit: limit) }
+    }
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {
         try await pass("analyticsResults") { try await base.analyticsResults(for: uuid, endpoint: endpoint) }
     }

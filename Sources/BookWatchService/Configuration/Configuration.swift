@@ -54,6 +54,17 @@ public enum SettingCatalog {
         SettingSpec("BOOKWATCH_HOST", flag: "--host", default: "127.0.0.1", "Address the HTTP server listens on."),
         SettingSpec("BOOKWATCH_PORT", flag: "--port", default: "8080", "Port of the HTTP server (webhooks, metrics, health)."),
         SettingSpec(
+            "BOOKWATCH_ADMIN_PORT",
+            flag: "--admin-port",
+            default: nil,
+            "Port of a separate admin listener (/metrics, /books/{uuid}, /healthz, /readyz); the public port then serves only POST /webhooks/ocrolus. Unset: one listener serves all."
+        ),
+        SettingSpec(
+            "BOOKWATCH_PUBLIC_URL",
+            default: nil,
+            "The URL Ocrolus delivers webhooks to (https://host/webhooks/ocrolus): the default of `webhooks register`, and what `webhooks check` and serve's startup check look for."
+        ),
+        SettingSpec(
             "BOOKWATCH_WEBHOOK_SECRET",
             default: nil,
             secret: true,

@@ -23,6 +23,10 @@ public struct IngressSettings: Sendable {
     public var host = "127.0.0.1"
     /// `BOOKWATCH_PORT` / `--port`.
     public var port = 8080
+    /// The admin listener's port (`BOOKWATCH_ADMIN_PORT`); nil: one listener serves everything.
+    public var adminPort: Int?
+    /// The URL Ocrolus delivers to (`BOOKWATCH_PUBLIC_URL`), if given.
+    public var publicURL: String?
     /// `BOOKWATCH_WEBHOOK_SECRET`: every secret accepted (several during a rotation).
     public var webhookSecrets: [String] = []
     /// `BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS`.
@@ -57,6 +61,21 @@ public struct IngressSettings: Sendable {
         }
         guard (0...65535).contains(settings.port) else {
             throw ConfigurationError(setting: port != nil ? "--port" : "BOOKWATCH_PORT", problem: "\(settings.port) is not a port (0-65535)")
+        }
+        if let text = env["BOOKWATCH_ADMIN_PORT"], !text.isEmpty {
+            guard let parsed = Int(text), (1...65535).contains(parsed) else {
+                throw ConfigurationError(setting: "BOOKWATCH_ADMIN_PORT", problem: "'\(text)' is not a port (1-65535)")
+            }
+            guard parsed != settings.port else {
+                throw ConfigurationError(setting: "BOOKWATCH_ADMIN_PORT", problem: "\(parsed) is also the public port (BOOKWATCH_PORT)")
+            }
+            settings.adminPort = parsed
+        }
+        if let text = env["BOOKWATCH_PUBLIC_URL"], !text.isEmpty {
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+                throw ConfigurationError(setting: "BOOKWATCH_PUBLIC_URL", problem: "'\(text)' is not an http(s) URL")
+            }
+            settings.publicURL = text
         }
         settings.webhookSecrets = try secrets(env, name: "BOOKWATCH_WEBHOOK_SECRET")
         for (index, secret) in settings.webhookSecrets.enumerated() {
@@ -131,10 +150,15 @@ public struct IngressSettings: Sendable {
         WebhookAccessPolicy(allow: allow, trustedProxies: trustedProxies, basicCredentials: basicCredentials)
     }
 
-    /// Checks that `host:port` can be bound now (the server binds it a moment later).
+    /// Checks that `host:port` (and the admin port, when set) can be bound now (the servers bind
+    /// them a moment later).
     public func checkPortFree() throws(ConfigurationError) {
+        try checkFree(port: port, setting: "--port/BOOKWATCH_PORT \(host):\(port)")
+        if let adminPort { try checkFree(port: adminPort, setting: "--admin-port/BOOKWATCH_ADMIN_PORT \(host):\(adminPort)") }
+    }
+
+    private func checkFree(port: Int, setting: String) throws(ConfigurationError) {
         guard port != 0 else { return }
-        let setting = "--port/BOOKWATCH_PORT \(host):\(port)"
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_PASSIVE
@@ -157,6 +181,7 @@ public struct IngressSettings: Sendable {
     public var redactedSummary: String {
         [
             "listen=\(host):\(port)",
+            "admin=\(adminPort.map { "\(host):\($0)" } ?? "same listener")",
             "webhook_secrets=\(webhookSecrets.isEmpty ? "none" : "\(webhookSecrets.count) (redacted)")",
             "webhook_allow=\(allow.isEmpty ? "any" : allow.map(\.description).joined(separator: ","))",
             "trusted_proxies=\(trustedProxies.isEmpty ? "none" : trustedProxies.map(\.description).joined(separator: ","))",

@@ -9,7 +9,13 @@ import NIOCore
 import OcrolusAPI
 
 /// The HTTP side of `serve`: webhooks, health, readiness and one Book's JSON.
+///
+/// One listener serves everything (`router`), or, with `--admin-port`, the public listener serves
+/// only `POST /webhooks/ocrolus` (`publicRouter`) and the admin listener the rest (`adminRouter`).
 public enum BookWatchRoutes {
+    /// Every route on one listener (no `--admin-port`). `/readyz` here is reachable wherever
+    /// webhooks are, so it says that the database is unwritable but not why.
+    ///
     /// - Parameter bareBenchmarkRoute: adds `POST /bench/bare`, which reads the body and answers
     ///   like an accepted webhook without checking or storing anything: the baseline of the ingress
     ///   benchmark (`scripts/bench-ingress.sh`), never for production.
@@ -20,11 +26,17 @@ public enum BookWatchRoutes {
         metrics: BookWatchMetrics = BookWatchMetrics(),
         bareBenchmarkRoute: Bool = false
     ) -> Router<IngressRequestContext> {
+        let router = publicRouter(ingress: ingress, bareBenchmarkRoute: bareBenchmarkRoute)
+        addAdminRoutes(to: router, store: store, health: health, metrics: metrics, clock: ingress.clock, detailedReadiness: false)
+        return router
+    }
+
+    /// The public listener with `--admin-port`: `POST /webhooks/ocrolus` only, 404 elsewhere.
+    public static func publicRouter(ingress: WebhookIngress, bareBenchmarkRoute: Bool = false) -> Router<IngressRequestContext> {
         let router = Router(context: IngressRequestContext.self)
         // Records into whatever swift-metrics backend the process bootstrapped (serve: the
         // same registry as `metrics`); a no-op otherwise.
         router.add(middleware: MetricsMiddleware())
-        router.get("/metrics") { _, _ in await scrape(metrics: metrics, store: store, health: health, now: ingress.clock.now()) }
         router.post("/webhooks/ocrolus") { request, context in await ingress.handle(request, context: context) }
         if bareBenchmarkRoute {
             router.post("/bench/bare") { request, _ in
@@ -33,8 +45,34 @@ public enum BookWatchRoutes {
                 return WebhookIngress.json(.ok, ["status": "accepted"])
             }
         }
+        return router
+    }
+
+    /// The admin listener (`--admin-port`): `/metrics`, `/books/{uuid}`, `/healthz`, `/readyz`
+    /// (with the database's error when it is unwritable).
+    public static func adminRouter(
+        store: any BookRegistry,
+        health: ServiceHealth,
+        metrics: BookWatchMetrics,
+        clock: any WallClock
+    ) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
+        addAdminRoutes(to: router, store: store, health: health, metrics: metrics, clock: clock, detailedReadiness: true)
+        return router
+    }
+
+    private static func addAdminRoutes<Context: RequestContext>(
+        to router: Router<Context>,
+        store: any BookRegistry,
+        health: ServiceHealth,
+        metrics: BookWatchMetrics,
+        clock: any WallClock,
+        detailedReadiness: Bool
+    ) {
+        router.get("/metrics") { _, _ in await scrape(metrics: metrics, store: store, health: health, now: clock.now()) }
         router.get("/healthz") { _, _ in WebhookIngress.json(.ok, ["status": "ok"]) }
-        router.get("/readyz") { _, _ in readiness(health) }
+        router.get("/readyz") { _, _ in readiness(health, detailed: detailedReadiness) }
         router.get("/books/:uuid") { _, context in
             guard let text = context.parameters.get("uuid"), let uuid = BookUUID(text) else {
                 return WebhookIngress.json(.badRequest, ["status": "error", "error": "not a uuid"])
@@ -53,7 +91,6 @@ public enum BookWatchRoutes {
                 return WebhookIngress.json(.serviceUnavailable, ["status": "error", "error": "database unavailable"])
             }
         }
-        return router
     }
 
     /// Refreshes the gauges that describe the database and the service, then renders everything.
@@ -71,13 +108,18 @@ public enum BookWatchRoutes {
         )
     }
 
-    static func readiness(_ health: ServiceHealth) -> Response {
+    /// The readiness answer. `detailed` (the admin listener) adds the database's own error; the
+    /// public listener never echoes it (it can name hosts, paths and users). Both list the
+    /// fingerprints of the accepted webhook secrets (`webhook_secrets`, comma-separated), which
+    /// `bookwatch webhooks rotate-secret` reads.
+    static func readiness(_ health: ServiceHealth, detailed: Bool) -> Response {
         let snapshot = health.snapshot
         var detail: [String: String] = [
             "status": snapshot.databaseWritable ? "ready" : "not ready",
             "database": snapshot.databaseWritable ? "writable" : "unwritable",
         ]
-        if let error = snapshot.databaseError { detail["database_error"] = error }
+        if detailed, let error = snapshot.databaseError { detail["database_error"] = error }
+        detail["webhook_secrets"] = health.webhookSecretFingerprints.joined(separator: ",")
         detail["last_webhook_at"] = snapshot.lastWebhookAt.map(BookStatusEntry.rfc3339) ?? "never"
         detail["webhooks"] = health.webhooksSilent ? "silent: polling takes over" : "arriving"
         return WebhookIngress.json(snapshot.databaseWritable ? .ok : .serviceUnavailable, detail)

@@ -26,9 +26,14 @@ public final class ServiceHealth: Sendable {
     /// When this process started (webhook silence counts from here until the first webhook).
     public let startedAt: Date
 
-    /// Healthy, started at `startedAt`.
-    public init(startedAt: Date = Date()) {
+    /// The fingerprints (`WebhookVerifier.fingerprint`) of the webhook secrets this process
+    /// accepts, for `/readyz`.
+    public let webhookSecretFingerprints: [String]
+
+    /// Healthy, started at `startedAt`, accepting the secrets of `webhookSecretFingerprints`.
+    public init(startedAt: Date = Date(), webhookSecretFingerprints: [String] = []) {
         self.startedAt = startedAt
+        self.webhookSecretFingerprints = webhookSecretFingerprints
     }
 
     /// The state now.

@@ -53,6 +53,24 @@ extension SQLStatementStore {
         try await perform(StoreOperation(.read, SQLStep("SELECT id FROM webhook_inbox WHERE request_id = \(requestID)", reads: true)) { !$0.isEmpty })
     }
 
+    /// `InboxStore.newestInboxID` for both stores.
+    public func newestInboxID() async throws -> Int64 {
+        try await perform(
+            StoreOperation(.read, SQLStep("SELECT COALESCE(MAX(id), 0) AS newest FROM webhook_inbox", reads: true)) { rows in
+                try rows.first?.optionalInt64("newest") ?? 0
+            }
+        )
+    }
+
+    /// `InboxStore.inboxDeliveries` for both stores.
+    public func inboxDeliveries(after id: Int64, limit: Int) async throws -> [StoredDelivery] {
+        try await perform(
+            StoreOperation(.read, SQLStep("SELECT * FROM webhook_inbox WHERE id > \(id) ORDER BY id LIMIT \(limit)", reads: true)) { rows in
+                try rows.map(StoredDelivery.init(row:))
+            }
+        )
+    }
+
     /// `InboxStore.claimInbox` for both stores.
     public func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
         let t = now.storageMillis
