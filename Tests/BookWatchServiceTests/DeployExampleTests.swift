@@ -17,7 +17,9 @@ import Testing
         let entry = /\{name: ([A-Z_]+), value: ([^}]+)\}/
         var environment: [String: String] = [:]
         for match in yaml.matches(of: entry) {
-            environment[String(match.1)] = String(match.2).trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            environment[String(match.1)] = String(match.2).trimmingCharacters(in: .whitespaces).trimmingCharacters(
+                in: CharacterSet(charactersIn: "\"")
+            )
         }
         return environment
     }
