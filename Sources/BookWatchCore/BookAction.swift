@@ -63,6 +63,9 @@ public enum BookAction: Hashable, Sendable {
     /// Documents a snapshot showed newly finished: how many a webhook had announced, how many
     /// none had (the watcher's estimate of webhook loss).
     case webhookCoverage(announced: Int, missed: Int)
+    /// A status answer (or a trusted body) finished the generation: whether a book-level finished
+    /// event had announced it. The estimate counts this only where no document events arrive.
+    case bookFinishCoverage(announced: Bool)
     /// Something odd but survivable, for the log.
     case warn(String)
 }

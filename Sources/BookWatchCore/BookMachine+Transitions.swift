@@ -59,7 +59,12 @@ extension BookMachine {
             if case .unknown(let raw) = status {
                 actions.append(.warn("unknown book status '\(raw)'"))
             }
+            let finishing = snapshot.isFinished && (phase == .tracking || phase == .processing) && (!isFirstSnapshot || watchedSinceCreation)
+            let announced = finishEvidence == .announced
             actions += advance(finished: snapshot.isFinished, at: now)
+            if finishing {
+                if announced { actions.append(.bookFinishCoverage(announced: true)) } else { finishEvidence = .unannounced(since: now) }
+            }
             if phase == .processing, documents.contains(where: { $0.hint?.isFinished == true }) { actions.append(.pollWithin(.soon)) }
             return actions
         }
@@ -150,6 +155,7 @@ extension BookMachine {
         phase = .retrieving
         finishedAt = now
         failureReason = nil
+        finishEvidence = nil
         for index in documents.indices { documents[index].covered = true }
         return [.openAnalyticsJob(generation: generation), .schedulePoll(.retention)]
     }
@@ -198,6 +204,20 @@ extension BookMachine {
         // Marked deleted: the mark may have been wrong, so a delivery that proved its origin
         // brings one look (its answer re-confirms the deletion or brings the Book back).
         guard phase != .deleted else { return hint.authenticated ? [.pollNow(.webhookHint)] : [] }
+        var actions: [BookAction] = []
+        if hint.suggestsBookFinished {
+            if phase == .tracking || phase == .processing {
+                finishEvidence = .announced
+            } else if case .unannounced = finishEvidence {
+                // The finish a status answer showed moments ago: announced after all, only late.
+                finishEvidence = nil
+                actions.append(.bookFinishCoverage(announced: true))
+            }
+        }
+        return actions + applyHintToState(hint, at: now, trusted: trusted)
+    }
+
+    private mutating func applyHintToState(_ hint: WebhookHint, at now: Date, trusted: Bool) -> [BookAction] {
         if trusted, hint.authenticated, phase == .tracking || phase == .processing, let body = hint.finishedBody,
             listsEveryKnownDocument(body), knowsEveryDocument(in: body)
         {
@@ -265,10 +285,13 @@ extension BookMachine {
     /// and the body is no evidence for the loss estimate: it comes at the moment the last
     /// document's own event does, so an event merely late would count as lost (measured: with 30%
     /// of events held back up to 2 minutes the estimate flapped to lossy and polls rose by a third).
+    ///
+    /// The Book's finish, though, was announced: that is the book-level evidence
+    /// (`.bookFinishCoverage`), which the estimate counts only where no document events arrive.
     private mutating func finish(fromBody body: [DocumentSnapshot], at now: Date) -> [BookAction] {
         bookStatus = .verified
         replaceDocuments(with: body)
-        return advance(finished: true, at: now)
+        return [.bookFinishCoverage(announced: true)] + advance(finished: true, at: now)
     }
 
     /// Records a hint for a document; returns true when the document was not known before.

@@ -47,6 +47,19 @@ public struct BookMachine: Hashable, Sendable {
     public internal(set) var watchedSinceCreation: Bool
     /// An odd answer waiting for a second one to agree (gone, or a reopen without a new document).
     public internal(set) var doubt: Doubt?
+    /// Whether a book-level finished event (`book.verified`, `book.completed`, analytics
+    /// generated) announced the current generation's finish: the loss estimate's evidence where
+    /// a deployment receives no document events (`.bookFinishCoverage`).
+    public internal(set) var finishEvidence: FinishEvidence?
+
+    /// What is known of a finish's announcement.
+    public enum FinishEvidence: Hashable, Sendable {
+        /// The event arrived while the generation was unfinished.
+        case announced
+        /// A status answer showed the finish at this time with no event before it: if none
+        /// arrives within `statusLag` (events are not ordered with answers) it was not announced.
+        case unannounced(since: Date)
+    }
 
     /// How long after a Book's last webhook a snapshot may still lag behind it: a document's
     /// "finished" hint survives a snapshot taken within this that shows the document in progress.
@@ -98,10 +111,12 @@ public struct BookMachine: Hashable, Sendable {
         finishedAt: Date?,
         failureReason: String?,
         watchedSinceCreation: Bool = false,
-        doubt: Doubt? = nil
+        doubt: Doubt? = nil,
+        finishEvidence: FinishEvidence? = nil
     ) {
         self.watchedSinceCreation = watchedSinceCreation
         self.doubt = doubt
+        self.finishEvidence = finishEvidence
         self.uuid = uuid
         self.pk = pk
         self.phase = phase
@@ -181,17 +196,25 @@ public struct BookMachine: Hashable, Sendable {
         answeredAsOf: Date? = nil,
         confirmationGap: TimeInterval = Self.defaultConfirmationGap
     ) -> [BookAction] {
+        let settled = settleFinishEvidence(at: now)
         switch input {
         case .snapshot(let snapshot, _):
-            return applySnapshot(snapshot.normalised, at: now, asOf: answeredAsOf ?? now, gap: confirmationGap)
+            return settled + applySnapshot(snapshot.normalised, at: now, asOf: answeredAsOf ?? now, gap: confirmationGap)
         case .pollRefused(let reason, _):
-            return applyRefusal(reason)
+            return settled + applyRefusal(reason)
         case .webhook(let hint, _):
-            return applyHint(hint, at: now, trusted: trustingWebhooks)
+            return settled + applyHint(hint, at: now, trusted: trustingWebhooks)
         case .analytics(let generation, let outcome, _):
-            return applyAnalytics(outcome, generation: generation, at: now)
+            return settled + applyAnalytics(outcome, generation: generation, at: now)
         case .command(let command):
-            return applyCommand(command)
+            return settled + applyCommand(command)
         }
+    }
+
+    /// A finish shown unannounced longer than `statusLag` ago was not announced: counted now.
+    private mutating func settleFinishEvidence(at now: Date) -> [BookAction] {
+        guard case .unannounced(let since) = finishEvidence, now.timeIntervalSince(since) > Self.statusLag else { return [] }
+        finishEvidence = nil
+        return [.bookFinishCoverage(announced: false)]
     }
 }

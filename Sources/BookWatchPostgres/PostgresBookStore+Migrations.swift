@@ -167,6 +167,10 @@ extension PostgresBookStore {
         // The lock timeout: behind a long transaction the ALTER fails (startup retries) rather
         // than hold the inbox's inserts (503s) for the whole migration timeout.
         ("v9-inbox-hint", ["SET LOCAL lock_timeout = '5s'", "ALTER TABLE webhook_inbox ADD COLUMN hint TEXT"]),
+        (
+            "v10-finish-evidence",
+            ["SET LOCAL lock_timeout = '5s'", "ALTER TABLE books ADD COLUMN finish_evidence BIGINT"]
+        ),
     ]
 
     /// The names of the migrations, in order.

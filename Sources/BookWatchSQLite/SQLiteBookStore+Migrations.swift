@@ -174,6 +174,11 @@ extension SQLiteBookStore {
             // The hint admission decoded, so the watcher does not decode the body again.
             try db.execute(sql: "ALTER TABLE webhook_inbox ADD COLUMN hint TEXT")
         }
+        migrator.registerMigration("v10-finish-evidence") { db in
+            // Whether a book-level finished event announced the generation's finish (the loss
+            // estimate's evidence where no document events are received): StoredBook.finishEvidence.
+            try db.execute(sql: "ALTER TABLE books ADD COLUMN finish_evidence INTEGER")
+        }
         return migrator
     }
 }

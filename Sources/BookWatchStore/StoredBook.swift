@@ -32,6 +32,9 @@ package struct StoredBook: Sendable {
     package var doubtKind: String?
     /// `books.doubt_since`.
     package var doubtSince: Int64?
+    /// `books.finish_evidence`: NULL nothing known, 0 announced, a positive value the storage
+    /// time since which a finish is shown unannounced (`BookMachine.FinishEvidence`).
+    package var finishEvidence: Int64?
     /// The poll columns.
     package var schedule: StoredSchedule
 
@@ -50,9 +53,11 @@ package struct StoredBook: Sendable {
         watchedSinceCreation: Bool,
         doubtKind: String? = nil,
         doubtSince: Int64? = nil,
+        finishEvidence: Int64? = nil,
         untrackedAt: Int64? = nil,
         schedule: StoredSchedule
     ) {
+        self.finishEvidence = finishEvidence
         self.untrackedAt = untrackedAt
         self.doubtKind = doubtKind
         self.doubtSince = doubtSince
@@ -98,8 +103,19 @@ package struct StoredBook: Sendable {
             finishedAt: finishedAt.map(Date.init(storageMillis:)),
             failureReason: failureReason,
             watchedSinceCreation: watchedSinceCreation,
-            doubt: doubt
+            doubt: doubt,
+            finishEvidence: finishEvidence.map { $0 == 0 ? .announced : .unannounced(since: Date(storageMillis: $0)) }
         )
+    }
+
+    /// `books.finish_evidence` of a machine's evidence (an unannounced time of 0 or less, which
+    /// no real clock gives, is kept as 1 so it never reads as announced).
+    package static func storedEvidence(_ evidence: BookMachine.FinishEvidence?) -> Int64? {
+        switch evidence {
+        case nil: nil
+        case .announced: 0
+        case .unannounced(let since): max(1, since.storageMillis)
+        }
     }
 
     /// The record `status` shows.
@@ -159,6 +175,7 @@ package enum BooksTable {
         "uuid", "pk", "state", "generation", "last_opened_generation", "book_status", "failure_reason",
         "last_webhook_at", "last_polled_at", "finished_at", "next_poll_at", "poll_reason", "poll_claimed_at", "snapshot_as_of",
         "watched_since_creation", "doubt_kind", "doubt_since", "poll_failures", "untracked_at", "created_at", "updated_at",
+        "finish_evidence",
     ]
     /// The columns, comma-separated.
     package static let columnList = columns.joined(separator: ", ")

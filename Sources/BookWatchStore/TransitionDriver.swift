@@ -236,7 +236,7 @@ package struct TransitionDriver {
             key, m.pk, m.phase.rawValue, m.generation, m.lastOpenedGeneration, m.bookStatus?.rawValue,
             m.failureReason, m.lastWebhookAt?.storageMillis, m.lastSnapshotAt?.storageMillis, m.finishedAt?.storageMillis,
             s.next, s.reason, s.claimedAt, s.snapshotAsOf, m.watchedSinceCreation, m.doubt?.kind.rawValue,
-            m.doubt?.since.storageMillis, Int64(s.failures), untrackedAt, t, t,
+            m.doubt?.since.storageMillis, Int64(s.failures), untrackedAt, t, t, StoredBook.storedEvidence(m.finishEvidence),
         ]
         steps.append(
             SQLStep(
@@ -325,6 +325,7 @@ extension StoredBook {
             watchedSinceCreation: try row.bool("watched_since_creation"),
             doubtKind: try row.optionalString("doubt_kind"),
             doubtSince: try row.optionalInt64("doubt_since"),
+            finishEvidence: try row.optionalInt64("finish_evidence"),
             untrackedAt: try row.optionalInt64("untracked_at"),
             schedule: StoredSchedule(
                 next: try row.optionalInt64("next_poll_at"),

@@ -208,7 +208,7 @@ package struct TransitionPlan: Sendable {
             case .failAnalyticsJob(let generation, let reason): plan.jobs.append((generation, .fail(reason: reason)))
             case .notifyRetrieved(let generation): plan.notify.append(generation)
             case .stopWatching: plan.untrack = true
-            case .pollNow, .schedulePoll, .postponePoll, .pollWithin, .warn, .webhookCoverage: break
+            case .pollNow, .schedulePoll, .postponePoll, .pollWithin, .warn, .webhookCoverage, .bookFinishCoverage: break
             }
         }
         if plan.untrack {

@@ -108,7 +108,7 @@ extension OcrolusSimulation {
         for registration in registeredWebhooks() where registration.eventNames.contains(event.name) {
             queueFirstAttempt(of: event, dueAt: event.at, registrationID: registration.id)
         }
-        guard config.webhooksEnabled else { return }
+        guard config.webhooksEnabled, config.subscribedEvents?.contains(event.name) ?? true else { return }
         if rng.chance(faults.webhookDrop) && event.at >= faults.webhookDropFrom {
             counters.webhooksDroppedByFault += 1
             return

@@ -99,6 +99,9 @@ public struct SimulationConfig: Sendable {
     public var webhookSecret: String? = nil
     /// Send no webhooks at all.
     public var webhooksEnabled = true
+    /// The events the configured target subscribes (nil: every event), as an organisation that
+    /// registered only some of them in the Dashboard.
+    public var subscribedEvents: Set<String>? = nil
     /// The faults injected.
     public var faults = FaultConfig()
     /// Books are created at random over this many seconds from the start.

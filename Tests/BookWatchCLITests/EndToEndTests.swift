@@ -28,6 +28,8 @@ import Testing
         var completeJobs: Int
         /// Transactions the deployment's group-commit writer wrote.
         var inboxBatches: Int
+        /// The deployment's webhook loss estimate at the end.
+        var loss: WebhookLossEstimate
     }
 
     /// - Parameter trackAll: the lender tracks every Book it creates (`bookwatch track`); otherwise
@@ -78,7 +80,8 @@ import Testing
             superseded: try await deployment.store.analyticsCounts().jobs["superseded"] ?? 0,
             metrics: PrometheusSamples.parse(String(decoding: deployment.metrics.exposition(), as: UTF8.self)),
             completeJobs: try await deployment.store.analyticsCounts().jobs["complete"] ?? 0,
-            inboxBatches: deployment.writer.batches.load(ordering: .relaxed)
+            inboxBatches: deployment.writer.batches.load(ordering: .relaxed),
+            loss: deployment.watcher.webhookLoss
         )
     }
 
@@ -200,6 +203,31 @@ import Testing
 
     @Test func noWebhooksAtAll() async throws {
         checkExactlyOnce(try await run({ $0.webhooksEnabled = false }, trackAll: true), "no webhooks")
+    }
+
+    /// An organisation that subscribes only book events: the estimate measures Book finishes (no
+    /// document event ever arrives, so none counts as lost) and reads reliable, or lossy when the
+    /// book events are lost too.
+    @Test func bookEventsOnlyAreMeasuredByBookFinishes() async throws {
+        let bookEvents: Set<String> = ["book.verified", "book.completed", "book.analytics_v2.generated"]
+        let clean = try await run({ $0.subscribedEvents = bookEvents }, trackAll: true)
+        checkExactlyOnce(clean, "book events only")
+        let end = try #require(clean.loss.lastReceived[.bookFinishes])
+        #expect(clean.loss.lastReceived[.documents] == nil)
+        #expect(!clean.loss.receives(.documents, at: end))
+        #expect(clean.loss.measuredKind(at: end) == .bookFinishes)
+        #expect(!clean.loss.isLossy, "\(clean.loss)")
+        #expect((clean.loss.lossRatio ?? 1) < 0.1, "\(clean.loss)")
+
+        let lossy = try await run(
+            {
+                $0.subscribedEvents = bookEvents
+                $0.faults.webhookDrop = 0.6
+            },
+            trackAll: true
+        )
+        checkExactlyOnce(lossy, "book events only, 60% lost")
+        #expect(lossy.loss.isLossy, "\(lossy.loss)")
     }
 
     @Test func legacyAccountLevelPayloadsOnly() async throws {

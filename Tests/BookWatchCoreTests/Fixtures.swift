@@ -31,7 +31,7 @@ enum Fixture {
 
     /// A machine driven through `inputs`, returning the actions of the last input.
     /// The machine after `inputs`, and the actions of the last one (without the
-    /// `.webhookCoverage` observations, which have tests of their own).
+    /// `.webhookCoverage` and `.bookFinishCoverage` observations, which have tests of their own).
     static func machine(after inputs: [BookInput]) -> (BookMachine, [BookAction]) {
         var machine = BookMachine(uuid: uuid)
         var last: [BookAction] = []
@@ -40,7 +40,17 @@ enum Fixture {
             // the next answer: `BookMachineTests` "doubts" test the gap itself.
             last = machine.apply(input, at: t0.addingTimeInterval(Double(i)), confirmationGap: 1)
         }
-        return (machine, last.filter { if case .webhookCoverage = $0 { false } else { true } })
+        return (machine, withoutCoverage(last))
+    }
+
+    /// `actions` without the loss estimate's observations.
+    static func withoutCoverage(_ actions: [BookAction]) -> [BookAction] {
+        actions.filter {
+            switch $0 {
+            case .webhookCoverage, .bookFinishCoverage: false
+            default: true
+            }
+        }
     }
 }
 

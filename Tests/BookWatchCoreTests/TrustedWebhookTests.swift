@@ -55,8 +55,9 @@ import Testing
 
     @Test func aTrustedFinishedBodyFinishesTheBookWithoutAStatusCall() {
         let (machine, actions) = Self.run(Self.announced + [Self.body([(1, .verificationComplete), (2, .rejected)])], trusted: true)
-        // No `.webhookCoverage`: a body is no evidence for the loss estimate (see `finish(fromBody:)`).
-        #expect(actions == [.openAnalyticsJob(generation: 1), .schedulePoll(.retention)])
+        // No `.webhookCoverage`: a body is no evidence about documents (see `finish(fromBody:)`);
+        // it is the announcement of the Book's finish.
+        #expect(actions == [.bookFinishCoverage(announced: true), .openAnalyticsJob(generation: 1), .schedulePoll(.retention)])
         #expect(machine.phase == .retrieving)
         #expect(machine.bookStatus == .verified)
         #expect(machine.documents.map(\.status) == [.verificationComplete, .rejected])

@@ -22,7 +22,8 @@ import Testing
             "uuid": .text(uuid.rawValue), "pk": .integer(42), "state": .text("processing"), "generation": .integer(1),
             "last_opened_generation": .integer(0), "book_status": .text("VERIFYING"), "failure_reason": .null,
             "last_webhook_at": .null, "last_polled_at": .integer(1), "finished_at": .null, "watched_since_creation": .integer(0),
-            "doubt_kind": .null, "doubt_since": .null, "untracked_at": untracked ? .integer(5) : .null, "next_poll_at": .integer(9),
+            "doubt_kind": .null, "doubt_since": .null, "finish_evidence": .null, "untracked_at": untracked ? .integer(5) : .null,
+            "next_poll_at": .integer(9),
             "poll_reason": .null, "poll_claimed_at": .null, "snapshot_as_of": .null, "poll_failures": .integer(0),
         ])
     }

@@ -48,6 +48,27 @@ import Testing
         }
     }
 
+    /// What is known of a finish's announcement is kept between transitions (the loss estimate's
+    /// book-level evidence).
+    @Test(arguments: StoreKind.available)
+    func finishEvidenceRoundTrips(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(1), options: .init())
+            #expect(try await store.book(F.uuid)?.machine.finishEvidence == nil)
+            _ = try await store.apply(F.bookVerified, to: F.uuid, at: F.t0.plus(2), options: .init())
+            #expect(try await store.book(F.uuid)?.machine.finishEvidence == .announced)
+            let finished = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(3), options: .init())
+            #expect(finished?.actions.contains(.bookFinishCoverage(announced: true)) == true)
+            #expect(try await store.book(F.uuid)?.machine.finishEvidence == nil)
+
+            _ = try await store.apply(.command(.track(.operator)), to: F.other, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.verifying), to: F.other, at: F.t0.plus(1), options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.other, at: F.t0.plus(2), options: .init())
+            #expect(try await store.book(F.other)?.machine.finishEvidence == .unannounced(since: F.t0.plus(2)))
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func transitionsRoundTrip(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in

@@ -28,8 +28,10 @@ extension Watcher {
         do { try await readShared(now: now) } catch { logger.warning("could not read the shared measurements", metadata: ["error": "\(error)"]) }
     }
 
-    /// Stores when the newest of `deliveries` arrived, if later than what is stored.
+    /// Stores when the newest of `deliveries` arrived, if later than what is stored, and which
+    /// kinds of event the deployment receives (the loss estimate counts only those).
     func recordWebhooks(_ deliveries: [StoredDelivery]) async {
+        await noteReceivedKinds(deliveries)
         guard let newest = deliveries.map(\.delivery.receivedAt).max() else { return }
         let millis = newest.storageMillis
         do {
@@ -41,6 +43,39 @@ extension Watcher {
             logger.warning("could not store the last webhook time", metadata: ["error": "\(error)"])
         }
     }
+
+    /// Notes in the shared estimate the kinds of event among `deliveries`: at most once a minute
+    /// per kind (what the window needs), so a busy inbox does not rewrite the estimate per round.
+    func noteReceivedKinds(_ deliveries: [StoredDelivery]) async {
+        var newest: [WebhookLossEstimate.Kind: Date] = [:]
+        for stored in deliveries {
+            let event = stored.delivery.hint?.event ?? WebhookEvent(name: stored.delivery.event)
+            guard let kind = WebhookLossEstimate.Kind(receiving: event) else { continue }
+            newest[kind] = max(newest[kind] ?? stored.delivery.receivedAt, stored.delivery.receivedAt)
+        }
+        let known = state.withLock { $0.loss.lastReceived }
+        let stale = newest.filter { kind, date in known[kind].map { date.timeIntervalSince($0) >= Self.kindNoteInterval } ?? true }
+        guard !stale.isEmpty else { return }
+        let local = state.withLock { state in
+            for (kind, date) in stale { state.loss.noteReceived(kind, at: date) }
+            return state.loss
+        }
+        do {
+            let stored = try await store.updateSharedState(Self.lossKey, at: clock.now()) { current in
+                var estimate = current.flatMap { try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data($0.utf8)) } ?? local
+                for (kind, date) in stale { estimate.noteReceived(kind, at: date) }
+                return (try? String(decoding: JSONEncoder().encode(estimate), as: UTF8.self)) ?? ""
+            }
+            if let estimate = try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data(stored.utf8)) {
+                state.withLock { $0.loss = estimate }
+            }
+        } catch {
+            logger.warning("could not store which webhook kinds arrive", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// How often a kind's arrival is written to the shared estimate.
+    static let kindNoteInterval: TimeInterval = 60
 
     // MARK: pruning
 

@@ -139,7 +139,7 @@ public final class Watcher: Sendable {
         metrics.analytics(final ? .failed : .error)
     }
 
-    /// Silent webhooks, or webhooks that miss document changes: either way polling takes over.
+    /// Silent webhooks, or webhooks that miss changes: either way polling takes over.
     func options() -> TransitionOptions {
         let untrusted = state.withLock { $0.silent || $0.loss.isLossy }
         return TransitionOptions(webhooksSilent: untrusted, webhooksTrusted: configuration.trustWebhooks && !untrusted)
@@ -157,12 +157,19 @@ public final class Watcher: Sendable {
     /// One observation into the deployment's estimate (read, observe and write in one transaction,
     /// so replicas add up their evidence); the local copy follows. Without the database the local
     /// estimate still learns.
-    private func observeShared(announced: Int, missed: Int) async -> (changed: Bool, estimate: WebhookLossEstimate) {
+    private func observeShared(
+        _ kind: WebhookLossEstimate.Kind,
+        announced: Int,
+        missed: Int
+    ) async -> (changed: Bool, estimate: WebhookLossEstimate) {
         let local = state.withLock { $0.loss }
+        let now = clock.now()
+        // Not the kind that counts now (or none arrives): nothing to write.
+        guard local.measuredKind(at: now) == kind else { return (false, local) }
         do {
-            let stored = try await store.updateSharedState(Self.lossKey, at: clock.now()) { current in
+            let stored = try await store.updateSharedState(Self.lossKey, at: now) { current in
                 var estimate = current.flatMap { try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data($0.utf8)) } ?? local
-                estimate.observe(announced: announced, missed: missed)
+                estimate.observe(kind, announced: announced, missed: missed, at: now)
                 return (try? String(decoding: JSONEncoder().encode(estimate), as: UTF8.self)) ?? ""
             }
             if let estimate = try? JSONDecoder().decode(WebhookLossEstimate.self, from: Data(stored.utf8)) {
@@ -172,25 +179,32 @@ public final class Watcher: Sendable {
         } catch {
             logger.warning("could not store the webhook loss estimate", metadata: ["error": "\(error)"])
         }
-        return state.withLock { state in (state.loss.observe(announced: announced, missed: missed), state.loss) }
+        return state.withLock { state in (state.loss.observe(kind, announced: announced, missed: missed, at: now), state.loss) }
     }
 
     /// Feeds what a snapshot showed to the loss estimate (and says so when it turns; turning lossy
-    /// pulls in the polls scheduled while webhooks were trusted).
+    /// pulls in the polls scheduled while webhooks were trusted). Only the kind of event the
+    /// deployment receives counts (`WebhookLossEstimate.measuredKind`).
     func observeCoverage(_ actions: [BookAction]) async {
-        for case .webhookCoverage(let announced, let missed) in actions {
-            let (changed, estimate) = await observeShared(announced: announced, missed: missed)
+        for action in actions {
+            let observation: (WebhookLossEstimate.Kind, Int, Int)
+            switch action {
+            case .webhookCoverage(let announced, let missed): observation = (.documents, announced, missed)
+            case .bookFinishCoverage(let announced): observation = (.bookFinishes, announced ? 1 : 0, announced ? 0 : 1)
+            default: continue
+            }
+            let (changed, estimate) = await observeShared(observation.0, announced: observation.1, missed: observation.2)
             metrics.webhookLoss(estimate.lossRatio ?? 0)
             guard changed else { continue }
             let percent = Int(((estimate.lossRatio ?? 0) * 100).rounded())
             if estimate.isLossy {
                 let moved = (try? await tightenPolls()) ?? 0
                 logger.warning(
-                    "webhooks miss document changes; polling tightens",
+                    "webhooks miss changes; polling tightens",
                     metadata: ["unannounced_percent": "\(percent)", "polls_moved": "\(moved)"]
                 )
             } else {
-                logger.notice("webhooks announce document changes again; polling backs off", metadata: ["unannounced_percent": "\(percent)"])
+                logger.notice("webhooks announce changes again; polling backs off", metadata: ["unannounced_percent": "\(percent)"])
             }
         }
     }
