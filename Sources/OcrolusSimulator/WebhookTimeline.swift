@@ -49,8 +49,15 @@ extension SimBook {
                     "document.classification_succeeded",
                     docFields.merging(["event_name": "document.classification_succeeded"]) { $1 }
                 )
-                let finished = document.outcome == .verificationComplete ? "document.verification_succeeded" : "document.verification_failed"
-                add(document.finishAt, finished, docFields.merging(["event_name": finished]) { $1 })
+                // Only documented events: a verified document has one; a rejected or failed one has
+                // none at org level (its Book's events and the status endpoint say it finished).
+                if document.outcome == .verificationComplete {
+                    add(
+                        document.finishAt,
+                        "document.verification_succeeded",
+                        docFields.merging(["event_name": "document.verification_succeeded"]) { $1 }
+                    )
+                }
             }
             for generation in generations {
                 let listed = documents.filter { $0.uploadAt <= generation.verifiedAt }.map {
