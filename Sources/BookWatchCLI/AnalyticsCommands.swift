@@ -1,14 +1,25 @@
 import ArgumentParser
 import BookWatchCore
+import BookWatchService
 import BookWatchStore
 import Foundation
 import OcrolusAPI
 
-/// `bookwatch analytics UUID [--endpoint NAME]`: prints the stored analytics JSON.
+/// `bookwatch analytics UUID` (show) and `bookwatch analytics export --dir DIR`.
 struct AnalyticsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analytics",
-        abstract: "Print the stored analytics of a Book (newest generation first)."
+        abstract: "Print the stored analytics of a Book, or export every stored result as files.",
+        subcommands: [AnalyticsShow.self, AnalyticsExport.self],
+        defaultSubcommand: AnalyticsShow.self
+    )
+}
+
+/// `bookwatch analytics [show] UUID [--endpoint NAME]`: prints the stored analytics JSON.
+struct AnalyticsShow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print the stored analytics of a Book (newest generation first); the default: bookwatch analytics UUID."
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -31,17 +42,78 @@ struct AnalyticsCommand: AsyncParsableCommand {
         if !all, let newest = results.first?.generation { results = results.filter { $0.generation == newest } }
         guard !results.isEmpty else { throw CLIError.runtime("no analytics stored for \(book)\(endpoint.map { " (\($0))" } ?? "")") }
         // One JSON document: {"book_uuid", "results": [{"generation", "endpoint", "retrieved_at", "body"}]}.
-        var entries: [String] = []
-        for result in results {
-            let body = String(decoding: result.body, as: UTF8.self)
-            let isJSON = (try? JSONSerialization.jsonObject(with: Data(result.body), options: [.fragmentsAllowed])) != nil
-            let encodedBody = isJSON ? body : String(decoding: try JSONEncoder().encode(body), as: UTF8.self)
-            entries.append(
-                #"{"generation":\#(result.generation),"endpoint":"\#(result.endpoint)","retrieved_at":"\#(BookStatusEntry.rfc3339(result.retrievedAt))","body":\#(encodedBody)}"#
-            )
-        }
-        context.print(#"{"book_uuid":"\#(book)","results":[\#(entries.joined(separator: ","))]}"#)
+        context.print(#"{"book_uuid":"\#(book)","results":[\#(results.map(ResultExporter.document).joined(separator: ","))]}"#)
     }
+}
+
+/// `bookwatch analytics export --dir DIR [--since TIME]`: one file per stored result.
+struct AnalyticsExport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write every stored result as a JSON file (UUID.gGENERATION.ENDPOINT.json) into a directory.",
+        discussion: """
+            Each file appears whole (written aside, then linked to its name) and an existing one is never rewritten: \
+            run it again (or beside serve --export-dir) and only what is missing is added. Prints written and already present counts.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: ArgumentHelp("The directory (it must exist).", valueName: "dir")) var dir: String
+    @Option(
+        help: ArgumentHelp("Only results retrieved at or after TIME: RFC 3339 (2026-12-01T00:00:00Z) or an age (90m, 24h, 7d).", valueName: "time")
+    )
+    var since: String?
+
+    func validate() throws {
+        if let since, Self.parseSince(since, now: Date()) == nil {
+            throw ValidationError("--since '\(since)' is neither an RFC 3339 time nor an age like 90m, 24h or 7d")
+        }
+    }
+
+    /// An RFC 3339 time, or `now` minus an age (`s`, `m`, `h`, `d`).
+    static func parseSince(_ text: String, now: Date) -> Date? {
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        guard let unit = text.last.flatMap({ units[$0] }), let amount = Double(text.dropLast()), amount >= 0, amount.isFinite else { return nil }
+        return now.addingTimeInterval(-amount * unit)
+    }
+
+    func run() async throws {
+        let context = CLIContext.current
+        let exporter: ResultExporter
+        do {
+            exporter = try ResultExporter(directory: dir)
+        } catch {
+            throw CLIError.usage("--dir \(error)")
+        }
+        let cutoff = since.flatMap { Self.parseSince($0, now: context.now()) }
+        guard let store = try await database.openExistingStore(context) else {
+            context.print("exported 0 results (0 already present): no database at \(database.resolvedPath(context).setting)")
+            return
+        }
+        let (written, present) = try await using(store) { store in
+            var written = 0
+            var present = 0
+            var after: AnalyticsResult?
+            while true {
+                let page = try await store.analyticsResults(retrievedSince: cutoff, after: after, limit: Self.pageSize)
+                for result in page {
+                    do {
+                        if try exporter.export(result) { written += 1 } else { present += 1 }
+                    } catch {
+                        throw CLIError.runtime("export stopped after \(written) files: \(error)")
+                    }
+                }
+                guard page.count == Self.pageSize, let last = page.last else { return (written, present) }
+                after = last
+            }
+        }
+        context.print("exported \(written) results (\(present) already present) to \(dir)")
+    }
+
+    /// Results read per statement.
+    static let pageSize = 200
 }
 
 /// `bookwatch retry UUID`: re-arms the failed analytics job of a Book.

@@ -32,12 +32,14 @@ struct ServeCommand: AsyncParsableCommand {
         let watcherSettings: WatcherSettings
         let verifier: WebhookVerifier?
         let logging: (format: LogFormat, level: Logger.Level)
+        let exporter: ResultExporter?
         do {
             settings = try IngressSettings.resolve(environment: environment, host: nil, port: nil)
             watcherSettings = try WatcherSettings.resolve(environment: environment)
             logging = try ServeOptions.logging(environment)
             verifier = try settings.verifier()
             try settings.checkPortFree()
+            exporter = try ServeOptions.exporter(environment)
         } catch {
             throw CLIError.usage(error.description)
         }
@@ -105,16 +107,20 @@ struct ServeCommand: AsyncParsableCommand {
             metrics: metrics
         )
         let hookCommand = environment["BOOKWATCH_ON_COMPLETE"].flatMap { $0.isEmpty ? nil : $0 }
-        let hook = hookCommand.map {
-            CompletionHook(
-                command: $0,
-                store: store,
-                logger: logger,
-                owner: watcherConfiguration.owner,
-                lease: max(900, watcherSettings.onCompleteTimeout + 60),
-                timeout: watcherSettings.onCompleteTimeout
+        let hook =
+            (hookCommand == nil && exporter == nil)
+            ? nil
+            : Optional(
+                CompletionHook(
+                    command: hookCommand,
+                    exporter: exporter,
+                    store: store,
+                    logger: logger,
+                    owner: watcherConfiguration.owner,
+                    lease: max(900, watcherSettings.onCompleteTimeout + 60),
+                    timeout: watcherSettings.onCompleteTimeout
+                )
             )
-        }
         // Not a setting (the ingress benchmark's switch): read from the process environment.
         let bareBenchmarkRoute = layers.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"
         var services: [any Service] = [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)]
@@ -177,6 +183,14 @@ struct ServeOptions: ParsableArguments {
         )
     )
     var onComplete: String?
+    @Option(
+        name: .customLong("export-dir"),
+        help: ArgumentHelp(
+            "Write each stored retrieval's results as JSON files into this directory (env BOOKWATCH_EXPORT_DIR), as bookwatch analytics export does.",
+            valueName: "dir"
+        )
+    )
+    var exportDir: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env BOOKWATCH_LOG_LEVEL; default info).")
     var logLevel: String?
     @Option(name: .customLong("log-format"), help: "text or json (env BOOKWATCH_LOG_FORMAT; default text).")
@@ -195,6 +209,7 @@ struct ServeOptions: ParsableArguments {
         flags["BOOKWATCH_PORT"] = port.map(String.init)
         flags["BOOKWATCH_ADMIN_PORT"] = adminPort.map(String.init)
         flags["BOOKWATCH_ON_COMPLETE"] = onComplete
+        flags["BOOKWATCH_EXPORT_DIR"] = exportDir
         flags["BOOKWATCH_LOG_LEVEL"] = logLevel
         flags["BOOKWATCH_LOG_FORMAT"] = logFormat
         return flags
@@ -205,6 +220,16 @@ struct ServeOptions: ParsableArguments {
             return try LayeredConfiguration(environment: context.environment, flags: flags, configPath: configFile)
         } catch {
             throw CLIError.usage(error.description)
+        }
+    }
+
+    /// The `--export-dir` writer, or nil; a directory that is missing or not writable stops startup.
+    static func exporter(_ environment: [String: String]) throws(ConfigurationError) -> ResultExporter? {
+        guard let directory = environment["BOOKWATCH_EXPORT_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+        do {
+            return try ResultExporter(directory: directory)
+        } catch {
+            throw ConfigurationError(setting: "BOOKWATCH_EXPORT_DIR", problem: error.description)
         }
     }
 

@@ -98,6 +98,7 @@ struct WebhookAPIOptions: ParsableArguments {
 
     /// One webhook, as text or JSON.
     func print(_ webhook: RegisteredWebhook, _ context: CLIContext) throws {
+        let webhook = webhook.redacted  // a password in the URL (HTTP Basic) is never printed
         if json { return try printJSON(webhook, context) }
         context.print("id           \(webhook.id)")
         context.print("url          \(webhook.url)")
@@ -164,9 +165,9 @@ struct WebhooksRegister: AsyncParsableCommand {
         let webhook = try await api.ocrolus("registering the webhook") {
             try await client.registerWebhook(url: url, description: description, events: names)
         }
-        if api.json { return try api.printJSON(webhook, context) }
+        if api.json { return try api.printJSON(webhook.redacted, context) }
         context.print(webhook.id)
-        context.printError("registered webhook \(webhook.id): \(webhook.eventNames.count) events to \(webhook.url)")
+        context.printError("registered webhook \(webhook.id): \(webhook.eventNames.count) events to \(webhook.redacted.url)")
         for need in WebhookSubscription.missing(from: webhook.eventNames) {
             context.printError("  without \(need.event.name): \(need.withoutIt)")
         }
@@ -185,7 +186,7 @@ struct WebhooksList: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         let client = try api.client(context)
-        let webhooks = try await api.ocrolus("listing the webhooks") { try await client.webhooks() }
+        let webhooks = try await api.ocrolus("listing the webhooks") { try await client.webhooks() }.map(\.redacted)
         if api.json { return try api.printJSON(webhooks, context) }
         if webhooks.isEmpty { return context.print("no webhooks registered (bookwatch webhooks register --url URL)") }
         let idWidth = max(2, webhooks.map(\.id.count).max() ?? 0)
@@ -346,9 +347,11 @@ struct WebhooksTest: AsyncParsableCommand {
             try await api.ocrolus("asking Ocrolus to test webhook \(id)") { try await client.testWebhook(id: id) }
             // The documented test body names book_pk 0, which no real Book has.
             var waited = 0.0
+            var cursor = before
             while true {
-                let arrived = try await store.inboxDeliveries(after: before, limit: 500)
-                if let test = arrived.first(where: { $0.delivery.bookPK == 0 }) {
+                let arrived = try await store.inboxDeliveries(after: cursor, limit: 500)
+                cursor = arrived.last?.id ?? cursor
+                if let test = arrived.first(where: { $0.delivery.bookPK == 0 && $0.delivery.bookUUID == nil }) {
                     return Outcome(
                         webhookID: id,
                         stored: true,
@@ -358,6 +361,7 @@ struct WebhooksTest: AsyncParsableCommand {
                         waitedSeconds: waited
                     )
                 }
+                if arrived.count == 500 { continue }  // more rows already there: read on before waiting
                 if waited >= wait { return Outcome(webhookID: id, stored: false, waitedSeconds: waited) }
                 let step = min(1, wait - waited)
                 try await context.sleep(step)
@@ -388,9 +392,10 @@ struct WebhooksRotateSecret: AsyncParsableCommand {
         abstract: "Give a webhook a new signing secret without losing a delivery.",
         discussion: """
             The order: (1) this command generates a strong secret into --secret-file (mode 0600) and stops; \
-            (2) add it to serve's BOOKWATCH_WEBHOOK_SECRET beside the current one (OLD,NEW) and restart serve; \
-            (3) run this command again: it checks that serve accepts the new secret (its /readyz lists the fingerprints of the secrets it accepts, \
-            or, when serve cannot be reached, the configuration this command is given), then rotates at Ocrolus, then says when the old secret may go.
+            (2) add it to serve's BOOKWATCH_WEBHOOK_SECRET beside the current one (OLD,NEW) and restart every replica; \
+            (3) run this command again: it checks that serve accepts the new secret (its /readyz lists the fingerprints of the secrets it accepts; \
+            with replicas, give each one's admin URL with --service; when none answers, the configuration this command is given), \
+            then rotates at Ocrolus, then says when the old secret may go.
             """
     )
 
@@ -400,8 +405,12 @@ struct WebhooksRotateSecret: AsyncParsableCommand {
         name: .customLong("secret-file"),
         help: ArgumentHelp("Where the new secret is kept (created, mode 0600, when missing).", valueName: "path")
     )
-    var secretFile: String?
-    @Option(help: "serve's base URL for /readyz (default: http://127.0.0.1 and BOOKWATCH_ADMIN_PORT, else BOOKWATCH_PORT).") var service: String?
+    var secretFile: String
+    @Option(
+        help:
+            "serve's base URL for /readyz, once per replica: each must accept the new secret (default: http://127.0.0.1 and BOOKWATCH_ADMIN_PORT, else BOOKWATCH_PORT)."
+    )
+    var service: [String] = []
     @Flag(name: .customLong("show-secret"), help: "Print the new secret (it is never printed otherwise).") var showSecret = false
 
     /// How long deliveries signed with the old secret may still arrive: Ocrolus retries about 3
@@ -409,10 +418,7 @@ struct WebhooksRotateSecret: AsyncParsableCommand {
     static let oldSecretGrace: TimeInterval = 30 * 60
 
     func validate() throws {
-        guard secretFile != nil || showSecret else {
-            throw ValidationError("rotate-secret needs --secret-file PATH (the new secret is kept there, mode 0600) or --show-secret to print it")
-        }
-        if let service { try checkWebhookURL(service, option: "--service") }
+        for url in service { try checkWebhookURL(url, option: "--service") }
     }
 
     /// What the rotation did, for `--json`.
@@ -438,17 +444,25 @@ struct WebhooksRotateSecret: AsyncParsableCommand {
         let ingress = try api.ingress(layers)
         let (secret, created) = try newSecret()
         let fingerprint = WebhookVerifier.fingerprint(secret)
-        let base = service ?? "http://127.0.0.1:\(ingress.adminPort ?? ingress.port)"
+        let bases = service.isEmpty ? ["http://127.0.0.1:\(ingress.adminPort ?? ingress.port)"] : service
+        let transport = context.transport ?? AsyncHTTPClientTransport()
+        var answered: [String] = []
+        for base in bases {
+            guard let accepted = await Self.readyzFingerprints(base: base, transport: transport) else { continue }
+            guard accepted.contains(fingerprint) else { throw refusal("serve at \(base) does not accept it yet", created: created) }
+            answered.append(base)
+        }
         let acceptedBy: String
-        switch await Self.readyzFingerprints(base: base, transport: context.transport ?? AsyncHTTPClientTransport()) {
-        case .some(let accepted) where accepted.contains(fingerprint):
-            acceptedBy = "serve at \(base)"
-        case .some:
-            throw refusal("serve at \(base) does not accept it yet", created: created, secret: secret)
-        case .none where ingress.webhookSecrets.contains(secret):
-            acceptedBy = "the configuration given (serve did not answer at \(base)/readyz: make sure it runs with this configuration)"
-        case .none:
-            throw refusal("serve did not answer at \(base)/readyz and the configuration given does not list it", created: created, secret: secret)
+        if answered.count == bases.count {
+            acceptedBy = "serve at \(answered.joined(separator: ", "))"
+        } else if !answered.isEmpty {
+            let silent = bases.filter { !answered.contains($0) }
+            throw refusal("serve did not answer at \(silent.joined(separator: ", ")), so it cannot be known to accept it", created: created)
+        } else if ingress.webhookSecrets.contains(secret) {
+            acceptedBy =
+                "the configuration given (serve did not answer at \(bases.joined(separator: ", ")): make sure it runs with this configuration)"
+        } else {
+            throw refusal("serve did not answer at \(bases.joined(separator: ", ")) and the configuration given does not list it", created: created)
         }
         let client = try api.client(context, layers: layers)
         try await api.ocrolus("rotating the secret of webhook \(id)") { try await client.rotateWebhookSecret(id: id, secret: secret) }
@@ -472,10 +486,9 @@ struct WebhooksRotateSecret: AsyncParsableCommand {
         if showSecret { context.print("secret: \(secret)") }
     }
 
-    /// The secret in `--secret-file`, or a new one (written there when a path is given); whether
-    /// it was created now.
+    /// The secret in `--secret-file`, or a new one written there (created with mode 0600, never
+    /// replacing a file that appeared meanwhile); whether it was created now.
     func newSecret() throws -> (String, Bool) {
-        guard let secretFile else { return (WebhookVerifier.generateSecret(), true) }
         if FileManager.default.fileExists(atPath: secretFile) {
             guard let data = FileManager.default.contents(atPath: secretFile) else {
                 throw CLIError.usage("--secret-file \(secretFile): cannot be read")
@@ -487,22 +500,28 @@ struct WebhooksRotateSecret: AsyncParsableCommand {
             return (secret, false)
         }
         let secret = WebhookVerifier.generateSecret()
-        guard FileManager.default.createFile(atPath: secretFile, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw CLIError.usage("--secret-file \(secretFile): cannot be created")
+        let fd = open(secretFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CLIError.usage("--secret-file \(secretFile): cannot be created: \(String(cString: strerror(errno)))") }
+        let bytes = Array((secret + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced else {
+            unlink(secretFile)
+            throw CLIError.runtime("--secret-file \(secretFile): cannot be written")
         }
         return (secret, true)
     }
 
-    /// Why the rotation stops before Ocrolus is asked, and what to do.
-    func refusal(_ reason: String, created: Bool, secret: String) -> CLIError {
-        let place = secretFile.map { created ? "written to \($0)" : "in \($0)" } ?? (showSecret ? "shown below" : "generated")
-        var message = """
-            not rotated: the new secret (\(place), fingerprint \(WebhookVerifier.fingerprint(secret))): \(reason). \
-            Add it to serve's BOOKWATCH_WEBHOOK_SECRET beside the current one (BOOKWATCH_WEBHOOK_SECRET=OLD,NEW, or the same in \
-            BOOKWATCH_WEBHOOK_SECRET_FILE), restart every serve, then run this command again\(secretFile.map { " with --secret-file \($0)" } ?? "").
+    /// Why the rotation stops before Ocrolus is asked, and what to do (never the secret itself).
+    func refusal(_ reason: String, created: Bool) -> CLIError {
+        .runtime(
             """
-        if secretFile == nil { message += " secret: \(secret)" }
-        return .runtime(message)
+            not rotated: the new secret (\(created ? "written to" : "in") \(secretFile)): \(reason). \
+            Add it to serve's BOOKWATCH_WEBHOOK_SECRET beside the current one (BOOKWATCH_WEBHOOK_SECRET=OLD,NEW, or the same in \
+            BOOKWATCH_WEBHOOK_SECRET_FILE), restart every serve, then run this command again with --secret-file \(secretFile).
+            """
+        )
     }
 
     /// The fingerprints `/readyz` lists, or nil when it cannot be read.
@@ -546,7 +565,7 @@ struct WebhooksCheck: AsyncParsableCommand {
         let registered = try await api.ocrolus("listing the webhooks") { try await client.webhooks() }
         let check = WebhookSetupCheck(registered: registered, serviceURL: url ?? ingress.publicURL, secretConfigured: !ingress.webhookSecrets.isEmpty)
         if api.json {
-            try api.printJSON(Report(ok: check.gaps.isEmpty, webhooks: check.serving, gaps: check.gaps, notes: check.notes), context)
+            try api.printJSON(Report(ok: check.gaps.isEmpty, webhooks: check.serving.map(\.redacted), gaps: check.gaps, notes: check.notes), context)
         } else {
             for gap in check.gaps { context.print("gap: \(gap)") }
             for note in check.notes { context.print("note: \(note)") }

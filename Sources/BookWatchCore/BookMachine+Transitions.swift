@@ -139,6 +139,7 @@ extension BookMachine {
             generation = max(generation, lastOpenedGeneration) + 1
             failureReason = nil
             finishedAt = nil
+            finishEvidence = nil
             for index in documents.indices { documents[index].covered = false }
             if finished { return actions + finishGeneration(at: now) }
             phase = .processing
@@ -162,6 +163,7 @@ extension BookMachine {
 
     private mutating func markGone() -> [BookAction] {
         bookStatus = .deleted
+        finishEvidence = nil
         for index in documents.indices { documents[index].hint = nil }
         guard phase != .deleted else { return [.schedulePoll(.never)] }
         // `finishedAt` stays only when the generation's analytics were retrieved (complete): a
@@ -205,7 +207,8 @@ extension BookMachine {
         // brings one look (its answer re-confirms the deletion or brings the Book back).
         guard phase != .deleted else { return hint.authenticated ? [.pollNow(.webhookHint)] : [] }
         var actions: [BookAction] = []
-        if hint.suggestsBookFinished {
+        // Only the Book's own verified event announces a finish (`WebhookLossEstimate.Kind`).
+        if hint.event == .bookVerified {
             if phase == .tracking || phase == .processing {
                 finishEvidence = .announced
             } else if case .unannounced = finishEvidence {

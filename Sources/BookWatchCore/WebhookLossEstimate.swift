@@ -20,14 +20,16 @@ public struct WebhookLossEstimate: Sendable, Equatable, Codable {
         /// Documents found newly finished (`document.verification_succeeded`, `DOC_VERIFIED`,
         /// the thin body).
         case documents
-        /// A generation found finished (`book.verified`, `book.completed`, analytics generated).
+        /// A generation found finished: `book.verified` (`BOOK_VERIFIED`), the one book-level
+        /// event that comes at the finish itself (`book.completed` and analytics generated come
+        /// later, and a late one of the previous generation must not announce the next).
         case bookFinishes
 
         /// The kind whose arrival `event` proves, if any.
         public init?(receiving event: WebhookEvent) {
             switch event {
             case .documentVerified, .documentStatus: self = .documents
-            case _ where event.suggestsBookFinished: self = .bookFinishes
+            case .bookVerified: self = .bookFinishes
             default: return nil
             }
         }

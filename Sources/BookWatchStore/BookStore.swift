@@ -44,6 +44,11 @@ public protocol BookRegistry: Sendable {
     /// The stored analytics results of a Book, newest generation first.
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult]
 
+    /// Every Book's stored results in key order (Book, generation, endpoint) after `after`
+    /// (exclusive; nil: from the start), retrieved at or after `since` (nil: any time), at most
+    /// `limit`: `bookwatch analytics export` pages through them.
+    func analyticsResults(retrievedSince since: Date?, after: AnalyticsResult?, limit: Int) async throws -> [AnalyticsResult]
+
     /// Counts for the metrics gauges (Books by state, Documents by progress, pending inbox rows,
     /// polls late by more than `overdueBefore`).
     func gauges(overdueBefore: Date) async throws -> StoreGauges

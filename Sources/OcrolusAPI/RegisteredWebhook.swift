@@ -22,6 +22,21 @@ public struct RegisteredWebhook: Sendable, Equatable, Codable {
         self.hasSecret = hasSecret
     }
 
+    /// The same webhook with any password in its URL (HTTP Basic credentials, the documented
+    /// alternative to a signing secret) replaced by `***`: what is printed and logged.
+    public var redacted: RegisteredWebhook {
+        var copy = self
+        copy.url = Self.redacting(url)
+        return copy
+    }
+
+    /// `url` with the password of its user information replaced by `***`.
+    public static func redacting(_ url: String) -> String {
+        guard var parts = URLComponents(string: url), parts.password != nil else { return url }
+        parts.password = "***"
+        return parts.string ?? url
+    }
+
     /// Reads one webhook object of an answer; nil when it has no id or no url.
     init?(json: Any) {
         guard let object = json as? [String: Any], let id = Self.text(object["id"] ?? object["webhook_id"]),

@@ -44,8 +44,10 @@ public struct WebhookSetupCheck: Sendable, Equatable {
         var gaps: [Gap] = []
         var notes: [String] = []
         if serving.isEmpty {
-            let place = serviceURL.map { "to \($0)" } ?? "to a bookwatch endpoint (a URL ending in \(Self.webhookPath))"
-            let others = registered.isEmpty ? "the organisation has none" : "registered: \(registered.map(\.url).joined(separator: ", "))"
+            let place = serviceURL.map { "to \(RegisteredWebhook.redacting($0))" } ?? "to a bookwatch endpoint (a URL ending in \(Self.webhookPath))"
+            let others =
+                registered.isEmpty
+                ? "the organisation has none" : "registered: \(registered.map { RegisteredWebhook.redacting($0.url) }.joined(separator: ", "))"
             gaps.append(
                 Gap(
                     webhookID: nil,

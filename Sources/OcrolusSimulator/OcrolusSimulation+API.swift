@@ -191,12 +191,15 @@ extension OcrolusSimulation {
         let key = "\(book.uuid):\(generation):\(endpoint.rawValue)"
         counters.analyticsOKByKey[key, default: 0] += 1
         counters.analyticsOKTimes[key, default: []].append(BookStatusStamp.rfc3339(date(now)))
+        counters.analyticsOKSerials[key, default: []].append(counters.analyticsOK)
         return Self.json(
             200,
             [
                 "status": 200, "message": "OK",
                 "response": [
                     "book_uuid": book.uuid.rawValue, "book_pk": book.pk, "endpoint": endpoint.rawValue, "generation": generation,
+                    // Which 200 this is (1, 2, ...): a test reading the stored body knows which answer was kept.
+                    "serial": counters.analyticsOK,
                     "documents": book.documentStatuses(at: now).count,
                 ] as [String: Any],
             ]

@@ -46,6 +46,8 @@ public struct SimulationStats: Codable, Sendable {
     /// When each of those 200s was answered (simulated time, RFC 3339), by the same key: the
     /// crash test tells a repeat caused by a kill in flight from a real one by these.
     public var analyticsOKTimes: [String: [String]] = [:]
+    /// The serial numbers of those 200s (the `serial` in each body), by the same key.
+    public var analyticsOKSerials: [String: [Int]] = [:]
     /// Analytics answered 425 (not ready).
     public var analyticsNotReady = 0
     /// Answers 401 (token missing, expired or refused).

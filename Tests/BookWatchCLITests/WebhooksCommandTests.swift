@@ -22,6 +22,8 @@ import Testing
         let cli: CLIHarness
         /// The secrets the stand-in serve accepts (nil: it does not answer).
         let serveSecrets = Mutex<[String]?>(nil)
+        /// The secrets a second replica (`http://serve-b`) accepts (nil: it does not answer).
+        let replicaSecrets = Mutex<[String]?>(nil)
 
         init() throws {
             var config = SimulationConfig()
@@ -66,7 +68,8 @@ import Testing
 
         func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
             if request.url.hasPrefix("http://simulator") { return try await simulator.send(request) }
-            guard request.url.hasSuffix("/readyz"), let secrets = world.serveSecrets.withLock({ $0 }) else { throw URLError(.cannotConnectToHost) }
+            let answering = request.url.hasPrefix("http://serve-b") ? world.replicaSecrets.withLock { $0 } : world.serveSecrets.withLock { $0 }
+            guard request.url.hasSuffix("/readyz"), let secrets = answering else { throw URLError(.cannotConnectToHost) }
             let body = #"{"status":"ready","webhook_secrets":"\#(secrets.map(WebhookVerifier.fingerprint).joined(separator: ","))"}"#
             return IncomingResponse(status: 200, body: Array(body.utf8))
         }
@@ -210,6 +213,40 @@ import Testing
         try "short".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(await world.run(["webhooks", "rotate-secret", "1", "--secret-file", file]) == 2)
         #expect(await world.registration(1)?.secret == secret)
+    }
+
+    @Test func rotateSecretNeedsEveryReplicaNamedToAcceptIt() async throws {
+        let world = try World()
+        #expect(await world.run(["webhooks", "register", "--url", Self.publicURL]) == 0)
+        let secret = "whsec-replicas-0123456789"
+        let file = world.cli.directory + "/r.secret"
+        try secret.write(toFile: file, atomically: true, encoding: .utf8)
+        let both = ["webhooks", "rotate-secret", "1", "--secret-file", file, "--service", "http://serve-a:9090", "--service", "http://serve-b:9090"]
+        world.serveSecrets.withLock { $0 = [secret] }
+        world.replicaSecrets.withLock { $0 = ["whsec-old-0123456789abcdef"] }
+        #expect(await world.run(both) == 1)
+        #expect(world.cli.standardError.contains("serve at http://serve-b:9090 does not accept it yet"))
+        world.replicaSecrets.withLock { $0 = nil }  // one replica silent: not known to accept it
+        #expect(await world.run(both) == 1)
+        #expect(world.cli.standardError.contains("did not answer at http://serve-b:9090"))
+        #expect(await world.registration(1)?.secret == nil)
+        world.replicaSecrets.withLock { $0 = ["whsec-old-0123456789abcdef", secret] }
+        #expect(await world.run(both) == 0)
+        #expect(await world.registration(1)?.secret == secret)
+    }
+
+    @Test func aPasswordInTheWebhookURLIsNeverPrinted() async throws {
+        let world = try World()
+        let url = "https://lender:hunter2-basic@bookwatch.example.com/webhooks/ocrolus"
+        #expect(await world.run(["webhooks", "register", "--url", url]) == 0)
+        #expect(!world.cli.standardError.contains("hunter2"))
+        for arguments in [["webhooks", "list"], ["webhooks", "list", "--json"], ["webhooks", "show", "1"], ["webhooks", "show", "1", "--json"]] {
+            #expect(await world.run(arguments) == 0)
+            #expect(!world.cli.standardOutput.contains("hunter2"), "\(arguments)")
+            #expect(world.cli.standardOutput.contains("lender:***@") || world.cli.standardOutput.contains("lender:%2A%2A%2A@"), "\(arguments)")
+        }
+        #expect(await world.run(["webhooks", "check", "--url", Self.publicURL]) == 1)
+        #expect(!world.cli.standardOutput.contains("hunter2"))
     }
 
     @Test func testReportsWhetherTheServiceStoredTheTestDelivery() async throws {

@@ -119,8 +119,10 @@ import Testing
         #expect(WebhookLossEstimate.Kind(receiving: .documentVerified) == .documents)
         #expect(WebhookLossEstimate.Kind(receiving: .documentStatus) == .documents)
         #expect(WebhookLossEstimate.Kind(receiving: .bookVerified) == .bookFinishes)
-        #expect(WebhookLossEstimate.Kind(receiving: .bookCompleted) == .bookFinishes)
-        #expect(WebhookLossEstimate.Kind(receiving: .bookAnalyticsGenerated) == .bookFinishes)
+        // Only the event that comes at the finish itself: a late one of the previous generation
+        // must not announce the next.
+        #expect(WebhookLossEstimate.Kind(receiving: .bookCompleted) == nil)
+        #expect(WebhookLossEstimate.Kind(receiving: .bookAnalyticsGenerated) == nil)
         #expect(WebhookLossEstimate.Kind(receiving: .documentUploaded) == nil)
         #expect(WebhookLossEstimate.Kind(receiving: .bookClassified) == nil)
     }
@@ -163,9 +165,27 @@ import Testing
     @Test func anEventLateWithinTheLagCountsAnnounced() {
         var machine = Self.processing()
         _ = machine.apply(F.verified(1, 2), at: F.t0.plus(10))
-        #expect(Self.finishes(machine.apply(F.hint(.bookCompleted), at: F.t0.plus(40))) == [true])
+        #expect(Self.finishes(machine.apply(F.hint(.bookVerified), at: F.t0.plus(40))) == [true])
         #expect(machine.finishEvidence == nil)
         #expect(Self.finishes(machine.apply(F.verified(1, 2), at: F.t0.plus(1000))) == [])
+    }
+
+    @Test func onlyTheVerifiedEventAnnouncesAndAReopenOrDeletionForgetsIt() {
+        var machine = Self.processing()
+        // A late `book.completed` of an earlier generation arriving while this one processes.
+        _ = machine.apply(F.hint(.bookCompleted), at: F.t0.plus(5))
+        #expect(machine.finishEvidence == nil)
+        _ = machine.apply(F.verified(1, 2), at: F.t0.plus(10))
+        #expect(machine.finishEvidence == .unannounced(since: F.t0.plus(10)))
+        // Reopened within the lag: the pending decision goes with the generation.
+        _ = machine.apply(F.verifying(finished: [1, 2], unfinished: [3]), at: F.t0.plus(20))
+        #expect(machine.finishEvidence == nil)
+        _ = machine.apply(F.hint(.bookVerified), at: F.t0.plus(30))
+        #expect(machine.finishEvidence == .announced)
+        _ = machine.apply(.snapshot(.gone), at: F.t0.plus(40))
+        _ = machine.apply(.snapshot(.gone), at: F.t0.plus(40 + BookMachine.defaultConfirmationGap))
+        #expect(machine.phase == .deleted)
+        #expect(machine.finishEvidence == nil)
     }
 
     @Test func aFirstSnapshotSaysNothingUnlessWatchedSinceCreation() {

@@ -754,3 +754,35 @@ import Testing
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
     }
 }
+
+/// Which kinds of event arrive, as the inbox loop notes them for the loss estimate.
+@Suite struct ReceivedKindsTests {
+    static let uuid = FreshViewTests.uuid
+
+    static func delivery(_ id: String, _ body: String, uuid: BookUUID?, pk: Int?, event: String, at: Date) -> InboxDelivery {
+        InboxDelivery(requestID: id, receivedAt: at, bookUUID: uuid, bookPK: pk, event: event, body: Array(body.utf8), authenticated: true)
+    }
+
+    @Test func aTestDeliveryProvesNothingAndBookVerifiedProvesBookFinishes() async throws {
+        let h = try IngressHarness()
+        let clock = h.clock
+        let api = AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.verifying)])
+        let watcher = h.watcher(client: api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
+        // Ocrolus's documented test body: a document status, book_pk 0, no Book.
+        let test = #"{"status": "VERIFICATION_COMPLETE", "uploaded_doc_pk": 0, "book_pk": 0}"#
+        _ = try await h.store.appendToInbox(Self.delivery("test", test, uuid: nil, pk: 0, event: "", at: clock.now()))
+        _ = try await watcher.processInbox()
+        #expect(watcher.webhookLoss.lastReceived.isEmpty)
+
+        let verified = #"{"event_name":"book.verified","book_uuid":"\#(Self.uuid)"}"#
+        _ = try await h.store.appendToInbox(Self.delivery("v", verified, uuid: Self.uuid, pk: nil, event: "book.verified", at: clock.now()))
+        _ = try await watcher.processInbox()
+        #expect(watcher.webhookLoss.lastReceived == [.bookFinishes: clock.now()])
+        #expect(watcher.webhookLoss.measuredKind(at: clock.now()) == .bookFinishes)
+        // Shared: a new process reads it back.
+        let restarted = h.watcher(client: api, clock: clock)
+        try await restarted.resume()
+        #expect(restarted.webhookLoss.lastReceived == [.bookFinishes: clock.now()])
+    }
+}

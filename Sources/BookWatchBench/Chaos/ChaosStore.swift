@@ -160,6 +160,9 @@ final class ChaosStore: BookStore {
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {
         try await pass("analyticsResults") { try await base.analyticsResults(for: uuid, endpoint: endpoint) }
     }
+    func analyticsResults(retrievedSince since: Date?, after: AnalyticsResult?, limit: Int) async throws -> [AnalyticsResult] {
+        try await pass("analyticsResults(retrievedSince:)") { try await base.analyticsResults(retrievedSince: since, after: after, limit: limit) }
+    }
     func gauges(overdueBefore: Date) async throws -> StoreGauges { try await pass("gauges") { try await base.gauges(overdueBefore: overdueBefore) } }
     func uuid(forPK pk: Int) async throws -> BookUUID? { try await pass("uuid(forPK:)") { try await base.uuid(forPK: pk) } }
     func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll] {

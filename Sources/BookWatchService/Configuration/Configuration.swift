@@ -123,6 +123,12 @@ public enum SettingCatalog {
             "measured: while webhooks prove reliable, a finished book.verified body needs no status call and finished Books are polled ever more rarely; never: always confirm by polling."
         ),
         SettingSpec(
+            "BOOKWATCH_EXPORT_DIR",
+            flag: "--export-dir",
+            default: nil,
+            "Directory each stored retrieval's results are written to, one JSON file per (Book, generation, endpoint), atomically and never rewritten (at least once)."
+        ),
+        SettingSpec(
             "BOOKWATCH_ON_COMPLETE",
             flag: "--on-complete",
             default: nil,

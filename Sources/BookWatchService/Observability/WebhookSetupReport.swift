@@ -22,7 +22,8 @@ public struct WebhookSetupReport: Service {
 
     /// Checks once and logs what it found; then waits for shutdown.
     public func run() async throws {
-        await report()
+        // Shutdown does not wait for a slow Ocrolus: the check is advice.
+        try? await cancelWhenGracefulShutdown { await report() }
         try? await gracefulShutdown()
     }
 

@@ -6,16 +6,19 @@ import Subprocess
 import Synchronization
 import SystemPackage
 
-/// Runs `--on-complete COMMAND` (through `/bin/sh -c`) once per stored retrieval, with
+/// Hands each stored retrieval on: writes its results into `--export-dir` (`ResultExporter`,
+/// idempotent by file name), then runs `--on-complete COMMAND` (through `/bin/sh -c`) with
 /// `BOOKWATCH_BOOK_UUID`, `BOOKWATCH_GENERATION` and `BOOKWATCH_IDEMPOTENCY_KEY` in its environment.
-/// The outbox row is written with the completion, and marked delivered only after the command
-/// exits 0, so delivery is at least once across crashes; the key lets the receiver dedupe. Each
-/// retrieval is claimed before its command runs (for `lease`), so replicas sharing a database run
-/// it once between them, not once each.
+/// The outbox row is written with the completion, and marked delivered only after the export and
+/// the command succeeded, so delivery is at least once across crashes; the key lets the receiver
+/// dedupe. Each retrieval is claimed first (for `lease`), so replicas sharing a database hand it
+/// on once between them, not once each.
 public struct CompletionHook: Sendable {
-    /// The `--on-complete` command (`sh -c`).
-    public let command: String
-    let store: any NotificationStore
+    /// The `--on-complete` command (`sh -c`), if any.
+    public let command: String?
+    /// The `--export-dir` writer, if any.
+    public let exporter: ResultExporter?
+    let store: any NotificationStore & BookRegistry
     let logger: Logger
     let owner: String
     /// How long a claim holds: longer than the command may take (a claim that lapses mid-run lets
@@ -28,10 +31,12 @@ public struct CompletionHook: Sendable {
     /// secrets: `OCROLUS_CLIENT_SECRET`, the database URL...).
     static let passedEnvironment = ["PATH", "HOME"]
 
-    /// A hook running `command` once per stored retrieval (claimed by `owner` for `lease`), stopped after `timeout`.
+    /// A hook exporting with `exporter` and running `command` once per stored retrieval (claimed
+    /// by `owner` for `lease`), the command stopped after `timeout`.
     public init(
-        command: String,
-        store: any NotificationStore,
+        command: String?,
+        exporter: ResultExporter? = nil,
+        store: any NotificationStore & BookRegistry,
         logger: Logger,
         owner: String = "hook-\(UInt32.random(in: .min ... .max))",
         lease: TimeInterval = 900,
@@ -39,6 +44,7 @@ public struct CompletionHook: Sendable {
     ) {
         self.timeout = timeout
         self.command = command
+        self.exporter = exporter
         self.store = store
         self.logger = logger
         self.owner = owner
@@ -67,7 +73,7 @@ public struct CompletionHook: Sendable {
         let wait = Self.retryDelay(attempts: notification.attempts + 1)
         try await store.recordNotification(notification, at: now(), error: error, retryAt: now().addingTimeInterval(wait))
         logger.warning(
-            "on-complete command failed; will retry",
+            "handing on a retrieval failed (export or on-complete command); will retry",
             metadata: [
                 "book_uuid": "\(notification.bookUUID)", "generation": "\(notification.generation)", "error": "\(error)",
                 "retry_in_s": "\(Int(wait))",
@@ -94,6 +100,20 @@ public struct CompletionHook: Sendable {
     /// the group), the shell itself gets SIGKILL 10 s after the timeout: it cannot have been reaped
     /// yet, so its pid is still its own.
     func run(_ notification: PendingNotification) async -> String? {
+        if let exporter {
+            do {
+                let results = try await store.analyticsResults(for: notification.bookUUID, endpoint: nil)
+                for result in results where result.generation == notification.generation { try exporter.export(result) }
+            } catch {
+                return "export: \(error)"
+            }
+        }
+        guard let command else { return nil }
+        return await runCommand(command, notification)
+    }
+
+    /// Runs the command for `notification`: nil when it exited 0, else what went wrong.
+    func runCommand(_ command: String, _ notification: PendingNotification) async -> String? {
         var environment: [Subprocess.Environment.Key: String] = [:]
         for (name, value) in ProcessInfo.processInfo.environment where Self.passedEnvironment.contains(name) {
             if let key = Subprocess.Environment.Key(rawValue: name) { environment[key] = value }

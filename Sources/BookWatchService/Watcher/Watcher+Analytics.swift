@@ -170,8 +170,7 @@ extension Watcher {
         // that would fetch them again).
         if case .gone = after.snapshot { return true }
         let answer = PollAnswer(takenAt: after.requestedAt ?? asked)
-        let outcome = try await store.apply(.snapshot(after.snapshot, answer), to: job.bookUUID, at: clock.now(), options: options())
-        if let outcome { await observeCoverage(outcome.actions) }
+        let outcome = try await applyObserved(.snapshot(after.snapshot, answer), to: job.bookUUID)
         guard let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation else {
             metrics.lateResult()
             log.notice(
@@ -239,12 +238,7 @@ extension Watcher {
 
     /// Completes the job and the Book (its results are stored already), under the job's claim.
     private func finish(_ job: ClaimedJob, log: Logger) async throws {
-        let outcome = try await store.apply(
-            .analytics(generation: job.generation, .stored, JobReport(claim: job.claim)),
-            to: job.bookUUID,
-            at: clock.now(),
-            options: options()
-        )
+        let outcome = try await applyObserved(.analytics(generation: job.generation, .stored, JobReport(claim: job.claim)), to: job.bookUUID)
         if outcome?.actions.contains(.notifyRetrieved(generation: job.generation)) == true {
             recordRetrieval(job)
             log.info("analytics retrieved", metadata: ["endpoints": "\(configuration.analytics.map(\.rawValue).joined(separator: ","))"])
@@ -254,7 +248,7 @@ extension Watcher {
     /// Commits an analytics outcome under the job's claim (throws `.lostClaim` when it is gone).
     private func apply(_ job: ClaimedJob, _ outcome: AnalyticsOutcome, retryAt: Date? = nil, awaitingView: Bool = false) async throws {
         let report = JobReport(claim: job.claim, retryAt: retryAt, awaitingView: awaitingView)
-        _ = try await store.apply(.analytics(generation: job.generation, outcome, report), to: job.bookUUID, at: clock.now(), options: options())
+        try await applyObserved(.analytics(generation: job.generation, outcome, report), to: job.bookUUID)
     }
 
     /// `apply` for the error paths: a lost claim is counted, a store failure logged (the lease then

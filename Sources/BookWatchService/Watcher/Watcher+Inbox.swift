@@ -148,7 +148,7 @@ extension Watcher {
             let now = clock.now()
             // Auto-track: a Book first seen here is tracked and given its hint in one transaction.
             let source = HintDelivery(inboxRow: stored.id, trackUnknown: configuration.autoTrack)
-            let outcome = try await store.apply(.webhook(hint, source), to: uuid, at: now, options: options())
+            let outcome = try await applyObserved(.webhook(hint, source), to: uuid, at: now)
             if outcome == nil {
                 // Untracked by the operator: stored and counted, never tracked again by a webhook.
                 if try await store.isUntracked(uuid) { return untrackedDelivery(log) }
@@ -160,7 +160,7 @@ extension Watcher {
             }
             if let learned {
                 let answer = PollAnswer(takenAt: learned.result.requestedAt ?? learned.at)
-                _ = try await store.apply(.snapshot(learned.result.snapshot, answer), to: uuid, at: now, options: options())
+                try await applyObserved(.snapshot(learned.result.snapshot, answer), to: uuid, at: now)
             }
             log.debug("webhook applied", metadata: ["event": "\(delivery.event)"])
             return .applied

@@ -48,7 +48,9 @@ extension Watcher {
     /// per kind (what the window needs), so a busy inbox does not rewrite the estimate per round.
     func noteReceivedKinds(_ deliveries: [StoredDelivery]) async {
         var newest: [WebhookLossEstimate.Kind: Date] = [:]
-        for stored in deliveries {
+        // Ocrolus's test event (`book_pk` 0, no Book) proves nothing about what the registration
+        // subscribes: `bookwatch webhooks test` must not make document events look received.
+        for stored in deliveries where !(stored.delivery.bookPK == 0 && stored.delivery.bookUUID == nil) {
             let event = stored.delivery.hint?.event ?? WebhookEvent(name: stored.delivery.event)
             guard let kind = WebhookLossEstimate.Kind(receiving: event) else { continue }
             newest[kind] = max(newest[kind] ?? stored.delivery.receivedAt, stored.delivery.receivedAt)

@@ -50,9 +50,8 @@ extension Watcher {
             metrics.unknownStatuses(result.snapshot.unknownStatusCount)
             // Dated by its question: an answer asked before what the Book already knows is stale.
             let answer = PollAnswer(takenAt: result.requestedAt ?? asked, claim: due.claimedAt)
-            let outcome = try await store.apply(.snapshot(result.snapshot, answer), to: uuid, at: clock.now(), options: options())
+            let outcome = try await applyObserved(.snapshot(result.snapshot, answer), to: uuid)
             if let outcome {
-                await observeCoverage(outcome.actions)
                 for case .warn(let message) in outcome.actions { log.warning("\(message)") }
                 if outcome.actions.contains(where: { if case .openAnalyticsJob = $0 { true } else { false } }) {
                     log.info("all documents finished; analytics job opened", metadata: ["generation": "\(outcome.machine.generation)"])
@@ -67,7 +66,7 @@ extension Watcher {
             log.error("status poll refused; the Book is marked failed", metadata: ["error": "\(error)"])
             do {
                 let answer = PollAnswer(claim: due.claimedAt)
-                _ = try await store.apply(.pollRefused(error.description, answer), to: uuid, at: clock.now(), options: options())
+                try await applyObserved(.pollRefused(error.description, answer), to: uuid)
             } catch {
                 try? await store.deferPoll(
                     uuid,

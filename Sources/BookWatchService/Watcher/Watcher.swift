@@ -182,6 +182,16 @@ public final class Watcher: Sendable {
         return state.withLock { state in (state.loss.observe(kind, announced: announced, missed: missed, at: now), state.loss) }
     }
 
+    /// Applies `input` to the Book (at `now`, the clock's time when nil) and feeds the loss
+    /// estimate whatever evidence the transition produced: every input may (a webhook announces
+    /// a finish late, any input settles an unannounced one), so every transition goes through here.
+    @discardableResult
+    func applyObserved(_ input: BookInput, to uuid: BookUUID, at now: Date? = nil) async throws -> TransitionOutcome? {
+        let outcome = try await store.apply(input, to: uuid, at: now ?? clock.now(), options: options())
+        if let outcome { await observeCoverage(outcome.actions) }
+        return outcome
+    }
+
     /// Feeds what a snapshot showed to the loss estimate (and says so when it turns; turning lossy
     /// pulls in the polls scheduled while webhooks were trusted). Only the kind of event the
     /// deployment receives counts (`WebhookLossEstimate.measuredKind`).

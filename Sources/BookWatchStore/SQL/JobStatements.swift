@@ -163,6 +163,36 @@ extension SQLStatementStore {
         )
     }
 
+    /// `BookRegistry.analyticsResults(retrievedSince:after:limit:)` for both stores: keyset paging
+    /// on the results' unique key, so each page is one index range however many there are.
+    public func analyticsResults(retrievedSince since: Date?, after: AnalyticsResult?, limit: Int) async throws -> [AnalyticsResult] {
+        var conditions: [SQLQuery] = []
+        if let since { conditions.append("retrieved_at >= \(since.storageMillis)") }
+        if let after {
+            conditions.append("(book_uuid, generation, endpoint) > (\(after.bookUUID.rawValue), \(after.generation), \(after.endpoint))")
+        }
+        var query: SQLQuery = "SELECT * FROM analytics_results"
+        for (index, condition) in conditions.enumerated() { query = query + (index == 0 ? " WHERE " : " AND ") + condition }
+        query = query + " ORDER BY book_uuid, generation, endpoint LIMIT \(limit)"
+        return try await perform(
+            StoreOperation(.read, SQLStep(query, reads: true)) { rows in
+                try rows.map { row in
+                    let text = try row.string("book_uuid")
+                    guard let uuid = BookUUID(text) else {
+                        throw StoreError(.corrupt, subject: "analytics_results.book_uuid", detail: "'\(text)' is not a uuid")
+                    }
+                    return AnalyticsResult(
+                        bookUUID: uuid,
+                        generation: try row.int("generation"),
+                        endpoint: try row.string("endpoint"),
+                        body: try row.bytes("body"),
+                        retrievedAt: Date(storageMillis: try row.int64("retrieved_at"))
+                    )
+                }
+            }
+        )
+    }
+
     /// `BookRegistry.analyticsCounts` for both stores.
     public func analyticsCounts() async throws -> (jobs: [String: Int], results: Int) {
         let byState = SQLStep("SELECT state, COUNT(*) AS n FROM analytics_jobs GROUP BY state", reads: true)
