@@ -17,6 +17,8 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Show only Books in this state (\(BookPhase.allCases.map(\.rawValue).joined(separator: ", "))).")
     var state: String?
     @Option(name: .long, help: "Show at most this many Books.") var limit: Int?
+    @Option(name: .long, help: ArgumentHelp("Show only Books with this label (track --label, track --from).", valueName: "text"))
+    var label: String?
     @Flag(name: .long, help: "Redraw every second (in place on a terminal, as plain frames otherwise) until Ctrl-C.")
     var watch = false
     @Option(name: .long, help: ArgumentHelp("Seconds between --watch frames (default 1).", valueName: "seconds"))
@@ -82,13 +84,21 @@ struct StatusCommand: AsyncParsableCommand {
         var totals: [BookPhase: Int] = [:]
         if let store {
             if let uuid, let book = BookUUID(uuid) {
+                // One Book, as text: described in full (`kubectl describe`); `--json` keeps the
+                // documented one-record document.
+                if !json {
+                    guard let description = try await BookDescription.read(book, from: store, now: context.now()) else {
+                        throw CLIError.runtime("book \(book) is not tracked")
+                    }
+                    return description.render()
+                }
                 guard let record = try await store.book(book) else {
                     throw CLIError.runtime("book \(book) is not tracked")
                 }
                 records = [record]
                 totals = [record.machine.phase: 1]
             } else {
-                records = try await store.books(state: filter, limit: limit)
+                records = try await store.books(state: filter, label: label, limit: limit)
                 totals = try await store.totals()
             }
         }

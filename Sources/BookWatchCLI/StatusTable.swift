@@ -12,7 +12,7 @@ struct StatusTable {
     /// Unicode block characters for the progress bars (a terminal); `#`/`.` otherwise.
     var unicode = false
 
-    static let headers = ["UUID", "STATE", "DOCS", "PROGRESS", "GEN", "LAST WEBHOOK", "LAST POLL", "NEXT POLL", "ANALYTICS"]
+    static let headers = ["UUID", "STATE", "DOCS", "PROGRESS", "GEN", "LAST WEBHOOK", "LAST POLL", "NEXT POLL", "ANALYTICS", "LABEL"]
     static let stateColumn = 1
     static let barWidth = 10
 
@@ -50,6 +50,8 @@ struct StatusTable {
                     ? "now (\(record.pendingPollReason?.rawValue ?? ""))"
                     : RelativeTime.describe(record.nextPollAt, now: now),
                 analyticsCell(record),
+                // The operator's label, else Ocrolus's name of the Book.
+                record.label ?? record.name ?? "-",
             ]
         }
     }

@@ -20,4 +20,10 @@ extension BookInput {
         if case .analytics(_, _, let report) = self { return report }
         return JobReport()
     }
+
+    /// The message of a transient analytics error (what the job's row keeps as its last error).
+    public var transientErrorMessage: String? {
+        if case .analytics(_, .transientError(let message), _) = self { return message }
+        return nil
+    }
 }

@@ -9,10 +9,13 @@ public struct PollAnswer: Hashable, Sendable {
     /// The claim of the poll that asked (`DuePoll.claimedAt`): the answer ends it, and an urgent
     /// poll requested after the claim stays due (the answer is to an older question).
     public var claim: Date?
+    /// The Book's name as the answer gives it (kept beside the Book for `status`).
+    public var bookName: String?
 
     /// The facts of one answer.
-    public init(takenAt: Date? = nil, claim: Date? = nil) {
+    public init(takenAt: Date? = nil, claim: Date? = nil, bookName: String? = nil) {
         self.takenAt = takenAt
         self.claim = claim
+        self.bookName = bookName
     }
 }

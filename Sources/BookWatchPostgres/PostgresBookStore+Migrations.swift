@@ -171,6 +171,13 @@ extension PostgresBookStore {
             "v10-finish-evidence",
             ["SET LOCAL lock_timeout = '5s'", "ALTER TABLE books ADD COLUMN finish_evidence BIGINT"]
         ),
+        (
+            "v11-book-labels",
+            [
+                "CREATE TABLE book_labels (book_uuid TEXT PRIMARY KEY, label TEXT, name TEXT)",
+                "CREATE INDEX book_labels_label ON book_labels(label) WHERE label IS NOT NULL",
+            ]
+        ),
     ]
 
     /// The names of the migrations, in order.

@@ -179,6 +179,16 @@ extension SQLiteBookStore {
             // estimate's evidence where no document events are received): StoredBook.finishEvidence.
             try db.execute(sql: "ALTER TABLE books ADD COLUMN finish_evidence INTEGER")
         }
+        migrator.registerMigration("v11-book-labels") { db in
+            // The operator's label and Ocrolus's name of a Book (BookLabels), apart from the
+            // machine's row; `status --label` filters on the label.
+            try db.execute(
+                sql: """
+                    CREATE TABLE book_labels (book_uuid TEXT PRIMARY KEY, label TEXT, name TEXT);
+                    CREATE INDEX book_labels_label ON book_labels(label) WHERE label IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 }

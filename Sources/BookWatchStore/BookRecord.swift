@@ -11,6 +11,10 @@ public struct BookRecord: Sendable {
     public var pendingPollReason: PollReason?
     /// The job of the current (or last) generation, if one was opened.
     public var analytics: AnalyticsJobSummary?
+    /// The operator's label (`track --label`, `track --from`), if one was given.
+    public var label: String? = nil
+    /// The Book's name as Ocrolus's status answers give it, once one did.
+    public var name: String? = nil
 
     /// The Book.
     public var uuid: BookUUID { machine.uuid }

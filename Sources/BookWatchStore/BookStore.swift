@@ -15,6 +15,13 @@ import Foundation
 /// on `NotificationStore`), the `Watcher` on the whole.
 public protocol BookStore: BookRegistry, InboxStore, PollStore, JobStore, NotificationStore, StoreMaintenance {}
 
+extension BookRegistry {
+    /// Books ordered by uuid, optionally only those in `state`, at most `limit` of them.
+    public func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
+        try await books(state: state, label: nil, limit: limit)
+    }
+}
+
 /// The Books: transitions (`apply`, the heart) and what `status`, `/books/{uuid}` and the metrics
 /// read about them.
 public protocol BookRegistry: Sendable {
@@ -31,8 +38,16 @@ public protocol BookRegistry: Sendable {
     /// One Book with its schedule and analytics summary, or nil when it is not tracked.
     func book(_ uuid: BookUUID) async throws -> BookRecord?
 
-    /// Books ordered by uuid, optionally only those in `state`, at most `limit` of them.
-    func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord]
+    /// Books ordered by uuid, optionally only those in `state` and with the operator's `label`,
+    /// at most `limit` of them.
+    func books(state: BookPhase?, label: String?, limit: Int?) async throws -> [BookRecord]
+
+    /// Tracks Books (`track --from`) in one transaction, each with its label when one is given;
+    /// answers, in order, whether each was newly tracked.
+    func track(_ books: [(uuid: BookUUID, label: String?)], source: TrackSource, at now: Date) async throws -> [Bool]
+
+    /// Sets (nil: clears) the operator's label of a Book (`track --label`, `track --from`).
+    func setLabel(_ label: String?, of uuid: BookUUID) async throws
 
     /// How many Books are in each state (states with none are left out).
     func totals() async throws -> [BookPhase: Int]
@@ -43,6 +58,13 @@ public protocol BookRegistry: Sendable {
 
     /// The stored analytics results of a Book, newest generation first.
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult]
+
+    /// Every analytics job of a Book, oldest generation first (`status UUID`).
+    func analyticsJobs(of uuid: BookUUID) async throws -> [AnalyticsJobSummary]
+
+    /// The newest `limit` inbox rows about a Book, newest first, with how each was applied
+    /// (`status UUID`).
+    func recentDeliveries(about uuid: BookUUID, limit: Int) async throws -> [(delivery: StoredDelivery, outcome: String?)]
 
     /// Every Book's stored results in key order (Book, generation, endpoint) after `after`
     /// (exclusive; nil: from the start), retrieved at or after `since` (nil: any time), at most

@@ -119,12 +119,14 @@ package struct StoredBook: Sendable {
     }
 
     /// The record `status` shows.
-    package func record(documents: [StoredDocument], job: StoredJob?) throws -> BookRecord {
+    package func record(documents: [StoredDocument], job: StoredJob?, label: String? = nil, name: String? = nil) throws -> BookRecord {
         BookRecord(
             machine: try machine(documents: documents),
             nextPollAt: schedule.next.map(Date.init(storageMillis:)),
             pendingPollReason: schedule.reason.flatMap(PollReason.init(rawValue:)),
-            analytics: try job?.summary()
+            analytics: try job?.summary(),
+            label: label,
+            name: name
         )
     }
 }

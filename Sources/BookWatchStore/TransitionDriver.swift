@@ -224,7 +224,9 @@ package struct TransitionDriver {
                 SQLStep("INSERT INTO notifications (book_uuid, generation, created_at) VALUES (\(key), \(g), \(t)) ON CONFLICT DO NOTHING")
             )
         }
-        return steps + writeBook(m, schedule: plan.schedule, untracked: plan.untrack, now: t)
+        steps += writeBook(m, schedule: plan.schedule, untracked: plan.untrack, now: t)
+        if let name = plan.bookName { steps.append(BookLabels.setName(key, name)) }
+        return steps
     }
 
     /// The statements that write a machine's `books` row (an upsert) and its documents.
@@ -284,9 +286,11 @@ package struct TransitionDriver {
                 UPDATE analytics_jobs SET due_at = \(.least)(due_at, \(t)), awaiting_view_since = NULL, view_confirmed = \(.true)
                 WHERE book_uuid = \(key) AND generation = \(g) AND state = 'pending' AND awaiting_view_since <= \(asOf)
                 """
-        case .retry(let due, let countsError, let awaitingView):
+        case .retry(let due, let countsError, let awaitingView, let error):
+            // A real error is kept for `status UUID`; waiting (425) keeps the last one.
+            let lastError: SQLQuery = error.map { ", last_error = \($0)" } ?? ""
             return """
-                UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL\(lastError),
                     due_at = CASE WHEN ready_announced = \(.true) AND state = 'running' THEN \(min(due, t)) ELSE \(due) END,
                     ready_announced = \(.false), attempts = attempts + \(countsError ? 1 : 0),
                     awaiting_view_since = \(awaitingView ? t : nil), view_confirmed = \(.false)

@@ -38,8 +38,9 @@ package enum JobChange: Sendable, Equatable {
     /// then becomes due now.
     case confirmed(asOf: Int64)
     /// Back to pending, due at `dueAt`; `countsError`: a real error (not a 425 or a wait for a
-    /// view); `awaitingView`: released early by `confirmed`.
-    case retry(dueAt: Int64, countsError: Bool, awaitingView: Bool)
+    /// view); `awaitingView`: released early by `confirmed`; `error`: a real error's message,
+    /// kept as the job's last error.
+    case retry(dueAt: Int64, countsError: Bool, awaitingView: Bool, error: String? = nil)
     case rearm
     case fail(reason: String)
 }
@@ -59,6 +60,8 @@ package struct TransitionPlan: Sendable {
     /// The claim an analytics outcome was made under: carried out only while it still holds the
     /// job (else the store throws `.lostClaim` and rolls the transition back).
     package var fence: (generation: Int, claim: JobClaim)?
+    /// The Book's name a status answer gave (kept in `book_labels` for `status`).
+    package var bookName: String?
 
     /// True when `input` may create a Book's row: the operator's `track`, or a webhook hint with
     /// `HintDelivery.trackUnknown` (auto-track).
@@ -150,6 +153,7 @@ package struct TransitionPlan: Sendable {
             schedule: pollSchedule
         )
         if case .analytics(let generation, _, let report) = input, let claim = report.claim { plan.fence = (generation, claim) }
+        if case .snapshot(.present, let answer) = input, let name = answer.bookName, !name.isEmpty, !plan.untrack { plan.bookName = name }
         if resuming && machine.phase == .retrieving {
             let fallback = now.addingTimeInterval(pollSchedule.confirmFreshness).storageMillis
             plan.jobs.append((machine.generation, .retry(dueAt: fallback, countsError: false, awaitingView: true)))
@@ -200,7 +204,8 @@ package struct TransitionPlan: Sendable {
                         .retry(
                             dueAt: (report.retryAt ?? now).storageMillis,
                             countsError: !notReady,
-                            awaitingView: report.awaitingView
+                            awaitingView: report.awaitingView,
+                            error: input.transientErrorMessage
                         )
                     )
                 )

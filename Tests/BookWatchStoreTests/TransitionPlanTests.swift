@@ -86,7 +86,7 @@ import Testing
             name: "a transient error retries at the worker's time and counts",
             before: [processing, verified],
             input: .analytics(generation: 1, .transientError("503"), retryAt),
-            jobs: [.retry(dueAt: t0.addingTimeInterval(400).storageMillis, countsError: true, awaitingView: false)],
+            jobs: [.retry(dueAt: t0.addingTimeInterval(400).storageMillis, countsError: true, awaitingView: false, error: "503")],
             notify: []
         ),
         JobRow(

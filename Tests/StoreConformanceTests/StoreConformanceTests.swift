@@ -48,6 +48,51 @@ import Testing
         }
     }
 
+    /// The operator's label and Ocrolus's name live beside the Book, survive its transitions, and
+    /// `books(label:)` filters on the label.
+    @Test(arguments: StoreKind.available)
+    func labelsAndNamesRoundTrip(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.command(.track(.operator)), to: F.other, at: F.t0, options: .init())
+            try await store.setLabel("loan-7", of: F.uuid)
+            _ = try await store.apply(.snapshot(F.verifying, PollAnswer(bookName: "Acme Bakery")), to: F.uuid, at: F.t0.plus(1), options: .init())
+            var record = try #require(try await store.book(F.uuid))
+            #expect(record.label == "loan-7" && record.name == "Acme Bakery")
+            // A later answer without a name keeps it; a new label replaces the old.
+            _ = try await store.apply(.snapshot(F.verifying), to: F.uuid, at: F.t0.plus(2), options: .init())
+            try await store.setLabel("loan-8", of: F.uuid)
+            record = try #require(try await store.book(F.uuid))
+            #expect(record.label == "loan-8" && record.name == "Acme Bakery")
+            #expect(try await store.books(state: nil, label: "loan-8", limit: nil).map(\.uuid) == [F.uuid])
+            #expect(try await store.books(state: nil, label: "loan-7", limit: nil).isEmpty)
+            #expect(try await store.books(state: nil, limit: nil).count == 2)
+            #expect(try await store.book(F.other)?.label == nil)
+        }
+    }
+
+    /// `track` of a batch: one transaction, labels set, a repeat inside the batch and a Book
+    /// already tracked answer false; an untracked one is tracked again (its row resumed, so not
+    /// "created" either).
+    @Test(arguments: StoreKind.available)
+    func aBatchIsTrackedInOneTransaction(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.book(1), at: F.t0, options: .init())
+            _ = try await store.apply(.command(.track(.operator)), to: F.book(2), at: F.t0, options: .init())
+            _ = try await store.apply(.command(.untrack), to: F.book(2), at: F.t0, options: .init())
+            let created = try await store.track(
+                [(F.book(1), "a"), (F.book(2), nil), (F.book(3), "c"), (F.book(3), "c2")],
+                source: .operator,
+                at: F.t0.plus(1)
+            )
+            #expect(created == [false, false, true, false])
+            #expect(try await store.book(F.book(1))?.label == "a")
+            #expect(try await store.book(F.book(2))?.machine.phase == .tracking)
+            #expect(try await store.book(F.book(3))?.label == "c2")
+            #expect(try await store.books(state: nil, limit: nil).count == 3)
+        }
+    }
+
     /// What is known of a finish's announcement is kept between transitions (the loss estimate's
     /// book-level evidence).
     @Test(arguments: StoreKind.available)

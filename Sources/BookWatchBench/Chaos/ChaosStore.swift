@@ -123,9 +123,13 @@ final class ChaosStore: BookStore {
     }
 
     func book(_ uuid: BookUUID) async throws -> BookRecord? { try await pass("book") { try await base.book(uuid) } }
-    func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
-        try await pass("books") { try await base.books(state: state, limit: limit) }
+    func books(state: BookPhase?, label: String?, limit: Int?) async throws -> [BookRecord] {
+        try await pass("books") { try await base.books(state: state, label: label, limit: limit) }
     }
+    func track(_ books: [(uuid: BookUUID, label: String?)], source: TrackSource, at now: Date) async throws -> [Bool] {
+        try await pass("track") { try await base.track(books, source: source, at: now) }
+    }
+    func setLabel(_ label: String?, of uuid: BookUUID) async throws { try await pass("setLabel") { try await base.setLabel(label, of: uuid) } }
     func totals() async throws -> [BookPhase: Int] { try await pass("totals") { try await base.totals() } }
     func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
         try await pass("appendToInbox", delivery.bookUUID) { try await base.appendToInbox(delivery) }
@@ -159,6 +163,12 @@ final class ChaosStore: BookStore {
     }
     func analyticsResults(for uuid: BookUUID, endpoint: String?) async throws -> [AnalyticsResult] {
         try await pass("analyticsResults") { try await base.analyticsResults(for: uuid, endpoint: endpoint) }
+    }
+    func analyticsJobs(of uuid: BookUUID) async throws -> [AnalyticsJobSummary] {
+        try await pass("analyticsJobs") { try await base.analyticsJobs(of: uuid) }
+    }
+    func recentDeliveries(about uuid: BookUUID, limit: Int) async throws -> [(delivery: StoredDelivery, outcome: String?)] {
+        try await pass("recentDeliveries") { try await base.recentDeliveries(about: uuid, limit: limit) }
     }
     func analyticsResults(retrievedSince since: Date?, after: AnalyticsResult?, limit: Int) async throws -> [AnalyticsResult] {
         try await pass("analyticsResults(retrievedSince:)") { try await base.analyticsResults(retrievedSince: since, after: after, limit: limit) }

@@ -169,7 +169,7 @@ extension Watcher {
         // Book marked deleted while complete comes back in the same generation, not a new one
         // that would fetch them again).
         if case .gone = after.snapshot { return true }
-        let answer = PollAnswer(takenAt: after.requestedAt ?? asked)
+        let answer = PollAnswer(takenAt: after.requestedAt ?? asked, bookName: after.name)
         let outcome = try await applyObserved(.snapshot(after.snapshot, answer), to: job.bookUUID)
         guard let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation else {
             metrics.lateResult()

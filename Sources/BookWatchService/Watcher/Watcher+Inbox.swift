@@ -159,7 +159,7 @@ extension Watcher {
                 log.info("auto-tracking a Book first seen in a webhook")
             }
             if let learned {
-                let answer = PollAnswer(takenAt: learned.result.requestedAt ?? learned.at)
+                let answer = PollAnswer(takenAt: learned.result.requestedAt ?? learned.at, bookName: learned.result.name)
                 try await applyObserved(.snapshot(learned.result.snapshot, answer), to: uuid, at: now)
             }
             log.debug("webhook applied", metadata: ["event": "\(delivery.event)"])

@@ -49,7 +49,7 @@ extension Watcher {
             recordPoll(reason)
             metrics.unknownStatuses(result.snapshot.unknownStatusCount)
             // Dated by its question: an answer asked before what the Book already knows is stale.
-            let answer = PollAnswer(takenAt: result.requestedAt ?? asked, claim: due.claimedAt)
+            let answer = PollAnswer(takenAt: result.requestedAt ?? asked, claim: due.claimedAt, bookName: result.name)
             let outcome = try await applyObserved(.snapshot(result.snapshot, answer), to: uuid)
             if let outcome {
                 for case .warn(let message) in outcome.actions { log.warning("\(message)") }

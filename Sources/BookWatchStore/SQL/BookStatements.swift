@@ -5,14 +5,20 @@ import Foundation
 extension SQLStatementStore {
     /// `BookRegistry.book` for both stores.
     public func book(_ uuid: BookUUID) async throws -> BookRecord? {
-        try await records("SELECT * FROM books WHERE uuid = \(uuid.rawValue) AND untracked_at IS NULL").first
+        try await records("\(unescaped: BookStatements.withLabels) WHERE uuid = \(uuid.rawValue) AND untracked_at IS NULL").first
+    }
+
+    /// `BookRegistry.setLabel` for both stores.
+    public func setLabel(_ label: String?, of uuid: BookUUID) async throws {
+        try await perform(StoreOperation(.statement, BookLabels.setLabel(uuid.rawValue, label)) { _ in () })
     }
 
     /// `BookRegistry.books` for both stores.
-    public func books(state: BookPhase?, limit: Int?) async throws -> [BookRecord] {
+    public func books(state: BookPhase?, label: String?, limit: Int?) async throws -> [BookRecord] {
         let only: SQLQuery = state.map { " AND state = \($0.rawValue)" } ?? ""
+        let labelled: SQLQuery = label.map { " AND l.label = \($0)" } ?? ""
         let most: SQLQuery = limit.map { " LIMIT \(max(0, $0))" } ?? ""
-        return try await records("SELECT * FROM books WHERE untracked_at IS NULL\(only) ORDER BY uuid\(most)")
+        return try await records("\(unescaped: BookStatements.withLabels) WHERE untracked_at IS NULL\(only)\(labelled) ORDER BY uuid\(most)")
     }
 
     /// Book rows into records: their documents and jobs in two more queries (the newest job of
@@ -23,6 +29,7 @@ extension SQLStatementStore {
                 .read,
                 .run(SQLStep(query, reads: true)) { rows in
                     let books = try rows.map { try StoredBook(row: $0) }
+                    let labels = try rows.map { (label: try $0.optionalString("book_label"), name: try $0.optionalString("book_name")) }
                     guard !books.isEmpty else { return .done([]) }
                     // Keys in chunks: `status` without a limit may list every Book.
                     let keys = books.map(\.uuid)
@@ -41,7 +48,16 @@ extension SQLStatementStore {
                             jobRows in
                             var jobs: [String: StoredJob] = [:]
                             for (key, job) in jobRows where job.generation > jobs[key]?.generation ?? Int.min { jobs[key] = job }
-                            return .done(try books.map { try $0.record(documents: documents[$0.uuid] ?? [], job: jobs[$0.uuid]) })
+                            return .done(
+                                try zip(books, labels).map { book, labels in
+                                    try book.record(
+                                        documents: documents[book.uuid] ?? [],
+                                        job: jobs[book.uuid],
+                                        label: labels.label,
+                                        name: labels.name
+                                    )
+                                }
+                            )
                         }
                     }
                 }
@@ -172,6 +188,11 @@ extension SQLStatementStore {
 
 /// The Book statements both stores run.
 enum BookStatements {
+    /// The `books` rows with their label and name (`book_label`, `book_name`), to which a
+    /// `WHERE` clause is added.
+    static let withLabels =
+        "SELECT books.*, l.label AS book_label, l.name AS book_name FROM books LEFT JOIN book_labels l ON l.book_uuid = books.uuid"
+
     /// Books by state (riding the `books_state` index).
     static let totals = SQLStep("SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", reads: true)
 

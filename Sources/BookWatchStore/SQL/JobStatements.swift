@@ -163,6 +163,25 @@ extension SQLStatementStore {
         )
     }
 
+    /// `BookRegistry.analyticsJobs(of:)` for both stores.
+    public func analyticsJobs(of uuid: BookUUID) async throws -> [AnalyticsJobSummary] {
+        try await perform(
+            StoreOperation(.read, BookStatements.jobs(of: [uuid.rawValue])) { rows in
+                try rows.map { try StoredJob(row: $0) }.sorted { $0.generation < $1.generation }.map { try $0.summary() }
+            }
+        )
+    }
+
+    /// `BookRegistry.recentDeliveries(about:limit:)` for both stores.
+    public func recentDeliveries(about uuid: BookUUID, limit: Int) async throws -> [(delivery: StoredDelivery, outcome: String?)] {
+        try await perform(
+            StoreOperation(
+                .read,
+                SQLStep("SELECT * FROM webhook_inbox WHERE book_uuid = \(uuid.rawValue) ORDER BY id DESC LIMIT \(limit)", reads: true)
+            ) { rows in try rows.map { (try StoredDelivery(row: $0), try $0.optionalString("outcome")) } }
+        )
+    }
+
     /// `BookRegistry.analyticsResults(retrievedSince:after:limit:)` for both stores: keyset paging
     /// on the results' unique key, so each page is one index range however many there are.
     public func analyticsResults(retrievedSince since: Date?, after: AnalyticsResult?, limit: Int) async throws -> [AnalyticsResult] {

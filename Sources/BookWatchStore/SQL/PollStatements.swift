@@ -10,10 +10,40 @@ extension SQLStatementStore {
     }
 
     private static func next(_ driver: TransitionDriver, rows: [any SQLRow]) throws -> StoreOperation<TransitionOutcome?>.Next {
+        try drive(driver, rows: rows) { .done($0) }
+    }
+
+    /// Runs `driver` to its outcome, then goes on with `then`.
+    private static func drive<Answer: Sendable>(
+        _ driver: TransitionDriver,
+        rows: [any SQLRow],
+        then: @escaping @Sendable (TransitionOutcome?) throws -> StoreOperation<Answer>.Next
+    ) throws -> StoreOperation<Answer>.Next {
         var driver = driver
         switch try driver.next(rows) {
-        case .run(let step): return .run(step, then: { [driver] rows in try next(driver, rows: rows) })
-        case .finish(let outcome): return .done(outcome)
+        case .run(let step): return .run(step, then: { [driver] rows in try drive(driver, rows: rows, then: then) })
+        case .finish(let outcome): return try then(outcome)
+        }
+    }
+
+    /// `BookRegistry.track(_:source:at:)` for both stores: every Book's `track` transition and
+    /// label in one transaction.
+    public func track(_ books: [(uuid: BookUUID, label: String?)], source: TrackSource, at now: Date) async throws -> [Bool] {
+        let drivers = books.map { book in
+            (TransitionDriver(.command(.track(source)), uuid: book.uuid, now: now, options: .init(), draw: random(), schedule: schedule), book)
+        }
+        return try await perform(StoreOperation(.transaction, try Self.trackEach(drivers[...], created: [])))
+    }
+
+    private static func trackEach(
+        _ rest: ArraySlice<(TransitionDriver, (uuid: BookUUID, label: String?))>,
+        created: [Bool]
+    ) throws -> StoreOperation<[Bool]>.Next {
+        guard let (driver, book) = rest.first else { return .done(created) }
+        let after = rest.dropFirst()
+        return try drive(driver, rows: []) { outcome in
+            let label = book.label.map { [BookLabels.setLabel(book.uuid.rawValue, $0)] } ?? []
+            return StoreOperation.chain(label, then: try trackEach(after, created: created + [outcome?.created == true]))
         }
     }
 
