@@ -75,7 +75,9 @@ struct AnalyticsExport: AsyncParsableCommand {
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        guard let unit = text.last.flatMap({ units[$0] }), let amount = Double(text.dropLast()), amount >= 0, amount.isFinite else { return nil }
+        // At most a century: further back is before any Ocrolus Book, and it keeps the time in range.
+        guard let unit = text.last.flatMap({ units[$0] }), let amount = Double(text.dropLast()), amount >= 0, amount * unit <= 100 * 365 * 86400
+        else { return nil }
         return now.addingTimeInterval(-amount * unit)
     }
 

@@ -51,8 +51,8 @@ struct BookDescription {
         var lines: [String] = []
         func field(_ name: String, _ value: String) { lines.append(name.padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
         field("Book:", machine.uuid.rawValue)
-        if let label = record.label { field("Label:", label) }
-        if let name = record.name { field("Name:", name) }
+        if let label = record.label { field("Label:", StatusTable.printable(label)) }
+        if let name = record.name { field("Name:", StatusTable.printable(name)) }
         field("State:", "\(machine.phase.rawValue), generation \(machine.generation)")
         field("Ocrolus:", "pk \(machine.pk.map(String.init) ?? "-"), book status \(machine.bookStatus?.rawValue ?? "-")")
         if let reason = machine.failureReason { field("Failure:", reason) }

@@ -17,6 +17,12 @@ struct StatusTable {
     static let barWidth = 10
 
     /// `[#####.....]`: documents finished out of those known; empty when none is known yet.
+    /// Text from outside (a Book's name from Ocrolus) with control characters shown as `?`, so
+    /// a newline or an escape sequence cannot break the table or the terminal.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { CharacterSet.controlCharacters.contains($0) ? "?" : $0 }))
+    }
+
     static func bar(finished: Int, total: Int, unicode: Bool) -> String {
         guard total > 0 else { return "" }
         let filled = min(barWidth, Int((Double(finished) / Double(total) * Double(barWidth)).rounded(.down)))
@@ -51,7 +57,7 @@ struct StatusTable {
                     : RelativeTime.describe(record.nextPollAt, now: now),
                 analyticsCell(record),
                 // The operator's label, else Ocrolus's name of the Book.
-                record.label ?? record.name ?? "-",
+                Self.printable(record.label ?? record.name ?? "-"),
             ]
         }
     }

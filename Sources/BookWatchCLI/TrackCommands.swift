@@ -43,37 +43,48 @@ struct TrackCommand: AsyncParsableCommand {
         if uuids.isEmpty && fromFile == nil { throw ValidationError("at least one Book uuid (or --from FILE) is required") }
         _ = try parseUUIDs(uuids)
         if let label, label.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--label is empty") }
+        if let label, !Self.isPrintable(label) { throw ValidationError("--label holds a control character") }
     }
 
     /// One line of a `--from` file: the Book and its label, or why the line is refused.
     static func parseLine(_ line: Substring) -> Result<(BookUUID, String?), TrackLineError>? {
-        let text = line.trimmingCharacters(in: .whitespaces)
+        let text = line.trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\u{FEFF}")))
         if text.isEmpty || text.hasPrefix("#") { return nil }
         let parts = text.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
         guard let uuid = BookUUID(parts[0]) else { return .failure(TrackLineError(text: text)) }
         let label = parts.count > 1 && !parts[1].isEmpty ? parts[1] : nil
+        if let label, !isPrintable(label) { return .failure(TrackLineError(text: text)) }
         return .success((uuid, label))
     }
 
+    /// A label without control characters (a newline or an escape would break the table).
+    static func isPrintable(_ label: String) -> Bool {
+        !label.unicodeScalars.contains { CharacterSet.controlCharacters.contains($0) }
+    }
+
     /// Books tracked per transaction by `--from`.
-    static let batchSize = 500
+    static let batchSize = 100
 
     /// A `--from` line that names no Book.
     struct TrackLineError: Error { let text: String }
 
     func run() async throws {
         let context = CLIContext.current
+        let label = label?.trimmingCharacters(in: .whitespaces)
         var entries = try parseUUIDs(uuids).map { ($0, label) }
         var invalid: [(line: Int, text: String)] = []
         if let fromFile {
             let data: Data?
             if fromFile == "-" {
-                data = try? FileHandle.standardInput.readToEnd()
+                data = (try? FileHandle.standardInput.readToEnd()) ?? Data()  // nil: empty input
             } else {
                 data = FileManager.default.contents(atPath: fromFile)
             }
             guard let data else { throw CLIError.usage("--from \(fromFile): cannot be read") }
-            for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            // Any line ending (a CRLF file is split too: "\r\n" is one Character, a newline).
+            for (index, line) in String(decoding: data, as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+                .enumerated()
+            {
                 switch Self.parseLine(line) {
                 case nil: continue
                 case .success(let (uuid, lineLabel)): entries.append((uuid, lineLabel ?? label))
@@ -97,10 +108,16 @@ struct TrackCommand: AsyncParsableCommand {
                 }
                 return (0, 0)
             }
-            // A backfill: one transaction per batch.
+            // A backfill: one transaction per batch, each batch's Books in uuid order (the order
+            // every other writer locks rows in, so two backfills or a poll tightening never
+            // deadlock with it), a repeated uuid once with its last label.
             var added = 0
             for start in stride(from: 0, to: entries.count, by: Self.batchSize) {
-                let batch = entries[start..<min(start + Self.batchSize, entries.count)].map { (uuid: $0.0, label: $0.1) }
+                var labels: [BookUUID: String?] = [:]
+                for (uuid, label) in entries[start..<min(start + Self.batchSize, entries.count)] {
+                    labels[uuid] = label ?? labels[uuid] ?? nil
+                }
+                let batch = labels.sorted { $0.key.rawValue < $1.key.rawValue }.map { (uuid: $0.key, label: $0.value) }
                 added += try await store.track(batch, source: source, at: context.now()).filter { $0 }.count
             }
             return (added, entries.count - added)

@@ -271,8 +271,10 @@ package struct TransitionDriver {
                 VALUES (\(key), \(g), 'pending', 0, \(t), \(t))
                 """
         case .finish(let state):
+            // Complete: an earlier attempt's transient error is history, not the job's state.
+            let clearError: SQLQuery = state == .complete ? ", last_error = NULL" : ""
             return """
-                UPDATE analytics_jobs SET state = \(state.rawValue), completed_at = \(t), lease_owner = NULL, lease_expires_at = NULL
+                UPDATE analytics_jobs SET state = \(state.rawValue), completed_at = \(t), lease_owner = NULL, lease_expires_at = NULL\(clearError)
                 WHERE book_uuid = \(key) AND generation = \(g) AND state NOT IN ('complete', 'failed', 'superseded')
                 """
         case .expedite:

@@ -43,6 +43,23 @@ import Testing
         #expect(cli.standardOutput.contains(#""endpoint":"cash_flow_features""#))
     }
 
+    @Test func aGenerationStillBeingFetchedIsNotExported() async throws {
+        let cli = try CLIHarness()
+        let store = try SQLiteBookStore(path: cli.databasePath)
+        let uuid = Self.book(1)
+        try await StoreFixtures.openJob(in: store, book: uuid, at: Self.t0)
+        let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: Self.t0, lease: 60))
+        // One endpoint stored, the other not fetched yet: the job is still running.
+        let partial = AnalyticsResult(bookUUID: uuid, generation: job.generation, endpoint: "summary", body: Array("{}".utf8), retrievedAt: Self.t0)
+        try await store.storeAnalyticsResult(partial, claim: job.claim)
+        try await StoreFixtures.retrievedWithResults(in: store, book: Self.book(2), pk: 2, at: Self.t0)
+        try await store.close()
+        let out = cli.directory + "/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        #expect(await cli.run(["analytics", "export", "--dir", out]) == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out) == ["\(Self.book(2)).g1.summary.json"])
+    }
+
     @Test func badInputIsAUsageError() async throws {
         let cli = try CLIHarness()
         #expect(await cli.run(["analytics", "export", "--dir", cli.directory + "/missing"]) == 2)
@@ -50,6 +67,8 @@ import Testing
         #expect(await cli.run(["analytics", "export", "--dir", cli.directory, "--since", "yesterday"]) == 2)
         #expect(await cli.run(["analytics", "export"]) == 2)
         #expect(AnalyticsExport.parseSince("7d", now: Self.t0) == Self.t0.addingTimeInterval(-7 * 86400))
+        #expect(AnalyticsExport.parseSince("1e12d", now: Self.t0) == nil)  // far past any Book: refused, not a crash
+        #expect(await cli.run(["analytics", "export", "--dir", cli.directory, "--since", "1e12d"]) == 2)
         #expect(AnalyticsExport.parseSince("2026-12-01T00:00:00.5Z", now: Self.t0) != nil)
     }
 }

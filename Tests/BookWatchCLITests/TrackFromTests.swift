@@ -41,6 +41,26 @@ import Testing
         #expect(cli.standardOutput.contains("Label:        loan-4"))
     }
 
+    @Test func crlfFilesByteOrderMarksAndControlCharacters() async throws {
+        let cli = try CLIHarness()
+        let file = cli.directory + "/windows.csv"
+        let text =
+            "\u{FEFF}# exported from Excel\r\n\(Self.book(1)),loan-1\r\n\(Self.book(2))\r\n\(Self.book(3)),bad\u{1B}[31mlabel\r\n\(Self.book(2)),loan-2\r\n"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(await cli.run(["track", "--from", file]) == 1)
+        #expect(cli.standardOutput == "added 2, already tracked 1, invalid 1\n")
+        #expect(cli.standardError.contains("line 4:"))
+        let store = try SQLiteBookStore(path: cli.databasePath)
+        #expect(try await store.book(try #require(BookUUID(Self.book(1))))?.label == "loan-1")
+        #expect(try await store.book(try #require(BookUUID(Self.book(2))))?.label == "loan-2")  // the last label of a repeat
+        #expect(try await store.book(try #require(BookUUID(Self.book(3)))) == nil)
+        try await store.close()
+        #expect(await cli.run(["track", Self.book(5), "--label", "a\nb"]) == 2)
+        #expect(await cli.run(["track", Self.book(5), "--label", "  loan-5 "]) == 0)
+        #expect(await cli.run(["status", "--label", "loan-5"]) == 0)
+        #expect(cli.standardOutput.contains(Self.book(5)))
+    }
+
     @Test func badInvocationsAreUsageErrors() async throws {
         let cli = try CLIHarness()
         #expect(await cli.run(["track"]) == 2)

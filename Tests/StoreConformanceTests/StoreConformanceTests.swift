@@ -93,6 +93,31 @@ import Testing
         }
     }
 
+    /// A transient error is the job's last error (`status UUID`) until the job completes.
+    @Test(arguments: StoreKind.available)
+    func aTransientErrorIsTheJobsLastErrorUntilItCompletes(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            let first = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
+            let retry = JobReport(claim: first.claim, retryAt: F.t0.plus(10))
+            _ = try await store.apply(.analytics(generation: 1, .transientError("HTTP 503"), retry), to: F.uuid, at: F.t0.plus(1), options: .init())
+            #expect(try await store.book(F.uuid)?.analytics?.lastError == "HTTP 503")
+            #expect(try await store.analyticsJobs(of: F.uuid).map(\.lastError) == ["HTTP 503"])
+            let second = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(10), lease: 60))
+            let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: Array("{}".utf8), retrievedAt: F.t0.plus(11))
+            try await store.storeAnalyticsResult(result, claim: second.claim)
+            _ = try await store.apply(
+                .analytics(generation: 1, .stored, JobReport(claim: second.claim)),
+                to: F.uuid,
+                at: F.t0.plus(12),
+                options: .init()
+            )
+            let job = try #require(try await store.book(F.uuid)?.analytics)
+            #expect(job.state == .complete && job.lastError == nil && job.attempts == 1)
+        }
+    }
+
     /// What is known of a finish's announcement is kept between transitions (the loss estimate's
     /// book-level evidence).
     @Test(arguments: StoreKind.available)

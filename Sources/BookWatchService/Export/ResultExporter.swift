@@ -61,7 +61,8 @@ public struct ResultExporter: Sendable {
         if FileManager.default.fileExists(atPath: path) { return false }
         let temporary = directory + "/.\(name).\(getpid()).\(UInt32.random(in: .min ... .max)).tmp"
         let bytes = Array((Self.document(result) + "\n").utf8)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        // Owner and group only: these are a borrower's financial data.
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw ExportError("\(temporary): \(String(cString: strerror(errno)))") }
         defer { unlink(temporary) }
         var written = 0

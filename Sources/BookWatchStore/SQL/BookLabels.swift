@@ -10,6 +10,7 @@ package enum BookLabels {
             """
             INSERT INTO book_labels (book_uuid, name) VALUES (\(key), \(name))
             ON CONFLICT (book_uuid) DO UPDATE SET name = excluded.name
+            WHERE book_labels.name IS NULL OR book_labels.name <> excluded.name
             """
         )
     }

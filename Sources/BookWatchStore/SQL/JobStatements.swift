@@ -185,7 +185,14 @@ extension SQLStatementStore {
     /// `BookRegistry.analyticsResults(retrievedSince:after:limit:)` for both stores: keyset paging
     /// on the results' unique key, so each page is one index range however many there are.
     public func analyticsResults(retrievedSince since: Date?, after: AnalyticsResult?, limit: Int) async throws -> [AnalyticsResult] {
-        var conditions: [SQLQuery] = []
+        // Only finished retrievals: a generation whose job is still fetching (or failed) may have
+        // some endpoints stored, and a job superseded meanwhile deletes them.
+        var conditions: [SQLQuery] = [
+            """
+            NOT EXISTS (SELECT 1 FROM analytics_jobs j WHERE j.book_uuid = analytics_results.book_uuid
+                        AND j.generation = analytics_results.generation AND j.state IN ('pending', 'running', 'failed'))
+            """
+        ]
         if let since { conditions.append("retrieved_at >= \(since.storageMillis)") }
         if let after {
             conditions.append("(book_uuid, generation, endpoint) > (\(after.bookUUID.rawValue), \(after.generation), \(after.endpoint))")
