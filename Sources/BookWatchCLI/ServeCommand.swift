@@ -85,11 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
             observe: { metrics.webhookAnswered($0, seconds: $1) }
         )
         let client = OcrolusClient(
-            configuration: OcrolusConfiguration(
-                apiBaseURL: watcherSettings.apiURL,
-                tokenURL: watcherSettings.authURL,
-                credentials: .init(clientID: watcherSettings.clientID, clientSecret: watcherSettings.clientSecret)
-            ),
+            configuration: watcherSettings.ocrolusConfiguration,
             transport: AsyncHTTPClientTransport(),
             limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock),
             clock: clock,

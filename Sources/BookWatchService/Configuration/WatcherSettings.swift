@@ -45,6 +45,11 @@ public struct WatcherSettings: Sendable {
     /// The defaults.
     public init() {}
 
+    /// Where the Ocrolus API is and as whom it is called (`serve` and `bookwatch webhooks`).
+    public var ocrolusConfiguration: OcrolusConfiguration {
+        OcrolusConfiguration(apiBaseURL: apiURL, tokenURL: authURL, credentials: .init(clientID: clientID, clientSecret: clientSecret))
+    }
+
     /// The poll schedule these settings describe; `watchCompletedHours` 0 means finished Books are
     /// not polled again (a reopen is then noticed by webhook only).
     public var pollSchedule: PollSchedule {
