@@ -62,9 +62,7 @@ extension BookMachine {
             let finishing = snapshot.isFinished && (phase == .tracking || phase == .processing) && (!isFirstSnapshot || watchedSinceCreation)
             let announced = finishEvidence == .announced
             actions += advance(finished: snapshot.isFinished, at: now)
-            if finishing {
-                if announced { actions.append(.bookFinishCoverage(announced: true)) } else { finishEvidence = .unannounced(since: now) }
-            }
+            if finishing { actions += noteFinishShown(announced: announced, at: now) }
             if phase == .processing, documents.contains(where: { $0.hint?.isFinished == true }) { actions.append(.pollWithin(.soon)) }
             return actions
         }
@@ -139,7 +137,8 @@ extension BookMachine {
             generation = max(generation, lastOpenedGeneration) + 1
             failureReason = nil
             finishedAt = nil
-            finishEvidence = nil
+            // A finish still waiting for its event stays pending across the reopen (a late
+            // `book.verified` is that finish's, `noteFinishEvent`); nothing else can be set here.
             for index in documents.indices { documents[index].covered = false }
             if finished { return actions + finishGeneration(at: now) }
             phase = .processing
@@ -206,18 +205,7 @@ extension BookMachine {
         // Marked deleted: the mark may have been wrong, so a delivery that proved its origin
         // brings one look (its answer re-confirms the deletion or brings the Book back).
         guard phase != .deleted else { return hint.authenticated ? [.pollNow(.webhookHint)] : [] }
-        var actions: [BookAction] = []
-        // Only the Book's own verified event announces a finish (`WebhookLossEstimate.Kind`).
-        if hint.event == .bookVerified {
-            if phase == .tracking || phase == .processing {
-                finishEvidence = .announced
-            } else if case .unannounced = finishEvidence {
-                // The finish a status answer showed moments ago: announced after all, only late.
-                finishEvidence = nil
-                actions.append(.bookFinishCoverage(announced: true))
-            }
-        }
-        return actions + applyHintToState(hint, at: now, trusted: trusted)
+        return noteFinishEvent(hint) + applyHintToState(hint, at: now, trusted: trusted)
     }
 
     private mutating func applyHintToState(_ hint: WebhookHint, at now: Date, trusted: Bool) -> [BookAction] {

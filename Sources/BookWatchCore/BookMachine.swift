@@ -47,8 +47,8 @@ public struct BookMachine: Hashable, Sendable {
     public internal(set) var watchedSinceCreation: Bool
     /// An odd answer waiting for a second one to agree (gone, or a reopen without a new document).
     public internal(set) var doubt: Doubt?
-    /// Whether a book-level finished event (`book.verified`, `book.completed`, analytics
-    /// generated) announced the current generation's finish: the loss estimate's evidence where
+    /// Whether a book-level finished event (`book.verified`) announced the current (or, while an
+    /// unannounced one waits out `statusLag`, the last) generation's finish: the loss estimate's evidence where
     /// a deployment receives no document events (`.bookFinishCoverage`).
     public internal(set) var finishEvidence: FinishEvidence?
 
@@ -209,12 +209,5 @@ public struct BookMachine: Hashable, Sendable {
         case .command(let command):
             return settled + applyCommand(command)
         }
-    }
-
-    /// A finish shown unannounced longer than `statusLag` ago was not announced: counted now.
-    private mutating func settleFinishEvidence(at now: Date) -> [BookAction] {
-        guard case .unannounced(let since) = finishEvidence, now.timeIntervalSince(since) > Self.statusLag else { return [] }
-        finishEvidence = nil
-        return [.bookFinishCoverage(announced: false)]
     }
 }

@@ -177,15 +177,29 @@ import Testing
         #expect(machine.finishEvidence == nil)
         _ = machine.apply(F.verified(1, 2), at: F.t0.plus(10))
         #expect(machine.finishEvidence == .unannounced(since: F.t0.plus(10)))
-        // Reopened within the lag: the pending decision goes with the generation.
+        // Reopened within the lag: the pending decision stays with the finished generation.
         _ = machine.apply(F.verifying(finished: [1, 2], unfinished: [3]), at: F.t0.plus(20))
+        #expect(machine.finishEvidence == .unannounced(since: F.t0.plus(10)))
+        // Its late event counts for it, not for the reopened generation.
+        #expect(Self.finishes(machine.apply(F.hint(.bookVerified), at: F.t0.plus(30))) == [true])
         #expect(machine.finishEvidence == nil)
-        _ = machine.apply(F.hint(.bookVerified), at: F.t0.plus(30))
+        _ = machine.apply(F.hint(.bookVerified), at: F.t0.plus(35))
         #expect(machine.finishEvidence == .announced)
         _ = machine.apply(.snapshot(.gone), at: F.t0.plus(40))
         _ = machine.apply(.snapshot(.gone), at: F.t0.plus(40 + BookMachine.defaultConfirmationGap))
         #expect(machine.phase == .deleted)
         #expect(machine.finishEvidence == nil)
+    }
+
+    /// A `book.verified` held back past a reopen: the finished generation counts announced, and
+    /// the reopened one, finishing with no event of its own, counts missed.
+    @Test func aLateEventAcrossAReopenCountsForItsOwnGeneration() {
+        var machine = Self.processing()
+        #expect(Self.finishes(machine.apply(F.verified(1, 2), at: F.t0.plus(10))) == [])
+        #expect(Self.finishes(machine.apply(F.verifying(finished: [1, 2], unfinished: [3]), at: F.t0.plus(15))) == [])
+        #expect(Self.finishes(machine.apply(F.hint(.bookVerified), at: F.t0.plus(40))) == [true])
+        #expect(Self.finishes(machine.apply(F.verified(1, 2, 3), at: F.t0.plus(100))) == [])
+        #expect(Self.finishes(machine.apply(F.verified(1, 2, 3), at: F.t0.plus(500))) == [false])
     }
 
     @Test func aFirstSnapshotSaysNothingUnlessWatchedSinceCreation() {

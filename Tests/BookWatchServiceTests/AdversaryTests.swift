@@ -771,7 +771,12 @@ import Testing
         _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
         // Ocrolus's documented test body: a document status, book_pk 0, no Book.
         let test = #"{"status": "VERIFICATION_COMPLETE", "uploaded_doc_pk": 0, "book_pk": 0}"#
-        _ = try await h.store.appendToInbox(Self.delivery("test", test, uuid: nil, pk: 0, event: "", at: clock.now()))
+        // Stored as the ingress stores it, with its decoded hint (a document status: the kind
+        // that would count as "document events arrive").
+        var delivery = Self.delivery("test", test, uuid: nil, pk: 0, event: "", at: clock.now())
+        delivery.hint = try DecodedWebhook.decode(Array(test.utf8)).hint
+        #expect(delivery.hint.flatMap { WebhookLossEstimate.Kind(receiving: $0.event) } == .documents)
+        _ = try await h.store.appendToInbox(delivery)
         _ = try await watcher.processInbox()
         #expect(watcher.webhookLoss.lastReceived.isEmpty)
 
