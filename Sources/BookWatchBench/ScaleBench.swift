@@ -32,6 +32,11 @@ package struct ScaleFigures {
     package var duePollBacklogMicros = 0.0
     /// A trivial query on the same connection (the baseline).
     package var baselineMicros = 0.0
+    /// Median microseconds of what a scrape reads now (`gauges`: indexed counts) and of the
+    /// documents count it also read before (`documentCounts`, now in the background).
+    package var scrapeGaugesMicros = 0.0
+    /// The documents count (a scan), which every scrape paid before.
+    package var documentCountsMicros = 0.0
     /// Resident memory after a virtual hour of work.
     package var rssAfterHourMB = 0.0
     /// Resident memory before it.
@@ -98,6 +103,19 @@ package enum ScaleBench {
                 _ = try await store.nextJobDueAt()
                 baseline.append((ContinuousClock.now - start).inSeconds * 1e6)
             }
+            // The scrape's reads, median of 20: the indexed gauges, and the documents scan.
+            var gauges: [Double] = []
+            var documents: [Double] = []
+            for _ in 0..<20 {
+                var start = ContinuousClock.now
+                _ = try await store.gauges(overdueBefore: now)
+                gauges.append((ContinuousClock.now - start).inSeconds * 1e6)
+                start = ContinuousClock.now
+                _ = try await store.documentCounts()
+                documents.append((ContinuousClock.now - start).inSeconds * 1e6)
+            }
+            figures.scrapeGaugesMicros = median(gauges)
+            figures.documentCountsMicros = median(documents)
             figures.duePollIdleMicros = median(idle)
             figures.duePollBacklogMicros = median(backlog)
             figures.baselineMicros = median(baseline)

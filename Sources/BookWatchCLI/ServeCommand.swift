@@ -119,7 +119,10 @@ struct ServeCommand: AsyncParsableCommand {
             )
         // Not a setting (the ingress benchmark's switch): read from the process environment.
         let bareBenchmarkRoute = layers.environment["BOOKWATCH_BENCH_BARE_ROUTE"] == "1"
-        var services: [any Service] = [writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook)]
+        var services: [any Service] = [
+            writer, probe, WatcherService(watcher: watcher, clock: clock, hook: hook),
+            DocumentGaugeRefresher(store: store, metrics: metrics, clock: clock, logger: logger),
+        ]
         let router: Router<IngressRequestContext>
         if let adminPort = settings.adminPort {
             router = BookWatchRoutes.publicRouter(ingress: ingress, bareBenchmarkRoute: bareBenchmarkRoute)

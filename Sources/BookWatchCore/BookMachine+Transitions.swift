@@ -332,13 +332,17 @@ extension BookMachine {
 
     /// The status endpoint refused the Book for good: `failed` with the reason, no more polls (a
     /// refused call is not worth repeating); `retry` or a webhook naming a new document looks again.
+    /// A complete Book stays complete and keeps its retention polls: it has nothing to retry, and
+    /// one refusal (a permission flapping) must not end the watch for a reopen (found by the chaos
+    /// search, seed 46: the reopen after a lifted refusal was never retrieved). Retention polls are
+    /// few and end with the retention window, so a refusal that lasts costs little.
     mutating func applyRefusal(_ reason: String) -> [BookAction] {
         switch phase {
         case .deleted:
             return [.schedulePoll(.never)]
         case .complete:
             // Its analytics are stored: keep them, stop asking.
-            return [.warn("status refused after completion: \(reason)"), .schedulePoll(.never)]
+            return [.warn("status refused after completion: \(reason)"), .schedulePoll(.retention)]
         case .retrieving:
             phase = .failed
             failureReason = reason

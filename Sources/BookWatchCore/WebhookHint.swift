@@ -85,6 +85,9 @@ public struct WebhookHint: Hashable, Sendable {
     /// allowlist). Only an authenticated body may stand in for a status call, and only an
     /// authenticated delivery about a Book marked deleted brings a poll.
     public var authenticated: Bool
+    /// The Book's name a book-level body carries (`book_name`), if any: kept for `status` when
+    /// the Book has none yet (a status answer's name wins: it is never older).
+    public var bookName: String?
 
     /// A hint; `authenticated` only when the delivery passed a check of its origin.
     public init(
@@ -93,9 +96,11 @@ public struct WebhookHint: Hashable, Sendable {
         documentStatus: DocumentStatus? = nil,
         bookStatus: BookStatus? = nil,
         listedDocuments: [DocumentSnapshot] = [],
-        authenticated: Bool = false
+        authenticated: Bool = false,
+        bookName: String? = nil
     ) {
         self.authenticated = authenticated
+        self.bookName = bookName
         self.event = event
         self.document = document
         self.documentStatus = documentStatus

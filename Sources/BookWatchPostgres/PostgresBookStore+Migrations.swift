@@ -178,6 +178,22 @@ extension PostgresBookStore {
                 "CREATE INDEX book_labels_label ON book_labels(label) WHERE label IS NOT NULL",
             ]
         ),
+        (
+            "v12-analytics-pages",
+            [
+                """
+                CREATE TABLE analytics_pages (
+                    book_uuid TEXT NOT NULL,
+                    generation BIGINT NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    page_offset BIGINT NOT NULL,
+                    body BYTEA NOT NULL,
+                    retrieved_at BIGINT NOT NULL,
+                    PRIMARY KEY (book_uuid, generation, endpoint, page_offset)
+                )
+                """
+            ]
+        ),
     ]
 
     /// The names of the migrations, in order.

@@ -189,6 +189,23 @@ extension SQLiteBookStore {
                     """
             )
         }
+        migrator.registerMigration("v12-analytics-pages") { db in
+            // The pages of a paged endpoint (enriched_txns) fetched so far, each stored under the
+            // job's claim as it arrives; deleted when the whole result is stored.
+            try db.execute(
+                sql: """
+                    CREATE TABLE analytics_pages (
+                        book_uuid TEXT NOT NULL,
+                        generation INTEGER NOT NULL,
+                        endpoint TEXT NOT NULL,
+                        page_offset INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        retrieved_at INTEGER NOT NULL,
+                        PRIMARY KEY (book_uuid, generation, endpoint, page_offset)
+                    ) WITHOUT ROWID
+                    """
+            )
+        }
         return migrator
     }
 }

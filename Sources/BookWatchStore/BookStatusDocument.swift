@@ -80,6 +80,11 @@ public struct BookStatusEntry: Encodable, Sendable {
     public var nextPollAt: String?
     /// The analytics job.
     public var analytics: Analytics
+    /// The operator's label (`track --label`), or null. Added to the documented shape (keys
+    /// only added, never changed, so scripts reading the contract keep working).
+    public var label: String?
+    /// The Book's name as Ocrolus gave it (status answers, else a signed webhook), or null.
+    public var name: String?
 
     /// The entry of one Book.
     public init(_ record: BookRecord) {
@@ -102,12 +107,14 @@ public struct BookStatusEntry: Encodable, Sendable {
             retrievedAt: record.analytics?.retrievedAt.map(Self.rfc3339),
             lastError: record.analytics?.lastError ?? machine.failureReason
         )
+        label = record.label
+        name = record.name
     }
 
     enum CodingKeys: String, CodingKey {
         case bookUUID = "book_uuid"
         case bookPK = "book_pk"
-        case state, generation, documents, analytics
+        case state, generation, documents, analytics, label, name
         case lastWebhookAt = "last_webhook_at"
         case lastPolledAt = "last_polled_at"
         case nextPollAt = "next_poll_at"
@@ -125,6 +132,8 @@ public struct BookStatusEntry: Encodable, Sendable {
         try container.encode(lastPolledAt, forKey: .lastPolledAt)
         try container.encode(nextPollAt, forKey: .nextPollAt)
         try container.encode(analytics, forKey: .analytics)
+        try container.encode(label, forKey: .label)
+        try container.encode(name, forKey: .name)
     }
 
     /// Encodes with sorted keys, so the output is stable for scripts and diffs.

@@ -71,9 +71,13 @@ public protocol BookRegistry: Sendable {
     /// `limit`: `bookwatch analytics export` pages through them.
     func analyticsResults(retrievedSince since: Date?, after: AnalyticsResult?, limit: Int) async throws -> [AnalyticsResult]
 
-    /// Counts for the metrics gauges (Books by state, Documents by progress, pending inbox rows,
-    /// polls late by more than `overdueBefore`).
+    /// Counts for the metrics gauges read at each scrape, each on an index (Books by state,
+    /// pending inbox rows, polls late by more than `overdueBefore`); `documents` is left empty.
     func gauges(overdueBefore: Date) async throws -> StoreGauges
+
+    /// Documents of tracked Books by progress: a scan of the documents table, so it is kept off
+    /// the scrape (`DocumentGaugeRefresher` reads it in the background).
+    func documentCounts() async throws -> [DocumentProgress: Int]
 
     /// The poll schedule transitions use (intervals, retention).
     var schedule: PollSchedule { get }
@@ -157,6 +161,13 @@ public protocol JobStore: Sendable {
     /// holds the generation's live (running) job, else `StoreError` `.lostClaim` and nothing is
     /// written. A result already stored for the (book, generation, endpoint) is kept.
     func storeAnalyticsResult(_ result: AnalyticsResult, claim: JobClaim) async throws
+
+    /// Stores one page of a paged endpoint under the job's claim, as `storeAnalyticsResult`; a page
+    /// already stored at that offset is kept. Storing the endpoint's result deletes its pages.
+    func storeAnalyticsPage(_ page: AnalyticsPage, claim: JobClaim) async throws
+
+    /// The pages of a paged endpoint stored for a generation so far, by offset.
+    func analyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String) async throws -> [AnalyticsPage]
 
     /// Extends a running job's lease to `until` while `claim` holds it; false when it no longer
     /// does (the worker must stop: another one may own the job now).

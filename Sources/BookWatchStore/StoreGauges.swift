@@ -1,7 +1,8 @@
 import BookWatchCore
 import Foundation
 
-/// What the metrics gauges show of the database, read in one snapshot at scrape time.
+/// What the metrics gauges show of the database: read in one snapshot at scrape time, except
+/// `documents` (`BookRegistry.documentCounts`, refreshed in the background).
 public struct StoreGauges: Sendable, Equatable {
     /// Tracked Books by state.
     public var books: [BookPhase: Int] = [:]

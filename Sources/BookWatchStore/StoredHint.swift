@@ -17,6 +17,7 @@ extension WebhookHint {
         var documentStatus: String?
         var bookStatus: String?
         var listed: [Listed]?
+        var name: String?
 
         struct Listed: Codable {
             var pk: Int?
@@ -28,7 +29,7 @@ extension WebhookHint {
 
     /// The version of the stored form (and of the decoder that made it): bump it when the decoder's
     /// reading of a body changes, so rows already queued are read again from their bodies.
-    static let storedVersion = 1
+    static let storedVersion = 2
 
     /// The stored form (compact JSON).
     package var storedJSON: String {
@@ -44,7 +45,8 @@ extension WebhookHint {
                 ? nil
                 : listedDocuments.map {
                     Stored.Listed(pk: $0.ref.pk, uuid: $0.ref.uuid, status: $0.status.rawValue, rejectionReason: $0.rejectionReason)
-                }
+                },
+            name: bookName
         )
         // Strings and integers only: encoding cannot fail.
         return (try? JSONEncoder().encode(stored)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -63,7 +65,8 @@ extension WebhookHint {
             bookStatus: stored.bookStatus.map(BookStatus.init),
             listedDocuments: (stored.listed ?? []).map {
                 DocumentSnapshot(ref: DocumentRef(pk: $0.pk, uuid: $0.uuid), status: DocumentStatus($0.status), rejectionReason: $0.rejectionReason)
-            }
+            },
+            bookName: stored.name
         )
     }
 }

@@ -217,6 +217,7 @@ package struct TransitionDriver {
                 // job's update: that waits for a worker's fenced insert in flight, which this
                 // statement then sees. (Superseded by a deletion, they are the last: kept.)
                 steps.append(SQLStep("DELETE FROM analytics_results WHERE book_uuid = \(key) AND generation = \(g)"))
+                steps.append(SQLStep("DELETE FROM analytics_pages WHERE book_uuid = \(key) AND generation = \(g)"))
             }
         }
         for g in plan.notify {
@@ -225,7 +226,7 @@ package struct TransitionDriver {
             )
         }
         steps += writeBook(m, schedule: plan.schedule, untracked: plan.untrack, now: t)
-        if let name = plan.bookName { steps.append(BookLabels.setName(key, name)) }
+        if let name = plan.bookName { steps.append(BookLabels.setName(key, name, fillOnly: plan.bookNameFillsOnly)) }
         return steps
     }
 

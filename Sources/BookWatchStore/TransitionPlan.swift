@@ -62,6 +62,9 @@ package struct TransitionPlan: Sendable {
     package var fence: (generation: Int, claim: JobClaim)?
     /// The Book's name a status answer gave (kept in `book_labels` for `status`).
     package var bookName: String?
+    /// The name is an authenticated webhook's: it names a Book that has none yet, and never
+    /// replaces a status answer's (a delivery can be older than the last answer).
+    package var bookNameFillsOnly = false
 
     /// True when `input` may create a Book's row: the operator's `track`, or a webhook hint with
     /// `HintDelivery.trackUnknown` (auto-track).
@@ -154,6 +157,10 @@ package struct TransitionPlan: Sendable {
         )
         if case .analytics(let generation, _, let report) = input, let claim = report.claim { plan.fence = (generation, claim) }
         if case .snapshot(.present, let answer) = input, let name = answer.bookName, !name.isEmpty, !plan.untrack { plan.bookName = name }
+        if case .webhook(let hint, _) = input, hint.authenticated, let name = hint.bookName, !name.isEmpty, !plan.untrack {
+            plan.bookName = name
+            plan.bookNameFillsOnly = true
+        }
         if resuming && machine.phase == .retrieving {
             let fallback = now.addingTimeInterval(pollSchedule.confirmFreshness).storageMillis
             plan.jobs.append((machine.generation, .retry(dueAt: fallback, countsError: false, awaitingView: true)))

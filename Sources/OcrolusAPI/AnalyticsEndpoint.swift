@@ -22,6 +22,15 @@ public enum AnalyticsEndpoint: String, Sendable, CaseIterable, Hashable {
         }
     }
 
+    /// Whether Ocrolus answers it in pages (`offset`, `limit`): `enriched_txns`.
+    public var isPaged: Bool { self == .enrichedTransactions }
+
+    /// The path and query of one page of a paged endpoint (the path alone for the others).
+    public func path(for uuid: BookUUID, page: AnalyticsPageRequest?) -> String {
+        guard isPaged, let page else { return path(for: uuid) }
+        return path(for: uuid) + "?" + page.query
+    }
+
     /// Parses a comma-separated list such as `summary,cash_flow_features`; nil names the bad entry.
     public static func parseList(_ text: String) -> Result<[AnalyticsEndpoint], InvalidEndpoint> {
         var endpoints: [AnalyticsEndpoint] = []

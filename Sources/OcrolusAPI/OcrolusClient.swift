@@ -18,9 +18,29 @@ public protocol OcrolusAPIClient: Sendable {
         priority: RequestPriority,
         beforeSend: @Sendable () async throws -> Void
     ) async throws -> AnalyticsAnswer
+    /// One page of a paged endpoint (`AnalyticsEndpoint.isPaged`), as `analytics(...beforeSend:)`.
+    func analytics(
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        page: AnalyticsPageRequest,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void
+    ) async throws -> AnalyticsAnswer
 }
 
 extension OcrolusAPIClient {
+    /// For test doubles that know no pages: the whole answer, whatever the page (a body without
+    /// items is the last page, and the watcher stops at a page repeated).
+    public func analytics(
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        page: AnalyticsPageRequest,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void
+    ) async throws -> AnalyticsAnswer {
+        try await analytics(uuid: uuid, endpoint: endpoint, priority: priority, beforeSend: beforeSend)
+    }
+
     /// For clients without a limiter of their own (test doubles): `beforeSend`, then the call.
     public func analytics(
         uuid: BookUUID,
@@ -165,8 +185,30 @@ public final class OcrolusClient: OcrolusAPIClient {
         priority: RequestPriority,
         beforeSend: @Sendable () async throws -> Void
     ) async throws -> AnalyticsAnswer {
+        try await fetchAnalytics(uuid: uuid, endpoint: endpoint, page: nil, priority: priority, beforeSend: beforeSend)
+    }
+
+    /// One page of a paged endpoint; `beforeSend` as above.
+    public func analytics(
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        page: AnalyticsPageRequest,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void
+    ) async throws -> AnalyticsAnswer {
+        try await fetchAnalytics(uuid: uuid, endpoint: endpoint, page: page, priority: priority, beforeSend: beforeSend)
+    }
+
+    private func fetchAnalytics(
+        uuid: BookUUID,
+        endpoint: AnalyticsEndpoint,
+        page: AnalyticsPageRequest?,
+        priority: RequestPriority,
+        beforeSend: @Sendable () async throws -> Void
+    ) async throws -> AnalyticsAnswer {
         let label = "analytics/\(endpoint.rawValue)"
-        let (response, _) = try await send(method: "GET", path: endpoint.path(for: uuid), endpoint: label, priority: priority, beforeSend: beforeSend)
+        let path = endpoint.path(for: uuid, page: page)
+        let (response, _) = try await send(method: "GET", path: path, endpoint: label, priority: priority, beforeSend: beforeSend)
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
         if response.status == 425 { return .notReady(retryAfter: retryAfter) }
         if let error = V1Envelope.declaredError(

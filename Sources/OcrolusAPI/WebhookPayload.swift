@@ -65,6 +65,7 @@ public struct DecodedWebhook: Sendable, Equatable {
                 status: DocumentStatus(item.status ?? "")
             )
         }
+        if let name = raw.bookName?.text, !name.isEmpty { hint.bookName = name }
         return DecodedWebhook(bookUUID: bookUUID, bookPK: bookPK, eventName: eventName, hint: hint)
     }
 
@@ -103,6 +104,7 @@ struct RawWebhook: Decodable {
     var uploadedDocPK: FlexibleInt?
     var status: String?
     var uploadedDocs: [RawListedDocument]?
+    var bookName: LenientText?
 
     enum CodingKeys: String, CodingKey {
         case eventName = "event_name"
@@ -114,6 +116,17 @@ struct RawWebhook: Decodable {
         case uploadedDocPK = "uploaded_doc_pk"
         case status
         case uploadedDocs = "uploaded_docs"
+        case bookName = "book_name"
+    }
+}
+
+/// A field bookwatch only shows (`book_name`): a string, else nothing; never a reason to refuse
+/// the delivery.
+struct LenientText: Decodable, Equatable {
+    var text: String?
+
+    init(from decoder: any Decoder) throws {
+        text = try? decoder.singleValueContainer().decode(String.self)
     }
 }
 

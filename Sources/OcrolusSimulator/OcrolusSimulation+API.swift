@@ -30,7 +30,7 @@ extension OcrolusSimulation {
 
         if path == "/v1/book/status" && request.method == "GET" { return bookStatus(query) }
         if path.hasPrefix("/v1/account/settings/") { return webhookManagement(request, path: path) }
-        if request.method == "GET", let (book, endpoint) = analyticsTarget(path) { return analytics(book, endpoint) }
+        if request.method == "GET", let (book, endpoint) = analyticsTarget(path) { return analytics(book, endpoint, query: query) }
         return Self.json(404, ["status": 404, "message": "no such endpoint: \(path)"])
     }
 
@@ -179,7 +179,7 @@ extension OcrolusSimulation {
         return nil
     }
 
-    func analytics(_ book: SimBook, _ endpoint: AnalyticsEndpoint) -> IncomingResponse {
+    func analytics(_ book: SimBook, _ endpoint: AnalyticsEndpoint, query: [String: String] = [:]) -> IncomingResponse {
         let now = t
         if book.isDeleted(at: now) { return bookNotFound(httpStatus: 404) }
         guard book.analyticsReady(at: now) else {
@@ -188,22 +188,31 @@ extension OcrolusSimulation {
         }
         let generation = book.generation(at: now)
         counters.analyticsOK += 1
-        let key = "\(book.uuid):\(generation):\(endpoint.rawValue)"
+        // A paged endpoint counts each page apart: exactly once per page.
+        let page =
+            endpoint.isPaged
+            ? AnalyticsPageRequest(offset: max(0, Int(query["offset"] ?? "") ?? 0), limit: max(1, Int(query["limit"] ?? "") ?? 1000)) : nil
+        let key = "\(book.uuid):\(generation):\(endpoint.rawValue)" + (page.map { "@\($0.offset)" } ?? "")
         counters.analyticsOKByKey[key, default: 0] += 1
         counters.analyticsOKTimes[key, default: []].append(BookStatusStamp.rfc3339(date(now)))
         counters.analyticsOKSerials[key, default: []].append(counters.analyticsOK)
-        return Self.json(
-            200,
-            [
-                "status": 200, "message": "OK",
-                "response": [
-                    "book_uuid": book.uuid.rawValue, "book_pk": book.pk, "endpoint": endpoint.rawValue, "generation": generation,
-                    // Which 200 this is (1, 2, ...): a test reading the stored body knows which answer was kept.
-                    "serial": counters.analyticsOK,
-                    "documents": book.documentStatuses(at: now).count,
-                ] as [String: Any],
-            ]
-        )
+        let documents = book.documentStatuses(at: now).count
+        var response: [String: Any] = [
+            "book_uuid": book.uuid.rawValue, "book_pk": book.pk, "endpoint": endpoint.rawValue, "generation": generation,
+            // Which 200 this is (1, 2, ...): a test reading the stored body knows which answer was kept.
+            "serial": counters.analyticsOK,
+            "documents": documents,
+        ]
+        if let page {
+            let total = documents * config.transactionsPerDocument
+            let range = min(page.offset, total)..<min(page.offset + page.limit, total)
+            response["offset"] = page.offset
+            response["limit"] = page.limit
+            response["enriched_transactions"] = range.map { index in
+                ["txn_pk": index, "generation": generation, "amount": "\(index % 997).\(index % 10)5"] as [String: Any]
+            }
+        }
+        return Self.json(200, ["status": 200, "message": "OK", "response": response])
     }
 
     static func json(_ status: Int, _ object: [String: Any], headers: [(String, String)] = []) -> IncomingResponse {

@@ -128,6 +128,9 @@ public struct SimulationConfig: Sendable {
     public var deleteFraction = 0.05
     /// Lifetime of issued tokens (virtual seconds).
     public var tokenLifetime: TimeInterval = 3600
+    /// Enriched transactions per document of a generation: `enriched_txns` answers them in pages
+    /// of the `limit` asked (no total given, so a client must ask until a short page).
+    public var transactionsPerDocument = 150
     /// Credentials the token endpoint accepts (nil: any).
     public var clientID: String? = nil
     /// The secret the token endpoint accepts (nil: any).

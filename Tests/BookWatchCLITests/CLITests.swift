@@ -28,9 +28,10 @@ import Testing
         #expect(
             Set(book.keys) == [
                 "book_uuid", "book_pk", "state", "generation", "documents", "last_webhook_at",
-                "last_polled_at", "next_poll_at", "analytics",
+                "last_polled_at", "next_poll_at", "analytics", "label", "name",
             ]
         )
+        #expect(book["label"] is NSNull && book["name"] is NSNull)
         #expect(book["book_uuid"] as? String == first)
         #expect(book["state"] as? String == "tracking")
         #expect(book["generation"] as? Int == 1)

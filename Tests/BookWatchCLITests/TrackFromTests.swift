@@ -37,6 +37,7 @@ import Testing
         #expect(await cli.run(["status", "--label", "loan-4", "--json"]) == 0)
         let document = try JSONSerialization.jsonObject(with: Data(cli.standardOutput.utf8)) as? [String: Any]
         #expect((document?["books"] as? [[String: Any]])?.compactMap { $0["book_uuid"] as? String } == [Self.book(4)])
+        #expect((document?["books"] as? [[String: Any]])?.compactMap { $0["label"] as? String } == ["loan-4"])
         #expect(await cli.run(["status", Self.book(4)]) == 0)
         #expect(cli.standardOutput.contains("Label:        loan-4"))
     }

@@ -85,6 +85,11 @@ import Testing
         let (retrieving, failedJob) = F.machine(after: [F.verified(1), .pollRefused("403")])
         #expect(retrieving.phase == .failed && !retrieving.failedWithoutJob)
         #expect(failedJob == [.failAnalyticsJob(generation: 1, reason: "403"), .schedulePoll(.never)])
+        // A complete Book stays complete and keeps watching for a reopen (chaos seed 46): the
+        // refusal may lift, and a reopen after it must still be seen.
+        let (complete, watching) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), .pollRefused("403")])
+        #expect(complete.phase == .complete)
+        #expect(watching == [.warn("status refused after completion: 403"), .schedulePoll(.retention)])
     }
 
     @Test func retryOutsideFailedOnlyWarns() {

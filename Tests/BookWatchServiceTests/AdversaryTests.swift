@@ -119,7 +119,7 @@ import Testing
 
     static func watcher(
         _ h: IngressHarness,
-        _ api: API,
+        _ api: any OcrolusAPIClient,
         clock: ManualClock,
         owner: String = "w1",
         configure: (inout WatcherConfiguration) -> Void = { _ in }

@@ -7,6 +7,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Metrics
 import NIOCore
 import OcrolusAPI
@@ -45,6 +46,9 @@ import Testing
             at: h.clock.now(),
             options: .init()
         )
+        // The documents gauge is counted in the background, not at the scrape.
+        let documents = DocumentGaugeRefresher(store: h.store, metrics: h.metrics, clock: h.clock, logger: Logger(label: "test"))
+        await documents.refresh()
         try await h.application().test(.router) { client in
             let headers = h.signedHeaders(body, requestID: "req-1")
             for _ in 0..<2 {
@@ -78,6 +82,26 @@ import Testing
             #expect(samples[#"bookwatch_build_info{version="\#(BookWatchVersion.current)"}"#] == 1)
             // The store's next poll for `other` is 60 s+ away: nothing overdue yet; then it is.
             #expect(samples["bookwatch_polls_overdue"] == 0)
+            // A Document finishing shows at the next refresh, not at the next scrape.
+            _ = try await h.store.apply(
+                .snapshot(
+                    .present(
+                        pk: 9,
+                        status: .verifying,
+                        documents: [
+                            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed),
+                            DocumentSnapshot(ref: DocumentRef(pk: 2), status: .completed),
+                            DocumentSnapshot(ref: DocumentRef(pk: 3), status: .rejected),
+                        ]
+                    )
+                ),
+                to: other,
+                at: h.clock.now(),
+                options: .init()
+            )
+            #expect(try await scrape(client).samples[#"bookwatch_documents{state="succeeded"}"#] == 1)
+            await documents.refresh()
+            #expect(try await scrape(client).samples[#"bookwatch_documents{state="succeeded"}"#] == 2)
             h.clock.advance(by: 3 * 3600)
             let (_, later) = try await scrape(client)
             #expect(later["bookwatch_polls_overdue"] == 1)

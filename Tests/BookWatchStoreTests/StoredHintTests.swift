@@ -18,6 +18,7 @@ import Testing
         ),
         WebhookHint(event: .unknown("book.something_new"), bookStatus: .unknown("BRAND_NEW")),
         WebhookHint(event: .bookCompleted),
+        WebhookHint(event: .bookClassified, bookName: "Acme \"Bakery\" ünïcode"),
         WebhookHint(event: .unknown("document.status")),
         WebhookHint(event: .unknown("")),
         WebhookHint(event: WebhookEvent(name: "DOC_VERIFIED"), document: DocumentRef(pk: 4), documentStatus: .verificationComplete),
@@ -33,7 +34,10 @@ import Testing
         #expect(WebhookHint(storedJSON: hint.storedJSON)?.authenticated == false)
     }
 
-    @Test(arguments: ["", "not json", "[]", #"{"thin":true}"#, #"{"v":2,"event":"book.verified"}"#, #"{"event":"book.verified"}"#])
+    @Test(arguments: [
+        "", "not json", "[]", #"{"thin":true}"#, #"{"v":1,"event":"book.verified"}"#, #"{"v":3,"event":"book.verified"}"#,
+        #"{"event":"book.verified"}"#,
+    ])
     func textThatIsNotAHintIsNone(_ text: String) {
         #expect(WebhookHint(storedJSON: text) == nil)
     }

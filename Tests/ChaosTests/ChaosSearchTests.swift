@@ -1,5 +1,6 @@
 import BookWatchCore
 import Foundation
+import OcrolusAPI
 import Testing
 
 @testable import BookWatchBench
@@ -11,8 +12,10 @@ import Testing
     /// The CI set, each seed searched for `steps` then drained. With the bug re-introduced
     /// (docs/testing.md, "Mutation check"), seed 1 finds a bare 404 deleting a Book and a grant
     /// taken before the token fetch, seed 3 one Ocrolus generation stored twice without the view
-    /// after, seed 4 an untracked Book tracked again by a webhook.
-    static let seeds: [UInt64] = Array(1...8)
+    /// after, seed 4 an untracked Book tracked again by a webhook; seed 46 a complete Book's
+    /// reopen never seen after one refused status call stopped its polls. Seed 18 fetches the paged
+    /// endpoint (pages across kills and reopens).
+    static let seeds: [UInt64] = Array(1...8) + [18, 46]
     static let steps = 1_000
 
     @Test func theCISetKeepsEveryInvariant() async throws {
@@ -30,6 +33,7 @@ import Testing
         #expect((report.counts["call: late answer"] ?? 0) > 0)
         #expect((report.counts["fault: killed at a store boundary"] ?? 0) > 0)
         #expect((report.counts["webhook: answered 200"] ?? 0) > 0)
+        #expect((report.counts["store: a page of a paged endpoint"] ?? 0) > 0)
         #expect(report.transitions.count >= 30)
     }
 
@@ -59,6 +63,14 @@ import Testing
         #expect(first.counts == second.counts)
         #expect(first.transitions == second.transitions)
         #expect(first.virtualSeconds == second.virtualSeconds && first.drainSteps == second.drainSteps)
+    }
+
+    /// The generator reaches the paged endpoint (kills, 425s and reopens between pages), and the
+    /// worlds of the CI set's seeds that once found a bug keep their endpoints.
+    @Test func someWorldsFetchThePagedEndpoint() {
+        let paged = (UInt64(1)...100).filter { ChaosWorld(seed: $0, replicas: 2).endpoints.contains(.enrichedTransactions) }
+        #expect(paged.count >= 5 && paged.contains(18))
+        #expect((UInt64(1)...8).allSatisfy { !ChaosWorld(seed: $0, replicas: 2).endpoints.contains(.enrichedTransactions) })
     }
 
     @Test func aFailingSeedPrintsTheLineThatReplaysIt() {

@@ -28,6 +28,16 @@ import Testing
         #expect(completed.hint.event.suggestsAnalyticsReady)
     }
 
+    @Test func aBookNameIsReadAndAWrongTypeIsNoReasonToRefuse() throws {
+        let uuid = "09c52985-2f05-4022-a738-9277cc335c7e"
+        let named = try DecodedWebhook.decode(Array(#"{"event_name":"book.classified","book_uuid":"\#(uuid)","book_name":"Acme Bakery"}"#.utf8))
+        #expect(named.hint.bookName == "Acme Bakery")
+        for odd in ["7", "null", #"{"a":1}"#, #""""#] {
+            let decoded = try DecodedWebhook.decode(Array(#"{"event_name":"book.classified","book_uuid":"\#(uuid)","book_name":\#(odd)}"#.utf8))
+            #expect(decoded.hint.bookName == nil && decoded.bookUUID == book)
+        }
+    }
+
     @Test func accountLevelBookVerifiedWithOnlyAPk() throws {
         let decoded = try DecodedWebhook.decode(try TestData.payload("webhook-account-book-verified.json"))
         #expect(decoded.bookUUID == nil)

@@ -153,6 +153,52 @@ import Testing
         #expect(stats.analyticsOKByKey == ["\(book.uuid):1:summary": 1])
     }
 
+    @Test func enrichedTransactionsComeInPagesWithoutATotal() async throws {
+        let sim = SimulatorHarness {
+            $0.deleteFraction = 0
+            $0.reopenFraction = 0
+            $0.failFraction = 0
+            $0.documentsPerBook = 4...6
+            $0.transactionsPerDocument = 700
+        }
+        let book = try #require(sim.books.first)
+        let ready = try #require(book.generations.first).analyticsReadyAt
+        sim.at(ready)
+        let total = book.documentStatuses(at: ready).count * 700
+        var offset = 0
+        var seen = 0
+        var asked: [Int] = []
+        while true {
+            asked.append(offset)
+            let page = AnalyticsPageRequest(offset: offset, limit: 1000)
+            guard
+                case .ready(let body) = try await sim.client.analytics(
+                    uuid: book.uuid,
+                    endpoint: .enrichedTransactions,
+                    page: page,
+                    priority: .urgent,
+                    beforeSend: {}
+                )
+            else {
+                Issue.record("not ready")
+                return
+            }
+            let response = try #require((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["response"] as? [String: Any])
+            #expect(response["total"] == nil)
+            seen += (response["enriched_transactions"] as? [Any])?.count ?? -1
+            guard case .next(let next) = AnalyticsPaging.end(of: body, offset: offset) else { break }
+            offset = next
+        }
+        #expect(seen == total)
+        let stats = await sim.simulation.stats()
+        let generation = book.generations.count
+        #expect(
+            stats.analyticsOKByKey.keys.sorted()
+                == asked.map { "\(book.uuid):\(generation):enriched_txns@\($0)" }.sorted()
+        )
+        #expect(asked.last == total)  // the empty page after the last items ends them
+    }
+
     @Test func everyAnalyticsEndpointIsServed() async throws {
         let sim = SimulatorHarness { $0.deleteFraction = 0 }
         let book = try #require(sim.books.first)

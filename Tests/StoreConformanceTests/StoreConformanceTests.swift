@@ -68,6 +68,16 @@ import Testing
             #expect(try await store.books(state: nil, label: "loan-7", limit: nil).isEmpty)
             #expect(try await store.books(state: nil, limit: nil).count == 2)
             #expect(try await store.book(F.other)?.label == nil)
+            // A webhook's book_name: only an authenticated one, only where no name is known yet.
+            func named(_ name: String, authenticated: Bool = true) -> BookInput {
+                .webhook(WebhookHint(event: .bookClassified, authenticated: authenticated, bookName: name), HintDelivery())
+            }
+            _ = try await store.apply(named("Forged", authenticated: false), to: F.other, at: F.t0.plus(3), options: .init())
+            #expect(try await store.book(F.other)?.name == nil)
+            _ = try await store.apply(named("Other Co"), to: F.other, at: F.t0.plus(4), options: .init())
+            _ = try await store.apply(named("Acme Old Name"), to: F.uuid, at: F.t0.plus(4), options: .init())
+            #expect(try await store.book(F.other)?.name == "Other Co")
+            #expect(try await store.book(F.uuid)?.name == "Acme Bakery")
         }
     }
 
@@ -588,6 +598,62 @@ import Testing
     }
 
     @Test(arguments: StoreKind.available)
+    func pagesAreStoredUnderTheClaimOnceEachAndGoWithTheResultOrTheGeneration(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
+            func page(_ offset: Int, _ body: [UInt8], generation: Int = 1) -> AnalyticsPage {
+                AnalyticsPage(bookUUID: F.uuid, generation: generation, endpoint: "enriched_txns", offset: offset, body: body, retrievedAt: F.t0)
+            }
+            try await store.storeAnalyticsPage(page(1000, [2]), claim: job.claim)
+            try await store.storeAnalyticsPage(page(0, [1, 255]), claim: job.claim)
+            try await store.storeAnalyticsPage(page(0, [9]), claim: job.claim)  // kept out: the first copy stays
+            #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns") == [page(0, [1, 255]), page(1000, [2])])
+            let stale = JobClaim(owner: "w", token: job.claim.token - 1)
+            await #expect { try await store.storeAnalyticsPage(page(2000, [3]), claim: stale) } throws: { ($0 as? StoreError)?.isLostClaim == true }
+            await #expect { try await store.storeAnalyticsPage(page(0, [3], generation: 2), claim: job.claim) } throws: {
+                ($0 as? StoreError)?.isLostClaim == true
+            }
+            #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns").count == 2)
+            // The endpoint's result replaces its pages, in one transaction.
+            let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "enriched_txns", body: [1, 255, 2], retrievedAt: F.t0)
+            try await store.storeAnalyticsResult(result, claim: job.claim)
+            #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns").isEmpty)
+            #expect(try await store.storedEndpoints(F.uuid, generation: 1) == ["enriched_txns"])
+            // Pages of a generation a reopen supersedes go with it.
+            try await store.storeAnalyticsPage(
+                AnalyticsPage(bookUUID: F.uuid, generation: 1, endpoint: "other", offset: 0, body: [4], retrievedAt: F.t0),
+                claim: job.claim
+            )
+            let reopened = BookSnapshot.present(
+                pk: 1,
+                status: .verifying,
+                documents: [
+                    DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+                    DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .processing),
+                ]
+            )
+            _ = try await store.apply(.snapshot(reopened), to: F.uuid, at: F.t0.plus(1), options: .init())
+            #expect(try await store.book(F.uuid)?.machine.generation == 2)
+            #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "other").isEmpty)
+            // Pages no live job will finish (a deletion supersedes the job, keeping what was
+            // stored) go at the next prune; a running job's stay.
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0.plus(2), options: .init())
+            let second = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(2), lease: 60))
+            #expect(second.generation == 2)
+            try await store.storeAnalyticsPage(page(0, [5], generation: 2), claim: second.claim)
+            _ = try await store.prune(before: F.t0.plus(3), limit: 100)
+            #expect(try await store.analyticsPages(F.uuid, generation: 2, endpoint: "enriched_txns").count == 1)
+            _ = try await store.apply(.snapshot(.gone), to: F.uuid, at: F.t0.plus(3), options: .init())
+            _ = try await store.apply(.snapshot(.gone, PollAnswer(takenAt: F.t0.plus(200))), to: F.uuid, at: F.t0.plus(200), options: .init())
+            #expect(try await store.book(F.uuid)?.machine.phase == .deleted)
+            _ = try await store.prune(before: F.t0.plus(3), limit: 100)
+            #expect(try await store.analyticsPages(F.uuid, generation: 2, endpoint: "enriched_txns").isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
     func notificationsAndGaugesReadBackWhatWasWritten(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
@@ -603,7 +669,8 @@ import Testing
 
             let gauges = try await store.gauges(overdueBefore: F.t0.plus(10))
             #expect(gauges.books == [.complete: 1, .tracking: 1])
-            #expect(gauges.documents == [.succeeded: 1, .failed: 1])
+            #expect(gauges.documents.isEmpty)  // counted apart, off the scrape
+            #expect(try await store.documentCounts() == [.succeeded: 1, .failed: 1])
             #expect(gauges.pollsOverdue == 1)  // F.other's operator poll, due at t0
             try await store.probeWritable(at: F.t0)
         }
@@ -704,7 +771,7 @@ import Testing
             #expect(try await store.isUntracked(F.uuid))
             #expect(try await store.books(state: nil, limit: nil).isEmpty)
             #expect(try await store.totals().isEmpty)
-            #expect(try await store.gauges(overdueBefore: F.t0.plus(1000)).documents.isEmpty)
+            #expect(try await store.documentCounts().isEmpty)
             #expect(try await store.claimDuePolls(now: F.t0.plus(100_000), limit: 10, lease: 60, excluding: []).isEmpty)
             // Webhooks, answers and auto-tracking never reach it.
             #expect(try await store.apply(F.bookVerified, to: F.uuid, at: F.t0.plus(3), options: .init()) == nil)

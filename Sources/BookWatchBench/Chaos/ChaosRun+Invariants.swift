@@ -94,7 +94,14 @@ extension ChaosRun {
             for book in simulation.scenario.books {
                 var seen: Set<String> = []
                 for result in try await store.analyticsResults(for: book.uuid, endpoint: nil) {
-                    let key = "generation \(Self.ocrolusGeneration(result.body) ?? -1) of \(result.endpoint)"
+                    guard let generation = Self.ocrolusGeneration(result.body) else {
+                        return ChaosViolation(
+                            invariant: "a stored result is one Ocrolus generation's",
+                            detail: "\(book.uuid): \(result.endpoint) of bookwatch generation \(result.generation) mixes pages of several",
+                            book: book.uuid
+                        )
+                    }
+                    let key = "generation \(generation) of \(result.endpoint)"
                     if !seen.insert(key).inserted {
                         return ChaosViolation(
                             invariant: "at most one analytics 200 per (Book, generation, endpoint) stored",
@@ -188,6 +195,11 @@ extension ChaosRun {
 
     static func ocrolusGeneration(_ body: [UInt8]) -> Int? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
+        if let pages = object["pages"] as? [[String: Any]] {
+            // A paged result: every page must be the same generation's.
+            let generations = Set(pages.map { (($0["response"] as? [String: Any]) ?? $0)["generation"] as? Int })
+            return generations.count == 1 ? generations.first ?? nil : nil
+        }
         let response = object["response"] as? [String: Any] ?? object
         return response["generation"] as? Int
     }

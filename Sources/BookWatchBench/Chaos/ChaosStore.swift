@@ -144,6 +144,16 @@ final class ChaosStore: BookStore {
             log.note(replica: replica, result.bookUUID, "stored \(result.endpoint) of generation \(result.generation)")
         }
     }
+    func storeAnalyticsPage(_ page: AnalyticsPage, claim: JobClaim) async throws {
+        try await pass("storeAnalyticsPage", page.bookUUID) {
+            try await base.storeAnalyticsPage(page, claim: claim)
+            log.count("store: a page of a paged endpoint")
+            log.note(replica: replica, page.bookUUID, "stored \(page.endpoint) from \(page.offset) of generation \(page.generation)")
+        }
+    }
+    func analyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String) async throws -> [AnalyticsPage] {
+        try await pass("analyticsPages") { try await base.analyticsPages(uuid, generation: generation, endpoint: endpoint) }
+    }
     func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool {
         try await pass("renewJobLease", bookUUID) { try await base.renewJobLease(claim, bookUUID: bookUUID, generation: generation, until: until) }
     }
@@ -174,6 +184,7 @@ final class ChaosStore: BookStore {
         try await pass("analyticsResults(retrievedSince:)") { try await base.analyticsResults(retrievedSince: since, after: after, limit: limit) }
     }
     func gauges(overdueBefore: Date) async throws -> StoreGauges { try await pass("gauges") { try await base.gauges(overdueBefore: overdueBefore) } }
+    func documentCounts() async throws -> [DocumentProgress: Int] { try await pass("documentCounts") { try await base.documentCounts() } }
     func uuid(forPK pk: Int) async throws -> BookUUID? { try await pass("uuid(forPK:)") { try await base.uuid(forPK: pk) } }
     func claimDuePolls(now: Date, limit: Int, lease: TimeInterval, excluding: Set<BookUUID>) async throws -> [DuePoll] {
         try await pass("claimDuePolls") {

@@ -71,6 +71,9 @@ struct ChaosWorld: Sendable {
         }
         simulation.faults.statusRefused = refusal
         retention = more.chance(0.2) ? 3600 : 30 * 86400
+        // Some worlds fetch the paged endpoint instead: kills, 425s and reopens between pages.
+        if endpoints.count > 1, more.chance(0.5) { endpoints = [.summary, .enrichedTransactions] }
+        simulation.transactionsPerDocument = more.pick([50, 300, 900])
     }
 
     /// A fault profile: each run changes profile from time to time (bursts come and go).
@@ -99,7 +102,7 @@ struct ChaosWorld: Sendable {
             + "poll \(Int(schedule.minimum))-\(Int(schedule.maximum))s, lease \(Int(lease))s, rate \(rate)/\(Int(burst)), "
             + (refusal.map { "status refused for Book \($0.book) \(Int($0.from))-\(Int($0.until))s, " } ?? "")
             + (retention < 86400 ? "retention \(Int(retention))s, " : "")
-            + "auto-track \(autoTrack), trust \(trustWebhooks), \(c.webhookSecret == nil ? "unsigned" : "signed") webhooks, \(endpoints.count) endpoint(s)"
+            + "auto-track \(autoTrack), trust \(trustWebhooks), \(c.webhookSecret == nil ? "unsigned" : "signed") webhooks, endpoints \(endpoints.map(\.rawValue).joined(separator: "+"))"
     }
 }
 

@@ -203,9 +203,13 @@ public final class BookWatchMetrics: Sendable {
     /// Sets the gauges that describe the database and the service at scrape time.
     public func update(_ gauges: StoreGauges) {
         for phase in BookPhase.allCases { books[phase]?.set(to: Double(gauges.books[phase] ?? 0)) }
-        for progress in DocumentProgress.allCases { documents[progress]?.set(to: Double(gauges.documents[progress] ?? 0)) }
         inboxPending.set(to: Double(gauges.inboxPending))
         pollsOverdue.set(to: Double(gauges.pollsOverdue))
+    }
+
+    /// The documents gauge (`DocumentGaugeRefresher`, in the background: a scan kept off the scrape).
+    public func update(documents counts: [DocumentProgress: Int]) {
+        for progress in DocumentProgress.allCases { documents[progress]?.set(to: Double(counts[progress] ?? 0)) }
     }
 
     /// The service gauges: readiness and the time since the last webhook.

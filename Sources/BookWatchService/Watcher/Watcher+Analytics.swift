@@ -119,37 +119,105 @@ extension Watcher {
         let stored = try await store.storedEndpoints(job.bookUUID, generation: job.generation)
         let remaining = configuration.analytics.filter { !stored.contains($0.rawValue) }
         for endpoint in remaining {
-            let answer = try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .retrieval) {
-                try await self.renewLease(job)
+            if endpoint.isPaged {
+                guard try await fetchPages(job, endpoint, log: log) else { return }
+                continue
             }
-            switch answer {
-            case .notReady(let retryAfter):
-                recordNotReady()
-                // Waiting is not failing: the wait follows the job's age (not a count of tries),
-                // and the next status answer confirming the finish, or an analytics-ready webhook,
-                // makes the job due at once.
-                let wait = Self.notReadyDelay(
-                    age: clock.now().timeIntervalSince(job.openedAt),
-                    retryAfter: retryAfter,
-                    cap: configuration.analyticsRetry.cap,
-                    unitRandom: random()
-                )
-                try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(wait), awaitingView: true)
-                log.debug("analytics not ready yet", metadata: ["retry_in_s": "\(Int(wait))"])
-                return
-            case .ready(let body):
-                let result = AnalyticsResult(
-                    bookUUID: job.bookUUID,
-                    generation: job.generation,
-                    endpoint: endpoint.rawValue,
-                    body: body,
-                    retrievedAt: clock.now()
-                )
-                try await store.storeAnalyticsResult(result, claim: job.claim)
-            }
+            guard let body = try await fetchReady(job, endpoint, page: nil, log: log) else { return }
+            let result = AnalyticsResult(
+                bookUUID: job.bookUUID,
+                generation: job.generation,
+                endpoint: endpoint.rawValue,
+                body: body,
+                retrievedAt: clock.now()
+            )
+            try await store.storeAnalyticsResult(result, claim: job.claim)
         }
         guard try await viewAfterAgrees(job, log: log) else { return }
         try await finish(job, log: log)
+    }
+
+    /// One analytics call under the job's claim (renewed just before it is sent); nil when
+    /// Ocrolus answered "not ready", and the job was put back to wait.
+    private func fetchReady(_ job: ClaimedJob, _ endpoint: AnalyticsEndpoint, page: AnalyticsPageRequest?, log: Logger) async throws -> [UInt8]? {
+        let renew: @Sendable () async throws -> Void = { try await self.renewLease(job) }
+        let answer =
+            if let page {
+                try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, page: page, priority: .retrieval, beforeSend: renew)
+            } else {
+                try await client.analytics(uuid: job.bookUUID, endpoint: endpoint, priority: .retrieval, beforeSend: renew)
+            }
+        switch answer {
+        case .ready(let body):
+            return body
+        case .notReady(let retryAfter):
+            recordNotReady()
+            // Waiting is not failing: the wait follows the job's age (not a count of tries),
+            // and the next status answer confirming the finish, or an analytics-ready webhook,
+            // makes the job due at once.
+            let wait = Self.notReadyDelay(
+                age: clock.now().timeIntervalSince(job.openedAt),
+                retryAfter: retryAfter,
+                cap: configuration.analyticsRetry.cap,
+                unitRandom: random()
+            )
+            try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(wait), awaitingView: true)
+            log.debug("analytics not ready yet", metadata: ["retry_in_s": "\(Int(wait))", "page_offset": "\(page?.offset ?? 0)"])
+            return nil
+        }
+    }
+
+    /// Every page of a paged endpoint (`enriched_txns`), each stored under the claim as it
+    /// arrives, from the first one not stored yet (a retry after a kill, a lost lease or a 425
+    /// asks only for the rest); then the pages as the endpoint's one result. False when a page
+    /// was not ready (the job waits). A result cut short is never stored: a page repeating the
+    /// one before (a server ignoring the offset) or more than `AnalyticsPaging.maximumPages`
+    /// pages or `maximumBytes` fail the job for good, with the reason.
+    private func fetchPages(_ job: ClaimedJob, _ endpoint: AnalyticsEndpoint, log: Logger) async throws -> Bool {
+        let limit = AnalyticsPaging.defaultLimit
+        let label = "analytics/\(endpoint.rawValue)"
+        var pages = try await store.analyticsPages(job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue)
+        var bytes = pages.reduce(0) { $0 + $1.body.count }
+        while true {
+            var offset = 0
+            if let last = pages.last {
+                guard case .next(let next) = AnalyticsPaging.end(of: last.body, offset: last.offset) else { break }
+                offset = next
+            }
+            guard pages.count < AnalyticsPaging.maximumPages, bytes < AnalyticsPaging.maximumBytes else {
+                throw OcrolusError(.permanent, endpoint: label, message: "more than \(pages.count) pages (\(bytes) bytes) and no end in sight")
+            }
+            guard let body = try await fetchReady(job, endpoint, page: AnalyticsPageRequest(offset: offset, limit: limit), log: log) else {
+                return false
+            }
+            if let last = pages.last, let digest = AnalyticsPaging.itemsDigest(body), digest == AnalyticsPaging.itemsDigest(last.body) {
+                throw OcrolusError(
+                    .permanent,
+                    endpoint: label,
+                    message: "the page at offset \(offset) repeats the page at \(last.offset): Ocrolus ignored the offset"
+                )
+            }
+            let page = AnalyticsPage(
+                bookUUID: job.bookUUID,
+                generation: job.generation,
+                endpoint: endpoint.rawValue,
+                offset: offset,
+                body: body,
+                retrievedAt: clock.now()
+            )
+            try await store.storeAnalyticsPage(page, claim: job.claim)
+            pages.append(page)
+            bytes += body.count
+        }
+        let result = AnalyticsResult(
+            bookUUID: job.bookUUID,
+            generation: job.generation,
+            endpoint: endpoint.rawValue,
+            body: AnalyticsPaging.assemble(endpoint: endpoint.rawValue, limit: limit, pages: pages.map(\.body)),
+            retrievedAt: pages.last?.retrievedAt ?? clock.now()
+        )
+        try await store.storeAnalyticsResult(result, claim: job.claim)
+        return true
     }
 
     /// The view after: a status answer asked after the last analytics 200 shows which documents

@@ -4,9 +4,18 @@ import BookWatchCore
 /// upsert rewrites every column): the operator's label (`track --label`, `track --from`) and the
 /// Book's name as Ocrolus's status answers give it.
 package enum BookLabels {
-    /// Sets the name a status answer gave, keeping the label.
-    package static func setName(_ key: String, _ name: String) -> SQLStep {
-        SQLStep(
+    /// Sets the name a status answer gave, keeping the label; `fillOnly` (a webhook's name) only
+    /// where the Book has none.
+    package static func setName(_ key: String, _ name: String, fillOnly: Bool = false) -> SQLStep {
+        if fillOnly {
+            return SQLStep(
+                """
+                INSERT INTO book_labels (book_uuid, name) VALUES (\(key), \(name))
+                ON CONFLICT (book_uuid) DO UPDATE SET name = excluded.name WHERE book_labels.name IS NULL
+                """
+            )
+        }
+        return SQLStep(
             """
             INSERT INTO book_labels (book_uuid, name) VALUES (\(key), \(name))
             ON CONFLICT (book_uuid) DO UPDATE SET name = excluded.name

@@ -70,16 +70,9 @@ extension SQLStatementStore {
         try await perform(StoreOperation(.read, BookStatements.totals, BookStatements.totals(_:)))
     }
 
-    /// Counts for the gauges. Each count rides an index (books by state, the due-poll and
-    /// pending-inbox partial indexes) except documents, which are grouped by status.
+    /// Counts for the gauges read at each scrape, each on an index (books by state, the due-poll
+    /// and pending-inbox partial indexes); documents are counted apart (`documentCounts`).
     public func gauges(overdueBefore: Date) async throws -> StoreGauges {
-        let documents = SQLStep(
-            """
-            SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid
-            WHERE b.untracked_at IS NULL GROUP BY d.status
-            """,
-            reads: true
-        )
         let inbox = SQLStep("SELECT COUNT(*) AS n FROM webhook_inbox WHERE processed_at IS NULL", reads: true)
         let overdue = SQLStep(
             "SELECT COUNT(*) AS n FROM books WHERE next_poll_at IS NOT NULL AND next_poll_at < \(overdueBefore.storageMillis)",
@@ -89,23 +82,38 @@ extension SQLStatementStore {
             StoreOperation(
                 .read,
                 .run(BookStatements.totals) { totals in
-                    let books = try BookStatements.totals(totals)
-                    return .run(documents) { rows in
-                        var gauges = StoreGauges()
-                        gauges.books = books
-                        for row in rows { gauges.addDocuments(status: try row.optionalString("status"), count: try row.int("n")) }
-                        return .run(inbox) { [gauges] rows in
+                    var gauges = StoreGauges()
+                    gauges.books = try BookStatements.totals(totals)
+                    return .run(inbox) { [gauges] rows in
+                        var gauges = gauges
+                        gauges.inboxPending = try rows.first?.int("n") ?? 0
+                        return .run(overdue) { [gauges] rows in
                             var gauges = gauges
-                            gauges.inboxPending = try rows.first?.int("n") ?? 0
-                            return .run(overdue) { [gauges] rows in
-                                var gauges = gauges
-                                gauges.pollsOverdue = try rows.first?.int("n") ?? 0
-                                return .done(gauges)
-                            }
+                            gauges.pollsOverdue = try rows.first?.int("n") ?? 0
+                            return .done(gauges)
                         }
                     }
                 }
             )
+        )
+    }
+
+    /// `BookRegistry.documentCounts` for both stores: the documents of tracked Books grouped by
+    /// status (a scan: 1M rows at 100k Books).
+    public func documentCounts() async throws -> [DocumentProgress: Int] {
+        let documents = SQLStep(
+            """
+            SELECT d.status, COUNT(*) AS n FROM documents d JOIN books b ON b.uuid = d.book_uuid
+            WHERE b.untracked_at IS NULL GROUP BY d.status
+            """,
+            reads: true
+        )
+        return try await perform(
+            StoreOperation(.read, documents) { rows in
+                var gauges = StoreGauges()
+                for row in rows { gauges.addDocuments(status: try row.optionalString("status"), count: try row.int("n")) }
+                return gauges.documents
+            }
         )
     }
 
@@ -137,6 +145,20 @@ extension SQLStatementStore {
             """,
             reads: true
         )
+        // Pages of a paged endpoint no live job will finish (its generation completed, superseded,
+        // or its job pruned): a failed job keeps its pages for `retry`. A worker storing a page
+        // holds its running job's row, so a page in progress is never taken.
+        let pages = SQLStep(
+            """
+            DELETE FROM analytics_pages WHERE (book_uuid, generation) IN (
+                SELECT p.book_uuid, p.generation FROM analytics_pages p WHERE NOT EXISTS (
+                    SELECT 1 FROM analytics_jobs j WHERE j.book_uuid = p.book_uuid AND j.generation = p.generation
+                    AND j.state IN ('pending', 'running', 'failed'))
+                LIMIT \(limit))
+            RETURNING page_offset
+            """,
+            reads: true
+        )
         return try await perform(
             StoreOperation(
                 .transaction,
@@ -144,7 +166,10 @@ extension SQLStatementStore {
                     let deliveries = d.count
                     return .run(notifications) { n in
                         let notifications = n.count
-                        return .run(jobs) { j in .done(PruneCounts(deliveries: deliveries, notifications: notifications, jobs: j.count)) }
+                        return .run(jobs) { j in
+                            let jobs = j.count
+                            return .run(pages) { _ in .done(PruneCounts(deliveries: deliveries, notifications: notifications, jobs: jobs)) }
+                        }
                     }
                 }
             )

@@ -100,8 +100,56 @@ extension SQLStatementStore {
         try await perform(
             StoreOperation(
                 .transaction,
-                writes: [TransitionDriver.holdFence(result.bookUUID.rawValue, result.generation, claim), TransitionDriver.insertResult(result)]
+                writes: [
+                    TransitionDriver.holdFence(result.bookUUID.rawValue, result.generation, claim),
+                    TransitionDriver.insertResult(result),
+                    SQLStep(
+                        """
+                        DELETE FROM analytics_pages WHERE book_uuid = \(result.bookUUID.rawValue) AND generation = \(result.generation)
+                            AND endpoint = \(result.endpoint)
+                        """
+                    ),
+                ]
             )
+        )
+    }
+
+    /// `JobStore.storeAnalyticsPage` for both stores. The fence and the insert commit together.
+    public func storeAnalyticsPage(_ page: AnalyticsPage, claim: JobClaim) async throws {
+        let insert = SQLStep(
+            """
+            INSERT INTO analytics_pages (book_uuid, generation, endpoint, page_offset, body, retrieved_at)
+            VALUES (\(page.bookUUID.rawValue), \(page.generation), \(page.endpoint), \(page.offset), \(page.body), \(page.retrievedAt.storageMillis))
+            ON CONFLICT (book_uuid, generation, endpoint, page_offset) DO NOTHING
+            """
+        )
+        try await perform(
+            StoreOperation(.transaction, writes: [TransitionDriver.holdFence(page.bookUUID.rawValue, page.generation, claim), insert])
+        )
+    }
+
+    /// `JobStore.analyticsPages` for both stores.
+    public func analyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String) async throws -> [AnalyticsPage] {
+        let select = SQLStep(
+            """
+            SELECT page_offset, body, retrieved_at FROM analytics_pages
+            WHERE book_uuid = \(uuid.rawValue) AND generation = \(generation) AND endpoint = \(endpoint) ORDER BY page_offset
+            """,
+            reads: true
+        )
+        return try await perform(
+            StoreOperation(.read, select) { rows in
+                try rows.map { row in
+                    AnalyticsPage(
+                        bookUUID: uuid,
+                        generation: generation,
+                        endpoint: endpoint,
+                        offset: try row.int("page_offset"),
+                        body: try row.bytes("body"),
+                        retrievedAt: Date(storageMillis: try row.int64("retrieved_at"))
+                    )
+                }
+            }
         )
     }
 
