@@ -226,7 +226,9 @@ struct ServeOptions: ParsableArguments {
     static func exporter(_ environment: [String: String]) throws(ConfigurationError) -> ResultExporter? {
         guard let directory = environment["BOOKWATCH_EXPORT_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
         do {
-            return try ResultExporter(directory: directory)
+            let exporter = try ResultExporter(directory: directory)
+            exporter.sweepAbandoned()
+            return exporter
         } catch {
             throw ConfigurationError(setting: "BOOKWATCH_EXPORT_DIR", problem: error.description)
         }

@@ -40,6 +40,22 @@ import Testing
         #expect(second.contains(#""body":"not json""#))
     }
 
+    @Test func temporaryFilesAKillLeftAreSweptByAgeOnly() throws {
+        let directory = try TemporaryDirectory()
+        let exporter = try ResultExporter(directory: directory.path)
+        let old = directory.path + "/.\(Self.uuid).g1.summary.json.4242.7.tmp"
+        let fresh = directory.path + "/.\(Self.uuid).g1.income.json.4243.8.tmp"
+        let other = directory.path + "/notes.tmp"
+        for path in [old, fresh, other] { #expect(FileManager.default.createFile(atPath: path, contents: Data("{".utf8))) }
+        let now = Date()
+        try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: old)
+        try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: other)
+        // Another replica may be writing `fresh` now: only the abandoned temporary file goes.
+        #expect(exporter.sweepAbandoned(now: now) == 1)
+        let names = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
+        #expect(names == [".\(Self.uuid).g1.income.json.4243.8.tmp", "notes.tmp"])
+    }
+
     @Test func aMissingOrReadOnlyDirectoryIsRefusedNamingIt() throws {
         let directory = try TemporaryDirectory()
         #expect(throws: ResultExporter.ExportError.self) { try ResultExporter(directory: directory.path + "/missing") }

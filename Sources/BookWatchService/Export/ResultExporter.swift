@@ -53,6 +53,23 @@ public struct ResultExporter: Sendable {
             #"{"book_uuid":"\#(result.bookUUID)","generation":\#(result.generation),"endpoint":"\#(result.endpoint)","retrieved_at":"\#(BookStatusEntry.rfc3339(result.retrievedAt))","body":\#(encodedBody)}"#
     }
 
+    /// Removes temporary files an export killed mid-write left (`.NAME.PID.RAND.tmp`, untouched for
+    /// `olderThan`: a live export holds its file for milliseconds, and a replica on another host
+    /// may be writing one now, so age decides, not the process id); answers how many went.
+    @discardableResult
+    public func sweepAbandoned(olderThan age: TimeInterval = 3600, now: Date = Date()) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var removed = 0
+        for name in names where name.hasPrefix(".") && name.hasSuffix(".tmp") {
+            let path = directory + "/" + name
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                now.timeIntervalSince(modified) > age
+            else { continue }
+            if unlink(path) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// Writes `result` unless its file exists; answers whether it wrote it.
     @discardableResult
     public func export(_ result: AnalyticsResult) throws(ExportError) -> Bool {
