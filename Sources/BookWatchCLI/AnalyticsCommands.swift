@@ -89,7 +89,7 @@ struct AnalyticsExport: AsyncParsableCommand {
         } catch {
             throw CLIError.usage("--dir \(error)")
         }
-        exporter.sweepAbandoned(now: context.now())
+        exporter.sweepAbandoned()  // file times are the system's: the real clock
         let cutoff = since.flatMap { Self.parseSince($0, now: context.now()) }
         guard let store = try await database.openExistingStore(context) else {
             context.print("exported 0 results (0 already present): no database at \(database.resolvedPath(context).setting)")

@@ -341,7 +341,7 @@ extension BookMachine {
         case .deleted:
             return [.schedulePoll(.never)]
         case .complete:
-            // Its analytics are stored: keep them, stop asking.
+            // Its analytics are stored: keep them, and keep watching for a reopen.
             return [.warn("status refused after completion: \(reason)"), .schedulePoll(.retention)]
         case .retrieving:
             phase = .failed

@@ -1,13 +1,11 @@
 import BookWatchCore
 import Foundation
 
-/// What the metrics gauges show of the database: read in one snapshot at scrape time, except
-/// `documents` (`BookRegistry.documentCounts`, refreshed in the background).
+/// What the metrics gauges show of the database, read in one snapshot at scrape time (documents
+/// are counted apart: `BookRegistry.documentCounts`, refreshed in the background).
 public struct StoreGauges: Sendable, Equatable {
     /// Tracked Books by state.
     public var books: [BookPhase: Int] = [:]
-    /// Documents of tracked Books by progress.
-    public var documents: [DocumentProgress: Int] = [:]
     /// Deliveries stored and not yet processed.
     public var inboxPending = 0
     /// Polls later than the overdue threshold asked for.

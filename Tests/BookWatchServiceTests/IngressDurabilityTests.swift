@@ -187,7 +187,11 @@ import Testing
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            while port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(5)) }
+            let bindBy = ContinuousClock.now + .seconds(60)
+            while port.withLock({ $0 }) == nil {
+                try #require(ContinuousClock.now < bindBy, "the server never bound its port")
+                try await Task.sleep(for: .milliseconds(5))
+            }
             let url = "http://127.0.0.1:\(port.withLock { $0 } ?? 0)/webhooks/ocrolus"
             let body = self.body
             tasks.addTask {
@@ -214,6 +218,8 @@ import Testing
             // answers can time out: the count is then checked below, never waited for in a loop
             // that could not end; this loop hung a full run twice).
             while accepted.withLock({ $0.count }) < 50, !sendersDone.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(1)) }
+            // The point is a shutdown with deliveries in flight: not vacuously after the last one.
+            #expect(!sendersDone.withLock { $0 }, "every sender finished before the shutdown began")
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }

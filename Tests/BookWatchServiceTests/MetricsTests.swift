@@ -174,3 +174,16 @@ import Testing
         #expect(text.contains("# HELP bookwatch_http_requests_total HTTP requests answered"))
     }
 }
+
+/// The documents gauge's pacing: at most 1% of a core, never beyond the ceiling, a failure
+/// tried again soon.
+@Suite struct DocumentGaugePacingTests {
+    @Test func theCountIsPacedByItsCostWithinBounds() throws {
+        let h = try IngressHarness()
+        let refresher = DocumentGaugeRefresher(store: h.store, metrics: h.metrics, clock: h.clock, logger: Logger(label: "test"))
+        #expect(refresher.pause(afterCountTaking: 0.01, succeeded: true) == 60)
+        #expect(refresher.pause(afterCountTaking: 1.5, succeeded: true) == 150)
+        #expect(refresher.pause(afterCountTaking: 3600, succeeded: true) == 900)
+        #expect(refresher.pause(afterCountTaking: 10, succeeded: false) == 60)
+    }
+}

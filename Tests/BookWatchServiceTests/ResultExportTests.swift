@@ -45,15 +45,23 @@ import Testing
         let exporter = try ResultExporter(directory: directory.path)
         let old = directory.path + "/.\(Self.uuid).g1.summary.json.4242.7.tmp"
         let fresh = directory.path + "/.\(Self.uuid).g1.income.json.4243.8.tmp"
-        let other = directory.path + "/notes.tmp"
-        for path in [old, fresh, other] { #expect(FileManager.default.createFile(atPath: path, contents: Data("{".utf8))) }
+        let others = [directory.path + "/notes.tmp", directory.path + "/.editor-swap.tmp"]
+        for path in [old, fresh] + others { #expect(FileManager.default.createFile(atPath: path, contents: Data("{".utf8))) }
         let now = Date()
-        try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: old)
-        try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: other)
-        // Another replica may be writing `fresh` now: only the abandoned temporary file goes.
+        for path in [old] + others { try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: path) }
+        // A directory of the exporter's shape is not a file: kept.
+        let folder = directory.path + "/.\(Self.uuid).g2.summary.json.1.2.tmp"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: folder)
+        // Another replica may be writing `fresh` now, and the other files are not the exporter's:
+        // only the abandoned temporary file goes.
         #expect(exporter.sweepAbandoned(now: now) == 1)
         let names = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
-        #expect(names == [".\(Self.uuid).g1.income.json.4243.8.tmp", "notes.tmp"])
+        #expect(
+            names == [
+                ".\(Self.uuid).g1.income.json.4243.8.tmp", "notes.tmp", ".editor-swap.tmp", ".\(Self.uuid).g2.summary.json.1.2.tmp",
+            ]
+        )
     }
 
     @Test func aMissingOrReadOnlyDirectoryIsRefusedNamingIt() throws {

@@ -60,14 +60,25 @@ public struct ResultExporter: Sendable {
     public func sweepAbandoned(olderThan age: TimeInterval = 3600, now: Date = Date()) -> Int {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var removed = 0
-        for name in names where name.hasPrefix(".") && name.hasSuffix(".tmp") {
+        for name in names where Self.isTemporaryName(name) {
             let path = directory + "/" + name
-            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
-                now.timeIntervalSince(modified) > age
+            var info = stat()
+            // Regular files only (lstat: a link is not followed), untouched for `age`.
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+                now.timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > age
             else { continue }
             if unlink(path) == 0 { removed += 1 }
         }
         return removed
+    }
+
+    /// A name `export` gives its temporary files: `.UUID.gN.ENDPOINT.json.PID.RAND.tmp`, nothing else.
+    static func isTemporaryName(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 8, parts[0].isEmpty, parts[7] == "tmp", parts[4] == "json", BookUUID(String(parts[1])) != nil,
+            parts[2].first == "g", Int(parts[2].dropFirst()) != nil, !parts[3].isEmpty, UInt32(parts[5]) != nil, UInt32(parts[6]) != nil
+        else { return false }
+        return parts[3].allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
     }
 
     /// Writes `result` unless its file exists; answers whether it wrote it.

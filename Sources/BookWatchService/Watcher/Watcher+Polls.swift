@@ -63,10 +63,15 @@ extension Watcher {
             // Refused for good (403/2102...): asking again would be refused again.
             recordPollFailure()
             metrics.pollFailed(.refused)
-            log.error("status poll refused; the Book is marked failed", metadata: ["error": "\(error)"])
             do {
                 let answer = PollAnswer(claim: due.claimedAt)
-                try await applyObserved(.pollRefused(error.description, answer), to: uuid)
+                let outcome = try await applyObserved(.pollRefused(error.description, answer), to: uuid)
+                // A complete Book keeps its analytics and its retention polls: a warning, not a failure.
+                if outcome?.machine.phase == .failed {
+                    log.error("status poll refused; the Book is marked failed", metadata: ["error": "\(error)"])
+                } else {
+                    log.warning("status poll refused", metadata: ["error": "\(error)", "phase": "\(outcome?.machine.phase.rawValue ?? "untracked")"])
+                }
             } catch {
                 try? await store.deferPoll(
                     uuid,

@@ -110,9 +110,9 @@ extension SQLStatementStore {
         )
         return try await perform(
             StoreOperation(.read, documents) { rows in
-                var gauges = StoreGauges()
-                for row in rows { gauges.addDocuments(status: try row.optionalString("status"), count: try row.int("n")) }
-                return gauges.documents
+                var documents: [DocumentProgress: Int] = [:]
+                for row in rows { StoreGauges.addDocuments(status: try row.optionalString("status"), count: try row.int("n"), to: &documents) }
+                return documents
             }
         )
     }
