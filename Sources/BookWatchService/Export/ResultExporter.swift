@@ -62,10 +62,10 @@ public struct ResultExporter: Sendable {
         var removed = 0
         for name in names where Self.isTemporaryName(name) {
             let path = directory + "/" + name
-            var info = stat()
-            // Regular files only (lstat: a link is not followed), untouched for `age`.
-            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-                now.timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > age
+            // Regular files only (a link is not followed: its own type is read), untouched for `age`.
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                attributes[.type] as? FileAttributeType == .typeRegular,
+                let modified = attributes[.modificationDate] as? Date, now.timeIntervalSince(modified) > age
             else { continue }
             if unlink(path) == 0 { removed += 1 }
         }
