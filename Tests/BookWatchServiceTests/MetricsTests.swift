@@ -30,22 +30,19 @@ import Testing
         let h = try IngressHarness()
         let other = BookUUID("b79fb14b-1d2a-4e8e-8a3c-6f0d2c9e7a41")!
         _ = try await h.store.apply(.command(.track(.operator)), to: other, at: h.clock.now(), options: .init())
-        _ = try await h.store.apply(
-            .snapshot(
-                .present(
-                    pk: 9,
-                    status: .verifying,
-                    documents: [
-                        DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed),
-                        DocumentSnapshot(ref: DocumentRef(pk: 2), status: .processing),
-                        DocumentSnapshot(ref: DocumentRef(pk: 3), status: .rejected),
-                    ]
-                )
-            ),
-            to: other,
-            at: h.clock.now(),
-            options: .init()
-        )
+        // Three documents: one finished, the second `second`, one rejected.
+        @Sendable func answer(second: DocumentStatus) async throws {
+            let documents = [DocumentStatus.completed, second, .rejected].enumerated().map { index, status in
+                DocumentSnapshot(ref: DocumentRef(pk: index + 1), status: status)
+            }
+            _ = try await h.store.apply(
+                .snapshot(.present(pk: 9, status: .verifying, documents: documents)),
+                to: other,
+                at: h.clock.now(),
+                options: .init()
+            )
+        }
+        try await answer(second: .processing)
         // The documents gauge is counted in the background, not at the scrape.
         let documents = DocumentGaugeRefresher(store: h.store, metrics: h.metrics, clock: h.clock, logger: Logger(label: "test"))
         await documents.refresh()
@@ -83,22 +80,7 @@ import Testing
             // The store's next poll for `other` is 60 s+ away: nothing overdue yet; then it is.
             #expect(samples["bookwatch_polls_overdue"] == 0)
             // A Document finishing shows at the next refresh, not at the next scrape.
-            _ = try await h.store.apply(
-                .snapshot(
-                    .present(
-                        pk: 9,
-                        status: .verifying,
-                        documents: [
-                            DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed),
-                            DocumentSnapshot(ref: DocumentRef(pk: 2), status: .completed),
-                            DocumentSnapshot(ref: DocumentRef(pk: 3), status: .rejected),
-                        ]
-                    )
-                ),
-                to: other,
-                at: h.clock.now(),
-                options: .init()
-            )
+            try await answer(second: .completed)
             #expect(try await scrape(client).samples[#"bookwatch_documents{state="succeeded"}"#] == 1)
             await documents.refresh()
             #expect(try await scrape(client).samples[#"bookwatch_documents{state="succeeded"}"#] == 2)

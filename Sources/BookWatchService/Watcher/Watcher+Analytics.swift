@@ -178,6 +178,7 @@ extension Watcher {
         let label = "analytics/\(endpoint.rawValue)"
         var pages = try await store.analyticsPages(job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue)
         var bytes = pages.reduce(0) { $0 + $1.body.count }
+        var lastDigest = pages.last.flatMap { AnalyticsPaging.itemsDigest($0.body) }  // read once per page, not per comparison
         while true {
             var offset = 0
             if let last = pages.last {
@@ -190,7 +191,8 @@ extension Watcher {
             guard let body = try await fetchReady(job, endpoint, page: AnalyticsPageRequest(offset: offset, limit: limit), log: log) else {
                 return false
             }
-            if let last = pages.last, let digest = AnalyticsPaging.itemsDigest(body), digest == AnalyticsPaging.itemsDigest(last.body) {
+            let digest = AnalyticsPaging.itemsDigest(body)
+            if let last = pages.last, let digest, digest == lastDigest {
                 throw OcrolusError(
                     .permanent,
                     endpoint: label,
@@ -208,6 +210,7 @@ extension Watcher {
             try await store.storeAnalyticsPage(page, claim: job.claim)
             pages.append(page)
             bytes += body.count
+            lastDigest = digest
         }
         let result = AnalyticsResult(
             bookUUID: job.bookUUID,

@@ -1,0 +1,99 @@
+import struct Foundation.Date
+
+/// What the watcher's own calls and the operator report to the machine: an analytics job's
+/// outcome, a status call refused for good, and the operator's commands. (Snapshots and webhook
+/// hints, what Ocrolus says of the Book, are in BookMachine+Transitions.swift.)
+extension BookMachine {
+    // MARK: Analytics outcomes
+
+    mutating func applyAnalytics(
+        _ outcome: AnalyticsOutcome,
+        generation outcomeGeneration: Int,
+        at now: Date
+    )
+        -> [BookAction]
+    {
+        guard phase == .retrieving, outcomeGeneration == generation else {
+            return [.warn("ignored analytics outcome for generation \(outcomeGeneration): book is \(phase.rawValue) in generation \(generation)")]
+        }
+        switch outcome {
+        case .stored:
+            phase = .complete
+            return [
+                .completeAnalyticsJob(generation: generation), .notifyRetrieved(generation: generation),
+                .schedulePoll(.retention),
+            ]
+        case .notReady:
+            return [.retryAnalyticsJob(generation: generation, notReady: true), .pollWithin(.active)]
+        case .transientError:
+            return [.retryAnalyticsJob(generation: generation, notReady: false), .pollWithin(.active)]
+        case .permanentError(let reason):
+            phase = .failed
+            failureReason = reason
+            return [.failAnalyticsJob(generation: generation, reason: reason), .schedulePoll(.retention)]
+        }
+    }
+
+    // MARK: Refused polls
+
+    /// The status endpoint refused the Book for good: `failed` with the reason, no more polls (a
+    /// refused call is not worth repeating); `retry` or a webhook naming a new document looks again.
+    /// A complete Book stays complete and keeps its retention polls: it has nothing to retry, and
+    /// one refusal (a permission flapping) must not end the watch for a reopen (found by the chaos
+    /// search, seed 46: the reopen after a lifted refusal was never retrieved). Retention polls are
+    /// few and end with the retention window, so a refusal that lasts costs little.
+    mutating func applyRefusal(_ reason: String) -> [BookAction] {
+        switch phase {
+        case .deleted:
+            return [.schedulePoll(.never)]
+        case .complete:
+            // Its analytics are stored: keep them, and keep watching for a reopen.
+            return [.warn("status refused after completion: \(reason)"), .schedulePoll(.retention)]
+        case .retrieving:
+            phase = .failed
+            failureReason = reason
+            return [.failAnalyticsJob(generation: generation, reason: reason), .schedulePoll(.never)]
+        case .tracking, .processing, .failed:
+            phase = .failed
+            failureReason = reason
+            return [.schedulePoll(.never)]
+        }
+    }
+
+    // MARK: Operator commands
+
+    mutating func applyCommand(_ command: OperatorCommand) -> [BookAction] {
+        switch command {
+        case .track(let source):
+            if phase == .deleted {
+                phase = .tracking
+                failureReason = nil
+                if generation <= lastOpenedGeneration { generation = lastOpenedGeneration + 1 }
+            }
+            // Only a Book never seen yet: tracked "new" after a poll, it may hold older documents.
+            if source == .created && lastSnapshotAt == nil && phase == .tracking { watchedSinceCreation = true }
+            switch source {
+            case .operator: return [.pollNow(.operator)]
+            case .webhook, .created: return phase == .tracking ? [.schedulePoll(.active)] : []
+            }
+        case .untrack:
+            // The state is kept (a tombstone): `track` later resumes at this generation, with its
+            // job if one is open (no job of an untracked Book is claimed meanwhile), so nothing
+            // is retrieved twice. A doubt is forgotten: the next answers start afresh.
+            doubt = nil
+            return [.stopWatching]
+        case .retry:
+            guard phase == .failed else {
+                return [.warn("nothing to retry: book is \(phase.rawValue)")]
+            }
+            failureReason = nil
+            if failedWithoutJob {
+                // A refused status poll, no job to re-arm: look at the Book again.
+                phase = confirmedDocuments.isEmpty ? .tracking : .processing
+                return [.pollNow(.operator)]
+            }
+            phase = .retrieving
+            return [.rearmAnalyticsJob(generation: generation), .pollWithin(.active)]
+        }
+    }
+}
