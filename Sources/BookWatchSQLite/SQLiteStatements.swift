@@ -2,12 +2,46 @@ import BookWatchStore
 import Foundation
 import GRDB
 
-extension Row: SQLRow {
+/// One row of a statement's answer: its values, and the statement's columns by name, built once
+/// per statement run (GRDB's `Row` finds a column by a case-insensitive scan, lowercasing each
+/// name at every lookup: a tenth of a chaos run's time went there).
+struct SQLiteRow: SQLRow, Sendable {
+    let columns: SQLiteColumns
+    let values: [DatabaseValue]
+
     /// The column's value as SQLite stored it.
-    package func sqlValue(_ column: String) throws -> SQLValue {
-        guard hasColumn(column) else { throw StoreError(.corrupt, subject: "column \(column)", detail: "not in the row") }
-        let value: DatabaseValue = self[column]
-        switch value.storage {
+    func sqlValue(_ column: String) throws -> SQLValue {
+        guard let index = columns.index(of: column), values.indices.contains(index) else {
+            throw StoreError(.corrupt, subject: "column \(column)", detail: "not in the row")
+        }
+        return try values[index].sqlValue(column)
+    }
+}
+
+/// A statement's column names, by name: the first of equal names wins, and a name in another
+/// case is found by a scan (as GRDB finds it; the store's code names columns as its SQL does).
+final class SQLiteColumns: Sendable {
+    private let names: [String]
+    private let exact: [String: Int]
+
+    init(_ names: [String]) {
+        self.names = names
+        var exact: [String: Int] = [:]
+        for (index, name) in names.enumerated() where exact[name] == nil { exact[name] = index }
+        self.exact = exact
+    }
+
+    func index(of column: String) -> Int? {
+        if let index = exact[column] { return index }
+        let folded = column.lowercased()
+        return names.firstIndex { $0.lowercased() == folded }
+    }
+}
+
+extension DatabaseValue {
+    /// The value as SQLite stored it, for the store's rows.
+    func sqlValue(_ column: String) throws -> SQLValue {
+        switch storage {
         case .null: return .null
         case .int64(let int): return .integer(int)
         case .string(let text): return .text(text)
@@ -34,7 +68,7 @@ extension Database {
     /// Runs one statement written for both stores (cached: prepared once per connection); answers
     /// its rows when it `reads`, and throws its `required` error when it must find one and did not.
     @discardableResult
-    func run(_ step: SQLStep) throws -> [Row] {
+    func run(_ step: SQLStep) throws -> [SQLiteRow] {
         let (sql, binds) = step.query.render(SQLiteDialect())
         // Prepared once per connection, except a statement whose text varies with a list's length
         // (the cache would keep one per length for ever).
@@ -44,7 +78,14 @@ extension Database {
             try statement.execute(arguments: arguments)
             return []
         }
-        let rows = try Row.fetchAll(statement, arguments: arguments)
+        var columns: SQLiteColumns?
+        var rows: [SQLiteRow] = []
+        let cursor = try Row.fetchCursor(statement, arguments: arguments)
+        while let row = try cursor.next() {
+            let index = columns ?? SQLiteColumns(statement.columnNames)
+            columns = index
+            rows.append(SQLiteRow(columns: index, values: Array(row.databaseValues)))
+        }
         if rows.isEmpty, let required = step.required { throw required }
         return rows
     }

@@ -160,7 +160,7 @@ package struct TransitionDriver {
 
     /// The documents of several Books, by Book and in position order.
     package static func readDocuments(_ keys: [String]) -> SQLStep {
-        SQLStep("SELECT * FROM documents WHERE book_uuid IN \(list: keys) ORDER BY book_uuid, position", reads: true)
+        SQLStep("SELECT * FROM documents WHERE book_uuid IN \(set: keys) ORDER BY book_uuid, position", reads: true)
     }
 
     /// Marks the inbox row a hint comes from, in the hint's transaction; a row already processed

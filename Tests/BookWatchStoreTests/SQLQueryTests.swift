@@ -2,6 +2,8 @@ import BookWatchStore
 import Foundation
 import Testing
 
+@testable import BookWatchSQLite
+
 /// Statements are written once and rendered per dialect: what differs must be only what the
 /// dialect spells.
 @Suite struct SQLQueryTests {
@@ -44,6 +46,34 @@ import Testing
         let (sql, binds) = joined.render(PostgreSQLDialect())
         #expect(sql == "SELECT $1, $2 WHERE y = $3")
         #expect(binds == [.integer(1), .integer(2), .blob([0xff])])
+    }
+
+    @Test func aSetIsPaddedWithItsLastValueSoItsTextTakesFewShapes() {
+        func rendered(_ values: [String]) -> (sql: String, binds: [SQLValue]) {
+            let query: SQLQuery = "SELECT * FROM books WHERE uuid IN \(set: values) AND x NOT IN \(set: [7])"
+            return query.render(SQLiteDialect())
+        }
+        let three = rendered(["a", "b", "c"])
+        #expect(three.sql == "SELECT * FROM books WHERE uuid IN (?, ?, ?, ?) AND x NOT IN (?)")
+        #expect(three.binds == [.text("a"), .text("b"), .text("c"), .text("c"), .integer(7)])
+        #expect(rendered(["a", "b", "c", "d"]).sql == three.sql)
+        #expect(rendered(["a", "b", "c", "d", "e"]).sql.components(separatedBy: "?").count - 1 == 9)
+        #expect(SQLQuery.padded([]).isEmpty)
+        #expect(SQLQuery.padded((1...1000).map { SQLValue.integer($0) }).count == 1024)
+        let empty: SQLQuery = "SELECT 1 WHERE x IN \(set: [Int]())"
+        #expect(empty.render(SQLiteDialect()).sql == "SELECT 1 WHERE x IN (NULL)")
+        // A set's statement stays prepared; a list's does not.
+        #expect(!("SELECT 1 WHERE x IN \(set: [1, 2, 3])" as SQLQuery).hasList)
+    }
+
+    @Test func sqliteRowsFindAColumnByItsNameInAnyCaseTheFirstOfEqualNamesWinning() {
+        let columns = SQLiteColumns(["uuid", "State", "state", "n"])
+        #expect(columns.index(of: "uuid") == 0)
+        #expect(columns.index(of: "State") == 1)
+        #expect(columns.index(of: "state") == 2)
+        #expect(columns.index(of: "STATE") == 1)
+        #expect(columns.index(of: "UUID") == 0)
+        #expect(columns.index(of: "missing") == nil)
     }
 
     struct Row: SQLRow {

@@ -231,7 +231,7 @@ enum BookStatements {
             """
             SELECT j.*, (SELECT MAX(r.retrieved_at) FROM analytics_results r
                          WHERE r.book_uuid = j.book_uuid AND r.generation = j.generation) AS retrieved_at
-            FROM analytics_jobs j WHERE j.book_uuid IN \(list: keys)
+            FROM analytics_jobs j WHERE j.book_uuid IN \(set: keys)
             """,
             reads: true
         )

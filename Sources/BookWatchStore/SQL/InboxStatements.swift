@@ -134,7 +134,7 @@ extension SQLStatementStore {
                 .statement,
                 writes: [
                     SQLStep(
-                        "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN \(list: ids) AND processed_at IS NULL"
+                        "UPDATE webhook_inbox SET claimed_by = NULL, claim_expires_at = NULL WHERE id IN \(set: ids) AND processed_at IS NULL"
                     )
                 ]
             )

@@ -70,7 +70,7 @@ extension SQLStatementStore {
             }
             return .run(
                 SQLStep(
-                    "UPDATE books SET next_poll_at = \(until), poll_claimed_at = \(t) WHERE uuid IN \(list: due.map(\.bookUUID.rawValue))"
+                    "UPDATE books SET next_poll_at = \(until), poll_claimed_at = \(t) WHERE uuid IN \(set: due.map(\.bookUUID.rawValue))"
                 ),
                 then: { _ in .done(claimed) }
             )
@@ -178,7 +178,7 @@ package enum PollStatements {
     package static func due(urgent: Bool, now t: Int64, limit: Int, excluding skip: [String], claiming: Bool) -> SQLStep {
         let index: SQLQuery = urgent ? "\(.indexedBy("books_urgent_poll"))" : "\(.indexedBy("books_due_poll"))"
         let kind: SQLQuery = urgent ? "poll_reason IS NOT NULL" : "next_poll_at IS NOT NULL AND poll_reason IS NULL"
-        let notIn: SQLQuery = skip.isEmpty ? "" : " AND uuid NOT IN \(list: skip)"
+        let notIn: SQLQuery = skip.isEmpty ? "" : " AND uuid NOT IN \(set: skip)"
         let lock: SQLQuery = claiming ? "\(.skipLocked)" : ""
         return SQLStep(
             "SELECT uuid, poll_reason, next_poll_at, poll_failures FROM books\(index) WHERE \(kind) AND next_poll_at <= \(t)\(notIn) "

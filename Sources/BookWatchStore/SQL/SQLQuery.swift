@@ -34,6 +34,9 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         case bind(SQLValue)
         case keyword(SQLKeyword)
         case list([SQLValue])
+        /// The values of a membership test (`IN`, `NOT IN`), padded with repeats of the last one
+        /// to a power of two, so the statement's text takes a few shapes and stays prepared.
+        case set([SQLValue])
     }
 
     /// The parts, in order.
@@ -80,11 +83,24 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         /// lists under `SQLQuery.valuesPerList` (callers chunk longer ones).
         package mutating func appendInterpolation(list values: [some SQLBindable]) { pieces.append(.list(values.map(\.sqlValue))) }
 
+        /// The values of a membership test, `IN \(set: values)` or `NOT IN \(set: values)`: as
+        /// `list`, but repeats of the last value pad it to a power of two (which neither test
+        /// notices), so its statement's text repeats and a store keeps it prepared.
+        package mutating func appendInterpolation(set values: [some SQLBindable]) { pieces.append(.set(SQLQuery.padded(values.map(\.sqlValue)))) }
+
         /// A trusted fragment, as is (column lists derived from code, never input).
         package mutating func appendInterpolation(unescaped fragment: String) { pieces.append(.sql(fragment)) }
 
         /// Another statement's parts.
         package mutating func appendInterpolation(_ query: SQLQuery) { pieces.append(contentsOf: query.pieces) }
+    }
+
+    /// `values` with repeats of the last one up to the next power of two (none for an empty list).
+    package static func padded(_ values: [SQLValue]) -> [SQLValue] {
+        guard let last = values.last else { return values }
+        var size = 1
+        while size < values.count { size *= 2 }
+        return values + Array(repeating: last, count: size - values.count)
     }
 
     /// Appends another statement's pieces (for statements built in parts).
@@ -105,7 +121,7 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
                 binds.append(value)
                 sql += dialect.bindPlaceholder(at: binds.count)
             case .keyword(let keyword): sql += keyword.spelled(in: dialect)
-            case .list(let values):
+            case .list(let values), .set(let values):
                 guard !values.isEmpty else {
                     sql += "(NULL)"
                     continue
