@@ -84,15 +84,25 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger,
             observe: { metrics.webhookAnswered($0, seconds: $1) }
         )
+        let watcherConfiguration = watcherSettings.watcherConfiguration
+        // Replicas on PostgreSQL draw every call from the deployment's one budget (the
+        // organisation's rate); a single SQLite node keeps its own bucket.
+        var sharedBudget: StoreRateBudget?
+        if case .postgres = location, let budgetStore = store as? any RateBudgetStore {
+            sharedBudget = StoreRateBudget(store: budgetStore, owner: watcherConfiguration.owner, logger: logger)
+            logger.info(
+                "Ocrolus calls drawn from the deployment's shared rate budget",
+                metadata: ["rate": "\(watcherSettings.rate)", "burst": "\(watcherSettings.burst)"]
+            )
+        }
         let client = OcrolusClient(
             configuration: watcherSettings.ocrolusConfiguration,
             transport: AsyncHTTPClientTransport(),
-            limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock),
+            limiter: RateLimiter(rate: watcherSettings.rate, burst: watcherSettings.burst, clock: clock, budget: sharedBudget),
             clock: clock,
             logger: logger,
             observe: { metrics.ocrolusRequest($0) }
         )
-        let watcherConfiguration = watcherSettings.watcherConfiguration
         let watcher = Watcher(
             store: store,
             client: client,

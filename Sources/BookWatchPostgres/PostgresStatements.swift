@@ -53,6 +53,8 @@ extension PostgresBookStore {
 
 }
 
+extension PostgresBookStore: RateBudgetStore {}
+
 extension PostgresBookStore: SQLStatementStore {
     /// Replicas share the database: a claim may be another live replica's.
     public var ownsWholeDatabase: Bool { false }

@@ -206,6 +206,18 @@ extension SQLiteBookStore {
                     """
             )
         }
+        migrator.registerMigration("v13-rate-budget") { db in
+            // The deployment's shared Ocrolus rate budget (used by replicas on PostgreSQL; a
+            // single node keeps its in-process limiter): one GCRA row, and each waiting
+            // replica's demand.
+            try db.execute(
+                sql:
+                    "CREATE TABLE rate_budget (id INTEGER PRIMARY KEY, tat INTEGER NOT NULL, paused_until INTEGER NOT NULL, slow_until INTEGER NOT NULL)"
+            )
+            try db.execute(
+                sql: "CREATE TABLE rate_demand (owner TEXT PRIMARY KEY, priority_rank INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID"
+            )
+        }
         return migrator
     }
 }

@@ -92,6 +92,8 @@ extension Database {
 
 }
 
+extension SQLiteBookStore: RateBudgetStore {}
+
 extension SQLiteBookStore: SQLStatementStore {
     /// One node owns the database: every claim in it is this process's.
     public var ownsWholeDatabase: Bool { true }

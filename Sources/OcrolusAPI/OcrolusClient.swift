@@ -162,7 +162,7 @@ public final class OcrolusClient: OcrolusAPIClient {
             result.requestedAt = sentAt
             return result
         } catch {
-            if error.isRateLimited { limiter.penalize(retryAfter: retryAfter) }
+            if error.isRateLimited { await limiter.penalize(retryAfter: retryAfter) }
             throw error
         }
     }
@@ -218,7 +218,7 @@ public final class OcrolusClient: OcrolusAPIClient {
             retryAfter: retryAfter
         ) {
             if error.code == 9004 { return .notReady(retryAfter: retryAfter) }
-            if error.isRateLimited { limiter.penalize(retryAfter: retryAfter) }
+            if error.isRateLimited { await limiter.penalize(retryAfter: retryAfter) }
             throw error
         }
         return .ready(response.body)

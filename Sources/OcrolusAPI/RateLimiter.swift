@@ -14,6 +14,18 @@ public enum RequestPriority: Int, Sendable, CaseIterable, Comparable {
     public static func < (lhs: RequestPriority, rhs: RequestPriority) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// A rate budget shared by the processes of one deployment (replicas on one database): Ocrolus
+/// limits the organisation, so replicas draw every call from one bucket instead of one each.
+public protocol SharedRateBudget: Sendable {
+    /// Takes one call's slot for a call of `priority`, with `behind` the priority of this
+    /// process's next waiter (if one waits): nil when granted, else the seconds to wait before
+    /// asking again. Throws when the budget cannot be reached.
+    func take(_ priority: RequestPriority, behind: RequestPriority?, at now: Date, rate: Double, burst: Double) async throws -> TimeInterval?
+
+    /// Shares a 429's pause (and the slower rate after it) with every process.
+    func penalize(at now: Date, retryAfter: TimeInterval?, rate: Double, burst: Double, slowdown: TimeInterval) async throws
+}
+
 /// The one token bucket every outgoing call passes (default 5/s, burst 25).
 ///
 /// Invariant: over any run, grants never exceed `rate × elapsed + burst`. The bucket is kept as
@@ -22,6 +34,11 @@ public enum RequestPriority: Int, Sendable, CaseIterable, Comparable {
 /// oldest of the most urgent queue) sleeps on the clock; the others park until they become head,
 /// so a wake-up never grants out of order. A 429 pauses grants for its `Retry-After` and halves
 /// the rate for `slowdownPeriod`.
+///
+/// With a `SharedRateBudget` (replicas on PostgreSQL), the bucket is the deployment's: the head
+/// waiter asks the shared budget for its slot instead of the local bucket (the local queues still
+/// order this process's calls, and a 429 pauses both), and a budget that cannot be reached is
+/// asked again every `budgetRetry` seconds: no call leaves without a slot.
 public final class RateLimiter: Sendable {
     /// Requests per second (`BOOKWATCH_RATE_LIMIT`).
     public let rate: Double
@@ -31,6 +48,11 @@ public final class RateLimiter: Sendable {
     public let slowdownPeriod: TimeInterval
     private let clock: any WallClock
     private let state: Mutex<State>
+    /// The deployment's shared bucket, when replicas share one (nil: this process's own).
+    public let budget: (any SharedRateBudget)?
+    /// Seconds between attempts while the shared budget cannot be reached.
+    public let budgetRetry: TimeInterval
+    private let budgetFailures = Atomic<Int>(0)
 
     private struct Waiter {
         let ticket: UInt64
@@ -53,16 +75,32 @@ public final class RateLimiter: Sendable {
         case granted(wake: CheckedContinuation<Void, any Error>?)
         case sleep(until: Date)
         case park
+        /// Head, not paused: ask the shared budget (`behind`: the next waiter's priority).
+        case ask(behind: RequestPriority?)
     }
 
     /// A limiter of `rate` per second with `burst`, on `clock`.
-    public init(rate: Double = 5, burst: Double = 25, slowdownPeriod: TimeInterval = 60, clock: any WallClock) {
+    /// With `budget`, calls are drawn from the deployment's shared bucket at `rate` (the
+    /// organisation's figure) instead of this process's own.
+    public init(
+        rate: Double = 5,
+        burst: Double = 25,
+        slowdownPeriod: TimeInterval = 60,
+        clock: any WallClock,
+        budget: (any SharedRateBudget)? = nil,
+        budgetRetry: TimeInterval = 1
+    ) {
         self.rate = max(rate, 0.001)
         self.burst = max(burst, 1)
         self.slowdownPeriod = slowdownPeriod
         self.clock = clock
+        self.budget = budget
+        self.budgetRetry = max(budgetRetry, 0.001)
         state = Mutex(State(origin: clock.now()))
     }
+
+    /// Times the shared budget could not be reached (each is retried after `budgetRetry`).
+    public var budgetFailureCount: Int { budgetFailures.load(ordering: .relaxed) }
 
     /// Calls granted so far.
     public var grantedCount: Int { state.withLock { $0.granted } }
@@ -91,8 +129,40 @@ public final class RateLimiter: Sendable {
         }
         while true {
             let now = clock.now()
-            let step = state.withLock { state in Self.step(&state, ticket: ticket, now: now, rate: rate, burst: burst) }
+            let step = state.withLock { state in Self.step(&state, ticket: ticket, now: now, rate: rate, burst: burst, shared: budget != nil) }
             switch step {
+            case .ask(let behind):
+                guard let budget else { continue }
+                let wait: TimeInterval?
+                do {
+                    wait = try await budget.take(priority, behind: behind, at: now, rate: rate, burst: burst)
+                } catch is CancellationError {
+                    leave(ticket)
+                    throw CancellationError()
+                } catch {
+                    // A store call cancelled with its task may throw its own error.
+                    if Task.isCancelled {
+                        leave(ticket)
+                        throw CancellationError()
+                    }
+                    budgetFailures.add(1, ordering: .relaxed)
+                    wait = budgetRetry
+                }
+                guard let wait else {
+                    let wake = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                        Self.remove(&state, ticket)
+                        state.granted += 1
+                        return Self.takeHeadContinuation(&state)
+                    }
+                    wake?.resume()
+                    return clock.now().timeIntervalSince(started)
+                }
+                do {
+                    try await clock.sleep(until: now.addingTimeInterval(max(wait, 0.001)))
+                } catch {
+                    leave(ticket)
+                    throw error
+                }
             case .granted(let wake):
                 wake?.resume()
                 return clock.now().timeIntervalSince(started)
@@ -126,9 +196,21 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    /// After a 429: no grants for `retryAfter` (or one token interval), then half rate for a while.
-    public func penalize(retryAfter: TimeInterval?) {
+    /// After a 429: no grants for `retryAfter` (or one token interval), then half rate for a
+    /// while; with a shared budget, for every replica (a budget that cannot be reached keeps
+    /// the pause local).
+    public func penalize(retryAfter: TimeInterval?) async {
         let now = clock.now()
+        pauseLocally(retryAfter: retryAfter, now: now)
+        guard let budget else { return }
+        do {
+            try await budget.penalize(at: now, retryAfter: retryAfter, rate: rate, burst: burst, slowdown: slowdownPeriod)
+        } catch {
+            budgetFailures.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func pauseLocally(retryAfter: TimeInterval?, now: Date) {
         state.withLock { state in
             let pause = now.addingTimeInterval(max(retryAfter ?? 0, 1 / rate))
             state.pausedUntil = max(state.pausedUntil ?? pause, pause)
@@ -143,15 +225,20 @@ public final class RateLimiter: Sendable {
     private func leave(_ ticket: UInt64) {
         let (own, next) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, CheckedContinuation<Void, any Error>?) in
             var own: CheckedContinuation<Void, any Error>?
-            for q in state.queues.indices {
-                if let i = state.queues[q].firstIndex(where: { $0.ticket == ticket }) {
-                    own = state.queues[q].remove(at: i).parked
-                }
-            }
+            own = Self.remove(&state, ticket)
             return (own, Self.takeHeadContinuation(&state))
         }
         own?.resume(throwing: CancellationError())
         next?.resume()
+    }
+
+    /// Takes a waiter out of its queue; answers its parked continuation, if it had one.
+    @discardableResult
+    private static func remove(_ state: inout State, _ ticket: UInt64) -> CheckedContinuation<Void, any Error>? {
+        for q in state.queues.indices {
+            if let i = state.queues[q].firstIndex(where: { $0.ticket == ticket }) { return state.queues[q].remove(at: i).parked }
+        }
+        return nil
     }
 
     private static func isHead(_ state: State, _ ticket: UInt64) -> Bool {
@@ -165,9 +252,27 @@ public final class RateLimiter: Sendable {
         return continuation
     }
 
-    private static func step(_ state: inout State, ticket: UInt64, now: Date, rate: Double, burst: Double) -> Step {
+    private static func step(_ state: inout State, ticket: UInt64, now: Date, rate: Double, burst: Double, shared: Bool) -> Step {
         guard isHead(state, ticket) else { return .park }
         if let paused = state.pausedUntil, now < paused { return .sleep(until: paused) }
+        if shared {
+            // The next waiter after this one: the rest of the head's queue, else the next queue's.
+            var behind: RequestPriority?
+            var seenHead = false
+            for (q, queue) in state.queues.enumerated() where !queue.isEmpty {
+                if !seenHead {
+                    seenHead = true
+                    if queue.count > 1 {
+                        behind = RequestPriority(rawValue: q)
+                        break
+                    }
+                    continue
+                }
+                behind = RequestPriority(rawValue: q)
+                break
+            }
+            return .ask(behind: behind)
+        }
         // Half rate while slowed down after a 429.
         let slowed = state.slowUntil.map { now < $0 } ?? false
         let interval = (slowed ? 2 : 1) / rate

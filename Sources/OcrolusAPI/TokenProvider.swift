@@ -145,7 +145,7 @@ public actor TokenProvider {
                 message: "the token endpoint refused \(credentials)\(detail.isEmpty ? "" : ": \(detail)")"
             )
         default:
-            if response.status == 429 { limiter?.penalize(retryAfter: retryAfter) }
+            if response.status == 429 { await limiter?.penalize(retryAfter: retryAfter) }
             throw OcrolusError.classify(
                 endpoint: "token",
                 httpStatus: response.status,

@@ -78,7 +78,7 @@ func runVirtually(_ clock: ManualClock, until done: () -> Bool, maxSteps: Int = 
         let clock = ManualClock()
         let start = clock.now()
         let limiter = RateLimiter(rate: 10, burst: 1, slowdownPeriod: 60, clock: clock)
-        limiter.penalize(retryAfter: 10)
+        await limiter.penalize(retryAfter: 10)
         let grants = Recorder<TimeInterval>()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
