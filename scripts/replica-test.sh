@@ -25,19 +25,20 @@ urls=$(printf 'http://127.0.0.1:%s/webhooks/ocrolus,' "${ports[@]}"); urls=${url
 
 "$bin" simulate --books "$books" --seed 11 --port "$sim_port" --speed 50 --flavour mixed \
     --webhook-url "$urls" --webhook-secret "$secret" \
-    --drop 0.2 --duplicate 0.2 --reorder 0.2 --api-5xx 0.05 --api-429 0.02 > sim.log 2>&1 &
+    --drop 0.2 --duplicate 0.2 --reorder 0.2 --api-5xx 0.05 --api-429 0.02 --rate-limit 5 --rate-burst 25 > sim.log 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$sim_port/_sim/stats" 50
 track_simulated "$bin" "$sim_port"
 
 for index in 0 1 2; do
-    # About the organisation's 5 requests/s per replica pair (the simulator enforces none beyond its
-    # injected 429s). The lease stays well above a call's wait in the limiter: an expired lease lets a
-    # second replica call analytics again (stored once, but called twice).
+    # The organisation's 5 requests/s, burst 25, on every replica: they draw from one budget in the
+    # database, and the simulator enforces that limit (besides its injected 429s). The lease stays
+    # well above a call's wait in the limiter: an expired lease lets a second replica call analytics
+    # again (stored once, but called twice).
     OCROLUS_API_URL="http://127.0.0.1:$sim_port" OCROLUS_AUTH_URL="http://127.0.0.1:$sim_port/oauth/token" \
     OCROLUS_CLIENT_ID=replica OCROLUS_CLIENT_SECRET=replica-secret BOOKWATCH_WEBHOOK_SECRET="$secret" \
     BOOKWATCH_PORT="${ports[$index]}" BOOKWATCH_POLL_MIN_SECONDS=2 BOOKWATCH_POLL_MAX_SECONDS=20 BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS=5 \
-    BOOKWATCH_RATE_LIMIT=2.5 BOOKWATCH_RATE_BURST=10 BOOKWATCH_LEASE_SECONDS=45 \
+    BOOKWATCH_RATE_LIMIT=5 BOOKWATCH_RATE_BURST=25 BOOKWATCH_LEASE_SECONDS=45 \
         "$bin" serve --log-level warning > "serve-$index.log" 2>&1 &
     serve_pids+=($!)
 done
@@ -122,13 +123,16 @@ def total(path, family):
 polls = [total(f"metrics-{i}.txt", "bookwatch_polls_total") for i in (0, 2)]
 hooks = [total(f"metrics-{i}.txt", "bookwatch_webhooks_received_total") for i in (0, 2)]
 if min(polls) == 0 or min(hooks) == 0: problems.append(f"work not spread: polls {polls}, webhooks {hooks} on the two survivors")
+# One budget for the deployment: the organisation's limit is never overrun by more than one burst.
+if stats["answersRateLimited"] > 25: problems.append(f"{stats['answersRateLimited']} answered 429 by the organisation's 5/s limit (one burst is 25)")
 if problems:
     if final: print("replica-test: " + "; ".join(problems[:6]))
     sys.exit(1)
 print(f"replica-test: {len(keys)} retrievals, each once and stored once, {superseded} superseded by a reopen, "
       f"{max(unseen, 0)} earlier generations reopened before a poll saw them finished; "
       f"{len(stats['acceptedRequestIDs'])} deliveries answered 200, all in the inbox and processed; "
-      f"survivors polled {int(polls[0])} and {int(polls[1])} times, took {int(hooks[0])} and {int(hooks[1])} webhooks")
+      f"survivors polled {int(polls[0])} and {int(polls[1])} times, took {int(hooks[0])} and {int(hooks[1])} webhooks; "
+      f"{stats['requestsAdmitted']} requests within the organisation's limit, {stats['answersRateLimited']} refused by it")
 PY
 }
 deadline=$((SECONDS + 300))
@@ -139,5 +143,13 @@ until check progress > /dev/null 2>&1; do
     fi
     sleep 2
 done
-check final
-echo "replica-test: 1 passed, 0 failed"
+# A delivery the simulator held back (up to 5 minutes) can land between two checks and be read
+# before a survivor applied it: the final check is taken again for up to 20 s (a lasting problem,
+# such as a retrieval made twice, fails all of them).
+for _ in $(seq 10); do
+    if check final > final.txt; then
+        cat final.txt; echo "replica-test: 1 passed, 0 failed"; exit 0
+    fi
+    sleep 2
+done
+cat final.txt; echo "replica-test: 0 passed, 1 failed"; exit 1

@@ -88,7 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
         // Replicas on PostgreSQL draw every call from the deployment's one budget (the
         // organisation's rate); a single SQLite node keeps its own bucket.
         var sharedBudget: StoreRateBudget?
-        if case .postgres = location, let budgetStore = store as? any RateBudgetStore {
+        // Not a setting (the budget test's baseline, scripts/budget-test.sh): each replica its own bucket, as before.
+        let ownBucket = layers.environment["BOOKWATCH_BENCH_OWN_BUCKET"] == "1"
+        if case .postgres = location, !ownBucket, let budgetStore = store as? any RateBudgetStore {
             sharedBudget = StoreRateBudget(store: budgetStore, owner: watcherConfiguration.owner, logger: logger)
             logger.info(
                 "Ocrolus calls drawn from the deployment's shared rate budget",

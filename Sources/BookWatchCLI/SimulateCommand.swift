@@ -16,8 +16,9 @@ struct FaultOptions: ParsableArguments {
     @Option(name: .customLong("api-5xx"), help: "Fraction of API answers replaced by 5xx (0-1).") var api5xx: Double = 0
     @Option(name: .customLong("api-429"), help: "Fraction of API answers replaced by 429 (0-1).") var api429: Double = 0
     @Option(name: .customLong("retry-after"), help: "Fraction of 429s carrying Retry-After (0-1).") var retryAfter: Double = 0.5
-    @Option(name: .customLong("rate-limit"), help: "Enforce this many API requests/s for the organisation (429 above).")
+    @Option(name: .customLong("rate-limit"), help: "Enforce this many API requests per real second for the organisation (429 above).")
     var rateLimit: Double?
+    @Option(name: .customLong("rate-burst"), help: "The burst of --rate-limit.") var rateBurst: Double = 25
     @Option(name: .customLong("latency"), help: "Seconds of latency added to each API answer.") var latency: Double = 0
 
     func validate() throws {
@@ -28,6 +29,7 @@ struct FaultOptions: ParsableArguments {
             throw ValidationError("\(name) must be a fraction between 0 and 1, not \(value)")
         }
         if let rateLimit, rateLimit <= 0 { throw ValidationError("--rate-limit must be positive, not \(rateLimit)") }
+        if rateBurst < 1 { throw ValidationError("--rate-burst must be at least 1, not \(rateBurst)") }
         if latency < 0 { throw ValidationError("--latency must be 0 or more, not \(latency)") }
     }
 
@@ -40,6 +42,7 @@ struct FaultOptions: ParsableArguments {
         faults.api429 = api429
         faults.retryAfterFraction = retryAfter
         faults.rateLimit = rateLimit
+        faults.rateBurst = rateBurst
         faults.latency = latency
         return faults
     }

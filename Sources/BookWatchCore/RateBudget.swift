@@ -31,12 +31,18 @@ public struct RateBudget: Sendable, Equatable {
         return Int64(((now < slowUntil ? 2 : 1) * 1_000_000 / perSecond).rounded(.up))
     }
 
+    /// The calls that may leave at once: the burst less one kept in reserve. Calls reach Ocrolus
+    /// from several hosts with their own network delays; with the whole burst spent, a call that
+    /// travels faster than the one before it arrives early by Ocrolus's bucket and is refused
+    /// (and a 429 halves the rate for a minute). One call in reserve absorbs an interval of that.
+    public static func usableBurst(_ burst: Double) -> Double { burst >= 2 ? burst - 1 : max(burst, 1) }
+
     /// Decides one request: granted (the bucket moves on by one interval) or how long to wait,
     /// and what the asking replica's demand becomes (nil: none stands).
     public mutating func decide(_ request: RateRequest, demands: [RateDemand]) -> (decision: RateDecision, demand: RateDemand?) {
         let now = request.now
         let interval = interval(rate: request.rate, now: now)
-        let earliest = tat - Int64((max(request.burst, 1) - 1) * Double(interval))
+        let earliest = tat - Int64((Self.usableBurst(request.burst) - 1) * Double(interval))
         func waiting(_ wait: Int64, _ reason: RateDecision.Reason) -> (RateDecision, RateDemand?) {
             let wait = max(wait, 1_000)
             return (.wait(microseconds: wait, reason), RateDemand(owner: request.owner, rank: request.rank, expiresAt: now + wait + Self.demandGrace))
@@ -59,7 +65,7 @@ public struct RateBudget: Sendable, Equatable {
         pausedUntil = max(pausedUntil, pause)
         slowUntil = max(slowUntil, now + Int64(slowdown * 1_000_000))
         let slowedInterval = Int64((2 * 1_000_000 / perSecond).rounded(.up))
-        tat = max(tat, pause + Int64((max(burst, 1) - 1) * Double(slowedInterval)))
+        tat = max(tat, pause + Int64((Self.usableBurst(burst) - 1) * Double(slowedInterval)))
     }
 }
 

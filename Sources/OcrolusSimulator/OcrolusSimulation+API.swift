@@ -74,18 +74,25 @@ extension OcrolusSimulation {
 
     // MARK: faults
 
-    /// The enforced organisation-wide limit (GCRA, like the client's own limiter).
+    /// The enforced organisation-wide limit (GCRA, like the client's own limiter, to the
+    /// microsecond), on the clients' clock (`timestampClock`: real time when `simulate` runs a
+    /// scenario faster than real time, the scenario's clock in process).
     func rateLimited() -> IncomingResponse? {
-        guard let rate = faults.rateLimit, rate > 0 else { return nil }
-        let now = t
+        guard let rate = faults.rateLimit, rate > 0 else {
+            counters.requestsAdmitted += 1
+            return nil
+        }
+        let now = timestampClock.now().timeIntervalSince(config.start)
         let interval = 1 / rate
         let earliest = rateTAT - (faults.rateBurst - 1) * interval
         if now + 1e-6 < earliest {
             counters.answers429 += 1
+            counters.answersRateLimited += 1
             let wait = Int((earliest - now).rounded(.up))
             return Self.json(429, ["status": 429, "message": "Too Many Requests"], headers: [("Retry-After", "\(max(wait, 1))")])
         }
         rateTAT = max(rateTAT, now) + interval
+        counters.requestsAdmitted += 1
         return nil
     }
 

@@ -54,6 +54,11 @@ public struct SimulationStats: Codable, Sendable {
     public var answers401 = 0
     /// Answers 429 (rate limit or fault).
     public var answers429 = 0
+    /// Of those, the 429s of the enforced organisation limit (`faults.rateLimit`).
+    public var answersRateLimited = 0
+    /// API requests (status, analytics, webhook management) that passed authorization and the
+    /// enforced limit: what the organisation's budget was spent on.
+    public var requestsAdmitted = 0
     /// Answers 5xx (faults).
     public var answers5xx = 0
     /// Gateway 404s without an Ocrolus code (`faults.bareNotFound`).

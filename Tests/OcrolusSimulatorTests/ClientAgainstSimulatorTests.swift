@@ -267,6 +267,8 @@ import Testing
         #expect(limited >= 1)
         let stats = await sim.simulation.stats()
         #expect(stats.answers429 == limited)
+        #expect(stats.answersRateLimited == limited)
         #expect(stats.statusCalls == 10 - limited)
+        #expect(stats.requestsAdmitted == 10 - limited)
     }
 }
