@@ -12,7 +12,7 @@ public struct BookWatchCommand: AsyncParsableCommand {
         version: BookWatchVersion.current,
         subcommands: [
             TrackCommand.self, UntrackCommand.self, StatusCommand.self, ServeCommand.self, ConfigCommand.self, AnalyticsCommand.self,
-            RetryCommand.self, WebhooksCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self,
+            RetryCommand.self, WebhooksCommand.self, MigrateCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 

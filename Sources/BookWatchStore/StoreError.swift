@@ -22,6 +22,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case lostClaim
         /// The database location is malformed (a `postgres://` URL without a user, a bad sslmode...).
         case invalidLocation
+        /// The database is not in a state the operation may run on (a migration into a
+        /// database that already holds Books, a column the destination lacks).
+        case refused
     }
 
     /// What went wrong.
@@ -54,6 +57,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case .corrupt: "unreadable stored value in \(subject): \(detail)"
         case .lostClaim: "claim no longer held on \(subject): \(detail)"
         case .invalidLocation: "invalid \(subject): \(detail)"
+        case .refused: "refused on \(subject): \(detail)"
         }
     }
 }
