@@ -57,9 +57,9 @@ stop_replicas() {
 # sample NAME: the simulator's counters now.
 sample() { curl -sf "http://127.0.0.1:$sim_port/_sim/stats" > "$1.json"; date +%s.%N > "$1.time"; }
 
-# measure LABEL: warm up 5 s, then one window; prints and records the figures.
+# measure LABEL: warm up 8 s (the bucket's first burst drains), then one window; prints and records the figures.
 measure() {
-    sleep 5
+    sleep 8
     sample "$1-a"; sleep "$window"; sample "$1-b"
     python3 - "$1" "$rate" "$burst" <<'PY' | tee -a figures.txt
 import json, sys

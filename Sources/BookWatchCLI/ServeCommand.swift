@@ -90,12 +90,18 @@ struct ServeCommand: AsyncParsableCommand {
         var sharedBudget: StoreRateBudget?
         // Not a setting (the budget test's baseline, scripts/budget-test.sh): each replica its own bucket, as before.
         let ownBucket = layers.environment["BOOKWATCH_BENCH_OWN_BUCKET"] == "1"
-        if case .postgres = location, !ownBucket, let budgetStore = store as? any RateBudgetStore {
-            sharedBudget = StoreRateBudget(store: budgetStore, owner: watcherConfiguration.owner, logger: logger)
-            logger.info(
-                "Ocrolus calls drawn from the deployment's shared rate budget",
-                metadata: ["rate": "\(watcherSettings.rate)", "burst": "\(watcherSettings.burst)"]
-            )
+        if case .postgres = location, let budgetStore = store as? any RateBudgetStore {
+            if ownBucket {
+                logger.warning(
+                    "BOOKWATCH_BENCH_OWN_BUCKET=1: this replica spends the whole rate limit on its own (a benchmark's baseline, never a deployment)"
+                )
+            } else {
+                sharedBudget = StoreRateBudget(store: budgetStore, owner: watcherConfiguration.owner, logger: logger)
+                logger.info(
+                    "Ocrolus calls drawn from the deployment's shared rate budget",
+                    metadata: ["rate": "\(watcherSettings.rate)", "burst": "\(watcherSettings.burst)"]
+                )
+            }
         }
         let client = OcrolusClient(
             configuration: watcherSettings.ocrolusConfiguration,

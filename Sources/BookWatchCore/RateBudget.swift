@@ -35,7 +35,7 @@ public struct RateBudget: Sendable, Equatable {
     /// from several hosts with their own network delays; with the whole burst spent, a call that
     /// travels faster than the one before it arrives early by Ocrolus's bucket and is refused
     /// (and a 429 halves the rate for a minute). One call in reserve absorbs an interval of that.
-    public static func usableBurst(_ burst: Double) -> Double { burst >= 2 ? burst - 1 : max(burst, 1) }
+    public static func usableBurst(_ burst: Double) -> Double { min(burst >= 2 ? burst - 1 : max(burst, 1), 1_000_000) }
 
     /// Decides one request: granted (the bucket moves on by one interval) or how long to wait,
     /// and what the asking replica's demand becomes (nil: none stands).
@@ -43,16 +43,24 @@ public struct RateBudget: Sendable, Equatable {
         let now = request.now
         let interval = interval(rate: request.rate, now: now)
         let earliest = tat - Int64((Self.usableBurst(request.burst) - 1) * Double(interval))
+        // How long this replica has waited at this rank: its standing demand's, else from now.
+        let own = demands.first { $0.owner == request.owner && $0.expiresAt > now && $0.rank == request.rank }
+        let since = own?.since ?? now
         func waiting(_ wait: Int64, _ reason: RateDecision.Reason) -> (RateDecision, RateDemand?) {
             let wait = max(wait, 1_000)
-            return (.wait(microseconds: wait, reason), RateDemand(owner: request.owner, rank: request.rank, expiresAt: now + wait + Self.demandGrace))
+            let demand = RateDemand(owner: request.owner, rank: request.rank, since: since, expiresAt: now + wait + Self.demandGrace)
+            return (.wait(microseconds: wait, reason), demand)
         }
         if now < pausedUntil { return waiting(pausedUntil - now, .paused) }
-        let ahead = demands.contains { $0.owner != request.owner && $0.expiresAt > now && $0.rank < request.rank }
+        // Another replica goes first with a more urgent call, or one as urgent waiting longer
+        // (otherwise the replica nearest the database would win every slot at equal rank).
+        let ahead = demands.contains {
+            $0.owner != request.owner && $0.expiresAt > now && ($0.rank < request.rank || ($0.rank == request.rank && $0.since < since))
+        }
         if ahead { return waiting(max(earliest - now, interval), .yielding) }
         if now < earliest { return waiting(earliest - now, .empty) }
         tat = max(tat, now) + interval
-        let demand = request.behind.map { RateDemand(owner: request.owner, rank: $0, expiresAt: now + interval + Self.demandGrace) }
+        let demand = request.behind.map { RateDemand(owner: request.owner, rank: $0, since: now, expiresAt: now + interval + Self.demandGrace) }
         return (.granted, demand)
     }
 
@@ -78,21 +86,25 @@ public struct RateRequest: Sendable, Equatable {
     /// The rank of this replica's next waiter after this call, if one waits: its demand stands
     /// once this call is granted, so another replica's less urgent call does not slip in.
     public var behind: Int?
-    /// The replica's clock, microseconds since 1970.
+    /// The time of the request, microseconds since 1970: the replica's clock, replaced by the
+    /// database's when `databaseClock` (so replicas' clocks never disagree on the bucket).
     public var now: Int64
+    /// Decide on the database's clock instead of `now` (`serve` on PostgreSQL).
+    public var databaseClock: Bool
     /// The organisation's requests per second (`BOOKWATCH_RATE_LIMIT`).
     public var rate: Double
     /// Requests allowed at once (`BOOKWATCH_RATE_BURST`).
     public var burst: Double
 
     /// A request for one slot.
-    public init(owner: String, rank: Int, behind: Int?, now: Int64, rate: Double, burst: Double) {
+    public init(owner: String, rank: Int, behind: Int?, now: Int64, rate: Double, burst: Double, databaseClock: Bool = false) {
         self.owner = owner
         self.rank = rank
         self.behind = behind
         self.now = now
         self.rate = rate
         self.burst = burst
+        self.databaseClock = databaseClock
     }
 }
 
@@ -102,13 +114,16 @@ public struct RateDemand: Sendable, Equatable {
     public var owner: String
     /// Its most urgent waiting call's rank (lower first).
     public var rank: Int
+    /// Since when it has waited at this rank (among equal ranks, the longest wait goes first).
+    public var since: Int64
     /// When the demand lapses unless renewed (microseconds since 1970).
     public var expiresAt: Int64
 
     /// A demand.
-    public init(owner: String, rank: Int, expiresAt: Int64) {
+    public init(owner: String, rank: Int, since: Int64, expiresAt: Int64) {
         self.owner = owner
         self.rank = rank
+        self.since = since
         self.expiresAt = expiresAt
     }
 }

@@ -198,7 +198,7 @@ extension PostgresBookStore {
             "v13-rate-budget",
             [
                 "CREATE TABLE rate_budget (id BIGINT PRIMARY KEY, tat BIGINT NOT NULL, paused_until BIGINT NOT NULL, slow_until BIGINT NOT NULL)",
-                "CREATE TABLE rate_demand (owner TEXT PRIMARY KEY, priority_rank BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
+                "CREATE TABLE rate_demand (owner TEXT PRIMARY KEY, priority_rank BIGINT NOT NULL, since BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
             ]
         ),
     ]

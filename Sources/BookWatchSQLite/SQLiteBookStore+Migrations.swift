@@ -215,7 +215,8 @@ extension SQLiteBookStore {
                     "CREATE TABLE rate_budget (id INTEGER PRIMARY KEY, tat INTEGER NOT NULL, paused_until INTEGER NOT NULL, slow_until INTEGER NOT NULL)"
             )
             try db.execute(
-                sql: "CREATE TABLE rate_demand (owner TEXT PRIMARY KEY, priority_rank INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID"
+                sql:
+                    "CREATE TABLE rate_demand (owner TEXT PRIMARY KEY, priority_rank INTEGER NOT NULL, since INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID"
             )
         }
         return migrator

@@ -19,7 +19,7 @@ import Testing
         }
         let (decision, demand) = budget.decide(request("a", at: Self.t0), demands: [])
         #expect(decision == .wait(microseconds: 200_000, .empty))
-        #expect(demand == RateDemand(owner: "a", rank: 2, expiresAt: Self.t0 + 200_000 + RateBudget.demandGrace))
+        #expect(demand == RateDemand(owner: "a", rank: 2, since: Self.t0, expiresAt: Self.t0 + 200_000 + RateBudget.demandGrace))
         #expect(budget.decide(request("b", at: Self.t0 + 199_999), demands: []).decision == .wait(microseconds: 1_000, .empty))
         #expect(budget.decide(request("b", at: Self.t0 + 200_000), demands: []).decision == .granted)
     }
@@ -43,7 +43,7 @@ import Testing
 
     @Test func aMoreUrgentDemandOfAnotherReplicaHoldsBackLessUrgentCalls() {
         var budget = RateBudget()
-        let urgent = RateDemand(owner: "a", rank: 1, expiresAt: Self.t0 + Self.second)
+        let urgent = RateDemand(owner: "a", rank: 1, since: Self.t0, expiresAt: Self.t0 + Self.second)
         let (held, demand) = budget.decide(request("b", rank: 2, at: Self.t0), demands: [urgent])
         #expect(held == .wait(microseconds: 200_000, .yielding))
         #expect(demand?.rank == 2)
@@ -53,11 +53,34 @@ import Testing
         #expect(budget.decide(request("b", rank: 2, at: Self.t0 + Self.second), demands: [urgent]).decision == .granted)
     }
 
+    @Test func atEqualRankTheReplicaWaitingLongerGoesFirstSoTheNearestDoesNotWinEverySlot() {
+        var budget = RateBudget(tat: Self.t0 + 10 * Self.second)
+        // Far has waited since t0; near's head starts waiting now: near yields.
+        let far = RateDemand(owner: "far", rank: 2, since: Self.t0, expiresAt: Self.t0 + 20 * Self.second)
+        let slot = Self.t0 + 10 * Self.second - 23 * 200_000
+        let (held, demand) = budget.decide(request("near", at: slot), demands: [far])
+        #expect(held == .wait(microseconds: 200_000, .yielding))
+        #expect(demand?.since == slot)
+        // Far takes it; its next head waits from now, so near (waiting since `slot`) goes next.
+        #expect(budget.decide(request("far", behind: 2, at: slot), demands: [far]).decision == .granted)
+        let farAgain = RateDemand(owner: "far", rank: 2, since: slot, expiresAt: slot + 3 * Self.second)
+        let nearWaiting = RateDemand(owner: "near", rank: 2, since: slot, expiresAt: slot + 3 * Self.second)
+        let next = slot + 200_000
+        if case .wait(_, .yielding) = budget.decide(
+            request("far", at: next + 1),
+            demands: [RateDemand(owner: "far", rank: 2, since: next + 1, expiresAt: next + Self.second), nearWaiting]
+        ).decision {
+        } else {
+            Issue.record("far should yield to near, waiting longer")
+        }
+        #expect(budget.decide(request("near", at: next), demands: [farAgain, nearWaiting]).decision == .granted)
+    }
+
     @Test func aGrantWithMoreWaitingBehindKeepsTheReplicasDemandAndWithoutDropsIt() {
         var budget = RateBudget()
         let kept = budget.decide(request("a", rank: 0, behind: 1, at: Self.t0), demands: [])
         #expect(kept.decision == .granted)
-        #expect(kept.demand == RateDemand(owner: "a", rank: 1, expiresAt: Self.t0 + 200_000 + RateBudget.demandGrace))
+        #expect(kept.demand == RateDemand(owner: "a", rank: 1, since: Self.t0, expiresAt: Self.t0 + 200_000 + RateBudget.demandGrace))
         let dropped = budget.decide(request("a", rank: 1, at: Self.t0), demands: [])
         #expect(dropped.decision == .granted)
         #expect(dropped.demand == nil)

@@ -22,7 +22,7 @@ import Testing
             // Empty: the urgent caller of replica a waits, and its demand stands.
             #expect(try await ask(store, "a", rank: 1, at: Self.t0) == .wait(microseconds: 200_000, .empty))
             let standing = try await store.rateBudget(now: Self.t0)
-            #expect(standing.demands == [RateDemand(owner: "a", rank: 1, expiresAt: Self.t0 + 200_000 + RateBudget.demandGrace)])
+            #expect(standing.demands == [RateDemand(owner: "a", rank: 1, since: Self.t0, expiresAt: Self.t0 + 200_000 + RateBudget.demandGrace)])
             #expect(standing.budget.tat == Self.t0 + 4 * 200_000)
             // When a slot opens, replica b's background call yields to it; a's takes it.
             let opened = Self.t0 + 200_000
@@ -39,7 +39,7 @@ import Testing
     func a429PausesEveryReplicaAndADeadReplicasDemandLapses(_ kind: StoreKind) async throws {
         try await withStore(kind) { base in
             let store = try #require(base as? any RateBudgetStore)
-            try await store.penalizeRate(now: Self.t0, retryAfter: 4, rate: 5, burst: 5, slowdown: 60)
+            try await store.penalizeRate(now: Self.t0, databaseClock: false, retryAfter: 4, rate: 5, burst: 5, slowdown: 60)
             #expect(try await ask(store, "b", at: Self.t0 + Self.second) == .wait(microseconds: 3 * Self.second, .paused))
             // Replica a asks with an urgent call, then dies: its demand holds b back only until it lapses.
             let resume = Self.t0 + 4 * Self.second
@@ -51,6 +51,25 @@ import Testing
                 Issue.record("b should yield to a's standing demand")
             }
             #expect(try await ask(store, "b", at: lapse) == .granted)
+        }
+    }
+
+    /// `serve` decides on the database's clock: a replica whose own clock is hours off asks on
+    /// the same timeline as the others.
+    @Test(arguments: StoreKind.available)
+    func onTheDatabasesClockAReplicasOwnClockDoesNotMatter(_ kind: StoreKind) async throws {
+        try await withStore(kind) { base in
+            let store = try #require(base as? any RateBudgetStore)
+            let real = Int64(Date().timeIntervalSince1970 * 1_000_000)
+            try await store.penalizeRate(now: 0, databaseClock: true, retryAfter: 30, rate: 5, burst: 5, slowdown: 60)
+            let skewed = RateRequest(owner: "a", rank: 1, behind: nil, now: real + 3_600 * Self.second, rate: 5, burst: 5, databaseClock: true)
+            guard case .wait(let wait, .paused) = try await store.takeRateSlot(skewed) else {
+                Issue.record("a replica an hour ahead should still see the pause")
+                return
+            }
+            #expect(wait > 25 * Self.second && wait <= 30 * Self.second)
+            let demand = try #require(try await store.rateBudget(now: real).demands.first)
+            #expect(abs(demand.since - real) < 60 * Self.second)
         }
     }
 

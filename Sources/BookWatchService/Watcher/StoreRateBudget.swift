@@ -12,18 +12,30 @@ public final class StoreRateBudget: SharedRateBudget {
     private let store: any RateBudgetStore
     private let owner: String
     private let logger: Logger
+    private let databaseClock: Bool
     private let lastWarning = Mutex<Date?>(nil)
 
-    /// A budget in `store`, asked for as `owner` (the replica's lease owner name).
-    public init(store: any RateBudgetStore, owner: String, logger: Logger) {
+    /// A budget in `store`, asked for as `owner` (the replica's lease owner name). With
+    /// `databaseClock` (serve), the bucket runs on the database's clock, so replicas whose clocks
+    /// disagree still share one timeline; without, on the caller's (tests on a virtual clock).
+    public init(store: any RateBudgetStore, owner: String, logger: Logger, databaseClock: Bool = true) {
         self.store = store
         self.owner = owner
         self.logger = logger
+        self.databaseClock = databaseClock
     }
 
     /// `SharedRateBudget.take`: one transaction on the budget row.
     public func take(_ priority: RequestPriority, behind: RequestPriority?, at now: Date, rate: Double, burst: Double) async throws -> TimeInterval? {
-        let request = RateRequest(owner: owner, rank: priority.rawValue, behind: behind?.rawValue, now: now.microseconds, rate: rate, burst: burst)
+        let request = RateRequest(
+            owner: owner,
+            rank: priority.rawValue,
+            behind: behind?.rawValue,
+            now: now.microseconds,
+            rate: rate,
+            burst: burst,
+            databaseClock: databaseClock
+        )
         do {
             switch try await store.takeRateSlot(request) {
             case .granted: return nil
@@ -38,7 +50,14 @@ public final class StoreRateBudget: SharedRateBudget {
     /// `SharedRateBudget.penalize`: the pause written for every replica.
     public func penalize(at now: Date, retryAfter: TimeInterval?, rate: Double, burst: Double, slowdown: TimeInterval) async throws {
         do {
-            try await store.penalizeRate(now: now.microseconds, retryAfter: retryAfter, rate: rate, burst: burst, slowdown: slowdown)
+            try await store.penalizeRate(
+                now: now.microseconds,
+                databaseClock: databaseClock,
+                retryAfter: retryAfter,
+                rate: rate,
+                burst: burst,
+                slowdown: slowdown
+            )
         } catch {
             warn(error, at: now, doing: "share a 429's pause")
             throw error

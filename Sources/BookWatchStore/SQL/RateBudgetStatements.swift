@@ -10,8 +10,9 @@ public protocol RateBudgetStore: Sendable {
     /// live demands, and written back with the asking replica's demand in one transaction.
     func takeRateSlot(_ request: RateRequest) async throws -> RateDecision
 
-    /// Shares a 429's pause with every replica (`RateBudget.penalize`).
-    func penalizeRate(now: Int64, retryAfter: Double?, rate: Double, burst: Double, slowdown: Double) async throws
+    /// Shares a 429's pause with every replica (`RateBudget.penalize`), from `now` or, with
+    /// `databaseClock`, from the database's clock.
+    func penalizeRate(now: Int64, databaseClock: Bool, retryAfter: Double?, rate: Double, burst: Double, slowdown: Double) async throws
 
     /// The budget row and the demands standing at `now` (inspection and tests).
     func rateBudget(now: Int64) async throws -> (budget: RateBudget, demands: [RateDemand])
@@ -21,14 +22,15 @@ public protocol RateBudgetStore: Sendable {
 extension SQLStatementStore {
     /// `RateBudgetStore.takeRateSlot` for both stores.
     public func takeRateSlot(_ request: RateRequest) async throws -> RateDecision {
-        let now = request.now
-        return try await perform(
+        try await perform(
             StoreOperation(
                 .transaction,
-                RateBudgetStatements.locked { budget in
+                RateBudgetStatements.locked(now: request.now, databaseClock: request.databaseClock) { budget, now in
                     .run(RateBudgetStatements.demands(at: now)) { rows in
                         let demands = try rows.map(RateDemand.init(row:))
                         var next = budget
+                        var request = request
+                        request.now = now
                         let (decision, demand) = next.decide(request, demands: demands)
                         var writes = [RateBudgetStatements.forgetDemands(before: now)]
                         if next != budget { writes.append(RateBudgetStatements.write(next)) }
@@ -44,11 +46,11 @@ extension SQLStatementStore {
     }
 
     /// `RateBudgetStore.penalizeRate` for both stores.
-    public func penalizeRate(now: Int64, retryAfter: Double?, rate: Double, burst: Double, slowdown: Double) async throws {
+    public func penalizeRate(now: Int64, databaseClock: Bool, retryAfter: Double?, rate: Double, burst: Double, slowdown: Double) async throws {
         try await perform(
             StoreOperation(
                 .transaction,
-                RateBudgetStatements.locked { budget in
+                RateBudgetStatements.locked(now: now, databaseClock: databaseClock) { budget, now in
                     var next = budget
                     next.penalize(now: now, retryAfter: retryAfter, rate: rate, burst: burst, slowdown: slowdown)
                     return .run(RateBudgetStatements.write(next)) { _ in .done(()) }
@@ -73,15 +75,24 @@ extension SQLStatementStore {
 
 /// The statements of the shared rate budget.
 enum RateBudgetStatements {
-    /// Creates the row when missing (so concurrent replicas serialise on its lock), reads it
-    /// locked, and goes on with `then`.
+    /// Bounds the transaction's lock waits, creates the row when missing (so concurrent replicas
+    /// serialise on its lock), reads it locked, reads the time (the database's, after the lock,
+    /// when `databaseClock`; else `now`), and goes on with `then`.
     static func locked<Answer: Sendable>(
-        _ then: @escaping @Sendable (RateBudget) throws -> StoreOperation<Answer>.Next
+        now: Int64,
+        databaseClock: Bool,
+        _ then: @escaping @Sendable (RateBudget, Int64) throws -> StoreOperation<Answer>.Next
     ) -> StoreOperation<Answer>.Next {
+        let bound = SQLStep("SELECT \(.boundedLockWaits)", reads: true)
         let create = SQLStep("INSERT INTO rate_budget (id, tat, paused_until, slow_until) VALUES (1, 0, 0, 0) ON CONFLICT (id) DO NOTHING")
-        let read = SQLStep("SELECT tat, paused_until, slow_until FROM rate_budget WHERE id = 1\(.rowLock)", reads: true)
-        return .run(create) { _ in
-            .run(read) { rows in try then(try rows.first.map(RateBudget.init(row:)) ?? RateBudget()) }
+        let read = SQLStep("SELECT tat, paused_until, slow_until, \(.nowMicroseconds) AS now FROM rate_budget WHERE id = 1\(.rowLock)", reads: true)
+        return .run(bound) { _ in
+            .run(create) { _ in
+                .run(read) { rows in
+                    guard let row = rows.first else { return try then(RateBudget(), now) }
+                    return try then(try RateBudget(row: row), databaseClock ? try row.int64("now") : now)
+                }
+            }
         }
     }
 
@@ -90,14 +101,15 @@ enum RateBudgetStatements {
     }
 
     static func demands(at now: Int64) -> SQLStep {
-        SQLStep("SELECT owner, priority_rank, expires_at FROM rate_demand WHERE expires_at > \(now) ORDER BY owner", reads: true)
+        SQLStep("SELECT owner, priority_rank, since, expires_at FROM rate_demand WHERE expires_at > \(now) ORDER BY owner", reads: true)
     }
 
     static func write(_ demand: RateDemand) -> SQLStep {
         SQLStep(
             """
-            INSERT INTO rate_demand (owner, priority_rank, expires_at) VALUES (\(demand.owner), \(Int64(demand.rank)), \(demand.expiresAt))
-            ON CONFLICT (owner) DO UPDATE SET priority_rank = excluded.priority_rank, expires_at = excluded.expires_at
+            INSERT INTO rate_demand (owner, priority_rank, since, expires_at)
+            VALUES (\(demand.owner), \(Int64(demand.rank)), \(demand.since), \(demand.expiresAt))
+            ON CONFLICT (owner) DO UPDATE SET priority_rank = excluded.priority_rank, since = excluded.since, expires_at = excluded.expires_at
             """
         )
     }
@@ -118,6 +130,11 @@ extension RateBudget {
 extension RateDemand {
     /// A `rate_demand` row.
     init(row: any SQLRow) throws {
-        self.init(owner: try row.string("owner"), rank: try row.int("priority_rank"), expiresAt: try row.int64("expires_at"))
+        self.init(
+            owner: try row.string("owner"),
+            rank: try row.int("priority_rank"),
+            since: try row.int64("since"),
+            expiresAt: try row.int64("expires_at")
+        )
     }
 }

@@ -23,6 +23,14 @@ package protocol SQLDialect: Sendable {
     /// A hint naming the index a query must walk (SQLite's `INDEXED BY`, which its planner
     /// otherwise misses for the due-poll queries); empty where the planner needs none.
     func indexedBy(_ index: String) -> String
+    /// The database's own clock in microseconds since 1970, as an integer expression (the shared
+    /// rate budget decides on one clock, not on each replica's).
+    var nowMicroseconds: String { get }
+    /// Selected first in a transaction that takes a lock every replica needs: it bounds how long
+    /// the transaction waits for that lock and how long it may hold it idle (a frozen or cut-off
+    /// replica), so one stuck process cannot stop the others (PostgreSQL `set_config(...)`); `1`
+    /// where a transaction cannot stall holding a lock (SQLite's busy timeout already bounds it).
+    var boundedLockWaits: String { get }
 }
 
 /// The keywords a statement names and its dialect spells (`\(.least)` in an `SQLQuery`).
@@ -31,6 +39,7 @@ package enum SQLKeyword: Sendable, Equatable {
     case `true`, `false`
     case rowLock, skipLocked
     case indexedBy(String)
+    case nowMicroseconds, boundedLockWaits
 
     func spelled(in dialect: some SQLDialect) -> String {
         switch self {
@@ -41,6 +50,8 @@ package enum SQLKeyword: Sendable, Equatable {
         case .rowLock: dialect.rowLock
         case .skipLocked: dialect.skipLocked
         case .indexedBy(let index): dialect.indexedBy(index)
+        case .nowMicroseconds: dialect.nowMicroseconds
+        case .boundedLockWaits: dialect.boundedLockWaits
         }
     }
 }
@@ -65,6 +76,10 @@ package struct SQLiteDialect: SQLDialect {
     package var skipLocked: String { "" }
     /// ` INDEXED BY index`.
     package func indexedBy(_ index: String) -> String { " INDEXED BY \(index)" }
+    /// From the Julian day (SQLite keeps milliseconds).
+    package var nowMicroseconds: String { "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)" }
+    /// `1`: nothing to set.
+    package var boundedLockWaits: String { "1" }
 }
 
 /// PostgreSQL's dialect (the store replicas share).
@@ -87,4 +102,10 @@ package struct PostgreSQLDialect: SQLDialect {
     package var skipLocked: String { " FOR UPDATE SKIP LOCKED" }
     /// Nothing: the planner picks the index itself.
     package func indexedBy(_ index: String) -> String { "" }
+    /// `clock_timestamp()` (the moment of the statement, not of the transaction's start).
+    package var nowMicroseconds: String { "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)" }
+    /// A lock waited for at most 2 s, the transaction idle at most 10 s (then ended by the server).
+    package var boundedLockWaits: String {
+        "set_config('lock_timeout', '2s', true), set_config('idle_in_transaction_session_timeout', '10s', true)"
+    }
 }
