@@ -17,6 +17,9 @@ public enum Strategy: String, CaseIterable, Sendable {
     /// bookwatch with `BOOKWATCH_WEBHOOK_TRUST=never`: every finish confirmed by a status call and
     /// finished Books polled every maximum, however reliable webhooks prove (the baseline of trust).
     case hybridStrict = "hybrid-strict"
+    /// bookwatch without outage detection (`WatcherConfiguration.detectOutages` off): webhooks
+    /// count as silent only after an hour without any (the baseline of issue 18's detection).
+    case hybridHour = "hybrid-hour"
     /// Every Book's status every 30 s (same limiter, same analytics step), no webhooks.
     case naive
     /// No polling: trusts `book.verified`/`BOOK_VERIFIED` and fetches analytics when it arrives.
@@ -163,7 +166,7 @@ public enum StrategyBench {
         let simulation: OcrolusSimulation
         var reasons: [String: Int] = [:]
         switch strategy {
-        case .hybrid, .hybridStrict, .naive:
+        case .hybrid, .hybridStrict, .hybridHour, .naive:
             let watcherStats: WatcherStats
             (simulation, stored, watcherStats) = try await runWatcher(strategy, config: config, clock: clock, rate: rate, world: world)
             reasons = Dictionary(uniqueKeysWithValues: watcherStats.polls.map { ($0.key.rawValue, $0.value) })
@@ -241,7 +244,8 @@ public enum StrategyBench {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         var watcher = WatcherConfiguration()
-        watcher.trustWebhooks = strategy == .hybrid
+        watcher.trustWebhooks = strategy == .hybrid || strategy == .hybridHour
+        watcher.detectOutages = strategy != .hybridHour
         let deployment = try SimulatedDeployment(
             simulation: config,
             clock: clock,

@@ -52,6 +52,10 @@ public protocol BookRegistry: Sendable {
     /// How many Books are in each state (states with none are left out).
     func totals() async throws -> [BookPhase: Int]
 
+    /// How many tracked Books are still processing (tracking or processing: their webhooks are
+    /// expected), counted on the state index.
+    func processingCount() async throws -> Int
+
     /// True when the Book was untracked (a tombstone): webhooks never track it again; only
     /// `track` does.
     func isUntracked(_ uuid: BookUUID) async throws -> Bool
@@ -150,8 +154,16 @@ public protocol PollStore: Sendable {
     /// decides (Books still processing to within twice the minimum, finished Books, spaced out
     /// while webhooks were trusted, to within the maximum), jittered from the store's random
     /// source, Books in uuid order; answers how many moved. Urgent and claimed polls stay.
+    /// Without `includingFinished`, only Books still processing (a suspected outage: webhooks
+    /// stopped while Books were expected to send them).
     @discardableResult
-    func tightenPolls(now: Date) async throws -> Int
+    func tightenPolls(now: Date, includingFinished: Bool) async throws -> Int
+}
+
+extension PollStore {
+    /// `tightenPolls(now:includingFinished:)` for every Book's polls.
+    @discardableResult
+    public func tightenPolls(now: Date) async throws -> Int { try await tightenPolls(now: now, includingFinished: true) }
 }
 
 /// Analytics jobs: claimed under fenced leases, results stored under the claim, dead workers'

@@ -144,10 +144,12 @@ package enum BooksTable {
         )
     }
     /// The candidates' condition, the two limits bound: exactly the polls `PollSchedule.tightened`
-    /// moves, so no other row is read or locked.
-    package static func tighteningCondition(_ active: Int64, _ finished: Int64) -> SQLQuery {
-        "poll_reason IS NULL AND poll_claimed_at IS NULL AND ((state IN \(unescaped: activeStates) AND next_poll_at > \(active)) "
-            + "OR (state IN \(unescaped: finishedStates) AND next_poll_at > \(finished)))"
+    /// moves, so no other row is read or locked (nil `finished`: Books still processing only).
+    package static func tighteningCondition(_ active: Int64, _ finished: Int64?) -> SQLQuery {
+        let processing: SQLQuery = "(state IN \(unescaped: activeStates) AND next_poll_at > \(active))"
+        guard let finished else { return "poll_reason IS NULL AND poll_claimed_at IS NULL AND " + processing }
+        return "poll_reason IS NULL AND poll_claimed_at IS NULL AND (" + processing
+            + " OR (state IN \(unescaped: finishedStates) AND next_poll_at > \(finished)))"
     }
     /// The phases whose polls watch for progress, and the finished ones whose polls watch for a reopen.
     package static let activePhases: [BookPhase] = [.tracking, .processing]

@@ -1,4 +1,5 @@
 import BookWatchClocks
+import BookWatchCore
 import Foundation
 import Synchronization
 
@@ -26,9 +27,10 @@ public protocol SharedRateBudget: Sendable {
     func penalize(at now: Date, retryAfter: TimeInterval?, rate: Double, burst: Double, slowdown: TimeInterval) async throws
 }
 
-/// The one token bucket every outgoing call passes (default 5/s, burst 25).
+/// The one token bucket every outgoing call passes (default 5/s, burst 25, one call of which is
+/// kept in reserve: `RateBudget.usableBurst`).
 ///
-/// Invariant: over any run, grants never exceed `rate × elapsed + burst`. The bucket is kept as
+/// Invariant: over any run, grants never exceed `rate × elapsed + burst - 1`. The bucket is kept as
 /// GCRA's theoretical arrival time in seconds from the limiter's creation, which is drift-free
 /// (a token bucket in `Date`s accumulates rounding). Only the head waiter (the
 /// oldest of the most urgent queue) sleeps on the clock; the others park until they become head,
@@ -217,7 +219,7 @@ public final class RateLimiter: Sendable {
             state.slowUntil = now.addingTimeInterval(slowdownPeriod)
             // The server's bucket is empty: so is ours, from the end of the pause.
             let resume = pause.timeIntervalSince(state.origin)
-            state.tat = max(state.tat, resume + (burst - 1) * 2 / rate)  // 2: the slowed interval
+            state.tat = max(state.tat, resume + (RateBudget.usableBurst(burst) - 1) * 2 / rate)  // 2: the slowed interval
         }
     }
 
@@ -277,7 +279,9 @@ public final class RateLimiter: Sendable {
         let slowed = state.slowUntil.map { now < $0 } ?? false
         let interval = (slowed ? 2 : 1) / rate
         let t = now.timeIntervalSince(state.origin)
-        let earliest = state.tat - (burst - 1) * interval
+        // One call of the burst in reserve (`RateBudget.usableBurst`): calls that reach Ocrolus
+        // closer together than they left (network delays vary) still conform to its bucket.
+        let earliest = state.tat - (RateBudget.usableBurst(burst) - 1) * interval
         // A microsecond of slack absorbs Date rounding of the wake-up time; it cannot accumulate,
         // because `tat` advances from itself, not from `t`, when a grant comes early.
         guard t >= earliest - 1e-6 else {

@@ -131,6 +131,7 @@ final class ChaosStore: BookStore {
     }
     func setLabel(_ label: String?, of uuid: BookUUID) async throws { try await pass("setLabel") { try await base.setLabel(label, of: uuid) } }
     func totals() async throws -> [BookPhase: Int] { try await pass("totals") { try await base.totals() } }
+    func processingCount() async throws -> Int { try await pass("processingCount") { try await base.processingCount() } }
     func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
         try await pass("appendToInbox", delivery.bookUUID) { try await base.appendToInbox(delivery) }
     }
@@ -203,8 +204,8 @@ final class ChaosStore: BookStore {
             log.note(replica: replica, uuid, "poll deferred to \(log.stamp(until))")
         }
     }
-    func tightenPolls(now: Date) async throws -> Int {
-        try await pass("tightenPolls") { try await base.tightenPolls(now: now) }
+    func tightenPolls(now: Date, includingFinished: Bool) async throws -> Int {
+        try await pass("tightenPolls") { try await base.tightenPolls(now: now, includingFinished: includingFinished) }
     }
     func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
         try await pass("claimInbox") { try await base.claimInbox(owner: owner, now: now, limit: limit, lease: lease) }

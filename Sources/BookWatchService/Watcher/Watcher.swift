@@ -28,8 +28,11 @@ public final class Watcher: Sendable {
         /// Books whose status call is in flight from this process.
         var inFlight: Set<BookUUID> = []
         var counters = WatcherStats()
-        /// No webhook for longer than `webhookSilence`.
+        /// No webhook for longer than `webhookSilence`, or none for many expected gaps while Books
+        /// are processing (`arrivals`).
         var silent = false
+        /// The deployment's webhook arrivals per processing Book (outage detection).
+        var arrivals = WebhookArrivals()
         var loss = WebhookLossEstimate()
         var lastPruned: Date?
         /// The deployment's last webhook and when the shared measurements were last read.
@@ -72,8 +75,10 @@ public final class Watcher: Sendable {
     public var stats: WatcherStats { state.withLock { $0.counters } }
 
     /// True when no webhook has arrived for `webhookSilence` (since the service started if none
-    /// ever did). Refreshes the flag the schedule uses; turning silent logs it and pulls in the
-    /// polls scheduled while webhooks were trusted.
+    /// ever did), or for many expected gaps while Books are processing (a suspected outage,
+    /// `WebhookArrivals`). Refreshes the flag the schedule uses; turning silent logs it and pulls
+    /// in the polls scheduled while webhooks were trusted (on a suspected outage, those of Books
+    /// still processing: finished Books' webhooks were not expected).
     @discardableResult
     public func refreshSilence() async -> Bool {
         let now = clock.now()
@@ -81,24 +86,49 @@ public final class Watcher: Sendable {
         // Silence is the deployment's: the last webhook any replica (or an earlier run) stored.
         let persisted = state.withLock { $0.shared.lastWebhookAt }
         let last = [health.snapshot.lastWebhookAt, persisted].compactMap { $0 }.max() ?? health.startedAt
-        let isSilent = now.timeIntervalSince(last) > configuration.webhookSilence
+        let longSilence = now.timeIntervalSince(last) > configuration.webhookSilence
+        let outage = await outageSuspected(now: now, lastWebhook: last)
+        let isSilent = longSilence || outage
         let changed = state.withLock { state -> Bool in
             defer { state.silent = isSilent }
             return state.silent != isSilent
         }
         if changed {
             if isSilent {
+                let moved = (try? await store.tightenPolls(now: now, includingFinished: longSilence)) ?? 0
+                let expected = state.withLock { state -> String in
+                    let processing = state.arrivals.samples.last?.processing ?? 0
+                    return state.arrivals.expectedGap(processing: processing, until: last).map { "\(Int($0.rounded(.up)))" } ?? "unknown"
+                }
                 logger.warning(
-                    "no webhooks for a long while; shifting budget to polling",
-                    metadata: ["silent_s": "\(Int(now.timeIntervalSince(last)))"]
+                    longSilence
+                        ? "no webhooks for a long while; shifting budget to polling"
+                        : "webhooks look stopped: none for many expected gaps while Books are processing; polling takes over",
+                    metadata: ["silent_s": "\(Int(now.timeIntervalSince(last)))", "expected_gap_s": "\(expected)", "polls_moved": "\(moved)"]
                 )
-                _ = try? await tightenPolls()
             } else {
                 logger.notice("webhooks are arriving again; polling backs off")
             }
         }
         health.setWebhooksSilent(isSilent)
         return isSilent
+    }
+
+    /// Samples the inbox's newest id and the Books processing (every `WebhookArrivals.sampleEvery`),
+    /// and asks whether the silence since `lastWebhook` is an outage. A failed reading is skipped.
+    func outageSuspected(now: Date, lastWebhook: Date) async -> Bool {
+        guard configuration.detectOutages else { return false }
+        if state.withLock({ $0.arrivals.wantsSample(at: now) }) {
+            do {
+                let inboxID = try await store.newestInboxID()
+                let processing = try await store.processingCount()
+                state.withLock { $0.arrivals.record(WebhookArrivals.Sample(at: now, inboxID: inboxID, processing: processing)) }
+            } catch {
+                logger.debug("could not sample webhook arrivals", metadata: ["error": "\(error)"])
+            }
+        }
+        let floor = store.schedule.minimum
+        return state.withLock { $0.arrivals.suspectsOutage(now: now, lastWebhook: lastWebhook, floor: floor) }
     }
 
     // MARK: startup

@@ -34,6 +34,9 @@ public struct WatcherConfiguration: Sendable {
     public var pollRetry = RetryPolicy(base: 10, cap: 300, maxAttempts: 1)
     /// No webhook at all for this long means webhooks are silent: polling takes over.
     public var webhookSilence: TimeInterval = 3600
+    /// Suspect a webhook outage from silence while Books are processing, long before
+    /// `webhookSilence` (`WebhookArrivals`).
+    public var detectOutages = true
     /// `BOOKWATCH_WEBHOOK_TRUST`: while the loss estimate finds webhooks reliable, act on a
     /// finished `book.verified` body without a status call and space out polls of finished Books
     /// (true, `measured`); or always confirm by polling (false, `never`).

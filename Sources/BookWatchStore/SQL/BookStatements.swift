@@ -70,6 +70,15 @@ extension SQLStatementStore {
         try await perform(StoreOperation(.read, BookStatements.totals, BookStatements.totals(_:)))
     }
 
+    /// `BookRegistry.processingCount` for both stores.
+    public func processingCount() async throws -> Int {
+        let count = SQLStep(
+            "SELECT COUNT(*) AS n FROM books WHERE state IN \(unescaped: BooksTable.activeStates) AND untracked_at IS NULL",
+            reads: true
+        )
+        return try await perform(StoreOperation(.read, count) { try $0.first?.int("n") ?? 0 })
+    }
+
     /// Counts for the gauges read at each scrape, each on an index (books by state, the due-poll
     /// and pending-inbox partial indexes); documents are counted apart (`documentCounts`).
     public func gauges(overdueBefore: Date) async throws -> StoreGauges {

@@ -1,0 +1,37 @@
+import BookWatchCore
+import BookWatchStore
+import BookWatchTestSupport
+import Foundation
+import Testing
+
+/// What outage detection reads and moves, in every store: the Books still processing are
+/// counted, and on a suspected outage only their polls are pulled in.
+@Suite struct OutageConformanceTests {
+    static let processing = BookUUID("0b1c2d3e-0000-4000-8000-000000000001")!
+    static let complete = BookUUID("0b1c2d3e-0000-4000-8000-000000000002")!
+    static let untracked = BookUUID("0b1c2d3e-0000-4000-8000-000000000003")!
+
+    @Test(arguments: StoreKind.available)
+    func aSuspectedOutagePullsInOnlyTheProcessingBooksPolls(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let t = F.t0
+            _ = try await store.apply(.command(.track(.operator)), to: Self.processing, at: t, options: .init())
+            try await StoreFixtures.retrieved(in: store, book: Self.complete, pk: 2, at: t)
+            _ = try await store.apply(.command(.track(.operator)), to: Self.untracked, at: t, options: .init())
+            _ = try await store.apply(.command(.untrack), to: Self.untracked, at: t, options: .init())
+            #expect(try await store.processingCount() == 1)
+            let far = t.plus(10 * 3600)
+            for uuid in [Self.processing, Self.complete] { try await store.deferPoll(uuid, until: far, keepUrgent: false) }
+
+            let now = t.plus(60)
+            #expect(try await store.tightenPolls(now: now, includingFinished: false) == 1)
+            let moved = try #require(try await store.book(Self.processing)?.nextPollAt)
+            #expect(moved >= now.plus(60) && moved <= now.plus(120))  // within twice the minimum
+            #expect(try await store.book(Self.complete)?.nextPollAt == far)
+            // The hour-long silence pulls in the finished Book's too.
+            #expect(try await store.tightenPolls(now: now, includingFinished: true) == 1)
+            let retention = try #require(try await store.book(Self.complete)?.nextPollAt)
+            #expect(retention <= now.plus(1800))
+        }
+    }
+}
