@@ -46,7 +46,7 @@ retrieved() { curl -sf "http://127.0.0.1:$sim_port/_sim/stats" | python3 -c 'imp
 until [ "$(retrieved)" -ge $((books / 3)) ] || [ "$SECONDS" -ge 120 ]; do sleep 0.5; done
 kill -TERM "${serve_pids[0]}"; wait "${serve_pids[0]}" || true; serve_pids=()
 before=$(curl -sf "http://127.0.0.1:$sim_port/_sim/stats" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["analyticsOKByKey"]))')
-"$bin" migrate --database "$work/node.sqlite" --to "$postgres" --force > migrate.log
+"$bin" migrate --database "$work/node.sqlite" --to "$postgres" --force --batch-rows 7 > migrate.log
 echo "migrate-test: stopped the SQLite node after $before retrievals; migrate copied $(tr '\n' ' ' < migrate.log | sed 's/copied .*//')"
 serve "$postgres" 0
 serve "$postgres" 1

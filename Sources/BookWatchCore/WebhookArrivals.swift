@@ -37,6 +37,12 @@ public struct WebhookArrivals: Sendable, Equatable {
     public static let sampleEvery: TimeInterval = 10
     /// Fewer deliveries than this in the window measure nothing.
     public static let minimumArrivals: Int64 = 20
+    /// Less history than this (after a start) measures nothing: a restart's burst of
+    /// redeliveries is not a rate.
+    public static let minimumHistory: TimeInterval = 600
+    /// A silence must also be this many times the longest quiet spell seen in the window while
+    /// Books were processing (deliveries come in clumps: a batch uploads, then goes quiet).
+    public static let quietSpellFactor: Double = 1.5
     /// Expected gaps without a delivery that make an outage: under a Poisson flow, e^-10 of
     /// quiet spells would be this long by chance.
     public static let quietFactor: Double = 10
@@ -57,7 +63,10 @@ public struct WebhookArrivals: Sendable, Equatable {
 
     /// Adds a reading and forgets those older than the window.
     public mutating func record(_ sample: Sample) {
-        if let last = samples.last, sample.at < last.at { samples.removeAll() }  // the clock stepped back
+        if let last = samples.last, sample.at < last.at {  // the clock stepped back
+            samples.removeAll()
+            suspectedSince = nil
+        }
         samples.append(sample)
         samples.removeAll { sample.at.timeIntervalSince($0.at) > Self.window }
     }
@@ -66,13 +75,40 @@ public struct WebhookArrivals: Sendable, Equatable {
     /// what is being judged, so it is not counted); nil when too few arrived to say.
     public func ratePerProcessingBook(until lastWebhook: Date) -> Double? {
         let history = samples.filter { $0.at <= lastWebhook }
-        guard let first = history.first, let last = history.last, last.inboxID - first.inboxID >= Self.minimumArrivals else { return nil }
+        guard let first = history.first, let last = history.last, last.at.timeIntervalSince(first.at) >= Self.minimumHistory else { return nil }
+        // Only intervals with Books processing count, deliveries and exposure alike (a finished
+        // Book's or an untracked one's events while none processed measure nothing); an id that
+        // went back (a pruned, emptied inbox) counts as none.
+        var arrivals: Int64 = 0
         var exposure = 0.0  // processing-Book-seconds
-        for (earlier, later) in zip(history, history.dropFirst()) {
+        for (earlier, later) in zip(history, history.dropFirst()) where earlier.processing > 0 {
+            arrivals += max(0, later.inboxID - earlier.inboxID)
             exposure += Double(earlier.processing) * later.at.timeIntervalSince(earlier.at)
         }
-        guard exposure > 0 else { return nil }
-        return Double(last.inboxID - first.inboxID) / exposure
+        guard arrivals >= Self.minimumArrivals, exposure > 0 else { return nil }
+        return Double(arrivals) / exposure
+    }
+
+    /// When the inbox's id last rose between two readings: a delivery some replica stored, seen
+    /// even before the shared last-webhook time is written or re-read.
+    public var lastRise: Date? {
+        samples.indices.dropFirst().last { samples[$0].inboxID > samples[$0 - 1].inboxID }.map { samples[$0].at }
+    }
+
+    /// The longest spell without a delivery, in the window up to `lastWebhook`, while Books were
+    /// processing (between readings, so to the nearest `sampleEvery`).
+    public func longestQuietSpell(until lastWebhook: Date) -> TimeInterval {
+        var longest = 0.0
+        var spellStart: Date?
+        for (earlier, later) in zip(samples, samples.dropFirst()) where later.at <= lastWebhook {
+            if later.inboxID <= earlier.inboxID && earlier.processing > 0 {
+                spellStart = spellStart ?? earlier.at
+                longest = max(longest, later.at.timeIntervalSince(spellStart ?? earlier.at))
+            } else {
+                spellStart = nil
+            }
+        }
+        return longest
     }
 
     /// The expected gap between deliveries with `processing` Books processing; nil when unknown.
@@ -91,7 +127,8 @@ public struct WebhookArrivals: Sendable, Equatable {
         }
         let processing = samples.last?.processing ?? 0
         guard let gap = expectedGap(processing: processing, until: lastWebhook) else { return false }
-        guard now.timeIntervalSince(lastWebhook) > max(floor, Self.quietFactor * gap) else { return false }
+        let threshold = max(floor, Self.quietFactor * gap, Self.quietSpellFactor * longestQuietSpell(until: lastWebhook))
+        guard now.timeIntervalSince(lastWebhook) > threshold else { return false }
         suspectedSince = now
         return true
     }

@@ -4,22 +4,22 @@ import Logging
 import PostgresNIO
 
 extension PostgresBookStore {
-    /// Tables that must be empty before an import: a database already in use would mix two
-    /// deployments' Books (and retrieve again what the other had).
-    static let mustBeEmpty = ["books", "webhook_inbox", "analytics_jobs", "analytics_results"]
-
-    /// Copies `next`'s batches into this database (`bookwatch migrate`), all in one transaction:
-    /// a failure leaves the database as it was. Refuses a database that already holds Books,
-    /// deliveries, jobs or results, and a column this schema does not have (nothing is dropped
-    /// silently). Integers stored for boolean columns become booleans; ids keep their values and
-    /// the sequences move past them. Answers the rows copied per table.
+    /// Copies the batches of a source into this database (`bookwatch migrate`), all in one
+    /// transaction: a failure leaves the database as it was. `source` makes a fresh reader for
+    /// each attempt (a transaction retried after a serialization failure starts over). Refuses a
+    /// database with a row in any copied table, a column this schema does not have (nothing is
+    /// dropped silently), and a copy whose counts differ from `expected` (the source's). Integers
+    /// stored for boolean columns become booleans; ids keep their values and the sequences move
+    /// past them. Answers the rows copied per table.
     package func importTables(
+        expected: [String: Int],
         timeout: Int = 3600,
-        _ next: @escaping @Sendable () async throws -> TableBatch?
+        _ source: @escaping @Sendable () -> (@Sendable () async throws -> TableBatch?)
     ) async throws -> [String: Int] {
         let logger = self.logger
         return try await transaction(timeout: timeout) { c in
-            for table in Self.mustBeEmpty {
+            let next = source()
+            for table in CopiedTables.all {
                 let rows = try await Self.run(SQLStep("SELECT COUNT(*) AS n FROM \(unescaped: table)", reads: true), on: c, logger)
                 let count = try rows.first?.int("n") ?? 0
                 guard count == 0 else {
@@ -62,6 +62,13 @@ extension PostgresBookStore {
                     start += perStatement
                 }
                 counts[batch.table, default: 0] += batch.rows.count
+            }
+            for table in CopiedTables.all where counts[table, default: 0] != expected[table, default: 0] {
+                throw StoreError(
+                    .refused,
+                    subject: table,
+                    detail: "\(counts[table, default: 0]) rows copied of \(expected[table, default: 0]) in the source; nothing was copied"
+                )
             }
             for table in CopiedTables.sequenced {
                 try await Self.run(

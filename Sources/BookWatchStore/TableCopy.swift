@@ -28,4 +28,7 @@ package enum CopiedTables {
     ]
     /// Tables whose ids come from a sequence on PostgreSQL (moved past the copied ids).
     package static let sequenced = ["webhook_inbox", "analytics_jobs"]
+    /// Tables knowingly left behind: the health probe's row and the rate budget (the new
+    /// deployment's own). Any other table not copied stops the copy (a newer version's table).
+    package static let excluded = ["service_health", "rate_budget", "rate_demand"]
 }

@@ -30,7 +30,7 @@ public protocol SharedRateBudget: Sendable {
 /// The one token bucket every outgoing call passes (default 5/s, burst 25, one call of which is
 /// kept in reserve: `RateBudget.usableBurst`).
 ///
-/// Invariant: over any run, grants never exceed `rate × elapsed + burst - 1`. The bucket is kept as
+/// Invariant: over any run, grants never exceed `rate × elapsed + usableBurst` (the burst less one, when at least 2). The bucket is kept as
 /// GCRA's theoretical arrival time in seconds from the limiter's creation, which is drift-free
 /// (a token bucket in `Date`s accumulates rounding). Only the head waiter (the
 /// oldest of the most urgent queue) sleeps on the clock; the others park until they become head,

@@ -26,13 +26,14 @@ struct MigrateCommandTests {
     static let open = BookUUID("0a3b4c5d-0000-4000-8000-000000000002")!
     static let untracked = BookUUID("0a3b4c5d-0000-4000-8000-000000000003")!
 
-    /// A SQLite node's database: a complete Book with results, one with a job running under a
-    /// claim, a tombstone, a label, a delivery, a page and the shared estimate, written at `t`.
-    func fill(_ path: String, at t: Date) async throws {
+    /// A SQLite node's database: a complete Book with results (its notification waiting), one
+    /// with a job running under a claim (`lease` seconds), a tombstone, a label, a delivery, a
+    /// page and the shared estimate, written at `t`.
+    func fill(_ path: String, at t: Date, lease: TimeInterval = 600) async throws {
         let store = try SQLiteBookStore(path: path)
         try await StoreFixtures.retrievedWithResults(in: store, book: Self.complete, pk: 1, endpoints: ["summary", "income"], at: t)
         try await StoreFixtures.openJob(in: store, book: Self.open, pk: 2, at: t)
-        let job = try #require(try await store.claimAnalyticsJob(owner: "old-node", now: t, lease: 600))
+        let job = try #require(try await store.claimAnalyticsJob(owner: "old-node", now: t, lease: lease))
         try await store.storeAnalyticsPage(
             AnalyticsPage(
                 bookUUID: Self.open,
@@ -59,7 +60,7 @@ struct MigrateCommandTests {
                 authenticated: true
             )
         )
-        try await store.updateSharedState("webhook_loss", at: t) { _ in "{\"estimate\":0.5}" }
+        try await store.updateSharedState("webhook_loss_estimate", at: t) { _ in "{\"estimate\":0.5}" }
         try await store.close()
     }
 
@@ -68,9 +69,14 @@ struct MigrateCommandTests {
         let t = cli.now.addingTimeInterval(-3600)
         try await fill(cli.databasePath, at: t)
         let url = try destination()
-        #expect(await cli.run(["migrate", "--to", url]) == 0, "\(cli.standardError)")
-        #expect(cli.standardOutput.contains("books: 3 rows"))
-        #expect(cli.standardOutput.contains("analytics_results: 2 rows"))
+        // One row per batch: every table is read in key order across batches.
+        #expect(await cli.run(["migrate", "--to", url, "--batch-rows", "1"]) == 0, "\(cli.standardError)")
+        for line in [
+            "books: 3 rows", "documents: 2 rows", "book_labels: 1 rows", "webhook_inbox: 1 rows", "analytics_jobs: 2 rows",
+            "analytics_results: 2 rows", "analytics_pages: 1 rows", "notifications: 1 rows", "deployment_state: 1 rows",
+        ] {
+            #expect(cli.standardOutput.contains(line), "\(line) in \(cli.standardOutput)")
+        }
 
         let sqlite = try SQLiteBookStore(path: cli.databasePath)
         let postgres = try await PostgresBookStore.open(url: url)
@@ -82,7 +88,8 @@ struct MigrateCommandTests {
         }
         #expect(try await postgres.books(state: nil, label: "loan-7", limit: nil).map(\.uuid) == [Self.complete])
         #expect(try await postgres.inboxContains(requestID: "r-1"))
-        #expect(try await postgres.sharedState("webhook_loss") == "{\"estimate\":0.5}")
+        #expect(try await postgres.sharedState("webhook_loss_estimate") == "{\"estimate\":0.5}")
+        #expect(try await postgres.pendingNotifications(limit: 10).map(\.bookUUID) == [Self.complete])
         #expect(try await postgres.analyticsPages(Self.open, generation: 1, endpoint: "enriched_txns").map(\.body) == [Array("[1]".utf8)])
         // Nothing left to retrieve but the open Book's job, free for any replica (the old node's
         // claim was released); the complete Book has no job due.
@@ -95,6 +102,9 @@ struct MigrateCommandTests {
         )
         let ids = try await postgres.inboxDeliveries(after: 0, limit: 10).map(\.id)
         #expect(ids.count == 2 && ids[1] > ids[0])
+        let another = BookUUID("0a3b4c5d-0000-4000-8000-000000000004")!
+        try await StoreFixtures.openJob(in: postgres, book: another, pk: 4, at: cli.now)
+        #expect(try await postgres.analyticsJobs(of: another).count == 1)
         try await sqlite.close()
         try await postgres.close()
     }
@@ -105,7 +115,12 @@ struct MigrateCommandTests {
         // Written a moment ago: serve may still be running.
         try await fill(cli.databasePath, at: cli.now.addingTimeInterval(-5))
         #expect(await cli.run(["migrate", "--to", url]) == 1)
-        #expect(cli.standardError.contains("stop serve first"))
+        #expect(cli.standardError.contains("written to 5 s ago: stop serve first"))
+        // Quiet for two minutes, but a job's claim is held for eight more.
+        let quiet = try CLIHarness(now: cli.now)
+        try await fill(quiet.databasePath, at: cli.now.addingTimeInterval(-120))
+        #expect(await quiet.run(["migrate", "--to", url]) == 1)
+        #expect(quiet.standardError.contains("has a claim held until"))
         let postgres = try await PostgresBookStore.open(url: url)
         #expect(try await postgres.books(state: nil, limit: nil).isEmpty)
         // A destination that already holds a Book.

@@ -57,6 +57,36 @@ import Testing
         #expect(!ask(&sparse, now: last.addingTimeInterval(3_000), lastWebhook: last, floor: 60))
     }
 
+    @Test func aQuietSpellAlreadySeenWhileBooksProcessedRaisesTheBar() throws {
+        // Bursts: 60 deliveries in 10 s, then 110 s of nothing, five times over (100 Books processing).
+        var arrivals = WebhookArrivals()
+        var id: Int64 = 0
+        for step in 0...60 {
+            if step % 12 == 0 { id += 60 }
+            arrivals.record(.init(at: Self.t0.addingTimeInterval(Double(step) * 10), inboxID: id, processing: 100))
+        }
+        let lastWebhook = Self.t0.addingTimeInterval(600)
+        #expect(arrivals.longestQuietSpell(until: lastWebhook) == 110)
+        #expect(arrivals.lastRise == lastWebhook)
+        // The expected gap alone (0.5 s) would call 61 s of quiet an outage; the spells seen say 165 s.
+        #expect(!ask(&arrivals, now: lastWebhook.addingTimeInterval(120), lastWebhook: lastWebhook, floor: 60))
+        #expect(ask(&arrivals, now: lastWebhook.addingTimeInterval(166), lastWebhook: lastWebhook, floor: 60))
+    }
+
+    @Test func deliveriesWhileNothingProcessedAndAShortHistoryMeasureNothing() {
+        var idle = WebhookArrivals()
+        for step in 0...60 {
+            // A hundred deliveries every reading, but no Book processing until the last one.
+            idle.record(.init(at: Self.t0.addingTimeInterval(Double(step) * 10), inboxID: Int64(step) * 100, processing: step == 60 ? 1 : 0))
+        }
+        #expect(idle.ratePerProcessingBook(until: last) == nil)
+        var young = WebhookArrivals()
+        for step in 0...30 {
+            young.record(.init(at: Self.t0.addingTimeInterval(Double(step) * 10), inboxID: Int64(step) * 10, processing: 100))
+        }
+        #expect(young.ratePerProcessingBook(until: Self.t0.addingTimeInterval(300)) == nil)
+    }
+
     @Test func readingsAreTakenEverySampleIntervalKeptForTheWindowAndResetWhenTheClockStepsBack() {
         var arrivals = steady(processing: 10)
         #expect(!arrivals.wantsSample(at: last.addingTimeInterval(9)))

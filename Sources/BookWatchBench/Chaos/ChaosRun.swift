@@ -312,7 +312,8 @@ final class ChaosRun {
         replica.watcher = watcher
         replica.store = store
         replica.health = health
-        rateChecks[replica.index] = GCRACheck(rate: world.rate, burst: world.burst)
+        // The limiter keeps one call of the burst in reserve: hold it to that.
+        rateChecks[replica.index] = GCRACheck(rate: world.rate, burst: RateBudget.usableBurst(world.burst))
         log.note(replica: replica.index, nil, "started as \(configuration.owner)")
         kernel.start(replica: replica.index, kind: .resume) { try? await watcher.resume() }
     }

@@ -155,9 +155,9 @@ extension Watcher {
             // Waiting is not failing: the wait follows the job's age (not a count of tries),
             // and the next status answer confirming the finish, or an analytics-ready webhook,
             // makes the job due at once.
-            // Untrusted webhooks (silent or lossy) will not say when the analytics are ready: the
-            // wait is capped at twice the poll minimum, as a processing Book's polls are.
-            let untrusted = options().webhooksSilent
+            // Silent webhooks (stopped, or suspected so) will not say when the analytics are
+            // ready: the wait is capped at twice the poll minimum, as a processing Book's polls are.
+            let untrusted = webhooksStopped
             let wait = Self.notReadyDelay(
                 age: clock.now().timeIntervalSince(job.openedAt),
                 retryAfter: retryAfter,

@@ -33,6 +33,8 @@ public final class Watcher: Sendable {
         var silent = false
         /// The deployment's webhook arrivals per processing Book (outage detection).
         var arrivals = WebhookArrivals()
+        /// No webhook for longer than `webhookSilence` (finished Books' polls come in too).
+        var longSilent = false
         var loss = WebhookLossEstimate()
         var lastPruned: Date?
         /// The deployment's last webhook and when the shared measurements were last read.
@@ -89,10 +91,15 @@ public final class Watcher: Sendable {
         let longSilence = now.timeIntervalSince(last) > configuration.webhookSilence
         let outage = await outageSuspected(now: now, lastWebhook: last)
         let isSilent = longSilence || outage
-        let changed = state.withLock { state -> Bool in
-            defer { state.silent = isSilent }
-            return state.silent != isSilent
+        let (changed, longer) = state.withLock { state -> (Bool, Bool) in
+            defer {
+                state.silent = isSilent
+                state.longSilent = longSilence
+            }
+            return (state.silent != isSilent, longSilence && !state.longSilent)
         }
+        // A suspected outage that lasts the hour: now the finished Books' polls come in too.
+        if !changed && longer { _ = try? await store.tightenPolls(now: now, includingFinished: true) }
         if changed {
             if isSilent {
                 let moved = (try? await store.tightenPolls(now: now, includingFinished: longSilence)) ?? 0
@@ -128,7 +135,11 @@ public final class Watcher: Sendable {
             }
         }
         let floor = store.schedule.minimum
-        return state.withLock { $0.arrivals.suspectsOutage(now: now, lastWebhook: lastWebhook, floor: floor) }
+        return state.withLock { state in
+            // A rise of the inbox's id is a delivery too (another replica's, not yet in the shared time).
+            let last = max(lastWebhook, state.arrivals.lastRise ?? lastWebhook)
+            return state.arrivals.suspectsOutage(now: now, lastWebhook: last, floor: floor)
+        }
     }
 
     // MARK: startup
@@ -168,6 +179,9 @@ public final class Watcher: Sendable {
         state.withLock { $0.counters.analyticsErrors += 1 }
         metrics.analytics(final ? .failed : .error)
     }
+
+    /// Webhooks silent: none for `webhookSilence`, or an outage suspected (not merely lossy).
+    var webhooksStopped: Bool { state.withLock { $0.silent } }
 
     /// Silent webhooks, or webhooks that miss changes: either way polling takes over.
     func options() -> TransitionOptions {
