@@ -137,7 +137,9 @@ public final class RateLimiter: Sendable {
                 guard let budget else { continue }
                 let wait: TimeInterval?
                 do {
-                    wait = try await budget.take(priority, behind: behind, at: now, rate: rate, burst: burst)
+                    wait = try await Self.leavingOnCancel { [rate, burst] in
+                        try await budget.take(priority, behind: behind, at: now, rate: rate, burst: burst)
+                    }
                 } catch is CancellationError {
                     leave(ticket)
                     throw CancellationError()
@@ -234,6 +236,23 @@ public final class RateLimiter: Sendable {
         next?.resume()
     }
 
+    /// Runs `body` (a shared budget's database call) so that a cancelled caller returns at once,
+    /// even when the call itself does not (a store call waiting for a connection): shutdown never
+    /// waits on the budget. The call finishes on its own; a slot it took then goes unused.
+    static func leavingOnCancel<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let once = ResumeOnce<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                once.set(continuation)
+                Task {
+                    do { once.resume(.success(try await body())) } catch { once.resume(.failure(error)) }
+                }
+            }
+        } onCancel: {
+            once.resume(.failure(CancellationError()))
+        }
+    }
+
     /// Takes a waiter out of its queue; answers its parked continuation, if it had one.
     @discardableResult
     private static func remove(_ state: inout State, _ ticket: UInt64) -> CheckedContinuation<Void, any Error>? {
@@ -291,5 +310,35 @@ public final class RateLimiter: Sendable {
         state.granted += 1
         if let q = state.queues.firstIndex(where: { !$0.isEmpty }) { state.queues[q].removeFirst() }
         return .granted(wake: takeHeadContinuation(&state))
+    }
+}
+
+/// A continuation resumed once, by whichever comes first: the result or a cancellation (the
+/// result may also come before the continuation is set).
+final class ResumeOnce<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var result: Result<T, any Error>?
+    }
+
+    private let state = Mutex(State())
+
+    func set(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            if let result = state.result { return result }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func resume(_ result: Result<T, any Error>) {
+        let waiting = state.withLock { state -> CheckedContinuation<T, any Error>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        waiting?.resume(with: result)
     }
 }

@@ -49,6 +49,23 @@ func runVirtually(_ clock: ManualClock, until done: () -> Bool, maxSteps: Int = 
         print("rate limiter: \(times.count) grants over \(times.last ?? 0) virtual seconds (bound 5/s + 25)")
     }
 
+    @Test func aBudgetCallThatDoesNotReturnNeverHoldsACancelledCaller() async throws {
+        let (stream, feed) = AsyncStream<Int>.makeStream()
+        let started = Recorder<Int>()
+        let caller = Task {
+            try await RateLimiter.leavingOnCancel {
+                started.append(1)
+                for await _ in stream {}
+                return 1
+            }
+        }
+        while started.count == 0 { await Task.yield() }
+        caller.cancel()
+        await #expect(throws: CancellationError.self) { try await caller.value }
+        feed.finish()  // the call ends on its own afterwards
+        #expect(try await RateLimiter.leavingOnCancel { 7 } == 7)
+    }
+
     @Test func retrievalsOvertakeUrgentCallsWhichOvertakeBackgroundCallsFIFOWithinEach() async throws {
         let clock = ManualClock()
         let limiter = RateLimiter(rate: 1, burst: 1, clock: clock)
