@@ -125,7 +125,7 @@ public final class SQLiteBookStore: BookStore {
 
     /// Runs a write transaction, mapping database errors.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        activity.begin()
+        activity.beginWrite()
         defer { activity.end() }
         do {
             return inline ? try Self.writeHere(pool, body) : try await pool.write(body)
@@ -159,8 +159,18 @@ public final class StoreActivity: Sendable {
     /// No transaction running yet.
     public init() {}
 
+    private let writes = Atomic<Int>(0)
+
     func begin() { running.add(1, ordering: .acquiringAndReleasing) }
     func end() { running.subtract(1, ordering: .acquiringAndReleasing) }
+    func beginWrite() {
+        writes.add(1, ordering: .relaxed)
+        begin()
+    }
+
+    /// Write transactions begun so far (each one the single writer's turn: what the webhook
+    /// door's group commits wait behind).
+    public var writesBegun: Int { writes.load(ordering: .relaxed) }
 
     /// Whether a transaction is running now.
     public var isBusy: Bool { running.load(ordering: .acquiring) > 0 }

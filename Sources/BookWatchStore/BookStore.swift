@@ -122,6 +122,11 @@ public protocol InboxStore: Sendable {
     @discardableResult
     func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool
 
+    /// Marks several rows in one transaction (a round's deliveries that changed no Book: one
+    /// commit instead of one each, which a flood about untracked Books would otherwise cost the
+    /// single writer the webhook door shares); answers the ids this call marked.
+    func markProcessed(batch: [InboxMark], at: Date) async throws -> Set<Int64>
+
     /// Gives claimed, unprocessed rows back at once.
     func releaseInbox(_ ids: [Int64]) async throws
 

@@ -1,3 +1,17 @@
+/// One inbox row to mark processed, and how it ended (`InboxStore.markProcessed(batch:at:)`).
+public struct InboxMark: Sendable, Equatable {
+    /// The row.
+    public var id: Int64
+    /// How it ended.
+    public var outcome: InboxOutcome
+
+    /// The row and its outcome.
+    public init(id: Int64, outcome: InboxOutcome) {
+        self.id = id
+        self.outcome = outcome
+    }
+}
+
 /// How an inbox delivery ended, as `webhook_inbox.outcome` records it (`stored` is the text).
 public enum InboxOutcome: Sendable, Equatable, CustomStringConvertible {
     /// Its hint was applied; written in the transition's own transaction.
@@ -15,6 +29,12 @@ public enum InboxOutcome: Sendable, Equatable, CustomStringConvertible {
     case processedElsewhere
     /// It could not be applied after this many attempts and is given up (a poison row).
     case gaveUp(attempts: Int)
+
+    /// A poison row given up on: marked, but not counted as processed.
+    public var isGiveUp: Bool {
+        if case .gaveUp = self { return true }
+        return false
+    }
 
     /// The text stored in `webhook_inbox.outcome`.
     public var stored: String {

@@ -20,7 +20,7 @@ public struct DecodedWebhook: Sendable, Equatable {
     public static func decode(_ body: some Collection<UInt8>) throws(WebhookPayloadError) -> DecodedWebhook {
         let raw: RawWebhook
         do {
-            raw = try JSONDecoder().decode(RawWebhook.self, from: Data(body))
+            raw = try decoder.decode(RawWebhook.self, from: Data(body))
         } catch let error as DecodingError {
             throw WebhookPayloadError(reason: Self.describe(error))
         } catch {
@@ -68,6 +68,9 @@ public struct DecodedWebhook: Sendable, Equatable {
         if let name = raw.bookName?.text, !name.isEmpty { hint.bookName = name }
         return DecodedWebhook(bookUUID: bookUUID, bookPK: bookPK, eventName: eventName, hint: hint)
     }
+
+    /// One decoder for every delivery (making one per call showed in the ingress's profile).
+    private static let decoder = JSONDecoder()
 
     static func describe(_ error: DecodingError) -> String {
         switch error {

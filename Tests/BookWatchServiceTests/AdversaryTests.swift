@@ -791,3 +791,45 @@ import Testing
         #expect(restarted.webhookLoss.lastReceived == [.bookFinishes: clock.now()])
     }
 }
+
+/// A flood of deliveries that change no Book (auto-track off, Books not tracked here) is marked in
+/// one transaction per round, not one commit each: the single writer is what the webhook door's
+/// group commits wait for.
+@Suite struct InboxMarkBatchTests {
+    @Test func deliveriesThatChangeNoBookAreMarkedInOneTransaction() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = AdversaryTests.API(clock: clock, status: [])
+        let watcher = AdversaryTests.watcher(h, api, clock: clock) { $0.autoTrack = false }
+        let untracked = BookUUID("0b0b0b0b-0000-4000-8000-000000000001")!
+        _ = try await h.store.apply(.command(.track(.created)), to: untracked, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.command(.untrack), to: untracked, at: clock.now(), options: .init())
+        let count = 24
+        for index in 0..<count {
+            let book = index.isMultiple(of: 3) ? untracked : BookUUID("0b0b0b0b-0000-4000-8000-\(String(format: "%012d", 100 + index))")!
+            let body = #"{"event_name":"document.verification_succeeded","book_uuid":"\#(book)","doc_uuid":"d\#(index)"}"#
+            _ = try await h.store.appendToInbox(
+                InboxDelivery(
+                    requestID: "flood-\(index)",
+                    receivedAt: clock.now(),
+                    bookUUID: book,
+                    bookPK: nil,
+                    event: "document.verification_succeeded",
+                    body: Array(body.utf8),
+                    authenticated: true,
+                    hint: WebhookHint(event: .documentVerified, document: DocumentRef(uuid: "d\(index)"))
+                )
+            )
+        }
+        let before = h.store.activity.writesBegun
+        #expect(try await watcher.processInbox() == count)
+        let writes = h.store.activity.writesBegun - before
+        // One transition attempt per delivery (no Book row: nothing written, no flush), the claim,
+        // the shared measurements, and one transaction for every mark (28 here); a commit per
+        // mark would be `count` more.
+        #expect(writes <= count + 4, "\(writes) write transactions")
+        #expect(try await h.store.pendingInbox(limit: 100).isEmpty)
+        #expect(try await h.store.isUntracked(untracked))
+        #expect(try await watcher.processInbox() == 0)  // nothing claimed twice
+    }
+}

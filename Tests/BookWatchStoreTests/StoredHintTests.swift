@@ -20,6 +20,13 @@ import Testing
         WebhookHint(event: .bookCompleted),
         WebhookHint(event: .bookClassified, bookName: "Acme \"Bakery\" ünïcode"),
         WebhookHint(event: .unknown("document.status")),
+        // Every character JSON must escape, and some it need not.
+        WebhookHint(
+            event: .unknown("ev\u{0}\"\\"),
+            document: DocumentRef(pk: -1, uuid: "\u{1}\u{1F}\n\r\t\u{8}\u{C}"),
+            listedDocuments: [DocumentSnapshot(ref: DocumentRef(pk: Int.max), status: .rejected, rejectionReason: "a\\b\"c/\u{7F}\u{2028}😀é")],
+            bookName: "\u{0}x\u{1B}[31m"
+        ),
         WebhookHint(event: .unknown("")),
         WebhookHint(event: WebhookEvent(name: "DOC_VERIFIED"), document: DocumentRef(pk: 4), documentStatus: .verificationComplete),
     ]
@@ -27,6 +34,21 @@ import Testing
     @Test(arguments: hints)
     func aStoredHintReadsBackAsItWasDecoded(_ hint: WebhookHint) throws {
         #expect(WebhookHint(storedJSON: hint.storedJSON) == hint)
+    }
+
+    /// The hand-written form is the JSON `JSONEncoder` would write, member for member.
+    @Test(arguments: hints)
+    func theStoredFormIsValidJSONWithTheCodableMembers(_ hint: WebhookHint) throws {
+        let written = try #require(JSONSerialization.jsonObject(with: Data(hint.storedJSON.utf8)) as? NSDictionary)
+        #expect(written["v"] as? Int == 2)
+        #expect(written["event"] as? String == hint.event.name)
+        #expect(written["name"] as? String == hint.bookName)
+        #expect(written["documentUUID"] as? String == hint.document?.uuid)
+        #expect(written["documentPK"] as? Int == hint.document?.pk)
+        let listed = written["listed"] as? [NSDictionary] ?? []
+        #expect(listed.map { $0["rejectionReason"] as? String } == hint.listedDocuments.map(\.rejectionReason))
+        #expect(listed.map { $0["pk"] as? Int } == hint.listedDocuments.map(\.ref.pk))
+        #expect(written["thin"] as? Bool == (hint.event == .documentStatus ? true : nil))
     }
 
     @Test func authenticationIsTheRowsNotTheHints() {

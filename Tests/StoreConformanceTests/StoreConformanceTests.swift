@@ -452,6 +452,29 @@ import Testing
         }
     }
 
+    /// A round's marks in one transaction: each row marked once, whoever marked it first; the
+    /// answer names only the rows this call marked, and marked rows are never claimed again.
+    @Test(arguments: StoreKind.available)
+    func aBatchOfMarksMarksEachRowOnce(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.appendToInbox(batch: (0..<6).map { F.delivery("m\($0)") })
+            let ids = try await store.claimInbox(owner: "w", now: F.t0, limit: 10, lease: 60).map(\.id).sorted()
+            #expect(try await store.markProcessed(ids[1], at: F.t0, outcome: .ignored))  // marked elsewhere first
+            #expect(try await store.markProcessed(batch: [], at: F.t0).isEmpty)
+            let marks = [
+                InboxMark(id: ids[0], outcome: .ignored), InboxMark(id: ids[1], outcome: .untracked),
+                InboxMark(id: ids[2], outcome: .unresolved(detail: "gone")), InboxMark(id: ids[3], outcome: .gaveUp(attempts: 60)),
+                InboxMark(id: 999_999, outcome: .ignored),
+            ]
+            #expect(try await store.markProcessed(batch: marks, at: F.t0.plus(1)) == [ids[0], ids[2], ids[3]])
+            #expect(try await store.markProcessed(batch: marks, at: F.t0.plus(2)).isEmpty)
+            #expect(try await !store.markProcessed(ids[2], at: F.t0.plus(3), outcome: .ignored))
+            // After the lease, only the rows never marked are claimed again.
+            let again = try await store.claimInbox(owner: "w2", now: F.t0.plus(61), limit: 10, lease: 60)
+            #expect(again.map(\.id).sorted() == [ids[4], ids[5]])
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func inboxRowsAreClaimedByOneWorkerAndProcessedOnce(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in

@@ -104,20 +104,26 @@ public struct WebhookIngress: Sendable {
         var headers: HTTPFields = [:]
         if answer.challengesBasic { headers[.wwwAuthenticate] = #"Basic realm="bookwatch""# }
         if let retryAfter = answer.retryAfter { headers[.retryAfter] = "\(retryAfter)" }
-        let body: [String: String] =
-            switch answer.outcome {
-            case .accepted: ["status": "accepted"]
-            case .duplicate: ["status": "duplicate"]
-            default: ["status": "error", "error": answer.reason ?? answer.outcome.rawValue]
-            }
-        return json(HTTPResponse.Status(code: answer.status), body, headers: headers)
+        let status = HTTPResponse.Status(code: answer.status)
+        switch answer.outcome {
+        case .accepted: return json(status, Self.acceptedBody, headers: headers)
+        case .duplicate: return json(status, Self.duplicateBody, headers: headers)
+        default: return json(status, ["status": "error", "error": answer.reason ?? answer.outcome.rawValue], headers: headers)
+        }
+    }
+
+    /// The two bodies of a 200, encoded once (`JSONEncoder` per answer was about 2% of the ingress's CPU).
+    static let acceptedBody = ByteBuffer(string: #"{"status":"accepted"}"#)
+    static let duplicateBody = ByteBuffer(string: #"{"status":"duplicate"}"#)
+
+    static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: body))
     }
 
     static func json(_ status: HTTPResponse.Status, _ object: [String: String], headers: HTTPFields = [:]) -> Response {
-        let data = (try? JSONEncoder.sorted.encode(object)) ?? Data()
-        var fields = headers
-        fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        json(status, ByteBuffer(bytes: (try? JSONEncoder.sorted.encode(object)) ?? Data()), headers: headers)
     }
 }
 

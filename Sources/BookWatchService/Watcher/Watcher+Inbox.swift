@@ -30,25 +30,55 @@ extension Watcher {
             if byBook[key] == nil { order.append(key) }
             byBook[key, default: []].append(stored)
         }
-        return try await withThrowingTaskGroup(of: Int.self) { group in
-            var processed = 0
-            var running = 0
-            for key in order {
-                let deliveries = byBook[key] ?? []
-                if running >= Self.inboxConcurrency, let counted = try await group.next() {
-                    running -= 1
-                    processed += counted
+        // Deliveries that changed no Book are marked together at the end of the round, in one
+        // transaction: a flood about Books not tracked here would otherwise cost the single
+        // writer, which the webhook door's group commits wait for, one commit per delivery.
+        var settled = Settled()
+        do {
+            try await withThrowingTaskGroup(of: Settled.self) { group in
+                var running = 0
+                for key in order {
+                    let deliveries = byBook[key] ?? []
+                    if running >= Self.inboxConcurrency, let done = try await group.next() {
+                        running -= 1
+                        settled.add(done)
+                    }
+                    group.addTask {
+                        var settled = Settled()
+                        for stored in deliveries { settled.add(try await self.settle(stored, apiFailed: apiFailed)) }
+                        return settled
+                    }
+                    running += 1
                 }
-                group.addTask {
-                    var counted = 0
-                    for stored in deliveries where try await self.settle(stored, apiFailed: apiFailed) { counted += 1 }
-                    return counted
-                }
-                running += 1
+                for try await done in group { settled.add(done) }
             }
-            for try await counted in group { processed += counted }
-            return processed
+        } catch {
+            // The marks of the Books that finished are kept; the rest are claimed again later.
+            try? await markTogether(settled.marks)
+            throw error
         }
+        return try await settled.counted + markTogether(settled.marks)
+    }
+
+    /// What a round's deliveries came to: how many counted as processed, and the rows still to mark.
+    struct Settled: Sendable {
+        var counted = 0
+        var marks: [InboxMark] = []
+
+        mutating func add(_ other: Settled) {
+            counted += other.counted
+            marks += other.marks
+        }
+    }
+
+    /// Marks the rows in one transaction; answers how many this replica marked as processed (a
+    /// poison row given up on is marked but not counted).
+    private func markTogether(_ marks: [InboxMark]) async throws -> Int {
+        guard !marks.isEmpty else { return 0 }
+        let marked = try await store.markProcessed(batch: marks, at: clock.now())
+        let counted = marks.filter { marked.contains($0.id) && !$0.outcome.isGiveUp }.count
+        state.withLock { $0.counters.inboxProcessed += counted }
+        return counted
     }
 
     /// Which Book a delivery is about, as far as its row tells (uuid, else pk, else the row).
@@ -72,25 +102,24 @@ extension Watcher {
     /// How many Books' deliveries are applied at once.
     static let inboxConcurrency = 8
 
-    /// Applies one claimed delivery and marks it, or defers it by its own backoff; answers whether
-    /// it counted as processed. A delivery that cannot be applied yet (API or database trouble)
+    /// Applies one claimed delivery, or defers it by its own backoff. An applied hint's row was
+    /// marked in its transition's transaction (counted here); any other ending is a mark for the
+    /// round's one transaction. A delivery that cannot be applied yet (API or database trouble)
     /// waits alone; once the API failed in this round, deliveries that need it wait too, without
     /// a call.
-    private func settle(_ stored: StoredDelivery, apiFailed: RoundFlag) async throws -> Bool {
+    private func settle(_ stored: StoredDelivery, apiFailed: RoundFlag) async throws -> Settled {
         guard let outcome = await process(stored, apiFailed: apiFailed) else {
             if stored.attempts + 1 >= Self.inboxMaxAttempts {
                 // A poison row: recorded with its outcome, never retried for ever.
-                _ = try await store.markProcessed(stored.id, at: clock.now(), outcome: .gaveUp(attempts: stored.attempts + 1))
-                return false
+                return Settled(marks: [InboxMark(id: stored.id, outcome: .gaveUp(attempts: stored.attempts + 1))])
             }
             let wait = Self.inboxRetryDelay(attempts: stored.attempts + 1, cap: store.schedule.maximum, unitRandom: random())
             try await store.deferInbox(stored.id, owner: configuration.owner, until: clock.now().addingTimeInterval(wait))
-            return false
+            return Settled()
         }
-        // An applied hint's row was marked in the transition's own transaction.
-        let counted = outcome == .applied ? true : try await store.markProcessed(stored.id, at: clock.now(), outcome: outcome)
-        if counted { state.withLock { $0.counters.inboxProcessed += 1 } }
-        return counted
+        guard outcome == .applied else { return Settled(marks: [InboxMark(id: stored.id, outcome: outcome)]) }
+        state.withLock { $0.counters.inboxProcessed += 1 }
+        return Settled(counted: 1)
     }
 
     /// Attempts after which a delivery that cannot be applied is marked processed with its reason

@@ -94,18 +94,27 @@ extension SQLStatementStore {
     /// `InboxStore.markProcessed` for both stores.
     @discardableResult
     public func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
-        try await perform(
-            StoreOperation(
-                .statement,
-                SQLStep(
-                    """
-                    UPDATE webhook_inbox SET processed_at = \(at.storageMillis), outcome = \(outcome.stored), claimed_by = NULL
-                    WHERE id = \(id) AND processed_at IS NULL RETURNING id
-                    """,
-                    reads: true
-                )
-            ) { !$0.isEmpty }
+        try await !markProcessed(batch: [InboxMark(id: id, outcome: outcome)], at: at).isEmpty
+    }
+
+    /// `InboxStore.markProcessed(batch:at:)` for both stores: one transaction, a statement per row.
+    public func markProcessed(batch: [InboxMark], at: Date) async throws -> Set<Int64> {
+        guard !batch.isEmpty else { return [] }
+        return try await perform(StoreOperation(.transaction, Self.mark(batch[...], at: at.storageMillis, marked: [])))
+    }
+
+    private static func mark(_ rest: ArraySlice<InboxMark>, at: Int64, marked: Set<Int64>) -> StoreOperation<Set<Int64>>.Next {
+        guard let mark = rest.first else { return .done(marked) }
+        let update = SQLStep(
+            """
+            UPDATE webhook_inbox SET processed_at = \(at), outcome = \(mark.outcome.stored), claimed_by = NULL
+            WHERE id = \(mark.id) AND processed_at IS NULL RETURNING id
+            """,
+            reads: true
         )
+        return .run(update) { rows in
+            Self.mark(rest.dropFirst(), at: at, marked: rows.isEmpty ? marked : marked.union([mark.id]))
+        }
     }
 
     /// `InboxStore.deferInbox` for both stores.
