@@ -1,5 +1,6 @@
 import BookWatchClocks
 import BookWatchCore
+import BookWatchPostgres
 import BookWatchSQLite
 import BookWatchService
 import BookWatchStore
@@ -43,12 +44,81 @@ package struct ScaleFigures {
     package var rssBeforeHourMB = 0.0
     /// Polls made in the virtual hour.
     package var virtualHourPolls = 0
+    /// Transactions per second the idle `serve` committed (PostgreSQL's `pg_stat_database`; nil
+    /// on SQLite, which keeps no such count).
+    package var idleTransactionsPerSecond: Double?
     /// Wall time the virtual hour took.
     package var virtualHourWallSeconds = 0.0
 }
 
+/// Where `bench scale` puts its databases: SQLite files in a directory, or a fresh schema per size
+/// on a PostgreSQL server (dropped afterwards).
+package enum ScaleDatabase: Sendable {
+    case sqlite(directory: URL)
+    case postgres(url: String)
+
+    /// The `--database` value of the database for `books`.
+    func location(books: Int) -> String {
+        switch self {
+        case .sqlite(let directory): return directory.appendingPathComponent("scale-\(books).sqlite").path
+        case .postgres(let url):
+            let schema = "\(ScaleBench.schemaPrefix)\(books)_\(UUID().uuidString.prefix(8).lowercased())"
+            return url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"
+        }
+    }
+
+    /// Opens the store at `location` (created when missing).
+    func open(_ location: String) async throws -> any SQLStatementStore {
+        switch self {
+        case .sqlite: return try SQLiteBookStore(path: location)
+        case .postgres:
+            return try await PostgresBookStore.open(url: location, logger: Logger(label: "scale") { _ in SwiftLogNoOpLogHandler() })
+        }
+    }
+}
+
 /// Measures `serve` and `status` on databases of growing size (docs/benchmarks.md).
 package enum ScaleBench {
+    /// Schemas `bench scale` makes on PostgreSQL start with this (and only those are dropped).
+    static let schemaPrefix = "bookwatch_scale_"
+
+    /// The database's size: the SQLite file and its write-ahead log, or the schema's relations.
+    static func databaseMB(_ store: any SQLStatementStore, location: String) async throws -> Double {
+        if store is PostgresBookStore {
+            let bytes = try await store.perform(
+                StoreOperation(
+                    .read,
+                    SQLStep(
+                        """
+                        SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint AS bytes FROM pg_class c
+                        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'
+                        """,
+                        reads: true
+                    )
+                ) { rows in try rows.first?.int64("bytes") ?? 0 }
+            )
+            return Double(bytes) / 1_048_576
+        }
+        return [location, location + "-wal"].reduce(0.0) { total, file in
+            let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber
+            return total + Double(size?.int64Value ?? 0) / 1_048_576
+        }
+    }
+
+    /// Transactions committed or rolled back in the whole PostgreSQL database so far.
+    static func databaseTransactions(_ store: any SQLStatementStore) async throws -> Int64 {
+        try await store.perform(
+            StoreOperation(
+                .read,
+                SQLStep(
+                    """
+                    SELECT (xact_commit + xact_rollback)::bigint AS done FROM pg_stat_database WHERE datname = current_database()
+                    """,
+                    reads: true
+                )
+            ) { rows in try rows.first?.int64("done") ?? 0 }
+        )
+    }
     static func residentMB(pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
@@ -77,13 +147,36 @@ package enum ScaleBench {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    /// Fills a database of `books` in `directory` and measures it; `print` gets each line.
-    package static func run(books: Int, directory: URL, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
+    /// Fills a database of `books` in `database` and measures it; `print` gets each line.
+    package static func run(books: Int, database: ScaleDatabase, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
+        let location = database.location(books: books)
+        let store = try await database.open(location)
+        do {
+            let figures = try await measure(books: books, database: database, location: location, store: store, idleSeconds: idleSeconds)
+            try await remove(store)
+            return figures
+        } catch {
+            try? await remove(store)
+            throw error
+        }
+    }
+
+    /// Closes the bench's store; a PostgreSQL schema of the bench's own is dropped first.
+    static func remove(_ store: any SQLStatementStore) async throws {
+        if let postgres = store as? PostgresBookStore { try await postgres.dropSchema(prefix: schemaPrefix) }
+        try await store.close()
+    }
+
+    static func measure(
+        books: Int,
+        database: ScaleDatabase,
+        location: String,
+        store: any SQLStatementStore,
+        idleSeconds: Double
+    ) async throws -> ScaleFigures {
         var figures = ScaleFigures()
-        let path = directory.appendingPathComponent("scale-\(books).sqlite").path
         let now = Date()
         do {
-            let store = try SQLiteBookStore(path: path)
             let fill = try await store.fillForBenchmark(books: books, documentsPerBook: 10, now: now)
             figures.books = fill.books
             figures.documents = fill.documents
@@ -119,19 +212,16 @@ package enum ScaleBench {
             figures.duePollIdleMicros = median(idle)
             figures.duePollBacklogMicros = median(backlog)
             figures.baselineMicros = median(baseline)
-            try store.close()
         }
-        // The database with its write-ahead log (not checkpointed yet after the fill).
-        figures.databaseMB = [path, path + "-wal"].reduce(0.0) { total, file in
-            let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber
-            return total + Double(size?.int64Value ?? 0) / 1_048_576
-        }
+        // SQLite: the file with its write-ahead log (not checkpointed yet after the fill).
+        figures.databaseMB = try await databaseMB(store, location: location)
+        if let sqlite = store as? SQLiteBookStore { try sqlite.close() }
 
         // serve as a real process: start to ready, RSS, idle CPU.
         let port = Int.random(in: 20_000...40_000)
         let serve = Process()
         serve.executableURL = URL(fileURLWithPath: executable())
-        serve.arguments = ["serve", "--database", path, "--port", "\(port)", "--log-level", "error"]
+        serve.arguments = ["serve", "--database", location, "--port", "\(port)", "--log-level", "error"]
         var environment = ProcessInfo.processInfo.environment
         environment["OCROLUS_CLIENT_ID"] = "scale"
         environment["OCROLUS_CLIENT_SECRET"] = "scale-secret"
@@ -162,8 +252,17 @@ package enum ScaleBench {
         figures.readySeconds = (ContinuousClock.now - started).inSeconds
         figures.rssReadyMB = residentMB(pid: serve.processIdentifier)
         let cpuBefore = cpuSeconds(pid: serve.processIdentifier)
+        let postgres = store as? PostgresBookStore
+        let transactionsBefore: Int64? = if let postgres { try await databaseTransactions(postgres) } else { nil }
         try await Task.sleep(for: .seconds(idleSeconds))
         figures.idleCPUPercent = (cpuSeconds(pid: serve.processIdentifier) - cpuBefore) / idleSeconds * 100
+        if let postgres, let transactionsBefore {
+            // The statistics reach pg_stat_database within a second of each transaction; the
+            // bench's own two reads are counted out.
+            try await Task.sleep(for: .seconds(1.5))
+            let done = try await databaseTransactions(postgres) - transactionsBefore - 2
+            figures.idleTransactionsPerSecond = Double(max(0, done)) / idleSeconds
+        }
         serve.terminate()
         serve.waitUntilExit()
 
@@ -172,7 +271,7 @@ package enum ScaleBench {
         for _ in 0..<5 {
             let status = Process()
             status.executableURL = URL(fileURLWithPath: executable())
-            status.arguments = ["status", "--limit", "50", "--database", path]
+            status.arguments = ["status", "--limit", "50", "--database", location]
             status.standardOutput = FileHandle.nullDevice
             let start = ContinuousClock.now
             try status.run()
@@ -182,7 +281,7 @@ package enum ScaleBench {
         figures.statusMilliseconds = median(statusTimes)
 
         // An hour of virtual time in this process: every due poll answered "still processing".
-        let hour = try await virtualHour(path: path, start: now)
+        let hour = try await virtualHour(database: database, location: location, start: now)
         figures.rssBeforeHourMB = hour.before
         figures.rssAfterHourMB = hour.after
         figures.virtualHourPolls = hour.polls
@@ -193,10 +292,28 @@ package enum ScaleBench {
     /// The watcher on the filled database for one virtual hour against an API that answers every
     /// status call with the Book still verifying (and every analytics call with a small body),
     /// at 5 requests/s: the memory the watcher's working set takes.
-    static func virtualHour(path: String, start: Date) async throws -> (before: Double, after: Double, polls: Int, wall: Double) {
+    static func virtualHour(
+        database: ScaleDatabase,
+        location: String,
+        start: Date
+    ) async throws -> (before: Double, after: Double, polls: Int, wall: Double) {
         let clock = ManualClock(start: start)
-        let store = try SQLiteBookStore(path: path)
-        defer { try? store.close() }
+        let store = try await database.open(location)
+        do {
+            let figures = try await virtualHour(store: store, clock: clock, start: start)
+            try await store.close()
+            return figures
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    static func virtualHour(
+        store: any SQLStatementStore,
+        clock: ManualClock,
+        start: Date
+    ) async throws -> (before: Double, after: Double, polls: Int, wall: Double) {
         var logger = Logger(label: "scale")
         logger.logLevel = .critical
         let client = OcrolusClient(

@@ -21,7 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
 struct BenchFillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fill",
-        abstract: "Fill a database with tracked Books and Documents in a steady-state mix (70% complete, 20% processing, ...)."
+        abstract: "Fill a database (SQLite or PostgreSQL) with tracked Books and Documents in a steady-state mix (70% complete, 20% processing, ...)."
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -36,9 +36,12 @@ struct BenchFillCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = CLIContext.current
-        let store = try database.openSQLiteStore(context)
-        defer { try? store.close() }
-        let summary = try await store.fillForBenchmark(books: books, documentsPerBook: documentsPerBook, now: context.now(), seed: seed)
+        let opened = try await database.openStore(context)
+        let summary = try await using(opened) { opened in
+            // Both stores run the same statements (`SQLStatementStore`).
+            guard let store = opened as? any SQLStatementStore else { throw CLIError.runtime("this database cannot be filled") }
+            return try await store.fillForBenchmark(books: books, documentsPerBook: documentsPerBook, now: context.now(), seed: seed)
+        }
         let states = BookPhase.allCases.compactMap { phase in summary.byState[phase].map { "\($0) \(phase.rawValue)" } }
         context.print(
             String(
@@ -176,6 +179,13 @@ struct BenchScaleCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-seconds"), help: "How long idle CPU is measured.") var idleSeconds = 10.0
     @Option(help: ArgumentHelp("Directory for the databases (default: a temporary one, removed afterwards).", valueName: "path"))
     var directory: String?
+    @Option(
+        help: ArgumentHelp(
+            "A PostgreSQL server instead of SQLite files: each size in a schema of its own, dropped afterwards (the URL must not name a schema).",
+            valueName: "url"
+        )
+    )
+    var postgres: String?
 
     func sizes() throws -> [Int] {
         try commaList(books, { Int($0).flatMap { $0 > 0 ? $0 : nil } }, invalid: { "--books '\($0)' is not a positive number" })
@@ -184,6 +194,12 @@ struct BenchScaleCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try sizes()
         guard idleSeconds > 0 else { throw ValidationError("--idle-seconds must be positive") }
+        if let postgres {
+            guard case .postgres = DatabaseLocation(postgres) else { throw ValidationError("--postgres must be a postgres:// URL") }
+            guard !ChaosDatabase.namesSchema(postgres) else {
+                throw ValidationError("--postgres must not name a schema: each size gets a schema of its own, dropped afterwards")
+            }
+        }
     }
 
     func run() async throws {
@@ -193,16 +209,18 @@ struct BenchScaleCommand: AsyncParsableCommand {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-scale-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         defer { if directory == nil { try? FileManager.default.removeItem(at: base) } }
-        context.print("bench scale: databases in \(base.path); serve against an unreachable API (nothing due while idle)")
+        let database: ScaleDatabase = postgres.map { .postgres(url: $0) } ?? .sqlite(directory: base)
+        let location = postgres.map { "PostgreSQL \(DatabaseLocation($0).redacted), a schema per size" } ?? "SQLite files in \(base.path)"
+        context.print("bench scale: \(location); serve against an unreachable API (nothing due while idle)")
         context.print(
-            "books    docs      fill s  db MB  ready s  RSS MB  idle CPU  status ms  due-poll µs (idle/backlog/baseline)  1h virtual: polls, RSS MB before→after, wall s"
+            "books    docs      fill s  db MB  ready s  RSS MB  idle CPU  status ms  due-poll µs (idle/backlog/baseline)  1h virtual: polls, RSS MB before→after, wall s  idle tx/s"
         )
         var scrapes: [String] = []
         for size in try sizes() {
-            let f = try await ScaleBench.run(books: size, directory: base, idleSeconds: idleSeconds) { context.print($0) }
+            let f = try await ScaleBench.run(books: size, database: database, idleSeconds: idleSeconds) { context.print($0) }
             context.print(
                 String(
-                    format: "%-7d  %-8d  %6.1f  %5.0f  %7.2f  %6.1f  %7.2f%%  %9.1f  %8.0f / %8.0f / %5.0f               %6d, %.0f→%.0f, %.1f",
+                    format: "%-7d  %-8d  %6.1f  %5.0f  %7.2f  %6.1f  %7.2f%%  %9.1f  %8.0f / %8.0f / %5.0f               %6d, %.0f→%.0f, %.1f  %@",
                     f.books,
                     f.documents,
                     f.fillSeconds,
@@ -217,7 +235,8 @@ struct BenchScaleCommand: AsyncParsableCommand {
                     f.virtualHourPolls,
                     f.rssBeforeHourMB,
                     f.rssAfterHourMB,
-                    f.virtualHourWallSeconds
+                    f.virtualHourWallSeconds,
+                    f.idleTransactionsPerSecond.map { String(format: "%.1f", $0) } ?? "-"
                 )
             )
             scrapes.append(

@@ -832,4 +832,37 @@ import Testing
         #expect(try await h.store.isUntracked(untracked))
         #expect(try await watcher.processInbox() == 0)  // nothing claimed twice
     }
+
+    /// A poison row (its last attempt failed) is marked with the round's other marks, given up,
+    /// and not counted as processed.
+    @Test func aRowGivenUpIsMarkedButNotCounted() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let failing = OcrolusError(.transient, endpoint: "book/status", httpStatus: 503, message: "unavailable")
+        let api = AdversaryTests.API(clock: clock, status: [.error(failing)])
+        let watcher = AdversaryTests.watcher(h, api, clock: clock)
+        let body = #"{"event_name":"document.verification_succeeded","book_pk":5}"#
+        _ = try await h.store.appendToInbox(
+            InboxDelivery(
+                requestID: "poison",
+                receivedAt: clock.now(),
+                bookUUID: nil,
+                bookPK: 5,
+                event: "document.verification_succeeded",
+                body: Array(body.utf8),
+                authenticated: true,
+                hint: WebhookHint(event: .documentVerified)
+            )
+        )
+        for _ in 0..<59 {  // one attempt short of `Watcher.inboxMaxAttempts`
+            let id = try #require(try await h.store.claimInbox(owner: "w1", now: clock.now(), limit: 1, lease: 60).first?.id)
+            try await h.store.deferInbox(id, owner: "w1", until: clock.now())
+        }
+        #expect(try await watcher.processInbox() == 0)  // given up: not counted
+        #expect(api.calls.status == 1)
+        #expect(try await h.store.pendingInbox(limit: 10).isEmpty)  // but marked
+        clock.advance(by: 3600)
+        #expect(try await watcher.processInbox() == 0)
+        #expect(api.calls.status == 1)
+    }
 }

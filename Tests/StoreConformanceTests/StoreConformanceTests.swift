@@ -452,6 +452,26 @@ import Testing
         }
     }
 
+    /// The scale benchmark's fill writes the same database on both stores (same seed, same mix),
+    /// readable like real rows, with nothing due at its `now`.
+    @Test(arguments: StoreKind.available)
+    func theBenchmarkFillWritesTheSameMixOnEitherStore(_ kind: StoreKind) async throws {
+        try await withStore(kind) { opened in
+            let store = try #require(opened as? any SQLStatementStore)
+            let summary = try await store.fillForBenchmark(books: 300, documentsPerBook: 4, now: F.t0, seed: 7)
+            #expect(summary.books == 300)
+            // The seed's mix, either store.
+            #expect(summary.byState == [.complete: 205, .processing: 74, .tracking: 9, .retrieving: 8, .failed: 2, .deleted: 2])
+            #expect(try await store.totals() == summary.byState)
+            #expect(try await store.documentCounts().values.reduce(0, +) == summary.documents)
+            #expect(try await store.duePolls(now: F.t0, limit: 10).isEmpty)
+            #expect(try await store.duePolls(now: F.t0.plus(1800), limit: 10).count == 10)
+            let complete = try await store.books(state: .complete, limit: 3)
+            #expect(complete.allSatisfy { $0.analytics?.state == .complete && $0.documentsFinished == $0.documentsTotal })
+            #expect(try await store.analyticsCounts().results == summary.byState[.complete])
+        }
+    }
+
     /// A round's marks in one transaction: each row marked once, whoever marked it first; the
     /// answer names only the rows this call marked, and marked rows are never claimed again.
     @Test(arguments: StoreKind.available)
@@ -469,6 +489,15 @@ import Testing
             #expect(try await store.markProcessed(batch: marks, at: F.t0.plus(1)) == [ids[0], ids[2], ids[3]])
             #expect(try await store.markProcessed(batch: marks, at: F.t0.plus(2)).isEmpty)
             #expect(try await !store.markProcessed(ids[2], at: F.t0.plus(3), outcome: .ignored))
+            // Each row keeps its own outcome; the first mark of a row wins.
+            let outcomes = Dictionary(
+                uniqueKeysWithValues: try await store.recentDeliveries(about: F.uuid, limit: 10).map { ($0.delivery.id, $0.outcome) }
+            )
+            #expect(outcomes[ids[0]] == "ignored")
+            #expect(outcomes[ids[1]] == "ignored")
+            #expect(outcomes[ids[2]] == "unresolved: gone")
+            #expect(outcomes[ids[3]] == "gave up after 60 attempts")
+            #expect(outcomes[ids[4]] == .some(nil))
             // After the lease, only the rows never marked are claimed again.
             let again = try await store.claimInbox(owner: "w2", now: F.t0.plus(61), limit: 10, lease: 60)
             #expect(again.map(\.id).sorted() == [ids[4], ids[5]])

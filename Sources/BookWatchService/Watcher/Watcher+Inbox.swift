@@ -30,50 +30,82 @@ extension Watcher {
             if byBook[key] == nil { order.append(key) }
             byBook[key, default: []].append(stored)
         }
-        // Deliveries that changed no Book are marked together at the end of the round, in one
-        // transaction: a flood about Books not tracked here would otherwise cost the single
-        // writer, which the webhook door's group commits wait for, one commit per delivery.
+        // Deliveries that changed no Book are marked together, in one transaction per
+        // `inboxMarkBatch` rows (and at least every half lease, so rows decided here are not
+        // claimed again elsewhere while a slow round goes on): a flood about Books not tracked
+        // here would otherwise cost the single writer, which the webhook door's group commits
+        // wait for, one commit per delivery. A Book whose delivery failed keeps the marks it made
+        // before the failure; the round's first error is thrown once every mark is written.
         var settled = Settled()
-        do {
-            try await withThrowingTaskGroup(of: Settled.self) { group in
-                var running = 0
-                for key in order {
-                    let deliveries = byBook[key] ?? []
-                    if running >= Self.inboxConcurrency, let done = try await group.next() {
-                        running -= 1
-                        settled.add(done)
-                    }
-                    group.addTask {
-                        var settled = Settled()
-                        for stored in deliveries { settled.add(try await self.settle(stored, apiFailed: apiFailed)) }
-                        return settled
-                    }
-                    running += 1
-                }
-                for try await done in group { settled.add(done) }
+        var flushedAt = clock.now()
+        let flushEvery = configuration.lease / 2
+        await withTaskGroup(of: Settled.self) { group in
+            var running = 0
+            var collect = { (done: Settled) async in
+                settled.add(done)
+                let now = self.clock.now()
+                guard settled.marks.count >= Self.inboxMarkBatch || now.timeIntervalSince(flushedAt) >= flushEvery else { return }
+                flushedAt = now
+                await settled.flush(self)
             }
-        } catch {
-            // The marks of the Books that finished are kept; the rest are claimed again later.
-            try? await markTogether(settled.marks)
-            throw error
+            for key in order {
+                let deliveries = byBook[key] ?? []
+                if running >= Self.inboxConcurrency, let done = await group.next() {
+                    running -= 1
+                    await collect(done)
+                }
+                group.addTask {
+                    var settled = Settled()
+                    do {
+                        for stored in deliveries { settled.add(try await self.settle(stored, apiFailed: apiFailed)) }
+                    } catch {
+                        settled.error = error
+                    }
+                    return settled
+                }
+                running += 1
+            }
+            for await done in group { await collect(done) }
         }
-        return try await settled.counted + markTogether(settled.marks)
+        await settled.flush(self)
+        if let error = settled.error { throw error }
+        return settled.counted
     }
 
-    /// What a round's deliveries came to: how many counted as processed, and the rows still to mark.
+    /// Rows marked in one transaction at most (a round claims up to 256).
+    static let inboxMarkBatch = 64
+
+    /// What a round's deliveries came to: how many counted as processed, the rows still to mark,
+    /// and the first error met.
     struct Settled: Sendable {
         var counted = 0
         var marks: [InboxMark] = []
+        var error: (any Error)?
 
         mutating func add(_ other: Settled) {
             counted += other.counted
             marks += other.marks
+            error = error ?? other.error
+        }
+
+        /// Writes the marks held (ids in order, so two replicas' batches take row locks in the
+        /// same order); a failure is kept as the round's error and the rows are claimed again
+        /// once their lease lapses.
+        mutating func flush(_ watcher: Watcher) async {
+            guard !marks.isEmpty else { return }
+            let batch = marks.sorted { $0.id < $1.id }
+            marks = []
+            do {
+                counted += try await watcher.markTogether(batch)
+            } catch {
+                self.error = self.error ?? error
+            }
         }
     }
 
     /// Marks the rows in one transaction; answers how many this replica marked as processed (a
     /// poison row given up on is marked but not counted).
-    private func markTogether(_ marks: [InboxMark]) async throws -> Int {
+    func markTogether(_ marks: [InboxMark]) async throws -> Int {
         guard !marks.isEmpty else { return 0 }
         let marked = try await store.markProcessed(batch: marks, at: clock.now())
         let counted = marks.filter { marked.contains($0.id) && !$0.outcome.isGiveUp }.count

@@ -207,3 +207,23 @@ extension DuePoll {
         )
     }
 }
+
+extension SQLStatementStore {
+    /// Polls due by `now`, urgent ones first, then the most overdue: from the `books_due_poll`
+    /// index, never a scan of all Books. Reads only (the scale benchmark's query); the watcher claims.
+    public func duePolls(now: Date, limit: Int) async throws -> [DuePoll] {
+        let t = now.storageMillis
+        let urgent = PollStatements.due(urgent: true, now: t, limit: limit, excluding: [], claiming: false)
+        return try await perform(
+            StoreOperation(
+                .read,
+                .run(urgent) { rows in
+                    let found = try rows.compactMap(DuePoll.init(row:))
+                    guard found.count < limit else { return .done(found) }
+                    let overdue = PollStatements.due(urgent: false, now: t, limit: limit - found.count, excluding: [], claiming: false)
+                    return .run(overdue) { rows in .done(found + (try rows.compactMap(DuePoll.init(row:)))) }
+                }
+            )
+        )
+    }
+}

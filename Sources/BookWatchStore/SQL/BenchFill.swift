@@ -1,7 +1,5 @@
 import BookWatchCore
-import BookWatchStore
 import Foundation
-import GRDB
 
 /// What `fillForBenchmark` wrote.
 public struct BenchFillSummary: Sendable {
@@ -15,8 +13,9 @@ public struct BenchFillSummary: Sendable {
     public var seconds: TimeInterval = 0
 }
 
-extension SQLiteBookStore {
-    /// Fills the store with `books` tracked Books in a steady-state mix (70 % complete, 20 %
+extension SQLStatementStore {
+    /// Fills the store (either kind: the same statements as real transitions, a transaction per
+    /// 5,000 Books) with `books` tracked Books in a steady-state mix (70 % complete, 20 %
     /// processing, 5 % tracking, 2 % retrieving, 2 % failed, 1 % deleted) and about
     /// `documentsPerBook` Documents each, through the same row writer as real transitions.
     /// Polls are scheduled 1 to 30 minutes after `now` (nothing is due at `now`), complete Books
@@ -37,7 +36,8 @@ extension SQLiteBookStore {
         while index < books {
             let lower = index
             let upper = min(books, index + batch)
-            let written = try await write { db -> BenchFillSummary in
+            var steps: [SQLStep] = []
+            let written: BenchFillSummary = {
                 var rng = SeededRandom(seed: seed &+ UInt64(lower))
                 var part = BenchFillSummary()
                 for number in lower..<upper {
@@ -93,26 +93,29 @@ extension SQLiteBookStore {
                     case .deleted:
                         next = nil
                     }
-                    for step in TransitionDriver.writeBook(machine, schedule: StoredSchedule(next: next), now: nowMillis) { try db.run(step) }
+                    steps += TransitionDriver.writeBook(machine, schedule: StoredSchedule(next: next), now: nowMillis)
                     if let finishedAt {
                         let jobState = phase == .complete ? "complete" : phase == .failed ? "failed" : "pending"
-                        try db.execute(
-                            sql: """
+                        let dueAt: Int64? = phase == .retrieving ? nowMillis + 60_000 + Int64(rng.unit() * 600_000) : nil
+                        let lastError: String? = phase == .failed ? "gave up after 60 attempts" : nil
+                        let completedAt: Int64? = phase == .retrieving ? nil : finishedAt.storageMillis + 5_000
+                        steps.append(
+                            SQLStep(
+                                """
                                 INSERT INTO analytics_jobs (book_uuid, generation, state, attempts, due_at, last_error, created_at, completed_at)
-                                VALUES (?, 1, ?, ?, ?, ?, ?, ?)
-                                """,
-                            arguments: [
-                                uuid.rawValue, jobState, phase == .failed ? 60 : 1,
-                                phase == .retrieving ? nowMillis + 60_000 + Int64(rng.unit() * 600_000) : nil,
-                                phase == .failed ? "gave up after 60 attempts" : nil, finishedAt.storageMillis,
-                                phase == .retrieving ? nil : finishedAt.storageMillis + 5_000,
-                            ]
+                                VALUES (\(uuid.rawValue), 1, \(jobState), \(phase == .failed ? 60 : 1), \(dueAt), \(lastError),
+                                    \(finishedAt.storageMillis), \(completedAt))
+                                """
+                            )
                         )
                         if phase == .complete {
-                            try db.execute(
-                                sql:
-                                    "INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at) VALUES (?, 1, 'summary', ?, ?)",
-                                arguments: [uuid.rawValue, Self.benchSummaryBody, finishedAt.storageMillis + 5_000]
+                            steps.append(
+                                SQLStep(
+                                    """
+                                    INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
+                                    VALUES (\(uuid.rawValue), 1, 'summary', \(benchSummaryBody), \(finishedAt.storageMillis + 5_000))
+                                    """
+                                )
                             )
                         }
                     }
@@ -121,7 +124,8 @@ extension SQLiteBookStore {
                     part.byState[phase, default: 0] += 1
                 }
                 return part
-            }
+            }()
+            try await perform(StoreOperation(.transaction, writes: steps))
             summary.books += written.books
             summary.documents += written.documents
             summary.byState.merge(written.byState, uniquingKeysWith: +)
@@ -132,8 +136,10 @@ extension SQLiteBookStore {
         return summary
     }
 
-    static let benchSummaryBody = Data(
-        #"{"status":200,"response":{"summary":{"total_deposits":48211.37,"total_withdrawals":45102.10,"average_daily_balance":9120.55,"nsf_count":0,"months":3}}}"#
-            .utf8
-    )
 }
+
+/// The summary every filled complete Book keeps.
+private let benchSummaryBody = Array(
+    #"{"status":200,"response":{"summary":{"total_deposits":48211.37,"total_withdrawals":45102.10,"average_daily_balance":9120.55,"nsf_count":0,"months":3}}}"#
+        .utf8
+)
