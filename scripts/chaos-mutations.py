@@ -30,7 +30,7 @@ M = {
  'M3-untrack-not-sticky': [('Sources/BookWatchStore/TransitionPlan.swift', [(
     """        case .command(.track(.operator)), .command(.track(.created)): .command(.track(.operator))""",
     """        case .command(.track): .command(.track(.operator))  // MUTATION""")]),
-    ('Sources/BookWatchService/Watcher/Watcher.swift', [(
+    ('Sources/BookWatchService/Watcher/Watcher+Inbox.swift', [(
     """                if try await store.isUntracked(uuid) { return untrackedDelivery(log) }""",
     """                if try await store.isUntracked(uuid) && false { return untrackedDelivery(log) }  // MUTATION""")])],
  'M4-no-fence': [('Sources/BookWatchStore/TransitionDriver.swift', [(
