@@ -27,12 +27,12 @@ M = {
     """        guard phase == .retrieving || phase == .complete || (phase == .failed && !failedWithoutJob) else { return nil }""",
     """        guard phase == .retrieving || phase == .complete || (phase == .failed && !failedWithoutJob) else { return nil }
         if true { return nil }  // MUTATION""")])],
+ # Any input reaches a tombstone and brings the Book back (webhooks and answers included).
  'M3-untrack-not-sticky': [('Sources/BookWatchStore/TransitionPlan.swift', [(
-    """        case .command(.track(.operator)), .command(.track(.created)): .command(.track(.operator))""",
-    """        case .command(.track): .command(.track(.operator))  // MUTATION""")]),
-    ('Sources/BookWatchService/Watcher/Watcher+Inbox.swift', [(
-    """                if try await store.isUntracked(uuid) { return untrackedDelivery(log) }""",
-    """                if try await store.isUntracked(uuid) && false { return untrackedDelivery(log) }  // MUTATION""")])],
+    """        case .command(.track(.operator)), .command(.track(.created)): .command(.track(.operator))
+        default: nil""",
+    """        case .command(.track(.operator)), .command(.track(.created)): .command(.track(.operator))
+        default: input  // MUTATION""")])],
  'M4-no-fence': [('Sources/BookWatchStore/TransitionDriver.swift', [(
     """    package static func holdFence(_ key: String, _ generation: Int, _ claim: JobClaim) -> SQLStep {
         SQLStep(""", """    package static func holdFence(_ key: String, _ generation: Int, _ claim: JobClaim) -> SQLStep {
