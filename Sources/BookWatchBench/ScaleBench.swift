@@ -58,21 +58,30 @@ package enum ScaleDatabase: Sendable {
     case postgres(url: String)
 
     /// The `--database` value of the database for `books`.
-    func location(books: Int) -> String {
+    func location(books: Int) throws -> String {
         switch self {
         case .sqlite(let directory): return directory.appendingPathComponent("scale-\(books).sqlite").path
         case .postgres(let url):
             let schema = "\(ScaleBench.schemaPrefix)\(books)_\(UUID().uuidString.prefix(8).lowercased())"
-            return url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"
+            guard let named = ChaosDatabase.url(url, schema: schema) else {
+                throw BenchFailure("bench scale: the PostgreSQL URL must not name a schema (each size gets its own)")
+            }
+            return named
         }
     }
 
-    /// Opens the store at `location` (created when missing).
+    /// Opens the store at `location` (created when missing); on PostgreSQL, only in a schema of
+    /// the bench's own.
     func open(_ location: String) async throws -> any SQLStatementStore {
         switch self {
         case .sqlite: return try SQLiteBookStore(path: location)
         case .postgres:
-            return try await PostgresBookStore.open(url: location, logger: Logger(label: "scale") { _ in SwiftLogNoOpLogHandler() })
+            let store = try await PostgresBookStore.open(url: location, logger: Logger(label: "scale") { _ in SwiftLogNoOpLogHandler() })
+            guard store.schema?.hasPrefix(ScaleBench.schemaPrefix) == true else {
+                try? await store.close()
+                throw BenchFailure("bench scale: \(DatabaseLocation(location).redacted) did not open a schema of the bench's own")
+            }
+            return store
         }
     }
 }
@@ -149,7 +158,7 @@ package enum ScaleBench {
 
     /// Fills a database of `books` in `database` and measures it; `print` gets each line.
     package static func run(books: Int, database: ScaleDatabase, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
-        let location = database.location(books: books)
+        let location = try database.location(books: books)
         let store = try await database.open(location)
         do {
             let figures = try await measure(books: books, database: database, location: location, store: store, idleSeconds: idleSeconds)
@@ -161,10 +170,19 @@ package enum ScaleBench {
         }
     }
 
-    /// Closes the bench's store; a PostgreSQL schema of the bench's own is dropped first.
+    /// Closes the bench's store; a PostgreSQL schema of the bench's own is dropped first (a
+    /// failure names it, and the store is closed anyway).
     static func remove(_ store: any SQLStatementStore) async throws {
-        if let postgres = store as? PostgresBookStore { try await postgres.dropSchema(prefix: schemaPrefix) }
-        try await store.close()
+        var failure: BenchFailure?
+        if let postgres = store as? PostgresBookStore {
+            do {
+                try await postgres.dropSchema(prefix: schemaPrefix)
+            } catch {
+                failure = BenchFailure("bench scale: schema \(postgres.schema ?? "?") was not dropped: \(error)")
+            }
+        }
+        try? await store.close()
+        if let failure { throw failure }
     }
 
     static func measure(
@@ -175,9 +193,9 @@ package enum ScaleBench {
         idleSeconds: Double
     ) async throws -> ScaleFigures {
         var figures = ScaleFigures()
-        let now = Date()
+        let fill = try await store.fillForBenchmark(books: books, documentsPerBook: 10, now: Date())
+        let now = fill.scheduledFrom
         do {
-            let fill = try await store.fillForBenchmark(books: books, documentsPerBook: 10, now: now)
             figures.books = fill.books
             figures.documents = fill.documents
             figures.fillSeconds = fill.seconds
@@ -221,8 +239,10 @@ package enum ScaleBench {
         let port = Int.random(in: 20_000...40_000)
         let serve = Process()
         serve.executableURL = URL(fileURLWithPath: executable())
-        serve.arguments = ["serve", "--database", location, "--port", "\(port)", "--log-level", "error"]
+        serve.arguments = ["serve", "--port", "\(port)", "--log-level", "error"]
+        // The database in the environment, not on the command line (a URL's password would show in `ps`).
         var environment = ProcessInfo.processInfo.environment
+        environment["BOOKWATCH_DATABASE"] = location
         environment["OCROLUS_CLIENT_ID"] = "scale"
         environment["OCROLUS_CLIENT_SECRET"] = "scale-secret"
         environment["OCROLUS_API_URL"] = "http://127.0.0.1:9"
@@ -252,26 +272,38 @@ package enum ScaleBench {
         figures.readySeconds = (ContinuousClock.now - started).inSeconds
         figures.rssReadyMB = residentMB(pid: serve.processIdentifier)
         let cpuBefore = cpuSeconds(pid: serve.processIdentifier)
-        let postgres = store as? PostgresBookStore
-        let transactionsBefore: Int64? = if let postgres { try await databaseTransactions(postgres) } else { nil }
         try await Task.sleep(for: .seconds(idleSeconds))
         figures.idleCPUPercent = (cpuSeconds(pid: serve.processIdentifier) - cpuBefore) / idleSeconds * 100
-        if let postgres, let transactionsBefore {
-            // The statistics reach pg_stat_database within a second of each transaction; the
-            // bench's own two reads are counted out.
-            try await Task.sleep(for: .seconds(1.5))
-            let done = try await databaseTransactions(postgres) - transactionsBefore - 2
-            figures.idleTransactionsPerSecond = Double(max(0, done)) / idleSeconds
+        if let postgres = store as? PostgresBookStore {
+            // pg_stat_database counts the whole database's transactions, each backend's reaching
+            // it when the backend next commits a second later, within 10 s when idle, or when it
+            // disconnects: the window starts 10 s after ready (the start's and the bench's own
+            // work counted by then) and ends when serve has exited (its counts flushed). The
+            // bench's first read is counted in the window (1); the pool's keep-alives are not
+            // separated (a few).
+            try await Task.sleep(for: .seconds(max(0, 10 - idleSeconds)))
+            let before = try await databaseTransactions(postgres)
+            let windowStart = ContinuousClock.now
+            try await Task.sleep(for: .seconds(idleSeconds))
+            serve.terminate()
+            serve.waitUntilExit()
+            let window = (ContinuousClock.now - windowStart).inSeconds
+            try await Task.sleep(for: .seconds(1))
+            let done = try await databaseTransactions(postgres) - before - 1
+            figures.idleTransactionsPerSecond = Double(max(0, done)) / window
         }
-        serve.terminate()
-        serve.waitUntilExit()
+        if serve.isRunning {
+            serve.terminate()
+            serve.waitUntilExit()
+        }
 
         // status --limit 50 as an operator runs it: a new process each time, median of 5.
         var statusTimes: [Double] = []
         for _ in 0..<5 {
             let status = Process()
             status.executableURL = URL(fileURLWithPath: executable())
-            status.arguments = ["status", "--limit", "50", "--database", location]
+            status.arguments = ["status", "--limit", "50"]
+            status.environment = environment
             status.standardOutput = FileHandle.nullDevice
             let start = ContinuousClock.now
             try status.run()

@@ -40,6 +40,10 @@ struct BenchFillCommand: AsyncParsableCommand {
         let summary = try await using(opened) { opened in
             // Both stores run the same statements (`SQLStatementStore`).
             guard let store = opened as? any SQLStatementStore else { throw CLIError.runtime("this database cannot be filled") }
+            // Never into a deployment's database: its replicas would poll Ocrolus for the fake Books.
+            guard try await store.totals().isEmpty else {
+                throw CLIError.runtime("\(database.resolvedPath(context).setting) already has Books: bench fill writes only into an empty database")
+            }
             return try await store.fillForBenchmark(books: books, documentsPerBook: documentsPerBook, now: context.now(), seed: seed)
         }
         let states = BookPhase.allCases.compactMap { phase in summary.byState[phase].map { "\($0) \(phase.rawValue)" } }
@@ -195,6 +199,7 @@ struct BenchScaleCommand: AsyncParsableCommand {
         _ = try sizes()
         guard idleSeconds > 0 else { throw ValidationError("--idle-seconds must be positive") }
         if let postgres {
+            guard directory == nil else { throw ValidationError("--directory is for SQLite files; --postgres puts each size in a schema") }
             guard case .postgres = DatabaseLocation(postgres) else { throw ValidationError("--postgres must be a postgres:// URL") }
             guard !ChaosDatabase.namesSchema(postgres) else {
                 throw ValidationError("--postgres must not name a schema: each size gets a schema of its own, dropped afterwards")

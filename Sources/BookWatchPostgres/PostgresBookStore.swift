@@ -23,7 +23,7 @@ public final class PostgresBookStore: BookStore {
     /// The database, without its password (safe to log and show in errors).
     public let location: String
     /// The schema of bookwatch's own (`?schema=`), when the URL names one.
-    let schema: String?
+    package let schema: String?
     let client: PostgresClient
     let logger: Logger
     /// The random source of poll jitter (injected: a seed governs it).

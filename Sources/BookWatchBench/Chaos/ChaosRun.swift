@@ -51,9 +51,19 @@ package enum ChaosDatabase: Sendable {
     case sqlite(directory: String)
     case postgres(url: String)
 
-    /// True when a PostgreSQL URL names a schema (`schema=` in its query).
+    /// True when a PostgreSQL URL names a schema (`schema=` in its query), or might: a URL that
+    /// does not parse, or has a fragment (where an appended `?schema=` would be lost), counts.
     package static func namesSchema(_ url: String) -> Bool {
-        URLComponents(string: url)?.queryItems?.contains { $0.name == "schema" } ?? url.contains("schema=")
+        guard let components = URLComponents(string: url), components.fragment == nil else { return true }
+        return components.queryItems?.contains { $0.name == "schema" } ?? url.contains("schema=")
+    }
+
+    /// `url` with `schema=name` added to its query (nil when the URL names a schema already, or
+    /// might: `namesSchema`).
+    package static func url(_ url: String, schema name: String) -> String? {
+        guard !namesSchema(url), var components = URLComponents(string: url) else { return nil }
+        components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "schema", value: name)]
+        return components.string
     }
 }
 
@@ -133,11 +143,11 @@ final class ChaosRun {
         case .postgres(let url):
             // A schema the URL names would be the one dropped after the seed: refused
             // (`BenchChaosCommand.validate` says so first).
-            guard !ChaosDatabase.namesSchema(url) else {
+            guard let named = ChaosDatabase.url(url, schema: name) else {
                 throw StoreError(.invalidLocation, subject: "--database", detail: "must not name a schema: each seed makes its own")
             }
             let store = try await PostgresBookStore.open(
-                url: url + (url.contains("?") ? "&" : "?") + "schema=\(name)",
+                url: named,
                 schedule: world.schedule,
                 maximumConnections: 4,
                 logger: Logger(label: "chaos.postgres") { _ in SwiftLogNoOpLogHandler() },
