@@ -31,8 +31,8 @@ extension Watcher {
             byBook[key, default: []].append(stored)
         }
         // Deliveries that changed no Book are marked together, in one transaction per
-        // `inboxMarkBatch` rows (and at least every half lease, so rows decided here are not
-        // claimed again elsewhere while a slow round goes on): a flood about Books not tracked
+        // `inboxMarkBatch` rows (or, when a Book's task ends, once half a lease has passed, so
+        // rows decided here are mostly not claimed again elsewhere while a slow round goes on): a flood about Books not tracked
         // here would otherwise cost the single writer, which the webhook door's group commits
         // wait for, one commit per delivery. A Book whose delivery failed keeps the marks it made
         // before the failure; the round's first error is thrown once every mark is written.
@@ -41,7 +41,7 @@ extension Watcher {
         let flushEvery = configuration.lease / 2
         await withTaskGroup(of: Settled.self) { group in
             var running = 0
-            var collect = { (done: Settled) async in
+            let collect = { (done: Settled) async in
                 settled.add(done)
                 let now = self.clock.now()
                 guard settled.marks.count >= Self.inboxMarkBatch || now.timeIntervalSince(flushedAt) >= flushEvery else { return }
@@ -54,6 +54,9 @@ extension Watcher {
                     running -= 1
                     await collect(done)
                 }
+                // After a failure or on shutdown no further Book is started (as when the group
+                // threw): the rows not started are claimed again once their lease lapses.
+                if settled.error != nil || Task.isCancelled { break }
                 group.addTask {
                     var settled = Settled()
                     do {
