@@ -18,9 +18,10 @@ public struct DecodedWebhook: Sendable, Equatable {
 
     /// Decodes a raw body; throws `WebhookPayloadError` for anything that is not a usable delivery.
     public static func decode(_ body: some Collection<UInt8>) throws(WebhookPayloadError) -> DecodedWebhook {
+        let bytes = Array(body)
         let raw: RawWebhook
         do {
-            raw = try decoder.decode(RawWebhook.self, from: Data(body))
+            raw = try FlatWebhookScanner.scan(bytes) ?? decoder.decode(RawWebhook.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw WebhookPayloadError(reason: Self.describe(error))
         } catch {
@@ -97,7 +98,7 @@ public struct WebhookPayloadError: Error, Equatable, CustomStringConvertible {
 }
 
 /// The wire shape: every field optional, unknown fields ignored, wrong types refused.
-struct RawWebhook: Decodable {
+struct RawWebhook: Decodable, Equatable {
     var eventName: String?
     var bookUUID: String?
     var uuid: String?
@@ -128,12 +129,14 @@ struct RawWebhook: Decodable {
 struct LenientText: Decodable, Equatable {
     var text: String?
 
+    init(text: String?) { self.text = text }
+
     init(from decoder: any Decoder) throws {
         text = try? decoder.singleValueContainer().decode(String.self)
     }
 }
 
-struct RawListedDocument: Decodable {
+struct RawListedDocument: Decodable, Equatable {
     var uuid: String?
     var pk: FlexibleInt?
     var status: String?
@@ -142,6 +145,8 @@ struct RawListedDocument: Decodable {
 /// An integer that may arrive as a JSON number or a string of digits (seen in legacy payloads).
 struct FlexibleInt: Decodable, Equatable {
     var value: Int
+
+    init(value: Int) { self.value = value }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
