@@ -266,8 +266,15 @@ final class Box<Value: Sendable>: Sendable {
         let h = try IngressHarness(secrets: [], bodyLimit: 1024)
         try await h.application().test(.live) { client in
             let port = try #require(client.port)
-            // Declares far more than the limit: refused before any body is read.
-            let huge = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{}", port: port, closeAfterWrite: false)
+            // Declares far more than the limit: refused before any body is read. (The answer is
+            // immediate; 30 s only bounds a hang: a clean-clone CI run, every suite at once on 2
+            // cores, once got nothing within 3 s.)
+            let huge = raw(
+                "POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{}",
+                port: port,
+                closeAfterWrite: false,
+                seconds: 30
+            )
             #expect(huge.hasPrefix("HTTP/1.1 413"))
             // Declares more than it sends, then the client goes away: the request ends, nothing is stored.
             _ = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"book_pk\":1", port: port, closeAfterWrite: true)
