@@ -63,7 +63,7 @@ package enum ScaleDatabase: Sendable {
         case .sqlite(let directory): return directory.appendingPathComponent("scale-\(books).sqlite").path
         case .postgres(let url):
             let schema = "\(ScaleBench.schemaPrefix)\(books)_\(UUID().uuidString.prefix(8).lowercased())"
-            guard let named = ChaosDatabase.url(url, schema: schema) else {
+            guard let named = DatabaseLocation.url(url, schema: schema) else {
                 throw BenchFailure("bench scale: the PostgreSQL URL must not name a schema (each size gets its own)")
             }
             return named
@@ -160,14 +160,15 @@ package enum ScaleBench {
     package static func run(books: Int, database: ScaleDatabase, idleSeconds: Double, print: (String) -> Void) async throws -> ScaleFigures {
         let location = try database.location(books: books)
         let store = try await database.open(location)
+        let figures: ScaleFigures
         do {
-            let figures = try await measure(books: books, database: database, location: location, store: store, idleSeconds: idleSeconds)
-            try await remove(store)
-            return figures
+            figures = try await measure(books: books, location: location, store: store, idleSeconds: idleSeconds)
         } catch {
             try? await remove(store)
             throw error
         }
+        try await remove(store)
+        return figures
     }
 
     /// Closes the bench's store; a PostgreSQL schema of the bench's own is dropped first (a
@@ -187,7 +188,6 @@ package enum ScaleBench {
 
     static func measure(
         books: Int,
-        database: ScaleDatabase,
         location: String,
         store: any SQLStatementStore,
         idleSeconds: Double
@@ -233,7 +233,6 @@ package enum ScaleBench {
         }
         // SQLite: the file with its write-ahead log (not checkpointed yet after the fill).
         figures.databaseMB = try await databaseMB(store, location: location)
-        if let sqlite = store as? SQLiteBookStore { try sqlite.close() }
 
         // serve as a real process: start to ready, RSS, idle CPU.
         let port = Int.random(in: 20_000...40_000)
@@ -313,7 +312,7 @@ package enum ScaleBench {
         figures.statusMilliseconds = median(statusTimes)
 
         // An hour of virtual time in this process: every due poll answered "still processing".
-        let hour = try await virtualHour(database: database, location: location, start: now)
+        let hour = try await virtualHour(store: store, start: now)
         figures.rssBeforeHourMB = hour.before
         figures.rssAfterHourMB = hour.after
         figures.virtualHourPolls = hour.polls
@@ -324,28 +323,8 @@ package enum ScaleBench {
     /// The watcher on the filled database for one virtual hour against an API that answers every
     /// status call with the Book still verifying (and every analytics call with a small body),
     /// at 5 requests/s: the memory the watcher's working set takes.
-    static func virtualHour(
-        database: ScaleDatabase,
-        location: String,
-        start: Date
-    ) async throws -> (before: Double, after: Double, polls: Int, wall: Double) {
+    static func virtualHour(store: any SQLStatementStore, start: Date) async throws -> (before: Double, after: Double, polls: Int, wall: Double) {
         let clock = ManualClock(start: start)
-        let store = try await database.open(location)
-        do {
-            let figures = try await virtualHour(store: store, clock: clock, start: start)
-            try await store.close()
-            return figures
-        } catch {
-            try? await store.close()
-            throw error
-        }
-    }
-
-    static func virtualHour(
-        store: any SQLStatementStore,
-        clock: ManualClock,
-        start: Date
-    ) async throws -> (before: Double, after: Double, polls: Int, wall: Double) {
         var logger = Logger(label: "scale")
         logger.logLevel = .critical
         let client = OcrolusClient(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BookWatchBench
 import BookWatchCore
+import BookWatchStore
 import Foundation
 
 /// `bookwatch bench chaos`: the deterministic simulation search (docs/testing.md).
@@ -34,7 +35,7 @@ struct BenchChaosCommand: AsyncParsableCommand {
             throw ValidationError("--database must be a postgres:// URL (SQLite is the default)")
         }
         if database != nil, directory != nil { throw ValidationError("--directory and --database exclude each other") }
-        if let database, ChaosDatabase.namesSchema(database) {
+        if let database, DatabaseLocation.namesSchema(database) {
             throw ValidationError("--database must not name a schema: each seed makes its own (chaos_SEED_...) and drops it after")
         }
     }

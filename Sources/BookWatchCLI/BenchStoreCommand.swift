@@ -69,9 +69,11 @@ struct BenchStoreCommand: AsyncParsableCommand {
                 (
                     "postgres",
                     {
-                        let separator = postgres.contains("?") ? "&" : "?"
                         let schema = "bench_\(UUID().uuidString.prefix(8).lowercased())"
-                        return try await StoreOpener.open(postgres + separator + "schema=\(schema)", setting: "--postgres")
+                        guard let named = DatabaseLocation.url(postgres, schema: schema) else {
+                            throw CLIError.usage("--postgres must not name a schema: the benchmark makes its own")
+                        }
+                        return try await StoreOpener.open(named, setting: "--postgres")
                     }
                 )
             )

@@ -10,6 +10,23 @@ public enum DatabaseLocation: Sendable, Equatable {
         self = value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") ? .postgres(url: value) : .sqlite(path: value)
     }
 
+    /// True when a PostgreSQL URL names a schema (`schema=` in its query), or might: a URL that
+    /// does not parse, or has a fragment (where an appended `schema=` would be lost), counts.
+    /// The benchmarks and the chaos search make schemas of their own and drop them after: never
+    /// in a URL that already chose one.
+    package static func namesSchema(_ url: String) -> Bool {
+        guard let components = URLComponents(string: url), components.fragment == nil else { return true }
+        return components.queryItems?.contains { $0.name == "schema" } ?? url.contains("schema=")
+    }
+
+    /// `url` with `schema=name` added to its query; nil when the URL names a schema already, or
+    /// might (`namesSchema`).
+    package static func url(_ url: String, schema name: String) -> String? {
+        guard !namesSchema(url), var components = URLComponents(string: url) else { return nil }
+        components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "schema", value: name)]
+        return components.string
+    }
+
     /// Safe to print and log: a URL's password is replaced by `***`.
     public var redacted: String {
         switch self {

@@ -31,8 +31,14 @@ enum FlatWebhookScanner {
 
         static let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
 
+        /// JSON's whitespace: space, tab, line feed, carriage return.
         mutating func skipSpace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
         }
 
         mutating func take(_ byte: UInt8) -> Bool {

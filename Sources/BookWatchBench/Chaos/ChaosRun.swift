@@ -50,21 +50,6 @@ package struct ChaosViolation: Sendable, CustomStringConvertible {
 package enum ChaosDatabase: Sendable {
     case sqlite(directory: String)
     case postgres(url: String)
-
-    /// True when a PostgreSQL URL names a schema (`schema=` in its query), or might: a URL that
-    /// does not parse, or has a fragment (where an appended `?schema=` would be lost), counts.
-    package static func namesSchema(_ url: String) -> Bool {
-        guard let components = URLComponents(string: url), components.fragment == nil else { return true }
-        return components.queryItems?.contains { $0.name == "schema" } ?? url.contains("schema=")
-    }
-
-    /// `url` with `schema=name` added to its query (nil when the URL names a schema already, or
-    /// might: `namesSchema`).
-    package static func url(_ url: String, schema name: String) -> String? {
-        guard !namesSchema(url), var components = URLComponents(string: url) else { return nil }
-        components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "schema", value: name)]
-        return components.string
-    }
 }
 
 /// One seed's run: the simulator, `world.replicas` watchers sharing one store (SQLite or PostgreSQL), the
@@ -143,7 +128,7 @@ final class ChaosRun {
         case .postgres(let url):
             // A schema the URL names would be the one dropped after the seed: refused
             // (`BenchChaosCommand.validate` says so first).
-            guard let named = ChaosDatabase.url(url, schema: name) else {
+            guard let named = DatabaseLocation.url(url, schema: name) else {
                 throw StoreError(.invalidLocation, subject: "--database", detail: "must not name a schema: each seed makes its own")
             }
             let store = try await PostgresBookStore.open(

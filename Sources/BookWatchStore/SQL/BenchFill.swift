@@ -37,105 +37,94 @@ extension SQLStatementStore {
         // PostgreSQL runs each statement as a round trip (about five per Book) under a 10 s
         // per-operation timeout: 100 Books a transaction stay far inside it even on a loaded machine.
         let batch = 100
-        var index = 0
-        while index < books {
-            let lower = index
-            let upper = min(books, index + batch)
+        for lower in stride(from: 0, to: books, by: batch) {
             var steps: [SQLStep] = []
-            let written: BenchFillSummary = {
-                var part = BenchFillSummary()
-                for number in lower..<upper {
-                    // Each Book draws from its own stream: the database does not depend on the batching.
-                    var rng = SeededRandom(seed: (seed &* 0x2545_F491_4F6C_DD1D) ^ UInt64(number))
-                    let roll = rng.unit()
-                    let phase: BookPhase =
-                        roll < 0.70
-                        ? .complete
-                        : roll < 0.90
-                            ? .processing
-                            : roll < 0.95
-                                ? .tracking
-                                : roll < 0.97 ? .retrieving : roll < 0.99 ? .failed : .deleted
-                    var uuidSource = SeededRandom(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
-                    let uuid = BookUUID(uuidSource.uuid())!  // SeededRandom.uuid() always yields a valid v4 uuid
-                    let count = phase == .tracking ? 0 : 1 + Int(rng.next() % UInt64(max(1, 2 * documentsPerBook - 1)))
-                    var documents: [TrackedDocument] = []
-                    for position in 0..<count {
-                        let status: DocumentStatus
-                        switch phase {
-                        case .processing where position == 0 || rng.unit() < 0.4:
-                            status = [.queued, .processing, .verifying, .classified][Int(rng.next() % 4)]
-                        case .deleted:
-                            status = .deleted
-                        default:
-                            status = rng.unit() < 0.05 ? .rejected : (rng.unit() < 0.5 ? .completed : .verificationComplete)
-                        }
-                        documents.append(TrackedDocument(ref: DocumentRef(pk: number * 100 + position), status: status))
-                    }
-                    let finishedAt: Date? =
-                        [.complete, .retrieving, .failed].contains(phase)
-                        ? now.addingTimeInterval(-rng.unit() * 14 * 86_400) : nil
-                    let machine = BookMachine(
-                        uuid: uuid,
-                        pk: 1_000_000 + number,
-                        phase: phase,
-                        generation: 1,
-                        lastOpenedGeneration: finishedAt == nil ? 0 : 1,
-                        bookStatus: phase == .tracking ? nil : (finishedAt != nil ? .verified : (phase == .deleted ? .deleted : .verifying)),
-                        documents: documents,
-                        lastWebhookAt: now.addingTimeInterval(-rng.unit() * 3600),
-                        lastSnapshotAt: phase == .tracking ? nil : now.addingTimeInterval(-rng.unit() * 1800),
-                        finishedAt: finishedAt,
-                        failureReason: phase == .failed ? "gave up after 60 attempts" : nil
-                    )
-                    var next: Int64?
+            for number in lower..<min(books, lower + batch) {
+                // Each Book draws from its own stream: the database does not depend on the batching.
+                var rng = SeededRandom(seed: (seed &* 0x2545_F491_4F6C_DD1D) ^ UInt64(number))
+                let roll = rng.unit()
+                let phase: BookPhase =
+                    roll < 0.70
+                    ? .complete
+                    : roll < 0.90
+                        ? .processing
+                        : roll < 0.95
+                            ? .tracking
+                            : roll < 0.97 ? .retrieving : roll < 0.99 ? .failed : .deleted
+                var uuidSource = SeededRandom(seed: seed &* 0x9E37_79B9 &+ UInt64(number))
+                let uuid = BookUUID(uuidSource.uuid())!  // SeededRandom.uuid() always yields a valid v4 uuid
+                let count = phase == .tracking ? 0 : 1 + Int(rng.next() % UInt64(max(1, 2 * documentsPerBook - 1)))
+                var documents: [TrackedDocument] = []
+                for position in 0..<count {
+                    let status: DocumentStatus
                     switch phase {
-                    case .tracking, .processing, .retrieving:
-                        next = nowMillis + 60_000 + Int64(rng.unit() * 1_740_000)
-                    case .complete, .failed:
-                        if let finishedAt, now.timeIntervalSince(finishedAt) < retention - 1800 {
-                            next = nowMillis + 60_000 + Int64(rng.unit() * 1_740_000)
-                        }
+                    case .processing where position == 0 || rng.unit() < 0.4:
+                        status = [.queued, .processing, .verifying, .classified][Int(rng.next() % 4)]
                     case .deleted:
-                        next = nil
+                        status = .deleted
+                    default:
+                        status = rng.unit() < 0.05 ? .rejected : (rng.unit() < 0.5 ? .completed : .verificationComplete)
                     }
-                    steps += TransitionDriver.writeBook(machine, schedule: StoredSchedule(next: next), now: nowMillis)
-                    if let finishedAt {
-                        let jobState = phase == .complete ? "complete" : phase == .failed ? "failed" : "pending"
-                        let dueAt: Int64? = phase == .retrieving ? nowMillis + 60_000 + Int64(rng.unit() * 600_000) : nil
-                        let lastError: String? = phase == .failed ? "gave up after 60 attempts" : nil
-                        let completedAt: Int64? = phase == .retrieving ? nil : finishedAt.storageMillis + 5_000
+                    documents.append(TrackedDocument(ref: DocumentRef(pk: number * 100 + position), status: status))
+                }
+                let finishedAt: Date? =
+                    [.complete, .retrieving, .failed].contains(phase)
+                    ? now.addingTimeInterval(-rng.unit() * 14 * 86_400) : nil
+                let machine = BookMachine(
+                    uuid: uuid,
+                    pk: 1_000_000 + number,
+                    phase: phase,
+                    generation: 1,
+                    lastOpenedGeneration: finishedAt == nil ? 0 : 1,
+                    bookStatus: phase == .tracking ? nil : (finishedAt != nil ? .verified : (phase == .deleted ? .deleted : .verifying)),
+                    documents: documents,
+                    lastWebhookAt: now.addingTimeInterval(-rng.unit() * 3600),
+                    lastSnapshotAt: phase == .tracking ? nil : now.addingTimeInterval(-rng.unit() * 1800),
+                    finishedAt: finishedAt,
+                    failureReason: phase == .failed ? "gave up after 60 attempts" : nil
+                )
+                var next: Int64?
+                switch phase {
+                case .tracking, .processing, .retrieving:
+                    next = nowMillis + 60_000 + Int64(rng.unit() * 1_740_000)
+                case .complete, .failed:
+                    if let finishedAt, now.timeIntervalSince(finishedAt) < retention - 1800 {
+                        next = nowMillis + 60_000 + Int64(rng.unit() * 1_740_000)
+                    }
+                case .deleted:
+                    next = nil
+                }
+                steps += TransitionDriver.writeBook(machine, schedule: StoredSchedule(next: next), now: nowMillis)
+                if let finishedAt {
+                    let jobState = phase == .complete ? "complete" : phase == .failed ? "failed" : "pending"
+                    let dueAt: Int64? = phase == .retrieving ? nowMillis + 60_000 + Int64(rng.unit() * 600_000) : nil
+                    let lastError: String? = phase == .failed ? "gave up after 60 attempts" : nil
+                    let completedAt: Int64? = phase == .retrieving ? nil : finishedAt.storageMillis + 5_000
+                    steps.append(
+                        SQLStep(
+                            """
+                            INSERT INTO analytics_jobs (book_uuid, generation, state, attempts, due_at, last_error, created_at, completed_at)
+                            VALUES (\(uuid.rawValue), 1, \(jobState), \(phase == .failed ? 60 : 1), \(dueAt), \(lastError),
+                                \(finishedAt.storageMillis), \(completedAt))
+                            """
+                        )
+                    )
+                    if phase == .complete {
                         steps.append(
                             SQLStep(
                                 """
-                                INSERT INTO analytics_jobs (book_uuid, generation, state, attempts, due_at, last_error, created_at, completed_at)
-                                VALUES (\(uuid.rawValue), 1, \(jobState), \(phase == .failed ? 60 : 1), \(dueAt), \(lastError),
-                                    \(finishedAt.storageMillis), \(completedAt))
+                                INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
+                                VALUES (\(uuid.rawValue), 1, 'summary', \(benchSummaryBody), \(finishedAt.storageMillis + 5_000))
                                 """
                             )
                         )
-                        if phase == .complete {
-                            steps.append(
-                                SQLStep(
-                                    """
-                                    INSERT INTO analytics_results (book_uuid, generation, endpoint, body, retrieved_at)
-                                    VALUES (\(uuid.rawValue), 1, 'summary', \(benchSummaryBody), \(finishedAt.storageMillis + 5_000))
-                                    """
-                                )
-                            )
-                        }
                     }
-                    part.books += 1
-                    part.documents += count
-                    part.byState[phase, default: 0] += 1
                 }
-                return part
-            }()
+                summary.books += 1
+                summary.documents += count
+                summary.byState[phase, default: 0] += 1
+            }
             try await perform(StoreOperation(.transaction, writes: steps))
-            summary.books += written.books
-            summary.documents += written.documents
-            summary.byState.merge(written.byState, uniquingKeysWith: +)
-            index = upper
         }
         // A long fill (minutes on PostgreSQL at 100k Books) would leave its first polls due.
         let shift = Int64(((ContinuousClock.now - started).inSeconds * 1000).rounded(.up))
@@ -152,7 +141,6 @@ extension SQLStatementStore {
         summary.seconds = (ContinuousClock.now - started).inSeconds
         return summary
     }
-
 }
 
 /// The summary every filled complete Book keeps.
