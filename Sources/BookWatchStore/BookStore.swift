@@ -122,10 +122,12 @@ public protocol InboxStore: Sendable {
     @discardableResult
     func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool
 
-    /// Marks several rows in one transaction (a round's deliveries that changed no Book: one
-    /// commit instead of one each, which a flood about untracked Books would otherwise cost the
-    /// single writer the webhook door shares); answers the ids this call marked.
-    func markProcessed(batch: [InboxMark], at: Date) async throws -> Set<Int64>
+    /// Marks several rows `owner` decided, in one transaction (a round's deliveries that changed
+    /// no Book: one commit instead of one each, which a flood about untracked Books would
+    /// otherwise cost the single writer the webhook door shares); answers the ids this call
+    /// marked. A row another replica has claimed since (the lease lapsed while the marks were
+    /// held) is left to it: its decision is the newer one.
+    func markProcessed(batch: [InboxMark], owner: String, at: Date) async throws -> Set<Int64>
 
     /// Gives claimed, unprocessed rows back at once.
     func releaseInbox(_ ids: [Int64]) async throws

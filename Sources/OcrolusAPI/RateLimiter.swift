@@ -240,6 +240,7 @@ public final class RateLimiter: Sendable {
     /// even when the call itself does not (a store call waiting for a connection): shutdown never
     /// waits on the budget. The call finishes on its own; a slot it took then goes unused.
     static func leavingOnCancel<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try Task.checkCancellation()  // already cancelled: no call is started (it could take a slot nobody uses)
         let once = ResumeOnce<T>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in

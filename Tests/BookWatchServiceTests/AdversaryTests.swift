@@ -830,7 +830,54 @@ import Testing
         #expect(writes <= count + 4, "\(writes) write transactions")
         #expect(try await h.store.pendingInbox(limit: 100).isEmpty)
         #expect(try await h.store.isUntracked(untracked))
+        // Each row keeps its own ending through the batch: the tombstone's deliveries say so.
+        let aboutUntracked = try await h.store.recentDeliveries(about: untracked, limit: 100).map(\.outcome)
+        #expect(aboutUntracked.count == 8 && aboutUntracked.allSatisfy { $0 == "ignored: untracked" })
+        let other = BookUUID("0b0b0b0b-0000-4000-8000-000000000101")!
+        #expect(try await h.store.recentDeliveries(about: other, limit: 10).map(\.outcome) == ["ignored"])
         #expect(try await watcher.processInbox() == 0)  // nothing claimed twice
+    }
+
+    /// Shutdown cancels a round while one Book's status call is out: what the round already
+    /// decided about the others is still written (the store refuses work from a cancelled task;
+    /// before, the held marks were dropped and every such delivery was decided again, and counted
+    /// again, after the restart).
+    @Test func aCancelledRoundStillWritesTheMarksItDecided() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.finished)])
+        api.state.withLock { $0.holdStatus = true }
+        let watcher = AdversaryTests.watcher(h, api, clock: clock) { $0.autoTrack = false }
+        let untracked = BookUUID("0b0b0b0b-0000-4000-8000-000000000002")!
+        _ = try await h.store.apply(.command(.track(.created)), to: untracked, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.command(.untrack), to: untracked, at: clock.now(), options: .init())
+        for (id, uuid, pk) in [("about-untracked", untracked as BookUUID?, nil as Int?), ("pk-only", nil, 99)] {
+            _ = try await h.store.appendToInbox(
+                InboxDelivery(
+                    requestID: id,
+                    receivedAt: clock.now(),
+                    bookUUID: uuid,
+                    bookPK: pk,
+                    event: "document.verification_succeeded",
+                    body: Array("{}".utf8),
+                    authenticated: true,
+                    hint: WebhookHint(event: .documentVerified)
+                )
+            )
+        }
+        let untrackedCount = {
+            PrometheusSamples.sum(
+                PrometheusSamples.parse(String(decoding: h.metrics.exposition(), as: UTF8.self)),
+                "bookwatch_webhooks_untracked_total"
+            )
+        }
+        let round = Task { try await watcher.processInbox() }
+        try await AdversaryTests.until { api.heldCount == 1 && untrackedCount() == 1 }
+        round.cancel()
+        api.release()
+        _ = try? await round.value
+        #expect(try await h.store.recentDeliveries(about: untracked, limit: 10).map(\.outcome) == ["ignored: untracked"])
+        #expect(untrackedCount() == 1)
     }
 
     /// A poison row (its last attempt failed) is marked with the round's other marks, given up,

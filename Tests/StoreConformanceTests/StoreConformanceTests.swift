@@ -480,14 +480,14 @@ import Testing
             _ = try await store.appendToInbox(batch: (0..<6).map { F.delivery("m\($0)") })
             let ids = try await store.claimInbox(owner: "w", now: F.t0, limit: 10, lease: 60).map(\.id).sorted()
             #expect(try await store.markProcessed(ids[1], at: F.t0, outcome: .ignored))  // marked elsewhere first
-            #expect(try await store.markProcessed(batch: [], at: F.t0).isEmpty)
+            #expect(try await store.markProcessed(batch: [], owner: "w", at: F.t0).isEmpty)
             let marks = [
                 InboxMark(id: ids[0], outcome: .ignored), InboxMark(id: ids[1], outcome: .untracked),
                 InboxMark(id: ids[2], outcome: .unresolved(detail: "gone")), InboxMark(id: ids[3], outcome: .gaveUp(attempts: 60)),
                 InboxMark(id: 999_999, outcome: .ignored),
             ]
-            #expect(try await store.markProcessed(batch: marks, at: F.t0.plus(1)) == [ids[0], ids[2], ids[3]])
-            #expect(try await store.markProcessed(batch: marks, at: F.t0.plus(2)).isEmpty)
+            #expect(try await store.markProcessed(batch: marks, owner: "w", at: F.t0.plus(1)) == [ids[0], ids[2], ids[3]])
+            #expect(try await store.markProcessed(batch: marks, owner: "w", at: F.t0.plus(2)).isEmpty)
             #expect(try await !store.markProcessed(ids[2], at: F.t0.plus(3), outcome: .ignored))
             // Each row keeps its own outcome; the first mark of a row wins.
             let outcomes = Dictionary(
@@ -501,6 +501,13 @@ import Testing
             // After the lease, only the rows never marked are claimed again.
             let again = try await store.claimInbox(owner: "w2", now: F.t0.plus(61), limit: 10, lease: 60)
             #expect(again.map(\.id).sorted() == [ids[4], ids[5]])
+            // A mark held past the lease is left to the replica that claimed the row since: its
+            // decision is the newer one (it may have seen the Book tracked in between).
+            #expect(try await store.markProcessed(batch: [InboxMark(id: ids[4], outcome: .ignored)], owner: "w", at: F.t0.plus(62)).isEmpty)
+            #expect(try await store.markProcessed(batch: [InboxMark(id: ids[4], outcome: .untracked)], owner: "w2", at: F.t0.plus(63)) == [ids[4]])
+            // A released row (claimed by nobody) is still the deciding replica's to mark.
+            try await store.releaseInbox([ids[5]])
+            #expect(try await store.markProcessed(batch: [InboxMark(id: ids[5], outcome: .ignored)], owner: "w", at: F.t0.plus(64)) == [ids[5]])
         }
     }
 

@@ -213,8 +213,8 @@ final class ChaosStore: BookStore {
     func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
         try await pass("markProcessed") { try await base.markProcessed(id, at: at, outcome: outcome) }
     }
-    func markProcessed(batch: [InboxMark], at: Date) async throws -> Set<Int64> {
-        try await pass("markProcessed(batch:)") { try await base.markProcessed(batch: batch, at: at) }
+    func markProcessed(batch: [InboxMark], owner: String, at: Date) async throws -> Set<Int64> {
+        try await pass("markProcessed(batch:)") { try await base.markProcessed(batch: batch, owner: owner, at: at) }
     }
     func releaseInbox(_ ids: [Int64]) async throws { try await pass("releaseInbox") { try await base.releaseInbox(ids) } }
     func deferInbox(_ id: Int64, owner: String, until: Date) async throws {

@@ -32,10 +32,11 @@ extension Watcher {
         }
         // Deliveries that changed no Book are marked together, in one transaction per
         // `inboxMarkBatch` rows (or, when a Book's task ends, once half a lease has passed, so
-        // rows decided here are mostly not claimed again elsewhere while a slow round goes on): a flood about Books not tracked
-        // here would otherwise cost the single writer, which the webhook door's group commits
-        // wait for, one commit per delivery. A Book whose delivery failed keeps the marks it made
-        // before the failure; the round's first error is thrown once every mark is written.
+        // rows decided here are mostly not claimed again elsewhere while a slow round goes on):
+        // a flood about Books not tracked here would otherwise cost the single writer, which the
+        // webhook door's group commits wait for, one commit per delivery. A Book whose delivery
+        // failed keeps the marks it made before the failure; the round's first error is thrown
+        // once every mark is written.
         var settled = Settled()
         var flushedAt = clock.now()
         let flushEvery = configuration.lease / 2
@@ -93,13 +94,15 @@ extension Watcher {
 
         /// Writes the marks held (ids in order, so two replicas' batches take row locks in the
         /// same order); a failure is kept as the round's error and the rows are claimed again
-        /// once their lease lapses.
+        /// once their lease lapses. A cancelled round (shutdown) still writes what it decided:
+        /// the store refuses work from a cancelled task, so the write runs in a task of its own.
         mutating func flush(_ watcher: Watcher) async {
             guard !marks.isEmpty else { return }
             let batch = marks.sorted { $0.id < $1.id }
             marks = []
             do {
-                counted += try await watcher.markTogether(batch)
+                let write = { try await watcher.markTogether(batch) }
+                counted += try await Task.isCancelled ? Task { try await write() }.value : write()
             } catch {
                 self.error = self.error ?? error
             }
@@ -110,7 +113,7 @@ extension Watcher {
     /// poison row given up on is marked but not counted).
     func markTogether(_ marks: [InboxMark]) async throws -> Int {
         guard !marks.isEmpty else { return 0 }
-        let marked = try await store.markProcessed(batch: marks, at: clock.now())
+        let marked = try await store.markProcessed(batch: marks, owner: configuration.owner, at: clock.now())
         let counted = marks.filter { marked.contains($0.id) && !$0.outcome.isGiveUp }.count
         state.withLock { $0.counters.inboxProcessed += counted }
         return counted

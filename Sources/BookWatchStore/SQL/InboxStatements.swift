@@ -94,26 +94,31 @@ extension SQLStatementStore {
     /// `InboxStore.markProcessed` for both stores.
     @discardableResult
     public func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
-        try await !markProcessed(batch: [InboxMark(id: id, outcome: outcome)], at: at).isEmpty
+        try await !mark([InboxMark(id: id, outcome: outcome)], fence: "", at: at).isEmpty
     }
 
-    /// `InboxStore.markProcessed(batch:at:)` for both stores: one transaction, a statement per row.
-    public func markProcessed(batch: [InboxMark], at: Date) async throws -> Set<Int64> {
+    /// `InboxStore.markProcessed(batch:owner:at:)` for both stores: one transaction, a statement
+    /// per row, each fenced by the claim.
+    public func markProcessed(batch: [InboxMark], owner: String, at: Date) async throws -> Set<Int64> {
+        try await mark(batch, fence: "AND (claimed_by IS NULL OR claimed_by = \(owner))", at: at)
+    }
+
+    private func mark(_ batch: [InboxMark], fence: SQLQuery, at: Date) async throws -> Set<Int64> {
         guard !batch.isEmpty else { return [] }
-        return try await perform(StoreOperation(.transaction, Self.mark(batch[...], at: at.storageMillis, marked: [])))
+        return try await perform(StoreOperation(.transaction, Self.mark(batch[...], fence: fence, at: at.storageMillis, marked: [])))
     }
 
-    private static func mark(_ rest: ArraySlice<InboxMark>, at: Int64, marked: Set<Int64>) -> StoreOperation<Set<Int64>>.Next {
+    private static func mark(_ rest: ArraySlice<InboxMark>, fence: SQLQuery, at: Int64, marked: Set<Int64>) -> StoreOperation<Set<Int64>>.Next {
         guard let mark = rest.first else { return .done(marked) }
         let update = SQLStep(
             """
             UPDATE webhook_inbox SET processed_at = \(at), outcome = \(mark.outcome.stored), claimed_by = NULL
-            WHERE id = \(mark.id) AND processed_at IS NULL RETURNING id
+            WHERE id = \(mark.id) AND processed_at IS NULL \(fence) RETURNING id
             """,
             reads: true
         )
         return .run(update) { rows in
-            Self.mark(rest.dropFirst(), at: at, marked: rows.isEmpty ? marked : marked.union([mark.id]))
+            Self.mark(rest.dropFirst(), fence: fence, at: at, marked: rows.isEmpty ? marked : marked.union([mark.id]))
         }
     }
 
