@@ -44,9 +44,15 @@ prometheus --config.file=prometheus.yml --storage.tsdb.path="$work/tsdb" --web.l
 pids+=($!)
 sleep 3
 curl -sf "http://127.0.0.1:$serve_port/metrics" > first.prom
-sleep 8
 curl -sf "http://127.0.0.1:$serve_port/books/00000000-0000-4000-8000-000000000000" > /dev/null || true  # a 404, recorded by route
-curl -sf "http://127.0.0.1:$serve_port/metrics" > second.prom
+# The second scrape waits for the first stored retrieval (at least 8 s after the first, at most
+# 90 s): on a loaded CI machine the first Book may finish later than on an idle one.
+stored() { grep -E '^bookwatch_analytics_retrievals_total\{[^}]*outcome="stored"' "$1" | awk '{s += $NF} END {print s + 0}'; }
+for i in $(seq 90); do
+    sleep 1
+    curl -sf "http://127.0.0.1:$serve_port/metrics" > second.prom || continue
+    [ "$i" -ge 8 ] && [ "$(stored second.prom)" != 0 ] && break
+done
 
 lint=$(promtool check metrics < second.prom 2>&1) || { echo "metrics-check: promtool check metrics failed: $lint"; exit 1; }
 [ -z "$lint" ] || { echo "metrics-check: promtool check metrics reports: $lint"; exit 1; }
