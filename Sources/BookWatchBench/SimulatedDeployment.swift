@@ -23,6 +23,8 @@ public final class SimulatedDeployment: Sendable {
     public let watcher: Watcher
     /// The client the watcher calls Ocrolus with (in-process transport).
     public let client: OcrolusClient
+    /// The client's transport (its `arriving` requests hold the virtual clock).
+    public let transport: SimulatorTransport
     /// Sends the simulation's webhooks through the admission path.
     public let sender: WebhookSender
     /// The service health the admission reports into.
@@ -56,8 +58,9 @@ public final class SimulatedDeployment: Sendable {
         store = try SQLiteBookStore(path: databasePath, schedule: pollSchedule, random: random)
         health = ServiceHealth(startedAt: clock.now())
         let metrics = metrics
+        transport = SimulatorTransport(simulation: simulation)
         client = Self.client(
-            of: simulation,
+            of: transport,
             clock: clock,
             rate: rate,
             burst: burst,
@@ -99,7 +102,7 @@ public final class SimulatedDeployment: Sendable {
 
     /// A client of the in-process simulator with its own limiter.
     static func client(
-        of simulation: OcrolusSimulation,
+        of transport: SimulatorTransport,
         clock: any WallClock,
         rate: Double,
         burst: Double,
@@ -112,7 +115,7 @@ public final class SimulatedDeployment: Sendable {
                 tokenURL: "http://simulator/oauth/token",
                 credentials: .init(clientID: "demo", clientSecret: "demo-secret-0123456789")
             ),
-            transport: SimulatorTransport(simulation: simulation),
+            transport: transport,
             limiter: RateLimiter(rate: rate, burst: burst, clock: clock),
             clock: clock,
             logger: logger,
@@ -129,8 +132,14 @@ public final class SimulatedDeployment: Sendable {
             let pending = try await beforeRound()
             let activity = store.activity
             let writer = writer
-            // A delivery waiting in the group commit's queue is work too: time stands still for it.
-            try await VirtualTime.drive(clock, busy: { activity.isBusy || writer.queuedCount > 0 }, { try await self.step() })
+            let transport = transport
+            // A delivery waiting in the group commit's queue is work too, and so is a request on
+            // its way to the simulation: time stands still for them.
+            try await VirtualTime.drive(
+                clock,
+                busy: { activity.isBusy || writer.queuedCount > 0 || transport.arriving > 0 },
+                { try await self.step() }
+            )
             if pending == nil, try await settled() { return }
             let next = [try await nextDue(), pending].compactMap { $0 }.min() ?? clock.now().addingTimeInterval(60)
             clock.advance(to: max(next, clock.now().addingTimeInterval(1)))

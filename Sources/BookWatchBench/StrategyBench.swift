@@ -286,7 +286,8 @@ public enum StrategyBench {
         -> (OcrolusSimulation, [String: Date])
     {
         let simulation = OcrolusSimulation(config: config, clock: clock)
-        let client = SimulatedDeployment.client(of: simulation, clock: clock, rate: rate, burst: 25, logger: quietLogger(clock))
+        let transport = SimulatorTransport(simulation: simulation)
+        let client = SimulatedDeployment.client(of: transport, clock: clock, rate: rate, burst: 25, logger: quietLogger(clock))
         struct State {
             var queue: [(uuid: BookUUID, due: Date)] = []
             var seen: Set<BookUUID> = []
@@ -308,7 +309,8 @@ public enum StrategyBench {
         )
         let deadline = simulation.settledAt.addingTimeInterval(12 * 3600)
         while clock.now() < deadline {
-            try await VirtualTime.drive(clock) {
+            let arriving: @Sendable () -> Bool = { transport.arriving > 0 }
+            try await VirtualTime.drive(clock, busy: arriving) {
                 await sender.deliverDue()
                 let now = clock.now()
                 let due = state.withLock { state -> [BookUUID] in

@@ -10,7 +10,11 @@ public enum VirtualTime {
     ///
     /// `busy` says whether work the driver cannot see is running (a store transaction on the
     /// database's own threads): time stands still until it has been false for a run of yields,
-    /// so a perpetual sleeper (a loop's tick) cannot make time race ahead of that work.
+    /// so a perpetual sleeper (a loop's tick) cannot make time race ahead of that work. Nor does
+    /// it move while a sleeper the last jump woke has not run yet (`ManualClock.pendingWakeups`):
+    /// on a pool of several threads a run of yields does not prove that it has, and a rate
+    /// limiter's grant woken at its slot would reach the server a jump later, bunched with the
+    /// next grants (the simulator's exact limit answered them 429).
     public static func drive(
         _ clock: ManualClock,
         busy: @escaping @Sendable () -> Bool = { false },
@@ -24,7 +28,7 @@ public enum VirtualTime {
         var idleSpins = 0
         while !done.load(ordering: .acquiring) {
             await Task.yield()
-            idleSpins = busy() ? 0 : idleSpins + 1
+            idleSpins = busy() || clock.pendingWakeups > 0 ? 0 : idleSpins + 1
             if idleSpins >= 16, let next = clock.nextDeadline {
                 clock.advance(to: next)
                 idleSpins = 0

@@ -76,6 +76,8 @@ public final class ManualClock: WallClock {
         var now: Date
         var nextID: UInt64 = 0
         var sleepers: [Sleeper] = []
+        /// Sleepers `advance` woke that have not run yet.
+        var woken: Set<UInt64> = []
     }
 
     private let state: Mutex<State>
@@ -91,6 +93,11 @@ public final class ManualClock: WallClock {
     /// How many tasks are sleeping on this clock.
     public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
+    /// Sleepers that `advance` woke and that have not yet returned from `sleep`: a driver that
+    /// jumps time must wait for them, or the work a wake-up starts (a rate limiter's grant on its
+    /// way to the server) would see time move under it.
+    public var pendingWakeups: Int { state.withLock { $0.woken.count } }
+
     /// The earliest deadline anyone sleeps until, if any.
     public var nextDeadline: Date? { state.withLock { $0.sleepers.map(\.deadline).min() } }
 
@@ -100,6 +107,7 @@ public final class ManualClock: WallClock {
             state.nextID += 1
             return state.nextID
         }
+        defer { _ = state.withLock { $0.woken.remove(id) } }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resumeNow: Bool = state.withLock { state in
@@ -131,6 +139,7 @@ public final class ManualClock: WallClock {
             if date > state.now { state.now = date }
             let due = state.sleepers.filter { $0.deadline <= state.now }.sorted { ($0.deadline, $0.id) < ($1.deadline, $1.id) }
             state.sleepers.removeAll { $0.deadline <= state.now }
+            state.woken.formUnion(due.map(\.id))
             return due
         }
         for sleeper in woken { sleeper.continuation.resume() }

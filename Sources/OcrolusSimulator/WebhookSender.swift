@@ -146,11 +146,23 @@ public struct WebhookSender: Service {
 public struct SimulatorTransport: HTTPTransport {
     /// The simulation answering.
     public let simulation: OcrolusSimulation
+    private let unanswered = Counter()
     /// A transport answered by `simulation`.
     public init(simulation: OcrolusSimulation) { self.simulation = simulation }
+
+    /// Requests sent that the simulation has not yet seen (on their way to its actor): a virtual
+    /// clock must not move while one is, or the simulation would date it later than it was sent.
+    public var arriving: Int { unanswered.value.load(ordering: .acquiring) }
+
+    private final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
     /// Answers the request in-process (late, when the faults say so).
     public func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
+        unanswered.value.add(1, ordering: .acquiringAndReleasing)
         let (response, delay) = await simulation.handleDelayed(request)
+        unanswered.value.subtract(1, ordering: .acquiringAndReleasing)
         if delay > 0 { try await simulation.clock.sleep(for: delay) }
         return response
     }
