@@ -45,6 +45,7 @@ struct MigrateCommand: AsyncParsableCommand {
         guard case .postgres = DatabaseLocation(destination) else {
             throw ValidationError("--to '\(DatabaseLocation(destination).redacted)' is not a postgres:// URL")
         }
+        try validatePostgresURL(destination, option: "--to")
         if let batchRows, batchRows < 1 { throw ValidationError("--batch-rows must be at least 1, not \(batchRows)") }
     }
 

@@ -255,6 +255,13 @@ extension PostgresRandomAccessRow {
     }
 }
 
+extension PostgresBookStore {
+    /// Reads `url` as `open` does, without connecting: the command line checks a URL option
+    /// before it runs (a usage error, not a failed connection).
+    /// - Throws: `StoreError` `.invalidLocation` saying what is wrong.
+    public static func checkURL(_ url: String) throws(StoreError) { _ = try PostgresAddress(url) }
+}
+
 /// The parts of a `postgres://` URL.
 struct PostgresAddress: Sendable {
     var user: String

@@ -75,12 +75,24 @@ import Testing
         (["simulate", "--flavour", "weird"], "weird"),
         (["simulate", "--port", "70000"], "--port"),
         (["simulate", "--webhook-url", "not a url"], "--webhook-url"),
+        // PostgreSQL URL options are read as the store reads them, before anything connects.
+        (["bench", "scale", "--postgres", "postgres://db.example/bookwatch"], "--postgres: the postgres:// URL names no user"),
+        (["bench", "store", "--postgres", "postgres://u@db.example/b?sslmode=bogus"], "--postgres: sslmode 'bogus'"),
+        (["bench", "chaos", "--database", "postgres:///bookwatch"], "--database: expected postgres://"),
+        (["migrate", "--to", "postgres://u@db.example/b?schema=a-b"], "--to: schema 'a-b'"),
     ])
     func usageErrorsExitTwoNamingTheProblem(arguments: [String], named: String) async throws {
         let cli = try CLIHarness()
         #expect(await cli.run(arguments) == 2)
         #expect(cli.standardError.contains(named))
         #expect(cli.databaseBytes() == nil)
+    }
+
+    @Test func aMalformedPostgresURLOptionIsNotEchoedWithItsPassword() async throws {
+        let cli = try CLIHarness()
+        #expect(await cli.run(["bench", "store", "--postgres", "postgres://:hunter2-secret@db.example/b"]) == 2)
+        #expect(cli.standardError.contains("--postgres"))
+        #expect(!cli.standardError.contains("hunter2-secret"))
     }
 
     @Test func helpExitsZero() async throws {
