@@ -133,11 +133,13 @@ public final class SimulatedDeployment: Sendable {
             let activity = store.activity
             let writer = writer
             let transport = transport
-            // A delivery waiting in the group commit's queue is work too, and so is a request on
-            // its way to the simulation: time stands still for them.
+            let limiter = client.limiter
+            // A delivery waiting in the group commit's queue is work too, and so are a request on
+            // its way to the simulation and a limiter waiter woken to take its turn: time stands
+            // still for them.
             try await VirtualTime.drive(
                 clock,
-                busy: { activity.isBusy || writer.queuedCount > 0 || transport.arriving > 0 },
+                busy: { activity.isBusy || writer.queuedCount > 0 || transport.arriving > 0 || limiter.handoffsInFlight > 0 },
                 { try await self.step() }
             )
             if pending == nil, try await settled() { return }

@@ -309,7 +309,8 @@ public enum StrategyBench {
         )
         let deadline = simulation.settledAt.addingTimeInterval(12 * 3600)
         while clock.now() < deadline {
-            let arriving: @Sendable () -> Bool = { transport.arriving > 0 }
+            let limiter = client.limiter
+            let arriving: @Sendable () -> Bool = { transport.arriving > 0 || limiter.handoffsInFlight > 0 }
             try await VirtualTime.drive(clock, busy: arriving) {
                 await sender.deliverDue()
                 let now = clock.now()

@@ -201,6 +201,10 @@ extension PostgresBookStore {
                 "CREATE TABLE rate_demand (owner TEXT PRIMARY KEY, priority_rank BIGINT NOT NULL, since BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
             ]
         ),
+        (
+            "v14-tracked-state-index",
+            ["CREATE INDEX books_tracked_state ON books(state) WHERE untracked_at IS NULL"]
+        ),
     ]
 
     /// The names of the migrations, in order.

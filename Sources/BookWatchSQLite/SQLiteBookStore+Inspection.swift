@@ -24,3 +24,14 @@ extension SQLiteBookStore: JobHistoryReading {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhook_inbox WHERE processed_at IS NULL") ?? 0 }
     }
 }
+
+extension SQLiteBookStore {
+    /// SQLite's plan for `step` (`EXPLAIN QUERY PLAN`, its `detail` lines): tests pin the index a
+    /// hot statement reads.
+    package func queryPlan(_ step: SQLStep) async throws -> [String] {
+        let (sql, binds) = step.query.render(SQLiteDialect())
+        return try await read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(binds.map(\.databaseValue))).map { $0["detail"] }
+        }
+    }
+}

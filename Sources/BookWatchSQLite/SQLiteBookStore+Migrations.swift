@@ -219,6 +219,12 @@ extension SQLiteBookStore {
                     "CREATE TABLE rate_demand (owner TEXT PRIMARY KEY, priority_rank INTEGER NOT NULL, since INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID"
             )
         }
+        migrator.registerMigration("v14-tracked-state-index") { db in
+            // The tracked Books by state, from the index alone: the scrape's and `status`'s
+            // totals and the outage detector's processing count read every tracked Book's row
+            // for `untracked_at` through `books_state` before (164 ms a scrape at 100k Books).
+            try db.execute(sql: "CREATE INDEX books_tracked_state ON books(state) WHERE untracked_at IS NULL")
+        }
         return migrator
     }
 }

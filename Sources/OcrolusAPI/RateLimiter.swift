@@ -71,6 +71,8 @@ public final class RateLimiter: Sendable {
         var queues: [[Waiter]] = Array(repeating: [], count: RequestPriority.allCases.count)
         var nextTicket: UInt64 = 0
         var granted: Int = 0
+        /// Parked waiters resumed as the new head that have not run yet.
+        var handedOff: Set<UInt64> = []
     }
 
     private enum Step {
@@ -112,6 +114,11 @@ public final class RateLimiter: Sendable {
     public var parkedCount: Int {
         state.withLock { state in state.queues.reduce(0) { $0 + $1.filter { $0.parked != nil }.count } }
     }
+
+    /// Parked waiters woken to become head that have not run yet: a driver of virtual time waits
+    /// for them as for the clock's own wake-ups (`ManualClock.pendingWakeups`), or their grants
+    /// would slip by whole jumps.
+    public var handoffsInFlight: Int { state.withLock { $0.handedOff.count } }
 
     /// Calls waiting now, by priority.
     public var waiting: [RequestPriority: Int] {
@@ -178,6 +185,7 @@ public final class RateLimiter: Sendable {
                     throw error
                 }
             case .park:
+                defer { _ = state.withLock { $0.handedOff.remove(ticket) } }
                 try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                         let resumeNow = state.withLock { state -> Bool in
@@ -271,6 +279,7 @@ public final class RateLimiter: Sendable {
         guard let q = state.queues.firstIndex(where: { !$0.isEmpty }) else { return nil }
         let continuation = state.queues[q][0].parked
         state.queues[q][0].parked = nil
+        if continuation != nil { state.handedOff.insert(state.queues[q][0].ticket) }
         return continuation
     }
 

@@ -150,8 +150,9 @@ public struct SimulatorTransport: HTTPTransport {
     /// A transport answered by `simulation`.
     public init(simulation: OcrolusSimulation) { self.simulation = simulation }
 
-    /// Requests sent that the simulation has not yet seen (on their way to its actor): a virtual
-    /// clock must not move while one is, or the simulation would date it later than it was sent.
+    /// Requests sent whose answer has not come back from the simulation's actor (the delay of a
+    /// late answer excluded): a virtual clock must not move while one is on its way, or the
+    /// simulation would date it later than it was sent.
     public var arriving: Int { unanswered.value.load(ordering: .acquiring) }
 
     private final class Counter: Sendable {
@@ -161,8 +162,10 @@ public struct SimulatorTransport: HTTPTransport {
     /// Answers the request in-process (late, when the faults say so).
     public func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
         unanswered.value.add(1, ordering: .acquiringAndReleasing)
-        let (response, delay) = await simulation.handleDelayed(request)
-        unanswered.value.subtract(1, ordering: .acquiringAndReleasing)
+        let (response, delay) = await {
+            defer { unanswered.value.subtract(1, ordering: .acquiringAndReleasing) }
+            return await simulation.handleDelayed(request)
+        }()
         if delay > 0 { try await simulation.clock.sleep(for: delay) }
         return response
     }

@@ -1,5 +1,6 @@
 import BookWatchClocks
 import Foundation
+import OcrolusAPI
 import Synchronization
 import Testing
 
@@ -41,8 +42,9 @@ import Testing
         while clock.sleeperCount == 0 { executor.runAll() }
         let released = Atomic<Bool>(false)
         let releaser = Task {
-            // Released only after the driver has had many chances to move time on.
-            for _ in 0..<2000 { await Task.yield() }
+            // Released only after the driver has had many chances to move time on, or has moved
+            // it past the wake-up (which only a driver that does not wait can do).
+            for _ in 0..<2000 where clock.now() <= deadline { await Task.yield() }
             while !released.load(ordering: .acquiring) {
                 executor.runAll()
                 await Task.yield()
@@ -56,6 +58,30 @@ import Testing
         executor.runAll()  // without the wait, the wake-up may still be queued here
         #expect(try await sleeper.value == deadline, "the sleeper saw the time it was woken at")
     }
+
+    /// A waiter parked behind the head is resumed by the head's grant, not by the clock: it counts
+    /// as a hand-off until it has run (else a driver would jump time before it takes its turn).
+    @Test func aParkedWaiterHandedTheTurnCountsUntilItRuns() async throws {
+        let clock = ManualClock()
+        let limiter = RateLimiter(rate: 1, burst: 1, clock: clock)
+        try await limiter.acquire(.background)  // the bucket is empty now
+        let executor = HeldExecutor()
+        let head = Task(executorPreference: executor) { try await limiter.acquire(.background) }
+        let next = Task(executorPreference: executor) { try await limiter.acquire(.background) }
+        while clock.sleeperCount == 0 || limiter.parkedCount == 0 { executor.runAll() }
+        #expect(limiter.handoffsInFlight == 0)
+        clock.advance(by: 1)
+        executor.runOne()  // the head wakes, is granted, and hands the turn to the parked waiter
+        _ = try await head.value
+        #expect(limiter.parkedCount == 0)
+        #expect(limiter.handoffsInFlight == 1, "resumed, but its task has not run")
+        while clock.sleeperCount == 0 { executor.runAll() }  // it runs, and sleeps until its slot
+        #expect(limiter.handoffsInFlight == 0)
+        clock.advance(by: 1)
+        executor.runAll()
+        _ = try await next.value
+        #expect(limiter.grantedCount == 3)
+    }
 }
 
 /// A task executor that runs its jobs only when told to (`runAll`): a task preferring it is held
@@ -66,6 +92,12 @@ private final class HeldExecutor: TaskExecutor {
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         jobs.withLock { $0.append(job) }
+    }
+
+    /// Runs the oldest queued job, if any.
+    func runOne() {
+        let next = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+        next?.runSynchronously(on: asUnownedTaskExecutor())
     }
 
     /// Runs every job queued now (and those they queue).

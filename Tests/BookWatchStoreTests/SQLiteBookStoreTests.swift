@@ -37,6 +37,18 @@ import Testing
         #expect(try store.writerSynchronousLevel() == 2)  // FULL
     }
 
+    /// The totals (every scrape, `status`) and the processing count (the outage detector, every
+    /// 10 s) are read on the partial index of tracked Books: through `books_state` they read every
+    /// Book's row for `untracked_at` (the scrape's largest cost at 100k Books).
+    @Test func theTotalsAndTheProcessingCountReadOnlyTheTrackedStateIndex() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try open(dir.file("db.sqlite"))
+        for step in [BookStatements.totals, BookStatements.processing] {
+            let plan = try await store.queryPlan(step)
+            #expect(plan.count == 1 && plan.allSatisfy { $0.contains("INDEX books_tracked_state") }, "\(plan)")
+        }
+    }
+
     @Test func trackCreatesABookDueForAPollNow() async throws {
         let dir = try TemporaryDirectory()
         let store = try open(dir.file("db.sqlite"))

@@ -37,7 +37,7 @@ extension SQLStatementStore {
         let nowMillis = now.storageMillis
         // PostgreSQL runs each statement as a round trip (about five per Book) under a 10 s
         // per-operation timeout: 100 Books a transaction take well under a second on an idle
-        // machine (the tests, run beside every other suite on two cores, take fewer).
+        // machine (the conformance test, run beside every other suite on two cores, passes 20).
         let batch = max(1, booksPerTransaction)
         for lower in stride(from: 0, to: books, by: batch) {
             var steps: [SQLStep] = []

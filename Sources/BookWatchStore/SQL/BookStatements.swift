@@ -72,11 +72,7 @@ extension SQLStatementStore {
 
     /// `BookRegistry.processingCount` for both stores.
     public func processingCount() async throws -> Int {
-        let count = SQLStep(
-            "SELECT COUNT(*) AS n FROM books WHERE state IN \(unescaped: BooksTable.activeStates) AND untracked_at IS NULL",
-            reads: true
-        )
-        return try await perform(StoreOperation(.read, count) { try $0.first?.int("n") ?? 0 })
+        try await perform(StoreOperation(.read, BookStatements.processing) { try $0.first?.int("n") ?? 0 })
     }
 
     /// Counts for the gauges read at each scrape, each on an index (books by state, the due-poll
@@ -221,14 +217,22 @@ extension SQLStatementStore {
 }
 
 /// The Book statements both stores run.
-enum BookStatements {
+package enum BookStatements {
     /// The `books` rows with their label and name (`book_label`, `book_name`), to which a
     /// `WHERE` clause is added.
     static let withLabels =
         "SELECT books.*, l.label AS book_label, l.name AS book_name FROM books LEFT JOIN book_labels l ON l.book_uuid = books.uuid"
 
     /// Books by state (riding the `books_state` index).
-    static let totals = SQLStep("SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", reads: true)
+    /// Tracked Books by state (the scrape's gauge, `status`'s totals), read from
+    /// `books_tracked_state` alone.
+    package static let totals = SQLStep("SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", reads: true)
+
+    /// Tracked Books not at rest (the outage detector's exposure), from the same index.
+    package static let processing = SQLStep(
+        "SELECT COUNT(*) AS n FROM books WHERE state IN \(unescaped: BooksTable.activeStates) AND untracked_at IS NULL",
+        reads: true
+    )
 
     static func totals(_ rows: [any SQLRow]) throws -> [BookPhase: Int] {
         try bookTotals(rows.map { (try $0.string("state"), try $0.int("n")) })
