@@ -34,11 +34,11 @@ struct BenchChaosCommand: AsyncParsableCommand {
         if let database, !database.hasPrefix("postgres://") && !database.hasPrefix("postgresql://") {
             throw ValidationError("--database must be a postgres:// URL (SQLite is the default)")
         }
-        if let database { try validatePostgresURL(database, option: "--database") }
         if database != nil, directory != nil { throw ValidationError("--directory and --database exclude each other") }
         if let database, DatabaseLocation.namesSchema(database) {
             throw ValidationError("--database must not name a schema: each seed makes its own (chaos_SEED_...) and drops it after")
         }
+        if let database { try validatePostgresURL(database, option: "--database") }
     }
 
     func run() async throws {

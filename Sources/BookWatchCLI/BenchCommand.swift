@@ -201,10 +201,10 @@ struct BenchScaleCommand: AsyncParsableCommand {
         if let postgres {
             guard directory == nil else { throw ValidationError("--directory is for SQLite files; --postgres puts each size in a schema") }
             guard case .postgres = DatabaseLocation(postgres) else { throw ValidationError("--postgres must be a postgres:// URL") }
-            try validatePostgresURL(postgres, option: "--postgres")
             guard !DatabaseLocation.namesSchema(postgres) else {
                 throw ValidationError("--postgres must not name a schema: each size gets a schema of its own, dropped afterwards")
             }
+            try validatePostgresURL(postgres, option: "--postgres")
         }
     }
 

@@ -33,7 +33,8 @@ public enum DatabaseLocation: Sendable, Equatable {
         case .sqlite(let path):
             return path
         case .postgres(let url):
-            guard var components = URLComponents(string: url), components.password != nil else { return url }
+            guard var components = URLComponents(string: url) else { return "postgres://(unreadable URL)" }
+            guard components.password != nil else { return url }
             components.password = "***"
             return components.string ?? "postgres://(unreadable URL)"
         }

@@ -88,11 +88,23 @@ import Testing
         #expect(cli.databaseBytes() == nil)
     }
 
-    @Test func aMalformedPostgresURLOptionIsNotEchoedWithItsPassword() async throws {
+    @Test(arguments: [
+        ["bench", "store", "--postgres", "postgres://:hunter2-secret@db.example/b"],
+        ["bench", "store", "--postgres", "postgress://u:hunter2-secret@db.example/b"],  // a typo: not a URL at all
+        ["migrate", "--to", "postgress://u:hunter2-secret@db.example/b"],
+        ["bench", "chaos", "--database", "postgres://u:hunter2@[bad/b"],  // does not parse
+    ])
+    func aMalformedPostgresURLOptionIsNotEchoedWithItsPassword(arguments: [String]) async throws {
         let cli = try CLIHarness()
-        #expect(await cli.run(["bench", "store", "--postgres", "postgres://:hunter2-secret@db.example/b"]) == 2)
-        #expect(cli.standardError.contains("--postgres"))
-        #expect(!cli.standardError.contains("hunter2-secret"))
+        #expect(await cli.run(arguments) == 2)
+        #expect(cli.standardError.contains(arguments[arguments.count - 2]))
+        #expect(!cli.standardError.contains("hunter2"))
+    }
+
+    @Test func anUnreadablePostgresURLIsNeverPrintedWhole() {
+        #expect(DatabaseLocation("postgres://u:hunter2@[bad/b").redacted == "postgres://(unreadable URL)")
+        #expect(DatabaseLocation("postgres://u:pw@db.example/b").redacted == "postgres://u:***@db.example/b")
+        #expect(DatabaseLocation("postgres://u@db.example/b").redacted == "postgres://u@db.example/b")
     }
 
     @Test func helpExitsZero() async throws {

@@ -75,8 +75,8 @@ extension SQLStatementStore {
         try await perform(StoreOperation(.read, BookStatements.processing) { try $0.first?.int("n") ?? 0 })
     }
 
-    /// Counts for the gauges read at each scrape, each on an index (books by state, the due-poll
-    /// and pending-inbox partial indexes); documents are counted apart (`documentCounts`).
+    /// Counts for the gauges read at each scrape, each on an index (tracked Books by state, the
+    /// due-poll and pending-inbox partial indexes); documents are counted apart (`documentCounts`).
     public func gauges(overdueBefore: Date) async throws -> StoreGauges {
         let inbox = SQLStep("SELECT COUNT(*) AS n FROM webhook_inbox WHERE processed_at IS NULL", reads: true)
         let overdue = SQLStep(
@@ -223,9 +223,8 @@ package enum BookStatements {
     static let withLabels =
         "SELECT books.*, l.label AS book_label, l.name AS book_name FROM books LEFT JOIN book_labels l ON l.book_uuid = books.uuid"
 
-    /// Books by state (riding the `books_state` index).
-    /// Tracked Books by state (the scrape's gauge, `status`'s totals), read from
-    /// `books_tracked_state` alone.
+    /// Tracked Books by state (the scrape's gauge, `status`'s totals), on the partial index
+    /// `books_tracked_state` (SQLite reads no row for it; measured at 100k Books).
     package static let totals = SQLStep("SELECT state, COUNT(*) AS n FROM books WHERE untracked_at IS NULL GROUP BY state", reads: true)
 
     /// Tracked Books not at rest (the outage detector's exposure), from the same index.
