@@ -31,9 +31,6 @@ struct BenchChaosCommand: AsyncParsableCommand {
         guard (1...8).contains(replicas) else { throw ValidationError("--replicas must be 1 to 8") }
         guard minutes >= 0 else { throw ValidationError("--minutes must not be negative") }
         guard (1...16).contains(jobs) else { throw ValidationError("--jobs must be 1 to 16") }
-        if let database, !database.hasPrefix("postgres://") && !database.hasPrefix("postgresql://") {
-            throw ValidationError("--database must be a postgres:// URL (SQLite is the default)")
-        }
         if database != nil, directory != nil { throw ValidationError("--directory and --database exclude each other") }
         if let database, DatabaseLocation.namesSchema(database) {
             throw ValidationError("--database must not name a schema: each seed makes its own (chaos_SEED_...) and drops it after")

@@ -200,7 +200,6 @@ struct BenchScaleCommand: AsyncParsableCommand {
         guard idleSeconds > 0 else { throw ValidationError("--idle-seconds must be positive") }
         if let postgres {
             guard directory == nil else { throw ValidationError("--directory is for SQLite files; --postgres puts each size in a schema") }
-            guard case .postgres = DatabaseLocation(postgres) else { throw ValidationError("--postgres must be a postgres:// URL") }
             guard !DatabaseLocation.namesSchema(postgres) else {
                 throw ValidationError("--postgres must not name a schema: each size gets a schema of its own, dropped afterwards")
             }

@@ -25,7 +25,6 @@ struct BenchStoreCommand: AsyncParsableCommand {
     func validate() throws {
         guard books > 0 else { throw ValidationError("--books must be at least 1") }
         _ = try workerCounts()
-        if let postgres, case .sqlite = DatabaseLocation(postgres) { throw ValidationError("--postgres is not a postgres:// URL") }
         if let postgres { try validatePostgresURL(postgres, option: "--postgres") }
     }
 

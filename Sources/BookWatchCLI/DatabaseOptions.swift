@@ -109,9 +109,10 @@ func parseUUIDs(_ arguments: [String]) throws -> [BookUUID] {
     return parsed
 }
 
-/// A URL option checked as the PostgreSQL store will read it, before anything runs: a malformed
-/// one is a usage error (exit 2) naming the option, not a failed connection. The message never
-/// repeats the URL (it may hold a password).
+/// A URL option checked as the PostgreSQL store will read it, before anything runs: a value that
+/// is not a `postgres://` URL, or a malformed one, is a usage error (exit 2) naming the option,
+/// not a failed connection. The one check every URL option makes; the message never repeats the
+/// value (it may hold a password).
 func validatePostgresURL(_ url: String, option: String) throws {
     do {
         try PostgresBookStore.checkURL(url)

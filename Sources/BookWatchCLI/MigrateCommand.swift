@@ -42,9 +42,6 @@ struct MigrateCommand: AsyncParsableCommand {
     static let quietPeriod: TimeInterval = 60
 
     func validate() throws {
-        guard case .postgres = DatabaseLocation(destination) else {
-            throw ValidationError("--to is not a postgres:// URL")  // the value is not repeated: it may hold a password
-        }
         try validatePostgresURL(destination, option: "--to")
         if let batchRows, batchRows < 1 { throw ValidationError("--batch-rows must be at least 1, not \(batchRows)") }
     }

@@ -80,6 +80,8 @@ import Testing
         (["bench", "store", "--postgres", "postgres://u@db.example/b?sslmode=bogus"], "--postgres: sslmode 'bogus'"),
         (["bench", "chaos", "--database", "postgres:///bookwatch"], "--database: expected postgres://"),
         (["migrate", "--to", "postgres://u@db.example/b?schema=a-b"], "--to: schema 'a-b'"),
+        (["bench", "chaos", "--database", "./chaos.sqlite"], "--database: expected postgres://"),
+        (["migrate", "--to", "./other.sqlite"], "--to: expected postgres://"),
     ])
     func usageErrorsExitTwoNamingTheProblem(arguments: [String], named: String) async throws {
         let cli = try CLIHarness()
