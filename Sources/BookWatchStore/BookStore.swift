@@ -125,8 +125,9 @@ public protocol InboxStore: Sendable {
     /// Marks several rows `owner` decided, in one transaction (a round's deliveries that changed
     /// no Book: one commit instead of one each, which a flood about untracked Books would
     /// otherwise cost the single writer the webhook door shares); answers the ids this call
-    /// marked. A row another replica has claimed since (the lease lapsed while the marks were
-    /// held) is left to it: its decision is the newer one.
+    /// marked. Only rows `owner` still holds are marked: one another replica has claimed since
+    /// (the lease lapsed while the marks were held), or claimed and deferred for a retry, is left
+    /// to that replica and its retry: their decision is the newer one.
     func markProcessed(batch: [InboxMark], owner: String, at: Date) async throws -> Set<Int64>
 
     /// Gives claimed, unprocessed rows back at once.

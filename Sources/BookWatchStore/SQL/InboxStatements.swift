@@ -98,9 +98,10 @@ extension SQLStatementStore {
     }
 
     /// `InboxStore.markProcessed(batch:owner:at:)` for both stores: one transaction, a statement
-    /// per row, each fenced by the claim.
+    /// per row, each fenced by the claim: only while `owner` still holds it (a row deferred or
+    /// released since has no holder, and a retry will decide it again).
     public func markProcessed(batch: [InboxMark], owner: String, at: Date) async throws -> Set<Int64> {
-        try await mark(batch, fence: "AND (claimed_by IS NULL OR claimed_by = \(owner))", at: at)
+        try await mark(batch, fence: "AND claimed_by = \(owner)", at: at)
     }
 
     private func mark(_ batch: [InboxMark], fence: SQLQuery, at: Date) async throws -> Set<Int64> {
