@@ -67,6 +67,9 @@ public final class SimulatedDeployment: Sendable {
             logger: logger,
             observe: { metrics.ocrolusRequest($0) }
         )
+        var watcherConfig = watcherConfig
+        // The deployment's rate, as `serve` passes BOOKWATCH_RATE_LIMIT (unless the caller set one).
+        if watcherConfig.requestRate == nil { watcherConfig.requestRate = rate }
         watcher = Watcher(
             store: store,
             client: client,

@@ -108,6 +108,9 @@ public struct StrategyResult: Sendable {
     public var readyDelayP95: Double?
     /// With loss starting mid-run: the Books that finished after it started, and their delays.
     public var sinceLoss: (books: Int, p50: Double?, p99: Double?)? = nil
+    /// Of those Books: from the finish to the first status answer showing it (p50, p99), and
+    /// from that answer to analytics stored (p50, p99).
+    public var sinceLossSplit: (seenP50: Double?, seenP99: Double?, storedP50: Double?, storedP99: Double?)? = nil
 
     /// Status calls per Book.
     public var statusCallsPerBook: Double { Double(statusCalls) / Double(max(books, 1)) }
@@ -177,6 +180,8 @@ public enum StrategyBench {
         var delays: [Double] = []
         var delaysSinceLoss: [Double] = []
         var readyDelays: [Double] = []
+        var seenSinceLoss: [Double] = []
+        var storedAfterSeen: [Double] = []
         let lossStart = config.start.addingTimeInterval(lossFrom)
         for truth in stats.truth {
             guard let first = truth.verifiedAt.first, let finished = try? Date(first, strategy: .iso8601), let at = stored[truth.uuid]
@@ -185,7 +190,13 @@ public enum StrategyBench {
             if let text = truth.analyticsReadyAt.first, let ready = try? Date(text, strategy: .iso8601) {
                 readyDelays.append(max(0, at.timeIntervalSince(ready)))
             }
-            if lossFrom > 0 && finished >= lossStart { delaysSinceLoss.append(at.timeIntervalSince(finished)) }
+            if lossFrom > 0 && finished >= lossStart {
+                delaysSinceLoss.append(at.timeIntervalSince(finished))
+                if let text = stats.firstSeenFinished[truth.uuid], let seen = try? Date(text, strategy: .iso8601) {
+                    seenSinceLoss.append(seen.timeIntervalSince(finished))
+                    storedAfterSeen.append(at.timeIntervalSince(seen))
+                }
+            }
         }
         func quantile(_ q: Double, of values: [Double] = delays) -> Double? {
             let sorted = values.sorted()
@@ -209,7 +220,13 @@ public enum StrategyBench {
             statusCallsWhileFinished: stats.statusCallsWhileFinished,
             readyDelayP50: quantile(0.5, of: readyDelays),
             readyDelayP95: quantile(0.95, of: readyDelays),
-            sinceLoss: lossFrom > 0 ? (delaysSinceLoss.count, quantile(0.5, of: delaysSinceLoss), quantile(0.99, of: delaysSinceLoss)) : nil
+            sinceLoss: lossFrom > 0 ? (delaysSinceLoss.count, quantile(0.5, of: delaysSinceLoss), quantile(0.99, of: delaysSinceLoss)) : nil,
+            sinceLossSplit: seenSinceLoss.isEmpty
+                ? nil
+                : (
+                    quantile(0.5, of: seenSinceLoss), quantile(0.99, of: seenSinceLoss), quantile(0.5, of: storedAfterSeen),
+                    quantile(0.99, of: storedAfterSeen)
+                )
         )
     }
 

@@ -142,6 +142,12 @@ struct BenchStrategiesCommand: AsyncParsableCommand {
                         "      Books finished after the loss began: \(since.books), delay p50 \(Self.duration(since.p50)), p99 \(Self.duration(since.p99))"
                     )
                 }
+                if let split = result.sinceLossSplit {
+                    context.print(
+                        "      of those: finish -> first status answer showing it p50 \(Self.duration(split.seenP50)), p99 \(Self.duration(split.seenP99)); "
+                            + "that answer -> stored p50 \(Self.duration(split.storedP50)), p99 \(Self.duration(split.storedP99))"
+                    )
+                }
                 if !result.pollsByReason.isEmpty {
                     let parts = result.pollsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                     context.print(

@@ -13,8 +13,9 @@ import func Foundation.pow
 /// - `active`: between half the maximum and the maximum while webhooks for the Book keep arriving
 ///   (they will tell us when it finishes; each one pushes the poll out again); full jitter between
 ///   the minimum and a quarter of the maximum once they have been quiet for longer than the
-///   maximum; full jitter up to twice the minimum when webhooks have stopped arriving altogether
-///   (polling takes over).
+///   maximum; when webhooks have stopped arriving altogether (polling takes over), every
+///   `silentInterval` less up to 10 % (sized to the request budget), or with full jitter up to
+///   twice the minimum when the budget is not known.
 /// - `soon`: between one and two minima (a likely finish no status call has confirmed yet).
 /// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up; while
 ///   webhooks are trusted (they announce a reopen's new document), as long as the Book has been
@@ -43,6 +44,8 @@ public struct PollSchedule: Hashable, Sendable {
     ///   - webhooksSilent: true when no webhook at all has arrived for a long while.
     ///   - finishedAt: when the Book was last seen finished (for `retention`).
     ///   - webhooksTrusted: webhooks are measured reliable (for `retention`).
+    ///   - silentInterval: while webhooks are silent, the interval between a processing Book's
+    ///     polls the request budget allows (`silentInterval(processing:rate:)`); nil: not known.
     public func nextPoll(
         cadence: PollCadence,
         lastWebhookAt: Date?,
@@ -50,7 +53,8 @@ public struct PollSchedule: Hashable, Sendable {
         webhooksSilent: Bool,
         unitRandom: Double,
         finishedAt: Date? = nil,
-        webhooksTrusted: Bool = false
+        webhooksTrusted: Bool = false,
+        silentInterval: TimeInterval? = nil
     ) -> Date? {
         let u = min(max(unitRandom, 0), 1)
         switch cadence {
@@ -65,12 +69,31 @@ public struct PollSchedule: Hashable, Sendable {
             if let retention, let finishedAt, next.timeIntervalSince(finishedAt) > retention { return nil }
             return next
         case .active:
+            if webhooksSilent, let silentInterval {
+                // Polling has taken over: each Book at the interval the budget allows, with only
+                // enough jitter to keep them from bunching, so a finish waits at most one interval.
+                return now.addingTimeInterval(silentInterval * (1 - 0.1 * u))
+            }
             let ceiling = activeCeiling(lastWebhookAt: lastWebhookAt, now: now, webhooksSilent: webhooksSilent)
             // While the Book's webhooks keep arriving they will say when it finishes: the poll is a
             // safety net between half the ceiling and the ceiling. Otherwise full jitter from the minimum.
             let floor = ceiling == maximum && !webhooksSilent ? max(minimum, maximum / 2) : minimum
             return now.addingTimeInterval(floor + u * (ceiling - floor))
         }
+    }
+
+    /// The share of the request rate the polls of Books still processing may take while webhooks
+    /// are silent; the rest is for retrievals and their confirmations, finished Books' polls and hints.
+    public static let silentPollShare = 0.8
+
+    /// The interval between a processing Book's polls while webhooks are silent: `processing`
+    /// Books polled with `silentPollShare` of `rate` requests/s, never more often than the
+    /// minimum nor less often than twice it (the maximum when that is shorter). A finish then
+    /// waits at most about one interval, and the polls leave the rest of the budget free.
+    public func silentInterval(processing: Int, rate: Double) -> TimeInterval {
+        let ceiling = min(maximum, 2 * minimum)
+        guard rate > 0, rate.isFinite else { return ceiling }
+        return min(ceiling, max(minimum, Double(max(processing, 0)) / (Self.silentPollShare * rate)))
     }
 
     func activeCeiling(lastWebhookAt: Date?, now: Date, webhooksSilent: Bool) -> TimeInterval {
@@ -115,15 +138,26 @@ public struct PollContext: Sendable {
     public var webhooksTrusted: Bool
     /// The jitter, a draw from `0..<1`.
     public var unitRandom: Double
+    /// While webhooks are silent, the interval the request budget allows (nil: not known).
+    public var silentInterval: TimeInterval?
 
     /// The moment of one transition.
-    public init(now: Date, lastWebhookAt: Date?, finishedAt: Date?, webhooksSilent: Bool, webhooksTrusted: Bool, unitRandom: Double) {
+    public init(
+        now: Date,
+        lastWebhookAt: Date?,
+        finishedAt: Date?,
+        webhooksSilent: Bool,
+        webhooksTrusted: Bool,
+        unitRandom: Double,
+        silentInterval: TimeInterval? = nil
+    ) {
         self.now = now
         self.lastWebhookAt = lastWebhookAt
         self.finishedAt = finishedAt
         self.webhooksSilent = webhooksSilent
         self.webhooksTrusted = webhooksTrusted
         self.unitRandom = unitRandom
+        self.silentInterval = silentInterval
     }
 }
 
@@ -145,7 +179,8 @@ extension PollSchedule {
                 webhooksSilent: context.webhooksSilent,
                 unitRandom: context.unitRandom,
                 finishedAt: context.finishedAt,
-                webhooksTrusted: context.webhooksTrusted
+                webhooksTrusted: context.webhooksTrusted,
+                silentInterval: context.silentInterval
             )
             .map(Self.wholeMillisecond)
         }
@@ -186,21 +221,59 @@ extension PollSchedule {
 
 // MARK: tightening, freshness, retries
 
-extension PollSchedule {
-    /// How far ahead a poll may stay once webhooks stop being trusted: twice the minimum for a
-    /// Book still processing, the maximum for a finished one (watched for a reopen).
-    public func tighteningSpread(finished: Bool) -> TimeInterval { finished ? maximum : 2 * minimum }
+/// A scheduled poll the tightening may move (`PollSchedule.tightened`).
+public struct TighteningCandidate: Equatable, Sendable {
+    /// When it is due now.
+    public var next: Date
+    /// The Book is finished (its poll watches for a reopen) rather than still processing.
+    public var finished: Bool
+    /// The last time anything was heard of the Book: a status answer, a webhook, or its tracking.
+    public var lastHeard: Date
 
-    /// A scheduled poll later than `now` plus the spread, pulled into the spread's upper half
-    /// (`now + spread/2 ..< now + spread`, whole milliseconds); nil when it is soon enough.
+    /// A poll due at `next`, the Book last heard of at `lastHeard`.
+    public init(next: Date, finished: Bool, lastHeard: Date) {
+        self.next = next
+        self.finished = finished
+        self.lastHeard = lastHeard
+    }
+}
+
+extension PollSchedule {
+    /// How far ahead a poll may stay once webhooks stop being trusted: for a Book still
+    /// processing, the silent interval when the budget is known (`silentInterval(processing:rate:)`),
+    /// else twice the minimum; the maximum for a finished one (watched for a reopen).
+    public func tighteningSpread(finished: Bool, silentInterval: TimeInterval? = nil) -> TimeInterval {
+        finished ? maximum : silentInterval ?? 2 * minimum
+    }
+
+    /// The new times of polls pulled in together when webhooks stop being trusted, one per
+    /// candidate in order (nil: it stays). A poll later than `now` plus its spread moves into
+    /// `now ..< now + spread` (whole milliseconds): the moving polls of each kind (processing,
+    /// finished) are spaced evenly over the spread, with jitter within each slot, the Book heard
+    /// from longest ago first (the likeliest to have changed unseen), ties in the given order. So
+    /// the polls come at the rate the spread was sized for, with no burst at its start or end.
     /// Urgent and claimed polls are never moved (the store does not offer them).
-    public func tightened(_ next: Date, finished: Bool, now: Date, unitRandom: @autoclosure () -> Double) -> Date? {
-        let spread = tighteningSpread(finished: finished)
-        let limit = (now.addingTimeInterval(spread).timeIntervalSince1970 * 1000).rounded()
-        guard (next.timeIntervalSince1970 * 1000).rounded() > limit else { return nil }
-        let span = max((spread * 500).rounded(.down), 1)
-        let offset = (min(max(unitRandom(), 0), 0.999_999_999) * span).rounded(.down)
-        return Date(timeIntervalSince1970: (limit - span + offset) / 1000)
+    public func tightened(
+        _ candidates: [TighteningCandidate],
+        now: Date,
+        silentInterval: TimeInterval? = nil,
+        unitRandom: () -> Double
+    ) -> [Date?] {
+        var moved = [Date?](repeating: nil, count: candidates.count)
+        let nowMillis = (now.timeIntervalSince1970 * 1000).rounded()
+        for finished in [false, true] {
+            let spread = tighteningSpread(finished: finished, silentInterval: silentInterval)
+            let span = max((spread * 1000).rounded(.down), 1)
+            let movers = candidates.indices
+                .filter { candidates[$0].finished == finished && (candidates[$0].next.timeIntervalSince1970 * 1000).rounded() > nowMillis + span }
+                .sorted { (candidates[$0].lastHeard, $0) < (candidates[$1].lastHeard, $1) }
+            for (rank, index) in movers.enumerated() {
+                let u = min(max(unitRandom(), 0), 0.999_999_999)
+                let offset = (span * (Double(rank) + u) / Double(movers.count)).rounded(.down)
+                moved[index] = Date(timeIntervalSince1970: (nowMillis + offset) / 1000)
+            }
+        }
+        return moved
     }
 
     /// How recent the last status answer must be for an analytics job to go ahead without a

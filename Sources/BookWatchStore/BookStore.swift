@@ -159,16 +159,23 @@ public protocol PollStore: Sendable {
     func deferPoll(_ uuid: BookUUID, until: Date, keepUrgent: Bool) async throws
 
     /// When webhooks stop being trusted: pulls scheduled polls in as `PollSchedule.tightened`
-    /// decides (Books still processing to within twice the minimum, finished Books, spaced out
-    /// while webhooks were trusted, to within the maximum), jittered from the store's random
-    /// source, Books in uuid order; answers how many moved. Urgent and claimed polls stay.
-    /// Without `includingFinished`, only Books still processing (a suspected outage: webhooks
-    /// stopped while Books were expected to send them).
+    /// decides (Books still processing to within `silentInterval`, or twice the minimum when it
+    /// is nil; finished Books, spaced out while webhooks were trusted, to within the maximum),
+    /// spaced evenly with the Book heard from longest ago first, jittered from the store's random
+    /// source; answers how many moved. Urgent and claimed polls stay. Without
+    /// `includingFinished`, only Books still processing (a suspected outage: webhooks stopped
+    /// while Books were expected to send them).
     @discardableResult
-    func tightenPolls(now: Date, includingFinished: Bool) async throws -> Int
+    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?) async throws -> Int
 }
 
 extension PollStore {
+    /// `tightenPolls(now:includingFinished:silentInterval:)` with the spread for an unknown budget.
+    @discardableResult
+    public func tightenPolls(now: Date, includingFinished: Bool) async throws -> Int {
+        try await tightenPolls(now: now, includingFinished: includingFinished, silentInterval: nil)
+    }
+
     /// `tightenPolls(now:includingFinished:)` for every Book's polls.
     @discardableResult
     public func tightenPolls(now: Date) async throws -> Int { try await tightenPolls(now: now, includingFinished: true) }

@@ -137,9 +137,9 @@ package enum BooksTable {
     /// What `tightenPolls` may move, for either store: unclaimed, non-urgent polls of Books still
     /// processing or finished, later than the smaller of the two spreads (storage milliseconds);
     /// `PollSchedule.tightened` decides each one.
-    package static func tighteningLimits(now: Date, schedule: PollSchedule) -> (active: Int64, finished: Int64) {
+    package static func tighteningLimits(now: Date, schedule: PollSchedule, silentInterval: TimeInterval?) -> (active: Int64, finished: Int64) {
         (
-            now.addingTimeInterval(schedule.tighteningSpread(finished: false)).storageMillis,
+            now.addingTimeInterval(schedule.tighteningSpread(finished: false, silentInterval: silentInterval)).storageMillis,
             now.addingTimeInterval(schedule.tighteningSpread(finished: true)).storageMillis
         )
     }
@@ -159,20 +159,40 @@ package enum BooksTable {
     static let finishedStates = sqlList(finishedPhases)
     static func sqlList(_ phases: [BookPhase]) -> String { "(" + phases.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")" }
 
-    /// The new times of the candidates `(uuid, state, next_poll_at)`, drawn in uuid order.
+    /// A poll the tightening reads: its Book, phase, due time and when the Book was last heard of
+    /// (its last status answer or webhook, else its tracking), in storage milliseconds.
+    package struct TighteningRow {
+        var uuid: String
+        var state: String
+        var next: Int64
+        var lastHeard: Int64
+    }
+
+    /// The new times of the candidates (`PollSchedule.tightened`; ties and jitter in uuid order).
     package static func tightened(
-        _ candidates: [(String, String, Int64)],
+        _ candidates: [TighteningRow],
         now: Date,
         schedule: PollSchedule,
+        silentInterval: TimeInterval?,
         random: () -> Double
     )
         -> [(uuid: String, next: Int64)]
     {
-        candidates.sorted { $0.0 < $1.0 }.compactMap { uuid, state, next in
-            let finished = !activePhases.map(\.rawValue).contains(state)
-            return schedule.tightened(Date(storageMillis: next), finished: finished, now: now, unitRandom: random())
-                .map { (uuid, $0.storageMillis) }
-        }
+        let rows = candidates.sorted { $0.uuid < $1.uuid }
+        let active = Set(activePhases.map(\.rawValue))
+        let moved = schedule.tightened(
+            rows.map {
+                TighteningCandidate(
+                    next: Date(storageMillis: $0.next),
+                    finished: !active.contains($0.state),
+                    lastHeard: Date(storageMillis: $0.lastHeard)
+                )
+            },
+            now: now,
+            silentInterval: silentInterval,
+            unitRandom: random
+        )
+        return zip(rows, moved).compactMap { row, next in next.map { (row.uuid, $0.storageMillis) } }
     }
     /// The columns, in the order of their values.
     package static let columns = [

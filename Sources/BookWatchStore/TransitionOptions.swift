@@ -11,10 +11,14 @@ public struct TransitionOptions: Sendable {
     /// status call, and finished Books are polled ever more rarely (see `BookMachine.apply`,
     /// `PollSchedule`). False by default: hints stay hints.
     public var webhooksTrusted: Bool
+    /// While webhooks are silent: the interval between a processing Book's polls that the request
+    /// budget allows (`PollSchedule.silentInterval(processing:rate:)`); nil when not known.
+    public var silentInterval: TimeInterval?
 
     /// What transitions of the moment share.
-    public init(webhooksSilent: Bool = false, webhooksTrusted: Bool = false) {
+    public init(webhooksSilent: Bool = false, webhooksTrusted: Bool = false, silentInterval: TimeInterval? = nil) {
         self.webhooksSilent = webhooksSilent
         self.webhooksTrusted = webhooksTrusted
+        self.silentInterval = silentInterval
     }
 }

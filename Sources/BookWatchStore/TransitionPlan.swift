@@ -246,7 +246,8 @@ package struct TransitionPlan: Sendable {
                 finishedAt: machine.finishedAt,
                 webhooksSilent: options.webhooksSilent,
                 webhooksTrusted: options.webhooksTrusted,
-                unitRandom: draw
+                unitRandom: draw,
+                silentInterval: options.silentInterval
             )
         )
         plan.schedule.next = slot.next?.storageMillis

@@ -145,7 +145,12 @@ extension OcrolusSimulation {
         if let refusal = faults.statusRefused, refusal.book == book.index, (refusal.from..<refusal.until).contains(now) {
             return Self.json(403, ["status": 403, "code": 2102, "message": "You do not have permission to access this book", "response": NSNull()])
         }
-        if bookStatus == .verified { counters.statusCallsWhileFinished += 1 }
+        if bookStatus == .verified {
+            counters.statusCallsWhileFinished += 1
+            if counters.firstSeenFinished[book.uuid.rawValue] == nil {
+                counters.firstSeenFinished[book.uuid.rawValue] = BookStatusStamp.rfc3339(date(now))
+            }
+        }
         var statusWord = bookStatus == .verified && book.saysBookComplete ? "BOOK_COMPLETE" : bookStatus.rawValue
         if bookStatus == .verifying, faults.earlyVerified > 0, rng.chance(faults.earlyVerified) { statusWord = "VERIFIED" }
         let docs: [[String: Any]] = book.documentStatuses(at: now).map { document, status in

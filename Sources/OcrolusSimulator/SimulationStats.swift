@@ -39,6 +39,9 @@ public struct SimulationStats: Codable, Sendable {
     /// Status calls answered while the Book was finished (`VERIFIED`): reopen watching and
     /// confirmations, as opposed to calls made while it was still processing.
     public var statusCallsWhileFinished = 0
+    /// When a status call first found each Book finished (simulated time, RFC 3339), by uuid:
+    /// the benchmarks split a finish's delay into noticing it and retrieving after.
+    public var firstSeenFinished: [String: String] = [:]
     /// Analytics answered 200.
     public var analyticsOK = 0
     /// 200 answers per `uuid:generation:endpoint`: exactly once is the goal.

@@ -176,40 +176,93 @@ import Testing
 
     // MARK: tightening, freshness, retries
 
-    @Test(
-        arguments: [
-            // (next in s from now, finished, u, expected s from now or nil): spreads 120 s (processing), 1800 s (finished)
-            (3000.0, false, 0.0, 60.0 as TimeInterval?),
-            (3000, false, 0.5, 90),
-            (3000, false, 1, 119.999),  // the upper end is open
-            (120, false, 0.5, nil),  // within the spread: stays
-            (120.001, false, 0, 60),
-            (3000, true, 0, 900),
-            (3000, true, 0.5, 1350),
-            (1800, true, 0, nil),
-            (100_000, true, 0.25, 1125),
-        ] as [(TimeInterval, Bool, Double, TimeInterval?)]
-    )
-    func tighteningPullsLatePollsIntoTheUpperHalfOfTheSpread(next: TimeInterval, finished: Bool, u: Double, expected: TimeInterval?) {
-        let result = schedule.tightened(now.addingTimeInterval(next), finished: finished, now: now, unitRandom: u)
-        #expect(result.map { (($0.timeIntervalSince(now)) * 1000).rounded() / 1000 } == expected)
+    func candidate(next: TimeInterval, finished: Bool = false, heard: TimeInterval) -> TighteningCandidate {
+        TighteningCandidate(next: now.addingTimeInterval(next), finished: finished, lastHeard: now.addingTimeInterval(-heard))
     }
 
-    @Test func tighteningDrawsNoJitterForAPollThatStays() {
+    func offsets(_ dates: [Date?]) -> [TimeInterval?] { dates.map { $0.map { ($0.timeIntervalSince(now) * 1000).rounded() / 1000 } } }
+
+    @Test func tighteningSpacesTheMovedPollsEvenlyOverTheSpreadStalestFirst() {
+        // Spread 120 s (twice the minimum): four processing Books move, one is soon enough.
+        let candidates = [
+            candidate(next: 3000, heard: 10),
+            candidate(next: 3000, heard: 900),  // heard from longest ago: first
+            candidate(next: 100, heard: 5000),  // within the spread: stays, draws nothing
+            candidate(next: 120.001, heard: 300),
+            candidate(next: 5000, heard: 300),  // same as the one before: given order breaks the tie
+        ]
         var draws = 0
-        func tighten(_ next: TimeInterval) -> Date? {
-            schedule.tightened(
-                now.addingTimeInterval(next),
-                finished: false,
-                now: now,
-                unitRandom: {
-                    draws += 1
-                    return 0.5
-                }()
-            )
+        let moved = schedule.tightened(candidates, now: now) {
+            draws += 1
+            return 0.5
         }
-        #expect(tighten(10) == nil && draws == 0)
-        #expect(tighten(1000) != nil && draws == 1)
+        #expect(offsets(moved) == [105, 15, nil, 45, 75])  // slots of 30 s, each at its middle
+        #expect(draws == 4)
+        #expect(offsets(schedule.tightened(candidates, now: now) { 0 }) == [90, 0, nil, 30, 60])
+        #expect(offsets(schedule.tightened(candidates, now: now) { 1 }) == [119.999, 29.999, nil, 59.999, 89.999])  // the end is open
+    }
+
+    @Test func tighteningUsesTheSilentIntervalForProcessingBooksAndTheMaximumForFinishedOnes() {
+        let candidates = [
+            candidate(next: 3000, heard: 10),
+            candidate(next: 3000, finished: true, heard: 10),
+            candidate(next: 1800, finished: true, heard: 10),  // within the maximum: stays
+            candidate(next: 3000, finished: true, heard: 20),
+            candidate(next: 95, heard: 10),  // within a 100 s interval: stays
+        ]
+        let moved = schedule.tightened(candidates, now: now, silentInterval: 100) { 0 }
+        #expect(offsets(moved) == [0, 900, nil, 0, nil])
+        // Without a known interval the processing spread is twice the minimum: the 95 s poll stays too.
+        #expect(offsets(schedule.tightened([candidate(next: 121, heard: 1)], now: now, silentInterval: nil) { 0.5 }) == [60])
+        #expect(offsets(schedule.tightened([candidate(next: 121, heard: 1)], now: now, silentInterval: 100) { 0.5 }) == [50])
+    }
+
+    @Test(
+        arguments: [
+            // (Books processing, rate, expected interval): a minimum of 60 s, a maximum of 1800 s
+            (400, 5.0, 100.0),  // 400 Books with 4 of the 5 requests/s
+            (320, 5, 80),
+            (10, 5, 60),  // few Books: never more often than the minimum
+            (0, 5, 60),
+            (2000, 5, 120),  // many: never less often than twice the minimum
+            (400, 0, 120),  // no rate known
+            (400, .infinity, 120),
+        ] as [(Int, Double, TimeInterval)]
+    )
+    func theSilentIntervalSharesFourFifthsOfTheRateAmongTheBooksProcessing(processing: Int, rate: Double, expected: TimeInterval) {
+        #expect(schedule.silentInterval(processing: processing, rate: rate) == expected)
+    }
+
+    @Test func theSilentIntervalNeverExceedsAShortMaximum() {
+        #expect(PollSchedule(minimum: 60, maximum: 90).silentInterval(processing: 1000, rate: 1) == 90)
+    }
+
+    @Test func aSilentBookIsPolledAtTheIntervalLessUpToATenth() {
+        func next(silent: Bool, interval: TimeInterval?, u: Double) -> TimeInterval? {
+            schedule.nextPoll(cadence: .active, lastWebhookAt: nil, now: now, webhooksSilent: silent, unitRandom: u, silentInterval: interval)?
+                .timeIntervalSince(now)
+        }
+        #expect(next(silent: true, interval: 100, u: 0) == 100)
+        #expect(next(silent: true, interval: 100, u: 1) == 90)
+        #expect(next(silent: true, interval: nil, u: 0) == 60)  // unknown budget: full jitter from the minimum
+        #expect(next(silent: false, interval: 100, u: 1) == 450)  // not silent: the interval plays no part
+        // The transition's context carries it.
+        let context = PollContext(
+            now: now,
+            lastWebhookAt: nil,
+            finishedAt: nil,
+            webhooksSilent: true,
+            webhooksTrusted: false,
+            unitRandom: 0.5,
+            silentInterval: 80
+        )
+        let slot = schedule.apply(
+            [.schedulePoll(.active)],
+            to: PollSlot(next: nil, reason: nil, claimed: false),
+            laterRequest: false,
+            context: context
+        )
+        #expect(slot.next == now.addingTimeInterval(76))
     }
 
     @Test func aJobGoesAheadOnAnAnswerNoOlderThanTwoMinima() {

@@ -26,12 +26,33 @@ import Testing
             let now = t.plus(60)
             #expect(try await store.tightenPolls(now: now, includingFinished: false) == 1)
             let moved = try #require(try await store.book(Self.processing)?.nextPollAt)
-            #expect(moved >= now.plus(60) && moved <= now.plus(120))  // within twice the minimum
+            #expect(moved >= now && moved < now.plus(120))  // within twice the minimum
             #expect(try await store.book(Self.complete)?.nextPollAt == far)
             // The hour-long silence pulls in the finished Book's too.
             #expect(try await store.tightenPolls(now: now, includingFinished: true) == 1)
             let retention = try #require(try await store.book(Self.complete)?.nextPollAt)
             #expect(retention <= now.plus(1800))
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func tightenedPollsAreSpacedOverTheSilentIntervalTheBookHeardFromLongestAgoFirst(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let t = F.t0
+            let books = (1...3).map { BookUUID("0b1c2d3e-0000-4000-8000-00000000001\($0)")! }
+            // Tracked 10 s apart, the newest first: none polled and no webhook, so tracking is the last news.
+            for (offset, uuid) in books.reversed().enumerated() {
+                _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t.plus(Double(offset) * 10), options: .init())
+                try await store.deferPoll(uuid, until: t.plus(10 * 3600), keepUrgent: false)
+            }
+            let now = t.plus(100)
+            #expect(try await store.tightenPolls(now: now, includingFinished: false, silentInterval: 90) == 3)
+            var due: [Date] = []
+            for uuid in books { due.append(try #require(try await store.book(uuid)?.nextPollAt)) }
+            // Three slots of 30 s: the Book tracked first (the last of `books`) gets the first.
+            #expect(due[2] >= now && due[2] < now.plus(30))
+            #expect(due[1] >= now.plus(30) && due[1] < now.plus(60))
+            #expect(due[0] >= now.plus(60) && due[0] < now.plus(90))
         }
     }
 }

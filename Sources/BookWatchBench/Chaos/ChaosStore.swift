@@ -204,8 +204,10 @@ final class ChaosStore: BookStore {
             log.note(replica: replica, uuid, "poll deferred to \(log.stamp(until))")
         }
     }
-    func tightenPolls(now: Date, includingFinished: Bool) async throws -> Int {
-        try await pass("tightenPolls") { try await base.tightenPolls(now: now, includingFinished: includingFinished) }
+    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?) async throws -> Int {
+        try await pass("tightenPolls") {
+            try await base.tightenPolls(now: now, includingFinished: includingFinished, silentInterval: silentInterval)
+        }
     }
     func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
         try await pass("claimInbox") { try await base.claimInbox(owner: owner, now: now, limit: limit, lease: lease) }

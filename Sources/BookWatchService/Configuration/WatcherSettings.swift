@@ -63,6 +63,7 @@ public struct WatcherSettings: Sendable {
         configuration.autoTrack = autoTrack
         configuration.lease = lease
         configuration.trustWebhooks = trustWebhooks
+        configuration.requestRate = rate
         configuration.analyticsRetry = RetryPolicy(base: min(2, analyticsRetryMaximum), cap: analyticsRetryMaximum, maxAttempts: 60)
         configuration.analyticsGiveUp = analyticsGiveUpHours * 3600
         configuration.retention = retainDays * 86400

@@ -99,10 +99,10 @@ public final class Watcher: Sendable {
             return (state.silent != isSilent, longSilence && !state.longSilent)
         }
         // A suspected outage that lasts the hour: now the finished Books' polls come in too.
-        if !changed && longer { _ = try? await store.tightenPolls(now: now, includingFinished: true) }
+        if !changed && longer { _ = try? await store.tightenPolls(now: now, includingFinished: true, silentInterval: silentInterval()) }
         if changed {
             if isSilent {
-                let moved = (try? await store.tightenPolls(now: now, includingFinished: longSilence)) ?? 0
+                let moved = (try? await store.tightenPolls(now: now, includingFinished: longSilence, silentInterval: silentInterval())) ?? 0
                 let expected = state.withLock { state -> String in
                     let processing = state.arrivals.samples.last?.processing ?? 0
                     return state.arrivals.expectedGap(processing: processing, until: last).map { "\(Int($0.rounded(.up)))" } ?? "unknown"
@@ -123,8 +123,9 @@ public final class Watcher: Sendable {
 
     /// Samples the inbox's newest id and the Books processing (every `WebhookArrivals.sampleEvery`),
     /// and asks whether the silence since `lastWebhook` is an outage. A failed reading is skipped.
+    /// The count of Books processing is sampled even without outage detection: the polls'
+    /// interval while webhooks are silent follows it (`silentInterval()`).
     func outageSuspected(now: Date, lastWebhook: Date) async -> Bool {
-        guard configuration.detectOutages else { return false }
         if state.withLock({ $0.arrivals.wantsSample(at: now) }) {
             do {
                 let inboxID = try await store.newestInboxID()
@@ -134,6 +135,7 @@ public final class Watcher: Sendable {
                 logger.debug("could not sample webhook arrivals", metadata: ["error": "\(error)"])
             }
         }
+        guard configuration.detectOutages else { return false }
         let floor = store.schedule.minimum
         return state.withLock { state in
             // A rise of the inbox's id is a delivery too (another replica's, not yet in the shared time).
@@ -186,13 +188,24 @@ public final class Watcher: Sendable {
     /// Silent webhooks, or webhooks that miss changes: either way polling takes over.
     func options() -> TransitionOptions {
         let untrusted = state.withLock { $0.silent || $0.loss.isLossy }
-        return TransitionOptions(webhooksSilent: untrusted, webhooksTrusted: configuration.trustWebhooks && !untrusted)
+        return TransitionOptions(
+            webhooksSilent: untrusted,
+            webhooksTrusted: configuration.trustWebhooks && !untrusted,
+            silentInterval: untrusted ? silentInterval() : nil
+        )
     }
 
-    /// Polls set while webhooks were trusted come due within twice the minimum interval (Books
-    /// still processing) or the maximum (finished Books, watched for a reopen).
+    /// The interval between a processing Book's polls while webhooks are silent, from the
+    /// deployment's rate and the last count of Books processing (nil until both are known).
+    func silentInterval() -> TimeInterval? {
+        guard let rate = configuration.requestRate, let processing = state.withLock({ $0.arrivals.samples.last?.processing }) else { return nil }
+        return store.schedule.silentInterval(processing: processing, rate: rate)
+    }
+
+    /// Polls set while webhooks were trusted come due within the silent interval (Books still
+    /// processing) or the maximum (finished Books, watched for a reopen).
     func tightenPolls() async throws -> Int {
-        try await store.tightenPolls(now: clock.now())
+        try await store.tightenPolls(now: clock.now(), includingFinished: true, silentInterval: silentInterval())
     }
 
     /// The current estimate of document changes no webhook announced.

@@ -41,6 +41,11 @@ public struct WatcherConfiguration: Sendable {
     /// finished `book.verified` body without a status call and space out polls of finished Books
     /// (true, `measured`); or always confirm by polling (false, `never`).
     public var trustWebhooks = true
+    /// The organisation's request rate (`BOOKWATCH_RATE_LIMIT`, requests/s): while webhooks are
+    /// silent, Books still processing are polled as often as a share of it allows
+    /// (`PollSchedule.silentInterval(processing:rate:)`). Nil: not known; they are polled with
+    /// full jitter up to twice the minimum.
+    public var requestRate: Double?
     /// Owner name of this process's claims: host, pid and a random part, so that replicas never
     /// share one (in containers every replica may be pid 1) and a restart is a new owner.
     public var owner = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt16.random(in: .min ... .max))"

@@ -1,0 +1,61 @@
+import BookWatchClocks
+import BookWatchCore
+import BookWatchSQLite
+import BookWatchService
+import BookWatchStore
+import Foundation
+import Testing
+
+/// While webhooks are silent, Books still processing are polled as often as the deployment's
+/// request rate allows (`PollSchedule.silentInterval`), from the moment the silence is noticed.
+@Suite struct SilentPollingTests {
+    static let uuid = AdversaryTests.uuid
+
+    /// One Book processing, its poll set far out while webhooks were trusted; webhooks then go
+    /// silent for an hour. Answers when its poll came due after the tightening, and after one
+    /// answer while silent (seconds from then). Every draw is 0.99.
+    func silentPolls(rate: Double?) async throws -> (tightened: TimeInterval, next: TimeInterval) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-silent-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try SQLiteBookStore(path: directory + "/db.sqlite", busyTimeout: 1, random: { 0.99 })
+        let clock = ManualClock(start: Date(timeIntervalSince1970: 1_774_015_331))
+        let api = AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.verifying)])
+        var configuration = WatcherConfiguration()
+        configuration.requestRate = rate
+        let watcher = Watcher(
+            store: store,
+            client: api,
+            clock: clock,
+            configuration: configuration,
+            health: ServiceHealth(startedAt: clock.now()),
+            logger: quietLogger,
+            random: { 0.99 }
+        )
+        _ = try await store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await store.apply(.snapshot(AdversaryTests.verifying), to: Self.uuid, at: clock.now(), options: .init())
+        try await store.deferPoll(Self.uuid, until: clock.now().addingTimeInterval(10 * 3600), keepUrgent: false)
+        clock.advance(by: 3700)
+        let silentAt = clock.now()
+        #expect(await watcher.refreshSilence())
+        let tightened = try #require(try await store.book(Self.uuid)?.nextPollAt)
+        clock.advance(to: tightened)
+        #expect(try await watcher.pollDue() == 1)
+        let next = try #require(try await store.book(Self.uuid)?.nextPollAt)
+        try store.close()
+        return (tightened.timeIntervalSince(silentAt), next.timeIntervalSince(clock.now()))
+    }
+
+    @Test func aBookIsPolledAtTheIntervalItsShareOfTheRateAllows() async throws {
+        // One Book with 0.0125 requests/s: 1 / (0.8 × 0.0125) = 100 s between polls.
+        let (tightened, next) = try await silentPolls(rate: 0.0125)
+        #expect(tightened >= 98.9 && tightened < 100)  // the one moved poll, at 0.99 of the interval
+        #expect(abs(next - 90.1) < 0.002)  // 100 s less a tenth of it at 0.99
+    }
+
+    @Test func withoutAKnownRateTheBookIsPolledWithinTwiceTheMinimum() async throws {
+        let (tightened, next) = try await silentPolls(rate: nil)
+        #expect(tightened >= 118 && tightened < 120)
+        #expect(abs(next - 119.4) < 0.002)  // full jitter from 60 s to 120 s at 0.99
+    }
+}
