@@ -32,10 +32,9 @@ struct BenchChaosCommand: AsyncParsableCommand {
         guard minutes >= 0 else { throw ValidationError("--minutes must not be negative") }
         guard (1...16).contains(jobs) else { throw ValidationError("--jobs must be 1 to 16") }
         if database != nil, directory != nil { throw ValidationError("--directory and --database exclude each other") }
-        if let database, DatabaseLocation.namesSchema(database) {
-            throw ValidationError("--database must not name a schema: each seed makes its own (chaos_SEED_...) and drops it after")
+        if let database {
+            try validateSchemalessPostgresURL(database, option: "--database", why: "each seed makes its own (chaos_SEED_...) and drops it after")
         }
-        if let database { try validatePostgresURL(database, option: "--database") }
     }
 
     func run() async throws {

@@ -206,10 +206,7 @@ struct BenchScaleCommand: AsyncParsableCommand {
         guard idleSeconds > 0 else { throw ValidationError("--idle-seconds must be positive") }
         if let postgres {
             guard directory == nil else { throw ValidationError("--directory is for SQLite files; --postgres puts each size in a schema") }
-            guard !DatabaseLocation.namesSchema(postgres) else {
-                throw ValidationError("--postgres must not name a schema: each size gets a schema of its own, dropped afterwards")
-            }
-            try validatePostgresURL(postgres, option: "--postgres")
+            try validateSchemalessPostgresURL(postgres, option: "--postgres", why: "each size gets a schema of its own, dropped afterwards")
         }
     }
 

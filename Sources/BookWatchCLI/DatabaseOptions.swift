@@ -120,3 +120,10 @@ func validatePostgresURL(_ url: String, option: String) throws {
         throw ValidationError("\(option): \(error.detail)")
     }
 }
+
+/// `validatePostgresURL`, then the rule of the commands that make schemas of their own (the
+/// benchmarks, the chaos search): the URL must not name one. `why` says what the command makes.
+func validateSchemalessPostgresURL(_ url: String, option: String, why: String) throws {
+    try validatePostgresURL(url, option: option)
+    guard !DatabaseLocation.namesSchema(url) else { throw ValidationError("\(option) must not name a schema: \(why)") }
+}

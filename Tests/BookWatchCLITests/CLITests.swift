@@ -82,6 +82,12 @@ import Testing
         (["migrate", "--to", "postgres://u@db.example/b?schema=a-b"], "--to: schema 'a-b'"),
         (["bench", "chaos", "--database", "./chaos.sqlite"], "--database: expected postgres://"),
         (["migrate", "--to", "./other.sqlite"], "--to: expected postgres://"),
+        // The commands that make their own schemas refuse a URL that names one, before any
+        // connection (bench store did so only once it ran), and a malformed URL says so first.
+        (["bench", "store", "--postgres", "postgres://u@db.example/b?schema=mine"], "--postgres must not name a schema"),
+        (["bench", "scale", "--postgres", "postgres://u@db.example/b?schema=mine"], "--postgres must not name a schema"),
+        (["bench", "chaos", "--database", "postgres://u@db.example/b?schema=mine"], "--database must not name a schema"),
+        (["bench", "chaos", "--database", "postgres://db.example/b?schema=mine"], "--database: the postgres:// URL names no user"),
     ])
     func usageErrorsExitTwoNamingTheProblem(arguments: [String], named: String) async throws {
         let cli = try CLIHarness()
