@@ -83,21 +83,26 @@ public struct PollSchedule: Hashable, Sendable {
     }
 
     /// The share of the request rate the polls of Books still processing may take while webhooks
-    /// are silent; the rest is for retrievals and their confirmations, finished Books' polls and hints.
+    /// are silent; the rest is for retrievals and their confirmations, finished Books' polls and
+    /// hints (finished Books' polls are not counted: where they take more, calls queue at the
+    /// limiter, as they did before the interval was sized).
     public static let silentPollShare = 0.8
 
+    /// The longest interval between a processing Book's polls while webhooks are silent: twice
+    /// the minimum, or the maximum when that is shorter.
+    public var silentCeiling: TimeInterval { min(maximum, 2 * minimum) }
+
     /// The interval between a processing Book's polls while webhooks are silent: `processing`
-    /// Books polled with `silentPollShare` of `rate` requests/s, never more often than the
-    /// minimum nor less often than twice it (the maximum when that is shorter). A finish then
-    /// waits at most about one interval, and the polls leave the rest of the budget free.
+    /// Books polled, at a mean of 0.95 of the interval (`nextPoll` takes up to a tenth off), with
+    /// `silentPollShare` of `rate` requests/s; never more often than the minimum nor less often
+    /// than `silentCeiling`. A finish then waits at most one interval.
     public func silentInterval(processing: Int, rate: Double) -> TimeInterval {
-        let ceiling = min(maximum, 2 * minimum)
-        guard rate > 0, rate.isFinite else { return ceiling }
-        return min(ceiling, max(minimum, Double(max(processing, 0)) / (Self.silentPollShare * rate)))
+        guard rate > 0, rate.isFinite else { return silentCeiling }
+        return min(silentCeiling, max(minimum, Double(max(processing, 0)) / (0.95 * Self.silentPollShare * rate)))
     }
 
     func activeCeiling(lastWebhookAt: Date?, now: Date, webhooksSilent: Bool) -> TimeInterval {
-        if webhooksSilent { return min(maximum, 2 * minimum) }
+        if webhooksSilent { return silentCeiling }
         guard let lastWebhookAt, now.timeIntervalSince(lastWebhookAt) <= maximum else {
             return max(minimum, maximum / 4)
         }
@@ -241,9 +246,9 @@ public struct TighteningCandidate: Equatable, Sendable {
 extension PollSchedule {
     /// How far ahead a poll may stay once webhooks stop being trusted: for a Book still
     /// processing, the silent interval when the budget is known (`silentInterval(processing:rate:)`),
-    /// else twice the minimum; the maximum for a finished one (watched for a reopen).
+    /// else `silentCeiling`; the maximum for a finished one (watched for a reopen).
     public func tighteningSpread(finished: Bool, silentInterval: TimeInterval? = nil) -> TimeInterval {
-        finished ? maximum : silentInterval ?? 2 * minimum
+        finished ? maximum : silentInterval ?? silentCeiling
     }
 
     /// The new times of polls pulled in together when webhooks stop being trusted, one per

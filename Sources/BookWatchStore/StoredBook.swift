@@ -168,7 +168,8 @@ package enum BooksTable {
         var lastHeard: Int64
     }
 
-    /// The new times of the candidates (`PollSchedule.tightened`; ties and jitter in uuid order).
+    /// The new times of the candidates (`PollSchedule.tightened`: given in uuid order, so ties
+    /// between equally stale Books go by uuid).
     package static func tightened(
         _ candidates: [TighteningRow],
         now: Date,

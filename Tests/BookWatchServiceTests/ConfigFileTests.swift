@@ -131,9 +131,10 @@ import Testing
         let settings = try WatcherSettings.resolve(environment: [
             "OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s", "BOOKWATCH_WEBHOOK_TRUST": "never", "BOOKWATCH_LEASE_SECONDS": "45",
             "BOOKWATCH_AUTO_TRACK": "false", "BOOKWATCH_ANALYTICS": "summary,signals", "BOOKWATCH_ANALYTICS_RETRY_MAX_SECONDS": "90",
-            "BOOKWATCH_ANALYTICS_GIVE_UP_HOURS": "6", "BOOKWATCH_RETAIN_DAYS": "7",
+            "BOOKWATCH_ANALYTICS_GIVE_UP_HOURS": "6", "BOOKWATCH_RETAIN_DAYS": "7", "BOOKWATCH_RATE_LIMIT": "2.5",
         ])
         let configuration = settings.watcherConfiguration
+        #expect(configuration.requestRate == 2.5)  // sizes the polls while webhooks are silent
         #expect(configuration.trustWebhooks == false && configuration.lease == 45 && configuration.autoTrack == false)
         #expect(configuration.analytics == [.summary, .signals])
         #expect(configuration.analyticsRetry == RetryPolicy(base: 2, cap: 90, maxAttempts: 60))

@@ -40,19 +40,24 @@ import Testing
         try await withStore(kind) { store in
             let t = F.t0
             let books = (1...3).map { BookUUID("0b1c2d3e-0000-4000-8000-00000000001\($0)")! }
-            // Tracked 10 s apart, the newest first: none polled and no webhook, so tracking is the last news.
+            // Tracked 10 s apart, the last of `books` first; with no poll and no webhook, tracking is
+            // the last news of a Book. The one tracked first then has a status answer, and the
+            // second a webhook: each is then newer news than the third's tracking.
             for (offset, uuid) in books.reversed().enumerated() {
                 _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t.plus(Double(offset) * 10), options: .init())
-                try await store.deferPoll(uuid, until: t.plus(10 * 3600), keepUrgent: false)
             }
+            _ = try await store.apply(.snapshot(F.verifying), to: books[2], at: t.plus(60), options: .init())
+            _ = try await store.apply(F.uploaded(5), to: books[1], at: t.plus(50), options: .init())
+            for uuid in books { try await store.deferPoll(uuid, until: t.plus(10 * 3600), keepUrgent: false) }
             let now = t.plus(100)
             #expect(try await store.tightenPolls(now: now, includingFinished: false, silentInterval: 90) == 3)
             var due: [Date] = []
             for uuid in books { due.append(try #require(try await store.book(uuid)?.nextPollAt)) }
-            // Three slots of 30 s: the Book tracked first (the last of `books`) gets the first.
-            #expect(due[2] >= now && due[2] < now.plus(30))
+            // Three slots of 30 s, the Book heard from longest ago first: tracked at 20 s, webhook
+            // at 50 s, status answer at 60 s.
+            #expect(due[0] >= now && due[0] < now.plus(30))
             #expect(due[1] >= now.plus(30) && due[1] < now.plus(60))
-            #expect(due[0] >= now.plus(60) && due[0] < now.plus(90))
+            #expect(due[2] >= now.plus(60) && due[2] < now.plus(90))
         }
     }
 }

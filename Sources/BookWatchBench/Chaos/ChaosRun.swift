@@ -287,6 +287,7 @@ final class ChaosRun {
         configuration.analytics = world.endpoints
         configuration.autoTrack = world.autoTrack
         configuration.trustWebhooks = world.trustWebhooks
+        configuration.requestRate = world.rate
         configuration.pollConcurrency = 1
         configuration.jobConcurrency = 1
         configuration.lease = world.lease

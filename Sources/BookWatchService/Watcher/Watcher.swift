@@ -111,7 +111,10 @@ public final class Watcher: Sendable {
                     longSilence
                         ? "no webhooks for a long while; shifting budget to polling"
                         : "webhooks look stopped: none for many expected gaps while Books are processing; polling takes over",
-                    metadata: ["silent_s": "\(Int(now.timeIntervalSince(last)))", "expected_gap_s": "\(expected)", "polls_moved": "\(moved)"]
+                    metadata: [
+                        "silent_s": "\(Int(now.timeIntervalSince(last)))", "expected_gap_s": "\(expected)", "polls_moved": "\(moved)",
+                        "poll_interval_s": "\(silentInterval().map { "\(Int($0.rounded()))" } ?? "unknown")",
+                    ]
                 )
             } else {
                 logger.notice("webhooks are arriving again; polling backs off")
@@ -196,11 +199,19 @@ public final class Watcher: Sendable {
     }
 
     /// The interval between a processing Book's polls while webhooks are silent, from the
-    /// deployment's rate and the last count of Books processing (nil until both are known).
+    /// deployment's rate and the last count of Books processing; nil while either is not known
+    /// or the count is older than `silentSampleAge` (readings failing, or the loops held up).
     func silentInterval() -> TimeInterval? {
-        guard let rate = configuration.requestRate, let processing = state.withLock({ $0.arrivals.samples.last?.processing }) else { return nil }
-        return store.schedule.silentInterval(processing: processing, rate: rate)
+        let now = clock.now()
+        guard let rate = configuration.requestRate,
+            let sample = state.withLock({ $0.arrivals.samples.last }),
+            abs(now.timeIntervalSince(sample.at)) <= Self.silentSampleAge
+        else { return nil }
+        return store.schedule.silentInterval(processing: sample.processing, rate: rate)
     }
+
+    /// How old a count of Books processing may be and still size the silent interval.
+    static let silentSampleAge: TimeInterval = 12 * WebhookArrivals.sampleEvery
 
     /// Polls set while webhooks were trusted come due within the silent interval (Books still
     /// processing) or the maximum (finished Books, watched for a reopen).
