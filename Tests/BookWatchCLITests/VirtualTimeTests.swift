@@ -82,6 +82,39 @@ import Testing
         _ = try await next.value
         #expect(limiter.grantedCount == 3)
     }
+
+    @Test func aStepThatStopsTimeForTheStallLimitIsCancelledAndSaysWhy() async throws {
+        let clock = ManualClock()
+        do {
+            // Busy for ever (a transaction that never ends): time cannot move, the step cannot finish.
+            let stuck: @Sendable () -> Bool = { true }
+            try await VirtualTime.drive(clock, busy: stuck, stallLimit: .milliseconds(200)) {
+                try await clock.sleep(for: 1)
+            }
+            Issue.record("the driver returned")
+        } catch let stalled as VirtualTime.Stalled {
+            #expect(stalled.busy && stalled.at == clock.now())
+            #expect(stalled.description.contains("stalled") && stalled.description.contains("busy true"))
+        }
+    }
+
+    @Test func aStepWhoseTimeKeepsMovingIsNotStoppedHoweverLongItRuns() async throws {
+        let clock = ManualClock()
+        let start = clock.now()
+        let real = ContinuousClock()
+        let began = real.now
+        // Ten rounds of 50 ms of real work, each followed by a jump: 500 ms in all, longer than the
+        // limit, but never 400 ms without time moving. The limit counts the gaps, not the run.
+        try await VirtualTime.drive(clock, stallLimit: .milliseconds(400)) {
+            for _ in 0..<10 {
+                let until = real.now + .milliseconds(50)
+                while real.now < until {}
+                try await clock.sleep(for: 5)
+            }
+        }
+        #expect(clock.now() == start.addingTimeInterval(50))
+        #expect(real.now - began > .milliseconds(400))
+    }
 }
 
 /// A task executor that runs its jobs only when told to (`runAll`): a task preferring it is held
