@@ -18,11 +18,13 @@ public enum VirtualTime {
     ///
     /// A step that neither finishes nor lets time move for `stallLimit` of real time (waiting on
     /// something no deadline will release, or `busy` stuck true) is cancelled and `Stalled` is
-    /// thrown, saying what the clock saw, instead of a run that hangs without a word.
+    /// thrown, saying what the clock saw, instead of a run that hangs without a word. `realTime`
+    /// reads real time (injected so the tests of the limit do not depend on the machine's load).
     public static func drive(
         _ clock: ManualClock,
         busy: @escaping @Sendable () -> Bool = { false },
         stallLimit: Duration = .seconds(600),
+        realTime: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
         _ step: @escaping @Sendable () async throws -> Void
     ) async throws {
         let done = Atomic<Bool>(false)
@@ -30,8 +32,7 @@ public enum VirtualTime {
             defer { done.store(true, ordering: .releasing) }
             try await step()
         }
-        let realClock = ContinuousClock()
-        var lastMove = realClock.now
+        var lastMove = realTime()
         var idleSpins = 0
         while !done.load(ordering: .acquiring) {
             await Task.yield()
@@ -40,8 +41,8 @@ public enum VirtualTime {
             if idleSpins >= 16, let next = clock.nextDeadline {
                 clock.advance(to: next)
                 idleSpins = 0
-                lastMove = realClock.now
-            } else if realClock.now - lastMove > stallLimit {
+                lastMove = realTime()
+            } else if realTime() - lastMove > stallLimit {
                 task.cancel()
                 throw Stalled(at: clock.now(), busy: isBusy, pendingWakeups: clock.pendingWakeups, nextDeadline: clock.nextDeadline)
             }

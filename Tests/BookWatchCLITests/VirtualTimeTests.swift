@@ -83,12 +83,24 @@ import Testing
         #expect(limiter.grantedCount == 3)
     }
 
+    /// Real time as the tests of the stall limit see it: it passes only when a test says so.
+    final class RealTime: Sendable {
+        let origin = ContinuousClock.now
+        let elapsed = Atomic<Int>(0)  // milliseconds
+        func pass(_ milliseconds: Int) { elapsed.add(milliseconds, ordering: .relaxed) }
+        var now: ContinuousClock.Instant { origin + .milliseconds(elapsed.load(ordering: .relaxed)) }
+    }
+
     @Test func aStepThatStopsTimeForTheStallLimitIsCancelledAndSaysWhy() async throws {
         let clock = ManualClock()
+        let real = RealTime()
         do {
-            // Busy for ever (a transaction that never ends): time cannot move, the step cannot finish.
+            // Busy for ever (a transaction that never ends): time cannot move, the step cannot
+            // finish, and half a second of real time passes.
             let stuck: @Sendable () -> Bool = { true }
-            try await VirtualTime.drive(clock, busy: stuck, stallLimit: .milliseconds(200)) {
+            let now: @Sendable () -> ContinuousClock.Instant = { real.now }
+            try await VirtualTime.drive(clock, busy: stuck, stallLimit: .milliseconds(400), realTime: now) {
+                real.pass(500)
                 try await clock.sleep(for: 1)
             }
             Issue.record("the driver returned")
@@ -101,19 +113,18 @@ import Testing
     @Test func aStepWhoseTimeKeepsMovingIsNotStoppedHoweverLongItRuns() async throws {
         let clock = ManualClock()
         let start = clock.now()
-        let real = ContinuousClock()
-        let began = real.now
-        // Ten rounds of 50 ms of real work, each followed by a jump: 500 ms in all, longer than the
-        // limit, but never 400 ms without time moving. The limit counts the gaps, not the run.
-        try await VirtualTime.drive(clock, stallLimit: .milliseconds(400)) {
+        let real = RealTime()
+        // Ten rounds of 300 ms of real work, each followed by a jump: 3 s in all, far longer than
+        // the limit, but never 400 ms without time moving. The limit counts the gaps, not the run.
+        let now: @Sendable () -> ContinuousClock.Instant = { real.now }
+        try await VirtualTime.drive(clock, stallLimit: .milliseconds(400), realTime: now) {
             for _ in 0..<10 {
-                let until = real.now + .milliseconds(50)
-                while real.now < until {}
+                real.pass(300)
                 try await clock.sleep(for: 5)
             }
         }
         #expect(clock.now() == start.addingTimeInterval(50))
-        #expect(real.now - began > .milliseconds(400))
+        #expect(real.elapsed.load(ordering: .relaxed) == 3000)
     }
 }
 
