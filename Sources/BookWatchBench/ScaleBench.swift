@@ -163,6 +163,8 @@ package enum ScaleBench {
         let figures: ScaleFigures
         do {
             figures = try await measure(books: books, location: location, store: store, idleSeconds: idleSeconds)
+        } catch let stalled as VirtualTime.Stalled where !stalled.ended {
+            throw stalled  // its step may still hold the store: neither dropped nor closed under it
         } catch {
             try? await remove(store)
             throw error

@@ -16,35 +16,49 @@ public enum VirtualTime {
     /// limiter's grant woken at its slot would reach the server a jump later, bunched with the
     /// next grants (the simulator's exact limit answered them 429).
     ///
-    /// A step that neither finishes nor lets time move for `stallLimit` of real time (waiting on
-    /// something no deadline will release, or `busy` stuck true) is cancelled and `Stalled` is
-    /// thrown, saying what the clock saw, instead of a run that hangs without a word. `realTime`
-    /// reads real time (injected so the tests of the limit do not depend on the machine's load).
+    /// A step that neither finishes nor lets time move for `stallLimit` of real time, over at
+    /// least `stallPasses` passes of the driver's loop (a process stopped and resumed has not
+    /// stalled), is cancelled and `Stalled` is thrown, saying what the clock saw and whether the
+    /// step ended within a few seconds of its cancellation (one blocked in the database may not:
+    /// then its store must not be cleaned up under it). Instead of a run that hangs without a
+    /// word. `realTime` reads real time (injected so the limit's tests do not depend on load).
     public static func drive(
         _ clock: ManualClock,
         busy: @escaping @Sendable () -> Bool = { false },
         stallLimit: Duration = .seconds(600),
-        realTime: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
+        stallPasses: Int = 10_000,
+        realTime: @escaping @Sendable () -> SuspendingClock.Instant = { SuspendingClock.now },
         _ step: @escaping @Sendable () async throws -> Void
     ) async throws {
         let done = Atomic<Bool>(false)
+        var lastMove = realTime()  // before the step can run: its own time counts
+        var passes = 0
         let task = Task {
             defer { done.store(true, ordering: .releasing) }
             try await step()
         }
-        var lastMove = realTime()
         var idleSpins = 0
         while !done.load(ordering: .acquiring) {
             await Task.yield()
+            passes += 1
             let isBusy = busy()
             idleSpins = isBusy || clock.pendingWakeups > 0 ? 0 : idleSpins + 1
             if idleSpins >= 16, let next = clock.nextDeadline {
                 clock.advance(to: next)
                 idleSpins = 0
                 lastMove = realTime()
-            } else if realTime() - lastMove > stallLimit {
+                passes = 0
+            } else if passes >= stallPasses, realTime() - lastMove > stallLimit, !done.load(ordering: .acquiring) {
                 task.cancel()
-                throw Stalled(at: clock.now(), busy: isBusy, pendingWakeups: clock.pendingWakeups, nextDeadline: clock.nextDeadline)
+                let grace = ContinuousClock.now + .seconds(5)
+                while !done.load(ordering: .acquiring), ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(10)) }
+                throw Stalled(
+                    at: clock.now(),
+                    busy: isBusy,
+                    pendingWakeups: clock.pendingWakeups,
+                    nextDeadline: clock.nextDeadline,
+                    ended: done.load(ordering: .acquiring)
+                )
             }
         }
         try await task.value
@@ -60,11 +74,14 @@ public enum VirtualTime {
         public var pendingWakeups: Int
         /// The earliest sleeper's deadline, if any.
         public var nextDeadline: Date?
+        /// Whether the cancelled step ended (false: it may still hold the store).
+        public var ended: Bool
 
         /// Says what the clock saw.
         public var description: String {
             let deadline = nextDeadline.map { "\($0)" } ?? "none"
             return "the virtual clock stalled at \(at): busy \(busy), woken but not run \(pendingWakeups), next deadline \(deadline)"
+                + (ended ? "; the step ended when cancelled" : "; the step did not end when cancelled")
         }
     }
 }

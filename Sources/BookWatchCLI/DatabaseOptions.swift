@@ -125,5 +125,6 @@ func validatePostgresURL(_ url: String, option: String) throws {
 /// benchmarks, the chaos search): the URL must not name one. `why` says what the command makes.
 func validateSchemalessPostgresURL(_ url: String, option: String, why: String) throws {
     try validatePostgresURL(url, option: option)
+    guard URLComponents(string: url)?.fragment == nil else { throw ValidationError("\(option) must not end in a #fragment") }
     guard !DatabaseLocation.namesSchema(url) else { throw ValidationError("\(option) must not name a schema: \(why)") }
 }

@@ -95,7 +95,9 @@ public struct PollSchedule: Hashable, Sendable {
     /// The interval between a processing Book's polls while webhooks are silent: `processing`
     /// Books polled, at a mean of 0.95 of the interval (`nextPoll` takes up to a tenth off), with
     /// `silentPollShare` of `rate` requests/s; never more often than the minimum nor less often
-    /// than `silentCeiling`. A finish then waits at most one interval.
+    /// than `silentCeiling`. Below the ceiling a finish waits at most one interval; at it (more
+    /// Books than the share sustains at `silentCeiling`: about 456 at 5 requests/s and a 60 s
+    /// minimum) the polls want more than the share and queue at the limiter.
     public func silentInterval(processing: Int, rate: Double) -> TimeInterval {
         guard rate > 0, rate.isFinite else { return silentCeiling }
         return min(silentCeiling, max(minimum, Double(max(processing, 0)) / (0.95 * Self.silentPollShare * rate)))

@@ -16,7 +16,7 @@ public enum DatabaseLocation: Sendable, Equatable {
     /// in a URL that already chose one.
     package static func namesSchema(_ url: String) -> Bool {
         guard let components = URLComponents(string: url), components.fragment == nil else { return true }
-        return components.queryItems?.contains { $0.name == "schema" } ?? url.contains("schema=")
+        return components.queryItems?.contains { $0.name == "schema" } ?? false  // no query, no schema
     }
 
     /// `url` with `schema=name` added to its query; nil when the URL names a schema already, or

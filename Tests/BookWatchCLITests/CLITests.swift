@@ -88,6 +88,7 @@ import Testing
         (["bench", "scale", "--postgres", "postgres://u@db.example/b?schema=mine"], "--postgres must not name a schema"),
         (["bench", "chaos", "--database", "postgres://u@db.example/b?schema=mine"], "--database must not name a schema"),
         (["bench", "chaos", "--database", "postgres://db.example/b?schema=mine"], "--database: the postgres:// URL names no user"),
+        (["bench", "store", "--postgres", "postgres://u@db.example/b#x"], "--postgres must not end in a #fragment"),
     ])
     func usageErrorsExitTwoNamingTheProblem(arguments: [String], named: String) async throws {
         let cli = try CLIHarness()

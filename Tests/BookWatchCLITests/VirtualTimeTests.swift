@@ -85,10 +85,10 @@ import Testing
 
     /// Real time as the tests of the stall limit see it: it passes only when a test says so.
     final class RealTime: Sendable {
-        let origin = ContinuousClock.now
+        let origin = SuspendingClock.now
         let elapsed = Atomic<Int>(0)  // milliseconds
         func pass(_ milliseconds: Int) { elapsed.add(milliseconds, ordering: .relaxed) }
-        var now: ContinuousClock.Instant { origin + .milliseconds(elapsed.load(ordering: .relaxed)) }
+        var now: SuspendingClock.Instant { origin + .milliseconds(elapsed.load(ordering: .relaxed)) }
     }
 
     @Test func aStepThatStopsTimeForTheStallLimitIsCancelledAndSaysWhy() async throws {
@@ -98,14 +98,15 @@ import Testing
             // Busy for ever (a transaction that never ends): time cannot move, the step cannot
             // finish, and half a second of real time passes.
             let stuck: @Sendable () -> Bool = { true }
-            let now: @Sendable () -> ContinuousClock.Instant = { real.now }
-            try await VirtualTime.drive(clock, busy: stuck, stallLimit: .milliseconds(400), realTime: now) {
+            let now: @Sendable () -> SuspendingClock.Instant = { real.now }
+            try await VirtualTime.drive(clock, busy: stuck, stallLimit: .milliseconds(400), stallPasses: 100, realTime: now) {
                 real.pass(500)
                 try await clock.sleep(for: 1)
             }
             Issue.record("the driver returned")
         } catch let stalled as VirtualTime.Stalled {
             #expect(stalled.busy && stalled.at == clock.now())
+            #expect(stalled.ended, "the manual clock's sleep ends on cancellation")
             #expect(stalled.description.contains("stalled") && stalled.description.contains("busy true"))
         }
     }
@@ -116,8 +117,8 @@ import Testing
         let real = RealTime()
         // Ten rounds of 300 ms of real work, each followed by a jump: 3 s in all, far longer than
         // the limit, but never 400 ms without time moving. The limit counts the gaps, not the run.
-        let now: @Sendable () -> ContinuousClock.Instant = { real.now }
-        try await VirtualTime.drive(clock, stallLimit: .milliseconds(400), realTime: now) {
+        let now: @Sendable () -> SuspendingClock.Instant = { real.now }
+        try await VirtualTime.drive(clock, stallLimit: .milliseconds(400), stallPasses: 1, realTime: now) {
             for _ in 0..<10 {
                 real.pass(300)
                 try await clock.sleep(for: 5)

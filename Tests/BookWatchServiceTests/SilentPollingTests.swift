@@ -1,10 +1,11 @@
 import BookWatchClocks
 import BookWatchCore
 import BookWatchSQLite
-import BookWatchService
 import BookWatchStore
 import Foundation
 import Testing
+
+@testable import BookWatchService
 
 /// While webhooks are silent, Books still processing are polled as often as the deployment's
 /// request rate allows (`PollSchedule.silentInterval`), from the moment the silence is noticed.
@@ -56,6 +57,33 @@ import Testing
         let (tightened, next) = try await silentPolls(rate: 0.0125, detectOutages: detectOutages)
         #expect(tightened >= 0.98 * interval && tightened < interval)  // the one moved poll, at 0.99 of the interval
         #expect(abs(next - 0.901 * interval) < 0.002)  // the interval less a tenth of it at 0.99
+    }
+
+    @Test func aCountOfBooksProcessingOlderThanTwoMinutesIsNotUsed() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-silent-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try SQLiteBookStore(path: directory + "/db.sqlite", busyTimeout: 1)
+        let clock = ManualClock(start: Date(timeIntervalSince1970: 1_774_015_331))
+        var configuration = WatcherConfiguration()
+        configuration.requestRate = 0.0125
+        let watcher = Watcher(
+            store: store,
+            client: AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.verifying)]),
+            clock: clock,
+            configuration: configuration,
+            health: ServiceHealth(startedAt: clock.now()),
+            logger: quietLogger
+        )
+        _ = try await store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(watcher.silentInterval() == nil, "no count read yet")
+        await watcher.sampleArrivals(now: clock.now())
+        #expect(watcher.silentInterval() == PollSchedule().silentInterval(processing: 1, rate: 0.0125))
+        clock.advance(by: 121)  // no reading since (they failed, or the loops were held up)
+        #expect(watcher.silentInterval() == nil)
+        await watcher.sampleArrivals(now: clock.now())
+        #expect(watcher.silentInterval() != nil)
+        try store.close()
     }
 
     @Test func withoutAKnownRateTheBookIsPolledWithinTwiceTheMinimum() async throws {

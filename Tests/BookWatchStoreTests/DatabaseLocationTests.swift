@@ -8,6 +8,8 @@ import Testing
     @Test(arguments: [
         ("postgres://u:p@h:5432/db", "postgres://u:p@h:5432/db?schema=s1"),
         ("postgres://u:p@h/db?sslmode=disable", "postgres://u:p@h/db?sslmode=disable&schema=s1"),
+        // "schema=" outside the query (here in the password) names no schema.
+        ("postgres://u:schema=1@h/db", "postgres://u:schema=1@h/db?schema=s1"),
     ])
     func aSchemaIsAddedToTheQuery(_ url: String, _ named: String) {
         #expect(!DatabaseLocation.namesSchema(url))

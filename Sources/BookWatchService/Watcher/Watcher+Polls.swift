@@ -18,6 +18,7 @@ extension Watcher {
         while total < limit {
             // Shutdown: stop taking work (a cancelled poll fails at once and would be due again).
             try Task.checkCancellation()
+            if total > 0 { await sampleArrivals(now: clock.now()) }  // a long round keeps the count fresh
             let batch = try await store.claimDuePolls(
                 now: clock.now(),
                 limit: configuration.pollConcurrency,

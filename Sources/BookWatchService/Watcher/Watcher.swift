@@ -102,7 +102,8 @@ public final class Watcher: Sendable {
         if !changed && longer { _ = try? await store.tightenPolls(now: now, includingFinished: true, silentInterval: silentInterval()) }
         if changed {
             if isSilent {
-                let moved = (try? await store.tightenPolls(now: now, includingFinished: longSilence, silentInterval: silentInterval())) ?? 0
+                let interval = silentInterval()
+                let moved = (try? await store.tightenPolls(now: now, includingFinished: longSilence, silentInterval: interval)) ?? 0
                 let expected = state.withLock { state -> String in
                     let processing = state.arrivals.samples.last?.processing ?? 0
                     return state.arrivals.expectedGap(processing: processing, until: last).map { "\(Int($0.rounded(.up)))" } ?? "unknown"
@@ -113,7 +114,7 @@ public final class Watcher: Sendable {
                         : "webhooks look stopped: none for many expected gaps while Books are processing; polling takes over",
                     metadata: [
                         "silent_s": "\(Int(now.timeIntervalSince(last)))", "expected_gap_s": "\(expected)", "polls_moved": "\(moved)",
-                        "poll_interval_s": "\(silentInterval().map { "\(Int($0.rounded()))" } ?? "unknown")",
+                        "poll_interval_s": "\(interval.map { "\(Int($0.rounded()))" } ?? "unknown")",
                     ]
                 )
             } else {
@@ -126,24 +127,29 @@ public final class Watcher: Sendable {
 
     /// Samples the inbox's newest id and the Books processing (every `WebhookArrivals.sampleEvery`),
     /// and asks whether the silence since `lastWebhook` is an outage. A failed reading is skipped.
-    /// The count of Books processing is sampled even without outage detection: the polls'
-    /// interval while webhooks are silent follows it (`silentInterval()`).
     func outageSuspected(now: Date, lastWebhook: Date) async -> Bool {
-        if state.withLock({ $0.arrivals.wantsSample(at: now) }) {
-            do {
-                let inboxID = try await store.newestInboxID()
-                let processing = try await store.processingCount()
-                state.withLock { $0.arrivals.record(WebhookArrivals.Sample(at: now, inboxID: inboxID, processing: processing)) }
-            } catch {
-                logger.debug("could not sample webhook arrivals", metadata: ["error": "\(error)"])
-            }
-        }
+        await sampleArrivals(now: now)
         guard configuration.detectOutages else { return false }
         let floor = store.schedule.minimum
         return state.withLock { state in
             // A rise of the inbox's id is a delivery too (another replica's, not yet in the shared time).
             let last = max(lastWebhook, state.arrivals.lastRise ?? lastWebhook)
             return state.arrivals.suspectsOutage(now: now, lastWebhook: last, floor: floor)
+        }
+    }
+
+    /// Reads the inbox's newest id and the count of Books processing when a sample is due (every
+    /// `WebhookArrivals.sampleEvery`; a failed reading is skipped). Even without outage detection:
+    /// the polls' interval while webhooks are silent follows the count (`silentInterval()`), and a
+    /// poll round reads it before each batch, so a long round does not outlive it.
+    func sampleArrivals(now: Date) async {
+        guard state.withLock({ $0.arrivals.wantsSample(at: now) }) else { return }
+        do {
+            let inboxID = try await store.newestInboxID()
+            let processing = try await store.processingCount()
+            state.withLock { $0.arrivals.record(WebhookArrivals.Sample(at: now, inboxID: inboxID, processing: processing)) }
+        } catch {
+            logger.debug("could not sample webhook arrivals", metadata: ["error": "\(error)"])
         }
     }
 
