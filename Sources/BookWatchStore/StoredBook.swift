@@ -159,19 +159,25 @@ package enum BooksTable {
     static let finishedStates = sqlList(finishedPhases)
     static func sqlList(_ phases: [BookPhase]) -> String { "(" + phases.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")" }
 
-    /// A poll the tightening reads: its Book, phase, due time and when the Book was last heard of
-    /// (its last status answer or webhook, else its tracking), in storage milliseconds.
-    package struct TighteningRow {
-        var uuid: String
-        var state: String
-        var next: Int64
-        var lastHeard: Int64
+    /// The columns a tightening reads (`tighteningCandidate(_:)`).
+    package static let tighteningColumns = "uuid, state, next_poll_at, last_polled_at, last_webhook_at, created_at"
+
+    /// A row of `tighteningColumns` as the policy sees it: the Book heard of last by its last
+    /// status answer or webhook, else by its tracking.
+    package static func tighteningCandidate(_ row: any SQLRow) throws -> (uuid: String, candidate: TighteningCandidate) {
+        let heard = try [row.optionalInt64("last_polled_at"), row.optionalInt64("last_webhook_at")].compactMap { $0 }.max()
+        let candidate = TighteningCandidate(
+            next: Date(storageMillis: try row.int64("next_poll_at")),
+            finished: !activePhases.map(\.rawValue).contains(try row.string("state")),
+            lastHeard: Date(storageMillis: try heard ?? row.int64("created_at"))
+        )
+        return (try row.string("uuid"), candidate)
     }
 
     /// The new times of the candidates (`PollSchedule.tightened`: given in uuid order, so ties
     /// between equally stale Books go by uuid).
     package static func tightened(
-        _ candidates: [TighteningRow],
+        _ candidates: [(uuid: String, candidate: TighteningCandidate)],
         now: Date,
         schedule: PollSchedule,
         silentInterval: TimeInterval?,
@@ -180,19 +186,7 @@ package enum BooksTable {
         -> [(uuid: String, next: Int64)]
     {
         let rows = candidates.sorted { $0.uuid < $1.uuid }
-        let active = Set(activePhases.map(\.rawValue))
-        let moved = schedule.tightened(
-            rows.map {
-                TighteningCandidate(
-                    next: Date(storageMillis: $0.next),
-                    finished: !active.contains($0.state),
-                    lastHeard: Date(storageMillis: $0.lastHeard)
-                )
-            },
-            now: now,
-            silentInterval: silentInterval,
-            unitRandom: random
-        )
+        let moved = schedule.tightened(rows.map(\.candidate), now: now, silentInterval: silentInterval, unitRandom: random)
         return zip(rows, moved).compactMap { row, next in next.map { (row.uuid, $0.storageMillis) } }
     }
     /// The columns, in the order of their values.

@@ -146,7 +146,7 @@ extension SQLStatementStore {
         let limits = BooksTable.tighteningLimits(now: now, schedule: schedule, silentInterval: silentInterval)
         let read = SQLStep(
             """
-            SELECT uuid, state, next_poll_at, last_polled_at, last_webhook_at, created_at FROM books
+            SELECT \(unescaped: BooksTable.tighteningColumns) FROM books
             WHERE \(BooksTable.tighteningCondition(limits.active, includingFinished ? limits.finished : nil)) ORDER BY uuid\(.rowLock)
             """,
             reads: true
@@ -155,15 +155,7 @@ extension SQLStatementStore {
             StoreOperation(
                 .transaction,
                 .run(read) { rows in
-                    let candidates = try rows.map { row in
-                        let heard = [try row.optionalInt64("last_polled_at"), try row.optionalInt64("last_webhook_at")].compactMap { $0 }.max()
-                        return BooksTable.TighteningRow(
-                            uuid: try row.string("uuid"),
-                            state: try row.string("state"),
-                            next: try row.int64("next_poll_at"),
-                            lastHeard: try heard ?? row.int64("created_at")
-                        )
-                    }
+                    let candidates = try rows.map(BooksTable.tighteningCandidate)
                     let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, silentInterval: silentInterval, random: random)
                     let batches = stride(from: 0, to: moves.count, by: PollStatements.batch).map {
                         PollStatements.move(moves[$0..<min($0 + PollStatements.batch, moves.count)])
