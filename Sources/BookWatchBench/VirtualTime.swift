@@ -16,9 +16,9 @@ public enum VirtualTime {
     /// limiter's grant woken at its slot would reach the server a jump later, bunched with the
     /// next grants (the simulator's exact limit answered them 429).
     ///
-    /// A step that neither finishes nor lets time move for `stallLimit` of real time, over at
-    /// least `stallPasses` passes of the driver's loop (a process stopped and resumed has not
-    /// stalled), is cancelled and `Stalled` is thrown, saying what the clock saw and whether the
+    /// A step that neither finishes nor lets time move for `stallLimit` of real time, and then
+    /// for `stallPasses` more passes of the driver's loop (a process stopped and resumed has not
+    /// stalled: time may move in the passes after), is cancelled and `Stalled` is thrown, saying what the clock saw and whether the
     /// step ended within a few seconds of its cancellation (one blocked in the database may not:
     /// then its store must not be cleaned up under it). Instead of a run that hangs without a
     /// word. `realTime` reads real time (injected so the limit's tests do not depend on load).
@@ -40,7 +40,6 @@ public enum VirtualTime {
         var idleSpins = 0
         while !done.load(ordering: .acquiring) {
             await Task.yield()
-            passes += 1
             let isBusy = busy()
             idleSpins = isBusy || clock.pendingWakeups > 0 ? 0 : idleSpins + 1
             if idleSpins >= 16, let next = clock.nextDeadline {
@@ -48,7 +47,11 @@ public enum VirtualTime {
                 idleSpins = 0
                 lastMove = realTime()
                 passes = 0
-            } else if passes >= stallPasses, realTime() - lastMove > stallLimit, !done.load(ordering: .acquiring) {
+            } else if realTime() - lastMove <= stallLimit {
+                passes = 0
+            } else if passes < stallPasses {
+                passes += 1  // over the limit: counted from the moment it was first exceeded
+            } else if !done.load(ordering: .acquiring) {
                 task.cancel()
                 let grace = ContinuousClock.now + .seconds(5)
                 while !done.load(ordering: .acquiring), ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(10)) }

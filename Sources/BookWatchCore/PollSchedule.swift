@@ -72,7 +72,7 @@ public struct PollSchedule: Hashable, Sendable {
             if webhooksSilent, let silentInterval {
                 // Polling has taken over: each Book at the interval the budget allows, with only
                 // enough jitter to keep them from bunching, so a finish waits at most one interval.
-                return now.addingTimeInterval(silentInterval * (1 - 0.1 * u))
+                return now.addingTimeInterval(max(minimum, silentInterval * (1 - 0.1 * u)))
             }
             let ceiling = activeCeiling(lastWebhookAt: lastWebhookAt, now: now, webhooksSilent: webhooksSilent)
             // While the Book's webhooks keep arriving they will say when it finishes: the poll is a
@@ -100,7 +100,8 @@ public struct PollSchedule: Hashable, Sendable {
     /// minimum) the polls want more than the share and queue at the limiter.
     public func silentInterval(processing: Int, rate: Double) -> TimeInterval {
         guard rate > 0, rate.isFinite else { return silentCeiling }
-        return min(silentCeiling, max(minimum, Double(max(processing, 0)) / (0.95 * Self.silentPollShare * rate)))
+        // At least the minimum over 0.9, so that the jitter never brings a poll under the minimum.
+        return min(silentCeiling, max(minimum / 0.9, Double(max(processing, 0)) / (0.95 * Self.silentPollShare * rate)))
     }
 
     func activeCeiling(lastWebhookAt: Date?, now: Date, webhooksSilent: Bool) -> TimeInterval {

@@ -111,6 +111,20 @@ import Testing
         }
     }
 
+    @Test func aProcessStoppedLongerThanTheLimitIsNotAStallWhenTimeMovesAfter() async throws {
+        let clock = ManualClock()
+        let start = clock.now()
+        let real = RealTime()
+        let now: @Sendable () -> SuspendingClock.Instant = { real.now }
+        // Twelve minutes pass between two passes of the driver (the process was stopped); then the
+        // step sleeps and time moves within a few passes, far fewer than the 1,000 a stall needs.
+        try await VirtualTime.drive(clock, stallLimit: .seconds(600), stallPasses: 1000, realTime: now) {
+            real.pass(720_000)
+            try await clock.sleep(for: 5)
+        }
+        #expect(clock.now() == start.addingTimeInterval(5))
+    }
+
     @Test func aStepWhoseTimeKeepsMovingIsNotStoppedHoweverLongItRuns() async throws {
         let clock = ManualClock()
         let start = clock.now()

@@ -222,8 +222,8 @@ import Testing
             // (Books processing, rate, expected interval): a minimum of 60 s, a maximum of 1800 s
             (380, 5.0, 100.0),  // 380 Books, each every 95 s on average: 4 of the 5 requests/s
             (304, 5, 80),
-            (10, 5, 60),  // few Books: never more often than the minimum
-            (0, 5, 60),
+            (10, 5, 60 / 0.9),  // few Books: never more often than the minimum, jitter included
+            (0, 5, 60 / 0.9),
             (2000, 5, 120),  // many: never less often than twice the minimum
             (400, 0, 120),  // no rate known
             (400, .infinity, 120),
@@ -231,6 +231,34 @@ import Testing
     )
     func theSilentIntervalSharesFourFifthsOfTheRateAmongTheBooksProcessing(processing: Int, rate: Double, expected: TimeInterval) {
         #expect(abs(schedule.silentInterval(processing: processing, rate: rate) - expected) < 1e-9)
+    }
+
+    @Test func aSilentPollIsNeverSoonerThanTheMinimum() throws {
+        for processing in [0, 10, 300] {
+            let interval = schedule.silentInterval(processing: processing, rate: 5)
+            for u in [0, 0.5, 0.999] {
+                let next = schedule.nextPoll(
+                    cadence: .active,
+                    lastWebhookAt: nil,
+                    now: now,
+                    webhooksSilent: true,
+                    unitRandom: u,
+                    silentInterval: interval
+                )
+                #expect(try #require(next).timeIntervalSince(now) >= 60 - 1e-9)
+            }
+        }
+        // Even when a short maximum caps the interval under the minimum over 0.9.
+        let short = PollSchedule(minimum: 60, maximum: 62)
+        let next = short.nextPoll(
+            cadence: .active,
+            lastWebhookAt: nil,
+            now: now,
+            webhooksSilent: true,
+            unitRandom: 1,
+            silentInterval: short.silentInterval(processing: 0, rate: 5)
+        )
+        #expect(next == now.addingTimeInterval(60))
     }
 
     @Test func theSilentIntervalNeverExceedsAShortMaximum() {

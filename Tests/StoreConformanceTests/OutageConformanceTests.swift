@@ -39,7 +39,8 @@ import Testing
     func tightenedPollsAreSpacedOverTheSilentIntervalTheBookHeardFromLongestAgoFirst(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let t = F.t0
-            let books = (1...3).map { BookUUID("0b1c2d3e-0000-4000-8000-00000000001\($0)")! }
+            // In descending uuid order: the ties' order (uuid) is the opposite of the staleness order.
+            let books = (1...3).reversed().map { BookUUID("0b1c2d3e-0000-4000-8000-00000000001\($0)")! }
             // Tracked 10 s apart, the last of `books` first; with no poll and no webhook, tracking is
             // the last news of a Book. The one tracked first then has a status answer, and the
             // second a webhook: each is then newer news than the third's tracking.
