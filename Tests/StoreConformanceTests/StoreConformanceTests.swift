@@ -24,6 +24,36 @@ import Testing
         }
     }
 
+    /// A group commit's batch answers each delivery in order: a request id already stored, or
+    /// earlier in the same batch, is a duplicate and stores nothing; deliveries without a request
+    /// id are each stored; every id answered is its own row's, with every field kept.
+    @Test(arguments: StoreKind.available)
+    func aBatchAnswersEachDeliveryInOrderWithItsOwnRow(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            guard case .stored(let earlier) = try await store.appendToInbox(F.delivery("old")) else {
+                Issue.record("the first delivery was not stored")
+                return
+            }
+            var anonymous = F.delivery("unused", at: F.t0.plus(5))
+            anonymous.requestID = nil
+            anonymous.bookPK = 77
+            anonymous.authenticated = true
+            anonymous.hint = WebhookHint(event: .bookVerified, bookStatus: .verified)
+            let batch = [F.delivery("new1"), F.delivery("old"), anonymous, F.delivery("new1"), anonymous, F.delivery("new2")]
+            let outcomes = try await store.appendToInbox(batch: batch)
+            #expect(outcomes.count == 6)
+            #expect(outcomes[1] == .duplicate && outcomes[3] == .duplicate)
+            let storedIDs = [0, 2, 4, 5].compactMap { index -> Int64? in
+                if case .stored(let id) = outcomes[index] { id } else { nil }
+            }
+            #expect(storedIDs.count == 4 && Set(storedIDs).count == 4 && !storedIDs.contains(earlier))
+            let claimed = try await store.claimInbox(owner: "w", now: F.t0.plus(10), limit: 10, lease: 60)
+            let byID = Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, $0.delivery) })
+            #expect(claimed.count == 5)
+            #expect(zip(storedIDs, [0, 2, 4, 5]).allSatisfy { byID[$0.0] == batch[$0.1] })
+        }
+    }
+
     /// More documents than one INSERT writes, more Books than one IN list reads: both are split
     /// so no statement nears a database's bind limit (PostgreSQL's protocol fails past 65,535).
     @Test(arguments: StoreKind.available)
