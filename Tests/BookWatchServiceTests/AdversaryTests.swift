@@ -880,18 +880,12 @@ import Testing
         #expect(untrackedCount() == 1)
     }
 
-    /// A poison row (its last attempt failed) is marked with the round's other marks, given up,
-    /// and not counted as processed.
-    @Test func aRowGivenUpIsMarkedButNotCounted() async throws {
-        let h = try IngressHarness()
-        let clock = ManualClock(start: h.clock.now())
-        let failing = OcrolusError(.transient, endpoint: "book/status", httpStatus: 503, message: "unavailable")
-        let api = AdversaryTests.API(clock: clock, status: [.error(failing)])
-        let watcher = AdversaryTests.watcher(h, api, clock: clock)
+    /// A pk-only delivery stored and already tried one attempt short of `Watcher.inboxMaxAttempts`.
+    static func storeARowAtItsLastAttempt(_ h: IngressHarness, clock: ManualClock, requestID: String) async throws {
         let body = #"{"event_name":"document.verification_succeeded","book_pk":5}"#
         _ = try await h.store.appendToInbox(
             InboxDelivery(
-                requestID: "poison",
+                requestID: requestID,
                 receivedAt: clock.now(),
                 bookUUID: nil,
                 bookPK: 5,
@@ -905,11 +899,45 @@ import Testing
             let id = try #require(try await h.store.claimInbox(owner: "w1", now: clock.now(), limit: 1, lease: 60).first?.id)
             try await h.store.deferInbox(id, owner: "w1", until: clock.now())
         }
+    }
+
+    /// A poison row (its last attempt failed) is marked with the round's other marks, given up,
+    /// and not counted as processed.
+    @Test func aRowGivenUpIsMarkedButNotCounted() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let failing = OcrolusError(.transient, endpoint: "book/status", httpStatus: 503, message: "unavailable")
+        let api = AdversaryTests.API(clock: clock, status: [.error(failing)])
+        let watcher = AdversaryTests.watcher(h, api, clock: clock)
+        try await Self.storeARowAtItsLastAttempt(h, clock: clock, requestID: "poison")
         #expect(try await watcher.processInbox() == 0)  // given up: not counted
         #expect(api.calls.status == 1)
         #expect(try await h.store.pendingInbox(limit: 10).isEmpty)  // but marked
         clock.advance(by: 3600)
         #expect(try await watcher.processInbox() == 0)
         #expect(api.calls.status == 1)
+    }
+
+    /// Shutdown during a row's last attempt is not that attempt failing: the row is neither given
+    /// up nor deferred, and the next run (its lease lapsed) applies it.
+    @Test func aLastAttemptCutShortByShutdownIsNotGivenUp() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let failing = OcrolusError(.transient, endpoint: "book/status", httpStatus: 503, message: "cancelled")
+        let api = AdversaryTests.API(clock: clock, status: [.error(failing), .snapshot(AdversaryTests.verifying)])
+        api.state.withLock { $0.holdStatus = true }
+        let watcher = AdversaryTests.watcher(h, api, clock: clock)
+        try await Self.storeARowAtItsLastAttempt(h, clock: clock, requestID: "last-attempt")
+        let round = Task { try await watcher.processInbox() }
+        try await AdversaryTests.until { api.heldCount == 1 }  // the last attempt's status call is in flight
+        round.cancel()  // shutdown
+        api.release()  // the call ends in an error, as a cancelled request does
+        _ = try? await round.value
+        #expect(api.calls.status == 1)
+        #expect(try await h.store.pendingInbox(limit: 10).count == 1)  // not marked given up
+        api.state.withLock { $0.holdStatus = false }
+        clock.advance(by: 3600)  // the lease lapsed: the next run claims it again
+        #expect(try await watcher.processInbox() == 1)
+        #expect(try await h.store.pendingInbox(limit: 10).isEmpty)
     }
 }
