@@ -388,6 +388,36 @@ import Testing
         )
     }
 
+    /// Shutdown while a job's last allowed attempt waits on its call, which then fails: the
+    /// attempt is not counted as an error, the job is not given up, and the next start retrieves.
+    @Test func anAnalyticsAttemptCutShortByShutdownIsNotAnErrorOrAGiveUp() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(
+            clock: clock,
+            status: [.snapshot(Self.finished)],
+            analytics: [.error(Self.unavailable), .answer(.ready(Array(#"{"summary":{}}"#.utf8)))]
+        )
+        api.state.withLock { $0.holdAnalyticsOf = [Self.uuid] }
+        let configure = { (configuration: inout WatcherConfiguration) in configuration.analyticsRetry.maxAttempts = 1 }
+        let watcher = Self.watcher(h, api, clock: clock, configure: configure)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let round = Task { try await watcher.runAnalytics() }
+        try await Self.until { api.heldCount == 1 }
+        round.cancel()  // shutdown
+        api.release()  // the call ends in a transient error (the only attempt allowed)
+        _ = try? await round.value
+        #expect(watcher.stats.analyticsErrors == 0)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase != .failed)
+        api.state.withLock { $0.holdAnalyticsOf = [] }
+        clock.advance(by: watcher.configuration.lease + 1)  // the next start: the lease lapsed
+        let next = Self.watcher(h, api, clock: clock, configure: configure)
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await next.runAnalytics() == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+    }
+
     // MARK: 2. an answer that left before a webhook is not a reopen
 
     @Test func anAnswerInFlightAcrossATrustedBodyIsStaleAndTheGenerationIsRetrievedOnce() async throws {
