@@ -142,7 +142,7 @@ import Testing
     /// Waits (in real time, briefly) until `condition` holds: for a call parked in the scripted API.
     static func until(_ condition: () -> Bool) async throws {
         for _ in 0..<2000 where !condition() { try await Task.sleep(for: .milliseconds(1)) }
-        #expect(condition())
+        try #require(condition())  // else stop here, rather than await a call that is not held
     }
 
     // MARK: 0. a retrieval never waits behind its own confirmation
@@ -964,7 +964,8 @@ import Testing
         api.release()  // the call ends in an error, as a cancelled request does
         _ = try? await round.value
         #expect(api.calls.status == 1)
-        #expect(try await h.store.pendingInbox(limit: 10).count == 1)  // not marked given up
+        let pending = try await h.store.pendingInbox(limit: 10)
+        #expect(pending.count == 1 && pending.first?.attempts == 59)  // neither given up nor deferred
         api.state.withLock { $0.holdStatus = false }
         clock.advance(by: 3600)  // the lease lapsed: the next run claims it again
         #expect(try await watcher.processInbox() == 1)

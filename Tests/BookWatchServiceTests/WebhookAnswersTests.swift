@@ -223,6 +223,30 @@ import Testing
         #expect(try await h.store.inboxCount() == 2)
     }
 
+    /// Cancelled (another service of the group failed), the writer still stores what is queued
+    /// and answers each caller with its row, rather than failing them all with the cancellation.
+    @Test func aCancelledWriterStillStoresWhatIsQueued() async throws {
+        let h = try IngressHarness()
+        let writer = InboxWriter(store: h.store, health: h.health, logger: quietLogger)
+        let queued = (0..<3).map { n in
+            Task {
+                try await writer.append(InboxDelivery(requestID: "q\(n)", receivedAt: h.clock.now(), bookUUID: nil, bookPK: 1, event: "x", body: []))
+            }
+        }
+        try await AdversaryTests.until { writer.queuedCount == 3 }
+        let running = Task { try await writer.run() }
+        running.cancel()
+        try await running.value
+        for task in queued {
+            guard case .stored = try await task.value else {
+                Issue.record("a queued delivery was not stored")
+                continue
+            }
+        }
+        #expect(try await h.store.inboxCount() == 3)
+        #expect(h.health.isReady)  // a cancellation is not a database failure
+    }
+
     @Test func bodyOverTheLimitIs413() async throws {
         let h = try IngressHarness(bodyLimit: 256)
         let big = #"{"book_pk":1,"pad":""# + String(repeating: "x", count: 300) + #""}"#

@@ -1,4 +1,5 @@
 import BookWatchClocks
+import BookWatchCore
 import Foundation
 import Synchronization
 import Testing
@@ -129,5 +130,55 @@ final class FakeTokenTransport: HTTPTransport {
         #expect(error?.description.contains("bad credentials") == true)
         #expect(error?.description.contains("s3cret-value") == false)
         #expect(credentials.description.contains("s3cret") == false)
+    }
+}
+
+/// A request cancelled in flight (shutdown) ends in a `CancellationError`, whatever error the HTTP
+/// client reports for it, so no caller counts it as a failed call.
+@Suite struct ClientCancellationTests {
+    /// Answers token requests; holds every other request until cancelled, then fails it with an
+    /// error of its own, as AsyncHTTPClient does.
+    final class HangingAPI: HTTPTransport {
+        struct Cancelled: Error {}
+        let held = Mutex<[CheckedContinuation<Void, Never>]>([])
+
+        func send(_ request: OutgoingRequest) async throws -> IncomingResponse {
+            if request.url.hasSuffix("/token") {
+                return IncomingResponse(status: 200, body: Array(#"{"access_token":"t","token_type":"Bearer","expires_in":3600}"#.utf8))
+            }
+            await withCheckedContinuation { continuation in held.withLock { $0.append(continuation) } }
+            throw Cancelled()
+        }
+
+        func release() {
+            for continuation in held.withLock({ held in
+                defer { held = [] }
+                return held
+            }) { continuation.resume() }
+        }
+    }
+
+    @Test func aRequestCancelledInFlightIsACancellationNotAFailure() async throws {
+        let clock = ManualClock()
+        let api = HangingAPI()
+        let records = Mutex<[RequestRecord]>([])
+        let client = OcrolusClient(
+            configuration: OcrolusConfiguration(
+                apiBaseURL: "http://api",
+                tokenURL: "http://auth/token",
+                credentials: .init(clientID: "c", clientSecret: "s")
+            ),
+            transport: api,
+            limiter: RateLimiter(rate: 100, burst: 100, clock: clock),
+            clock: clock,
+            observe: { record in records.withLock { $0.append(record) } }
+        )
+        let call = Task { try await client.bookStatus(uuid: BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!, priority: .background) }
+        for _ in 0..<2000 where api.held.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
+        try #require(!api.held.withLock { $0.isEmpty })
+        call.cancel()
+        api.release()
+        await #expect(throws: CancellationError.self) { try await call.value }
+        #expect(records.withLock { $0.filter { $0.status == 0 } }.isEmpty)  // not recorded as a failed request
     }
 }

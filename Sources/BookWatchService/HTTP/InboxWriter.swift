@@ -133,8 +133,13 @@ public final class InboxWriter: Service {
     }
 
     private func write(_ batch: [Pending]) async {
+        let store = store
+        let deliveries = batch.map { $0.delivery }
+        let append: @Sendable () async throws -> [InboxAppendOutcome] = { try await store.appendToInbox(batch: deliveries) }
         do {
-            let outcomes = try await store.appendToInbox(batch: batch.map(\.delivery))
+            // Cancelled (another service failed): the queued deliveries are still written, and
+            // the store refuses a cancelled task's work, so the write runs in a task of its own.
+            let outcomes = try await Task.isCancelled ? Task { try await append() }.value : append()
             batches.add(1, ordering: .relaxed)
             if !health.isReady { health.databaseRecovered() }
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }

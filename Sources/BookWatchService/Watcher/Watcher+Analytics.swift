@@ -85,10 +85,10 @@ extension Watcher {
             log.error("analytics failed for good", metadata: ["error": "\(error)"])
             await record(job, .permanentError(error.description), log: log)
         } catch {
-            // Shutdown cut the attempt short (the call ended in its own error, not a
-            // `CancellationError`): not an attempt that failed, so nothing is counted, given up
-            // or rescheduled; the lease is left to the next start. (SQLite refuses a cancelled
-            // task's write anyway; PostgreSQL would have recorded a give-up.)
+            // Shutdown cut the attempt short but the error is another one (the client turns a
+            // cancelled request into a `CancellationError`; a store or a token fetch may not):
+            // not an attempt that failed, so nothing is counted, given up or rescheduled, and
+            // the lease is left to the next start.
             if Task.isCancelled { return }
             let errors = job.attempts + 1
             if let reason = giveUpReason(job, errors: errors, error: error) {

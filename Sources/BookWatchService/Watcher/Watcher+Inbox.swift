@@ -148,9 +148,9 @@ extension Watcher {
     private func settle(_ stored: StoredDelivery, apiFailed: RoundFlag) async throws -> Settled {
         guard let outcome = await process(stored, apiFailed: apiFailed) else {
             // Shutdown cut the attempt short: it is not an attempt that failed. The row is left
-            // as claimed (no mark, no backoff), to be claimed again once its lease lapses; a
-            // last attempt interrupted this way is not given up.
-            if Task.isCancelled { return Settled() }
+            // as claimed (no mark, no backoff; a last attempt is not given up), and this Book's
+            // later deliveries are not tried: the marks already decided are still written.
+            if Task.isCancelled { throw CancellationError() }
             if stored.attempts + 1 >= Self.inboxMaxAttempts {
                 // A poison row: recorded with its outcome, never retried for ever.
                 return Settled(marks: [InboxMark(id: stored.id, outcome: .gaveUp(attempts: stored.attempts + 1))])
