@@ -268,6 +268,17 @@ import Testing
         #expect(try await h.store.inboxCount() == 1)
     }
 
+    /// A body whose reading failed is 413 only when it went over the limit; cut off (the sender
+    /// went away, the connection failed) it is 400 `unreadable`, not counted as too large.
+    @Test func aBodyNotReadToItsEndIsNotTooLarge() {
+        struct ConnectionReset: Error {}
+        let admission = WebhookAdmission(bodyLimit: 256, verifier: nil)
+        let over = WebhookIngress.bodyNotRead(NIOTooManyBytesError(maxBytes: 256), admission)
+        #expect(over.status == 413 && over.outcome == .tooLarge)
+        let cut = WebhookIngress.bodyNotRead(ConnectionReset(), admission)
+        #expect(cut.status == 400 && cut.outcome == .unreadable)
+    }
+
     @Test func healthAndReadiness() async throws {
         let h = try IngressHarness()
         try await h.application().test(.router) { client in

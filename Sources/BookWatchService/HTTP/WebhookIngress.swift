@@ -16,6 +16,8 @@ public enum WebhookOutcome: String, Sendable, CaseIterable {
     case malformed
     case tooLarge = "too_large"
     case unavailable
+    /// The body could not be read to its end (the sender went away, the connection failed).
+    case unreadable
 }
 
 /// `POST /webhooks/ocrolus`: the HTTP side of `WebhookAdmission` (bounded body, source
@@ -63,6 +65,12 @@ public struct WebhookIngress: Sendable {
 
     static let requestIDField = HTTPField.Name(WebhookAdmission.Header.requestID)!  // a valid constant field name
 
+    /// The answer for a body whose reading failed: over the limit is 413; anything else (the
+    /// sender went away, the connection failed) is not a body too large but one not read, 400.
+    package static func bodyNotRead(_ error: any Error, _ admission: WebhookAdmission) -> WebhookAnswer {
+        error is NIOTooManyBytesError ? admission.bodyTooLarge : .refuse(.unreadable, 400, "the body could not be read to its end")
+    }
+
     private func answer(_ request: Request, context: IngressRequestContext, logger: inout Logger) async -> WebhookAnswer {
         let headers = request.headers
         let header = { (name: String) in HTTPField.Name(name).flatMap { headers[$0] } }
@@ -76,7 +84,7 @@ public struct WebhookIngress: Sendable {
         do {
             body = Array(try await request.collectBody(upTo: admission.bodyLimit).readableBytesView)
         } catch {
-            return refused(admission.bodyTooLarge, logger)
+            return refused(Self.bodyNotRead(error, admission), logger)
         }
         switch admission.admit(body: body, header: header, client: client, now: clock.now()) {
         case .refuse(let answer):
