@@ -255,11 +255,12 @@ public final class OcrolusClient: OcrolusAPIClient {
             do {
                 response = try await transport.send(request)
             } catch {
+                // Recorded either way (it took a slot and may have reached Ocrolus), status 0.
+                observe(RequestRecord(endpoint: endpoint, status: 0, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited))
                 // Cancelled (shutdown): the caller stopped asking, nothing failed. An HTTP client
                 // reports it as its own error; callers tell a `CancellationError` from a failure
                 // (an attempt is not counted, a poll is not deferred).
                 if error is CancellationError || Task.isCancelled { throw CancellationError() }
-                observe(RequestRecord(endpoint: endpoint, status: 0, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited))
                 throw OcrolusError(.transient, endpoint: endpoint, message: "request failed: \(error)")
             }
             observe(

@@ -128,6 +128,8 @@ public actor TokenProvider {
         do {
             response = try await transport.send(request)
         } catch {
+            // Cancelled (shutdown): not a failed fetch; callers stop on a `CancellationError`.
+            if error is CancellationError || Task.isCancelled { throw CancellationError() }
             throw OcrolusError(.transient, endpoint: "token", message: "token request failed: \(error)")
         }
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())

@@ -418,6 +418,23 @@ import Testing
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
     }
 
+    /// The same for a status poll: cut short by shutdown (its call failing with an error of its
+    /// own), it is not a failed poll: not counted, not deferred.
+    @Test func aPollCutShortByShutdownIsNotAFailure() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.error(Self.unavailable), .snapshot(Self.verifying)])
+        api.state.withLock { $0.holdStatus = true }
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.operator)), to: Self.uuid, at: clock.now(), options: .init())
+        let round = Task { try await watcher.pollDue() }
+        try await Self.until { api.heldCount == 1 }
+        round.cancel()  // shutdown
+        api.release()
+        _ = try? await round.value
+        #expect(watcher.stats.pollFailures == 0)
+    }
+
     // MARK: 2. an answer that left before a webhook is not a reopen
 
     @Test func anAnswerInFlightAcrossATrustedBodyIsStaleAndTheGenerationIsRetrievedOnce() async throws {

@@ -158,27 +158,47 @@ final class FakeTokenTransport: HTTPTransport {
         }
     }
 
-    @Test func aRequestCancelledInFlightIsACancellationNotAFailure() async throws {
+    /// A status call through a client on `transport`, started in a task of its own.
+    static func statusCall(
+        through transport: any HTTPTransport,
+        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
+    ) -> Task<BookStatusResult, any Error> {
         let clock = ManualClock()
-        let api = HangingAPI()
-        let records = Mutex<[RequestRecord]>([])
         let client = OcrolusClient(
             configuration: OcrolusConfiguration(
                 apiBaseURL: "http://api",
                 tokenURL: "http://auth/token",
                 credentials: .init(clientID: "c", clientSecret: "s")
             ),
-            transport: api,
+            transport: transport,
             limiter: RateLimiter(rate: 100, burst: 100, clock: clock),
             clock: clock,
-            observe: { record in records.withLock { $0.append(record) } }
+            observe: observe
         )
-        let call = Task { try await client.bookStatus(uuid: BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!, priority: .background) }
+        return Task { try await client.bookStatus(uuid: BookUUID("09c52985-2f05-4022-a738-9277cc335c7e")!, priority: .background) }
+    }
+
+    @Test func aRequestCancelledInFlightIsACancellationNotAFailure() async throws {
+        let api = HangingAPI()
+        let records = Mutex<[RequestRecord]>([])
+        let call = Self.statusCall(through: api) { record in records.withLock { $0.append(record) } }
         for _ in 0..<2000 where api.held.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
         try #require(!api.held.withLock { $0.isEmpty })
         call.cancel()
         api.release()
         await #expect(throws: CancellationError.self) { try await call.value }
-        #expect(records.withLock { $0.filter { $0.status == 0 } }.isEmpty)  // not recorded as a failed request
+        #expect(records.withLock { $0.map(\.status) } == [0])  // recorded: it took a slot and may have reached Ocrolus
+    }
+
+    /// The same for the token request that goes first: cut short, it is a cancellation, not a
+    /// failed token fetch.
+    @Test func aTokenFetchCancelledInFlightIsACancellation() async throws {
+        let tokens = FakeTokenTransport(gated: true)
+        let call = Self.statusCall(through: tokens)
+        for _ in 0..<2000 where tokens.pending == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try #require(tokens.pending == 1)
+        call.cancel()
+        tokens.release()
+        await #expect(throws: CancellationError.self) { try await call.value }
     }
 }

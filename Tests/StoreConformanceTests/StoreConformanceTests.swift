@@ -43,19 +43,19 @@ import Testing
             otherAnonymous.bookPK = 78
             otherAnonymous.remoteAddress = nil
             otherAnonymous.authenticated = false
-            let batch = [F.delivery("new1"), F.delivery("old"), anonymous, F.delivery("new1"), otherAnonymous, F.delivery("new2")]
+            let batch = [F.delivery("new1"), F.delivery("old"), anonymous, F.delivery("new1"), anonymous, F.delivery("new2"), otherAnonymous]
             let outcomes = try await store.appendToInbox(batch: batch)
-            #expect(outcomes.count == 6)
+            #expect(outcomes.count == 7)
             #expect(outcomes[1] == .duplicate && outcomes[3] == .duplicate)
-            let storedIDs = [0, 2, 4, 5].compactMap { index -> Int64? in
+            let storedIDs = [0, 2, 4, 5, 6].compactMap { index -> Int64? in
                 if case .stored(let id) = outcomes[index] { id } else { nil }
             }
-            #expect(storedIDs.count == 4 && Set(storedIDs).count == 4)
+            #expect(storedIDs.count == 5 && Set(storedIDs).count == 5)  // the two identical anonymous rows too
             #expect(storedIDs == storedIDs.sorted() && storedIDs.allSatisfy { $0 > earlier })  // ids are the inbox's order
             let claimed = try await store.claimInbox(owner: "w", now: F.t0.plus(10), limit: 10, lease: 60)
             let byID = Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, $0.delivery) })
-            #expect(claimed.count == 5)
-            #expect(zip(storedIDs, [0, 2, 4, 5]).allSatisfy { byID[$0.0] == batch[$0.1] })
+            #expect(claimed.count == 6)
+            #expect(zip(storedIDs, [0, 2, 4, 5, 6]).allSatisfy { byID[$0.0] == batch[$0.1] })
         }
     }
 

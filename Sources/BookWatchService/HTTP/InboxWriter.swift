@@ -84,11 +84,13 @@ public final class InboxWriter: Service {
     }
 
     /// Until graceful shutdown or cancellation (another service failed): either way the queued
-    /// deliveries are written first, so no 200 is lost.
+    /// deliveries are written first, so no 200 is lost. The loop runs in a task of its own, out
+    /// of reach of the cancellation (the store refuses a cancelled task's work, and would roll
+    /// back a batch being written when it came): `close()` is how it is stopped.
     public func run() async throws {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
-                await writeLoop()
+                await Task { await self.writeLoop() }.value
             } onGracefulShutdown: {
                 self.close()
             }
@@ -133,13 +135,8 @@ public final class InboxWriter: Service {
     }
 
     private func write(_ batch: [Pending]) async {
-        let store = store
-        let deliveries = batch.map { $0.delivery }
-        let append: @Sendable () async throws -> [InboxAppendOutcome] = { try await store.appendToInbox(batch: deliveries) }
         do {
-            // Cancelled (another service failed): the queued deliveries are still written, and
-            // the store refuses a cancelled task's work, so the write runs in a task of its own.
-            let outcomes = try await Task.isCancelled ? Task { try await append() }.value : append()
+            let outcomes = try await store.appendToInbox(batch: batch.map { $0.delivery })
             batches.add(1, ordering: .relaxed)
             if !health.isReady { health.databaseRecovered() }
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }

@@ -89,22 +89,28 @@ extension Watcher {
         mutating func add(_ other: Settled) {
             counted += other.counted
             marks += other.marks
-            error = error ?? other.error
+            if let failure = other.error { keep(failure) }
+        }
+
+        /// Keeps the round's first error, except that a failure replaces a shutdown's
+        /// `CancellationError` (which the service loop ends on silently, and would hide it).
+        mutating func keep(_ failure: any Error) {
+            if error == nil || (error is CancellationError && !(failure is CancellationError)) { error = failure }
         }
 
         /// Writes the marks held (ids in order, so two replicas' batches take row locks in the
         /// same order); a failure is kept as the round's error and the rows are claimed again
         /// once their lease lapses. A cancelled round (shutdown) still writes what it decided:
-        /// the store refuses work from a cancelled task, so the write runs in a task of its own.
+        /// the store refuses work from a cancelled task (and would roll back a write it was in
+        /// when the cancellation came), so the write always runs in a task of its own.
         mutating func flush(_ watcher: Watcher) async {
             guard !marks.isEmpty else { return }
             let batch = marks.sorted { $0.id < $1.id }
             marks = []
             do {
-                let write = { try await watcher.markTogether(batch) }
-                counted += try await Task.isCancelled ? Task { try await write() }.value : write()
+                counted += try await Task { try await watcher.markTogether(batch) }.value
             } catch {
-                self.error = self.error ?? error
+                keep(error)
             }
         }
     }
@@ -237,6 +243,8 @@ extension Watcher {
             return .applied
         } catch let error as StoreError where error.isDuplicate {
             return .processedElsewhere  // another replica marked the row first
+        } catch is CancellationError {
+            return nil  // shutdown: not a failure to log (`settle` leaves the row claimed)
         } catch {
             if let error = error as? OcrolusError, error.kind == .permanent {
                 return .unresolved(detail: "\(error)")

@@ -81,6 +81,9 @@ extension Watcher {
                 )
             }
         } catch {
+            // Shutdown cut the poll short with another error (a token fetch, the store): the
+            // poll stays due and is made after the restart, as above; nothing failed.
+            if Task.isCancelled { return }
             recordPollFailure()
             metrics.pollFailed(.transient)
             let wait = pollRetryDelay(failures: due.failures + 1, retryAfter: (error as? OcrolusError)?.retryAfter)

@@ -53,7 +53,7 @@ public struct WatcherService: Service {
             do {
                 let worked = try await step()
                 if worked > 0 { continue }
-            } catch is CancellationError {
+            } catch is CancellationError where Task.isCancelled {
                 return
             } catch {
                 watcher.logger.error("watcher step failed; retrying", metadata: ["error": "\(error)"])
