@@ -181,6 +181,10 @@ public final class PostgresBookStore: BookStore {
             } catch let error as PSQLError where Self.isRetryable(error) && attempt < 5 {
                 continue
             } catch {
+                // The caller was cancelled (shutdown): whatever PostgresNIO answered (a cancelled
+                // query or connection request), nothing was written and nothing failed; SQLite's
+                // GRDB says so with a `CancellationError` too, which callers stop on quietly.
+                if Task.isCancelled { throw CancellationError() }
                 throw storeError(error)
             }
         }

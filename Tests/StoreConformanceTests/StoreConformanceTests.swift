@@ -24,6 +24,21 @@ import Testing
         }
     }
 
+    /// A call made by a cancelled task (shutdown) ends in a `CancellationError` on both stores,
+    /// not in a store error that callers would log and count as a failure.
+    @Test(arguments: StoreKind.available)
+    func aCancelledCallerGetsACancellationNotAStoreError(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let call = Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                return try await store.appendToInbox(F.delivery("cancelled"))
+            }
+            await #expect(throws: CancellationError.self) { try await call.value }
+            let stored = try await store.inboxContains(requestID: "cancelled")
+            #expect(!stored)
+        }
+    }
+
     /// A group commit's batch answers each delivery in order: a request id already stored, or
     /// earlier in the same batch, is a duplicate and stores nothing; deliveries without a request
     /// id are each stored; every id answered is its own row's, with every field kept.
