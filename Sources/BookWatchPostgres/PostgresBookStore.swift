@@ -182,8 +182,9 @@ public final class PostgresBookStore: BookStore {
                 continue
             } catch {
                 // The caller was cancelled (shutdown): whatever PostgresNIO answered (a cancelled
-                // query or connection request), nothing was written and nothing failed; SQLite's
-                // GRDB says so with a `CancellationError` too, which callers stop on quietly.
+                // query or connection request), it is a cancellation, as SQLite's GRDB says, which
+                // callers stop on quietly. A COMMIT already sent may still have landed: every
+                // write is fenced by its claim or idempotent, so the next start finds it done.
                 if Task.isCancelled { throw CancellationError() }
                 throw storeError(error)
             }

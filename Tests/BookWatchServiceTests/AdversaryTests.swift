@@ -419,7 +419,7 @@ import Testing
     }
 
     /// The same for a status poll: cut short by shutdown (its call failing with an error of its
-    /// own), it is not a failed poll: not counted, not deferred.
+    /// own), it is not counted as a failed poll.
     @Test func aPollCutShortByShutdownIsNotAFailure() async throws {
         let h = try IngressHarness()
         let clock = ManualClock(start: h.clock.now())

@@ -9,6 +9,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import OcrolusAPI
+import Synchronization
 import Testing
 
 /// Every row of the answers table in architecture.md, through the router.
@@ -245,6 +246,98 @@ import Testing
         }
         #expect(try await h.store.inboxCount() == 3)
         #expect(h.health.isReady)  // a cancellation is not a database failure
+    }
+
+    /// The worst moment: the cancellation lands while a batch is being written. The store
+    /// refuses a cancelled task's transaction (GRDB interrupts it), so the write must not be in
+    /// the cancelled task at all.
+    @Test func aCancellationDuringAWriteDoesNotFailTheBatch() async throws {
+        let h = try IngressHarness()
+        let gate = Gate()
+        // Held, then refused if the calling task was cancelled meanwhile, as GRDB does with a
+        // transaction it is in.
+        let gated = HookedInboxStore(base: h.store) { base, deliveries in
+            await gate.wait()
+            try Task.checkCancellation()
+            return try await base.appendToInbox(batch: deliveries)
+        }
+        let writer = InboxWriter(store: gated, health: h.health, logger: quietLogger)
+        let running = Task { try await writer.run() }
+        let delivery = Task {
+            try await writer.append(InboxDelivery(requestID: "mid-write", receivedAt: h.clock.now(), bookUUID: nil, bookPK: 1, event: "x", body: []))
+        }
+        try await AdversaryTests.until { gate.heldCount == 1 }  // the batch is in its write
+        running.cancel()
+        gate.release()
+        try await running.value
+        guard case .stored = try await delivery.value else {
+            Issue.record("the delivery in the write was not stored")
+            return
+        }
+        #expect(h.health.isReady)
+    }
+
+    /// Closed with the database down: after the first failed batch the rest of the queue is
+    /// answered at once, not batch by batch each waiting out the store's timeout.
+    @Test func aClosedWriterWithTheDatabaseDownFailsTheRestAtOnce() async throws {
+        let h = try IngressHarness()
+        let appends = Mutex(0)
+        let failing = HookedInboxStore(base: h.store) { _, _ in
+            appends.withLock { $0 += 1 }
+            throw StoreError(.unavailable, subject: "test", detail: "down")
+        }
+        let writer = InboxWriter(store: failing, health: h.health, logger: quietLogger, maxBatch: 1)
+        let queued = (0..<3).map { n in
+            Task {
+                try await writer.append(
+                    InboxDelivery(requestID: "down\(n)", receivedAt: h.clock.now(), bookUUID: nil, bookPK: 1, event: "x", body: [])
+                )
+            }
+        }
+        try await AdversaryTests.until { writer.queuedCount == 3 }
+        writer.close()
+        try await writer.run()
+        for task in queued { await #expect(throws: (any Error).self) { try await task.value } }
+        #expect(appends.withLock { $0 } == 1)  // one write tried, the other two answered without one
+    }
+
+    /// Holds each call until `release()`.
+    final class Gate: Sendable {
+        private let held = Mutex<[CheckedContinuation<Void, Never>]>([])
+        var heldCount: Int { held.withLock { $0.count } }
+        func wait() async { await withCheckedContinuation { continuation in held.withLock { $0.append(continuation) } } }
+        func release() {
+            for continuation in held.withLock({ held in
+                defer { held = [] }
+                return held
+            }) { continuation.resume() }
+        }
+    }
+
+    /// An inbox whose batch appends go through `batch` (a gate, a failure), the rest to `base`.
+    final class HookedInboxStore: InboxStore {
+        let base: any InboxStore
+        let batch: @Sendable (any InboxStore, [InboxDelivery]) async throws -> [InboxAppendOutcome]
+        init(base: any InboxStore, batch: @escaping @Sendable (any InboxStore, [InboxDelivery]) async throws -> [InboxAppendOutcome]) {
+            self.base = base
+            self.batch = batch
+        }
+        func appendToInbox(batch deliveries: [InboxDelivery]) async throws -> [InboxAppendOutcome] { try await batch(base, deliveries) }
+        func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome { try await base.appendToInbox(delivery) }
+        func inboxContains(requestID: String) async throws -> Bool { try await base.inboxContains(requestID: requestID) }
+        func newestInboxID() async throws -> Int64 { try await base.newestInboxID() }
+        func inboxDeliveries(after id: Int64, limit: Int) async throws -> [StoredDelivery] { try await base.inboxDeliveries(after: id, limit: limit) }
+        func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {
+            try await base.claimInbox(owner: owner, now: now, limit: limit, lease: lease)
+        }
+        func markProcessed(_ id: Int64, at: Date, outcome: InboxOutcome) async throws -> Bool {
+            try await base.markProcessed(id, at: at, outcome: outcome)
+        }
+        func markProcessed(batch: [InboxMark], owner: String, at: Date) async throws -> Set<Int64> {
+            try await base.markProcessed(batch: batch, owner: owner, at: at)
+        }
+        func releaseInbox(_ ids: [Int64]) async throws { try await base.releaseInbox(ids) }
+        func deferInbox(_ id: Int64, owner: String, until: Date) async throws { try await base.deferInbox(id, owner: owner, until: until) }
     }
 
     @Test func bodyOverTheLimitIs413() async throws {

@@ -130,20 +130,37 @@ public final class InboxWriter: Service {
                 }
                 continue
             }
-            await write(batch)
+            if await !write(batch), closed { return failQueued() }
         }
     }
 
-    private func write(_ batch: [Pending]) async {
+    /// Closed and the database failing: the rest of the queue is answered 503 at once (Ocrolus
+    /// retries it) rather than batch by batch, each waiting out the store's timeout, so shutdown
+    /// is not held for minutes by a database that is down.
+    private func failQueued() {
+        let rest = state.withLock { state -> [Pending] in
+            defer {
+                state.pending = []
+                state.bytes = 0
+            }
+            return state.pending
+        }
+        for pending in rest { pending.continuation.resume(throwing: Closed()) }
+    }
+
+    /// Writes one batch and answers its callers; false when the write failed.
+    private func write(_ batch: [Pending]) async -> Bool {
         do {
             let outcomes = try await store.appendToInbox(batch: batch.map { $0.delivery })
             batches.add(1, ordering: .relaxed)
             if !health.isReady { health.databaseRecovered() }
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }
+            return true
         } catch {
             if health.isReady { logger.error("inbox write failed; answering 503", metadata: ["error": "\(error)", "batch": "\(batch.count)"]) }
             health.databaseFailed(error)
             for pending in batch { pending.continuation.resume(throwing: error) }
+            return false
         }
     }
 }

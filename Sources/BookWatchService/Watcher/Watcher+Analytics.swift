@@ -72,8 +72,11 @@ extension Watcher {
         log[metadataKey: "generation"] = "\(job.generation)"
         do {
             try await attempt(job, log: log)
-        } catch is CancellationError {
-            // Shutting down: the lease is left to the next start, which re-arms it (no attempt lost).
+        } catch  where error is CancellationError || Task.isCancelled {
+            // Shutting down, whatever error the cut-short attempt ended in (the client and the
+            // stores say `CancellationError`; anything else may not): not an attempt that failed,
+            // so nothing is counted, given up or rescheduled (a write now would be refused, and
+            // counted again after the restart); the lease is left to the next start.
             return
         } catch let error as StoreError where error.isLostClaim {
             // Another worker owns the job now (the lease lapsed) or it was superseded: whatever this
@@ -85,11 +88,6 @@ extension Watcher {
             log.error("analytics failed for good", metadata: ["error": "\(error)"])
             await record(job, .permanentError(error.description), log: log)
         } catch {
-            // Shutdown cut the attempt short but the error is another one (the client turns a
-            // cancelled request into a `CancellationError`; a store or a token fetch may not):
-            // not an attempt that failed, so nothing is counted, given up or rescheduled, and
-            // the lease is left to the next start.
-            if Task.isCancelled { return }
             let errors = job.attempts + 1
             if let reason = giveUpReason(job, errors: errors, error: error) {
                 recordAnalyticsError(final: true)

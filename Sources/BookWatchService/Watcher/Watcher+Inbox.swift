@@ -243,8 +243,8 @@ extension Watcher {
             return .applied
         } catch let error as StoreError where error.isDuplicate {
             return .processedElsewhere  // another replica marked the row first
-        } catch is CancellationError where Task.isCancelled {
-            return nil  // shutdown: not a failure to log (`settle` leaves the row claimed)
+        } catch  where Task.isCancelled {
+            return nil  // shutdown, whatever the error: not a failure to log (`settle` leaves the row claimed)
         } catch {
             if let error = error as? OcrolusError, error.kind == .permanent {
                 return .unresolved(detail: "\(error)")

@@ -58,8 +58,10 @@ extension Watcher {
                     log.info("all documents finished; analytics job opened", metadata: ["generation": "\(outcome.machine.generation)"])
                 }
             }
-        } catch is CancellationError {
-            return  // shutting down: the poll stays due and is made after the restart
+        } catch  where error is CancellationError || Task.isCancelled {
+            // Shutting down (whatever error the cut-short call ended in): nothing failed; the
+            // poll stays due and is made after the restart.
+            return
         } catch let error as OcrolusError where error.kind == .permanent {
             // Refused for good (403/2102...): asking again would be refused again.
             recordPollFailure()
@@ -81,9 +83,6 @@ extension Watcher {
                 )
             }
         } catch {
-            // Shutdown cut the poll short with another error (a token fetch, the store): the
-            // poll stays due and is made after the restart, as above; nothing failed.
-            if Task.isCancelled { return }
             recordPollFailure()
             metrics.pollFailed(.transient)
             let wait = pollRetryDelay(failures: due.failures + 1, retryAfter: (error as? OcrolusError)?.retryAfter)
