@@ -94,14 +94,21 @@ public struct RequestRecord: Sendable {
     public var seconds: TimeInterval
     /// How long it waited in the rate limiter first.
     public var limiterWaitSeconds: TimeInterval
+    /// No answer came because the caller was cancelled (shutdown), not because the call failed.
+    public var cancelled: Bool
 
     /// One completed request.
-    public init(endpoint: String, status: Int, seconds: TimeInterval, limiterWaitSeconds: TimeInterval) {
+    public init(endpoint: String, status: Int, seconds: TimeInterval, limiterWaitSeconds: TimeInterval, cancelled: Bool = false) {
         self.endpoint = endpoint
         self.status = status
         self.seconds = seconds
         self.limiterWaitSeconds = limiterWaitSeconds
+        self.cancelled = cancelled
     }
+
+    /// The metric's `code` label: the HTTP status; `0` when no answer came; `cancelled` when the
+    /// caller stopped waiting (a shutdown cuts requests short: not an error to alert on).
+    public var codeLabel: String { cancelled ? "cancelled" : "\(status)" }
 }
 
 /// The Ocrolus API client: every call passes the shared `RateLimiter`, carries a cached token
@@ -140,7 +147,8 @@ public final class OcrolusClient: OcrolusAPIClient {
             transport: transport,
             limiter: limiter,
             clock: clock,
-            logger: logger
+            logger: logger,
+            observe: observe
         )
     }
 
@@ -255,12 +263,21 @@ public final class OcrolusClient: OcrolusAPIClient {
             do {
                 response = try await transport.send(request)
             } catch {
-                // Recorded either way (it took a slot and may have reached Ocrolus), status 0.
-                observe(RequestRecord(endpoint: endpoint, status: 0, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited))
                 // Cancelled (shutdown): the caller stopped asking, nothing failed. An HTTP client
                 // reports it as its own error; callers tell a `CancellationError` from a failure
                 // (an attempt is not counted, a poll is not deferred).
-                if error is CancellationError || Task.isCancelled { throw CancellationError() }
+                let cancelled = error is CancellationError || Task.isCancelled
+                // Recorded either way (it took a slot and may have reached Ocrolus), status 0.
+                observe(
+                    RequestRecord(
+                        endpoint: endpoint,
+                        status: 0,
+                        seconds: clock.now().timeIntervalSince(started),
+                        limiterWaitSeconds: waited,
+                        cancelled: cancelled
+                    )
+                )
+                if cancelled { throw CancellationError() }
                 throw OcrolusError(.transient, endpoint: endpoint, message: "request failed: \(error)")
             }
             observe(

@@ -34,6 +34,7 @@ public actor TokenProvider {
     private let limiter: RateLimiter?
     private let clock: any WallClock
     private let logger: Logger
+    private let observe: @Sendable (RequestRecord) -> Void
     private var cached: CachedToken?
     /// Whether a caller is fetching a token now; the others wait in `waiters` for its result.
     private var fetching = false
@@ -49,14 +50,16 @@ public actor TokenProvider {
     /// Tokens fetched so far (for tests and metrics).
     public private(set) var fetchCount = 0
 
-    /// A cache of tokens from `tokenURL` for `credentials`.
+    /// A cache of tokens from `tokenURL` for `credentials`; each token request is reported to
+    /// `observe` (endpoint `token`), as the client reports its own.
     public init(
         tokenURL: String,
         credentials: Credentials,
         transport: any HTTPTransport,
         limiter: RateLimiter?,
         clock: any WallClock,
-        logger: Logger = Logger(label: "bookwatch.token")
+        logger: Logger = Logger(label: "bookwatch.token"),
+        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
     ) {
         self.tokenURL = tokenURL
         self.credentials = credentials
@@ -64,6 +67,7 @@ public actor TokenProvider {
         self.limiter = limiter
         self.clock = clock
         self.logger = logger
+        self.observe = observe
     }
 
     /// A valid access token, fetching one when none is cached or the cached one is due for refresh.
@@ -112,7 +116,7 @@ public actor TokenProvider {
     }
 
     private func fetch() async throws -> CachedToken {
-        try await limiter?.acquire(.urgent)
+        let waited = try await limiter?.acquire(.urgent) ?? 0
         fetchCount += 1
         let body: [String: String] = [
             "grant_type": "client_credentials", "client_id": credentials.clientID, "client_secret": credentials.clientSecret,
@@ -125,13 +129,27 @@ public actor TokenProvider {
             timeout: 30
         )
         let response: IncomingResponse
+        let started = clock.now()
         do {
             response = try await transport.send(request)
         } catch {
             // Cancelled (shutdown): not a failed fetch; callers stop on a `CancellationError`.
-            if error is CancellationError || Task.isCancelled { throw CancellationError() }
+            let cancelled = error is CancellationError || Task.isCancelled
+            observe(
+                RequestRecord(
+                    endpoint: "token",
+                    status: 0,
+                    seconds: clock.now().timeIntervalSince(started),
+                    limiterWaitSeconds: waited,
+                    cancelled: cancelled
+                )
+            )
+            if cancelled { throw CancellationError() }
             throw OcrolusError(.transient, endpoint: "token", message: "token request failed: \(error)")
         }
+        observe(
+            RequestRecord(endpoint: "token", status: response.status, seconds: clock.now().timeIntervalSince(started), limiterWaitSeconds: waited)
+        )
         let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: clock.now())
         switch response.status {
         case 200:

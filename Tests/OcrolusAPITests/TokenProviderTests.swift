@@ -118,15 +118,19 @@ final class FakeTokenTransport: HTTPTransport {
     }
 
     @Test func refusedCredentialsAreUnauthorizedWithoutTheSecret() async throws {
+        let records = Mutex<[RequestRecord]>([])
         let provider = TokenProvider(
             tokenURL: "http://auth/oauth/token",
             credentials: credentials,
             transport: FakeTokenTransport(status: 401),
             limiter: nil,
-            clock: ManualClock()
+            clock: ManualClock(),
+            observe: { record in records.withLock { $0.append(record) } }
         )
         let error = await #expect(throws: OcrolusError.self) { try await provider.token() }
         #expect(error?.kind == .unauthorized)
+        // The refusal is counted where the runbook looks for it (docs/operations.md).
+        #expect(records.withLock { $0.map { "\($0.endpoint) \($0.status)" } } == ["token 401"])
         #expect(error?.description.contains("bad credentials") == true)
         #expect(error?.description.contains("s3cret-value") == false)
         #expect(credentials.description.contains("s3cret") == false)
@@ -187,18 +191,22 @@ final class FakeTokenTransport: HTTPTransport {
         call.cancel()
         api.release()
         await #expect(throws: CancellationError.self) { try await call.value }
-        #expect(records.withLock { $0.map(\.status) } == [0])  // recorded: it took a slot and may have reached Ocrolus
+        // Recorded: it took a slot and may have reached Ocrolus; as cut short, not as an error.
+        // The token request before it is recorded too.
+        #expect(records.withLock { $0.map { "\($0.endpoint) \($0.status) \($0.codeLabel)" } } == ["token 200 200", "book_status 0 cancelled"])
     }
 
     /// The same for the token request that goes first: cut short, it is a cancellation, not a
     /// failed token fetch.
     @Test func aTokenFetchCancelledInFlightIsACancellation() async throws {
         let tokens = FakeTokenTransport(gated: true)
-        let call = Self.statusCall(through: tokens)
+        let records = Mutex<[RequestRecord]>([])
+        let call = Self.statusCall(through: tokens) { record in records.withLock { $0.append(record) } }
         for _ in 0..<2000 where tokens.pending == 0 { try await Task.sleep(for: .milliseconds(1)) }
         try #require(tokens.pending == 1)
         call.cancel()
         tokens.release()
         await #expect(throws: CancellationError.self) { try await call.value }
+        #expect(records.withLock { $0.map { "\($0.endpoint) \($0.codeLabel)" } } == ["token cancelled"])
     }
 }

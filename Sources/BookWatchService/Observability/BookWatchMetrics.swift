@@ -149,7 +149,10 @@ public final class BookWatchMetrics: Sendable {
     }
 
     static var ocrolusRequestsDescriptor: MetricNameDescriptor {
-        descriptor("bookwatch_ocrolus_requests_total", "Calls to the Ocrolus API, by endpoint and HTTP code (0: no answer).")
+        descriptor(
+            "bookwatch_ocrolus_requests_total",
+            "Calls to the Ocrolus API, by endpoint (token requests too) and HTTP code (0: no answer; cancelled: cut short by shutdown)."
+        )
     }
     static var ocrolusSecondsDescriptor: MetricNameDescriptor {
         descriptor("bookwatch_ocrolus_request_seconds", "Duration of Ocrolus API calls (the limiter wait excluded), by endpoint.")
@@ -167,7 +170,7 @@ public final class BookWatchMetrics: Sendable {
     /// One completed request to Ocrolus.
     public func ocrolusRequest(_ record: RequestRecord) {
         let endpoint = Self.endpointLabel(record.endpoint)
-        registry.makeCounter(descriptor: Self.ocrolusRequestsDescriptor, labels: [("endpoint", endpoint), ("code", "\(record.status)")])
+        registry.makeCounter(descriptor: Self.ocrolusRequestsDescriptor, labels: [("endpoint", endpoint), ("code", record.codeLabel)])
             .increment()
         registry.makeValueHistogram(descriptor: Self.ocrolusSecondsDescriptor, labels: [("endpoint", endpoint)], buckets: Self.ocrolusBuckets)
             .record(record.seconds)
