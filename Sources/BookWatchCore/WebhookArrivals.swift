@@ -22,12 +22,15 @@ public struct WebhookArrivals: Sendable, Equatable {
         public var inboxID: Int64
         /// Books tracking or processing then.
         public var processing: Int
+        /// Finished Books with a retention poll then (they size `PollSchedule.finishedInterval`).
+        public var finished: Int
 
         /// A reading.
-        public init(at: Date, inboxID: Int64, processing: Int) {
+        public init(at: Date, inboxID: Int64, processing: Int, finished: Int = 0) {
             self.at = at
             self.inboxID = inboxID
             self.processing = processing
+            self.finished = finished
         }
     }
 

@@ -209,6 +209,15 @@ extension PostgresBookStore {
             // migration's transaction, and would wait on replicas parked on the migration lock).
             ["SET LOCAL lock_timeout = '5s'", "CREATE INDEX books_tracked_state ON books(state) WHERE untracked_at IS NULL"]
         ),
+        (
+            "v15-polled-state-index",
+            // The finished Books with a retention poll (`polledCounts`), from the index alone; as
+            // v14, at most 5 s of waiting for the lock.
+            [
+                "SET LOCAL lock_timeout = '5s'",
+                "CREATE INDEX books_polled_state ON books(state) WHERE untracked_at IS NULL AND next_poll_at IS NOT NULL",
+            ]
+        ),
     ]
 
     /// The names of the migrations, in order.

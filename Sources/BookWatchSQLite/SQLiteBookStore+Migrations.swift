@@ -227,6 +227,12 @@ extension SQLiteBookStore {
             // for `untracked_at` through `books_state` before (164 ms a scrape at 100k Books).
             try db.execute(sql: "CREATE INDEX books_tracked_state ON books(state) WHERE untracked_at IS NULL")
         }
+        migrator.registerMigration("v15-polled-state-index", foreignKeyChecks: .immediate) { db in
+            // The finished Books with a retention poll (`polledCounts`, every 10 s), from the
+            // index alone: through `books_tracked_state` the count would read the row of every
+            // finished Book ever tracked for its `next_poll_at`.
+            try db.execute(sql: "CREATE INDEX books_polled_state ON books(state) WHERE untracked_at IS NULL AND next_poll_at IS NOT NULL")
+        }
         return migrator
     }
 }

@@ -53,8 +53,9 @@ public protocol BookRegistry: Sendable {
     func totals() async throws -> [BookPhase: Int]
 
     /// How many tracked Books are still processing (tracking or processing: their webhooks are
-    /// expected), counted on the state index.
-    func processingCount() async throws -> Int
+    /// expected), counted on the state index, and how many finished ones have a retention poll
+    /// (they share `PollSchedule.finishedPollShare` of the budget).
+    func polledCounts() async throws -> PolledBooks
 
     /// True when the Book was untracked (a tombstone): webhooks never track it again; only
     /// `track` does.
@@ -160,20 +161,22 @@ public protocol PollStore: Sendable {
 
     /// When webhooks stop being trusted: pulls scheduled polls in as `PollSchedule.tightened`
     /// decides (Books still processing to within `silentInterval`, or twice the minimum when it
-    /// is nil; finished Books, spaced out while webhooks were trusted, to within the maximum),
+    /// is nil; finished Books, spaced out while webhooks were trusted, to within the maximum or
+    /// `finishedInterval` when longer),
     /// spaced evenly with the Book heard from longest ago first, jittered from the store's random
     /// source; answers how many moved. Urgent and claimed polls stay. Without
     /// `includingFinished`, only Books still processing (a suspected outage: webhooks stopped
     /// while Books were expected to send them).
     @discardableResult
-    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?) async throws -> Int
+    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int
 }
 
 extension PollStore {
-    /// `tightenPolls(now:includingFinished:silentInterval:)` with the spread for an unknown budget.
+    /// `tightenPolls(now:includingFinished:silentInterval:finishedInterval:)` with the spreads for
+    /// an unknown budget.
     @discardableResult
     public func tightenPolls(now: Date, includingFinished: Bool) async throws -> Int {
-        try await tightenPolls(now: now, includingFinished: includingFinished, silentInterval: nil)
+        try await tightenPolls(now: now, includingFinished: includingFinished, silentInterval: nil, finishedInterval: nil)
     }
 
     /// `tightenPolls(now:includingFinished:)` for every Book's polls.

@@ -14,3 +14,17 @@ public struct StoreGauges: Sendable, Equatable {
     /// All zero.
     public init() {}
 }
+
+/// The Books the polls are for, as the budget's intervals count them (`BookRegistry.polledCounts`).
+public struct PolledBooks: Sendable, Equatable {
+    /// Tracked Books tracking or processing.
+    public var processing: Int
+    /// Tracked finished Books with a retention poll pending.
+    public var finished: Int
+
+    /// Counts read together.
+    public init(processing: Int, finished: Int) {
+        self.processing = processing
+        self.finished = finished
+    }
+}

@@ -137,10 +137,15 @@ package enum BooksTable {
     /// What `tightenPolls` may move, for either store: unclaimed, non-urgent polls of Books still
     /// processing or finished, later than the smaller of the two spreads (storage milliseconds);
     /// `PollSchedule.tightened` decides each one.
-    package static func tighteningLimits(now: Date, schedule: PollSchedule, silentInterval: TimeInterval?) -> (active: Int64, finished: Int64) {
+    package static func tighteningLimits(
+        now: Date,
+        schedule: PollSchedule,
+        silentInterval: TimeInterval?,
+        finishedInterval: TimeInterval?
+    ) -> (active: Int64, finished: Int64) {
         (
             now.addingTimeInterval(schedule.tighteningSpread(finished: false, silentInterval: silentInterval)).storageMillis,
-            now.addingTimeInterval(schedule.tighteningSpread(finished: true)).storageMillis
+            now.addingTimeInterval(schedule.tighteningSpread(finished: true, finishedInterval: finishedInterval)).storageMillis
         )
     }
     /// The candidates' condition, the two limits bound: exactly the polls `PollSchedule.tightened`
@@ -181,12 +186,19 @@ package enum BooksTable {
         now: Date,
         schedule: PollSchedule,
         silentInterval: TimeInterval?,
+        finishedInterval: TimeInterval?,
         random: () -> Double
     )
         -> [(uuid: String, next: Int64)]
     {
         let rows = candidates.sorted { $0.uuid < $1.uuid }
-        let moved = schedule.tightened(rows.map(\.candidate), now: now, silentInterval: silentInterval, unitRandom: random)
+        let moved = schedule.tightened(
+            rows.map(\.candidate),
+            now: now,
+            silentInterval: silentInterval,
+            finishedInterval: finishedInterval,
+            unitRandom: random
+        )
         return zip(rows, moved).compactMap { row, next in next.map { (row.uuid, $0.storageMillis) } }
     }
     /// The columns, in the order of their values.

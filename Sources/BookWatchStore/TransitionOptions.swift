@@ -14,11 +14,21 @@ public struct TransitionOptions: Sendable {
     /// While webhooks are silent: the interval between a processing Book's polls that the request
     /// budget allows (`PollSchedule.silentInterval(processing:rate:)`); nil when not known.
     public var silentInterval: TimeInterval?
+    /// While webhooks are not trusted: the shortest interval between a finished Book's retention
+    /// polls that the request budget allows (`PollSchedule.finishedInterval(finished:rate:)`);
+    /// nil when not known.
+    public var finishedInterval: TimeInterval?
 
     /// What transitions of the moment share.
-    public init(webhooksSilent: Bool = false, webhooksTrusted: Bool = false, silentInterval: TimeInterval? = nil) {
+    public init(
+        webhooksSilent: Bool = false,
+        webhooksTrusted: Bool = false,
+        silentInterval: TimeInterval? = nil,
+        finishedInterval: TimeInterval? = nil
+    ) {
         self.webhooksSilent = webhooksSilent
         self.webhooksTrusted = webhooksTrusted
         self.silentInterval = silentInterval
+        self.finishedInterval = finishedInterval
     }
 }

@@ -247,7 +247,8 @@ package struct TransitionPlan: Sendable {
                 webhooksSilent: options.webhooksSilent,
                 webhooksTrusted: options.webhooksTrusted,
                 unitRandom: draw,
-                silentInterval: options.silentInterval
+                silentInterval: options.silentInterval,
+                finishedInterval: options.finishedInterval
             )
         )
         plan.schedule.next = slot.next?.storageMillis

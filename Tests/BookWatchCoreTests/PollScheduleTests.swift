@@ -233,6 +233,59 @@ import Testing
         #expect(abs(schedule.silentInterval(processing: processing, rate: rate) - expected) < 1e-9)
     }
 
+    @Test(
+        arguments: [
+            // (finished Books with a retention poll, rate, expected interval): a maximum of 1800 s
+            (7000, 5.0, 7000 / 0.475),  // 1,000 Books a day over a week: 0.475 requests/s, every 4.1 hours
+            (855, 5, 1800),  // about as many as the maximum sustains at a tenth of 5 requests/s
+            (1710, 5, 3600),
+            (0, 5, 1800),
+            (7000, 0, 1800),  // no rate known: the maximum, as before
+            (7000, .infinity, 1800),
+        ] as [(Int, Double, TimeInterval)]
+    )
+    func theFinishedIntervalSharesATenthOfTheRateAmongTheFinishedBooks(finished: Int, rate: Double, expected: TimeInterval) {
+        #expect(abs(schedule.finishedInterval(finished: finished, rate: rate) - expected) < 1e-6)
+    }
+
+    @Test func untrustedRetentionPollsNeverComeSoonerThanTheFinishedInterval() {
+        let week = PollSchedule(minimum: 60, maximum: 1800, retention: 7 * 86400)
+        func next(trusted: Bool, finishedAgo: TimeInterval, interval: TimeInterval?, u: Double = 0) -> TimeInterval? {
+            week.nextPoll(
+                cadence: .retention,
+                lastWebhookAt: nil,
+                now: now,
+                webhooksSilent: !trusted,
+                unitRandom: u,
+                finishedAt: now.addingTimeInterval(-finishedAgo),
+                webhooksTrusted: trusted,
+                finishedInterval: interval
+            )
+            .map { $0.timeIntervalSince(now) }
+        }
+        // Untrusted: the interval the budget allows when it is longer than the maximum, less the jitter.
+        #expect(next(trusted: false, finishedAgo: 3600, interval: 14_000) == 14_000)
+        #expect(next(trusted: false, finishedAgo: 3600, interval: 14_000, u: 1) == 12_600)
+        #expect(next(trusted: false, finishedAgo: 3600, interval: 1800) == 1800)
+        #expect(next(trusted: false, finishedAgo: 3600, interval: nil) == 1800)
+        // Trusted: the Book's finished age, the doubling (far cheaper than polling at the interval).
+        #expect(next(trusted: true, finishedAgo: 20_000, interval: 14_000) == 20_000)
+        #expect(next(trusted: true, finishedAgo: 3600, interval: 14_000) == 3600)
+        // The retention window still ends the polls.
+        #expect(next(trusted: false, finishedAgo: 7 * 86400 - 10_000, interval: 14_000) == nil)
+    }
+
+    @Test func tighteningSpreadsFinishedBooksOverTheFinishedIntervalWhenLonger() {
+        let candidates = [
+            candidate(next: 9000, finished: true, heard: 10),
+            candidate(next: 3000, finished: true, heard: 20),  // within a 4000 s interval: stays
+            candidate(next: 9000, finished: true, heard: 30),
+        ]
+        #expect(offsets(schedule.tightened(candidates, now: now, finishedInterval: 4000) { 0 }) == [2000, nil, 0])
+        // An interval shorter than the maximum changes nothing: within the maximum, as before.
+        #expect(offsets(schedule.tightened(candidates, now: now, finishedInterval: 600) { 0 }) == [1200, 600, 0])
+    }
+
     @Test func aSilentPollIsNeverSoonerThanTheMinimum() throws {
         for processing in [0, 10, 300] {
             let interval = schedule.silentInterval(processing: processing, rate: 5)

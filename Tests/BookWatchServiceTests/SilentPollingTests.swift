@@ -2,6 +2,7 @@ import BookWatchClocks
 import BookWatchCore
 import BookWatchSQLite
 import BookWatchStore
+import BookWatchTestSupport
 import Foundation
 import Testing
 
@@ -12,28 +13,44 @@ import Testing
 @Suite struct SilentPollingTests {
     static let uuid = AdversaryTests.uuid
 
+    /// A store in a temporary directory (removed when the setup goes), a manual clock and a
+    /// watcher with `rate` answering every status call with `status`; every draw is 0.99.
+    final class Setup {
+        let directory: String
+        let store: SQLiteBookStore
+        let clock = ManualClock(start: Date(timeIntervalSince1970: 1_774_015_331))
+        let watcher: Watcher
+
+        init(rate: Double?, detectOutages: Bool = true, status: BookSnapshot = AdversaryTests.verifying) throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-silent-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            store = try SQLiteBookStore(path: directory + "/db.sqlite", busyTimeout: 1, random: { 0.99 })
+            var configuration = WatcherConfiguration()
+            configuration.requestRate = rate
+            configuration.detectOutages = detectOutages
+            watcher = Watcher(
+                store: store,
+                client: AdversaryTests.API(clock: clock, status: [.snapshot(status)]),
+                clock: clock,
+                configuration: configuration,
+                health: ServiceHealth(startedAt: clock.now()),
+                logger: quietLogger,
+                random: { 0.99 }
+            )
+        }
+
+        deinit {
+            try? store.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
     /// One Book processing, its poll set far out while webhooks were trusted; webhooks then go
     /// silent for an hour. Answers when its poll came due after the tightening, and after one
     /// answer while silent (seconds from then). Every draw is 0.99.
     func silentPolls(rate: Double?, detectOutages: Bool = true) async throws -> (tightened: TimeInterval, next: TimeInterval) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-silent-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteBookStore(path: directory + "/db.sqlite", busyTimeout: 1, random: { 0.99 })
-        let clock = ManualClock(start: Date(timeIntervalSince1970: 1_774_015_331))
-        let api = AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.verifying)])
-        var configuration = WatcherConfiguration()
-        configuration.requestRate = rate
-        configuration.detectOutages = detectOutages
-        let watcher = Watcher(
-            store: store,
-            client: api,
-            clock: clock,
-            configuration: configuration,
-            health: ServiceHealth(startedAt: clock.now()),
-            logger: quietLogger,
-            random: { 0.99 }
-        )
+        let setup = try Setup(rate: rate, detectOutages: detectOutages)
+        let (store, clock, watcher) = (setup.store, setup.clock, setup.watcher)
         _ = try await store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
         _ = try await store.apply(.snapshot(AdversaryTests.verifying), to: Self.uuid, at: clock.now(), options: .init())
         try await store.deferPoll(Self.uuid, until: clock.now().addingTimeInterval(10 * 3600), keepUrgent: false)
@@ -44,7 +61,6 @@ import Testing
         clock.advance(to: tightened)
         #expect(try await watcher.pollDue() == 1)
         let next = try #require(try await store.book(Self.uuid)?.nextPollAt)
-        try store.close()
         return (tightened.timeIntervalSince(silentAt), next.timeIntervalSince(clock.now()))
     }
 
@@ -60,30 +76,41 @@ import Testing
     }
 
     @Test func aCountOfBooksProcessingOlderThanTwoMinutesIsNotUsed() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-silent-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteBookStore(path: directory + "/db.sqlite", busyTimeout: 1)
-        let clock = ManualClock(start: Date(timeIntervalSince1970: 1_774_015_331))
-        var configuration = WatcherConfiguration()
-        configuration.requestRate = 0.0125
-        let watcher = Watcher(
-            store: store,
-            client: AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.verifying)]),
-            clock: clock,
-            configuration: configuration,
-            health: ServiceHealth(startedAt: clock.now()),
-            logger: quietLogger
-        )
+        let setup = try Setup(rate: 0.0125)
+        let (store, clock, watcher) = (setup.store, setup.clock, setup.watcher)
         _ = try await store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
         #expect(watcher.silentInterval() == nil, "no count read yet")
         await watcher.sampleArrivals(now: clock.now())
         #expect(watcher.silentInterval() == PollSchedule().silentInterval(processing: 1, rate: 0.0125))
         clock.advance(by: 121)  // no reading since (they failed, or the loops were held up)
         #expect(watcher.silentInterval() == nil)
+        // The finished Books' count changes slowly: kept, so a tightening never falls back to the maximum.
+        #expect(watcher.finishedInterval() == PollSchedule().finishedInterval(finished: 0, rate: 0.0125))
         await watcher.sampleArrivals(now: clock.now())
         #expect(watcher.silentInterval() != nil)
-        try store.close()
+    }
+
+    /// A finished Book's retention polls take their share of the rate with the other finished
+    /// Books: here one Book and 0.0005 requests/s, so its polls are about 21,000 s apart, not the
+    /// maximum's 1,800, when a long silence pulls them in and after its answer.
+    @Test func aFinishedBooksPollsAreSpacedByTheFinishedBooksShareOfTheRate() async throws {
+        let finished = BookSnapshot.present(pk: 1, status: .verified, documents: [DocumentSnapshot(ref: DocumentRef(pk: 1), status: .completed)])
+        let setup = try Setup(rate: 0.0005, status: finished)
+        let (store, clock, watcher) = (setup.store, setup.clock, setup.watcher)
+        try await StoreFixtures.retrieved(in: store, book: Self.uuid, at: clock.now())
+        try await store.deferPoll(Self.uuid, until: clock.now().addingTimeInterval(100 * 3600), keepUrgent: false)
+        clock.advance(by: 3700)
+        let silentAt = clock.now()
+        #expect(await watcher.refreshSilence())
+        let interval = PollSchedule().finishedInterval(finished: 1, rate: 0.0005)
+        #expect(interval > 21_000 && interval < 21_100)
+        let tightened = try #require(try await store.book(Self.uuid)?.nextPollAt).timeIntervalSince(silentAt)
+        #expect(tightened >= 0.98 * interval && tightened < interval, "pulled in to within the finished interval, not the maximum")
+        clock.advance(by: tightened)
+        #expect(try await watcher.pollDue() == 1)
+        #expect(try await store.book(Self.uuid)?.machine.phase == .complete)
+        let next = try #require(try await store.book(Self.uuid)?.nextPollAt).timeIntervalSince(clock.now())
+        #expect(abs(next - 0.901 * interval) < 0.01, "the interval less a tenth of it at 0.99")
     }
 
     @Test func withoutAKnownRateTheBookIsPolledWithinTwiceTheMinimum() async throws {

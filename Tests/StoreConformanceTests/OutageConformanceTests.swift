@@ -19,7 +19,7 @@ import Testing
             try await StoreFixtures.retrieved(in: store, book: Self.complete, pk: 2, at: t)
             _ = try await store.apply(.command(.track(.operator)), to: Self.untracked, at: t, options: .init())
             _ = try await store.apply(.command(.untrack), to: Self.untracked, at: t, options: .init())
-            #expect(try await store.processingCount() == 1)
+            #expect(try await store.polledCounts() == PolledBooks(processing: 1, finished: 1))
             let far = t.plus(10 * 3600)
             for uuid in [Self.processing, Self.complete] { try await store.deferPoll(uuid, until: far, keepUrgent: false) }
 
@@ -51,7 +51,7 @@ import Testing
             _ = try await store.apply(F.uploaded(5), to: books[1], at: t.plus(50), options: .init())
             for uuid in books { try await store.deferPoll(uuid, until: t.plus(10 * 3600), keepUrgent: false) }
             let now = t.plus(100)
-            #expect(try await store.tightenPolls(now: now, includingFinished: false, silentInterval: 90) == 3)
+            #expect(try await store.tightenPolls(now: now, includingFinished: false, silentInterval: 90, finishedInterval: nil) == 3)
             var due: [Date] = []
             for uuid in books { due.append(try #require(try await store.book(uuid)?.nextPollAt)) }
             // Three slots of 30 s, the Book heard from longest ago first: tracked at 20 s, webhook
@@ -59,6 +59,36 @@ import Testing
             #expect(due[0] >= now && due[0] < now.plus(30))
             #expect(due[1] >= now.plus(30) && due[1] < now.plus(60))
             #expect(due[2] >= now.plus(60) && due[2] < now.plus(90))
+        }
+    }
+
+    /// Finished Books with a retention poll are counted (those without one, and untracked ones,
+    /// are not), and a tightening spreads their polls over the finished Books' interval when the
+    /// budget needs it longer than the maximum.
+    @Test(arguments: StoreKind.available)
+    func finishedBooksPollsAreCountedAndTightenedOverTheirInterval(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let t = F.t0
+            let finished = (1...4).map { BookUUID("0b1c2d3e-0000-4000-8000-00000000002\($0)")! }
+            for (offset, uuid) in finished.enumerated() { try await StoreFixtures.retrieved(in: store, book: uuid, pk: 20 + offset, at: t) }
+            _ = try await store.apply(.command(.untrack), to: finished[3], at: t, options: .init())
+            #expect(try await store.polledCounts() == PolledBooks(processing: 0, finished: 3))
+            // A Book finished longer than the retention window (a week) has no poll left and is not counted.
+            _ = try await store.apply(StoreFixtures.finished(pk: 22), to: finished[2], at: t.plus(8 * 86400), options: .init())
+            #expect(try await store.book(finished[2])?.nextPollAt == nil)
+            #expect(try await store.polledCounts() == PolledBooks(processing: 0, finished: 2))
+
+            let far = t.plus(100 * 3600)
+            for uuid in finished.prefix(2) { try await store.deferPoll(uuid, until: far, keepUrgent: false) }
+            let now = t.plus(60)
+            // An interval of 4 hours: both move, into two slots of 2 hours (not within the maximum).
+            #expect(try await store.tightenPolls(now: now, includingFinished: true, silentInterval: nil, finishedInterval: 4 * 3600) == 2)
+            var due: [Date] = []
+            for uuid in finished.prefix(2) { due.append(try #require(try await store.book(uuid)?.nextPollAt)) }
+            #expect(due.allSatisfy { $0 >= now && $0 < now.plus(4 * 3600) })
+            #expect(due.contains { $0 >= now.plus(2 * 3600) })
+            // Already within the interval: nothing moves again.
+            #expect(try await store.tightenPolls(now: now, includingFinished: true, silentInterval: nil, finishedInterval: 4 * 3600) == 0)
         }
     }
 }

@@ -131,7 +131,7 @@ final class ChaosStore: BookStore {
     }
     func setLabel(_ label: String?, of uuid: BookUUID) async throws { try await pass("setLabel") { try await base.setLabel(label, of: uuid) } }
     func totals() async throws -> [BookPhase: Int] { try await pass("totals") { try await base.totals() } }
-    func processingCount() async throws -> Int { try await pass("processingCount") { try await base.processingCount() } }
+    func polledCounts() async throws -> PolledBooks { try await pass("polledCounts") { try await base.polledCounts() } }
     func appendToInbox(_ delivery: InboxDelivery) async throws -> InboxAppendOutcome {
         try await pass("appendToInbox", delivery.bookUUID) { try await base.appendToInbox(delivery) }
     }
@@ -204,9 +204,14 @@ final class ChaosStore: BookStore {
             log.note(replica: replica, uuid, "poll deferred to \(log.stamp(until))")
         }
     }
-    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?) async throws -> Int {
+    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int {
         try await pass("tightenPolls") {
-            try await base.tightenPolls(now: now, includingFinished: includingFinished, silentInterval: silentInterval)
+            try await base.tightenPolls(
+                now: now,
+                includingFinished: includingFinished,
+                silentInterval: silentInterval,
+                finishedInterval: finishedInterval
+            )
         }
     }
     func claimInbox(owner: String, now: Date, limit: Int, lease: TimeInterval) async throws -> [StoredDelivery] {

@@ -37,6 +37,9 @@ public final class Watcher: Sendable {
         var longSilent = false
         var loss = WebhookLossEstimate()
         var lastPruned: Date?
+        /// The last count of finished Books with a retention poll (it changes slowly: kept
+        /// whatever its age, so a stale reading never falls back to polling them every maximum).
+        var finishedPolled: Int?
         /// The deployment's last webhook and when the shared measurements were last read.
         var shared = SharedView()
     }
@@ -99,11 +102,11 @@ public final class Watcher: Sendable {
             return (state.silent != isSilent, longSilence && !state.longSilent)
         }
         // A suspected outage that lasts the hour: now the finished Books' polls come in too.
-        if !changed && longer { _ = try? await store.tightenPolls(now: now, includingFinished: true, silentInterval: silentInterval()) }
+        if !changed && longer { _ = try? await tightenPolls(includingFinished: true) }
         if changed {
             if isSilent {
                 let interval = silentInterval()
-                let moved = (try? await store.tightenPolls(now: now, includingFinished: longSilence, silentInterval: interval)) ?? 0
+                let moved = (try? await tightenPolls(includingFinished: longSilence)) ?? 0
                 let expected = state.withLock { state -> String in
                     let processing = state.arrivals.samples.last?.processing ?? 0
                     return state.arrivals.expectedGap(processing: processing, until: last).map { "\(Int($0.rounded(.up)))" } ?? "unknown"
@@ -115,6 +118,7 @@ public final class Watcher: Sendable {
                     metadata: [
                         "silent_s": "\(Int(now.timeIntervalSince(last)))", "expected_gap_s": "\(expected)", "polls_moved": "\(moved)",
                         "poll_interval_s": "\(interval.map { "\(Int($0.rounded()))" } ?? "unknown")",
+                        "finished_poll_interval_s": "\(finishedInterval().map { "\(Int($0.rounded()))" } ?? "unknown")",
                     ]
                 )
             } else {
@@ -146,8 +150,11 @@ public final class Watcher: Sendable {
         guard state.withLock({ $0.arrivals.wantsSample(at: now) }) else { return }
         do {
             let inboxID = try await store.newestInboxID()
-            let processing = try await store.processingCount()
-            state.withLock { $0.arrivals.record(WebhookArrivals.Sample(at: now, inboxID: inboxID, processing: processing)) }
+            let counts = try await store.polledCounts()
+            state.withLock {
+                $0.arrivals.record(WebhookArrivals.Sample(at: now, inboxID: inboxID, processing: counts.processing, finished: counts.finished))
+                $0.finishedPolled = counts.finished
+            }
         } catch {
             logger.debug("could not sample webhook arrivals", metadata: ["error": "\(error)"])
         }
@@ -197,10 +204,12 @@ public final class Watcher: Sendable {
     /// Silent webhooks, or webhooks that miss changes: either way polling takes over.
     func options() -> TransitionOptions {
         let untrusted = state.withLock { $0.silent || $0.loss.isLossy }
+        let trusted = configuration.trustWebhooks && !untrusted
         return TransitionOptions(
             webhooksSilent: untrusted,
-            webhooksTrusted: configuration.trustWebhooks && !untrusted,
-            silentInterval: untrusted ? silentInterval() : nil
+            webhooksTrusted: trusted,
+            silentInterval: untrusted ? silentInterval() : nil,
+            finishedInterval: trusted ? nil : finishedInterval()
         )
     }
 
@@ -216,13 +225,27 @@ public final class Watcher: Sendable {
         return store.schedule.silentInterval(processing: sample.processing, rate: rate)
     }
 
+    /// The shortest interval between a finished Book's retention polls while webhooks are not
+    /// trusted, from the deployment's rate and the last count of finished Books with one,
+    /// whatever its age (nil until the first count, or without a known rate).
+    func finishedInterval() -> TimeInterval? {
+        guard let rate = configuration.requestRate, let finished = state.withLock({ $0.finishedPolled }) else { return nil }
+        return store.schedule.finishedInterval(finished: finished, rate: rate)
+    }
+
     /// How old a count of Books processing may be and still size the silent interval.
     static let silentSampleAge: TimeInterval = 12 * WebhookArrivals.sampleEvery
 
     /// Polls set while webhooks were trusted come due within the silent interval (Books still
-    /// processing) or the maximum (finished Books, watched for a reopen).
-    func tightenPolls() async throws -> Int {
-        try await store.tightenPolls(now: clock.now(), includingFinished: true, silentInterval: silentInterval())
+    /// processing) or the finished Books' interval (watched for a reopen: the maximum unless the
+    /// budget needs longer).
+    func tightenPolls(includingFinished: Bool = true) async throws -> Int {
+        try await store.tightenPolls(
+            now: clock.now(),
+            includingFinished: includingFinished,
+            silentInterval: silentInterval(),
+            finishedInterval: finishedInterval()
+        )
     }
 
     /// The current estimate of document changes no webhook announced.

@@ -70,9 +70,19 @@ extension SQLStatementStore {
         try await perform(StoreOperation(.read, BookStatements.totals, BookStatements.totals(_:)))
     }
 
-    /// `BookRegistry.processingCount` for both stores.
-    public func processingCount() async throws -> Int {
-        try await perform(StoreOperation(.read, BookStatements.processing) { try $0.first?.int("n") ?? 0 })
+    /// `BookRegistry.polledCounts` for both stores.
+    public func polledCounts() async throws -> PolledBooks {
+        try await perform(
+            StoreOperation(
+                .read,
+                .run(BookStatements.processing) { rows in
+                    let processing = try rows.first?.int("n") ?? 0
+                    return .run(BookStatements.finishedPolled) { rows in
+                        .done(PolledBooks(processing: processing, finished: try rows.first?.int("n") ?? 0))
+                    }
+                }
+            )
+        )
     }
 
     /// Counts for the gauges read at each scrape, each on an index (tracked Books by state, the
@@ -230,6 +240,13 @@ package enum BookStatements {
     /// Tracked Books not at rest (the outage detector's exposure), from the same index.
     package static let processing = SQLStep(
         "SELECT COUNT(*) AS n FROM books WHERE state IN \(unescaped: BooksTable.activeStates) AND untracked_at IS NULL",
+        reads: true
+    )
+
+    /// Tracked finished Books with a poll pending (their retention polls), on the partial index
+    /// `books_polled_state` (the Books within their retention window, no row read).
+    package static let finishedPolled = SQLStep(
+        "SELECT COUNT(*) AS n FROM books WHERE state IN \(unescaped: BooksTable.finishedStates) AND untracked_at IS NULL AND next_poll_at IS NOT NULL",
         reads: true
     )
 

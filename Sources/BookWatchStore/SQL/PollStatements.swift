@@ -140,10 +140,10 @@ extension SQLStatementStore {
     /// PostgreSQL, so two replicas tightening at once queue instead of deadlocking), then moved in
     /// batches of one statement each.
     @discardableResult
-    public func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?) async throws -> Int {
+    public func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int {
         let schedule = schedule
         let random = random
-        let limits = BooksTable.tighteningLimits(now: now, schedule: schedule, silentInterval: silentInterval)
+        let limits = BooksTable.tighteningLimits(now: now, schedule: schedule, silentInterval: silentInterval, finishedInterval: finishedInterval)
         let read = SQLStep(
             """
             SELECT \(unescaped: BooksTable.tighteningColumns) FROM books
@@ -156,7 +156,14 @@ extension SQLStatementStore {
                 .transaction,
                 .run(read) { rows in
                     let candidates = try rows.map(BooksTable.tighteningCandidate)
-                    let moves = BooksTable.tightened(candidates, now: now, schedule: schedule, silentInterval: silentInterval, random: random)
+                    let moves = BooksTable.tightened(
+                        candidates,
+                        now: now,
+                        schedule: schedule,
+                        silentInterval: silentInterval,
+                        finishedInterval: finishedInterval,
+                        random: random
+                    )
                     let batches = stride(from: 0, to: moves.count, by: PollStatements.batch).map {
                         PollStatements.move(moves[$0..<min($0 + PollStatements.batch, moves.count)])
                     }
