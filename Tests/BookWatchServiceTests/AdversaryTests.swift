@@ -390,32 +390,65 @@ import Testing
 
     /// Shutdown while a job's last allowed attempt waits on its call, which then fails: the
     /// attempt is not counted as an error, the job is not given up, and the next start retrieves.
-    @Test func anAnalyticsAttemptCutShortByShutdownIsNotAnErrorOrAGiveUp() async throws {
+    /// A finished Book's job worked by a round that is cancelled (shutdown) while its analytics
+    /// call is out; the call then ends with the API's first analytics reply.
+    static func shutdownDuringAnalyticsCall(
+        analytics: [API.AnalyticsReply],
+        configure: (inout WatcherConfiguration) -> Void
+    ) async throws -> (IngressHarness, ManualClock, API, Watcher) {
         let h = try IngressHarness()
         let clock = ManualClock(start: h.clock.now())
-        let api = API(
-            clock: clock,
-            status: [.snapshot(Self.finished)],
-            analytics: [.error(Self.unavailable), .answer(.ready(Array(#"{"summary":{}}"#.utf8)))]
-        )
+        let api = API(clock: clock, status: [.snapshot(Self.finished)], analytics: analytics)
         api.state.withLock { $0.holdAnalyticsOf = [Self.uuid] }
-        let configure = { (configuration: inout WatcherConfiguration) in configuration.analyticsRetry.maxAttempts = 1 }
         let watcher = Self.watcher(h, api, clock: clock, configure: configure)
         _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
         _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
         let round = Task { try await watcher.runAnalytics() }
         try await Self.until { api.heldCount == 1 }
         round.cancel()  // shutdown
-        api.release()  // the call ends in a transient error (the only attempt allowed)
+        api.release()
         _ = try? await round.value
+        api.state.withLock { $0.holdAnalyticsOf = [] }
+        return (h, clock, api, watcher)
+    }
+
+    @Test func anAnalyticsAttemptCutShortByShutdownIsNotAnErrorOrAGiveUp() async throws {
+        let configure = { (configuration: inout WatcherConfiguration) in configuration.analyticsRetry.maxAttempts = 1 }
+        // The call ends in a transient error (the only attempt allowed).
+        let (h, clock, api, watcher) = try await Self.shutdownDuringAnalyticsCall(
+            analytics: [.error(Self.unavailable), .answer(.ready(Array(#"{"summary":{}}"#.utf8)))],
+            configure: configure
+        )
         #expect(watcher.stats.analyticsErrors == 0)
         #expect(try await h.store.book(Self.uuid)?.machine.phase != .failed)
-        api.state.withLock { $0.holdAnalyticsOf = [] }
         clock.advance(by: watcher.configuration.lease + 1)  // the next start: the lease lapsed
         let next = Self.watcher(h, api, clock: clock, configure: configure)
         _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
         #expect(try await next.runAnalytics() == 1)
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+    }
+
+    /// Shutdown as an analytics 200 comes back: the answer is still stored (the write is not the
+    /// cancelled task's), so the next start asks only for the view after, and Ocrolus answers
+    /// the generation's analytics once.
+    @Test func anAnalyticsAnswerArrivingAtShutdownIsKeptAndNotFetchedAgain() async throws {
+        // The 200 arrives as the shutdown begins.
+        let (h, clock, api, watcher) = try await Self.shutdownDuringAnalyticsCall(
+            analytics: [.answer(.ready(Array(#"{"summary":{}}"#.utf8)))],
+            configure: { _ in }
+        )
+        #expect(try await h.store.storedEndpoints(Self.uuid, generation: 1) == ["summary"])
+        #expect(watcher.stats.analyticsErrors == 0)
+        clock.advance(by: watcher.configuration.lease + 1)  // the next start: the lease lapsed
+        let next = Self.watcher(h, api, clock: clock)
+        // The resumed job waits for a fresh status answer (its confirming poll), then asks only
+        // for the view after.
+        #expect(try await next.runAnalytics() == 1)
+        #expect(try await next.pollDue() == 1)
+        #expect(try await next.runAnalytics() == 1)
+        #expect(api.calls.analytics == 1, "not fetched again")
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).map(\.generation) == [1])
     }
 
     /// The same for a status poll: cut short by shutdown (its call failing with an error of its

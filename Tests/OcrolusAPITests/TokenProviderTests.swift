@@ -8,6 +8,7 @@ import Testing
 
 /// A transport answering token requests, holding each answer until `release()` when gated.
 final class FakeTokenTransport: HTTPTransport {
+    struct ClientCancelled: Error {}
     let requests = Mutex<[OutgoingRequest]>([])
     let status: Int
     let expiresIn: Int
@@ -36,7 +37,9 @@ final class FakeTokenTransport: HTTPTransport {
             return $0.count
         }
         if gated { await withCheckedContinuation { continuation in gate.withLock { $0.append(continuation) } } }
-        try Task.checkCancellation()  // as an HTTP client does
+        // As AsyncHTTPClient does: a cancelled request fails with the client's own error, not a
+        // `CancellationError` (the provider must recognise it by the task's cancellation).
+        if Task.isCancelled { throw ClientCancelled() }
         if status != 200 {
             return IncomingResponse(status: status, body: Array(#"{"error":"invalid_client","error_description":"bad credentials"}"#.utf8))
         }

@@ -134,7 +134,7 @@ extension Watcher {
                 body: body,
                 retrievedAt: clock.now()
             )
-            try await store.storeAnalyticsResult(result, claim: job.claim)
+            try await keepAnswered { [store] in try await store.storeAnalyticsResult(result, claim: job.claim) }
         }
         guard try await viewAfterAgrees(job, log: log) else { return }
         try await finish(job, log: log)
@@ -213,7 +213,7 @@ extension Watcher {
                 body: body,
                 retrievedAt: clock.now()
             )
-            try await store.storeAnalyticsPage(page, claim: job.claim)
+            try await keepAnswered { [store] in try await store.storeAnalyticsPage(page, claim: job.claim) }
             pages.append(page)
             bytes += body.count
             lastDigest = digest
@@ -225,8 +225,18 @@ extension Watcher {
             body: AnalyticsPaging.assemble(endpoint: endpoint.rawValue, limit: limit, pages: pages.map(\.body)),
             retrievedAt: pages.last?.retrievedAt ?? clock.now()
         )
-        try await store.storeAnalyticsResult(result, claim: job.claim)
+        try await keepAnswered { [store] in try await store.storeAnalyticsResult(result, claim: job.claim) }
         return true
+    }
+
+    /// Writes what Ocrolus has already answered 200 for in a task of its own, which a shutdown's
+    /// cancellation does not reach: refused (GRDB refuses a cancelled task's writes), the answer
+    /// would be lost and fetched again after the restart, a second 200 for the same generation.
+    /// Shutdown waits for the write (at most the store's timeout), as it does for the inbox
+    /// writer's queue; the claim's fence still applies, and what comes after it (the view after)
+    /// stops on the cancellation as before.
+    private func keepAnswered(_ write: @escaping @Sendable () async throws -> Void) async throws {
+        try await Task { try await write() }.value
     }
 
     /// The view after: a status answer asked after the last analytics 200 shows which documents
