@@ -1,4 +1,5 @@
 import struct Foundation.Date
+import struct Foundation.TimeInterval
 
 /// What the watcher's own calls and the operator report to the machine: an analytics job's
 /// outcome, a status call refused for good, and the operator's commands. (Snapshots and webhook
@@ -38,23 +39,32 @@ extension BookMachine {
 
     /// The status endpoint refused the Book for good: `failed` with the reason, no more polls (a
     /// refused call is not worth repeating); `retry` or a webhook naming a new document looks again.
+    /// Only when a second refusal, asked at least `gap` after the first, agrees: one odd answer (a
+    /// permission flapping, a stray code inside a 200) must not end the watch of a Book still
+    /// processing; the first is a doubt and a poll soon, and any answer showing the Book clears it.
     /// A complete Book stays complete and keeps its retention polls: it has nothing to retry, and
-    /// one refusal (a permission flapping) must not end the watch for a reopen (found by the chaos
-    /// search, seed 46: the reopen after a lifted refusal was never retrieved). Retention polls are
-    /// few and end with the retention window, so a refusal that lasts costs little.
-    mutating func applyRefusal(_ reason: String) -> [BookAction] {
+    /// one refusal must not end the watch for a reopen (found by the chaos search, seed 46: the
+    /// reopen after a lifted refusal was never retrieved). Retention polls are few and end with the
+    /// retention window, so a refusal that lasts costs little.
+    mutating func applyRefusal(_ reason: String, asOf: Date, gap: TimeInterval) -> [BookAction] {
         switch phase {
         case .deleted:
             return [.schedulePoll(.never)]
         case .complete:
             // Its analytics are stored: keep them, and keep watching for a reopen.
             return [.warn("status refused after completion: \(reason)"), .schedulePoll(.retention)]
-        case .retrieving:
+        case .tracking, .processing, .retrieving:
+            guard let doubt, doubt.kind == .refused else {
+                doubt = Doubt(kind: .refused, since: asOf)
+                return [.warn("status refused: \(reason); a second answer confirms"), .schedulePoll(.soon)]
+            }
+            guard asOf.timeIntervalSince(doubt.since) >= gap else { return [.schedulePoll(.soon)] }
+            self.doubt = nil
+            let retrieving = phase == .retrieving
             phase = .failed
             failureReason = reason
-            return [.failAnalyticsJob(generation: generation, reason: reason), .schedulePoll(.never)]
-        case .tracking, .processing, .failed:
-            phase = .failed
+            return (retrieving ? [.failAnalyticsJob(generation: generation, reason: reason)] : []) + [.schedulePoll(.never)]
+        case .failed:
             failureReason = reason
             return [.schedulePoll(.never)]
         }

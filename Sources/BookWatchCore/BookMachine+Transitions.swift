@@ -23,7 +23,7 @@ extension BookMachine {
             return [.warn("Ocrolus answered that the Book is gone; a second look confirms"), .schedulePoll(.soon)]
         case .present(let pk, let status, let listed):
             var actions: [BookAction] = []
-            if doubt?.kind == .gone { doubt = nil }
+            if doubt?.kind == .gone || doubt?.kind == .refused { doubt = nil }
             if phase == .deleted {
                 // The snapshot wins: the Book exists after all. Retrieved before it was marked
                 // deleted, and finished with the same documents: it is that generation still.
@@ -68,8 +68,9 @@ extension BookMachine {
         }
     }
 
-    /// A finished generation shown unfinished again is a reopen only when the answer has a Document
-    /// the Book did not have, or when two answers asked at least `gap` apart agree. An answer asked
+    /// A finished generation shown unfinished again, or listed without a Document it covered, is
+    /// applied only when the answer has a Document the Book did not have, or when two answers
+    /// asked at least `gap` apart agree. An answer asked
     /// before the generation finished (in flight across a trusted body) is stale. Answers the
     /// actions that hold the answer back (the Book keeps its state and is asked again soon), or nil
     /// when the answer is to be applied.
@@ -83,7 +84,11 @@ extension BookMachine {
     {
         guard phase == .retrieving || phase == .complete || (phase == .failed && !failedWithoutJob) else { return nil }
         let newDocument = listed.contains { item in !documents.contains { $0.isConfirmed && $0.ref.matches(item.ref) } }
-        if snapshot.isFinished || newDocument {
+        // A document the generation covered missing from the listing (a short page, `docs: []`):
+        // applied at once, it would be forgotten with its coverage, and its return in the next
+        // answer would read as a new document, a new generation, the same analytics again.
+        let lostDocument = documents.contains { known in known.isConfirmed && known.covered && !listed.contains { known.ref.matches($0.ref) } }
+        if (snapshot.isFinished && !lostDocument) || newDocument {
             if doubt?.kind == .reopen { doubt = nil }
             return nil
         }
@@ -96,6 +101,9 @@ extension BookMachine {
             return nil
         }
         doubt = Doubt(kind: .reopen, since: asOf)
+        if lostDocument {
+            return [.warn("a finished document is missing from the answer; a second answer confirms"), .schedulePoll(.soon)]
+        }
         return [.warn("a finished document shows unfinished again; a second answer confirms the reopen"), .schedulePoll(.soon)]
     }
 

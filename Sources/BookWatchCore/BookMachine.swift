@@ -201,7 +201,7 @@ public struct BookMachine: Hashable, Sendable {
         case .snapshot(let snapshot, _):
             return settled + applySnapshot(snapshot.normalised, at: now, asOf: answeredAsOf ?? now, gap: confirmationGap)
         case .pollRefused(let reason, _):
-            return settled + applyRefusal(reason)
+            return settled + applyRefusal(reason, asOf: answeredAsOf ?? now, gap: confirmationGap)
         case .webhook(let hint, _):
             return settled + applyHint(hint, at: now, trusted: trustingWebhooks)
         case .analytics(let generation, let outcome, _):

@@ -7,8 +7,11 @@ public struct Doubt: Hashable, Sendable {
     public enum Kind: String, Hashable, Sendable {
         /// Ocrolus said the Book is gone (code 1401 or `DELETED`).
         case gone
-        /// A finished Document showed unfinished again, with no new Document in the answer.
+        /// A finished Document showed unfinished again, or a covered one was missing, with no new
+        /// Document in the answer.
         case reopen
+        /// The status call was refused for good (403/2102, a code inside a 200).
+        case refused
     }
     /// What the odd answer claimed.
     public var kind: Kind

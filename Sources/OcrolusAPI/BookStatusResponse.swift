@@ -43,13 +43,16 @@ enum V1Envelope {
         var response: Book?
     }
 
+    /// Every scalar is read leniently (a number as a string, a string where a number was
+    /// expected, a null): one odd field must not make the whole answer unreadable, which retried
+    /// the Book's poll forever. An unreadable field is absent.
     struct Book: Decodable {
-        var pk: Int?
-        var id: Int?
-        var uuid: String?
-        var bookUUID: String?
-        var name: String?
-        var bookStatus: String?
+        var pk: LenientInt?
+        var id: LenientInt?
+        var uuid: LenientText?
+        var bookUUID: LenientText?
+        var name: LenientText?
+        var bookStatus: LenientText?
         var docs: [Document]?
         var mixedDocs: [Document]?
 
@@ -62,11 +65,11 @@ enum V1Envelope {
     }
 
     struct Document: Decodable {
-        var pk: Int?
-        var id: Int?
-        var uuid: String?
-        var status: String?
-        var rejectionReason: String?
+        var pk: LenientInt?
+        var id: LenientInt?
+        var uuid: LenientText?
+        var status: LenientText?
+        var rejectionReason: LenientText?
 
         enum CodingKeys: String, CodingKey {
             case pk, id, uuid, status
@@ -137,21 +140,27 @@ enum V1Envelope {
         guard let book = decoded.response else {
             throw OcrolusError(.transient, endpoint: endpoint, httpStatus: httpStatus, message: "status body has no response")
         }
-        let uuidText = book.uuid ?? book.bookUUID
+        let uuidText = book.uuid?.text ?? book.bookUUID?.text
         let uuid = uuidText.flatMap { BookUUID($0) }
-        let status = BookStatus(book.bookStatus ?? "")
+        let status = BookStatus(book.bookStatus?.text ?? "")
         let documents = (book.docs ?? []) + (book.mixedDocs ?? [])
+        let pk = book.pk?.value ?? book.id?.value
+        // A document listed with neither pk nor uuid would never match itself in the next answer:
+        // each answer would show it as new, a reopen, a new generation, the analytics again. It
+        // is named by its place among such documents (`unnamed-1`, ...), stable while the listing is.
+        var unnamed = 0
         let snapshot = BookSnapshot.present(
-            pk: book.pk ?? book.id,
+            pk: pk,
             status: status,
             documents: documents.map {
-                DocumentSnapshot(
-                    ref: DocumentRef(pk: $0.pk ?? $0.id, uuid: $0.uuid),
-                    status: DocumentStatus($0.status ?? ""),
-                    rejectionReason: $0.rejectionReason
-                )
+                var ref = DocumentRef(pk: $0.pk?.value ?? $0.id?.value, uuid: $0.uuid?.text)
+                if ref.pk == nil, ref.uuid == nil {
+                    unnamed += 1
+                    ref = DocumentRef(uuid: "unnamed-\(unnamed)")
+                }
+                return DocumentSnapshot(ref: ref, status: DocumentStatus($0.status?.text ?? ""), rejectionReason: $0.rejectionReason?.text)
             }
         ).normalised
-        return BookStatusResult(uuid: uuid, pk: book.pk ?? book.id, name: book.name, snapshot: snapshot)
+        return BookStatusResult(uuid: uuid, pk: pk, name: book.name?.text, snapshot: snapshot)
     }
 }

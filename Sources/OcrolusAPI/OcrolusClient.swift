@@ -153,13 +153,29 @@ public final class OcrolusClient: OcrolusAPIClient {
     }
 
     /// The status of a Book by uuid (`GET /v1/book/status`); a gone Book is an answer (`.gone`), not an error.
+    /// An answer naming another Book (a misrouted answer, a proxy's cache) is a transient error,
+    /// never applied: its documents would read as a reopen of this one.
     public func bookStatus(uuid: BookUUID, priority: RequestPriority) async throws -> BookStatusResult {
-        try await bookStatus(query: "book_uuid=\(uuid)", priority: priority)
+        let result = try await bookStatus(query: "book_uuid=\(uuid)", priority: priority)
+        if let answered = result.uuid, answered != uuid {
+            throw OcrolusError(.transient, endpoint: "book_status", httpStatus: 200, message: "asked for Book \(uuid), answered about \(answered)")
+        }
+        return result
     }
 
-    /// The status of a Book by pk, for a webhook that names only the pk.
+    /// The status of a Book by pk, for a webhook that names only the pk (an answer naming another
+    /// pk is a transient error, as above).
     public func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult {
-        try await bookStatus(query: "pk=\(pk)", priority: priority)
+        let result = try await bookStatus(query: "pk=\(pk)", priority: priority)
+        if let answered = result.pk, answered != pk {
+            throw OcrolusError(
+                .transient,
+                endpoint: "book_status",
+                httpStatus: 200,
+                message: "asked for Book pk \(pk), answered about pk \(answered)"
+            )
+        }
+        return result
     }
 
     private func bookStatus(query: String, priority: RequestPriority) async throws -> BookStatusResult {

@@ -178,7 +178,9 @@ public actor TokenProvider {
         else {
             throw OcrolusError(.transient, endpoint: "token", httpStatus: 200, message: "unreadable token answer")
         }
-        let lifetime = TimeInterval(max(answer.expiresIn ?? 86_400, 1))
+        // At most 30 days, whatever the answer says (an `expires_in` near `Int.max` trapped the
+        // log line's conversion back to an integer); refreshed at half of it, and on any 401.
+        let lifetime = TimeInterval(min(max(answer.expiresIn ?? 86_400, 1), Self.longestLifetime))
         let now = clock.now()
         logger.info("obtained API token", metadata: ["expires_in_s": "\(Int(lifetime))"])
         return CachedToken(
@@ -187,6 +189,9 @@ public actor TokenProvider {
             expiresAt: now.addingTimeInterval(lifetime)
         )
     }
+
+    /// The longest lifetime believed of a token, in seconds.
+    static let longestLifetime = 30 * 86_400
 
     struct TokenAnswer: Decodable {
         var accessToken: String

@@ -142,6 +142,23 @@ struct RawListedDocument: Decodable, Equatable {
     var status: String?
 }
 
+/// An integer read leniently: a JSON number, or a string of digits; anything else (a fraction,
+/// text, an object) is nil rather than an error.
+struct LenientInt: Decodable, Equatable {
+    var value: Int?
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            value = number
+        } else if let text = try? container.decode(String.self) {
+            value = Int(text.trimmingCharacters(in: .whitespaces))
+        } else {
+            value = nil
+        }
+    }
+}
+
 /// An integer that may arrive as a JSON number or a string of digits (seen in legacy payloads).
 struct FlexibleInt: Decodable, Equatable {
     var value: Int

@@ -68,21 +68,23 @@ import Testing
     }
 
     @Test func aRefusedPollMarksTheBookFailedAndRetryLooksAgain() {
-        let (failed, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .pollRefused("403 code 2102")])
+        // Two refusals (the fixture's gap is one second): refused for good.
+        let refused = BookInput.pollRefused("403 code 2102")
+        let (failed, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), refused, refused])
         #expect(failed.phase == .failed)
         #expect(failed.failureReason == "403 code 2102")
         #expect(failed.failedWithoutJob)
         #expect(actions == [.schedulePoll(.never)])
-        let (again, retried) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .pollRefused("403"), .command(.retry)])
+        let (again, retried) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), refused, refused, .command(.retry)])
         #expect(again.phase == .processing)
         #expect(retried == [.pollNow(.operator)])
         // An answer after a refusal carries on as if processing.
-        let (finished, opened) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .pollRefused("403"), F.verified(1)])
+        let (finished, opened) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), refused, refused, F.verified(1)])
         #expect(finished.phase == .retrieving)
         #expect(finished.failureReason == nil)
         #expect(opened.first == .openAnalyticsJob(generation: 1))
         // While retrieving: the job fails with the reason, and retry re-arms it.
-        let (retrieving, failedJob) = F.machine(after: [F.verified(1), .pollRefused("403")])
+        let (retrieving, failedJob) = F.machine(after: [F.verified(1), .pollRefused("403"), .pollRefused("403")])
         #expect(retrieving.phase == .failed && !retrieving.failedWithoutJob)
         #expect(failedJob == [.failAnalyticsJob(generation: 1, reason: "403"), .schedulePoll(.never)])
         // A complete Book stays complete and keeps watching for a reopen (chaos seed 46): the
@@ -90,6 +92,26 @@ import Testing
         let (complete, watching) = F.machine(after: [F.verified(1), .analytics(generation: 1, .stored), .pollRefused("403")])
         #expect(complete.phase == .complete)
         #expect(watching == [.warn("status refused after completion: 403"), .schedulePoll(.retention)])
+    }
+
+    /// One refusal (a permission flapping, a stray code inside a 200) is a doubt: the Book keeps
+    /// its phase and is asked again soon; a second refusal too soon after it confirms nothing, and
+    /// an answer showing the Book clears it.
+    @Test func oneRefusalIsADoubtThatASecondAGapApartConfirms() {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
+        let first = machine.apply(.pollRefused("403"), at: F.t0.plus(10), confirmationGap: 60)
+        #expect(first == [.warn("status refused: 403; a second answer confirms"), .schedulePoll(.soon)])
+        #expect(machine.phase == .processing && machine.doubt?.kind == .refused)
+        #expect(machine.apply(.pollRefused("403"), at: F.t0.plus(30), confirmationGap: 60) == [.schedulePoll(.soon)])
+        #expect(machine.phase == .processing)
+        // The refusal lifts: the answer clears the doubt, and a later refusal starts a new one.
+        _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(90), confirmationGap: 60)
+        #expect(machine.doubt == nil)
+        _ = machine.apply(.pollRefused("403"), at: F.t0.plus(100), confirmationGap: 60)
+        #expect(machine.phase == .processing)
+        #expect(machine.apply(.pollRefused("403"), at: F.t0.plus(160), confirmationGap: 60) == [.schedulePoll(.never)])
+        #expect(machine.phase == .failed && machine.failureReason == "403")
     }
 
     @Test func retryOutsideFailedOnlyWarns() {
@@ -262,6 +284,36 @@ import Testing
         let reopened = machine.apply(F.verifying(finished: [1], unfinished: [2]), at: F.t0.plus(160), confirmationGap: 60)
         #expect(reopened.first == .supersedeAnalyticsJob(generation: 1))
         #expect(machine.phase == .processing && machine.generation == 2)
+    }
+
+    /// One answer listing fewer documents than the generation covered (a short page, an empty
+    /// `docs`), then the full list again: the same generation, no new job (before, the returning
+    /// document read as new and its analytics were fetched again as generation 2).
+    @Test(arguments: [[1], []])
+    func aCoveredDocumentMissingFromOneAnswerIsNoChange(shortList: [Int]) {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verified(1, 2), at: F.t0)
+        _ = machine.apply(.analytics(generation: 1, .stored), at: F.t0.plus(5))
+        #expect(machine.phase == .complete)
+        let short = machine.apply(F.snapshot(.verified, shortList.map { ($0, .verificationComplete) }), at: F.t0.plus(10), confirmationGap: 60)
+        #expect(short == [.warn("a finished document is missing from the answer; a second answer confirms"), .schedulePoll(.soon)])
+        #expect(machine.confirmedDocuments.count == 2)
+        let full = machine.apply(F.verified(1, 2), at: F.t0.plus(80), confirmationGap: 60)
+        #expect(full == [.schedulePoll(.retention)])
+        #expect(machine.phase == .complete && machine.generation == 1 && machine.doubt == nil)
+    }
+
+    /// Two answers at least the gap apart without it: the document is gone from the listing, and
+    /// the Book keeps its generation (nothing new to retrieve).
+    @Test func aCoveredDocumentMissingFromTwoAnswersAGapApartIsDropped() {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verified(1, 2), at: F.t0)
+        _ = machine.apply(.analytics(generation: 1, .stored), at: F.t0.plus(5))
+        _ = machine.apply(F.verified(1), at: F.t0.plus(10), confirmationGap: 60)
+        #expect(machine.apply(F.verified(1), at: F.t0.plus(30), confirmationGap: 60) == [.schedulePoll(.soon)])  // too soon
+        #expect(machine.apply(F.verified(1), at: F.t0.plus(70), confirmationGap: 60) == [.schedulePoll(.retention)])
+        #expect(machine.confirmedDocuments.count == 1)
+        #expect(machine.phase == .complete && machine.generation == 1)
     }
 
     @Test func aNewDocumentReopensAtOnce() {

@@ -554,6 +554,7 @@ import Testing
             clock: clock,
             status: Array(repeating: .error(failing), count: 12) + [
                 .error(OcrolusError(.permanent, endpoint: "book_status", httpStatus: 403, code: 2102, message: "no permission")),
+                .error(OcrolusError(.permanent, endpoint: "book_status", httpStatus: 403, code: 2102, message: "no permission")),
                 .snapshot(Self.verifying),
             ]
         )
@@ -571,7 +572,11 @@ import Testing
         // 10 s doubling (jitter draws 0.5: three quarters of each ceiling), capped at the maximum.
         #expect(waits.prefix(4) == [7.5, 15, 30, 60])
         #expect(waits.last == 0.75 * h.store.schedule.maximum)
-        #expect(try await watcher.pollDue() == 1)  // 403/2102: refused for good
+        #expect(try await watcher.pollDue() == 1)  // 403/2102: a doubt, asked again soon
+        let doubted = try #require(try await h.store.book(Self.uuid))
+        #expect(doubted.machine.phase == .tracking && doubted.machine.doubt?.kind == .refused)
+        clock.advance(to: try #require(doubted.nextPollAt))
+        #expect(try await watcher.pollDue() == 1)  // refused again a minimum or more later: for good
         let refused = try #require(try await h.store.book(Self.uuid))
         #expect(refused.machine.phase == .failed && refused.machine.failureReason?.contains("2102") == true)
         #expect(refused.nextPollAt == nil)

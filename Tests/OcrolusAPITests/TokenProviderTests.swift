@@ -120,6 +120,23 @@ final class FakeTokenTransport: HTTPTransport {
         #expect(try await provider.token() == "token-3")
     }
 
+    /// An absurd `expires_in` is believed up to 30 days (it trapped before): refreshed at 15.
+    @Test func anAbsurdLifetimeIsCappedAtThirtyDays() async throws {
+        let clock = ManualClock()
+        let provider = TokenProvider(
+            tokenURL: "http://auth/oauth/token",
+            credentials: credentials,
+            transport: FakeTokenTransport(expiresIn: Int.max),
+            limiter: nil,
+            clock: clock
+        )
+        #expect(try await provider.token() == "token-1")
+        clock.advance(by: 15 * 86_400 - 1)
+        #expect(try await provider.token() == "token-1")
+        clock.advance(by: 1)
+        #expect(try await provider.token() == "token-2")
+    }
+
     @Test func refusedCredentialsAreUnauthorizedWithoutTheSecret() async throws {
         let records = Mutex<[RequestRecord]>([])
         let provider = TokenProvider(

@@ -67,7 +67,7 @@ extension Watcher {
             recordPollFailure()
             metrics.pollFailed(.refused)
             do {
-                let answer = PollAnswer(claim: due.claimedAt)
+                let answer = PollAnswer(takenAt: asked, claim: due.claimedAt)
                 let outcome = try await applyObserved(.pollRefused(error.description, answer), to: uuid)
                 // A complete Book keeps its analytics and its retention polls: a warning, not a failure.
                 if outcome?.machine.phase == .failed {
