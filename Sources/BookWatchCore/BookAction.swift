@@ -22,7 +22,11 @@ public enum PollCadence: String, Hashable, Sendable {
     /// Finished (retrieving, complete or failed): the maximum interval, to notice a reopen (ever
     /// rarer while webhooks are trusted, since they announce a reopen).
     case retention
-    /// Never again (deleted).
+    /// Deleted: slow polls at about 1, 2, 4... maxima after the deletion was first seen, within
+    /// the retention window (`PollSchedule.retention`), so a deletion believed during an Ocrolus
+    /// incident (1401 answers for minutes) undoes itself: an answer showing the Book revives it.
+    case afterGone
+    /// Never again.
     case never
 }
 

@@ -9,6 +9,14 @@ extension BookInput {
         }
     }
 
+    /// A status answer or a refused status call (dated by its question: `pollAnswer.takenAt`).
+    public var isStatusAnswer: Bool {
+        switch self {
+        case .snapshot, .pollRefused: true
+        default: false
+        }
+    }
+
     /// Where a hint comes from (nothing for other inputs).
     public var hintDelivery: HintDelivery {
         if case .webhook(_, let delivery) = self { return delivery }

@@ -20,6 +20,7 @@ extension BookMachine {
         switch outcome {
         case .stored:
             phase = .complete
+            if doubt?.kind == .refused { doubt = nil }  // a refusal of a complete Book is only a warning
             return [
                 .completeAnalyticsJob(generation: generation), .notifyRetrieved(generation: generation),
                 .schedulePoll(.retention),
@@ -31,6 +32,7 @@ extension BookMachine {
         case .permanentError(let reason):
             phase = .failed
             failureReason = reason
+            if doubt?.kind == .refused { doubt = nil }
             return [.failAnalyticsJob(generation: generation, reason: reason), .schedulePoll(.retention)]
         }
     }
@@ -49,12 +51,18 @@ extension BookMachine {
     mutating func applyRefusal(_ reason: String, asOf: Date, gap: TimeInterval) -> [BookAction] {
         switch phase {
         case .deleted:
-            return [.schedulePoll(.never)]
+            return [.schedulePoll(.afterGone)]
         case .complete:
             // Its analytics are stored: keep them, and keep watching for a reopen.
             return [.warn("status refused after completion: \(reason)"), .schedulePoll(.retention)]
+        case .failed where !failedWithoutJob:
+            // Failed with a job (the analytics refused it): the same, its reason kept.
+            return [.warn("status refused: \(reason)"), .schedulePoll(.retention)]
         case .tracking, .processing, .retrieving:
-            guard let doubt, doubt.kind == .refused else {
+            // Another doubt (gone, a reopen) is not replaced: alternating odd answers would
+            // otherwise never confirm either; this one only asks again soon.
+            if let doubt, doubt.kind != .refused { return [.warn("status refused: \(reason)"), .schedulePoll(.soon)] }
+            guard let doubt else {
                 doubt = Doubt(kind: .refused, since: asOf)
                 return [.warn("status refused: \(reason); a second answer confirms"), .schedulePoll(.soon)]
             }
@@ -97,6 +105,7 @@ extension BookMachine {
                 return [.warn("nothing to retry: book is \(phase.rawValue)")]
             }
             failureReason = nil
+            if doubt?.kind == .refused { doubt = nil }  // a refusal after the retry starts afresh
             if failedWithoutJob {
                 // A refused status poll, no job to re-arm: look at the Book again.
                 phase = confirmedDocuments.isEmpty ? .tracking : .processing

@@ -11,12 +11,9 @@ extension BookMachine {
             // Gone only when a second answer, asked at least `gap` after the first, agrees: one odd
             // answer (a misrouted request, a replica's hiccup) must never delete a Book for good.
             lastSnapshotAt = asOf
-            if phase == .deleted { return markGone() }
+            if phase == .deleted { return markGone(firstSeen: asOf) }
             if let doubt, doubt.kind == .gone {
-                if asOf.timeIntervalSince(doubt.since) >= gap {
-                    self.doubt = nil
-                    return markGone()
-                }
+                if asOf.timeIntervalSince(doubt.since) >= gap { return markGone(firstSeen: doubt.since) }
                 return [.schedulePoll(.soon)]
             }
             doubt = Doubt(kind: .gone, since: asOf)
@@ -168,18 +165,22 @@ extension BookMachine {
         return [.openAnalyticsJob(generation: generation), .schedulePoll(.retention)]
     }
 
-    private mutating func markGone() -> [BookAction] {
+    /// Deleted, as two gone answers agreed. The gone doubt is kept, dated by the first answer that
+    /// showed the Book gone (a deletion is believed, never known: the slow polls after it,
+    /// `PollCadence.afterGone`, are dated from it, and an answer showing the Book clears it).
+    private mutating func markGone(firstSeen: Date) -> [BookAction] {
         bookStatus = .deleted
         finishEvidence = nil
         for index in documents.indices { documents[index].hint = nil }
-        guard phase != .deleted else { return [.schedulePoll(.never)] }
+        if doubt?.kind != .gone { doubt = Doubt(kind: .gone, since: firstSeen) }
+        guard phase != .deleted else { return [.schedulePoll(.afterGone)] }
         // `finishedAt` stays only when the generation's analytics were retrieved (complete): a
         // revival with the same documents is then that generation still, not a new one.
         if phase != .complete { finishedAt = nil }
         var actions: [BookAction] = []
         if phase == .retrieving { actions.append(.supersedeAnalyticsJob(generation: generation)) }
         phase = .deleted
-        return actions + [.schedulePoll(.never)]
+        return actions + [.schedulePoll(.afterGone)]
     }
 
     /// Replaces the documents with a snapshot's, keeping each one's `covered` flag; clears hints.

@@ -27,6 +27,8 @@ import func Foundation.pow
 ///   doubling costs far less). None at all once the Book has been
 ///   finished for longer than `retention` (`BOOKWATCH_WATCH_COMPLETED_HOURS`), so finished Books
 ///   stop costing API budget.
+/// - `afterGone`: a deleted Book, as a trusted retention poll dated from the first answer that
+///   showed it gone (`goneSince`): about 1, 2, 4... maxima after it, within `retention`.
 /// - `never`: nil.
 public struct PollSchedule: Hashable, Sendable {
     /// The shortest interval between scheduled polls of a Book (`BOOKWATCH_POLL_MIN_SECONDS`).
@@ -53,6 +55,7 @@ public struct PollSchedule: Hashable, Sendable {
     ///   - finishedInterval: while webhooks are not trusted, the shortest interval between a
     ///     finished Book's retention polls the request budget allows
     ///     (`finishedInterval(finished:rate:)`); nil: not known.
+    ///   - goneSince: for `afterGone`, when the Book was first seen gone (nil: no poll).
     public func nextPoll(
         cadence: PollCadence,
         lastWebhookAt: Date?,
@@ -62,12 +65,19 @@ public struct PollSchedule: Hashable, Sendable {
         finishedAt: Date? = nil,
         webhooksTrusted: Bool = false,
         silentInterval: TimeInterval? = nil,
-        finishedInterval: TimeInterval? = nil
+        finishedInterval: TimeInterval? = nil,
+        goneSince: Date? = nil
     ) -> Date? {
         let u = min(max(unitRandom, 0), 1)
         switch cadence {
         case .never:
             return nil
+        case .afterGone:
+            // As a trusted retention poll, dated from the first answer that showed it gone.
+            guard let goneSince else { return nil }
+            let next = now.addingTimeInterval(max(maximum, now.timeIntervalSince(goneSince)) * (1 - 0.1 * u))
+            if let retention, next.timeIntervalSince(goneSince) > retention { return nil }
+            return next
         case .soon:
             return now.addingTimeInterval(minimum * (1 + u))
         case .retention:
@@ -173,6 +183,8 @@ public struct PollContext: Sendable {
     public var silentInterval: TimeInterval?
     /// The shortest interval between a finished Book's polls the budget allows (nil: not known).
     public var finishedInterval: TimeInterval?
+    /// A deleted Book: when it was first seen gone (its gone doubt), for `afterGone`.
+    public var goneSince: Date?
 
     /// The moment of one transition.
     public init(
@@ -183,7 +195,8 @@ public struct PollContext: Sendable {
         webhooksTrusted: Bool,
         unitRandom: Double,
         silentInterval: TimeInterval? = nil,
-        finishedInterval: TimeInterval? = nil
+        finishedInterval: TimeInterval? = nil,
+        goneSince: Date? = nil
     ) {
         self.now = now
         self.lastWebhookAt = lastWebhookAt
@@ -193,6 +206,7 @@ public struct PollContext: Sendable {
         self.unitRandom = unitRandom
         self.silentInterval = silentInterval
         self.finishedInterval = finishedInterval
+        self.goneSince = goneSince
     }
 }
 
@@ -216,7 +230,8 @@ extension PollSchedule {
                 finishedAt: context.finishedAt,
                 webhooksTrusted: context.webhooksTrusted,
                 silentInterval: context.silentInterval,
-                finishedInterval: context.finishedInterval
+                finishedInterval: context.finishedInterval,
+                goneSince: context.goneSince
             )
             .map(Self.wholeMillisecond)
         }

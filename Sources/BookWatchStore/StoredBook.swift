@@ -84,9 +84,11 @@ package struct StoredBook: Sendable {
             throw StoreError(.corrupt, subject: "books.state of \(uuid)", detail: "unknown state '\(state)'")
         }
         var doubt: Doubt?
-        if let doubtKind {
-            guard let kind = Doubt.Kind(rawValue: doubtKind), let doubtSince else {
-                throw StoreError(.corrupt, subject: "books.doubt_kind of \(uuid)", detail: "'\(doubtKind)'")
+        // A doubt this build does not know (written by a newer one, before a rollback) is no
+        // doubt: the next answers start afresh, rather than every transition of the Book failing.
+        if let doubtKind, let kind = Doubt.Kind(rawValue: doubtKind) {
+            guard let doubtSince else {
+                throw StoreError(.corrupt, subject: "books.doubt_since of \(uuid)", detail: "missing for doubt '\(doubtKind)'")
             }
             doubt = Doubt(kind: kind, since: Date(storageMillis: doubtSince))
         }

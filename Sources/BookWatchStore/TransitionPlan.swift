@@ -132,7 +132,8 @@ package struct TransitionPlan: Sendable {
             plan.untrack = plan.untrack || tracked.untrack
             return (tracking + applying, plan)
         }
-        if case .snapshot = input, let taken = input.pollAnswer.takenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
+        // A status answer (or refusal) asked before the answer already applied is stale.
+        if input.isStatusAnswer, let taken = input.pollAnswer.takenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
             var plan = TransitionPlan()
             plan.schedule = stored
             if let claim = input.pollAnswer.claim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
@@ -248,7 +249,8 @@ package struct TransitionPlan: Sendable {
                 webhooksTrusted: options.webhooksTrusted,
                 unitRandom: draw,
                 silentInterval: options.silentInterval,
-                finishedInterval: options.finishedInterval
+                finishedInterval: options.finishedInterval,
+                goneSince: machine.phase == .deleted && machine.doubt?.kind == .gone ? machine.doubt?.since : nil
             )
         )
         plan.schedule.next = slot.next?.storageMillis

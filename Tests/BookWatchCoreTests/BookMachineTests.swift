@@ -114,6 +114,42 @@ import Testing
         #expect(machine.phase == .failed && machine.failureReason == "403")
     }
 
+    /// A refusal never replaces another doubt (alternating 1401 and 2102 answers would confirm
+    /// neither): gone, refused, gone a gap after the first is a deletion.
+    @Test func aRefusalLeavesAnotherDoubtAlone() {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0)
+        _ = machine.apply(.snapshot(.gone), at: F.t0.plus(10), confirmationGap: 60)
+        #expect(machine.apply(.pollRefused("403"), at: F.t0.plus(40), confirmationGap: 60) == [.warn("status refused: 403"), .schedulePoll(.soon)])
+        #expect(machine.doubt == Doubt(kind: .gone, since: F.t0.plus(10)))
+        _ = machine.apply(.snapshot(.gone), at: F.t0.plus(80), confirmationGap: 60)
+        #expect(machine.phase == .deleted)
+    }
+
+    /// Failed with a job (its analytics refused): a refusal of the status call keeps the retention
+    /// polls and the reason, as for a complete Book.
+    @Test func aRefusalOfABookFailedWithAJobKeepsItsPolls() {
+        let (machine, actions) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .permanentError("2102 on analytics")), .pollRefused("403"),
+        ])
+        #expect(machine.phase == .failed && machine.failureReason == "2102 on analytics")
+        #expect(actions == [.warn("status refused: 403"), .schedulePoll(.retention)])
+    }
+
+    /// A refusal's doubt ends with the job (here its analytics failed for good): after `retry`, a
+    /// new refusal is a doubt again, not confirmed by the old one.
+    @Test func aRefusalDoubtEndsWithTheJob() {
+        var machine = BookMachine(uuid: F.uuid)
+        _ = machine.apply(F.verified(1), at: F.t0)
+        _ = machine.apply(.pollRefused("403"), at: F.t0.plus(10), confirmationGap: 60)
+        _ = machine.apply(.analytics(generation: 1, .permanentError("400 on analytics")), at: F.t0.plus(20))
+        #expect(machine.phase == .failed && machine.doubt == nil)
+        _ = machine.apply(.command(.retry), at: F.t0.plus(30))
+        #expect(machine.phase == .retrieving)
+        _ = machine.apply(.pollRefused("403"), at: F.t0.plus(200), confirmationGap: 60)
+        #expect(machine.phase == .retrieving && machine.doubt?.kind == .refused)
+    }
+
     @Test func retryOutsideFailedOnlyWarns() {
         let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), .command(.retry)])
         #expect(machine.phase == .processing)
@@ -224,10 +260,21 @@ import Testing
         #expect(doubting.phase == .processing)
         #expect(doubting.doubt?.kind == .gone)
         #expect(first == [.warn("Ocrolus answered that the Book is gone; a second look confirms"), .schedulePoll(.soon)])
-        let (machine, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.snapshot(.deleted, []), .snapshot(.gone)])
+        let (deleted, actions) = F.machine(after: [F.verifying(finished: [], unfinished: [1]), F.snapshot(.deleted, []), .snapshot(.gone)])
+        var machine = deleted
         #expect(machine.phase == .deleted)
-        #expect(machine.doubt == nil)
-        #expect(actions == [.schedulePoll(.never)])
+        // The doubt stays, dated by the first gone answer: the slow polls after a deletion.
+        #expect(machine.doubt == Doubt(kind: .gone, since: F.t0.plus(1)))
+        #expect(actions == [.schedulePoll(.afterGone)])
+        // Gone again at a slow poll: still deleted, dated from the first answer still.
+        var again = machine
+        #expect(again.apply(.snapshot(.gone), at: F.t0.plus(4000)) == [.schedulePoll(.afterGone)])
+        #expect(again.doubt == Doubt(kind: .gone, since: F.t0.plus(1)))
+        // A slow poll that shows the Book: it was never deleted, and watching goes on.
+        #expect(
+            machine.apply(F.verifying(finished: [], unfinished: [1]), at: F.t0.plus(4000)).first == .warn("book reappeared after being seen deleted")
+        )
+        #expect(machine.phase == .processing && machine.doubt == nil)
     }
 
     @Test func aGoneAnswerIsConfirmedOnlyByOneAskedAtLeastTheGapLater() {
@@ -247,13 +294,13 @@ import Testing
         #expect(machine.phase == .retrieving)
         let actions = machine.apply(.snapshot(.gone), at: F.t0.plus(201), answeredAsOf: F.t0.plus(140), confirmationGap: 60)
         #expect(machine.phase == .deleted)
-        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.never)])
+        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.afterGone)])
     }
 
     @Test func goneWhileRetrievingSupersedesTheJob() {
         let (machine, actions) = F.machine(after: [F.verified(1), .snapshot(.gone), .snapshot(.gone)])
         #expect(machine.phase == .deleted)
-        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.never)])
+        #expect(actions == [.supersedeAnalyticsJob(generation: 1), .schedulePoll(.afterGone)])
     }
 
     @Test func onlyAnAuthenticatedWebhookAboutADeletedBookBringsOnePoll() {

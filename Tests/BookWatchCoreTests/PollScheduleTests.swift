@@ -109,6 +109,23 @@ import Testing
         #expect(untrusted == now.addingTimeInterval(86400 + 1800))
     }
 
+    /// A deleted Book is polled at about 1, 2, 4... maxima after it was first seen gone, within
+    /// the retention window, so a deletion believed during an incident undoes itself.
+    @Test func afterGonePollsDoubleFromTheFirstGoneAnswerWithinTheWindow() {
+        let week = PollSchedule(minimum: 60, maximum: 1800, retention: 7 * 86400)
+        var polls: [TimeInterval] = []
+        var at = now
+        while let next = week.nextPoll(cadence: .afterGone, lastWebhookAt: nil, now: at, webhooksSilent: true, unitRandom: 0, goneSince: now) {
+            polls.append(next.timeIntervalSince(now) / 1800)
+            at = next
+        }
+        #expect(polls == [1, 2, 4, 8, 16, 32, 64, 128, 256])
+        #expect(week.nextPoll(cadence: .afterGone, lastWebhookAt: nil, now: now, webhooksSilent: true, unitRandom: 0) == nil, "no date: no poll")
+        // Retention off (0 hours): no poll after a deletion either.
+        let off = PollSchedule(minimum: 60, maximum: 1800, retention: 0)
+        #expect(off.nextPoll(cadence: .afterGone, lastWebhookAt: nil, now: now, webhooksSilent: false, unitRandom: 0, goneSince: now) == nil)
+    }
+
     @Test func maximumBelowMinimumIsRaised() {
         #expect(PollSchedule(minimum: 100, maximum: 10).maximum == 100)
     }

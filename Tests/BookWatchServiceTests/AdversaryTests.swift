@@ -428,6 +428,55 @@ import Testing
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
     }
 
+    /// Ocrolus answers "Book not found" for a few minutes (an incident): the complete Book is
+    /// marked deleted after two such answers a minimum apart, but polled slowly after it; the
+    /// first slow poll that shows it revives it in the same generation, nothing fetched again.
+    @Test func aBookDeletedDuringAnIncidentComesBackWithItsGenerationAtTheNextSlowPoll() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished), .snapshot(.gone), .snapshot(.gone), .snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.runAnalytics() == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        try await h.store.requestPoll(Self.uuid, at: clock.now(), reason: .operator)
+        for _ in 0..<2 {
+            clock.advance(to: max(clock.now(), try #require(try await h.store.book(Self.uuid)?.nextPollAt)))
+            #expect(try await watcher.pollDue() == 1)
+        }
+        let deleted = try #require(try await h.store.book(Self.uuid))
+        #expect(deleted.machine.phase == .deleted)
+        clock.advance(to: try #require(deleted.nextPollAt))
+        #expect(try await watcher.pollDue() == 1)
+        let back = try #require(try await h.store.book(Self.uuid))
+        #expect(back.machine.phase == .complete && back.machine.generation == 1)
+        #expect(api.calls.analytics == 1, "nothing fetched again")
+        #expect(try await h.store.analyticsJobs(of: Self.uuid).map(\.generation) == [1])
+    }
+
+    /// The view after refused once (a permission flapping): the stored analytics stay, the job
+    /// waits for the next answer without counting an error, and completes when it shows the Book.
+    @Test func aViewAfterRefusedOnceIsADoubtNotAFailedJob() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let refused = OcrolusError(.permanent, endpoint: "book_status", httpStatus: 403, code: 2102, message: "no permission")
+        let api = API(clock: clock, status: [.error(refused), .snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.runAnalytics() == 1)
+        let waiting = try #require(try await h.store.book(Self.uuid))
+        #expect(waiting.machine.phase == .retrieving && waiting.machine.doubt?.kind == .refused)
+        #expect(waiting.analytics?.state == .pending && waiting.analytics?.attempts == 0)
+        #expect(watcher.stats.analyticsErrors == 0)
+        clock.advance(to: try #require(waiting.nextPollAt))
+        #expect(try await watcher.pollDue() == 1)  // the Book shows: the job is due at once
+        #expect(try await watcher.runAnalytics() == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
+        #expect(api.calls.analytics == 1, "the stored analytics were kept")
+    }
+
     /// Shutdown as an analytics 200 comes back: the answer is still stored (the write is not the
     /// cancelled task's), so the next start asks only for the view after, and Ocrolus answers
     /// the generation's analytics once.
@@ -534,7 +583,9 @@ import Testing
         clock.advance(to: second)
         #expect(try await watcher.pollDue() == 1)
         let deleted = try #require(try await h.store.book(Self.uuid))
-        #expect(deleted.machine.phase == .deleted && deleted.nextPollAt == nil)
+        #expect(deleted.machine.phase == .deleted)
+        // Only slow polls from now on (about a maximum, then doubling), not the minimum's.
+        #expect(try #require(deleted.nextPollAt).timeIntervalSince(clock.now()) >= 0.9 * h.store.schedule.maximum)
         // A signed webhook about it asks once more (the mark may be wrong); an unsigned one does not.
         for (id, signed) in [("unsigned", false), ("signed", true)] {
             let body = #"{"event_name":"document.upload_succeeded","book_uuid":"\#(Self.uuid)","uploaded_doc_pk":9}"#

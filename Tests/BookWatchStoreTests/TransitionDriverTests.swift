@@ -17,12 +17,13 @@ import Testing
         }
     }
 
-    static func bookRow(untracked: Bool = false) -> Row {
+    static func bookRow(untracked: Bool = false, doubtKind: String? = nil) -> Row {
         Row(values: [
             "uuid": .text(uuid.rawValue), "pk": .integer(42), "state": .text("processing"), "generation": .integer(1),
             "last_opened_generation": .integer(0), "book_status": .text("VERIFYING"), "failure_reason": .null,
             "last_webhook_at": .null, "last_polled_at": .integer(1), "finished_at": .null, "watched_since_creation": .integer(0),
-            "doubt_kind": .null, "doubt_since": .null, "finish_evidence": .null, "untracked_at": untracked ? .integer(5) : .null,
+            "doubt_kind": doubtKind.map(SQLValue.text) ?? .null, "doubt_since": doubtKind == nil ? .null : .integer(3), "finish_evidence": .null,
+            "untracked_at": untracked ? .integer(5) : .null,
             "next_poll_at": .integer(9),
             "poll_reason": .null, "poll_claimed_at": .null, "snapshot_as_of": .null, "poll_failures": .integer(0),
         ])
@@ -64,6 +65,17 @@ import Testing
         #expect(statements.contains { $0.hasPrefix("INSERT INTO books (uuid, pk, state") })
         #expect(outcome?.created == true)
         #expect(outcome?.machine.generation == 4)
+    }
+
+    /// A doubt a newer build wrote (read after a rollback) is no doubt, not a corrupt row that
+    /// would fail every transition of the Book; a known one is read.
+    @Test func aDoubtOfAKindThisBuildDoesNotKnowIsNoDoubt() throws {
+        for (kind, expected) in [("from-a-newer-build", nil), ("gone", Doubt(kind: .gone, since: Date(storageMillis: 3)))] as [(String, Doubt?)] {
+            let (_, tracked) = try Self.drive(Self.driver(.command(.track(.operator)))) { sql in
+                sql.hasPrefix("SELECT * FROM books") ? [Self.bookRow(doubtKind: kind)] : []
+            }
+            #expect(tracked?.machine.doubt == expected, "\(kind)")
+        }
     }
 
     @Test func losingTheRaceToCreateReadsTheOtherTransactionsRow() throws {

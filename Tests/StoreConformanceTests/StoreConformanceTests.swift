@@ -856,6 +856,19 @@ import Testing
 
     // MARK: issue 14: doubts, tombstones, views, pruning
 
+    /// A refusal asked before the answer already applied is stale, as a stale answer is: dropped.
+    @Test(arguments: StoreKind.available)
+    func aRefusalAskedBeforeTheLastAnswerIsDropped(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.verifying, PollAnswer(takenAt: F.t0.plus(10))), to: F.uuid, at: F.t0.plus(11), options: .init())
+            _ = try await store.apply(.pollRefused("403", PollAnswer(takenAt: F.t0.plus(5))), to: F.uuid, at: F.t0.plus(12), options: .init())
+            #expect(try await store.book(F.uuid)?.machine.doubt == nil)
+            _ = try await store.apply(.pollRefused("403", PollAnswer(takenAt: F.t0.plus(20))), to: F.uuid, at: F.t0.plus(21), options: .init())
+            #expect(try await store.book(F.uuid)?.machine.doubt == Doubt(kind: .refused, since: F.t0.plus(20)))
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func doubtsAndPollFailuresSurviveAReloadAndAGoneBookNeedsTwoAnswers(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
@@ -870,7 +883,10 @@ import Testing
             #expect(try await store.book(F.uuid)?.machine.phase == .processing)
             _ = try await store.apply(.snapshot(.gone, PollAnswer(takenAt: F.t0.plus(65))), to: F.uuid, at: F.t0.plus(70), options: .init())
             let deleted = try #require(try await store.book(F.uuid))
-            #expect(deleted.machine.phase == .deleted && deleted.machine.doubt == nil && deleted.nextPollAt == nil)
+            #expect(deleted.machine.phase == .deleted && deleted.machine.doubt == Doubt(kind: .gone, since: F.t0.plus(4)))
+            // Slow polls after the deletion: the first about a maximum later (less the jitter).
+            let slow = try #require(deleted.nextPollAt).timeIntervalSince(F.t0.plus(70))
+            #expect(slow >= 0.9 * store.schedule.maximum && slow <= store.schedule.maximum)
         }
     }
 

@@ -21,6 +21,7 @@ final class ChaosLog: Sendable {
         var transitions: [String: Int] = [:]
         var lastWebhookStep: [BookUUID: Int] = [:]
         var supersessions: [BookUUID: Int] = [:]
+        var failedByRefusal: Set<BookUUID> = []
     }
 
     private let state = Mutex(State())
@@ -62,6 +63,10 @@ final class ChaosLog: Sendable {
     /// search can say which seed reached each (docs/testing.md).
     func scenarios(_ book: BookUUID, input: BookInput, actions: [BookAction]) {
         if case .webhook = input { state.withLock { $0.lastWebhookStep[book] = $0.step } }
+        if case .pollRefused = input, actions.contains(.schedulePoll(.never)) {
+            count("scenario 5: a refusal confirmed by a second one")
+            state.withLock { _ = $0.failedByRefusal.insert(book) }
+        }
         for action in actions {
             switch action {
             case .confirmAnalyticsJob: count("scenario 0: a confirming answer released the job")
@@ -83,6 +88,10 @@ final class ChaosLog: Sendable {
 
     /// Jobs superseded per Book, as the transitions said (pruning may delete the rows since).
     func supersessions(_ book: BookUUID) -> Int { state.withLock { $0.supersessions[book] ?? 0 } }
+
+    /// Whether a Book was failed by a confirmed refusal of its status calls (not watched again
+    /// until the operator's retry).
+    func failedByRefusal(_ book: BookUUID) -> Bool { state.withLock { $0.failedByRefusal.contains(book) } }
 
     /// The step of the last webhook applied to a Book.
     func lastWebhookStep(_ book: BookUUID) -> Int? { state.withLock { $0.lastWebhookStep[book] } }

@@ -139,10 +139,11 @@ extension ChaosRun {
                 if complete { continue }
                 let isLast = number == book.generations.count
                 if !isLast {
-                    // A Book Ocrolus refused is not looked at again until the operator's retry in
-                    // the drain (bookwatch's rule: a refusal is permanent): only its last
-                    // generation is owed.
-                    if refused.contains(book.uuid) { continue }
+                    // A Book failed by a confirmed refusal is not looked at again until the
+                    // operator's retry in the drain (bookwatch's rule: two refusals a minimum apart
+                    // are permanent): only its last generation is owed. One refusal is a doubt
+                    // and excuses nothing.
+                    if log.failedByRefusal(book.uuid) { continue }
                     // Owed only when it stayed ready long enough while tracked and served.
                     let end = book.documents.map(\.uploadAt).filter { $0 > generation.verifiedAt }.min() ?? t
                     let start = max(generation.analyticsReadyAt, since.timeIntervalSince(world.simulation.start))

@@ -245,7 +245,8 @@ final class ChaosRun {
         return nil
     }
 
-    /// A refusal is permanent to bookwatch (the Book fails, no more polls); in the drain, access
+    /// A refusal confirmed by a second one is permanent to bookwatch (the Book fails, no more
+    /// polls; one refusal is only a doubt); in the drain, access
     /// is back (the refusal lifted with the other faults) and the operator says `retry`, also
     /// for a refused answer that was still in flight when the drain began. Only a Book that
     /// Ocrolus refused and that failed for that refusal (code 2102) gets this help.

@@ -249,7 +249,23 @@ extension Watcher {
     /// the job is still the generation's live one.
     private func viewAfterAgrees(_ job: ClaimedJob, log: Logger) async throws -> Bool {
         let asked = clock.now()
-        let after = try await client.bookStatus(uuid: job.bookUUID, priority: .retrieval)
+        let after: BookStatusResult
+        do {
+            after = try await client.bookStatus(uuid: job.bookUUID, priority: .retrieval)
+        } catch let error as OcrolusError where error.kind == .permanent {
+            // Refused: a refusal of the status call, not of the analytics (one is a doubt, as for
+            // any poll). The job waits for the next answer, which confirms the refusal (the job
+            // fails with it) or shows the Book (the job is due at once), without counting an error.
+            recordPoll(.confirm)
+            recordPollFailure()
+            metrics.pollFailed(.refused)
+            let outcome = try await applyObserved(.pollRefused(error.description, PollAnswer(takenAt: asked)), to: job.bookUUID)
+            log.warning("the view after was refused", metadata: ["error": "\(error)", "phase": "\(outcome?.machine.phase.rawValue ?? "untracked")"])
+            if let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation {
+                try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(store.schedule.confirmFreshness), awaitingView: true)
+            }
+            return false
+        }
         recordPoll(.confirm)
         // Gone now shows no new Document: the analytics just answered 200, so they are this
         // generation's. Completing first keeps them as such; the next poll sees the deletion (a

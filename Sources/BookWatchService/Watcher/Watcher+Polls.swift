@@ -69,8 +69,9 @@ extension Watcher {
             do {
                 let answer = PollAnswer(takenAt: asked, claim: due.claimedAt)
                 let outcome = try await applyObserved(.pollRefused(error.description, answer), to: uuid)
-                // A complete Book keeps its analytics and its retention polls: a warning, not a failure.
-                if outcome?.machine.phase == .failed {
+                // A first refusal is a doubt, and a complete Book keeps its analytics and its
+                // retention polls: warnings. Only a confirmed refusal fails the Book.
+                if outcome?.machine.phase == .failed, outcome?.actions.contains(.schedulePoll(.never)) == true {
                     log.error("status poll refused; the Book is marked failed", metadata: ["error": "\(error)"])
                 } else {
                     log.warning("status poll refused", metadata: ["error": "\(error)", "phase": "\(outcome?.machine.phase.rawValue ?? "untracked")"])
