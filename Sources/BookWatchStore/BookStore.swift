@@ -199,6 +199,10 @@ public protocol JobStore: Sendable {
     /// The pages of a paged endpoint stored for a generation so far, by offset.
     func analyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String) async throws -> [AnalyticsPage]
 
+    /// Deletes the pages of a paged endpoint stored for a generation, under the job's claim (as
+    /// `storeAnalyticsPage`): the endpoint is fetched again from its first page.
+    func discardAnalyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String, claim: JobClaim) async throws
+
     /// Extends a running job's lease to `until` while `claim` holds it; false when it no longer
     /// does (the worker must stop: another one may own the job now).
     func renewJobLease(_ claim: JobClaim, bookUUID: BookUUID, generation: Int, until: Date) async throws -> Bool

@@ -730,6 +730,21 @@ import Testing
                 ($0 as? StoreError)?.isLostClaim == true
             }
             #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns").count == 2)
+            // Discarded only under the claim (a 425 midway: fetched again from the first page),
+            // and only that endpoint's.
+            try await store.storeAnalyticsPage(
+                AnalyticsPage(bookUUID: F.uuid, generation: 1, endpoint: "kept", offset: 0, body: [7], retrievedAt: F.t0),
+                claim: job.claim
+            )
+            await #expect { try await store.discardAnalyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns", claim: stale) } throws: {
+                ($0 as? StoreError)?.isLostClaim == true
+            }
+            #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns").count == 2)
+            try await store.discardAnalyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns", claim: job.claim)
+            #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "enriched_txns").isEmpty)
+            #expect(try await store.analyticsPages(F.uuid, generation: 1, endpoint: "kept").count == 1)
+            try await store.storeAnalyticsPage(page(1000, [2]), claim: job.claim)
+            try await store.storeAnalyticsPage(page(0, [1, 255]), claim: job.claim)
             // The endpoint's result replaces its pages, in one transaction.
             let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "enriched_txns", body: [1, 255, 2], retrievedAt: F.t0)
             try await store.storeAnalyticsResult(result, claim: job.claim)

@@ -152,6 +152,13 @@ final class ChaosStore: BookStore {
             log.note(replica: replica, page.bookUUID, "stored \(page.endpoint) from \(page.offset) of generation \(page.generation)")
         }
     }
+    func discardAnalyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String, claim: JobClaim) async throws {
+        try await pass("discardAnalyticsPages", uuid) {
+            try await base.discardAnalyticsPages(uuid, generation: generation, endpoint: endpoint, claim: claim)
+            log.count("store: a paged endpoint's pages discarded after a 425 midway")
+            log.note(replica: replica, uuid, "discarded the \(endpoint) pages of generation \(generation)")
+        }
+    }
     func analyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String) async throws -> [AnalyticsPage] {
         try await pass("analyticsPages") { try await base.analyticsPages(uuid, generation: generation, endpoint: endpoint) }
     }

@@ -155,6 +155,17 @@ extension Watcher {
             return body
         case .notReady(let retryAfter):
             recordNotReady()
+            // Not ready midway through the pages: the analytics are being made again (a reopen
+            // whose upload no answer showed yet). The pages already stored may be the previous
+            // generation's and the rest would be the next one's (found by the chaos search, seed
+            // 109): all of them are fetched again once ready.
+            if let page, page.offset > 0 {
+                try await store.discardAnalyticsPages(job.bookUUID, generation: job.generation, endpoint: endpoint.rawValue, claim: job.claim)
+                log.notice(
+                    "analytics not ready midway through the pages; they are fetched again from the first",
+                    metadata: ["page_offset": "\(page.offset)"]
+                )
+            }
             // Waiting is not failing: the wait follows the job's age (not a count of tries),
             // and the next status answer confirming the finish, or an analytics-ready webhook,
             // makes the job due at once.

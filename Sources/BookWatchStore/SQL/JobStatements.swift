@@ -131,6 +131,14 @@ extension SQLStatementStore {
         )
     }
 
+    /// `JobStore.discardAnalyticsPages` for both stores. The fence and the delete commit together.
+    public func discardAnalyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String, claim: JobClaim) async throws {
+        let delete = SQLStep(
+            "DELETE FROM analytics_pages WHERE book_uuid = \(uuid.rawValue) AND generation = \(generation) AND endpoint = \(endpoint)"
+        )
+        try await perform(StoreOperation(.transaction, writes: [TransitionDriver.holdFence(uuid.rawValue, generation, claim), delete]))
+    }
+
     /// `JobStore.analyticsPages` for both stores.
     public func analyticsPages(_ uuid: BookUUID, generation: Int, endpoint: String) async throws -> [AnalyticsPage] {
         let select = SQLStep(
