@@ -42,7 +42,7 @@ struct BookDescription {
         case .processing: return "documents still processing"
         case .retrieving: return "watching for a reopen while analytics are fetched"
         case .complete, .failed: return "watching for a reopen"
-        case .deleted: return "confirming the deletion"
+        case .deleted: return "a slow look for a Book seen deleted (about 1, 2, 4... maxima after it)"
         }
     }
 
@@ -56,7 +56,13 @@ struct BookDescription {
         field("State:", "\(machine.phase.rawValue), generation \(machine.generation)")
         field("Ocrolus:", "pk \(machine.pk.map(String.init) ?? "-"), book status \(machine.bookStatus?.rawValue ?? "-")")
         if let reason = machine.failureReason { field("Failure:", reason) }
-        if let doubt = machine.doubt { field("Doubt:", "\(doubt.kind.rawValue) since \(time(doubt.since)); a second answer decides") }
+        if let doubt = machine.doubt {
+            if machine.phase == .deleted, doubt.kind == .gone {
+                field("Deleted:", "seen gone since \(time(doubt.since)); an answer showing the Book revives it")
+            } else {
+                field("Doubt:", "\(doubt.kind.rawValue) since \(time(doubt.since)); a second answer decides")
+            }
+        }
         field("Tracked:", machine.watchedSinceCreation ? "since its creation (track --new)" : "after its creation")
         field("Last poll:", time(machine.lastSnapshotAt))
         field("Last webhook:", time(machine.lastWebhookAt))

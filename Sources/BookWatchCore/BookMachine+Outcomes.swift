@@ -84,9 +84,12 @@ extension BookMachine {
         switch command {
         case .track(let source):
             if phase == .deleted {
-                phase = .tracking
-                failureReason = nil
-                if generation <= lastOpenedGeneration { generation = lastOpenedGeneration + 1 }
+                // Tracked again by the operator: look now. The Book stays deleted until an answer
+                // shows it; then the revival decides the generation (complete with the same
+                // documents: the same one, nothing fetched again). The old deletion's doubt goes:
+                // a gone answer now is a fresh one, not a confirmation of it.
+                doubt = nil
+                return source == .operator ? [.pollNow(.operator)] : []
             }
             // Only a Book never seen yet: tracked "new" after a poll, it may hold older documents.
             if source == .created && lastSnapshotAt == nil && phase == .tracking { watchedSinceCreation = true }

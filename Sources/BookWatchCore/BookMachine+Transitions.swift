@@ -33,8 +33,13 @@ extension BookMachine {
                     replaceDocuments(with: listed)
                     return [.warn("book reappeared after being seen deleted; its analytics were retrieved"), .schedulePoll(.retention)]
                 }
-                // Otherwise start over in a fresh generation.
+                // Otherwise start over in a fresh generation. A job the deletion superseded (the
+                // Book was retrieving, or failed) kept what it had stored; never notified, it goes
+                // now, or the fresh generation would store the same analytics a second time.
                 actions.append(.warn("book reappeared after being seen deleted"))
+                if finishedAt == nil, lastOpenedGeneration > 0, generation == lastOpenedGeneration {
+                    actions.append(.supersedeAnalyticsJob(generation: lastOpenedGeneration))
+                }
                 phase = .tracking
                 failureReason = nil
                 if generation <= lastOpenedGeneration { generation = lastOpenedGeneration + 1 }

@@ -68,4 +68,26 @@ import Testing
         #expect(cli.standardOutput.contains("\"books\""))
         #expect(await cli.run(["status", "1a2b3c4d-0000-4000-8000-00000000000b"]) == 1)
     }
+
+    /// A Book seen deleted says so, and that it is still looked at now and then.
+    @Test func aDeletedBookShowsWhenItWasSeenGoneAndItsSlowPolls() async throws {
+        let cli = try CLIHarness(now: Self.t0.addingTimeInterval(600))
+        let store = try SQLiteBookStore(path: cli.databasePath)
+        try await StoreFixtures.retrieved(in: store, book: Self.uuid, pk: 42, at: Self.t0)
+        for seconds in [100.0, 200] {
+            _ = try await store.apply(
+                .snapshot(.gone, PollAnswer(takenAt: Self.t0.addingTimeInterval(seconds))),
+                to: Self.uuid,
+                at: Self.t0.addingTimeInterval(seconds),
+                options: .init()
+            )
+        }
+        try await store.close()
+        #expect(await cli.run(["status", Self.uuid.rawValue]) == 0, "\(cli.standardError)")
+        let text = cli.standardOutput
+        #expect(text.contains("State:        deleted, generation 1"))
+        #expect(text.contains("Deleted:      seen gone since 2026-03-20T09:48:20Z"))
+        #expect(text.contains("a slow look for a Book seen deleted"))
+        #expect(!text.contains("Doubt:"))
+    }
 }

@@ -389,13 +389,27 @@ import Testing
         #expect(machine.phase == .retrieving && machine.generation == 1 && machine.doubt == nil)
     }
 
-    @Test func trackingADeletedBookAgainUsesANewGeneration() {
+    /// Tracked again, a deleted Book is looked at now and revived by what the answer shows: a
+    /// generation not retrieved starts afresh; a complete one with the same documents stays
+    /// complete (tracking it used to open a new generation and fetch its analytics again).
+    @Test func trackingADeletedBookAgainLooksAndTheAnswerDecidesTheGeneration() {
+        let (tracked, pollNow) = F.machine(after: [F.verified(1), .snapshot(.gone), .snapshot(.gone), .command(.track(.operator))])
+        #expect(tracked.phase == .deleted && tracked.doubt == nil)
+        #expect(pollNow == [.pollNow(.operator)])
         let (machine, actions) = F.machine(after: [
             F.verified(1), .snapshot(.gone), .snapshot(.gone), .command(.track(.operator)), F.verified(1),
         ])
         #expect(machine.phase == .retrieving)
         #expect(machine.generation == 2)
-        #expect(actions.first == .openAnalyticsJob(generation: 2))
+        #expect(actions.contains(.openAnalyticsJob(generation: 2)))
+        let (complete, _) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .stored), .snapshot(.gone), .snapshot(.gone), .command(.track(.operator)), F.verified(1),
+        ])
+        #expect(complete.phase == .complete && complete.generation == 1)
+        // A gone answer after the track dates the slow polls afresh (not from the old deletion).
+        var again = tracked
+        _ = again.apply(.snapshot(.gone), at: F.t0.plus(100), confirmationGap: 60)
+        #expect(again.doubt == Doubt(kind: .gone, since: F.t0.plus(100)))
     }
 
     @Test func aPresentSnapshotAfterDeletionRevivesTheBook() {
@@ -403,6 +417,13 @@ import Testing
         #expect(machine.phase == .processing)
         #expect(machine.generation == 2)
         #expect(actions.contains(.schedulePoll(.active)))
+        // The job the deletion superseded (retrieving) goes with what it stored.
+        #expect(actions.contains(.supersedeAnalyticsJob(generation: 1)))
+        // A complete generation's results are its own: a revival with other documents keeps them.
+        let (_, afterComplete) = F.machine(after: [
+            F.verified(1), .analytics(generation: 1, .stored), .snapshot(.gone), .snapshot(.gone), F.verified(1, 2),
+        ])
+        #expect(!afterComplete.contains { if case .supersedeAnalyticsJob = $0 { true } else { false } })
     }
 
     // MARK: analytics outcomes

@@ -871,6 +871,33 @@ import Testing
 
     // MARK: issue 14: doubts, tombstones, views, pruning
 
+    /// Deleted while retrieving, the job keeps what it stored; revived in a fresh generation (the
+    /// slow polls after a deletion), that goes, or the same analytics would be stored twice.
+    @Test(arguments: StoreKind.available)
+    func aRevivalInAFreshGenerationDropsWhatTheDeletedJobStored(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
+            let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: F.t0)
+            try await store.storeAnalyticsResult(result, claim: job.claim)
+            for seconds in [10.0, 80] {
+                _ = try await store.apply(
+                    .snapshot(.gone, PollAnswer(takenAt: F.t0.plus(seconds))),
+                    to: F.uuid,
+                    at: F.t0.plus(seconds),
+                    options: .init()
+                )
+            }
+            #expect(try await store.book(F.uuid)?.machine.phase == .deleted)
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).map(\.generation) == [1])
+            _ = try await store.apply(.snapshot(F.finished, PollAnswer(takenAt: F.t0.plus(4000))), to: F.uuid, at: F.t0.plus(4000), options: .init())
+            let revived = try #require(try await store.book(F.uuid))
+            #expect(revived.machine.phase == .retrieving && revived.machine.generation == 2)
+            #expect(try await store.analyticsResults(for: F.uuid, endpoint: nil).isEmpty)
+        }
+    }
+
     /// A refusal asked before the answer already applied is stale, as a stale answer is: dropped.
     @Test(arguments: StoreKind.available)
     func aRefusalAskedBeforeTheLastAnswerIsDropped(_ kind: StoreKind) async throws {
