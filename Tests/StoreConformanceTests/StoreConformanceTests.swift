@@ -2,6 +2,7 @@ import BookWatchCore
 import BookWatchPostgres
 import BookWatchSQLite
 import BookWatchStore
+import BookWatchTestSupport
 import Foundation
 import Testing
 
@@ -876,8 +877,7 @@ import Testing
     @Test(arguments: StoreKind.available)
     func aRevivalInAFreshGenerationDropsWhatTheDeletedJobStored(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
-            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
-            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            try await StoreFixtures.openJob(in: store, book: F.uuid, at: F.t0)
             let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
             let result = AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: F.t0)
             try await store.storeAnalyticsResult(result, claim: job.claim)
