@@ -27,6 +27,12 @@ public struct DecodedWebhook: Sendable, Equatable {
         } catch {
             throw WebhookPayloadError(reason: "body is not JSON")
         }
+        // Control characters (a NUL above all: PostgreSQL refuses it in text, failing the whole
+        // group commit the delivery is in) have no place in a name or an id: refused.
+        let texts = [raw.eventName, raw.docUUID, raw.uploadedDocUUID, raw.status] + (raw.uploadedDocs ?? []).flatMap { [$0.uuid, $0.status] }
+        if texts.contains(where: { $0?.containsControlCharacter == true }) {
+            throw WebhookPayloadError(reason: "a name or id contains a control character")
+        }
         var bookUUID: BookUUID?
         if let text = raw.bookUUID ?? raw.uuid {
             guard let parsed = BookUUID(text) else {
@@ -66,7 +72,7 @@ public struct DecodedWebhook: Sendable, Equatable {
                 status: DocumentStatus(item.status ?? "")
             )
         }
-        if let name = raw.bookName?.text, !name.isEmpty { hint.bookName = name }
+        if let name = raw.bookName?.text?.withoutControlCharacters, !name.isEmpty { hint.bookName = name }
         return DecodedWebhook(bookUUID: bookUUID, bookPK: bookPK, eventName: eventName, hint: hint)
     }
 
@@ -132,7 +138,9 @@ struct LenientText: Decodable, Equatable {
     init(text: String?) { self.text = text }
 
     init(from decoder: any Decoder) throws {
-        text = try? decoder.singleValueContainer().decode(String.self)
+        // Control characters dropped: a NUL in a name or id would fail the Book's transition on
+        // PostgreSQL, at every answer.
+        text = (try? decoder.singleValueContainer().decode(String.self))?.withoutControlCharacters
     }
 }
 
@@ -140,6 +148,16 @@ struct RawListedDocument: Decodable, Equatable {
     var uuid: String?
     var pk: FlexibleInt?
     var status: String?
+}
+
+extension String {
+    /// True when a Unicode control character (C0, DEL, C1) is in it.
+    var containsControlCharacter: Bool { unicodeScalars.contains { $0.properties.generalCategory == .control } }
+
+    /// Itself without its control characters (a free-text field kept, a NUL dropped).
+    var withoutControlCharacters: String {
+        containsControlCharacter ? String(String.UnicodeScalarView(unicodeScalars.filter { $0.properties.generalCategory != .control })) : self
+    }
 }
 
 /// An integer read leniently: a JSON number, or a string of digits; anything else (a fraction,

@@ -153,6 +153,21 @@ import Testing
         }
     }
 
+    /// A tolerance longer than an inbox row lives would let a replay past the duplicate check.
+    @Test func aSignatureToleranceOverAnHourStopsStartupNamingIt() throws {
+        for text in ["3601", "inf", "1e9", "0"] {
+            #expect(
+                throws: ConfigurationError(
+                    setting: "BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS",
+                    problem: "'\(text)' is not a positive number of seconds, at most 3600"
+                )
+            ) { try IngressSettings.resolve(environment: ["BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS": text], host: nil, port: nil) }
+        }
+        #expect(
+            try IngressSettings.resolve(environment: ["BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS": "3600"], host: nil, port: nil).signatureTolerance == 3600
+        )
+    }
+
     @Test func webhookTrustIsMeasuredOrNeverAndAnythingElseNamesTheSetting() throws {
         let base = ["OCROLUS_CLIENT_ID": "c", "OCROLUS_CLIENT_SECRET": "s"]
         #expect(try WatcherSettings.resolve(environment: base.merging(["BOOKWATCH_WEBHOOK_TRUST": "never"]) { $1 }).trustWebhooks == false)

@@ -31,7 +31,9 @@ import Testing
             if fails { throw StoreError(.unavailable, subject: "test", detail: "down") }
             return rows.withLock { rows in
                 defer { rows.append(delivery) }
-                return rows.contains { $0.requestID == delivery.requestID } ? .duplicate : .stored(id: Int64(rows.count + 1))
+                // As the stores' unique index: rows without an id never conflict.
+                let seen = delivery.requestID.map { id in rows.contains { $0.requestID == id } } ?? false
+                return seen ? .duplicate : .stored(id: Int64(rows.count + 1))
             }
         }
     }
@@ -50,6 +52,22 @@ import Testing
         // The decoded hint is stored with the row: the watcher applies it without decoding again.
         #expect(row.hint == (try DecodedWebhook.decode(body)).hint)
         #expect(row.hint?.event == .bookVerified)
+    }
+
+    /// An empty request id is signed as sent but stored as none: two different deliveries that
+    /// both carry one are two rows, not a "duplicate" answered 200 and never stored.
+    @Test func anEmptyRequestIDIsNoIdentity() async throws {
+        let admission = WebhookAdmission(verifier: try WebhookVerifier(secrets: [secret]))
+        let sink = Sink()
+        let health = ServiceHealth(startedAt: now)
+        let other = Array(#"{"event_name":"book.completed","book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e"}"#.utf8)
+        for delivery in [body, other] {
+            let answer = await admission.receive(headers: signed(delivery, requestID: ""), body: delivery, peer: nil, now: now, health: health) {
+                try sink.append($0)
+            }
+            #expect(answer == WebhookAnswer(outcome: .accepted, status: 200))
+        }
+        #expect(sink.rows.withLock { $0.map(\.requestID) } == [nil, nil])
     }
 
     @Test func anUnsignedDeploymentStoresDeliveriesUnauthenticated() async throws {

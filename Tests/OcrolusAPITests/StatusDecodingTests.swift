@@ -102,6 +102,16 @@ import Testing
         #expect(docs.map(\.status) == [.verificationComplete, .rejected, .completed])
         #expect(docs[1].rejectionReason == nil)
         #expect(result.snapshot.isFinished)
+        // A NUL in a text field is dropped (PostgreSQL would refuse the Book's transition).
+        let nul =
+            #"{"status":200,"response":{"pk":1,"uuid":"09c52985-2f05-4022-a738-9277cc335c7e","name":"A\u0000B","book_status":"VERIFIED","docs":[{"uuid":"d\u0000-1","status":"COMPLETED"}]}}"#
+        let cleaned = try V1Envelope.bookStatus(httpStatus: 200, body: Array(nul.utf8), retryAfter: nil)
+        #expect(cleaned.name == "AB")
+        guard case .present(_, _, let cleanedDocs) = cleaned.snapshot else {
+            Issue.record("not present")
+            return
+        }
+        #expect(cleanedDocs.map(\.ref) == [DocumentRef(uuid: "d-1")])
     }
 
     /// Documents listed without pk, id or uuid are named by their place among such documents, so

@@ -28,6 +28,21 @@ import Testing
         #expect(completed.hint.event.suggestsAnalyticsReady)
     }
 
+    /// A control character (a NUL: PostgreSQL refuses it in text, failing the whole group commit
+    /// of deliveries it is in) in a name or id is refused; in the Book's name it is dropped.
+    @Test func controlCharactersAreRefusedInIdsAndDroppedFromTheName() throws {
+        let uuid = "09c52985-2f05-4022-a738-9277cc335c7e"
+        for body in [
+            #"{"event_name":"book.verified\u0000","book_uuid":"\#(uuid)"}"#,
+            #"{"event_name":"document.verification_succeeded","book_uuid":"\#(uuid)","doc_uuid":"d\u0000"}"#,
+            #"{"event_name":"book.verified","book_uuid":"\#(uuid)","uploaded_docs":[{"uuid":"d-1","status":"COMPLETED\u0007"}]}"#,
+        ] {
+            #expect(throws: WebhookPayloadError(reason: "a name or id contains a control character")) { try DecodedWebhook.decode(Array(body.utf8)) }
+        }
+        let named = try DecodedWebhook.decode(Array(#"{"event_name":"book.classified","book_uuid":"\#(uuid)","book_name":"Acme\u0000 Bakery"}"#.utf8))
+        #expect(named.hint.bookName == "Acme Bakery")
+    }
+
     @Test func aBookNameIsReadAndAWrongTypeIsNoReasonToRefuse() throws {
         let uuid = "09c52985-2f05-4022-a738-9277cc335c7e"
         let named = try DecodedWebhook.decode(Array(#"{"event_name":"book.classified","book_uuid":"\#(uuid)","book_name":"Acme Bakery"}"#.utf8))

@@ -898,6 +898,23 @@ import Testing
         }
     }
 
+    /// Deliveries without a request id never count as duplicates of each other: each is stored.
+    @Test(arguments: StoreKind.available)
+    func deliveriesWithoutARequestIDAreEachStored(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            var delivery = F.delivery("unused")
+            delivery.requestID = nil
+            for _ in 0..<2 {
+                guard case .stored = try await store.appendToInbox(delivery) else {
+                    Issue.record("not stored")
+                    return
+                }
+            }
+            let outcomes = try await store.appendToInbox(batch: [delivery, delivery])
+            #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
+        }
+    }
+
     /// A refusal asked before the answer already applied is stale, as a stale answer is: dropped.
     @Test(arguments: StoreKind.available)
     func aRefusalAskedBeforeTheLastAnswerIsDropped(_ kind: StoreKind) async throws {

@@ -87,8 +87,13 @@ public struct IngressSettings: Sendable {
             }
         }
         if let text = env["BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS"], !text.isEmpty {
-            guard let seconds = TimeInterval(text), seconds > 0 else {
-                throw ConfigurationError(setting: "BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS", problem: "'\(text)' is not a positive number of seconds")
+            // At most an hour: a replayed delivery is refused as a duplicate only while its inbox
+            // row lasts (pruned after `BOOKWATCH_RETAIN_DAYS`, at least a day).
+            guard let seconds = TimeInterval(text), seconds > 0, seconds <= 3600 else {
+                throw ConfigurationError(
+                    setting: "BOOKWATCH_WEBHOOK_TOLERANCE_SECONDS",
+                    problem: "'\(text)' is not a positive number of seconds, at most 3600"
+                )
             }
             settings.signatureTolerance = seconds
         }

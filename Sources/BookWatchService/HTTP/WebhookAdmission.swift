@@ -94,6 +94,9 @@ public struct WebhookAdmission: Sendable {
     /// Step 3: signature over the raw bytes, then the payload; `client` is what `screen` answered.
     public func admit(body: [UInt8], header: (String) -> String?, client: String?, now: Date) -> Admission {
         let requestID = header(Header.requestID)
+        // Signed as sent; stored only when it names something: an empty id would make every
+        // delivery without one a "duplicate" of the first, answered 200 and never stored.
+        let storedID = requestID.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         if let verifier {
             do {
                 try verifier.verify(
@@ -114,7 +117,7 @@ public struct WebhookAdmission: Sendable {
             return .refuse(.refuse(.malformed, 400, error.reason))
         }
         let delivery = InboxDelivery(
-            requestID: requestID,
+            requestID: storedID,
             receivedAt: now,
             bookUUID: decoded.bookUUID,
             bookPK: decoded.bookPK,
