@@ -899,6 +899,22 @@ import Testing
         InboxDelivery(requestID: id, receivedAt: at, bookUUID: uuid, bookPK: pk, event: event, body: Array(body.utf8), authenticated: true)
     }
 
+    /// pk-only deliveries about a Book not tracked here (auto-track off): the first costs a
+    /// status call by pk, the later ones reuse what it told (a pk names one Book for good).
+    @Test func pkOnlyDeliveriesAboutAnUntrackedBookCostOneStatusCall() async throws {
+        let h = try IngressHarness()
+        let clock = h.clock
+        let api = AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.verifying)])
+        let watcher = AdversaryTests.watcher(h, api, clock: clock) { $0.autoTrack = false }
+        let body = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":5,"book_pk":99}"#
+        for round in 0..<3 {
+            _ = try await h.store.appendToInbox(Self.delivery("pk-\(round)", body, uuid: nil, pk: 99, event: "", at: clock.now()))
+            #expect(try await watcher.processInbox() == 1)
+        }
+        #expect(api.calls.status == 1)
+        #expect(try await h.store.book(AdversaryTests.uuid) == nil, "not tracked: auto-track is off")
+    }
+
     @Test func aTestDeliveryProvesNothingAndBookVerifiedProvesBookFinishes() async throws {
         let h = try IngressHarness()
         let clock = h.clock

@@ -76,6 +76,9 @@ extension Watcher {
         return settled.counted
     }
 
+    /// Book uuids by pk remembered at most (`State.uuidsByPK`).
+    static let pkCacheCapacity = 10_000
+
     /// Rows marked in one transaction at most (a round claims up to 256).
     static let inboxMarkBatch = 64
 
@@ -204,7 +207,7 @@ extension Watcher {
             var uuid = bookUUID
             var learned: (result: BookStatusResult, at: Date)?
             if uuid == nil, let pk = bookPK {
-                uuid = try await store.uuid(forPK: pk)
+                uuid = try await store.uuid(forPK: pk) ?? state.withLock { $0.uuidsByPK[pk] }
                 if uuid == nil {
                     // Not known here: one status call by pk tells the uuid (and the status itself).
                     guard !apiFailed.isSet else { return nil }
@@ -218,6 +221,12 @@ extension Watcher {
                     learned = (result, clock.now())
                     uuid = result.uuid
                     recordPoll(.webhookHint)
+                    if let answered = result.uuid {
+                        state.withLock { state in
+                            if state.uuidsByPK.count >= Self.pkCacheCapacity { state.uuidsByPK.removeAll() }
+                            state.uuidsByPK[pk] = answered
+                        }
+                    }
                 }
             }
             guard let uuid else { return .unresolved(detail: nil) }

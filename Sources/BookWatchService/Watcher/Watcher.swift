@@ -37,6 +37,10 @@ public final class Watcher: Sendable {
         var longSilent = false
         var loss = WebhookLossEstimate()
         var lastPruned: Date?
+        /// Book uuids learned by a status call by pk (a pk names one Book for good), so pk-only
+        /// deliveries about a Book not tracked here cost one call, not one each (at most
+        /// `pkCacheCapacity`, then forgotten at once).
+        var uuidsByPK: [Int: BookUUID] = [:]
         /// The last count of finished Books with a retention poll (it changes slowly: kept
         /// whatever its age, so a stale reading never falls back to polling them every maximum).
         var finishedPolled: Int?
