@@ -15,8 +15,9 @@ import Testing
     /// after, seed 4 an untracked Book tracked again by a webhook; seed 46 a complete Book's
     /// reopen never seen after one refused status call stopped its polls. Seed 18 fetches the paged
     /// endpoint (pages across kills and reopens); seed 109 stored a paged result whose pages
-    /// spanned two Ocrolus generations (a 425 midway, the Book being reopened).
-    static let seeds: [UInt64] = Array(1...8) + [18, 46, 109]
+    /// spanned two Ocrolus generations (a 425 midway, the Book being reopened); seed 926 is the
+    /// harness's own false positive (generations of a Book's untracked months counted as owed).
+    static let seeds: [UInt64] = Array(1...8) + [18, 46, 109, 926]
     static let steps = 1_000
 
     @Test func theCISetKeepsEveryInvariant() async throws {

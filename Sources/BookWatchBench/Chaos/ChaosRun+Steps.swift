@@ -290,9 +290,16 @@ extension ChaosRun {
         log.note(replica: nil, uuid, "operator \(ChaosLog.label(input)) -> \(outcome?.machine.phase.rawValue ?? "nothing")")
         switch input {
         case .command(.untrack): if outcome != nil { operatorUntracked.insert(uuid) }
-        case .command(.track): operatorUntracked.remove(uuid)
+        case .command(.track): retracked(uuid, at: now)
         default: break
         }
+    }
+
+    /// The operator tracked a Book: if it had been untracked, its watch starts again now, and
+    /// generations that finished while it was untracked are owed nothing (found as a false
+    /// positive of the harness, seed 926: a generation of the untracked months counted as owed).
+    func retracked(_ uuid: BookUUID, at now: Date) {
+        if operatorUntracked.remove(uuid) != nil { everTracked[uuid] = now }
     }
 
     /// After every step: new deliveries, the operator's `track --new` at creation, downtime.
@@ -309,7 +316,7 @@ extension ChaosRun {
                 log.touchedStore()
                 let outcome = try? await store.apply(.command(.track(.created)), to: created.uuid, at: now, options: TransitionOptions())
                 log.note(replica: nil, created.uuid, "operator track --new -> \(outcome?.machine.phase.rawValue ?? "nothing")")
-                operatorUntracked.remove(created.uuid)
+                retracked(created.uuid, at: now)
             }
         }
         let down = replicas.allSatisfy { !$0.up }
