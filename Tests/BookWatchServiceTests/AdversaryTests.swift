@@ -83,7 +83,9 @@ import Testing
         }
 
         func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult {
-            try await bookStatus(uuid: AdversaryTests.uuid, priority: priority)
+            var result = try await bookStatus(uuid: AdversaryTests.uuid, priority: priority)
+            result.pk = pk  // as the real client: an answer naming another pk is an error
+            return result
         }
 
         func analytics(uuid: BookUUID, endpoint: AnalyticsEndpoint, priority: RequestPriority) async throws -> AnalyticsAnswer {

@@ -147,7 +147,7 @@ extension ChaosRun {
                     // Owed only when it stayed ready long enough while tracked and served.
                     let end = book.documents.map(\.uploadAt).filter { $0 > generation.verifiedAt }.min() ?? t
                     let start = max(generation.analyticsReadyAt, since.timeIntervalSince(world.simulation.start))
-                    if served(from: start, to: end) < window { continue }
+                    if served(from: start, to: end, book: book.uuid) < window { continue }
                     // Each owed generation not retrieved needs a supersession of its own.
                     if excused > 0 {
                         excused -= 1
@@ -167,16 +167,24 @@ extension ChaosRun {
         return nil
     }
 
-    /// Seconds of [start, end] (from the run's start) with some replica up.
-    func served(from start: Double, to end: Double) -> Double {
+    /// Seconds of [start, end] (from the run's start) with some replica up and, for `book`, the
+    /// Book tracked (the spans the operator had it untracked are not served).
+    func served(from start: Double, to end: Double, book: BookUUID? = nil) -> Double {
         guard end > start else { return 0 }
         let origin = world.simulation.start
-        let down = (downtime + (downSince.map { [($0, kernel.now)] } ?? [])).reduce(0.0) { total, interval in
-            let a = max(start, interval.0.timeIntervalSince(origin))
-            let b = min(end, interval.1.timeIntervalSince(origin))
-            return total + max(0, b - a)
+        let untracked = book.map { untrackedSpans[$0] ?? [] } ?? []
+        let spans = (downtime + (downSince.map { [($0, kernel.now)] } ?? []) + untracked)
+            .map { (max(start, $0.0.timeIntervalSince(origin)), min(end, $0.1.timeIntervalSince(origin))) }
+            .filter { $0.0 < $0.1 }
+            .sorted { $0.0 < $1.0 }
+        // The union of the spans, so a replica down while the Book was untracked counts once.
+        var lost = 0.0
+        var reach = start
+        for (a, b) in spans where b > reach {
+            lost += b - max(a, reach)
+            reach = b
         }
-        return end - start - down
+        return end - start - lost
     }
 
     // MARK: helpers

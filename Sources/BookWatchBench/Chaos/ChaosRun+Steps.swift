@@ -289,17 +289,19 @@ extension ChaosRun {
         let outcome = try await store.apply(input, to: uuid, at: now, options: TransitionOptions())
         log.note(replica: nil, uuid, "operator \(ChaosLog.label(input)) -> \(outcome?.machine.phase.rawValue ?? "nothing")")
         switch input {
-        case .command(.untrack): if outcome != nil { operatorUntracked.insert(uuid) }
+        case .command(.untrack):
+            if outcome != nil, operatorUntracked.insert(uuid).inserted { untrackedSince[uuid] = now }
         case .command(.track): retracked(uuid, at: now)
         default: break
         }
     }
 
-    /// The operator tracked a Book: if it had been untracked, its watch starts again now, and
-    /// generations that finished while it was untracked are owed nothing (found as a false
-    /// positive of the harness, seed 926: a generation of the untracked months counted as owed).
+    /// The operator tracked a Book: if it had been untracked, the time it was untracked is not
+    /// time served (found as a false positive of the harness, seed 926: a generation of the
+    /// untracked hours counted as owed); the time tracked before the untrack still is.
     func retracked(_ uuid: BookUUID, at now: Date) {
-        if operatorUntracked.remove(uuid) != nil { everTracked[uuid] = now }
+        guard operatorUntracked.remove(uuid) != nil, let since = untrackedSince.removeValue(forKey: uuid) else { return }
+        untrackedSpans[uuid, default: []].append((since, now))
     }
 
     /// After every step: new deliveries, the operator's `track --new` at creation, downtime.

@@ -73,6 +73,10 @@ final class ChaosRun {
     /// Books the status endpoint refused (403/2102) at least once.
     var refused: Set<BookUUID> = []
     var everTracked: [BookUUID: Date] = [:]
+    /// Since when the operator has had a Book untracked, and the spans it was untracked before
+    /// a track brought it back (not time served, `served(from:to:book:)`).
+    var untrackedSince: [BookUUID: Date] = [:]
+    var untrackedSpans: [BookUUID: [(Date, Date)]] = [:]
     var creationsSeen = 0
     /// Intervals (global time) with no replica up: no liveness is owed for them.
     var downSince: Date?

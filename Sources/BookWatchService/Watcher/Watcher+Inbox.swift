@@ -221,7 +221,8 @@ extension Watcher {
                     learned = (result, clock.now())
                     uuid = result.uuid
                     recordPoll(.webhookHint)
-                    if let answered = result.uuid {
+                    // Only an answer that names the pk asked (an answer without one proves nothing).
+                    if let answered = result.uuid, result.pk == pk {
                         state.withLock { state in
                             if state.uuidsByPK.count >= Self.pkCacheCapacity { state.uuidsByPK.removeAll() }
                             state.uuidsByPK[pk] = answered
