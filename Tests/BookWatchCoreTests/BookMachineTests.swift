@@ -420,9 +420,10 @@ import Testing
         // The job the deletion superseded (retrieving) goes with what it stored.
         #expect(actions.contains(.supersedeAnalyticsJob(generation: 1)))
         // A complete generation's results are its own: a revival with other documents keeps them.
-        let (_, afterComplete) = F.machine(after: [
+        let (revived, afterComplete) = F.machine(after: [
             F.verified(1), .analytics(generation: 1, .stored), .snapshot(.gone), .snapshot(.gone), F.verified(1, 2),
         ])
+        #expect(revived.phase == .retrieving && revived.generation == 2)
         #expect(!afterComplete.contains { if case .supersedeAnalyticsJob = $0 { true } else { false } })
     }
 

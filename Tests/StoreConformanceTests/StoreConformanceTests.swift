@@ -911,7 +911,7 @@ import Testing
                 }
             }
             let outcomes = try await store.appendToInbox(batch: [delivery, delivery])
-            #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
+            #expect(outcomes.count == 2 && outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
         }
     }
 
