@@ -19,8 +19,9 @@ import func Foundation.pow
 /// - `soon`: between one and two minima (a likely finish no status call has confirmed yet).
 /// - `retention`: the maximum, less up to 10 % jitter so retention polls do not bunch up; while
 ///   webhooks are trusted (they announce a reopen's new document), as long as the Book has been
-///   finished if that is longer, so polls come at about 1, 2, 4, 8... maxima after the finish:
-///   about 9 polls over a week instead of 336 at the default 30 minutes. While webhooks are not
+///   finished and at least `trustedRetentionStart` maxima, so polls come at about 4, 8, 16...
+///   maxima after the finish: 7 polls over a week instead of 336 at the default 30 minutes (the
+///   retrieval's view after is the first look at the finished Book). While webhooks are not
 ///   trusted, never shorter than the interval at which all the finished Books' polls take
 ///   `finishedPollShare` of the request rate (`finishedInterval(finished:rate:)`, when known), so
 ///   Books finished within the window never crowd out the Books still processing (trusted, the
@@ -82,7 +83,7 @@ public struct PollSchedule: Hashable, Sendable {
             return now.addingTimeInterval(minimum * (1 + u))
         case .retention:
             let age = finishedAt.map { now.timeIntervalSince($0) } ?? 0
-            let interval = webhooksTrusted ? max(maximum, age) : max(maximum, finishedInterval ?? 0)
+            let interval = webhooksTrusted ? max(Self.trustedRetentionStart * maximum, age) : max(maximum, finishedInterval ?? 0)
             let next = now.addingTimeInterval(interval * (1 - 0.1 * u))
             if let retention, let finishedAt, next.timeIntervalSince(finishedAt) > retention { return nil }
             return next
@@ -109,6 +110,15 @@ public struct PollSchedule: Hashable, Sendable {
     /// (`finishedInterval(finished:rate:)`): with `silentPollShare`, a tenth is left for
     /// retrievals, their views after, and hints.
     public static let finishedPollShare = 0.1
+
+    /// While webhooks are trusted, a finished Book's first retention poll comes this many maxima
+    /// after the finish (2 hours at the default maximum), then each one as long again as the Book
+    /// has been finished. A reopen announces itself by several events (upload, classification,
+    /// verification, the Book's own), each retried by Ocrolus; losing all of them while the
+    /// loss estimate finds webhooks reliable takes an outage, and an outage turns them untrusted,
+    /// which pulls these polls in to the maximum (`tightened`). The retrieval's view after has
+    /// just looked at the finished Book.
+    public static let trustedRetentionStart = 4.0
 
     /// The shortest interval between a finished Book's retention polls: `finished` Books (those
     /// within their retention window) polled, at a mean of 0.95 of the interval (`nextPoll` takes

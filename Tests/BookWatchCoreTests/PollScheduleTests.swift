@@ -95,7 +95,7 @@ import Testing
             polls.append(next.timeIntervalSince(now) / 1800)
             at = next
         }
-        #expect(polls == [1, 2, 4, 8, 16, 32, 64, 128, 256], "in maxima after the finish: 9 polls in a week instead of 336")
+        #expect(polls == [4, 8, 16, 32, 64, 128, 256], "in maxima after the finish: 7 polls in a week instead of 336")
         // Untrusted, the same Book is polled every maximum.
         let untrusted = week.nextPoll(
             cadence: .retention,
@@ -287,7 +287,9 @@ import Testing
         #expect(next(trusted: false, finishedAgo: 3600, interval: nil) == 1800)
         // Trusted: the Book's finished age, the doubling (far cheaper than polling at the interval).
         #expect(next(trusted: true, finishedAgo: 20_000, interval: 14_000) == 20_000)
-        #expect(next(trusted: true, finishedAgo: 3600, interval: 14_000) == 3600)
+        #expect(next(trusted: true, finishedAgo: 9000, interval: 14_000) == 9000)
+        // ... and at least four maxima (trustedRetentionStart) however recent the finish.
+        #expect(next(trusted: true, finishedAgo: 3600, interval: 14_000) == 7200)
         // The retention window still ends the polls.
         #expect(next(trusted: false, finishedAgo: 7 * 86400 - 10_000, interval: 14_000) == nil)
     }

@@ -346,7 +346,7 @@ import Testing
             _ = try await store.apply(body, to: F.uuid, at: F.t0.plus(10), options: trusted)
             let record = try #require(try await store.book(F.uuid))
             #expect(record.machine.phase == .retrieving && record.pendingPollReason == nil)
-            #expect(record.nextPollAt == F.t0.plus(10 + 1800))  // first retention poll: the maximum
+            #expect(record.nextPollAt == F.t0.plus(10 + 4 * 1800))  // first retention poll: four maxima (trustedRetentionStart)
             let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0.plus(10), lease: 60))
             #expect(job.bookUUID == F.uuid && job.generation == 1)
             _ = try await store.apply(.analytics(generation: 1, .stored), to: F.uuid, at: F.t0.plus(20), options: trusted)
