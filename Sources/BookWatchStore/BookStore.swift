@@ -164,14 +164,37 @@ public protocol PollStore: Sendable {
     /// is nil; finished Books, spaced out while webhooks were trusted, to within the maximum or
     /// `finishedInterval` when longer),
     /// spaced evenly with the Book heard from longest ago first, jittered from the store's random
-    /// source; answers how many moved. Urgent and claimed polls stay. Without
-    /// `includingFinished`, only Books still processing (a suspected outage: webhooks stopped
-    /// while Books were expected to send them).
+    /// source; answers how many moved. Urgent and claimed polls stay. `scope` says whose polls
+    /// (`TighteningScope`).
     @discardableResult
-    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int
+    func tightenPolls(now: Date, scope: TighteningScope, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int
+}
+
+/// Whose scheduled polls a tightening pulls in.
+public enum TighteningScope: Sendable, Hashable {
+    /// Books no status answer has shown yet (`tracking`): a first poll set outside the watcher
+    /// (`bookwatch track --new` from the CLI) as if webhooks were trusted.
+    case tracking
+    /// Books still processing, `tracking` ones included (a suspected outage: webhooks stopped
+    /// while Books were expected to send them).
+    case processing
+    /// Those and the finished Books watched for a reopen.
+    case all
 }
 
 extension PollStore {
+    /// `tightenPolls(now:scope:silentInterval:finishedInterval:)` for every Book's polls
+    /// (`includingFinished`) or only those of Books still processing.
+    @discardableResult
+    public func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int {
+        try await tightenPolls(
+            now: now,
+            scope: includingFinished ? .all : .processing,
+            silentInterval: silentInterval,
+            finishedInterval: finishedInterval
+        )
+    }
+
     /// `tightenPolls(now:includingFinished:silentInterval:finishedInterval:)` with the spreads for
     /// an unknown budget.
     @discardableResult

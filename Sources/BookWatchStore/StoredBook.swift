@@ -151,12 +151,18 @@ package enum BooksTable {
         )
     }
     /// The candidates' condition, the two limits bound: exactly the polls `PollSchedule.tightened`
-    /// moves, so no other row is read or locked (nil `finished`: Books still processing only).
-    package static func tighteningCondition(_ active: Int64, _ finished: Int64?) -> SQLQuery {
-        let processing: SQLQuery = "(state IN \(unescaped: activeStates) AND next_poll_at > \(active))"
-        guard let finished else { return "poll_reason IS NULL AND poll_claimed_at IS NULL AND " + processing }
-        return "poll_reason IS NULL AND poll_claimed_at IS NULL AND (" + processing
-            + " OR (state IN \(unescaped: finishedStates) AND next_poll_at > \(finished)))"
+    /// moves within `scope`, so no other row is read or locked.
+    package static func tighteningCondition(_ limits: (active: Int64, finished: Int64), scope: TighteningScope) -> SQLQuery {
+        let free: SQLQuery = "poll_reason IS NULL AND poll_claimed_at IS NULL AND "
+        switch scope {
+        case .tracking:
+            return free + "state = \(BookPhase.tracking.rawValue) AND next_poll_at > \(limits.active)"
+        case .processing:
+            return free + "state IN \(unescaped: activeStates) AND next_poll_at > \(limits.active)"
+        case .all:
+            return free + "((state IN \(unescaped: activeStates) AND next_poll_at > \(limits.active))"
+                + " OR (state IN \(unescaped: finishedStates) AND next_poll_at > \(limits.finished)))"
+        }
     }
     /// The phases whose polls watch for progress, and the finished ones whose polls watch for a reopen.
     package static let activePhases: [BookPhase] = [.tracking, .processing]

@@ -116,6 +116,43 @@ import Testing
         #expect(abs(next - 0.901 * interval) < 0.01, "the interval less a tenth of it at 0.99")
     }
 
+    /// A Book tracked from outside the watcher (`track --new` from the CLI: default options, as
+    /// if webhooks would announce its documents) while webhooks are silent: within one sampling
+    /// period its first poll comes within the silent interval, not a quarter of the maximum away.
+    /// While webhooks are trusted it stays.
+    @Test(arguments: [true, false])
+    func aBookTrackedFromOutsideWhileSilentIsPolledAtTheSilentInterval(silent: Bool) async throws {
+        let setup = try Setup(rate: 0.0125)
+        let (store, clock, watcher) = (setup.store, setup.clock, setup.watcher)
+        let other = BookUUID("0b1c2d3e-0000-4000-8000-000000000043")!
+        _ = try await store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await store.apply(.snapshot(AdversaryTests.verifying), to: Self.uuid, at: clock.now(), options: .init())
+        if silent {
+            clock.advance(by: 3700)
+        } else {
+            // Trusted: the deployment's estimate has seen twenty documents announced, none missed.
+            var reliable = WebhookLossEstimate()
+            _ = reliable.observe(announced: 20, missed: 0)
+            #expect(!reliable.isLossy)
+            let text = try #require(String(data: try JSONEncoder().encode(reliable), encoding: .utf8))
+            _ = try await store.updateSharedState(Watcher.lossKey, at: clock.now()) { _ in text }
+        }
+        #expect(await watcher.refreshSilence() == silent)
+        #expect(watcher.options().webhooksTrusted == !silent)
+        _ = try await store.apply(.command(.track(.created)), to: other, at: clock.now(), options: .init())
+        let first = try #require(try await store.book(other)?.nextPollAt).timeIntervalSince(clock.now())
+        #expect(first > 400, "a quarter of the maximum at 0.99: \(first)")
+        clock.advance(by: WebhookArrivals.sampleEvery)
+        #expect(await watcher.refreshSilence() == silent)
+        let next = try #require(try await store.book(other)?.nextPollAt).timeIntervalSince(clock.now())
+        if silent {
+            let interval = try #require(watcher.silentInterval())
+            #expect(next < interval && next < 400, "pulled in to the silent interval (\(interval) s): \(next)")
+        } else {
+            #expect(next == first - WebhookArrivals.sampleEvery)
+        }
+    }
+
     @Test func withoutAKnownRateTheBookIsPolledWithinTwiceTheMinimum() async throws {
         let (tightened, next) = try await silentPolls(rate: nil)
         #expect(tightened >= 118 && tightened < 120)

@@ -211,11 +211,11 @@ final class ChaosStore: BookStore {
             log.note(replica: replica, uuid, "poll deferred to \(log.stamp(until))")
         }
     }
-    func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int {
+    func tightenPolls(now: Date, scope: TighteningScope, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int {
         try await pass("tightenPolls") {
             try await base.tightenPolls(
                 now: now,
-                includingFinished: includingFinished,
+                scope: scope,
                 silentInterval: silentInterval,
                 finishedInterval: finishedInterval
             )

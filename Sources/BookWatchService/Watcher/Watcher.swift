@@ -46,6 +46,8 @@ public final class Watcher: Sendable {
         var finishedPolled: Int?
         /// The deployment's last webhook and when the shared measurements were last read.
         var shared = SharedView()
+        /// When `tightenTracking` last looked for first polls set as if webhooks were trusted.
+        var trackingTightenedAt: Date?
     }
 
     struct SharedView {
@@ -130,7 +132,32 @@ public final class Watcher: Sendable {
             }
         }
         health.setWebhooksSilent(isSilent)
+        await tightenTracking(now: now)
         return isSilent
+    }
+
+    /// While webhooks are silent (none for long, or a suspected outage), every
+    /// `WebhookArrivals.sampleEvery`: a Book tracked from outside the watcher (`bookwatch track
+    /// --new` from the CLI, which cannot know the deployment's state) had its first poll set as if
+    /// webhooks would announce its documents, up to a quarter of the maximum away; it comes within
+    /// the silent interval like the Books already processing (a Book created during an outage
+    /// never sends a first webhook). Merely lossy webhooks still bring most first uploads, whose
+    /// transitions then set the untrusted cadence: polling new Books then costs more than it saves
+    /// (measured: docs/benchmarks.md).
+    func tightenTracking(now: Date) async {
+        let due = state.withLock { state -> Bool in
+            guard state.silent else { return false }
+            if let last = state.trackingTightenedAt, now >= last, now.timeIntervalSince(last) < WebhookArrivals.sampleEvery { return false }
+            state.trackingTightenedAt = now
+            return true
+        }
+        guard due else { return }
+        do {
+            let moved = try await store.tightenPolls(now: now, scope: .tracking, silentInterval: silentInterval(), finishedInterval: nil)
+            if moved > 0 { logger.debug("first polls of newly tracked Books pulled in", metadata: ["polls_moved": "\(moved)"]) }
+        } catch {
+            logger.warning("could not pull in newly tracked Books' first polls", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Samples the inbox's newest id and the Books processing (every `WebhookArrivals.sampleEvery`),

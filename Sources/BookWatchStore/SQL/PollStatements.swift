@@ -140,14 +140,14 @@ extension SQLStatementStore {
     /// PostgreSQL, so two replicas tightening at once queue instead of deadlocking), then moved in
     /// batches of one statement each.
     @discardableResult
-    public func tightenPolls(now: Date, includingFinished: Bool, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int {
+    public func tightenPolls(now: Date, scope: TighteningScope, silentInterval: TimeInterval?, finishedInterval: TimeInterval?) async throws -> Int {
         let schedule = schedule
         let random = random
         let limits = BooksTable.tighteningLimits(now: now, schedule: schedule, silentInterval: silentInterval, finishedInterval: finishedInterval)
         let read = SQLStep(
             """
             SELECT \(unescaped: BooksTable.tighteningColumns) FROM books
-            WHERE \(BooksTable.tighteningCondition(limits.active, includingFinished ? limits.finished : nil)) ORDER BY uuid\(.rowLock)
+            WHERE \(BooksTable.tighteningCondition(limits, scope: scope)) ORDER BY uuid\(.rowLock)
             """,
             reads: true
         )
