@@ -28,8 +28,9 @@ import func Foundation.pow
 ///   doubling costs far less). None at all once the Book has been
 ///   finished for longer than `retention` (`BOOKWATCH_WATCH_COMPLETED_HOURS`), so finished Books
 ///   stop costing API budget.
-/// - `afterGone`: a deleted Book, as a trusted retention poll dated from the first answer that
-///   showed it gone (`goneSince`): about 1, 2, 4... maxima after it, within `retention`.
+/// - `afterGone`: a deleted Book, doubling like a trusted retention poll but from one maximum,
+///   dated from the first answer that showed it gone (`goneSince`): about 1, 2, 4... maxima after
+///   it, within `retention`.
 /// - `never`: nil.
 public struct PollSchedule: Hashable, Sendable {
     /// The shortest interval between scheduled polls of a Book (`BOOKWATCH_POLL_MIN_SECONDS`).
@@ -83,7 +84,9 @@ public struct PollSchedule: Hashable, Sendable {
             return now.addingTimeInterval(minimum * (1 + u))
         case .retention:
             let age = finishedAt.map { now.timeIntervalSince($0) } ?? 0
-            let interval = webhooksTrusted ? max(Self.trustedRetentionStart * maximum, age) : max(maximum, finishedInterval ?? 0)
+            // The first trusted poll waits four maxima, but never past the end of a shorter window.
+            let left = retention.map { $0 - age } ?? .infinity
+            let interval = webhooksTrusted ? max(maximum, age, min(Self.trustedRetentionStart * maximum, left)) : max(maximum, finishedInterval ?? 0)
             let next = now.addingTimeInterval(interval * (1 - 0.1 * u))
             if let retention, let finishedAt, next.timeIntervalSince(finishedAt) > retention { return nil }
             return next
@@ -115,9 +118,10 @@ public struct PollSchedule: Hashable, Sendable {
     /// after the finish (2 hours at the default maximum), then each one as long again as the Book
     /// has been finished. A reopen announces itself by several events (upload, classification,
     /// verification, the Book's own), each retried by Ocrolus; losing all of them while the
-    /// loss estimate finds webhooks reliable takes an outage, and an outage turns them untrusted,
-    /// which pulls these polls in to the maximum (`tightened`). The retrieval's view after has
-    /// just looked at the finished Book.
+    /// loss estimate finds webhooks reliable takes an outage or lossy webhooks: lossy ones pull
+    /// these polls in to the maximum at once (`tightened`), an outage after an hour of silence (a
+    /// suspected outage first pulls in only the Books processing). Never past the end of a
+    /// retention window shorter than this. The retrieval's view after has just looked at the Book.
     public static let trustedRetentionStart = 4.0
 
     /// The shortest interval between a finished Book's retention polls: `finished` Books (those

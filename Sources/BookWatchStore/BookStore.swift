@@ -172,8 +172,9 @@ public protocol PollStore: Sendable {
 
 /// Whose scheduled polls a tightening pulls in.
 public enum TighteningScope: Sendable, Hashable {
-    /// Books no status answer has shown yet (`tracking`): a first poll set outside the watcher
-    /// (`bookwatch track --new` from the CLI) as if webhooks were trusted.
+    /// Books no status answer has shown yet (`tracking`), their first poll as scheduled (no
+    /// failure, no doubt): one set outside the watcher (`bookwatch track --new` from the CLI) as
+    /// if webhooks were trusted.
     case tracking
     /// Books still processing, `tracking` ones included (a suspected outage: webhooks stopped
     /// while Books were expected to send them).

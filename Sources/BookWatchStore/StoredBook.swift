@@ -156,7 +156,9 @@ package enum BooksTable {
         let free: SQLQuery = "poll_reason IS NULL AND poll_claimed_at IS NULL AND "
         switch scope {
         case .tracking:
+            // Only a first poll as scheduled: never one backing off after failures or a doubt's.
             return free + "state = \(BookPhase.tracking.rawValue) AND next_poll_at > \(limits.active)"
+                + " AND last_polled_at IS NULL AND poll_failures = 0 AND doubt_kind IS NULL"
         case .processing:
             return free + "state IN \(unescaped: activeStates) AND next_poll_at > \(limits.active)"
         case .all:

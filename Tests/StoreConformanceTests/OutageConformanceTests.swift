@@ -41,20 +41,28 @@ import Testing
         try await withStore(kind) { store in
             let t = F.t0
             let tracking = BookUUID("0b1c2d3e-0000-4000-8000-000000000004")!
-            _ = try await store.apply(.command(.track(.created)), to: tracking, at: t, options: .init())
+            let backingOff = BookUUID("0b1c2d3e-0000-4000-8000-000000000005")!
+            for uuid in [tracking, backingOff] {
+                _ = try await store.apply(.command(.track(.created)), to: uuid, at: t, options: .init())
+            }
+            // Its first poll failed: the backoff stands.
+            try await store.deferPoll(backingOff, until: t.plus(600), keepUrgent: false)
             _ = try await store.apply(.command(.track(.operator)), to: Self.processing, at: t, options: .init())
             _ = try await store.apply(.snapshot(F.verifying), to: Self.processing, at: t, options: .init())
             try await StoreFixtures.retrieved(in: store, book: Self.complete, pk: 2, at: t)
-            let far = t.plus(10 * 3600)
-            for uuid in [tracking, Self.processing, Self.complete] { try await store.deferPoll(uuid, until: far, keepUrgent: false) }
-            let now = t.plus(60)
-            #expect(try await store.tightenPolls(now: now, scope: .tracking, silentInterval: 90, finishedInterval: nil) == 1)
+            let processingPoll = try await store.book(Self.processing)?.nextPollAt
+            let completePoll = try await store.book(Self.complete)?.nextPollAt
+            let first = try #require(try await store.book(tracking)?.nextPollAt)
+            #expect(first >= t.plus(60), "a first poll at the minimum at least")
+            let now = t.plus(1)
+            #expect(try await store.tightenPolls(now: now, scope: .tracking, silentInterval: 20, finishedInterval: nil) == 1)
             let moved = try #require(try await store.book(tracking)?.nextPollAt)
-            #expect(moved >= now && moved < now.plus(90))
-            #expect(try await store.book(Self.processing)?.nextPollAt == far)
-            #expect(try await store.book(Self.complete)?.nextPollAt == far)
+            #expect(moved >= now && moved < now.plus(20))
+            #expect(try await store.book(backingOff)?.nextPollAt == t.plus(600))
+            #expect(try await store.book(Self.processing)?.nextPollAt == processingPoll)
+            #expect(try await store.book(Self.complete)?.nextPollAt == completePoll)
             #expect(
-                try await store.tightenPolls(now: now, scope: .tracking, silentInterval: 90, finishedInterval: nil) == 0,
+                try await store.tightenPolls(now: now, scope: .tracking, silentInterval: 20, finishedInterval: nil) == 0,
                 "nothing left beyond the spread"
             )
         }

@@ -35,6 +35,8 @@ final class ChaosKernel: Sendable {
         var calls: [Call] = []
         var chains: [UInt64: Chain] = [:]
         var offsets: [Int: TimeInterval] = [:]
+        /// The largest distance any replica's clock has had from global time.
+        var largestOffset: TimeInterval = 0
         /// Every call sent (parked), in order, until the rate check takes them.
         var sent: [Call] = []
         var dead: Set<Int> = []
@@ -70,7 +72,17 @@ final class ChaosKernel: Sendable {
 
     /// Steps a replica's clock (a relative sleep already begun keeps its length, as on a real
     /// machine whose wall clock is stepped).
-    func step(replica: Int, by seconds: TimeInterval) { state.withLock { $0.offsets[replica, default: 0] += seconds } }
+    func step(replica: Int, by seconds: TimeInterval) {
+        state.withLock {
+            $0.offsets[replica, default: 0] += seconds
+            $0.largestOffset = max($0.largestOffset, abs($0.offsets[replica, default: 0]))
+        }
+    }
+
+    /// The largest distance any replica's clock has had from global time so far: a poll a
+    /// replica set while its clock was that far ahead is that much later in global time, even
+    /// after the clock stepped back.
+    var largestOffset: TimeInterval { state.withLock { $0.largestOffset } }
 
     /// Sleeps until `deadline` of `replica`'s clock (`nil`: global time).
     func sleep(replica: Int?, until deadline: Date) async throws {

@@ -31,7 +31,7 @@ extension ChaosRun {
         guard storeCalls != checkedAtStoreCalls else { return nil }
         checkedAtStoreCalls = storeCalls
         let records = try await store.books(state: nil, limit: nil)
-        let slack = world.schedule.maximum + world.lease + replicas.map { abs(kernel.offset(replica: $0.index)) }.max()! + 5
+        let slack = world.schedule.maximum + world.lease + kernel.largestOffset + 5
         for record in records {
             let uuid = record.uuid
             if everTracked[uuid] == nil { everTracked[uuid] = now }
@@ -118,7 +118,9 @@ extension ChaosRun {
     /// After the drain: every generation that stayed finished long enough is retrieved, or its
     /// supersession is recorded; nil when all is well.
     func checkLiveness() async throws -> ChaosViolation? {
-        let window = 4 * world.schedule.maximum + world.lease + 600
+        // A reopen right after the first trusted retention poll waits for the next one (one
+        // maximum later at least); a dead replica's poll claim and job lease each cost a lease.
+        let window = (PollSchedule.trustedRetentionStart + 1) * world.schedule.maximum + 2 * world.lease + 600
         for book in simulation.scenario.books where !operatorUntracked.contains(book.uuid) && book.deletedAt == nil {
             guard let since = everTracked[book.uuid] else { continue }
             guard let record = try await store.book(book.uuid) else {
