@@ -147,6 +147,7 @@ struct ServeCommand: AsyncParsableCommand {
             services.append(
                 Application(
                     router: BookWatchRoutes.adminRouter(store: store, health: health, metrics: metrics, clock: clock),
+                    server: BookWatchRoutes.httpServer(),
                     configuration: .init(address: .hostname(settings.host, port: adminPort), serverName: "bookwatch-admin"),
                     logger: logger
                 )
@@ -157,6 +158,7 @@ struct ServeCommand: AsyncParsableCommand {
         services.append(WebhookSetupReport(client: client, publicURL: settings.publicURL, secretConfigured: verifier != nil, logger: logger))
         let app = Application(
             router: router,
+            server: BookWatchRoutes.httpServer(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "bookwatch"),
             services: services,
             logger: logger

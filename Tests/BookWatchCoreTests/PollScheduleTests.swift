@@ -291,33 +291,20 @@ import Testing
         // ... and at least four maxima (trustedRetentionStart) however recent the finish.
         #expect(next(trusted: true, finishedAgo: 3600, interval: 14_000) == 7200)
         // A window shorter than that keeps one poll, at its end (not none at all).
-        let hour = PollSchedule(minimum: 60, maximum: 1800, retention: 3600)
-        #expect(
-            hour.nextPoll(
-                cadence: .retention,
-                lastWebhookAt: nil,
-                now: now,
-                webhooksSilent: false,
-                unitRandom: 0,
-                finishedAt: now,
-                webhooksTrusted: true
-            )
-                == now.addingTimeInterval(3600)
-        )
-        let short = PollSchedule(minimum: 60, maximum: 1800, retention: 1000)
-        #expect(
-            short.nextPoll(
-                cadence: .retention,
-                lastWebhookAt: nil,
-                now: now,
-                webhooksSilent: false,
-                unitRandom: 0,
-                finishedAt: now,
-                webhooksTrusted: true
-            )
-                == nil,
-            "shorter than the maximum: none, as before"
-        )
+        func firstTrusted(retention: TimeInterval) -> Date? {
+            PollSchedule(minimum: 60, maximum: 1800, retention: retention)
+                .nextPoll(
+                    cadence: .retention,
+                    lastWebhookAt: nil,
+                    now: now,
+                    webhooksSilent: false,
+                    unitRandom: 0,
+                    finishedAt: now,
+                    webhooksTrusted: true
+                )
+        }
+        #expect(firstTrusted(retention: 3600) == now.addingTimeInterval(3600))
+        #expect(firstTrusted(retention: 1000) == nil, "shorter than the maximum: none, as before")
         // The retention window still ends the polls.
         #expect(next(trusted: false, finishedAgo: 7 * 86400 - 10_000, interval: 14_000) == nil)
     }

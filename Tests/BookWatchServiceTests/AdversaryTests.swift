@@ -44,6 +44,9 @@ import Testing
             /// Analytics calls about these Books are held (after `beforeSend`) until `release()`.
             var holdAnalyticsOf: Set<BookUUID> = []
             var heldAnalytics: [CheckedContinuation<Void, Never>] = []
+            /// Answers to a status call by pk name the pk asked (as the real client requires);
+            /// false: they name none (an answer that leaves the pk out).
+            var echoesPK = true
         }
         let state: Mutex<State>
         let clock: ManualClock
@@ -84,7 +87,8 @@ import Testing
 
         func bookStatus(pk: Int, priority: RequestPriority) async throws -> BookStatusResult {
             var result = try await bookStatus(uuid: AdversaryTests.uuid, priority: priority)
-            result.pk = pk  // as the real client: an answer naming another pk is an error
+            // As the real client: an answer naming another pk is an error.
+            result.pk = state.withLock { $0.echoesPK } ? pk : nil
             return result
         }
 
@@ -903,17 +907,21 @@ import Testing
 
     /// pk-only deliveries about a Book not tracked here (auto-track off): the first costs a
     /// status call by pk, the later ones reuse what it told (a pk names one Book for good).
-    @Test func pkOnlyDeliveriesAboutAnUntrackedBookCostOneStatusCall() async throws {
+    /// An answer that does not name the pk asked proves nothing about it: not remembered, so
+    /// each such delivery asks again.
+    @Test(arguments: [true, false])
+    func pkOnlyDeliveriesAboutAnUntrackedBookCostOneStatusCall(answersNamePK: Bool) async throws {
         let h = try IngressHarness()
         let clock = h.clock
         let api = AdversaryTests.API(clock: clock, status: [.snapshot(AdversaryTests.verifying)])
+        api.state.withLock { $0.echoesPK = answersNamePK }
         let watcher = AdversaryTests.watcher(h, api, clock: clock) { $0.autoTrack = false }
         let body = #"{"status":"VERIFICATION_COMPLETE","uploaded_doc_pk":5,"book_pk":99}"#
         for round in 0..<3 {
             _ = try await h.store.appendToInbox(Self.delivery("pk-\(round)", body, uuid: nil, pk: 99, event: "", at: clock.now()))
             #expect(try await watcher.processInbox() == 1)
         }
-        #expect(api.calls.status == 1)
+        #expect(api.calls.status == (answersNamePK ? 1 : 3))
         #expect(try await h.store.book(AdversaryTests.uuid) == nil, "not tracked: auto-track is off")
     }
 

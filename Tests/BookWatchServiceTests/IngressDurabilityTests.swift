@@ -241,9 +241,25 @@ final class Box<Value: Sendable>: Sendable {
 @Suite struct LyingContentLengthTests {
     /// Sends raw bytes on a fresh TCP connection and returns what comes back before the peer
     /// closes or `seconds` pass.
-    func raw(_ text: String, port: Int, closeAfterWrite: Bool, seconds: Int = 3) -> String {
+    func raw(_ text: String, port: Int, closeAfterWrite: Bool, seconds: Int = 3) async -> String {
+        await exchange(text, port: port, closeAfterWrite: closeAfterWrite, seconds: seconds).answer
+    }
+
+    /// `raw`, also saying whether the server closed the connection before `seconds` passed
+    /// (a read of zero bytes, not a read timing out). The blocking socket calls run on a
+    /// dispatch thread: on the cooperative pool (two threads here) two tests waiting at once
+    /// would leave the server's handlers no thread to answer on.
+    func exchange(_ text: String, port: Int, closeAfterWrite: Bool, seconds: Int) async -> (answer: String, closedByServer: Bool) {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: Self.blockingExchange(text, port: port, closeAfterWrite: closeAfterWrite, seconds: seconds))
+            }
+        }
+    }
+
+    static func blockingExchange(_ text: String, port: Int, closeAfterWrite: Bool, seconds: Int) -> (answer: String, closedByServer: Bool) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return "" }
+        guard fd >= 0 else { return ("", false) }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -252,14 +268,43 @@ final class Box<Value: Sendable>: Sendable {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { return "" }
+        guard connected == 0 else { return ("", false) }
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = text.withCString { send(fd, $0, strlen($0), 0) }
         if closeAfterWrite { shutdown(fd, Int32(SHUT_WR)) }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = recv(fd, &buffer, buffer.count, 0)
-        return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
+        return (count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : "", count == 0)
+    }
+
+    /// A sender that stops in the middle of its headers, or of its body, is cut off after the
+    /// idle timeout (0.3 s here; a guard of 30 s tells a close from a read timing out), and the
+    /// server goes on answering.
+    @Test func aSenderThatStallsMidRequestIsCutOffAfterTheIdleTimeout() async throws {
+        let h = try IngressHarness(secrets: [])
+        try await h.application(idleTimeout: .milliseconds(300)).test(.live) { client in
+            let port = try #require(client.port)
+            let headers = await exchange("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\n", port: port, closeAfterWrite: false, seconds: 30)
+            #expect(headers.closedByServer && headers.answer.isEmpty)
+            let body = await exchange(
+                "POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"book_pk\":1",
+                port: port,
+                closeAfterWrite: false,
+                seconds: 30
+            )
+            #expect(body.closedByServer && body.answer.isEmpty)
+            // A whole request on a fresh connection is answered (the test client's own keep-alive
+            // connection has been idle longer than the timeout by now, and was closed too).
+            let ok = await exchange(
+                "POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"book_pk\":1}",
+                port: port,
+                closeAfterWrite: false,
+                seconds: 30
+            )
+            #expect(ok.answer.hasPrefix("HTTP/1.1 200"))
+        }
+        #expect(try await h.store.inboxCount() == 1)
     }
 
     @Test func aLyingContentLengthNeitherHangsNorCrashesTheServer() async throws {
@@ -269,7 +314,7 @@ final class Box<Value: Sendable>: Sendable {
             // Declares far more than the limit: refused before any body is read. (The answer is
             // immediate; 30 s only bounds a hang: a clean-clone CI run, every suite at once on 2
             // cores, once got nothing within 3 s.)
-            let huge = raw(
+            let huge = await raw(
                 "POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{}",
                 port: port,
                 closeAfterWrite: false,
@@ -277,9 +322,13 @@ final class Box<Value: Sendable>: Sendable {
             )
             #expect(huge.hasPrefix("HTTP/1.1 413"))
             // Declares more than it sends, then the client goes away: the request ends, nothing is stored.
-            _ = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"book_pk\":1", port: port, closeAfterWrite: true)
+            _ = await raw(
+                "POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"book_pk\":1",
+                port: port,
+                closeAfterWrite: true
+            )
             // Declares less than it sends: the extra bytes are a malformed next request, not a crash.
-            _ = raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{\"book_pk\":1}", port: port, closeAfterWrite: true)
+            _ = await raw("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{\"book_pk\":1}", port: port, closeAfterWrite: true)
             // The server still answers normally.
             let body = #"{"book_pk":1}"#
             let ok = try await client.execute(

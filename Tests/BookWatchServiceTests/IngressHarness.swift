@@ -62,9 +62,10 @@ struct IngressHarness {
         )
     }
 
-    func application() -> some ApplicationProtocol {
+    func application(idleTimeout: TimeAmount = BookWatchRoutes.idleTimeout) -> some ApplicationProtocol {
         Application(
             router: BookWatchRoutes.router(ingress: ingress, store: store, health: health, metrics: metrics),
+            server: BookWatchRoutes.httpServer(idleTimeout: idleTimeout),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             services: [writer]
         )

@@ -4,6 +4,7 @@ import BookWatchStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import OcrolusAPI
@@ -13,6 +14,18 @@ import OcrolusAPI
 /// One listener serves everything (`router`), or, with `--admin-port`, the public listener serves
 /// only `POST /webhooks/ocrolus` (`publicRouter`) and the admin listener the rest (`adminRouter`).
 public enum BookWatchRoutes {
+    /// How long a connection may send nothing while its request is being read, or sit idle
+    /// between requests, before it is closed: a sender that opens a connection and trickles a
+    /// request (or never finishes one) holds no connection and no buffered body beyond this.
+    /// Ocrolus gives up on a delivery after 5-10 s, so a real one never comes near it; a request
+    /// read in full and waiting on its group commit is not cut.
+    public static let idleTimeout: TimeAmount = .seconds(30)
+
+    /// The HTTP/1.1 server both listeners run: Hummingbird's, with `idleTimeout`.
+    public static func httpServer(idleTimeout: TimeAmount = Self.idleTimeout) -> HTTPServerBuilder {
+        .http1(configuration: HTTP1Channel.Configuration(idleTimeout: idleTimeout))
+    }
+
     /// Every route on one listener (no `--admin-port`). `/readyz` here is reachable wherever
     /// webhooks are, so it says that the database is unwritable but not why.
     ///
