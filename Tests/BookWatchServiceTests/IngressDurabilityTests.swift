@@ -246,20 +246,36 @@ final class Box<Value: Sendable>: Sendable {
     }
 
     /// `raw`, also saying whether the server closed the connection before `seconds` passed
-    /// (a read of zero bytes, not a read timing out). The blocking socket calls run on a
-    /// dispatch thread: on the cooperative pool (two threads here) two tests waiting at once
-    /// would leave the server's handlers no thread to answer on.
-    func exchange(_ text: String, port: Int, closeAfterWrite: Bool, seconds: Int) async -> (answer: String, closedByServer: Bool) {
+    /// (a read of zero bytes or a reset, not a read timing out), after sending `trickle` more
+    /// bytes one every 100 ms (stopping when a send fails: the server closed) and how many of
+    /// those were sent. The blocking socket calls run on a dispatch thread: on the cooperative
+    /// pool (two threads here) two tests waiting at once would leave the server's handlers no
+    /// thread to answer on.
+    func exchange(
+        _ text: String,
+        port: Int,
+        closeAfterWrite: Bool,
+        seconds: Int,
+        trickle: Int = 0
+    ) async -> (answer: String, closedByServer: Bool, trickled: Int) {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: Self.blockingExchange(text, port: port, closeAfterWrite: closeAfterWrite, seconds: seconds))
+                continuation.resume(
+                    returning: Self.blockingExchange(text, port: port, closeAfterWrite: closeAfterWrite, seconds: seconds, trickle: trickle)
+                )
             }
         }
     }
 
-    static func blockingExchange(_ text: String, port: Int, closeAfterWrite: Bool, seconds: Int) -> (answer: String, closedByServer: Bool) {
+    static func blockingExchange(
+        _ text: String,
+        port: Int,
+        closeAfterWrite: Bool,
+        seconds: Int,
+        trickle: Int
+    ) -> (answer: String, closedByServer: Bool, trickled: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return ("", false) }
+        guard fd >= 0 else { return ("", false, 0) }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -268,22 +284,32 @@ final class Box<Value: Sendable>: Sendable {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { return ("", false) }
+        guard connected == 0 else { return ("", false, 0) }
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = text.withCString { send(fd, $0, strlen($0), 0) }
+        let noSignal = Int32(MSG_NOSIGNAL)
+        _ = text.withCString { send(fd, $0, strlen($0), noSignal) }
+        var trickled = 0
+        while trickled < trickle {
+            usleep(100_000)
+            var byte: UInt8 = 0x20
+            guard send(fd, &byte, 1, noSignal) == 1 else { break }
+            trickled += 1
+        }
         if closeAfterWrite { shutdown(fd, Int32(SHUT_WR)) }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = recv(fd, &buffer, buffer.count, 0)
-        return (count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : "", count == 0)
+        let reset = count < 0 && (errno == ECONNRESET || errno == EPIPE)
+        return (count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : "", count == 0 || reset, trickled)
     }
 
-    /// A sender that stops in the middle of its headers, or of its body, is cut off after the
-    /// idle timeout (0.3 s here; a guard of 30 s tells a close from a read timing out), and the
-    /// server goes on answering.
-    @Test func aSenderThatStallsMidRequestIsCutOffAfterTheIdleTimeout() async throws {
+    /// A sender that stops in the middle of its headers is cut off by the idle timeout (2 s
+    /// here); one that trickles its body a byte every 100 ms, which restarts that timer each
+    /// time, by the request deadline (1 s here) long before its 100 bytes are out; a guard of
+    /// 30 s tells a close from a read timing out. The server goes on answering.
+    @Test func aSenderThatStallsMidRequestIsCutOff() async throws {
         let h = try IngressHarness(secrets: [])
-        try await h.application(idleTimeout: .milliseconds(300)).test(.live) { client in
+        try await h.application(idleTimeout: .seconds(2), requestDeadline: .seconds(1)).test(.live) { client in
             let port = try #require(client.port)
             let headers = await exchange("POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\n", port: port, closeAfterWrite: false, seconds: 30)
             #expect(headers.closedByServer && headers.answer.isEmpty)
@@ -291,9 +317,22 @@ final class Box<Value: Sendable>: Sendable {
                 "POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"book_pk\":1",
                 port: port,
                 closeAfterWrite: false,
-                seconds: 30
+                seconds: 30,
+                trickle: 100
             )
             #expect(body.closedByServer && body.answer.isEmpty)
+            #expect(body.trickled < 50, "cut off while still trickling: \(body.trickled) bytes")
+            // Refused at once (over the body limit), then its body drained by Hummingbird: the
+            // deadline ends the drain too.
+            let refused = await exchange(
+                "POST /webhooks/ocrolus HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{",
+                port: port,
+                closeAfterWrite: false,
+                seconds: 30,
+                trickle: 100
+            )
+            #expect(refused.answer.hasPrefix("HTTP/1.1 413"))
+            #expect(refused.trickled < 50, "the drain cut off: \(refused.trickled) bytes")
             // A whole request on a fresh connection is answered (the test client's own keep-alive
             // connection has been idle longer than the timeout by now, and was closed too).
             let ok = await exchange(

@@ -62,10 +62,13 @@ struct IngressHarness {
         )
     }
 
-    func application(idleTimeout: TimeAmount = BookWatchRoutes.idleTimeout) -> some ApplicationProtocol {
+    func application(
+        idleTimeout: TimeAmount = BookWatchRoutes.idleTimeout,
+        requestDeadline: TimeAmount = BookWatchRoutes.requestDeadline
+    ) -> some ApplicationProtocol {
         Application(
             router: BookWatchRoutes.router(ingress: ingress, store: store, health: health, metrics: metrics),
-            server: BookWatchRoutes.httpServer(idleTimeout: idleTimeout),
+            server: BookWatchRoutes.httpServer(idleTimeout: idleTimeout, requestDeadline: requestDeadline),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             services: [writer]
         )

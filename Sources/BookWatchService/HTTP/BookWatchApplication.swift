@@ -14,16 +14,27 @@ import OcrolusAPI
 /// One listener serves everything (`router`), or, with `--admin-port`, the public listener serves
 /// only `POST /webhooks/ocrolus` (`publicRouter`) and the admin listener the rest (`adminRouter`).
 public enum BookWatchRoutes {
-    /// How long a connection may send nothing while its request is being read, or sit idle
-    /// between requests, before it is closed: a sender that opens a connection and trickles a
-    /// request (or never finishes one) holds no connection and no buffered body beyond this.
-    /// Ocrolus gives up on a delivery after 5-10 s, so a real one never comes near it; a request
-    /// read in full and waiting on its group commit is not cut.
+    /// Hummingbird's idle timeout: a connection whose request head has not arrived this long
+    /// after it opened (or after its last response) is closed. It restarts at every decoded part,
+    /// so a body trickled a byte at a time would outlive it: `requestDeadline` bounds that.
     public static let idleTimeout: TimeAmount = .seconds(30)
+    /// How long after its head a request must be read in full before the connection is closed
+    /// (`RequestDeadlineHandler`), whatever arrives meanwhile; this also bounds the body
+    /// Hummingbird drains after an early refusal (403, 413). Ocrolus's documented delivery
+    /// timeout is 5-10 s, so its deliveries never come near it; a request read in full and
+    /// waiting on its group commit is never cut.
+    public static let requestDeadline: TimeAmount = .seconds(30)
 
-    /// The HTTP/1.1 server both listeners run: Hummingbird's, with `idleTimeout`.
-    public static func httpServer(idleTimeout: TimeAmount = Self.idleTimeout) -> HTTPServerBuilder {
-        .http1(configuration: HTTP1Channel.Configuration(idleTimeout: idleTimeout))
+    /// The HTTP/1.1 server both listeners run: Hummingbird's, with `idleTimeout` and a
+    /// `RequestDeadlineHandler` per connection.
+    public static func httpServer(idleTimeout: TimeAmount = Self.idleTimeout, requestDeadline: TimeAmount = Self.requestDeadline) -> HTTPServerBuilder
+    {
+        .http1(
+            configuration: HTTP1Channel.Configuration(
+                additionalChannelHandlers: [RequestDeadlineHandler(deadline: requestDeadline)],
+                idleTimeout: idleTimeout
+            )
+        )
     }
 
     /// Every route on one listener (no `--admin-port`). `/readyz` here is reachable wherever
