@@ -145,7 +145,8 @@ package struct TransitionDriver {
             machine: machine,
             actions: actions,
             created: created,
-            nextPollAt: plan.schedule.next.map(Date.init(storageMillis:))
+            nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)),
+            staleAnswer: plan.staleAnswer
         )
         return write(steps, outcome)
     }

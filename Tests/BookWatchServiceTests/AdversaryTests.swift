@@ -208,6 +208,33 @@ import Testing
         #expect(try await h.store.pendingNotifications(limit: 10).map(\.generation) == [2])
     }
 
+    /// Found by the chaos search (seed 1955): the finish was applied from a replica whose clock
+    /// ran 10 minutes ahead, so this replica's view after, asked later in real time, reads as
+    /// older and is dropped; it confirmed the generation anyway, keeping analytics fetched across
+    /// a reopen. A dropped view after confirms nothing: the job waits, and a newer view supersedes.
+    @Test func aViewAfterOlderThanTheAppliedAnswerConfirmsNothing() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.grown)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        let ahead = PollAnswer(takenAt: clock.now().addingTimeInterval(600))
+        _ = try await h.store.apply(.snapshot(Self.finished, ahead), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await watcher.runAnalytics(limit: 1) == 1)
+        var record = try #require(try await h.store.book(Self.uuid))
+        #expect(record.machine.generation == 1 && record.machine.phase == .retrieving, "not confirmed by a dropped answer")
+        #expect(try await h.store.pendingNotifications(limit: 10).isEmpty)
+        #expect(api.calls == (status: 1, analytics: 1))
+        // Once this replica's views are newer than the applied one, the view after shows the new
+        // document: generation 1 is superseded with what it stored, generation 2 retrieves.
+        clock.advance(by: 700)
+        #expect(try await watcher.runAnalytics(limit: 1) == 1)
+        record = try #require(try await h.store.book(Self.uuid))
+        #expect(record.machine.generation == 2)
+        #expect(try await h.store.pendingNotifications(limit: 10).isEmpty)
+        #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).allSatisfy { $0.generation == 2 })
+    }
+
     /// Found by a review: a gone answer as the view after would confirm an earlier gone answer,
     /// supersede the fully fetched generation and, when the Book came back, fetch it again as a
     /// new generation. The view after's "gone" shows no new Document: the generation completes.

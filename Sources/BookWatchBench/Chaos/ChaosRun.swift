@@ -88,6 +88,9 @@ final class ChaosRun {
     /// Supersessions (which delete results) seen by the last duplicate check: a step that
     /// deletes one result and stores another leaves the count alone.
     var checkedSupersessions = 0
+    /// The count of complete jobs at the last check of stored results (a job completing makes
+    /// its results final, so they are checked again).
+    var checkedCompleteJobs = -1
     var step = 0
     /// Chains whose last run found nothing to do, with nothing else happening since: starting
     /// them again would be a step wasted (replica:kind).

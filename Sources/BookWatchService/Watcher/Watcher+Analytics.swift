@@ -219,6 +219,17 @@ extension Watcher {
         if case .gone = after.snapshot { return true }
         let answer = PollAnswer(takenAt: after.requestedAt ?? asked, bookName: after.name)
         let outcome = try await applyObserved(.snapshot(after.snapshot, answer), to: job.bookUUID)
+        if outcome?.staleAnswer == true {
+            // Asked before the answer already applied (by this replica's clock: another replica's
+            // is ahead of it): dropped unread, so it confirms nothing. Completing on it kept a
+            // paged result fetched across a reopen (found by the chaos search, seed 1955: a
+            // replica's clock 600 s ahead). The job waits for a view that is newer.
+            log.warning(
+                "the view after is older than the Book's last applied answer (replicas' clocks disagree?); the job waits for a newer one"
+            )
+            try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(store.schedule.confirmFreshness), awaitingView: true)
+            return false
+        }
         guard let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation else {
             metrics.lateResult()
             log.notice(
