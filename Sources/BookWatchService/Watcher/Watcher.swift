@@ -111,6 +111,8 @@ public final class Watcher: Sendable {
         if !changed && longer { _ = try? await tightenPolls(includingFinished: true) }
         if changed {
             if isSilent {
+                // The tightening below covers the Books in tracking too.
+                state.withLock { $0.trackingTightenedAt = now }
                 let interval = silentInterval()
                 let moved = (try? await tightenPolls(includingFinished: longSilence)) ?? 0
                 let expected = state.withLock { state -> String in
@@ -156,7 +158,8 @@ public final class Watcher: Sendable {
             let moved = try await store.tightenPolls(now: now, scope: .tracking, silentInterval: silentInterval(), finishedInterval: nil)
             if moved > 0 { logger.debug("first polls of newly tracked Books pulled in", metadata: ["polls_moved": "\(moved)"]) }
         } catch {
-            logger.warning("could not pull in newly tracked Books' first polls", metadata: ["error": "\(error)"])
+            // The loops already log a database that fails; this runs every 10 s meanwhile.
+            logger.debug("could not pull in newly tracked Books' first polls", metadata: ["error": "\(error)"])
         }
     }
 
