@@ -89,7 +89,7 @@ extension BookMachine {
         // A document the generation covered missing from the listing (a short page, `docs: []`):
         // applied at once, it would be forgotten with its coverage, and its return in the next
         // answer would read as a new document, a new generation, the same analytics again.
-        let lostDocument = documents.contains { known in known.isConfirmed && known.covered && !listed.contains { known.ref.matches($0.ref) } }
+        let lostDocument = missesCoveredDocument(listed)
         if (snapshot.isFinished && !lostDocument) || newDocument {
             if doubt?.kind == .reopen { doubt = nil }
             return nil

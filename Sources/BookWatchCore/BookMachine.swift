@@ -178,6 +178,23 @@ public struct BookMachine: Hashable, Sendable {
         public var doubt: Doubt?
     }
 
+    /// Whether `snapshot` shows the current generation as it finished: finished, every document it
+    /// lists one the generation covered, and none of those missing. What a retrieval's view after
+    /// must show to confirm the analytics fetched before it, whether or not the answer could be
+    /// applied (one dated before the last applied answer by its replica's clock is dropped unread,
+    /// and one showing a covered document unfinished is held back as a doubt; what it shows is
+    /// still Ocrolus's state after the analytics answered).
+    public func showsFinishedGeneration(_ snapshot: BookSnapshot) -> Bool {
+        guard case .present(_, _, let listed) = snapshot, snapshot.isFinished else { return false }
+        let onlyCovered = listed.allSatisfy { item in documents.contains { $0.covered && $0.ref.matches(item.ref) } }
+        return onlyCovered && !missesCoveredDocument(listed)
+    }
+
+    /// A document the generation covered (and an answer confirmed) is missing from `listed`.
+    func missesCoveredDocument(_ listed: [DocumentSnapshot]) -> Bool {
+        documents.contains { known in known.isConfirmed && known.covered && !listed.contains { known.ref.matches($0.ref) } }
+    }
+
     /// Feeds one input to the machine and returns what must be done, in order.
     ///
     /// - Parameters:

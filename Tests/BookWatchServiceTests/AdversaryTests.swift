@@ -235,6 +235,27 @@ import Testing
         #expect(try await h.store.analyticsResults(for: Self.uuid, endpoint: nil).allSatisfy { $0.generation == 2 })
     }
 
+    /// A view after dropped as older than the applied answer still says what Ocrolus showed after
+    /// the analytics answered: when that is the generation as it finished, it confirms (a replica
+    /// whose clock runs behind is not stuck until it catches up). One showing a covered document
+    /// unfinished (held back as a reopen doubt, the machine unchanged) confirms nothing.
+    @Test(arguments: [true, false])
+    func aViewAfterConfirmsByWhatItShows(showsTheGeneration: Bool) async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(showsTheGeneration ? Self.finished : Self.verifying)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        let ahead = PollAnswer(takenAt: clock.now().addingTimeInterval(showsTheGeneration ? 600 : 0))
+        _ = try await h.store.apply(.snapshot(Self.finished, ahead), to: Self.uuid, at: clock.now(), options: .init())
+        clock.advance(by: 1)
+        #expect(try await watcher.runAnalytics(limit: 1) == 1)
+        let record = try #require(try await h.store.book(Self.uuid))
+        #expect(record.machine.generation == 1)
+        #expect(record.machine.phase == (showsTheGeneration ? .complete : .retrieving))
+        #expect(try await h.store.pendingNotifications(limit: 10).map(\.generation) == (showsTheGeneration ? [1] : []))
+    }
+
     /// Found by a review: a gone answer as the view after would confirm an earlier gone answer,
     /// supersede the fully fetched generation and, when the Book came back, fetch it again as a
     /// new generation. The view after's "gone" shows no new Document: the generation completes.

@@ -219,23 +219,27 @@ extension Watcher {
         if case .gone = after.snapshot { return true }
         let answer = PollAnswer(takenAt: after.requestedAt ?? asked, bookName: after.name)
         let outcome = try await applyObserved(.snapshot(after.snapshot, answer), to: job.bookUUID)
-        if outcome?.staleAnswer == true {
-            // Asked before the answer already applied (by this replica's clock: another replica's
-            // is ahead of it): dropped unread, so it confirms nothing. Completing on it kept a
-            // paged result fetched across a reopen (found by the chaos search, seed 1955: a
-            // replica's clock 600 s ahead). The job waits for a view that is newer.
-            log.warning(
-                "the view after is older than the Book's last applied answer (replicas' clocks disagree?); the job waits for a newer one"
-            )
-            try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(store.schedule.confirmFreshness), awaitingView: true)
-            return false
-        }
         guard let machine = outcome?.machine, machine.phase == .retrieving, machine.generation == job.generation else {
             metrics.lateResult()
             log.notice(
                 "analytics dropped: the Book changed while they were fetched; the next generation retrieves them",
                 metadata: ["phase": "\(outcome?.machine.phase.rawValue ?? "untracked")"]
             )
+            return false
+        }
+        // It confirms by what it shows, not by the machine being unchanged: an answer dropped as
+        // older than the last applied one (its replica's clock behind another's) left the machine
+        // as it was, and completing on it kept a paged result fetched across a reopen (found by
+        // the chaos search, seed 1955: a replica's clock 600 s ahead); one showing a covered
+        // document unfinished is held back as a doubt, the machine unchanged too. Either way the
+        // job waits for the next view; a dropped answer that shows the generation confirms it.
+        guard machine.showsFinishedGeneration(after.snapshot) else {
+            log.warning(
+                outcome?.staleAnswer == true
+                    ? "the view after is older than the Book's last applied answer (replicas' clocks disagree?) and shows a change; the job waits for a newer view"
+                    : "the view after does not show the generation finished as it was; the job waits for the next answer"
+            )
+            try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(store.schedule.confirmFreshness), awaitingView: true)
             return false
         }
         return true
