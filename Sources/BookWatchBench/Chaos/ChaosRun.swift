@@ -234,6 +234,10 @@ final class ChaosRun {
         for replica in replicas {
             replica.paused = false
             if replica.gate.isDead { try await restart(replica) }
+            // A crash armed before the drain would otherwise fire in it, and the drain restarts
+            // no one: both replicas dead for its whole length read as a generation never
+            // retrieved (seed 1982, a false positive).
+            replica.gate.disarm()
         }
         let settledAt = max(kernel.now, simulation.settledAt)
         let deadline = settledAt.addingTimeInterval(8 * world.schedule.maximum + world.lease + 3 * 3600)

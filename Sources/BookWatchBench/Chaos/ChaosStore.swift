@@ -28,6 +28,14 @@ final class CrashGate: Sendable {
 
     func kill() { state.withLock { $0.dead = true } }
 
+    /// A crash armed but not fired yet never fires (the drain heals the world).
+    func disarm() {
+        state.withLock { state in
+            state.countdown = nil
+            state.fireAfter = false
+        }
+    }
+
     /// Before a store call: throws when the replica is (now) dead.
     func before() throws(ChaosCrash) {
         let fire = state.withLock { state -> Bool in
