@@ -24,7 +24,7 @@ extension BookMachine {
             if phase == .deleted {
                 // The snapshot wins: the Book exists after all. Retrieved before it was marked
                 // deleted, and finished with the same documents: it is that generation still.
-                let sameDocuments = listed.allSatisfy { item in documents.contains { $0.covered && $0.ref.matches(item.ref) } }
+                let sameDocuments = listsOnlyCoveredDocuments(listed)
                 if finishedAt != nil && snapshot.isFinished && sameDocuments && generation == lastOpenedGeneration {
                     if let pk { self.pk = pk }
                     lastSnapshotAt = asOf

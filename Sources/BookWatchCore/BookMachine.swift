@@ -186,8 +186,12 @@ public struct BookMachine: Hashable, Sendable {
     /// still Ocrolus's state after the analytics answered).
     public func showsFinishedGeneration(_ snapshot: BookSnapshot) -> Bool {
         guard case .present(_, _, let listed) = snapshot, snapshot.isFinished else { return false }
-        let onlyCovered = listed.allSatisfy { item in documents.contains { $0.covered && $0.ref.matches(item.ref) } }
-        return onlyCovered && !missesCoveredDocument(listed)
+        return listsOnlyCoveredDocuments(listed) && !missesCoveredDocument(listed)
+    }
+
+    /// Every document in `listed` is one the generation covered.
+    func listsOnlyCoveredDocuments(_ listed: [DocumentSnapshot]) -> Bool {
+        listed.allSatisfy { item in documents.contains { $0.covered && $0.ref.matches(item.ref) } }
     }
 
     /// A document the generation covered (and an answer confirmed) is missing from `listed`.

@@ -145,8 +145,7 @@ package struct TransitionDriver {
             machine: machine,
             actions: actions,
             created: created,
-            nextPollAt: plan.schedule.next.map(Date.init(storageMillis:)),
-            staleAnswer: plan.staleAnswer
+            nextPollAt: plan.schedule.next.map(Date.init(storageMillis:))
         )
         return write(steps, outcome)
     }

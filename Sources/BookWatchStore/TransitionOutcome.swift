@@ -11,16 +11,12 @@ public struct TransitionOutcome: Sendable {
     public var created: Bool
     /// The next poll as stored (nil: none scheduled).
     public var nextPollAt: Date?
-    /// True when the input was a status answer asked before the answer already applied: it was
-    /// dropped, and says nothing about the Book (`machine` is as it was).
-    public var staleAnswer: Bool
 
     /// What a transition came to.
-    package init(machine: BookMachine, actions: [BookAction], created: Bool, nextPollAt: Date?, staleAnswer: Bool = false) {
+    package init(machine: BookMachine, actions: [BookAction], created: Bool, nextPollAt: Date?) {
         self.machine = machine
         self.actions = actions
         self.created = created
         self.nextPollAt = nextPollAt
-        self.staleAnswer = staleAnswer
     }
 }

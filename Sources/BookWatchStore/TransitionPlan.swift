@@ -65,8 +65,6 @@ package struct TransitionPlan: Sendable {
     /// The name is an authenticated webhook's: it names a Book that has none yet, and never
     /// replaces a status answer's (a delivery can be older than the last answer).
     package var bookNameFillsOnly = false
-    /// The input was a status answer asked before the one already applied: dropped unread.
-    package var staleAnswer = false
 
     /// True when `input` may create a Book's row: the operator's `track`, or a webhook hint with
     /// `HintDelivery.trackUnknown` (auto-track).
@@ -138,7 +136,6 @@ package struct TransitionPlan: Sendable {
         if input.isStatusAnswer, let taken = input.pollAnswer.takenAt?.storageMillis, let asOf = stored.snapshotAsOf, taken < asOf {
             var plan = TransitionPlan()
             plan.schedule = stored
-            plan.staleAnswer = true
             if let claim = input.pollAnswer.claim?.storageMillis, stored.claimedAt == claim { plan.schedule.claimedAt = nil }
             return ([], plan)
         }

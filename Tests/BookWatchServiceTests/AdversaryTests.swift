@@ -211,7 +211,8 @@ import Testing
     /// Found by the chaos search (seed 1955): the finish was applied from a replica whose clock
     /// ran 10 minutes ahead, so this replica's view after, asked later in real time, reads as
     /// older and is dropped; it confirmed the generation anyway, keeping analytics fetched across
-    /// a reopen. A dropped view after confirms nothing: the job waits, and a newer view supersedes.
+    /// a reopen. A dropped view after showing a new document confirms nothing: the job waits, and
+    /// a newer view supersedes.
     @Test func aViewAfterOlderThanTheAppliedAnswerConfirmsNothing() async throws {
         let h = try IngressHarness()
         let clock = ManualClock(start: h.clock.now())
@@ -254,6 +255,25 @@ import Testing
         #expect(record.machine.generation == 1)
         #expect(record.machine.phase == (showsTheGeneration ? .complete : .retrieving))
         #expect(try await h.store.pendingNotifications(limit: 10).map(\.generation) == (showsTheGeneration ? [1] : []))
+    }
+
+    /// From the maintainer's review: a newer answer (a replica ahead) showed a covered document
+    /// unfinished, held back as a reopen doubt; an older view after showing the generation
+    /// finished is dropped and cannot settle that doubt, so it confirms nothing.
+    @Test func aDroppedViewAfterDoesNotSettleAReopenDoubt() async throws {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = API(clock: clock, status: [.snapshot(Self.finished)])
+        let watcher = Self.watcher(h, api, clock: clock)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let ahead = PollAnswer(takenAt: clock.now().addingTimeInterval(600))
+        _ = try await h.store.apply(.snapshot(Self.verifying, ahead), to: Self.uuid, at: clock.now(), options: .init())
+        #expect(try await h.store.book(Self.uuid)?.machine.doubt?.kind == .reopen)
+        clock.advance(by: 1)
+        #expect(try await watcher.runAnalytics(limit: 1) == 1)
+        #expect(try await h.store.book(Self.uuid)?.machine.phase == .retrieving)
+        #expect(try await h.store.pendingNotifications(limit: 10).isEmpty)
     }
 
     /// Found by a review: a gone answer as the view after would confirm an earlier gone answer,

@@ -233,12 +233,12 @@ extension Watcher {
         // the chaos search, seed 1955: a replica's clock 600 s ahead); one showing a covered
         // document unfinished is held back as a doubt, the machine unchanged too. Either way the
         // job waits for the next view; a dropped answer that shows the generation confirms it.
-        guard machine.showsFinishedGeneration(after.snapshot) else {
-            log.warning(
-                outcome?.staleAnswer == true
-                    ? "the view after is older than the Book's last applied answer (replicas' clocks disagree?) and shows a change; the job waits for a newer view"
-                    : "the view after does not show the generation finished as it was; the job waits for the next answer"
-            )
+        // A reopen doubt still open (an answer newer than this one showed a covered document
+        // unfinished) is not settled by an answer the store could not apply.
+        guard machine.doubt?.kind != .reopen, machine.showsFinishedGeneration(after.snapshot) else {
+            // Held back as a doubt, or dropped as older than the last applied answer (replicas'
+            // clocks disagreeing) while showing a change the store could not apply.
+            log.warning("the view after does not show the generation finished as it was; the job waits for the next answer")
             try await apply(job, .notReady, retryAt: clock.now().addingTimeInterval(store.schedule.confirmFreshness), awaitingView: true)
             return false
         }
