@@ -94,7 +94,7 @@ package final class SQLiteExport: Sendable {
             let condition = after == nil ? "" : " WHERE \(key) > (" + keys.map { _ in "?" }.joined(separator: ", ") + ")"
             let order = keys.joined(separator: ", ")
             let statement = try db.makeStatement(sql: "SELECT \(selected), \(list) FROM \"\(table)\"\(condition) ORDER BY \(order) LIMIT ?")
-            var arguments = StatementArguments((after ?? []).map(\.databaseValue))
+            var arguments = StatementArguments(values: (after ?? []).map(\.databaseValue))
             arguments += [limit]
             var rows: [[SQLValue]] = []
             var last: [SQLValue]?

@@ -31,7 +31,9 @@ extension SQLiteBookStore {
     package func queryPlan(_ step: SQLStep) async throws -> [String] {
         let (sql, binds) = step.query.render(SQLiteDialect())
         return try await read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(binds.map(\.databaseValue))).map { $0["detail"] }
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(values: binds.map(\.databaseValue))).map {
+                $0["detail"]
+            }
         }
     }
 }

@@ -51,6 +51,16 @@ extension DatabaseValue {
     }
 }
 
+extension StatementArguments {
+    /// Positional arguments from values already converted, through GRDB's initialiser for
+    /// existentials. Its initialiser for `some DatabaseValueConvertible` maps through a key path
+    /// over the generic type, which the runtime instantiates at every call (demangling included):
+    /// a tenth of the group commit's own time in the ingress's profile.
+    init(values: [DatabaseValue]) {
+        self.init(values.map { $0 as (any DatabaseValueConvertible)? })
+    }
+}
+
 extension SQLValue {
     /// The value as GRDB binds it (a boolean as 1 or 0).
     var databaseValue: DatabaseValue {
@@ -73,7 +83,7 @@ extension Database {
         // Prepared once per connection, except a statement whose text varies with a list's length
         // (the cache would keep one per length for ever).
         let statement = step.query.hasList ? try makeStatement(sql: sql) : try cachedStatement(sql: sql)
-        let arguments = StatementArguments(binds.map(\.databaseValue))
+        let arguments = StatementArguments(values: binds.map(\.databaseValue))
         guard step.reads else {
             try statement.execute(arguments: arguments)
             return []
@@ -93,6 +103,34 @@ extension Database {
 }
 
 extension SQLiteBookStore: RateBudgetStore {}
+
+extension SQLiteBookStore {
+    /// `InboxStore.appendToInbox(batch:)` for the webhook door's group commit on SQLite: the
+    /// shared statement's insert (same columns, same `ON CONFLICT (request_id) DO NOTHING`, same
+    /// answers, the conformance suite holds both to them), prepared once for the batch with each
+    /// row's values bound to it directly and the new row's id read from SQLite rather than from a
+    /// `RETURNING` row: no statement text rendered and looked up, no row decoded, per delivery.
+    /// (A fifth of the route's CPU is this transaction.)
+    public func appendToInbox(batch: [InboxDelivery]) async throws -> [InboxAppendOutcome] {
+        guard !batch.isEmpty else { return [] }
+        return try await write { db in
+            let statement = try db.cachedStatement(sql: Self.inboxInsert)
+            var outcomes: [InboxAppendOutcome] = []
+            outcomes.reserveCapacity(batch.count)
+            for delivery in batch {
+                statement.setUncheckedArguments(StatementArguments(values: delivery.insertedValues.map(\.databaseValue)))
+                try statement.execute()
+                outcomes.append(db.changesCount > 0 ? .stored(id: db.lastInsertedRowID) : .duplicate)
+            }
+            return outcomes
+        }
+    }
+
+    private static let inboxInsert = """
+        INSERT INTO webhook_inbox (\(InboxDelivery.insertedColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (request_id) DO NOTHING
+        """
+}
 
 extension SQLiteBookStore: SQLStatementStore {
     /// One node owns the database: every claim in it is this process's.

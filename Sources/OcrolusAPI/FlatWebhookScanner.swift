@@ -121,9 +121,10 @@ enum FlatWebhookScanner {
             guard take(UInt8(ascii: "{")) else { return nil }
             var raw = RawWebhook()
             if take(UInt8(ascii: "}")) { return raw }
-            var seen: Set<String> = []
+            var seen: [String] = []  // a handful of keys: a linear search costs less than hashing
             repeat {
-                guard let key = string(), seen.insert(key).inserted, take(UInt8(ascii: ":")), let value = scalar() else { return nil }
+                guard let key = string(), !seen.contains(key), take(UInt8(ascii: ":")), let value = scalar() else { return nil }
+                seen.append(key)
                 switch key {
                 case "event_name": guard Self.text(value, into: &raw.eventName) else { return nil }
                 case "book_uuid": guard Self.text(value, into: &raw.bookUUID) else { return nil }

@@ -151,13 +151,28 @@ struct RawListedDocument: Decodable, Equatable {
 }
 
 extension String {
-    /// True when a Unicode control character (C0, DEL, C1) is in it.
-    var containsControlCharacter: Bool { unicodeScalars.contains { $0.properties.generalCategory == .control } }
+    /// True when a Unicode control character (C0, DEL, C1) is in it. Read from the UTF-8 bytes:
+    /// C0 and DEL are single bytes, C1 (U+0080-U+009F) is 0xC2 followed by 0x80-0x9F, and 0xC2 is
+    /// only ever a lead byte. (The scalars' general category, read before, was half the cost of
+    /// decoding a delivery.)
+    var containsControlCharacter: Bool {
+        var previous: UInt8 = 0
+        for byte in utf8 {
+            if byte < 0x20 || byte == 0x7F || (previous == 0xC2 && byte >= 0x80 && byte <= 0x9F) { return true }
+            previous = byte
+        }
+        return false
+    }
 
     /// Itself without its control characters (a free-text field kept, a NUL dropped).
     var withoutControlCharacters: String {
-        containsControlCharacter ? String(String.UnicodeScalarView(unicodeScalars.filter { $0.properties.generalCategory != .control })) : self
+        containsControlCharacter ? String(String.UnicodeScalarView(unicodeScalars.filter { !$0.isControlCharacter })) : self
     }
+}
+
+extension Unicode.Scalar {
+    /// General category Cc: U+0000-U+001F and U+007F-U+009F, a range fixed by Unicode.
+    var isControlCharacter: Bool { value < 0x20 || (0x7F...0x9F).contains(value) }
 }
 
 /// An integer read leniently: a JSON number, or a string of digits; anything else (a fraction,

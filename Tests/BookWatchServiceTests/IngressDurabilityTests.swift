@@ -68,20 +68,10 @@ import Testing
     ) async throws {
         let probe = DatabaseProbe(store: h.store, health: h.health, clock: h.clock, logger: Logger(label: "test"))
         try await h.application().test(.router) { client in
-            let first = try await client.execute(
-                uri: "/webhooks/ocrolus",
-                method: .post,
-                headers: h.signedHeaders(body, requestID: "before"),
-                body: ByteBuffer(string: body)
-            )
+            let first = try await h.deliver(body, requestID: "before", through: client)
             #expect(first.status == .ok)
             try breakIt()
-            let refused = try await client.execute(
-                uri: "/webhooks/ocrolus",
-                method: .post,
-                headers: h.signedHeaders(body, requestID: "during"),
-                body: ByteBuffer(string: body)
-            )
+            let refused = try await h.deliver(body, requestID: "during", through: client)
             #expect(refused.status == .serviceUnavailable)
             #expect(refused.headers[.retryAfter] == "5")
             let ready = try await client.execute(uri: "/readyz", method: .get)
@@ -92,12 +82,7 @@ import Testing
             try repair()
             await probe.probe()
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
-            let retried = try await client.execute(
-                uri: "/webhooks/ocrolus",
-                method: .post,
-                headers: h.signedHeaders(body, requestID: "during"),
-                body: ByteBuffer(string: body)
-            )
+            let retried = try await h.deliver(body, requestID: "during", through: client)
             #expect(retried.status == .ok)
         }
         let ids = try await h.store.pendingInbox(limit: 10).compactMap(\.delivery.requestID)

@@ -39,14 +39,13 @@ struct IngressHarness {
         secrets: [String] = [IngressHarness.secret],
         access: WebhookAccessPolicy = .init(),
         bodyLimit: Int = 1 << 20,
-        now: Date = Date(timeIntervalSince1970: 1_774_015_331)
+        now: Date = Date(timeIntervalSince1970: 1_774_015_331),
+        logger: Logger = quietLogger
     ) throws {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("bookwatch-ingress-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         self.directory = dir
         store = try SQLiteBookStore(path: dir + "/db.sqlite", busyTimeout: 1)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
         clock = ManualClock(start: now)
         health = ServiceHealth(startedAt: now)
         writer = InboxWriter(store: store, health: health, logger: logger)
@@ -71,6 +70,16 @@ struct IngressHarness {
             server: BookWatchRoutes.httpServer(idleTimeout: idleTimeout, requestDeadline: requestDeadline),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             services: [writer]
+        )
+    }
+
+    /// `body` posted to the webhook route, signed as Ocrolus would sign it with `requestID`.
+    func deliver(_ body: String, requestID: String, through client: some TestClientProtocol) async throws -> TestResponse {
+        try await client.execute(
+            uri: "/webhooks/ocrolus",
+            method: .post,
+            headers: signedHeaders(body, requestID: requestID),
+            body: ByteBuffer(string: body)
         )
     }
 

@@ -7,6 +7,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import OcrolusAPI
 import Synchronization
@@ -33,6 +34,33 @@ import Testing
         #expect(stored.first?.delivery.body == Array(body.utf8))
         #expect(stored.first?.delivery.bookUUID == BookUUID("09c52985-2f05-4022-a738-9277cc335c7e"))
         #expect(stored.first?.delivery.authenticated == true, "signed")
+    }
+
+    /// A delivery's log lines name its request (and its Book once decoded), whether it is stored
+    /// (at debug) or refused.
+    @Test func aDeliverysLogLinesNameItsRequestAndBook() async throws {
+        let lines = LogLines()
+        let logger = Logger(label: "test") { label in
+            LineLogHandler(label: label, format: .text, level: .debug, write: { line in lines.value.withLock { $0.append(line) } })
+        }
+        let h = try IngressHarness(logger: logger)
+        try await h.application().test(.router) { client in
+            let stored = try await h.deliver(body, requestID: "req-stored", through: client)
+            #expect(stored.status == .ok)
+            var forged = h.signedHeaders(body, requestID: "req-forged")
+            forged[HTTPField.Name("Webhook-Signature")!] = "v1=00"
+            let refused = try await client.execute(uri: "/webhooks/ocrolus", method: .post, headers: forged, body: ByteBuffer(string: body))
+            #expect(refused.status != .ok)
+        }
+        let written = lines.value.withLock { $0 }
+        let storedLine = written.first { $0.contains("webhook stored") }
+        #expect(storedLine?.contains("request_id=req-stored") == true, "\(written)")
+        #expect(storedLine?.contains("book_uuid=09c52985-2f05-4022-a738-9277cc335c7e") == true, "\(written)")
+        #expect(written.first { $0.contains("webhook refused") }?.contains("request_id=req-forged") == true, "\(written)")
+    }
+
+    final class LogLines: Sendable {
+        let value = Mutex<[String]>([])
     }
 
     /// Only a delivery that passed a check of its origin may stand in for a status call: with no

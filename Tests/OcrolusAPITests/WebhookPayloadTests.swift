@@ -43,6 +43,24 @@ import Testing
         #expect(named.hint.bookName == "Acme Bakery")
     }
 
+    /// The byte-level test for control characters agrees with Unicode's general category Cc for
+    /// every scalar, alone and between other text (a C1 character is two UTF-8 bytes, 0xC2 0x8X).
+    @Test func theControlCharacterTestIsUnicodesCategoryCc() {
+        var disagreements: [UInt32] = []
+        for value in UInt32(0)...0x10FFFF {
+            guard let scalar = Unicode.Scalar(value) else { continue }  // surrogates
+            let control = scalar.properties.generalCategory == .control
+            if scalar.isControlCharacter != control { disagreements.append(value) }
+            if value < 0x800 || value % 97 == 0 {
+                let text = "a\u{00E9}" + String(Character(scalar)) + "\u{00C2}z"
+                if text.containsControlCharacter != control || (text.withoutControlCharacters == text) == control {
+                    disagreements.append(value)
+                }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(10).map { String($0, radix: 16) })")
+    }
+
     @Test func aBookNameIsReadAndAWrongTypeIsNoReasonToRefuse() throws {
         let uuid = "09c52985-2f05-4022-a738-9277cc335c7e"
         let named = try DecodedWebhook.decode(Array(#"{"event_name":"book.classified","book_uuid":"\#(uuid)","book_name":"Acme Bakery"}"#.utf8))

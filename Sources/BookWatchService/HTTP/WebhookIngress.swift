@@ -54,10 +54,8 @@ public struct WebhookIngress: Sendable {
     /// Answers one `POST /webhooks/ocrolus`.
     public func handle(_ request: Request, context: IngressRequestContext) async -> Response {
         let started = ContinuousClock.now
-        let requestID = request.headers[Self.requestIDField]
-        var logger = self.logger
-        logger[metadataKey: "request_id"] = "\(requestID ?? "-")"
-        let answer = await answer(request, context: context, logger: &logger)
+        var log = LogContext(logger: logger, requestID: request.headers[Self.requestIDField])
+        let answer = await answer(request, context: context, log: &log)
         let elapsed = ContinuousClock.now - started
         observe(answer.outcome, elapsed.inSeconds)
         return Self.response(answer)
@@ -71,12 +69,28 @@ public struct WebhookIngress: Sendable {
         error is NIOTooManyBytesError ? admission.bodyTooLarge : .refuse(.unreadable, 400, "the body could not be read to its end")
     }
 
-    private func answer(_ request: Request, context: IngressRequestContext, logger: inout Logger) async -> WebhookAnswer {
+    /// What a delivery's log lines carry (request_id, book_uuid), made into metadata only when a
+    /// line is written: building a logger's metadata for every delivery, most of which log
+    /// nothing (an accepted one logs at debug), was a cost of the route.
+    struct LogContext {
+        let logger: Logger
+        let requestID: String?
+        var bookUUID: BookUUID?
+
+        func metadata(_ extra: Logger.Metadata) -> Logger.Metadata {
+            var metadata = extra
+            metadata["request_id"] = "\(requestID ?? "-")"
+            if let bookUUID { metadata["book_uuid"] = "\(bookUUID)" }
+            return metadata
+        }
+    }
+
+    private func answer(_ request: Request, context: IngressRequestContext, log: inout LogContext) async -> WebhookAnswer {
         let headers = request.headers
         let header = { (name: String) in HTTPField.Name(name).flatMap { headers[$0] } }
         let client: String?
         switch admission.screen(header: header, peer: context.peerAddress) {
-        case .refuse(let answer): return refused(answer, logger)
+        case .refuse(let answer): return refused(answer, log)
         case .read(let address): client = address
         }
         var request = request
@@ -84,26 +98,29 @@ public struct WebhookIngress: Sendable {
         do {
             body = Array(try await request.collectBody(upTo: admission.bodyLimit).readableBytesView)
         } catch {
-            return refused(Self.bodyNotRead(error, admission), logger)
+            return refused(Self.bodyNotRead(error, admission), log)
         }
         switch admission.admit(body: body, header: header, client: client, now: clock.now()) {
         case .refuse(let answer):
-            return refused(answer, logger)
+            return refused(answer, log)
         case .store(let delivery, let decoded):
-            if let uuid = decoded.bookUUID { logger[metadataKey: "book_uuid"] = "\(uuid)" }
+            log.bookUUID = decoded.bookUUID
             let answer = await WebhookAdmission.store(delivery, health: health) { try await writer.append($0) }
-            if answer.status != 200 { return refused(answer, logger) }
-            logger.debug(answer.outcome == .duplicate ? "duplicate webhook" : "webhook stored", metadata: ["event": "\(decoded.eventName)"])
+            if answer.status != 200 { return refused(answer, log) }
+            log.logger.debug(
+                answer.outcome == .duplicate ? "duplicate webhook" : "webhook stored",
+                metadata: log.metadata(["event": "\(decoded.eventName)"])
+            )
             return answer
         }
     }
 
-    private func refused(_ answer: WebhookAnswer, _ logger: Logger) -> WebhookAnswer {
-        logger.info(
+    private func refused(_ answer: WebhookAnswer, _ log: LogContext) -> WebhookAnswer {
+        log.logger.info(
             "webhook refused",
-            metadata: [
+            metadata: log.metadata([
                 "outcome": "\(answer.outcome.rawValue)", "status": "\(answer.status)", "reason": "\(answer.reason ?? "-")",
-            ]
+            ])
         )
         return answer
     }

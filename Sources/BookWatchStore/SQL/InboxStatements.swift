@@ -18,7 +18,7 @@ extension SQLStatementStore {
         guard let d = rest.first else { return .done(outcomes) }
         let insert = SQLStep(
             """
-            INSERT INTO webhook_inbox (request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated, hint)
+            INSERT INTO webhook_inbox (\(unescaped: InboxDelivery.insertedColumns))
             VALUES (\(d.requestID), \(d.receivedAt.storageMillis), \(d.bookUUID?.rawValue), \(d.bookPK), \(d.event), \(d.body),
                 \(d.remoteAddress), \(d.authenticated), \(d.hint?.storedJSON))
             ON CONFLICT (request_id) DO NOTHING RETURNING id
@@ -154,6 +154,19 @@ extension SQLStatementStore {
                 ]
             )
         )
+    }
+}
+
+extension InboxDelivery {
+    /// The columns an inbox insert writes, in the order of `insertedValues`.
+    package static let insertedColumns = "request_id, received_at, book_uuid, book_pk, event, body, remote_address, authenticated, hint"
+
+    /// This delivery's values for `insertedColumns` (SQLite's group commit binds them directly).
+    package var insertedValues: [SQLValue] {
+        [
+            requestID.sqlValue, receivedAt.storageMillis.sqlValue, bookUUID?.rawValue.sqlValue ?? .null, bookPK.sqlValue, event.sqlValue,
+            body.sqlValue, remoteAddress.sqlValue, authenticated.sqlValue, hint?.storedJSON.sqlValue ?? .null,
+        ]
     }
 }
 
