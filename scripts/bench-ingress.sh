@@ -3,7 +3,8 @@
 # the full durable route (body limit, allowlist, decode, group-committed insert with
 # synchronous=FULL) against two baselines in the same server and run: a bare POST route that
 # reads the body and answers, and GET /healthz (the figure issue 18 compares with). The watcher
-# runs as in serve (auto-track off: every delivery is marked ignored). Needs wrk (apt-get install wrk).
+# runs as in serve (auto-track off: every delivery is marked ignored). Also prints the server's CPU
+# time per request (steadier than requests/s on a shared machine). Needs wrk (apt-get install wrk).
 # Usage: scripts/bench-ingress.sh [seconds] [--debug]   (BOOKWATCH_BIN=path: that binary, no build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,14 +30,27 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"event_name":"document.verification_succeeded","severity":"LOW","notification_type":"STATUS","book_pk":71400892,"book_uuid":"09c52985-2f05-4022-a738-9277cc335c7e","doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10","uploaded_doc_pk":133257741,"uploaded_doc_uuid":"5c12b7b2-8f0e-4c4e-9b51-2a8c1f3f9d10"}'
 LUA
-run() { wrk -t1 -c64 -d"${seconds}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port$1"; }
-healthz=$(wrk -t1 -c64 -d"${seconds}s" --latency "http://127.0.0.1:$port/healthz")
-bare=$(run /bench/bare); durable=$(run /webhooks/ocrolus)
+# The server's CPU time (utime+stime, clock ticks) around each route's run: CPU per request is a
+# steadier figure than requests/s, which moves with whatever else the machine runs.
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+run() {
+    local before; before=$(ticks)
+    if [ "$1" = /healthz ]; then
+        wrk -t1 -c64 -d"${seconds}s" --latency "http://127.0.0.1:$port$1"
+    else
+        wrk -t1 -c64 -d"${seconds}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port$1"
+    fi
+    echo "cpu_ticks $(( $(ticks) - before ))"
+}
+healthz=$(run /healthz); bare=$(run /bench/bare); durable=$(run /webhooks/ocrolus)
 rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
+cpu() { echo "$1" | awk -v hz="$hz" -v s="$seconds" '/Requests\/sec/ {r = $2} /^cpu_ticks/ {t = $2} END {printf "%.1f", t / hz * 1e6 / (r * s)}'; }
 pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
 stored=$(python3 -c "import sqlite3; print(sqlite3.connect('$work/bench.sqlite').execute('select count(*) from webhook_inbox').fetchone()[0])")
-printf "%-10s %12s %10s %10s\n" route "requests/s" p50 p99
-printf "%-10s %12s %10s %10s\n" healthz "$(rps "$healthz")" "$(pct "$healthz" 50%)" "$(pct "$healthz" 99%)"
-printf "%-10s %12s %10s %10s\n" bare "$(rps "$bare")" "$(pct "$bare" 50%)" "$(pct "$bare" 99%)"
-printf "%-10s %12s %10s %10s\n" durable "$(rps "$durable")" "$(pct "$durable" 50%)" "$(pct "$durable" 99%)"
+printf "%-10s %12s %10s %10s %14s\n" route "requests/s" p50 p99 "cpu us/request"
+for route in healthz bare durable; do
+    out=${!route}
+    printf "%-10s %12s %10s %10s %14s\n" "$route" "$(rps "$out")" "$(pct "$out" 50%)" "$(pct "$out" 99%)" "$(cpu "$out")"
+done
 python3 -c "print(f'durable/healthz: {float(\"$(rps "$durable")\")/float(\"$(rps "$healthz")\"):.2f}; durable/bare: {float(\"$(rps "$durable")\")/float(\"$(rps "$bare")\"):.2f}; rows stored: $stored')"
