@@ -45,7 +45,7 @@ run() {
 }
 healthz=$(run /healthz); bare=$(run /bench/bare); durable=$(run /webhooks/ocrolus)
 rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
-cpu() { echo "$1" | awk -v hz="$hz" -v s="$seconds" '/Requests\/sec/ {r = $2} /^cpu_ticks/ {t = $2} END {printf "%.1f", t / hz * 1e6 / (r * s)}'; }
+cpu() { echo "$1" | awk -v hz="$hz" '/ requests in / {n = $1} /^cpu_ticks/ {t = $2} END {printf "%.1f", t / hz * 1e6 / n}'; }
 pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
 stored=$(python3 -c "import sqlite3; print(sqlite3.connect('$work/bench.sqlite').execute('select count(*) from webhook_inbox').fetchone()[0])")
 printf "%-10s %12s %10s %10s %14s\n" route "requests/s" p50 p99 "cpu us/request"

@@ -116,14 +116,22 @@ enum FlatWebhookScanner {
             }
         }
 
+        /// The most keys the fast reading takes.
+        static let maximumKeys = 32
+
         /// The top-level object, each known field as `RawWebhook`'s decoder would read it.
         mutating func object() -> RawWebhook? {
             guard take(UInt8(ascii: "{")) else { return nil }
             var raw = RawWebhook()
             if take(UInt8(ascii: "}")) { return raw }
-            var seen: [String] = []  // a handful of keys: a linear search costs less than hashing
+            // A delivery has a dozen keys: a linear search of them costs less than hashing. Past
+            // `maximumKeys` the body is left to `JSONDecoder` (linear in the keys, where this search
+            // is quadratic: a 1 MiB body of 130k short keys would hold a core for a minute).
+            var seen: [String] = []
             repeat {
-                guard let key = string(), !seen.contains(key), take(UInt8(ascii: ":")), let value = scalar() else { return nil }
+                guard seen.count < Self.maximumKeys, let key = string(), !seen.contains(key), take(UInt8(ascii: ":")), let value = scalar() else {
+                    return nil
+                }
                 seen.append(key)
                 switch key {
                 case "event_name": guard Self.text(value, into: &raw.eventName) else { return nil }

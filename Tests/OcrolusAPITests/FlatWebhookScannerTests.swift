@@ -70,6 +70,21 @@ import Testing
         #expect(all.filter { FlatWebhookScanner.scan($0) != nil }.count > 500)  // 928 of 20,2xx
     }
 
+    /// A body with more keys than a delivery has is left to `JSONDecoder`, which reads it the same
+    /// (the fast reading's duplicate check is quadratic in the keys: a body of 130k keys would hold
+    /// a core for a minute).
+    @Test func aBodyWithManyKeysIsLeftToJSONDecoder() throws {
+        func body(keys: Int) -> [UInt8] {
+            Array(("{" + (0..<keys).map { #""k\#($0)":0,"# }.joined() + #""book_pk":7}"#).utf8)
+        }
+        let limit = FlatWebhookScanner.Cursor.maximumKeys
+        #expect(FlatWebhookScanner.scan(body(keys: limit - 1)) != nil)
+        #expect(FlatWebhookScanner.scan(body(keys: limit)) == nil)
+        let many = body(keys: 20_000)
+        #expect(FlatWebhookScanner.scan(many) == nil)
+        #expect(try DecodedWebhook.decode(many).bookPK == 7)
+    }
+
     /// What the fast reading leaves to `JSONDecoder` is still refused with its reasons.
     @Test(arguments: [
         (#"{"book_pk":true}"#, "book_pk has the wrong type"), (#"{"event_name":1,"book_pk":1}"#, "event_name has the wrong type"),
