@@ -54,6 +54,25 @@ import Testing
         #expect(plan.count == 1 && plan.allSatisfy { $0.contains("INDEX books_polled_state") }, "\(plan)")
     }
 
+    /// The count of changed rows moves with a write that changes a row and only then (the chaos
+    /// search reads the store again only when it has moved).
+    @Test func theChangedRowsCountMovesOnlyWhenARowChanges() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try open(dir.file("db.sqlite"))
+        let start = store.activity.rowsChangedCount
+        _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
+        let tracked = store.activity.rowsChangedCount
+        #expect(tracked > start)
+        let claimed = try await store.claimDuePolls(now: t0, limit: 10, lease: 60, excluding: [])
+        #expect(claimed.count == 1)
+        let afterClaim = store.activity.rowsChangedCount
+        #expect(afterClaim > tracked)
+        let writes = store.activity.writesBegun
+        #expect(try await store.claimDuePolls(now: t0, limit: 10, lease: 60, excluding: []).isEmpty)  // claimed already: nothing
+        #expect(store.activity.writesBegun > writes, "a write transaction ran")
+        #expect(store.activity.rowsChangedCount == afterClaim, "and changed nothing")
+    }
+
     @Test func trackCreatesABookDueForAPollNow() async throws {
         let dir = try TemporaryDirectory()
         let store = try open(dir.file("db.sqlite"))

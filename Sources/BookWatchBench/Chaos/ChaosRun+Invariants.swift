@@ -27,9 +27,11 @@ extension ChaosRun {
                 )
             }
         }
-        let storeCalls = log.storeCalls
-        guard storeCalls != checkedAtStoreCalls else { return nil }
-        checkedAtStoreCalls = storeCalls
+        // Only a changed row changes what the rest reads: a step whose store calls changed none
+        // (most of a watcher's idle turns are claims that find nothing) is not checked again.
+        let changes = rowsChanged?() ?? log.storeCalls
+        guard changes != checkedAtStoreChanges else { return nil }
+        checkedAtStoreChanges = changes
         let records = try await store.books(state: nil, limit: nil)
         let slack = world.schedule.maximum + world.lease + kernel.largestOffset + 5
         for record in records {

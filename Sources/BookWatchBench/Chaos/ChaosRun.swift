@@ -97,9 +97,12 @@ final class ChaosRun {
     var idle: Set<String> = []
     /// What each replica's chains did last (units of work), by replica:kind.
     let worked = ChainResults()
-    /// The store calls counted when the safety check last read the store (none since: nothing
-    /// it reads can have changed, and time only makes "a poll due within" easier).
-    var checkedAtStoreCalls = -1
+    /// The rows the store's writes have changed so far (SQLite), or nil: the safety check then
+    /// goes by store calls of any kind.
+    let rowsChanged: (@Sendable () -> Int)?
+    /// The rows changed (or store calls) counted when the safety check last read the store (none
+    /// since: nothing it reads can have changed, and time only makes "a poll due within" easier).
+    var checkedAtStoreChanges = -1
     /// A violation seen in the middle of a step (a delivery answered 200 but not in the inbox).
     var pendingViolation: ChaosViolation?
     let quiet = Logger(label: "chaos") { _ in SwiftLogNoOpLogHandler() }
@@ -128,7 +131,8 @@ final class ChaosRun {
         case .sqlite(let directory):
             let path = "\(directory)/\(name).sqlite"
             let store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
-            return ChaosRun(world: world, store: store, verifier: verifier) {
+            let changes: @Sendable () -> Int = { store.activity.rowsChangedCount }
+            return ChaosRun(world: world, store: store, verifier: verifier, rowsChanged: changes) {
                 try? store.close()
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             }
@@ -161,8 +165,10 @@ final class ChaosRun {
         store: any JobHistoryReading,
         verifier: WebhookVerifier?,
         patience: TimeInterval = 20,
+        rowsChanged: (@Sendable () -> Int)? = nil,
         remove: @escaping @Sendable () async -> Void
     ) {
+        self.rowsChanged = rowsChanged
         self.world = world
         let kernel = ChaosKernel(start: world.simulation.start, patience: patience)
         self.kernel = kernel
