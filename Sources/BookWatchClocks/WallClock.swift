@@ -81,10 +81,13 @@ public final class ManualClock: WallClock {
     }
 
     private let state: Mutex<State>
+    private let onSleepersChange: @Sendable () -> Void
 
-    /// A clock standing at `start` until advanced.
-    public init(start: Date = Date(timeIntervalSince1970: 1_774_000_000)) {
+    /// A clock standing at `start` until advanced. `onSleepersChange` is told after every change
+    /// of `sleeperCount` (a deterministic scheduler reads its counts consistently by it).
+    public init(start: Date = Date(timeIntervalSince1970: 1_774_000_000), onSleepersChange: @escaping @Sendable () -> Void = {}) {
         state = Mutex(State(now: start))
+        self.onSleepersChange = onSleepersChange
     }
 
     /// The time it was last advanced to.
@@ -115,6 +118,7 @@ public final class ManualClock: WallClock {
                     state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
                     return false
                 }
+                if !resumeNow { onSleepersChange() }
                 if resumeNow {
                     if Task.isCancelled { continuation.resume(throwing: CancellationError()) } else { continuation.resume() }
                 }
@@ -124,7 +128,10 @@ public final class ManualClock: WallClock {
                 guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
                 return state.sleepers.remove(at: index)
             }
-            sleeper?.continuation.resume(throwing: CancellationError())
+            if let sleeper {
+                onSleepersChange()
+                sleeper.continuation.resume(throwing: CancellationError())
+            }
         }
     }
 
@@ -142,6 +149,7 @@ public final class ManualClock: WallClock {
             state.woken.formUnion(due.map(\.id))
             return due
         }
+        if !woken.isEmpty { onSleepersChange() }
         for sleeper in woken { sleeper.continuation.resume() }
     }
 }

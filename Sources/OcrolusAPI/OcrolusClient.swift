@@ -126,14 +126,16 @@ public final class OcrolusClient: OcrolusAPIClient {
     private let logger: Logger
     private let observe: @Sendable (RequestRecord) -> Void
 
-    /// A client over `transport`, waiting in `limiter`, authenticated by `tokens`.
+    /// A client over `transport`, waiting in `limiter`, authenticated by `tokens`
+    /// (`onTokenWaitingChange`: `TokenProvider`'s hook for a deterministic scheduler).
     public init(
         configuration: OcrolusConfiguration,
         transport: any HTTPTransport,
         limiter: RateLimiter,
         clock: any WallClock,
         logger: Logger = Logger(label: "bookwatch.ocrolus"),
-        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
+        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in },
+        onTokenWaitingChange: @escaping @Sendable () -> Void = {}
     ) {
         self.configuration = configuration
         self.transport = transport
@@ -148,7 +150,8 @@ public final class OcrolusClient: OcrolusAPIClient {
             limiter: limiter,
             clock: clock,
             logger: logger,
-            observe: observe
+            observe: observe,
+            onWaitingChange: onTokenWaitingChange
         )
     }
 

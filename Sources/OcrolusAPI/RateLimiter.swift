@@ -55,6 +55,7 @@ public final class RateLimiter: Sendable {
     /// Seconds between attempts while the shared budget cannot be reached.
     public let budgetRetry: TimeInterval
     private let budgetFailures = Atomic<Int>(0)
+    private let onParkedChange: @Sendable () -> Void
 
     private struct Waiter {
         let ticket: UInt64
@@ -85,15 +86,19 @@ public final class RateLimiter: Sendable {
 
     /// A limiter of `rate` per second with `burst`, on `clock`.
     /// With `budget`, calls are drawn from the deployment's shared bucket at `rate` (the
-    /// organisation's figure) instead of this process's own.
+    /// organisation's figure) instead of this process's own. `onParkedChange` is told after
+    /// every change that may move `parkedCount` (a deterministic scheduler reads its counts
+    /// consistently by it).
     public init(
         rate: Double = 5,
         burst: Double = 25,
         slowdownPeriod: TimeInterval = 60,
         clock: any WallClock,
         budget: (any SharedRateBudget)? = nil,
-        budgetRetry: TimeInterval = 1
+        budgetRetry: TimeInterval = 1,
+        onParkedChange: @escaping @Sendable () -> Void = {}
     ) {
+        self.onParkedChange = onParkedChange
         self.rate = max(rate, 0.001)
         self.burst = max(burst, 1)
         self.slowdownPeriod = slowdownPeriod
@@ -165,6 +170,7 @@ public final class RateLimiter: Sendable {
                         state.granted += 1
                         return Self.takeHeadContinuation(&state)
                     }
+                    onParkedChange()
                     wake?.resume()
                     return clock.now().timeIntervalSince(started)
                 }
@@ -175,6 +181,7 @@ public final class RateLimiter: Sendable {
                     throw error
                 }
             case .granted(let wake):
+                onParkedChange()
                 wake?.resume()
                 return clock.now().timeIntervalSince(started)
             case .sleep(let deadline):
@@ -198,7 +205,7 @@ public final class RateLimiter: Sendable {
                             }
                             return true  // already removed (cancelled): let the loop notice
                         }
-                        if resumeNow { continuation.resume() }
+                        if resumeNow { continuation.resume() } else { onParkedChange() }
                     }
                 } onCancel: {
                     leave(ticket)
@@ -240,6 +247,7 @@ public final class RateLimiter: Sendable {
             own = Self.remove(&state, ticket)
             return (own, Self.takeHeadContinuation(&state))
         }
+        onParkedChange()
         own?.resume(throwing: CancellationError())
         next?.resume()
     }

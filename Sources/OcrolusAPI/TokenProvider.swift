@@ -47,6 +47,8 @@ public actor TokenProvider {
     /// Callers waiting for a fetch another caller makes: a deterministic scheduler counts them as
     /// blocked (the fetching caller itself waits in the limiter or the transport).
     public nonisolated let waitingCount = Atomic<Int>(0)
+    /// Told after every change of `waitingCount`.
+    private nonisolated let onWaitingChange: @Sendable () -> Void
     /// Tokens fetched so far (for tests and metrics).
     public private(set) var fetchCount = 0
 
@@ -59,8 +61,10 @@ public actor TokenProvider {
         limiter: RateLimiter?,
         clock: any WallClock,
         logger: Logger = Logger(label: "bookwatch.token"),
-        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in }
+        observe: @escaping @Sendable (RequestRecord) -> Void = { _ in },
+        onWaitingChange: @escaping @Sendable () -> Void = {}
     ) {
+        self.onWaitingChange = onWaitingChange
         self.tokenURL = tokenURL
         self.credentials = credentials
         self.transport = transport
@@ -88,6 +92,7 @@ public actor TokenProvider {
             let wake = await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
                 waiters.append(continuation)
                 waitingCount.add(1, ordering: .relaxed)
+                onWaitingChange()
             }
             switch wake {
             case .done(let result): return try result.get()
@@ -108,6 +113,7 @@ public actor TokenProvider {
         let woken = waiters
         waiters = []
         waitingCount.subtract(woken.count, ordering: .relaxed)
+        if !woken.isEmpty { onWaitingChange() }
         // The fetching caller was cancelled (its error may wrap the cancellation): the waiters
         // are not, and one of them fetches instead.
         let cancelled = if case .failure = result { Task.isCancelled } else { false }

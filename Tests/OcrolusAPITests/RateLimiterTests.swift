@@ -49,6 +49,45 @@ func runVirtually(_ clock: ManualClock, until done: () -> Bool, maxSteps: Int = 
         print("rate limiter: \(times.count) grants over \(times.last ?? 0) virtual seconds (bound 5/s + 25)")
     }
 
+    /// The chaos kernel reads the counts of blocked tasks consistently only if each component
+    /// tells it after every change: the clock of its sleepers, the limiter of its parked waiters.
+    @Test func theClockAndTheLimiterTellEveryChangeOfTheirCounts() async throws {
+        let sleepers = Recorder<Int>()
+        let clockBox = Mutex<ManualClock?>(nil)
+        let clock = ManualClock(onSleepersChange: { sleepers.append(clockBox.withLock { $0 }?.sleeperCount ?? -1) })
+        clockBox.withLock { $0 = clock }
+        let parked = Recorder<Int>()
+        let limiterBox = Mutex<RateLimiter?>(nil)
+        let limiter = RateLimiter(rate: 1, burst: 2, clock: clock, onParkedChange: { parked.append(limiterBox.withLock { $0 }?.parkedCount ?? -1) })
+        limiterBox.withLock { $0 = limiter }
+        let granted = Recorder<Int>()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for caller in 0..<3 {
+                group.addTask {
+                    try await limiter.acquire(.background)
+                    granted.append(caller)
+                }
+            }
+            // Time stands still: one is granted, the head sleeps on the clock, the third parks.
+            while limiter.parkedCount < 1 || clock.sleeperCount < 1 { await Task.yield() }
+            #expect(parked.values.contains(1), "the park was told: \(parked.values)")
+            await runVirtually(clock, until: { granted.count == 3 })
+            try await group.waitForAll()
+        }
+        // The parked waiter was handed on, told as it happened.
+        #expect(parked.values.last == 0, "the last hand-off was told: \(parked.values)")
+        // The head slept on the clock and was woken, both told.
+        #expect(sleepers.values.contains { $0 >= 1 }, "a sleep was told: \(sleepers.values)")
+        #expect(sleepers.values.last == 0, "the wake-up was told: \(sleepers.values)")
+        // A cancelled sleeper is told too.
+        let before = sleepers.count
+        let sleeper = Task { try await clock.sleep(until: clock.now().addingTimeInterval(60)) }
+        while clock.sleeperCount == 0 { await Task.yield() }
+        sleeper.cancel()
+        _ = await sleeper.result
+        #expect(sleepers.values.dropFirst(before) == [1, 0])
+    }
+
     @Test func aBudgetCallThatDoesNotReturnNeverHoldsACancelledCaller() async throws {
         let (stream, feed) = AsyncStream<Int>.makeStream()
         let started = Recorder<Int>()

@@ -54,11 +54,26 @@ final class ChaosKernel: Sendable {
     /// PostgreSQL, where one store call may retry a serialization failure for a while.
     let patience: TimeInterval
 
+    /// Changes to what `running` counts: every component it reads tells it after each change, so
+    /// a reading between two equal counts is one consistent state (`settle`).
+    private let changes = ChangeCount()
+
     init(start: Date, patience: TimeInterval = 20) {
         self.patience = patience
-        clock = ManualClock(start: start)
+        clock = ManualClock(start: start, onSleepersChange: { [changes] in changes.changed() })
         state = Mutex(State())
+        let changes = self.changes
+        // Wakes `settle` now and then, so it can tell a chain that never blocks (patience).
+        Task { [weak self] in
+            while self != nil {
+                try? await Task.sleep(for: .milliseconds(100))
+                changes.nudge()
+            }
+        }
     }
+
+    /// Tell `settle` that something `running` counts changed (a limiter's or token provider's hook).
+    func changed() { changes.changed() }
 
     // MARK: time
 
@@ -112,14 +127,17 @@ final class ChaosKernel: Sendable {
                     state.sent.append(call)
                     return false
                 }
-                if refused { continuation.resume(throwing: ChaosNetworkError.connectionRefused) }
+                if refused { continuation.resume(throwing: ChaosNetworkError.connectionRefused) } else { changes.changed() }
             }
         } onCancel: {
             let call = state.withLock { state -> Call? in
                 guard let index = state.calls.firstIndex(where: { $0.id == id }) else { return nil }
                 return state.calls.remove(at: index)
             }
-            call?.continuation.resume(throwing: CancellationError())
+            if let call {
+                changes.changed()
+                call.continuation.resume(throwing: CancellationError())
+            }
         }
     }
 
@@ -151,7 +169,10 @@ final class ChaosKernel: Sendable {
             guard let index = state.calls.firstIndex(where: { $0.id == id }) else { return nil }
             return state.calls.remove(at: index)
         }
-        call?.continuation.resume(with: result)
+        if let call {
+            changes.changed()
+            call.continuation.resume(with: result)
+        }
     }
 
     // MARK: replicas and chains
@@ -164,6 +185,7 @@ final class ChaosKernel: Sendable {
             state.calls.removeAll { $0.replica == replica }
             return mine
         }
+        changes.changed()
         for call in failed { call.continuation.resume(throwing: ChaosNetworkError.connectionRefused) }
     }
 
@@ -181,9 +203,11 @@ final class ChaosKernel: Sendable {
             state.chains[state.nextID] = Chain(replica: replica, kind: kind)
             return state.nextID
         }
+        changes.changed()
         let task = Task {
             await body()
             _ = self.state.withLock { $0.chains.removeValue(forKey: id) }
+            self.changes.changed()
         }
         state.withLock { state in state.chains[id]?.task = task }
     }
@@ -210,38 +234,84 @@ final class ChaosKernel: Sendable {
         return state.withLock { $0.chains.count - $0.calls.count } - sleeping - parked
     }
 
-    /// Waits until no chain runs: `running` read as zero three times in a row, with yields
-    /// between (its counts live under separate locks; one reading could catch a chain between
-    /// waking another and blocking itself). Throws `ChaosStuck` when one keeps running for
-    /// `patience` seconds of real time (a deadlock, or a wait the kernel cannot see).
+    /// Waits until no chain runs. `running`'s counts live under separate locks, and a reading
+    /// could catch a chain between waking another and blocking itself (counting both as
+    /// blocked): so it is taken between two readings of `changes`, which every component bumps
+    /// after each change of its count (a waker's bump comes before its own block), and kept only
+    /// when they are equal: then it is one consistent state. (Three zero readings in a row with
+    /// yields between, the rule before, let about one run of 20 seeds in ten take another
+    /// history.) While a chain runs it waits for the next change rather than polling. Throws
+    /// `ChaosStuck` when one keeps running for `patience` seconds of real time (a deadlock, or a
+    /// wait the kernel cannot see).
     func settle() async throws {
         var spins = 0
-        var quiet = 0
         let started = ContinuousClock.now
-        while quiet < 3 {
-            if running > 0 {
-                quiet = 0
-            } else {
-                quiet += 1
+        while true {
+            let seen = changes.count
+            let idle = running == 0
+            if idle, changes.count == seen { return }
+            if idle { continue }  // something moved while counting: count again
+            spins += 1
+            if spins <= Self.yieldsBeforeWaiting {
                 await Task.yield()
                 continue
             }
-            spins += 1
-            if spins < 2_000 {
-                await Task.yield()
-            } else {
-                try? await Task.sleep(for: .microseconds(50))
-                if spins % 1000 == 0, (ContinuousClock.now - started).inSeconds > patience {
-                    throw ChaosStuck(detail: describeChains())
-                }
+            await changes.next(after: seen)
+            if (ContinuousClock.now - started).inSeconds > patience {
+                throw ChaosStuck(detail: describeChains())
             }
         }
     }
+
+    /// Yields before `settle` waits for a change (a unit of work often blocks within a few).
+    static let yieldsBeforeWaiting = 64
 
     func describeChains() -> String {
         state.withLock { state in
             let chains = state.chains.values.map { "r\($0.replica):\($0.kind.rawValue)" }.sorted().joined(separator: ",")
             return "chains [\(chains)], sleepers \(clock.sleeperCount), calls \(state.calls.count)"
+        }
+    }
+}
+
+/// A count of changes, and one task waiting for the next.
+private final class ChangeCount: Sendable {
+    private struct State {
+        var count: UInt64 = 0
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    var count: UInt64 { state.withLock { $0.count } }
+
+    func changed() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.count &+= 1
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Wakes the waiter without a change (it looks at the time).
+    func nudge() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns once the count is past `seen` (at once when it is), or when nudged.
+    func next(after seen: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.count != seen { return true }
+                state.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
         }
     }
 }

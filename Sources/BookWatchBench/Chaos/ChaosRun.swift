@@ -288,7 +288,7 @@ final class ChaosRun {
         kernel.revive(replica: replica.index)
         let clock = ChaosClock(kernel: kernel, replica: replica.index)
         let store = ChaosStore(base: store, gate: replica.gate, replica: replica.index, log: log)
-        let limiter = RateLimiter(rate: world.rate, burst: world.burst, clock: clock)
+        let limiter = RateLimiter(rate: world.rate, burst: world.burst, clock: clock, onParkedChange: { [kernel] in kernel.changed() })
         let client = OcrolusClient(
             configuration: OcrolusConfiguration(
                 apiBaseURL: "http://simulator",
@@ -298,7 +298,8 @@ final class ChaosRun {
             transport: ChaosTransport(kernel: kernel, replica: replica.index),
             limiter: limiter,
             clock: clock,
-            logger: quiet
+            logger: quiet,
+            onTokenWaitingChange: { [kernel] in kernel.changed() }
         )
         kernel.register(replica: replica.index, limiter, client.tokens)
         var configuration = WatcherConfiguration()
