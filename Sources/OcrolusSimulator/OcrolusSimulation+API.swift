@@ -228,7 +228,9 @@ extension OcrolusSimulation {
     }
 
     static func json(_ status: Int, _ object: [String: Any], headers: [(String, String)] = []) -> IncomingResponse {
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return IncomingResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body))
+        let body =
+            SimulatorJSON.encode(object)
+            ?? Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data())
+        return IncomingResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
     }
 }
