@@ -186,6 +186,7 @@ final class ChaosRun {
         // Removed in a task of its own: a seed cancelled because another failed still drops its
         // schema (a cancelled task's store calls would fail at once).
         let remove = removeStore
+        defer { kernel.stop() }
         do {
             let outcome = try await search(steps: steps, traceLines: traceLines)
             await Task { await remove() }.value
