@@ -42,11 +42,17 @@ import Testing
             let t = F.t0
             let tracking = BookUUID("0b1c2d3e-0000-4000-8000-000000000004")!
             let backingOff = BookUUID("0b1c2d3e-0000-4000-8000-000000000005")!
-            for uuid in [tracking, backingOff] {
+            let doubted = BookUUID("0b1c2d3e-0000-4000-8000-000000000007")!
+            for uuid in [tracking, backingOff, doubted] {
                 _ = try await store.apply(.command(.track(.created)), to: uuid, at: t, options: .init())
             }
             // Its first poll failed: the backoff stands.
             try await store.deferPoll(backingOff, until: t.plus(600), keepUrgent: false)
+            // A first "gone" answer: polled, a doubt, and its second look scheduled (the only way a
+            // Book stays in tracking once polled: any answer showing it moves it to processing).
+            _ = try await store.apply(.snapshot(.gone), to: doubted, at: t, options: .init())
+            let untouched = [try #require(try await store.book(doubted))]
+            #expect(untouched[0].machine.phase == .tracking && untouched[0].machine.doubt?.kind == .gone)
             _ = try await store.apply(.command(.track(.operator)), to: Self.processing, at: t, options: .init())
             _ = try await store.apply(.snapshot(F.verifying), to: Self.processing, at: t, options: .init())
             try await StoreFixtures.retrieved(in: store, book: Self.complete, pk: 2, at: t)
@@ -61,6 +67,7 @@ import Testing
             #expect(try await store.book(backingOff)?.nextPollAt == t.plus(600))
             #expect(try await store.book(Self.processing)?.nextPollAt == processingPoll)
             #expect(try await store.book(Self.complete)?.nextPollAt == completePoll)
+            for book in untouched { #expect(try await store.book(book.uuid)?.nextPollAt == book.nextPollAt, "\(book.uuid) left alone") }
             #expect(
                 try await store.tightenPolls(now: now, scope: .tracking, silentInterval: 20, finishedInterval: nil) == 0,
                 "nothing left beyond the spread"
