@@ -63,6 +63,15 @@ public struct WebhookIngress: Sendable {
 
     static let requestIDField = HTTPField.Name(WebhookAdmission.Header.requestID)!  // a valid constant field name
 
+    /// The names admission asks for, parsed once (`HTTPField.Name(_:)` checks and lowercases the
+    /// name at every call: four to six per delivery).
+    static let fieldNames: [String: HTTPField.Name] = Dictionary(
+        uniqueKeysWithValues: [
+            WebhookAdmission.Header.requestID, WebhookAdmission.Header.timestamp, WebhookAdmission.Header.signature,
+            WebhookAdmission.Header.forwardedFor, WebhookAdmission.Header.authorization, WebhookAdmission.Header.contentLength,
+        ].compactMap { name in HTTPField.Name(name).map { (name, $0) } }
+    )
+
     /// The answer for a body whose reading failed: over the limit is 413; anything else (the
     /// sender went away, the connection failed) is not a body too large but one not read, 400.
     package static func bodyNotRead(_ error: any Error, _ admission: WebhookAdmission) -> WebhookAnswer {
@@ -87,7 +96,7 @@ public struct WebhookIngress: Sendable {
 
     private func answer(_ request: Request, context: IngressRequestContext, log: inout LogContext) async -> WebhookAnswer {
         let headers = request.headers
-        let header = { (name: String) in HTTPField.Name(name).flatMap { headers[$0] } }
+        let header = { (name: String) in (Self.fieldNames[name] ?? HTTPField.Name(name)).flatMap { headers[$0] } }
         let client: String?
         switch admission.screen(header: header, peer: context.peerAddress) {
         case .refuse(let answer): return refused(answer, log)
