@@ -7,6 +7,10 @@ extension SQLiteBookStore {
     /// committed state, whatever commits meanwhile (a WAL snapshot: one read transaction held
     /// open until the export is dropped).
     package func export() throws -> SQLiteExport {
+        guard !inline else {
+            // The writer holds the file's lock for good: a snapshot's reader would wait it out.
+            throw StoreError(.unavailable, subject: path, detail: "an inline (simulation) store cannot be exported")
+        }
         do {
             return SQLiteExport(snapshot: try pool.makeSnapshot())
         } catch let error as DatabaseError {

@@ -85,7 +85,9 @@ public final class SQLiteBookStore: BookStore {
 
     /// The journal mode as SQLite reports it ("wal").
     public func journalMode() throws -> String {
-        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        // Inline, the writer holds the file's lock for good: a reader connection would wait it out.
+        let body = { (db: Database) in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        return try inline ? Self.readHere(pool, body) : pool.read(body)
     }
 
     /// Clear errors before SQLite's generic "unable to open database file".
@@ -149,10 +151,11 @@ public final class SQLiteBookStore: BookStore {
     /// GRDB's blocking `write`, on the caller's thread (`inline`).
     private static func writeHere<T>(_ pool: DatabasePool, _ body: (Database) throws -> T) throws -> T { try pool.write(body) }
 
-    /// On the writer's connection, outside a transaction: with one chain of work at a time
-    /// nothing commits beside it, so a transaction would isolate nothing, and the writer's
-    /// statements and pages are already cached (a reader's `BEGIN`, `COMMIT` and hand-out from
-    /// GRDB's pool were a tenth of a chaos run).
+    /// On the writer's connection, outside a transaction: the writer's serial queue runs the
+    /// whole read, so no write can come between its statements and a transaction would isolate
+    /// nothing; the writer's statements and pages are already cached (a reader's `BEGIN`,
+    /// `COMMIT` and hand-out from GRDB's pool were a tenth of a chaos run). Not read-only: a
+    /// `.read` operation that wrote would pass here and fail in `serve` (each is a `SELECT`).
     private static func readHere<T>(_ pool: DatabasePool, _ body: (Database) throws -> T) throws -> T {
         try pool.writeWithoutTransaction(body)
     }

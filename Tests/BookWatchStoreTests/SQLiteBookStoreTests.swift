@@ -54,6 +54,17 @@ import Testing
         #expect(plan.count == 1 && plan.allSatisfy { $0.contains("INDEX books_polled_state") }, "\(plan)")
     }
 
+    /// An inline (simulation) store keeps the file's lock on its writer after its first write:
+    /// what it reads, it reads there (a reader connection would wait out the busy timeout).
+    @Test func anInlineStoreReadsOnItsWriterAfterItsFirstWrite() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteBookStore(path: dir.file("db.sqlite"), busyTimeout: 0.2, random: { 0.5 }, inline: true)
+        _ = try await store.apply(.command(.track(.operator)), to: uuid, at: t0, options: .init())
+        #expect(try store.journalMode() == "wal")
+        #expect(try await store.book(uuid)?.machine.phase == .tracking)
+        #expect(throws: StoreError.self) { try store.export() }
+    }
+
     /// The count of changed rows moves with a write that changes a row and only then (the chaos
     /// search reads the store again only when it has moved).
     @Test func theChangedRowsCountMovesOnlyWhenARowChanges() async throws {

@@ -43,16 +43,21 @@ import Testing
             let tracking = BookUUID("0b1c2d3e-0000-4000-8000-000000000004")!
             let backingOff = BookUUID("0b1c2d3e-0000-4000-8000-000000000005")!
             let doubted = BookUUID("0b1c2d3e-0000-4000-8000-000000000007")!
-            for uuid in [tracking, backingOff, doubted] {
+            let refused = BookUUID("0b1c2d3e-0000-4000-8000-000000000008")!
+            for uuid in [tracking, backingOff, doubted, refused] {
                 _ = try await store.apply(.command(.track(.created)), to: uuid, at: t, options: .init())
             }
             // Its first poll failed: the backoff stands.
             try await store.deferPoll(backingOff, until: t.plus(600), keepUrgent: false)
-            // A first "gone" answer: polled, a doubt, and its second look scheduled (the only way a
-            // Book stays in tracking once polled: any answer showing it moves it to processing).
+            // A first "gone" answer: polled, a doubt, and its second look scheduled (an answer
+            // showing the Book moves it to processing).
             _ = try await store.apply(.snapshot(.gone), to: doubted, at: t, options: .init())
-            let untouched = [try #require(try await store.book(doubted))]
-            #expect(untouched[0].machine.phase == .tracking && untouched[0].machine.doubt?.kind == .gone)
+            // A refused poll: a doubt, not polled (no snapshot), no failure counted: only
+            // `doubt_kind IS NULL` keeps its second look where it is.
+            _ = try await store.apply(.pollRefused("403 code 2102"), to: refused, at: t, options: .init())
+            let untouched = [try #require(try await store.book(doubted)), try #require(try await store.book(refused))]
+            #expect(untouched.map(\.machine.phase) == [.tracking, .tracking])
+            #expect(untouched.map { $0.machine.doubt?.kind } == [.gone, .refused])
             _ = try await store.apply(.command(.track(.operator)), to: Self.processing, at: t, options: .init())
             _ = try await store.apply(.snapshot(F.verifying), to: Self.processing, at: t, options: .init())
             try await StoreFixtures.retrieved(in: store, book: Self.complete, pk: 2, at: t)
