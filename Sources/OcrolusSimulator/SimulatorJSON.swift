@@ -17,6 +17,17 @@ enum SimulatorJSON {
     }
 
     private static func write(_ value: Any, into out: inout [UInt8]) -> Bool {
+        // By exact type first: a cast that fails (a dictionary `as? String`) tries Foundation's
+        // bridging on Linux, which made those casts the writer's largest cost.
+        switch ObjectIdentifier(type(of: value)) {
+        case ObjectIdentifier(String.self): return string(value as! String, into: &out)
+        case ObjectIdentifier(Int.self):
+            out.append(contentsOf: String(value as! Int).utf8)
+            return true
+        case ObjectIdentifier([String: Any].self): return object(value as! [String: Any], into: &out)
+        case ObjectIdentifier([[String: Any]].self): return array(value as! [[String: Any]], into: &out)
+        default: break
+        }
         switch value {
         case let text as String:
             return string(text, into: &out)
@@ -27,27 +38,37 @@ enum SimulatorJSON {
         case is NSNull:
             out.append(contentsOf: "null".utf8)
         case let object as [String: Any]:
-            out.append(UInt8(ascii: "{"))
-            for (index, key) in object.keys.sorted().enumerated() {
-                guard key.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) }),
-                    let item = object[key]
-                else { return false }
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                _ = string(key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                guard write(item, into: &out) else { return false }
-            }
-            out.append(UInt8(ascii: "}"))
-        case let array as [Any]:
-            out.append(UInt8(ascii: "["))
-            for (index, item) in array.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                guard write(item, into: &out) else { return false }
-            }
-            out.append(UInt8(ascii: "]"))
+            return Self.object(object, into: &out)
+        case let items as [Any]:
+            return array(items, into: &out)
         default:
             return false
         }
+        return true
+    }
+
+    private static func object(_ object: [String: Any], into out: inout [UInt8]) -> Bool {
+        out.append(UInt8(ascii: "{"))
+        for (index, key) in object.keys.sorted().enumerated() {
+            guard key.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) }),
+                let item = object[key]
+            else { return false }
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            _ = string(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            guard write(item, into: &out) else { return false }
+        }
+        out.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    private static func array(_ items: [some Any], into out: inout [UInt8]) -> Bool {
+        out.append(UInt8(ascii: "["))
+        for (index, item) in items.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            guard write(item, into: &out) else { return false }
+        }
+        out.append(UInt8(ascii: "]"))
         return true
     }
 

@@ -29,8 +29,13 @@ import Testing
 
     @Test func itWritesWhatJSONSerializationWrites() throws {
         var random = SeededRandom(seed: 15)
-        for _ in 0..<2_000 {
-            let object = Self.object(&random, depth: 0)
+        // Typed containers as the simulator builds them (a page of transactions), then seeded ones.
+        let typed: [String: Any] = [
+            "response": ["enriched_transactions": [["txn_pk": 1, "amount": "1.05"], ["txn_pk": 2, "generation": 3]] as [[String: Any]]],
+            "names": ["a", "b"], "counts": [1, 2],
+        ]
+        for index in 0..<2_001 {
+            let object = index == 0 ? typed : Self.object(&random, depth: 0)
             let expected = Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
             let written = try #require(SimulatorJSON.encode(object))
             #expect(written == expected, "\(String(decoding: written, as: UTF8.self)) vs \(String(decoding: expected, as: UTF8.self))")
