@@ -29,8 +29,10 @@ extension SimBook {
         var events: [SimEvent] = []
         func add(_ at: Double, _ name: String, _ fields: [String: Any]) {
             guard !isDeleted(at: at) else { return }
-            let body = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data()
-            events.append(SimEvent(at: at, bookIndex: index, name: name, body: Array(body)))
+            let body =
+                SimulatorJSON.encode(fields, escapingSlashes: true)
+                ?? Array((try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data())
+            events.append(SimEvent(at: at, bookIndex: index, name: name, body: body))
         }
         switch flavour {
         case .org, .mixed:

@@ -36,9 +36,12 @@ import Testing
         ]
         for index in 0..<2_001 {
             let object = index == 0 ? typed : Self.object(&random, depth: 0)
-            let expected = Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
-            let written = try #require(SimulatorJSON.encode(object))
-            #expect(written == expected, "\(String(decoding: written, as: UTF8.self)) vs \(String(decoding: expected, as: UTF8.self))")
+            for escapingSlashes in [false, true] {
+                let options: JSONSerialization.WritingOptions = escapingSlashes ? [.sortedKeys] : [.sortedKeys, .withoutEscapingSlashes]
+                let expected = Array(try JSONSerialization.data(withJSONObject: object, options: options))
+                let written = try #require(SimulatorJSON.encode(object, escapingSlashes: escapingSlashes))
+                #expect(written == expected, "\(String(decoding: written, as: UTF8.self)) vs \(String(decoding: expected, as: UTF8.self))")
+            }
         }
     }
 
