@@ -299,6 +299,12 @@ package struct TransitionDriver {
                     awaiting_view_since = \(awaitingView ? t : nil), view_confirmed = \(.false)
                 WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                 """
+        case .resume(let due):
+            return """
+                UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = \(due),
+                    ready_announced = \(.false), awaiting_view_since = \(t), view_confirmed = \(.false), created_at = \(t)
+                WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
+                """
         case .rearm:
             return """
                 UPDATE analytics_jobs SET state = 'pending', attempts = 0, due_at = \(t), last_error = NULL, created_at = \(t),

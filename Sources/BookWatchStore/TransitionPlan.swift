@@ -41,6 +41,10 @@ package enum JobChange: Sendable, Equatable {
     /// view); `awaitingView`: released early by `confirmed`; `error`: a real error's message,
     /// kept as the job's last error.
     case retry(dueAt: Int64, countsError: Bool, awaitingView: Bool, error: String? = nil)
+    /// The operator tracked the Book again: back to pending, waiting for the track's view (due at
+    /// `dueAt` at the latest), its age counted from now: the time it was untracked was not spent
+    /// waiting for analytics, and counting it gave the job up at its first claim (chaos seed 4626).
+    case resume(dueAt: Int64)
     case rearm
     case fail(reason: String)
 }
@@ -164,7 +168,7 @@ package struct TransitionPlan: Sendable {
         }
         if resuming && machine.phase == .retrieving {
             let fallback = now.addingTimeInterval(pollSchedule.confirmFreshness).storageMillis
-            plan.jobs.append((machine.generation, .retry(dueAt: fallback, countsError: false, awaitingView: true)))
+            plan.jobs.append((machine.generation, .resume(dueAt: fallback)))
         }
         switch input {
         case .snapshot, .pollRefused: plan.schedule.failures = 0  // the endpoint answered
