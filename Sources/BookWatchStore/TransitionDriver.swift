@@ -93,13 +93,13 @@ package struct TransitionDriver {
             return readLastJob()
         case .documents(let book, let resuming):
             var machine = try book.machine(documents: try rows.map { try StoredDocument(row: $0) })
-            return decide(&machine, stored: book.schedule, resuming: resuming, created: false)
+            return decide(&machine, stored: book.schedule, resuming: resuming, untrackedAt: book.untrackedAt, created: false)
         case .lastJob:
             // Continues after any generation a previous tracking opened a job for, so the unique
             // (book, generation) key of analytics jobs is never reused.
             let last = try rows.first.map { try $0.int("g") } ?? 0
             var machine = BookMachine.fresh(uuid: uuid, afterGeneration: last)
-            return decide(&machine, stored: .none, resuming: false, created: true)
+            return decide(&machine, stored: .none, resuming: false, untrackedAt: nil, created: true)
         case .writing(let steps, let outcome):
             return write(steps, outcome)
         case .done:
@@ -124,7 +124,7 @@ package struct TransitionDriver {
         return .run(SQLStep("SELECT COALESCE(MAX(generation), 0) AS g FROM analytics_jobs WHERE book_uuid = \(key)", reads: true))
     }
 
-    private mutating func decide(_ machine: inout BookMachine, stored: StoredSchedule, resuming: Bool, created: Bool) -> Step {
+    private mutating func decide(_ machine: inout BookMachine, stored: StoredSchedule, resuming: Bool, untrackedAt: Int64?, created: Bool) -> Step {
         var steps: [SQLStep] = []
         // Marked only when the hint is applied: a hint for an unknown Book without `trackUnknown`
         // leaves its row for the caller.
@@ -138,6 +138,7 @@ package struct TransitionDriver {
             draw: draw,
             schedule: schedule,
             resuming: resuming,
+            untrackedAt: untrackedAt,
             created: created
         )
         steps += Self.carryOut(plan, machine: machine, results: input.jobReport.results, now: now)
@@ -299,10 +300,11 @@ package struct TransitionDriver {
                     awaiting_view_since = \(awaitingView ? t : nil), view_confirmed = \(.false)
                 WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                 """
-        case .resume(let due):
+        case .resume(let due, let untrackedFor):
             return """
                 UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = \(due),
-                    ready_announced = \(.false), awaiting_view_since = \(t), view_confirmed = \(.false), created_at = \(t)
+                    ready_announced = \(.false), awaiting_view_since = \(t), view_confirmed = \(.false),
+                    created_at = created_at + \(untrackedFor)
                 WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                 """
         case .rearm:

@@ -42,9 +42,10 @@ package enum JobChange: Sendable, Equatable {
     /// kept as the job's last error.
     case retry(dueAt: Int64, countsError: Bool, awaitingView: Bool, error: String? = nil)
     /// The operator tracked the Book again: back to pending, waiting for the track's view (due at
-    /// `dueAt` at the latest), its age counted from now: the time it was untracked was not spent
-    /// waiting for analytics, and counting it gave the job up at its first claim (chaos seed 4626).
-    case resume(dueAt: Int64)
+    /// `dueAt` at the latest), its opening moved later by the `untrackedFor` milliseconds the Book
+    /// was untracked: that time was not spent waiting for analytics, and counting it gave the job
+    /// up at its first claim (chaos seed 4626); the time before and after still counts.
+    case resume(dueAt: Int64, untrackedFor: Int64)
     case rearm
     case fail(reason: String)
 }
@@ -107,6 +108,7 @@ package struct TransitionPlan: Sendable {
         draw: Double,
         schedule pollSchedule: PollSchedule,
         resuming: Bool = false,
+        untrackedAt: Int64? = nil,
         created: Bool = false
     ) -> (actions: [BookAction], plan: TransitionPlan) {
         // A hint about a Book with no row yet (auto-track): the Book is tracked (`track(.webhook)`)
@@ -168,7 +170,8 @@ package struct TransitionPlan: Sendable {
         }
         if resuming && machine.phase == .retrieving {
             let fallback = now.addingTimeInterval(pollSchedule.confirmFreshness).storageMillis
-            plan.jobs.append((machine.generation, .resume(dueAt: fallback)))
+            let untrackedFor = max(0, now.storageMillis - (untrackedAt ?? now.storageMillis))
+            plan.jobs.append((machine.generation, .resume(dueAt: fallback, untrackedFor: untrackedFor)))
         }
         switch input {
         case .snapshot, .pollRefused: plan.schedule.failures = 0  // the endpoint answered

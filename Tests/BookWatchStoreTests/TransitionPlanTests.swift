@@ -224,7 +224,7 @@ import Testing
     @Test func resumingATombstoneWhileRetrievingMakesTheJobWaitForTheTracksAnswer() {
         let (_, _, plan) = Self.decide(.command(.track(.operator)), after: [Self.processing, Self.verified], resuming: true)
         let fallback = Self.t0.addingTimeInterval(100 + Self.schedule.confirmFreshness).storageMillis
-        #expect(plan.jobs.map(\.change) == [.resume(dueAt: fallback)])
+        #expect(plan.jobs.map(\.change) == [.resume(dueAt: fallback, untrackedFor: 0)])
         let (_, _, notResuming) = Self.decide(.command(.track(.operator)), after: [Self.processing, Self.verified])
         #expect(notResuming.jobs.isEmpty)
     }
