@@ -123,6 +123,21 @@ import Testing
 
     static let unavailable = OcrolusError(.transient, endpoint: "analytics/summary", httpStatus: 503, message: "unavailable")
 
+    /// A Book tracked at creation and seen finished (its job open), and a watcher on a clock of
+    /// its own whose API answers from `makeAPI`.
+    static func finishedBook(
+        makeAPI: (ManualClock) -> API,
+        configure: (inout WatcherConfiguration) -> Void = { _ in }
+    ) async throws -> (IngressHarness, ManualClock, API, Watcher) {
+        let h = try IngressHarness()
+        let clock = ManualClock(start: h.clock.now())
+        let api = makeAPI(clock)
+        let watcher = Self.watcher(h, api, clock: clock, configure: configure)
+        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
+        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        return (h, clock, api, watcher)
+    }
+
     static func watcher(
         _ h: IngressHarness,
         _ api: any OcrolusAPIClient,
@@ -154,12 +169,7 @@ import Testing
     // MARK: 0. a retrieval never waits behind its own confirmation
 
     @Test func aConfirmingAnswerReleasesTheWaitingJobAtOnceAndWaitingIsNoAttempt() async throws {
-        let h = try IngressHarness()
-        let clock = ManualClock(start: h.clock.now())
-        let api = API(clock: clock, status: [.snapshot(Self.finished)])
-        let watcher = Self.watcher(h, api, clock: clock)
-        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let (h, clock, api, watcher) = try await Self.finishedBook(makeAPI: { API(clock: $0, status: [.snapshot(Self.finished)]) })
         clock.advance(by: 3700)
         #expect(await watcher.refreshSilence())
         #expect(try await watcher.runAnalytics() == 1)  // stale view: put back behind a confirm poll
@@ -187,12 +197,7 @@ import Testing
     )
 
     @Test func analyticsFetchedWhileTheBookGrewAreDroppedAndTheNextGenerationRetrievesThemOnce() async throws {
-        let h = try IngressHarness()
-        let clock = ManualClock(start: h.clock.now())
-        let api = API(clock: clock, status: [.snapshot(Self.grown)])
-        let watcher = Self.watcher(h, api, clock: clock)
-        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let (h, _, api, watcher) = try await Self.finishedBook(makeAPI: { API(clock: $0, status: [.snapshot(Self.grown)]) })
         #expect(try await watcher.runAnalytics(limit: 1) == 1)
         // The view after shows a document generation 1 did not have: superseded, nothing kept.
         let record = try #require(try await h.store.book(Self.uuid))
@@ -261,12 +266,7 @@ import Testing
     /// unfinished, held back as a reopen doubt; an older view after showing the generation
     /// finished is dropped and cannot settle that doubt, so it confirms nothing.
     @Test func aDroppedViewAfterDoesNotSettleAReopenDoubt() async throws {
-        let h = try IngressHarness()
-        let clock = ManualClock(start: h.clock.now())
-        let api = API(clock: clock, status: [.snapshot(Self.finished)])
-        let watcher = Self.watcher(h, api, clock: clock)
-        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let (h, clock, _, watcher) = try await Self.finishedBook(makeAPI: { API(clock: $0, status: [.snapshot(Self.finished)]) })
         let ahead = PollAnswer(takenAt: clock.now().addingTimeInterval(600))
         _ = try await h.store.apply(.snapshot(Self.verifying, ahead), to: Self.uuid, at: clock.now(), options: .init())
         #expect(try await h.store.book(Self.uuid)?.machine.doubt?.kind == .reopen)
@@ -280,12 +280,7 @@ import Testing
     /// supersede the fully fetched generation and, when the Book came back, fetch it again as a
     /// new generation. The view after's "gone" shows no new Document: the generation completes.
     @Test func aGoneViewAfterCompletesTheGenerationAndARevivalFetchesNothingAgain() async throws {
-        let h = try IngressHarness()
-        let clock = ManualClock(start: h.clock.now())
-        let api = API(clock: clock, status: [.snapshot(.gone), .snapshot(Self.finished)])
-        let watcher = Self.watcher(h, api, clock: clock)
-        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let (h, clock, api, watcher) = try await Self.finishedBook(makeAPI: { API(clock: $0, status: [.snapshot(.gone), .snapshot(Self.finished)]) })
         _ = try await h.store.apply(.snapshot(.gone, PollAnswer(takenAt: clock.now())), to: Self.uuid, at: clock.now(), options: .init())
         clock.advance(by: 90)
         #expect(try await watcher.runAnalytics(limit: 1) == 1)
@@ -414,12 +409,10 @@ import Testing
     }
 
     @Test func aJobGivesUpByAgeAndSaysSo() async throws {
-        let h = try IngressHarness()
-        let clock = ManualClock(start: h.clock.now())
-        let api = API(clock: clock, status: [.snapshot(Self.finished)], analytics: [.answer(.notReady(retryAfter: nil))])
-        let watcher = Self.watcher(h, api, clock: clock) { $0.analyticsGiveUp = 3600 }
-        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let (h, clock, _, watcher) = try await Self.finishedBook(
+            makeAPI: { API(clock: $0, status: [.snapshot(Self.finished)], analytics: [.answer(.notReady(retryAfter: nil))]) },
+            configure: { $0.analyticsGiveUp = 3600 }
+        )
         #expect(try await watcher.runAnalytics() == 1)
         clock.advance(by: 3601)
         #expect(try await watcher.runAnalytics() == 1)
@@ -506,12 +499,9 @@ import Testing
     /// marked deleted after two such answers a minimum apart, but polled slowly after it; the
     /// first slow poll that shows it revives it in the same generation, nothing fetched again.
     @Test func aBookDeletedDuringAnIncidentComesBackWithItsGenerationAtTheNextSlowPoll() async throws {
-        let h = try IngressHarness()
-        let clock = ManualClock(start: h.clock.now())
-        let api = API(clock: clock, status: [.snapshot(Self.finished), .snapshot(.gone), .snapshot(.gone), .snapshot(Self.finished)])
-        let watcher = Self.watcher(h, api, clock: clock)
-        _ = try await h.store.apply(.command(.track(.created)), to: Self.uuid, at: clock.now(), options: .init())
-        _ = try await h.store.apply(.snapshot(Self.finished), to: Self.uuid, at: clock.now(), options: .init())
+        let (h, clock, api, watcher) = try await Self.finishedBook(makeAPI: {
+            API(clock: $0, status: [.snapshot(Self.finished), .snapshot(.gone), .snapshot(.gone), .snapshot(Self.finished)])
+        })
         #expect(try await watcher.runAnalytics() == 1)
         #expect(try await h.store.book(Self.uuid)?.machine.phase == .complete)
         try await h.store.requestPoll(Self.uuid, at: clock.now(), reason: .operator)
