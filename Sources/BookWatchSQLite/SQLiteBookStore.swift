@@ -72,6 +72,13 @@ public final class SQLiteBookStore: BookStore {
         try pool.close()
     }
 
+    /// Rows inserted, updated or deleted on the writer's connection so far (committed or not;
+    /// every write is there): when it has not moved, no row has changed (the chaos search's safety
+    /// check reads the store only then; most of a watcher's idle turns are claims that find nothing).
+    public func rowsChangedCount() throws -> Int {
+        try pool.writeWithoutTransaction { $0.totalChangesCount }
+    }
+
     /// The `synchronous` pragma of the writer connection (2 means FULL).
     public func writerSynchronousLevel() throws -> Int {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
@@ -135,14 +142,8 @@ public final class SQLiteBookStore: BookStore {
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         activity.beginWrite()
         defer { activity.end() }
-        let activity = self.activity
-        let counted: @Sendable (Database) throws -> T = { db in
-            let before = db.totalChangesCount
-            defer { activity.rowsChanged(db.totalChangesCount - before) }
-            return try body(db)
-        }
         do {
-            return inline ? try Self.writeHere(pool, counted) : try await pool.write(counted)
+            return inline ? try Self.writeHere(pool, body) : try await pool.write(body)
         } catch let error as DatabaseError {
             throw Self.storeError(error, path: path)
         }
@@ -191,17 +192,6 @@ public final class StoreActivity: Sendable {
     /// Write transactions begun so far (each one the single writer's turn: what the webhook
     /// door's group commits wait behind).
     public var writesBegun: Int { writes.load(ordering: .relaxed) }
-
-    private let changes = Atomic<Int>(0)
-
-    func rowsChanged(_ count: Int) {
-        if count != 0 { changes.add(count, ordering: .relaxed) }
-    }
-
-    /// Rows inserted, updated or deleted by write transactions so far (committed or not): when
-    /// it has not moved, no row has changed (the chaos search's safety check reads the store only
-    /// then; most of a watcher's idle turns are claims that find nothing).
-    public var rowsChangedCount: Int { changes.load(ordering: .relaxed) }
 
     /// Whether a transaction is running now.
     public var isBusy: Bool { running.load(ordering: .acquiring) > 0 }

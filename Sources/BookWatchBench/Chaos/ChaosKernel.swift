@@ -63,21 +63,20 @@ final class ChaosKernel: Sendable {
         clock = ManualClock(start: start, onSleepersChange: { [changes] in changes.changed() })
         state = Mutex(State())
         let changes = self.changes
-        let ticking = ticking
         // Wakes `settle` now and then, so it can tell a chain that never blocks (patience);
         // until `stop` (a kernel outlives its run: chains left blocked hold it).
-        Task {
-            while ticking.isOn {
+        ticker = Task {
+            while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(100))
                 changes.nudge()
             }
         }
     }
 
-    private let ticking = Switch()
+    private let ticker: Task<Void, Never>
 
     /// The run is over: the ticker that wakes `settle` ends.
-    func stop() { ticking.turnOff() }
+    func stop() { ticker.cancel() }
 
     /// Tell `settle` that something `running` counts changed (a limiter's or token provider's hook).
     func changed() { changes.changed() }
@@ -279,13 +278,6 @@ final class ChaosKernel: Sendable {
             return "chains [\(chains)], sleepers \(clock.sleeperCount), calls \(state.calls.count)"
         }
     }
-}
-
-/// On until turned off.
-private final class Switch: Sendable {
-    private let on = Atomic<Bool>(true)
-    var isOn: Bool { on.load(ordering: .relaxed) }
-    func turnOff() { on.store(false, ordering: .relaxed) }
 }
 
 /// A count of changes, and one task waiting for the next.

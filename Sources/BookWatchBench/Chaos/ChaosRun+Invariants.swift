@@ -29,7 +29,7 @@ extension ChaosRun {
         }
         // Only a changed row changes what the rest reads: a step whose store calls changed none
         // (most of a watcher's idle turns are claims that find nothing) is not checked again.
-        let changes = rowsChanged?() ?? log.storeCalls
+        let changes = rowsChanged?() ?? nil ?? log.storeCalls
         guard changes != checkedAtStoreChanges else { return nil }
         checkedAtStoreChanges = changes
         let records = try await store.books(state: nil, limit: nil)

@@ -99,7 +99,7 @@ final class ChaosRun {
     let worked = ChainResults()
     /// The rows the store's writes have changed so far (SQLite), or nil: the safety check then
     /// goes by store calls of any kind.
-    let rowsChanged: (@Sendable () -> Int)?
+    let rowsChanged: (@Sendable () -> Int?)?
     /// The rows changed (or store calls) counted when the safety check last read the store (none
     /// since: nothing it reads can have changed, and time only makes "a poll due within" easier).
     var checkedAtStoreChanges = -1
@@ -131,7 +131,7 @@ final class ChaosRun {
         case .sqlite(let directory):
             let path = "\(directory)/\(name).sqlite"
             let store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
-            let changes: @Sendable () -> Int = { store.activity.rowsChangedCount }
+            let changes: @Sendable () -> Int? = { try? store.rowsChangedCount() }
             return ChaosRun(world: world, store: store, verifier: verifier, rowsChanged: changes) {
                 try? store.close()
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
@@ -165,7 +165,7 @@ final class ChaosRun {
         store: any JobHistoryReading,
         verifier: WebhookVerifier?,
         patience: TimeInterval = 20,
-        rowsChanged: (@Sendable () -> Int)? = nil,
+        rowsChanged: (@Sendable () -> Int?)? = nil,
         remove: @escaping @Sendable () async -> Void
     ) {
         self.rowsChanged = rowsChanged
