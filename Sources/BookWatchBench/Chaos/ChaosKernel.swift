@@ -58,8 +58,12 @@ final class ChaosKernel: Sendable {
     /// a reading between two equal counts is one consistent state (`settle`).
     private let changes = ChangeCount()
 
-    init(start: Date, patience: TimeInterval = 20) {
+    /// Where chains run (nil: the shared pool).
+    let executor: ChaosExecutor?
+
+    init(start: Date, patience: TimeInterval = 20, executor: ChaosExecutor? = nil) {
         self.patience = patience
+        self.executor = executor
         clock = ManualClock(start: start, onSleepersChange: { [changes] in changes.changed() })
         state = Mutex(State())
         let changes = self.changes
@@ -210,7 +214,7 @@ final class ChaosKernel: Sendable {
             return state.nextID
         }
         changes.changed()
-        let task = Task {
+        let task = Task(executorPreference: executor) {
             await body()
             _ = self.state.withLock { $0.chains.removeValue(forKey: id) }
             self.changes.changed()

@@ -121,7 +121,8 @@ final class ChaosRun {
     }
 
     /// Opens the seed's store in `database` and sets up its world (no replica runs yet).
-    static func open(world: ChaosWorld, database: ChaosDatabase) async throws -> ChaosRun {
+    /// `executor`: where the replicas' chains run (the caller's task should prefer it too).
+    static func open(world: ChaosWorld, database: ChaosDatabase, executor: ChaosExecutor? = nil) async throws -> ChaosRun {
         // Everything that can fail before the store opens, so a failure leaves no store behind.
         let verifier = try world.simulation.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
         let jitter = Mutex(SeededRandom(seed: world.seed &+ 0x5EED))
@@ -132,7 +133,7 @@ final class ChaosRun {
             let path = "\(directory)/\(name).sqlite"
             let store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
             let changes: @Sendable () -> Int? = { try? store.rowsChangedCount() }
-            return ChaosRun(world: world, store: store, verifier: verifier, rowsChanged: changes) {
+            return ChaosRun(world: world, store: store, verifier: verifier, executor: executor, rowsChanged: changes) {
                 try? store.close()
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             }
@@ -149,7 +150,7 @@ final class ChaosRun {
                 logger: Logger(label: "chaos.postgres") { _ in SwiftLogNoOpLogHandler() },
                 random: random
             )
-            return ChaosRun(world: world, store: store, verifier: verifier, patience: 120) {
+            return ChaosRun(world: world, store: store, verifier: verifier, executor: executor, patience: 120) {
                 do {
                     try await store.dropSchema(prefix: "chaos_")
                 } catch {
@@ -164,13 +165,14 @@ final class ChaosRun {
         world: ChaosWorld,
         store: any JobHistoryReading,
         verifier: WebhookVerifier?,
+        executor: ChaosExecutor?,
         patience: TimeInterval = 20,
         rowsChanged: (@Sendable () -> Int?)? = nil,
         remove: @escaping @Sendable () async -> Void
     ) {
         self.rowsChanged = rowsChanged
         self.world = world
-        let kernel = ChaosKernel(start: world.simulation.start, patience: patience)
+        let kernel = ChaosKernel(start: world.simulation.start, patience: patience, executor: executor)
         self.kernel = kernel
         log = ChaosLog(start: world.simulation.start, now: { kernel.now })
         simulation = OcrolusSimulation(config: world.simulation, clock: ChaosClock(kernel: kernel, replica: nil))

@@ -59,6 +59,21 @@ package enum ChaosSearch {
             return lines
         }
 
+        /// Counts one seed's outcome in.
+        mutating func add(_ outcome: ChaosOutcome) {
+            searched += 1
+            steps += outcome.steps
+            drainSteps += outcome.drainSteps
+            virtualSeconds += outcome.virtualSeconds
+            counts.merge(outcome.counts, uniquingKeysWith: +)
+            for key in outcome.counts.keys where key.hasPrefix("scenario") && firstSeeds[key] == nil { firstSeeds[key] = outcome.seed }
+            transitions.merge(outcome.transitions, uniquingKeysWith: +)
+            if outcome.violation != nil {
+                failed += 1
+                failures.append(outcome.seed)
+            }
+        }
+
         /// "from --input--> to" without its "to".
         static func fromAndInput(_ transition: String) -> String {
             transition.components(separatedBy: "--> ").first ?? transition
@@ -91,37 +106,46 @@ package enum ChaosSearch {
         var report = Report()
         let started = ContinuousClock.now
         let database = database ?? .sqlite(directory: defaultDirectory())
-        // `jobs` seeds side by side (each run is deterministic on its own); outcomes are taken in
-        // seed order, so the report does not depend on which finished first.
-        var chunks: [[UInt64]] = []
-        let width = max(jobs, 1)
-        for start in stride(from: 0, to: seeds.count, by: width) { chunks.append(Array(seeds[start..<min(start + width, seeds.count)])) }
-        search: for chunk in chunks {
-            if let timeLimit, (ContinuousClock.now - started).inSeconds > timeLimit { break }
-            let outcomes = try await withThrowingTaskGroup(of: ChaosOutcome.self) { group in
-                for seed in chunk {
-                    group.addTask {
-                        let run = try await ChaosRun.open(world: ChaosWorld(seed: seed, replicas: replicas), database: database)
-                        return try await run.run(steps: steps, traceLines: traceLines)
-                    }
+        // `jobs` seeds side by side (each run is deterministic on its own), each on its own thread
+        // (`ChaosExecutor`); a place that finishes takes the next seed at once (seeds differ in
+        // cost two to one: waiting for a whole batch left a core idle). Outcomes are taken in seed
+        // order, so the report does not depend on which finished first.
+        let width = max(min(jobs, seeds.count), 1)
+        let executors = (0..<width).map { ChaosExecutor(name: "chaos-\($0)") }
+        defer { for executor in executors { executor.shutdown() } }
+        try await withThrowingTaskGroup(of: (place: Int, index: Int, outcome: ChaosOutcome).self) { group in
+            var next = 0
+            var finished: [Int: ChaosOutcome] = [:]
+            var reported = 0
+            var stopped = false
+            func startNext(at place: Int) {
+                guard !stopped, next < seeds.count else { return }
+                if let timeLimit, (ContinuousClock.now - started).inSeconds > timeLimit { return }
+                let index = next
+                let seed = seeds[index]
+                let executor = executors[place]
+                next += 1
+                group.addTask(executorPreference: executor) {
+                    let run = try await ChaosRun.open(
+                        world: ChaosWorld(seed: seed, replicas: replicas),
+                        database: database,
+                        executor: executor
+                    )
+                    return (place, index, try await run.run(steps: steps, traceLines: traceLines))
                 }
-                return try await group.reduce(into: [UInt64: ChaosOutcome]()) { $0[$1.seed] = $1 }
             }
-            for seed in chunk {
-                guard let outcome = outcomes[seed] else { continue }
-                each(outcome)
-                report.searched += 1
-                report.steps += outcome.steps
-                report.drainSteps += outcome.drainSteps
-                report.virtualSeconds += outcome.virtualSeconds
-                report.counts.merge(outcome.counts, uniquingKeysWith: +)
-                for key in outcome.counts.keys where key.hasPrefix("scenario") && report.firstSeeds[key] == nil { report.firstSeeds[key] = seed }
-                report.transitions.merge(outcome.transitions, uniquingKeysWith: +)
-                if outcome.violation != nil {
-                    report.failed += 1
-                    report.failures.append(seed)
-                    if stopOnFailure { break search }
+            for place in 0..<width { startNext(at: place) }
+            // Runs still going once the search stops (a failure with `stopOnFailure`) end on
+            // their own and are not reported.
+            while let (place, index, outcome) = try await group.next() {
+                finished[index] = outcome
+                while !stopped, let outcome = finished.removeValue(forKey: reported) {
+                    reported += 1
+                    each(outcome)
+                    report.add(outcome)
+                    if outcome.violation != nil, stopOnFailure { stopped = true }
                 }
+                startNext(at: place)
             }
         }
         report.seconds = (ContinuousClock.now - started).inSeconds
