@@ -57,7 +57,10 @@ public final class SQLiteBookStore: BookStore {
             // calls of a chaos step; a simulated crash never loses the process, so durability is
             // not what it tests (the conformance suite runs the real settings).
             try pool.writeWithoutTransaction { db in
-                try db.execute(sql: inline ? "PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE" : "PRAGMA synchronous = FULL")
+                try db.execute(
+                    sql: inline
+                        ? "PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA temp_store = MEMORY" : "PRAGMA synchronous = FULL"
+                )
             }
             try Self.migrator.migrate(pool)
         } catch let error as DatabaseError {

@@ -244,7 +244,7 @@ package struct TransitionDriver {
         ]
         steps.append(
             SQLStep(
-                "INSERT INTO books (\(unescaped: BooksTable.columnList)) VALUES \(list: values.map(\.sqlValue)) \(unescaped: BooksTable.upsert)"
+                "INSERT INTO books (\(unescaped: BooksTable.columnList)) VALUES \(row: values.map(\.sqlValue)) \(unescaped: BooksTable.upsert)"
             )
         )
         steps.append(SQLStep("DELETE FROM documents WHERE book_uuid = \(key)"))

@@ -66,6 +66,14 @@ import Testing
         #expect(!("SELECT 1 WHERE x IN \(set: [1, 2, 3])" as SQLQuery).hasList)
     }
 
+    @Test func aRowIsWrittenAsAListButStaysPrepared() {
+        let query: SQLQuery = "INSERT INTO t (a, b) VALUES \(row: [.integer(1), .text("x")])"
+        #expect(query.render(SQLiteDialect()).sql == "INSERT INTO t (a, b) VALUES (?, ?)")
+        #expect(query.render(PostgreSQLDialect()).sql == "INSERT INTO t (a, b) VALUES ($1, $2)")
+        #expect(query.render(SQLiteDialect()).binds == [.integer(1), .text("x")])
+        #expect(!query.hasList)
+    }
+
     @Test func sqliteRowsFindAColumnByItsNameInAnyCaseTheFirstOfEqualNamesWinning() {
         let columns = SQLiteColumns(["uuid", "State", "state", "n"])
         #expect(columns.index(of: "uuid") == 0)

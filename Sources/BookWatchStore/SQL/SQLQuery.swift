@@ -37,6 +37,9 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         /// The values of a membership test (`IN`, `NOT IN`), padded with repeats of the last one
         /// to a power of two, so the statement's text takes a few shapes and stays prepared.
         case set([SQLValue])
+        /// A row of values whose count the code fixes (every column of a table): written as a
+        /// list, but its text never varies, so a store keeps it prepared.
+        case row([SQLValue])
     }
 
     /// The parts, in order.
@@ -88,6 +91,10 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         /// notices), so its statement's text repeats and a store keeps it prepared.
         package mutating func appendInterpolation(set values: [some SQLBindable]) { pieces.append(.set(SQLQuery.padded(values.map(\.sqlValue)))) }
 
+        /// `(?, ?, ...)` for a row whose length the code fixes, never the data (a table's
+        /// columns): kept prepared, unlike `list`.
+        package mutating func appendInterpolation(row values: [SQLValue]) { pieces.append(.row(values)) }
+
         /// A trusted fragment, as is (column lists derived from code, never input).
         package mutating func appendInterpolation(unescaped fragment: String) { pieces.append(.sql(fragment)) }
 
@@ -121,7 +128,7 @@ package struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
                 binds.append(value)
                 sql += dialect.bindPlaceholder(at: binds.count)
             case .keyword(let keyword): sql += keyword.spelled(in: dialect)
-            case .list(let values), .set(let values):
+            case .list(let values), .set(let values), .row(let values):
                 guard !values.isEmpty else {
                     sql += "(NULL)"
                     continue
