@@ -90,6 +90,19 @@ import Testing
         #expect(ChaosWorld(seed: 43, replicas: 3).summary != world.summary)
     }
 
+    @Test func anActionIsLabelledByItsCaseName() {
+        let actions: [BookAction] = [
+            .pollNow(.webhookHint), .schedulePoll(.active), .postponePoll(.soon), .pollWithin(.retention),
+            .openAnalyticsJob(generation: 1), .supersedeAnalyticsJob(generation: 1), .expediteAnalyticsJob(generation: 1),
+            .confirmAnalyticsJob(generation: 1), .retryAnalyticsJob(generation: 1, notReady: true), .rearmAnalyticsJob(generation: 1),
+            .completeAnalyticsJob(generation: 1), .failAnalyticsJob(generation: 1, reason: "r"), .notifyRetrieved(generation: 1),
+            .stopWatching, .webhookCoverage(announced: 1, missed: 0), .bookFinishCoverage(announced: true), .warn("w"),
+        ]
+        for action in actions {
+            #expect(ChaosLog.label(action) == String(String(describing: action).prefix { $0 != "(" }))
+        }
+    }
+
     @Test func theRateCheckAllowsABurstThenTheRate() {
         var check = GCRACheck(rate: 2, burst: 3)
         let admitted = [0, 0, 0, 0.1, 0.5].map { check.admit($0) }

@@ -149,8 +149,27 @@ final class ChaosLog: Sendable {
         }
     }
 
+    /// The action's case name (written out: `String(describing:)` reflects, a few percent of a
+    /// search).
     static func label(_ action: BookAction) -> String {
-        let text = String(describing: action)
-        return String(text.prefix(while: { $0 != "(" }))
+        switch action {
+        case .pollNow: "pollNow"
+        case .schedulePoll: "schedulePoll"
+        case .postponePoll: "postponePoll"
+        case .pollWithin: "pollWithin"
+        case .openAnalyticsJob: "openAnalyticsJob"
+        case .supersedeAnalyticsJob: "supersedeAnalyticsJob"
+        case .expediteAnalyticsJob: "expediteAnalyticsJob"
+        case .confirmAnalyticsJob: "confirmAnalyticsJob"
+        case .retryAnalyticsJob: "retryAnalyticsJob"
+        case .rearmAnalyticsJob: "rearmAnalyticsJob"
+        case .completeAnalyticsJob: "completeAnalyticsJob"
+        case .failAnalyticsJob: "failAnalyticsJob"
+        case .notifyRetrieved: "notifyRetrieved"
+        case .stopWatching: "stopWatching"
+        case .webhookCoverage: "webhookCoverage"
+        case .bookFinishCoverage: "bookFinishCoverage"
+        case .warn: "warn"
+        }
     }
 }

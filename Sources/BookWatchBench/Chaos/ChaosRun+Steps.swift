@@ -33,7 +33,7 @@ extension ChaosRun {
         for replica in replicas where replica.up {
             let running = kernel.chainKinds(replica: replica.index)
             for kind in [ChainKind.inbox, .polls, .analytics, .housekeeping]
-            where !running.contains(kind) && !running.contains(.resume) && !idle.contains("\(replica.index):\(kind)") {
+            where !running.contains(kind) && !running.contains(.resume) && !idle.contains(ChainKey(replica: replica.index, kind: kind)) {
                 choices.append((kind == .housekeeping ? 0.3 : 2, .chain(replica.index, kind)))
             }
         }
@@ -78,9 +78,9 @@ extension ChaosRun {
         try await perform(action)
         try await settle()
         if case .chain(let index, let kind) = action, !kernel.chainKinds(replica: index).contains(kind),
-            worked.units.withLock({ $0["\(index):\(kind)"] }) == 0
+            worked.units.withLock({ $0[ChainKey(replica: index, kind: kind)] }) == 0
         {
-            idle.insert("\(index):\(kind)")
+            idle.insert(ChainKey(replica: index, kind: kind))
         } else {
             idle.removeAll()
         }
@@ -104,7 +104,7 @@ extension ChaosRun {
                     units = (try? await watcher.pruneIfDue()) ?? 1
                 case .resume: try? await watcher.resume()
                 }
-                worked.units.withLock { $0["\(index):\(kind)"] = units }
+                worked.units.withLock { $0[ChainKey(replica: index, kind: kind)] = units }
             }
         case .arrive(let id):
             guard let call = kernel.calls.first(where: { $0.id == id }) else { return }

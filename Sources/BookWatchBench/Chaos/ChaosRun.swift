@@ -91,11 +91,13 @@ final class ChaosRun {
     /// The count of complete jobs at the last check of stored results (a job completing makes
     /// its results final, so they are checked again).
     var checkedCompleteJobs = -1
+    /// The Ocrolus generation each stored body shows (`generation(of:)`).
+    var generations: [[UInt8]: Int?] = [:]
     var step = 0
     /// Chains whose last run found nothing to do, with nothing else happening since: starting
-    /// them again would be a step wasted (replica:kind).
-    var idle: Set<String> = []
-    /// What each replica's chains did last (units of work), by replica:kind.
+    /// them again would be a step wasted.
+    var idle: Set<ChainKey> = []
+    /// What each replica's chains did last (units of work).
     let worked = ChainResults()
     /// The rows the store's writes have changed so far (SQLite), or nil: the safety check then
     /// goes by store calls of any kind.
