@@ -90,6 +90,18 @@ import Testing
         #expect(ChaosWorld(seed: 43, replicas: 3).summary != world.summary)
     }
 
+    /// Each seed's store starts as a copy of one migrated file, and the search leaves neither
+    /// behind.
+    @Test func aSearchLeavesNoFileBehind() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaos-files-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let report = try await ChaosSearch.run(seeds: [2, 3], steps: 100, replicas: 2, database: .sqlite(directory: directory), jobs: 2)
+        #expect(report.searched == 2 && report.failed == 0)
+        #expect((report.counts["webhook: answered 200"] ?? 0) > 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == [])
+    }
+
     @Test func anActionIsLabelledByItsCaseName() {
         let actions: [BookAction] = [
             .pollNow(.webhookHint), .schedulePoll(.active), .postponePoll(.soon), .pollWithin(.retention),

@@ -123,8 +123,15 @@ final class ChaosRun {
     }
 
     /// Opens the seed's store in `database` and sets up its world (no replica runs yet).
-    /// `executor`: where the replicas' chains run (the caller's task should prefer it too).
-    static func open(world: ChaosWorld, database: ChaosDatabase, executor: ChaosExecutor? = nil) async throws -> ChaosRun {
+    /// `executor`: where the replicas' chains run (the caller's task should prefer it too);
+    /// `template`: a migrated, empty SQLite file the seed's store starts as a copy of
+    /// (`makeTemplate`).
+    static func open(
+        world: ChaosWorld,
+        database: ChaosDatabase,
+        executor: ChaosExecutor? = nil,
+        template: String? = nil
+    ) async throws -> ChaosRun {
         // Everything that can fail before the store opens, so a failure leaves no store behind.
         let verifier = try world.simulation.webhookSecret.map { try WebhookVerifier(secrets: [$0]) }
         let jitter = Mutex(SeededRandom(seed: world.seed &+ 0x5EED))
@@ -133,6 +140,7 @@ final class ChaosRun {
         switch database {
         case .sqlite(let directory):
             let path = "\(directory)/\(name).sqlite"
+            if let template { try FileManager.default.copyItem(atPath: template, toPath: path) }
             let store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
             let changes: @Sendable () -> Int? = { try? store.rowsChangedCount() }
             return ChaosRun(world: world, store: store, verifier: verifier, executor: executor, rowsChanged: changes) {
@@ -161,6 +169,15 @@ final class ChaosRun {
                 try? await store.close()
             }
         }
+    }
+
+    /// Makes an empty store in `directory` with every migration applied, for seeds to copy:
+    /// migrating a fresh file per seed was a twentieth of a search. Its path; the caller removes it.
+    static func makeTemplate(directory: String) throws -> String {
+        let path = "\(directory)/chaos_template_\(UUID().uuidString.prefix(8).lowercased()).sqlite"
+        let store = try SQLiteBookStore(path: path)
+        try store.close()  // the last connection checkpoints: one file, no -wal
+        return path
     }
 
     private init(

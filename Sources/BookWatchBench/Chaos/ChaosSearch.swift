@@ -113,6 +113,9 @@ package enum ChaosSearch {
         let width = max(min(jobs, seeds.count), 1)
         let executors = (0..<width).map { ChaosExecutor(name: "chaos-\($0)") }
         defer { for executor in executors { executor.shutdown() } }
+        let template: String? =
+            if case .sqlite(let directory) = database, !seeds.isEmpty { try ChaosRun.makeTemplate(directory: directory) } else { nil }
+        defer { if let template { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: template + suffix) } } }
         try await withThrowingTaskGroup(of: (place: Int, index: Int, outcome: ChaosOutcome).self) { group in
             var next = 0
             var finished: [Int: ChaosOutcome] = [:]
@@ -129,7 +132,8 @@ package enum ChaosSearch {
                     let run = try await ChaosRun.open(
                         world: ChaosWorld(seed: seed, replicas: replicas),
                         database: database,
-                        executor: executor
+                        executor: executor,
+                        template: template
                     )
                     return (place, index, try await run.run(steps: steps, traceLines: traceLines))
                 }
