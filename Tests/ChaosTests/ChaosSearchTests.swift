@@ -102,6 +102,22 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == [])
     }
 
+    /// A seed whose store cannot open removes the copy it made, and the error ends the search.
+    @Test func aStoreThatCannotOpenLeavesNoCopyBehind() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaos-bad-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let template = directory + "/template.sqlite"
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: template))  // not a database
+        await #expect(throws: (any Error).self) {
+            _ = try await ChaosRun.open(world: ChaosWorld(seed: 1, replicas: 2), database: .sqlite(directory: directory), template: template)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["template.sqlite"])
+        await #expect(throws: (any Error).self) {
+            _ = try await ChaosSearch.run(seeds: [1, 2], steps: 10, replicas: 2, database: .sqlite(directory: directory + "/missing"))
+        }
+    }
+
     @Test func anActionIsLabelledByItsCaseName() {
         let actions: [BookAction] = [
             .pollNow(.webhookHint), .schedulePoll(.active), .postponePoll(.soon), .pollWithin(.retention),

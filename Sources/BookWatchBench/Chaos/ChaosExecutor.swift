@@ -54,17 +54,20 @@ final class ChaosExecutor: TaskExecutor {
     }
 
     private func loop() {
+        // The queue and the batch trade buffers: neither is reallocated once grown.
+        var batch: [UnownedJob] = []
         while true {
-            let batch = state.withLock { state -> [UnownedJob]? in
+            batch.removeAll(keepingCapacity: true)
+            let ended = state.withLock { state -> Bool in
                 if state.jobs.isEmpty {
-                    if state.stopped { return nil }
+                    if state.stopped { return true }
                     state.sleeping = true
-                    return []
+                    return false
                 }
-                defer { state.jobs.removeAll(keepingCapacity: true) }
-                return state.jobs
+                swap(&state.jobs, &batch)
+                return false
             }
-            guard let batch else { return }
+            if ended { return }
             if batch.isEmpty {
                 wake.wait()
                 continue

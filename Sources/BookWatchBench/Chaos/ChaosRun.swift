@@ -141,11 +141,17 @@ final class ChaosRun {
         case .sqlite(let directory):
             let path = "\(directory)/\(name).sqlite"
             if let template { try FileManager.default.copyItem(atPath: template, toPath: path) }
-            let store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
+            let store: SQLiteBookStore
+            do {
+                store = try SQLiteBookStore(path: path, schedule: world.schedule, random: random, inline: true)
+            } catch {
+                removeFiles(of: path)
+                throw error
+            }
             let changes: @Sendable () -> Int? = { try? store.rowsChangedCount() }
             return ChaosRun(world: world, store: store, verifier: verifier, executor: executor, rowsChanged: changes) {
                 try? store.close()
-                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+                removeFiles(of: path)
             }
         case .postgres(let url):
             // A schema the URL names would be the one dropped after the seed: refused
@@ -171,12 +177,22 @@ final class ChaosRun {
         }
     }
 
+    /// Removes an SQLite database's file and its -wal and -shm (those that exist).
+    static func removeFiles(of path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
     /// Makes an empty store in `directory` with every migration applied, for seeds to copy:
     /// migrating a fresh file per seed was a twentieth of a search. Its path; the caller removes it.
     static func makeTemplate(directory: String) throws -> String {
         let path = "\(directory)/chaos_template_\(UUID().uuidString.prefix(8).lowercased()).sqlite"
-        let store = try SQLiteBookStore(path: path)
-        try store.close()  // the last connection checkpoints: one file, no -wal
+        do {
+            let store = try SQLiteBookStore(path: path)
+            try store.close()  // the last connection checkpoints: one file, no -wal
+        } catch {
+            removeFiles(of: path)
+            throw error
+        }
         return path
     }
 

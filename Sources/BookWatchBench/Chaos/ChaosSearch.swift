@@ -80,6 +80,13 @@ package enum ChaosSearch {
         }
     }
 
+    /// A seed's run ended: where it ran, its place in the search, and its outcome or error.
+    private struct Finished: Sendable {
+        let place: Int
+        let index: Int
+        let result: Result<ChaosOutcome, any Error>
+    }
+
     /// Where runs keep their databases unless told: `/dev/shm` when it can be written, else the temporary directory.
     package static func defaultDirectory() -> String {
         var isDirectory: ObjCBool = false
@@ -115,41 +122,59 @@ package enum ChaosSearch {
         defer { for executor in executors { executor.shutdown() } }
         let template: String? =
             if case .sqlite(let directory) = database, !seeds.isEmpty { try ChaosRun.makeTemplate(directory: directory) } else { nil }
-        defer { if let template { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: template + suffix) } } }
-        try await withThrowingTaskGroup(of: (place: Int, index: Int, outcome: ChaosOutcome).self) { group in
+        defer { if let template { ChaosRun.removeFiles(of: template) } }
+        // With `stopOnFailure`, the first failure in seed order ends the search: no seed after
+        // the earliest failure seen so far starts, and runs after it that were already going are
+        // waited for (a run cannot be stopped midway) but neither reported nor allowed to fail the
+        // search.
+        try await withThrowingTaskGroup(of: Finished.self) { group in
             var next = 0
+            var free = Array((0..<width).reversed())  // places without a seed
             var finished: [Int: ChaosOutcome] = [:]
             var reported = 0
+            var earliestFailure = Int.max
             var stopped = false
-            func startNext(at place: Int) {
-                guard !stopped, next < seeds.count else { return }
-                if let timeLimit, (ContinuousClock.now - started).inSeconds > timeLimit { return }
-                let index = next
-                let seed = seeds[index]
-                let executor = executors[place]
-                next += 1
-                group.addTask(executorPreference: executor) {
-                    let run = try await ChaosRun.open(
-                        world: ChaosWorld(seed: seed, replicas: replicas),
-                        database: database,
-                        executor: executor,
-                        template: template
-                    )
-                    return (place, index, try await run.run(steps: steps, traceLines: traceLines))
+            while true {
+                while let place = free.last, !stopped, next < seeds.count, next < earliestFailure,
+                    timeLimit.map({ (ContinuousClock.now - started).inSeconds <= $0 }) ?? true
+                {
+                    free.removeLast()
+                    let index = next
+                    let seed = seeds[index]
+                    let executor = executors[place]
+                    next += 1
+                    group.addTask(executorPreference: executor) {
+                        do {
+                            let run = try await ChaosRun.open(
+                                world: ChaosWorld(seed: seed, replicas: replicas),
+                                database: database,
+                                executor: executor,
+                                template: template
+                            )
+                            return Finished(place: place, index: index, result: .success(try await run.run(steps: steps, traceLines: traceLines)))
+                        } catch {
+                            return Finished(place: place, index: index, result: .failure(error))
+                        }
+                    }
                 }
-            }
-            for place in 0..<width { startNext(at: place) }
-            // Runs still going once the search stops (a failure with `stopOnFailure`) end on
-            // their own and are not reported.
-            while let (place, index, outcome) = try await group.next() {
-                finished[index] = outcome
+                guard let done = try await group.next() else { break }
+                free.append(done.place)
+                if done.index > earliestFailure { continue }  // after the failure that ends the search
+                let outcome: ChaosOutcome
+                switch done.result {
+                case .success(let value): outcome = value
+                case .failure(let error):
+                    group.cancelAll()
+                    throw error
+                }
+                if outcome.violation != nil, stopOnFailure { earliestFailure = min(earliestFailure, done.index) }
+                finished[done.index] = outcome
                 while !stopped, let outcome = finished.removeValue(forKey: reported) {
                     reported += 1
                     each(outcome)
                     report.add(outcome)
                     if outcome.violation != nil, stopOnFailure { stopped = true }
                 }
-                startNext(at: place)
             }
         }
         report.seconds = (ContinuousClock.now - started).inSeconds
