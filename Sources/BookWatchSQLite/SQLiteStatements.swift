@@ -1,6 +1,7 @@
 import BookWatchStore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// One row of a statement's answer: its values, and the statement's columns by name, built once
 /// per statement run (GRDB's `Row` finds a column by a case-insensitive scan, lowercasing each
@@ -90,16 +91,50 @@ extension Database {
         }
         var columns: SQLiteColumns?
         var rows: [SQLiteRow] = []
-        let cursor = try Row.fetchCursor(statement, arguments: arguments)
-        while let row = try cursor.next() {
+        // A cursor, not a sequence: its `forEach` steps SQLite once per row (GRDB's loop).
+        // swift-format-ignore: ReplaceForEachWithForLoop
+        try ValuesCursor(statement, arguments: arguments).forEach { values in
             let index = columns ?? SQLiteColumns(statement.columnNames)
             columns = index
-            rows.append(SQLiteRow(columns: index, values: Array(row.databaseValues)))
+            rows.append(SQLiteRow(columns: index, values: values))
         }
         if rows.isEmpty, let required = step.required { throw required }
         return rows
     }
+}
 
+/// A statement's rows as their values, read straight from SQLite's columns: GRDB's cursor of
+/// `Row`s (its set-up per statement run, and a lazy map over each row copied into an array)
+/// was a tenth of a chaos search. Stepping, errors and cancellation stay GRDB's
+/// (`DatabaseCursor`'s `forEach`).
+final class ValuesCursor: DatabaseCursor {
+    typealias Element = [DatabaseValue]
+    let _statement: Statement
+    var _isDone = false
+    private let columnCount: CInt
+
+    init(_ statement: Statement, arguments: StatementArguments) throws {
+        _statement = statement
+        columnCount = CInt(statement.columnCount)
+        try statement.setArguments(arguments)  // validates, resets and binds, as GRDB's cursors do
+    }
+
+    deinit {
+        // As GRDB's cursors reset theirs: a statement left after a failed step would fail its
+        // next use (GRDB's `reset` is internal; SQLite's answers the old error, ignored here).
+        sqlite3_reset(_statement.sqliteStatement)
+    }
+
+    func _element(sqliteStatement: SQLiteStatement) -> [DatabaseValue] {
+        var values: [DatabaseValue] = []
+        values.reserveCapacity(Int(columnCount))
+        var index: CInt = 0
+        while index < columnCount {
+            values.append(DatabaseValue(sqliteStatement: sqliteStatement, index: index))
+            index += 1
+        }
+        return values
+    }
 }
 
 extension SQLiteBookStore: RateBudgetStore {}
