@@ -21,6 +21,13 @@ import Testing
         var count: Int { log.withLock { $0.count } }
     }
 
+    /// Callers that are done.
+    final class Tally: Sendable {
+        private let value = Mutex(0)
+        func add() { value.withLock { $0 += 1 } }
+        var count: Int { value.withLock { $0 } }
+    }
+
     /// A moment some task reached, read by the test.
     final class Moment: Sendable {
         let value = Mutex<TimeInterval?>(nil)
@@ -61,6 +68,7 @@ import Testing
         let grants = Grants()
         let callers = 4
         let calls = 25
+        let finished = Tally()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (replica, limiter) in limiters.enumerated() {
                 for caller in 0..<callers {
@@ -70,10 +78,17 @@ import Testing
                             try await limiter.acquire(priority)
                             grants.add(replica, priority, clock.now().timeIntervalSince(start))
                         }
+                        finished.add()
                     }
                 }
             }
-            await drive(clock, until: { grants.count == 3 * callers * calls }, blocked: { clock.sleeperCount > 0 })
+            // Time moves only when every caller still asking waits (asleep on the clock or parked
+            // in its limiter): "any sleeper" moved it while others were still on their way, and a
+            // loaded machine then saw the last grant at 66 s.
+            await drive(clock, until: { grants.count == 3 * callers * calls }) {
+                let asking = 3 * callers - finished.count
+                return asking > 0 && clock.sleeperCount + limiters.reduce(0) { $0 + $1.parkedCount } == asking
+            }
             try await group.waitForAll()
         }
         let times = grants.all.map(\.at).sorted()
