@@ -1,4 +1,5 @@
 import BookWatchCore
+import Foundation
 
 /// One analytics job as `jobHistory` reads it.
 package struct JobHistoryRow: Sendable, Equatable {
@@ -17,9 +18,32 @@ package struct JobHistoryRow: Sendable, Equatable {
     }
 }
 
+/// What the chaos search's safety check reads of a tracked Book: its phase and generation, its next poll, and its
+/// newest job's generation, state and due time (what `books(state:limit:)` would say of them,
+/// without the documents and labels it also reads).
+package struct WatchedBook: Sendable, Equatable {
+    package var uuid: BookUUID
+    package var phase: BookPhase
+    /// The Book's generation (bookwatch's count of its finishes).
+    package var generation: Int
+    package var nextPollAt: Date?
+    package var job: Job?
+
+    /// The newest job.
+    package struct Job: Sendable, Equatable {
+        package var generation: Int
+        package var state: AnalyticsJobState
+        package var dueAt: Date?
+    }
+}
+
 /// A store that can say how each of a Book's generations ended: the chaos search's liveness
 /// check reads it (a generation not retrieved must have been superseded), on either store.
 package protocol JobHistoryReading: BookStore {
     /// A Book's analytics jobs, oldest generation first.
     func jobHistory(_ uuid: BookUUID) async throws -> [JobHistoryRow]
+
+    /// Every tracked Book as the safety check reads it, ordered by uuid: one statement (the
+    /// check runs after every step that changed a row).
+    func watchedBooks() async throws -> [WatchedBook]
 }

@@ -253,6 +253,59 @@ import Testing
         }
     }
 
+    /// The chaos search's safety check reads every tracked Book in one statement: it must say what
+    /// `books` says of their phase, generation, next poll and newest job, untracked ones left out.
+    @Test(arguments: StoreKind.available)
+    func theWatchedBooksAreWhatTheBookListSays(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let history = try #require(store as? any JobHistoryReading)
+            let grown = BookSnapshot.present(
+                pk: 1,
+                status: .verified,
+                documents: [
+                    DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+                    DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
+                    DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
+                ]
+            )
+            // Two generations of jobs (the first superseded by a reopen), one Book with none, one untracked.
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
+            _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
+            let first = try #require(try await store.claimAnalyticsJob(owner: "w", now: F.t0, lease: 60))
+            try await store.storeAnalyticsResult(
+                AnalyticsResult(bookUUID: F.uuid, generation: 1, endpoint: "summary", body: [1], retrievedAt: F.t0),
+                claim: first.claim
+            )
+            _ = try await store.apply(.snapshot(grown, PollAnswer(takenAt: F.t0.plus(10))), to: F.uuid, at: F.t0.plus(10), options: .init())
+            _ = try await store.apply(.snapshot(grown, PollAnswer(takenAt: F.t0.plus(20))), to: F.uuid, at: F.t0.plus(20), options: .init())
+            _ = try await store.apply(.command(.track(.operator)), to: F.other, at: F.t0, options: .init())
+            _ = try await store.apply(.command(.track(.operator)), to: F.book(3), at: F.t0, options: .init())
+            _ = try await store.apply(.command(.untrack), to: F.book(3), at: F.t0.plus(5), options: .init())
+            let jobs = try await history.jobHistory(F.uuid).map(\.generation)
+            let rows = try await history.jobHistory(F.uuid)
+            let phase = try await store.book(F.uuid)?.machine.phase
+            #expect(jobs.count == 2, "jobs \(rows), phase \(String(describing: phase))")
+            let watched = try await history.watchedBooks()
+            let listed = try await store.books(state: nil, limit: nil)
+            #expect(watched.map(\.uuid) == listed.map(\.uuid))
+            let tracked: Set<BookUUID> = [F.uuid, F.other]
+            #expect(Set(watched.map(\.uuid)) == tracked)
+            for (book, record) in zip(watched, listed) {
+                let job: AnalyticsJobSummary? = record.analytics
+                #expect(book.phase == record.machine.phase)
+                #expect(book.generation == record.machine.generation)
+                #expect(book.nextPollAt == record.nextPollAt)
+                #expect(book.job?.generation == job?.generation)
+                #expect(book.job?.state == job?.state)
+                #expect(book.job?.dueAt == job?.dueAt)
+            }
+            let newest: Int? = watched.first { $0.uuid == F.uuid }?.job?.generation
+            #expect(newest == jobs.max())
+            let none: WatchedBook.Job? = watched.first { $0.uuid == F.other }?.job
+            #expect(none == nil)
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func aFinishedGenerationIsRetrievedOnceWhateverTheRace(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in

@@ -32,7 +32,7 @@ extension ChaosRun {
         let changes = rowsChanged?() ?? nil ?? log.storeCalls
         guard changes != checkedAtStoreChanges else { return nil }
         checkedAtStoreChanges = changes
-        let records = try await store.books(state: nil, limit: nil)
+        let records = try await store.watchedBooks()
         let slack = world.schedule.maximum + world.lease + kernel.largestOffset + 5
         for record in records {
             let uuid = record.uuid
@@ -40,11 +40,11 @@ extension ChaosRun {
             if operatorUntracked.contains(uuid) {
                 return ChaosViolation(
                     invariant: "an untracked Book stays untracked",
-                    detail: "\(uuid) is tracked again (\(record.machine.phase.rawValue))",
+                    detail: "\(uuid) is tracked again (\(record.phase.rawValue))",
                     book: uuid
                 )
             }
-            if record.machine.phase == .deleted {
+            if record.phase == .deleted {
                 let truth = simulation.scenario.books.first { $0.uuid == uuid }
                 let t = now.timeIntervalSince(world.simulation.start)
                 if truth.map({ !$0.isDeleted(at: t) }) ?? false {
@@ -59,25 +59,25 @@ extension ChaosRun {
             // has its job running or due within the retry cap (its polls only watch for a reopen,
             // which the job's view after catches), or a poll due.
             let pollDue = record.nextPollAt.map { $0 <= now.addingTimeInterval(slack) } ?? false
-            if [.tracking, .processing].contains(record.machine.phase), !pollDue {
+            if [.tracking, .processing].contains(record.phase), !pollDue {
                 return ChaosViolation(
                     invariant: "a tracked, unfinished Book has a poll due within the maximum",
-                    detail: "\(uuid) is \(record.machine.phase.rawValue) with its next poll \(record.nextPollAt.map(log.stamp) ?? "never")",
+                    detail: "\(uuid) is \(record.phase.rawValue) with its next poll \(record.nextPollAt.map(log.stamp) ?? "never")",
                     book: uuid
                 )
             }
-            if record.machine.phase == .retrieving, !pollDue {
+            if record.phase == .retrieving, !pollDue {
                 let cap = WatcherConfiguration().analyticsRetry.cap + slack
                 let jobDue =
-                    record.analytics.map { job in
-                        job.generation == record.machine.generation
+                    record.job.map { job in
+                        job.generation == record.generation
                             && (job.state == .running || (job.state == .pending && (job.dueAt.map { $0 <= now.addingTimeInterval(cap) } ?? false)))
                     } ?? false
                 if !jobDue {
                     return ChaosViolation(
                         invariant: "a retrieving Book has its job or a poll due",
                         detail:
-                            "\(uuid) job \(record.analytics.map { "\($0.generation) \($0.state.rawValue) due \($0.dueAt.map(log.stamp) ?? "never")" } ?? "none"), "
+                            "\(uuid) job \(record.job.map { "\($0.generation) \($0.state.rawValue) due \($0.dueAt.map(log.stamp) ?? "never")" } ?? "none"), "
                             + "next poll \(record.nextPollAt.map(log.stamp) ?? "never")",
                         book: uuid
                     )

@@ -314,6 +314,53 @@ extension SQLStatementStore where Self: JobHistoryReading {
     }
 }
 
+extension SQLStatementStore {
+    /// `JobHistoryReading.watchedBooks` for both stores.
+    package func watchedBooks() async throws -> [WatchedBook] {
+        try await perform(
+            StoreOperation(
+                .read,
+                SQLStep(
+                    """
+                    SELECT b.uuid, b.state, b.generation, b.next_poll_at, j.generation AS job_generation, j.state AS job_state, j.due_at AS job_due_at
+                    FROM books b LEFT JOIN analytics_jobs j ON j.book_uuid = b.uuid
+                        AND j.generation = (SELECT MAX(generation) FROM analytics_jobs WHERE book_uuid = b.uuid)
+                    WHERE b.untracked_at IS NULL ORDER BY b.uuid
+                    """,
+                    reads: true
+                )
+            ) { rows in try rows.map(WatchedBook.init(row:)) }
+        )
+    }
+}
+
+extension WatchedBook {
+    /// A row of `watchedBooks`; a state this build does not know is refused, as elsewhere.
+    init(row: any SQLRow) throws {
+        let key = try row.string("uuid")
+        guard let uuid = BookUUID(key) else { throw StoreError(.corrupt, subject: "books.uuid", detail: "'\(key)' is not a uuid") }
+        let state = try row.string("state")
+        guard let phase = BookPhase(rawValue: state) else {
+            throw StoreError(.corrupt, subject: "books.state of \(key)", detail: "unknown state '\(state)'")
+        }
+        var job: Job?
+        if let generation = try row.optionalInt("job_generation") {
+            let jobState = try row.string("job_state")
+            guard let known = AnalyticsJobState(rawValue: jobState) else {
+                throw StoreError(.corrupt, subject: "analytics_jobs.state", detail: "unknown state '\(jobState)'")
+            }
+            job = Job(generation: generation, state: known, dueAt: try row.optionalInt64("job_due_at").map(Date.init(storageMillis:)))
+        }
+        self.init(
+            uuid: uuid,
+            phase: phase,
+            generation: try row.int("generation"),
+            nextPollAt: try row.optionalInt64("next_poll_at").map(Date.init(storageMillis:)),
+            job: job
+        )
+    }
+}
+
 /// `analyticsCounts` as one Sendable answer.
 private struct JobCounts: Sendable {
     var jobs: [String: Int]
