@@ -22,17 +22,24 @@ package struct JobHistoryRow: Sendable, Equatable {
 /// newest job's generation, state and due time (what `books(state:limit:)` would say of them,
 /// without the documents and labels it also reads).
 package struct WatchedBook: Sendable, Equatable {
+    /// The Book.
     package var uuid: BookUUID
+    /// Its machine's phase.
     package var phase: BookPhase
     /// The Book's generation (bookwatch's count of its finishes).
     package var generation: Int
+    /// When it is next polled, if it is.
     package var nextPollAt: Date?
+    /// Its newest analytics job, if it has one.
     package var job: Job?
 
     /// The newest job.
     package struct Job: Sendable, Equatable {
+        /// The generation it retrieves.
         package var generation: Int
+        /// Where it is.
         package var state: AnalyticsJobState
+        /// When it is next due, while pending.
         package var dueAt: Date?
     }
 }

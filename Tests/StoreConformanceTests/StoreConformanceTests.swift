@@ -259,15 +259,7 @@ import Testing
     func theWatchedBooksAreWhatTheBookListSays(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let history = try #require(store as? any JobHistoryReading)
-            let grown = BookSnapshot.present(
-                pk: 1,
-                status: .verified,
-                documents: [
-                    DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
-                    DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
-                    DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
-                ]
-            )
+            let grown = F.grown
             // Two generations of jobs (the first superseded by a reopen), one Book with none, one untracked.
             _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0, options: .init())
             _ = try await store.apply(.snapshot(F.finished), to: F.uuid, at: F.t0, options: .init())
@@ -716,15 +708,7 @@ import Testing
     @Test(arguments: StoreKind.available)
     func aReopenDeletesTheSupersededGenerationsResultsADeletionKeepsThem(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
-            let grown = BookSnapshot.present(
-                pk: 1,
-                status: .verified,
-                documents: [
-                    DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
-                    DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
-                    DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
-                ]
-            )
+            let grown = F.grown
             for uuid in [F.uuid, F.other] {
                 _ = try await store.apply(.command(.track(.operator)), to: uuid, at: F.t0, options: .init())
                 _ = try await store.apply(.snapshot(F.finished), to: uuid, at: F.t0, options: .init())

@@ -93,6 +93,16 @@ enum F {
             DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
         ]
     )
+    /// `finished` reopened and finished again: a third document, processed.
+    static let grown = BookSnapshot.present(
+        pk: 1,
+        status: .verified,
+        documents: [
+            DocumentSnapshot(ref: DocumentRef(pk: 1, uuid: "doc-1"), status: .completed),
+            DocumentSnapshot(ref: DocumentRef(pk: 2, uuid: "doc-2"), status: .rejected),
+            DocumentSnapshot(ref: DocumentRef(pk: 3, uuid: "doc-3"), status: .completed),
+        ]
+    )
     static let verifying = BookSnapshot.present(
         pk: 1,
         status: .verifying,
