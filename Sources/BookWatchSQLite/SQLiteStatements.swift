@@ -1,7 +1,6 @@
 import BookWatchStore
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// One row of a statement's answer: its values, and the statement's columns by name, built once
 /// per statement run (GRDB's `Row` finds a column by a case-insensitive scan, lowercasing each
@@ -105,8 +104,10 @@ extension Database {
 
 /// A statement's rows as their values, read straight from SQLite's columns: GRDB's cursor of
 /// `Row`s (its set-up per statement run, and a lazy map over each row copied into an array)
-/// was a tenth of a chaos search. Stepping, errors and cancellation stay GRDB's
-/// (`DatabaseCursor`'s `forEach`).
+/// was 8% of a chaos search. Stepping, errors and cancellation stay GRDB's (`DatabaseCursor`'s
+/// `forEach`). No reset when it ends: `run` reads to the end or to a failed step, and GRDB drops
+/// a statement whose step failed from its caches (it cannot be reused), so nothing is left
+/// mid-step.
 final class ValuesCursor: DatabaseCursor {
     typealias Element = [DatabaseValue]
     let _statement: Statement
@@ -117,12 +118,6 @@ final class ValuesCursor: DatabaseCursor {
         _statement = statement
         columnCount = CInt(statement.columnCount)
         try statement.setArguments(arguments)  // validates, resets and binds, as GRDB's cursors do
-    }
-
-    deinit {
-        // As GRDB's cursors reset theirs: a statement left after a failed step would fail its
-        // next use (GRDB's `reset` is internal; SQLite's answers the old error, ignored here).
-        sqlite3_reset(_statement.sqliteStatement)
     }
 
     func _element(sqliteStatement: SQLiteStatement) -> [DatabaseValue] {
