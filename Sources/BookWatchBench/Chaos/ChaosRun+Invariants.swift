@@ -132,7 +132,11 @@ extension ChaosRun {
     func checkLiveness() async throws -> ChaosViolation? {
         // A reopen right after the first trusted retention poll waits for the next one (one
         // maximum later at least); a dead replica's poll claim and job lease each cost a lease.
-        let window = (PollSchedule.trustedRetentionStart + 1) * world.schedule.maximum + 2 * world.lease + 600
+        // A replica whose clock runs ahead writes every poll it schedules that much later for all
+        // replicas (seed 18046: 600 s ahead, polls 10 minutes apart, half of them 5xx): each poll
+        // interval counts the largest offset too, as the poll-due check's slack does.
+        let interval = world.schedule.maximum + kernel.largestOffset
+        let window = (PollSchedule.trustedRetentionStart + 1) * interval + 2 * world.lease + 600
         for book in simulation.scenario.books where !operatorUntracked.contains(book.uuid) && book.deletedAt == nil {
             guard let since = everTracked[book.uuid] else { continue }
             guard let record = try await store.book(book.uuid) else {
