@@ -37,6 +37,8 @@ final class ChaosKernel: Sendable {
         var offsets: [Int: TimeInterval] = [:]
         /// The largest distance any replica's clock has had from global time.
         var largestOffset: TimeInterval = 0
+        /// The furthest any replica's clock has run ahead of global time.
+        var largestAhead: TimeInterval = 0
         /// Every call sent (parked), in order, until the rate check takes them.
         var sent: [Call] = []
         var dead: Set<Int> = []
@@ -101,6 +103,7 @@ final class ChaosKernel: Sendable {
         state.withLock {
             $0.offsets[replica, default: 0] += seconds
             $0.largestOffset = max($0.largestOffset, abs($0.offsets[replica, default: 0]))
+            $0.largestAhead = max($0.largestAhead, $0.offsets[replica, default: 0])
         }
     }
 
@@ -108,6 +111,10 @@ final class ChaosKernel: Sendable {
     /// replica set while its clock was that far ahead is that much later in global time, even
     /// after the clock stepped back.
     var largestOffset: TimeInterval { state.withLock { $0.largestOffset } }
+
+    /// The furthest any replica's clock has run ahead of global time so far: a poll it set is
+    /// that much later in global time (for a replica that then died or stepped back).
+    var largestAhead: TimeInterval { state.withLock { $0.largestAhead } }
 
     /// Sleeps until `deadline` of `replica`'s clock (`nil`: global time).
     func sleep(replica: Int?, until deadline: Date) async throws {

@@ -132,11 +132,9 @@ extension ChaosRun {
     func checkLiveness() async throws -> ChaosViolation? {
         // A reopen right after the first trusted retention poll waits for the next one (one
         // maximum later at least); a dead replica's poll claim and job lease each cost a lease.
-        // A replica whose clock runs ahead writes every poll it schedules that much later for all
-        // replicas (seed 18046: 600 s ahead, polls 10 minutes apart, half of them 5xx): each poll
-        // interval counts the largest offset too, as the poll-due check's slack does.
-        let interval = world.schedule.maximum + kernel.largestOffset
-        let window = (PollSchedule.trustedRetentionStart + 1) * interval + 2 * world.lease + 600
+        // A poll set by a replica whose clock ran ahead is that much later in global time once
+        // that replica is dead or stepped back (while it runs, it polls on its own clock).
+        let window = (PollSchedule.trustedRetentionStart + 1) * world.schedule.maximum + 2 * world.lease + 600 + kernel.largestAhead
         for book in simulation.scenario.books where !operatorUntracked.contains(book.uuid) && book.deletedAt == nil {
             guard let since = everTracked[book.uuid] else { continue }
             guard let record = try await store.book(book.uuid) else {

@@ -248,7 +248,11 @@ final class ChaosRun {
             violation = try await checkSafety()
         }
         let searchSteps = step
-        if violation == nil { violation = try await drain(maxSteps: max(steps * 20, 5_000)) }
+        // The drain's real bound is its virtual deadline; the step cap only stops a drain whose
+        // time no longer moves. 20 per step searched was too few for a slow world (seed 26455:
+        // a 425 window of two hours at 1 call/s, 20,000 steps ended 40 s before the analytics
+        // were ready, read as a generation never retrieved).
+        if violation == nil { violation = try await drain(maxSteps: max(steps * 100, 25_000)) }
         if var found = violation {
             found.trace = log.trace(of: found.book, limit: traceLines)
             violation = found
