@@ -37,8 +37,9 @@ final class ChaosKernel: Sendable {
         var offsets: [Int: TimeInterval] = [:]
         /// The largest distance any replica's clock has had from global time.
         var largestOffset: TimeInterval = 0
-        /// The furthest any replica's clock has run ahead of global time.
+        /// The furthest any replica's clock has run ahead of global time, and behind it.
         var largestAhead: TimeInterval = 0
+        var largestBehind: TimeInterval = 0
         /// Every call sent (parked), in order, until the rate check takes them.
         var sent: [Call] = []
         var dead: Set<Int> = []
@@ -104,6 +105,7 @@ final class ChaosKernel: Sendable {
             $0.offsets[replica, default: 0] += seconds
             $0.largestOffset = max($0.largestOffset, abs($0.offsets[replica, default: 0]))
             $0.largestAhead = max($0.largestAhead, $0.offsets[replica, default: 0])
+            $0.largestBehind = max($0.largestBehind, -$0.offsets[replica, default: 0])
         }
     }
 
@@ -115,6 +117,10 @@ final class ChaosKernel: Sendable {
     /// The furthest any replica's clock has run ahead of global time so far: a poll it set is
     /// that much later in global time (for a replica that then died or stepped back).
     var largestAhead: TimeInterval { state.withLock { $0.largestAhead } }
+
+    /// The furthest any replica's clock has run behind global time so far: a replica that stepped
+    /// back sees the polls it set before that much later.
+    var largestBehind: TimeInterval { state.withLock { $0.largestBehind } }
 
     /// Sleeps until `deadline` of `replica`'s clock (`nil`: global time).
     func sleep(replica: Int?, until deadline: Date) async throws {

@@ -132,9 +132,12 @@ extension ChaosRun {
     func checkLiveness() async throws -> ChaosViolation? {
         // A reopen right after the first trusted retention poll waits for the next one (one
         // maximum later at least); a dead replica's poll claim and job lease each cost a lease.
-        // A poll set by a replica whose clock ran ahead is that much later in global time once
-        // that replica is dead or stepped back (while it runs, it polls on its own clock).
-        let window = (PollSchedule.trustedRetentionStart + 1) * world.schedule.maximum + 2 * world.lease + 600 + kernel.largestAhead
+        // A poll is late in global time by the offset of the clock that set it less that of the
+        // clock that reads it: one set by a replica that ran ahead, once that replica is dead or
+        // stepped back (while it runs, it polls on its own clock), or read by one that fell
+        // behind. Counted once, not per poll.
+        let skew = kernel.largestAhead + kernel.largestBehind
+        let window = (PollSchedule.trustedRetentionStart + 1) * world.schedule.maximum + 2 * world.lease + 600 + skew
         for book in simulation.scenario.books where !operatorUntracked.contains(book.uuid) && book.deletedAt == nil {
             guard let since = everTracked[book.uuid] else { continue }
             guard let record = try await store.book(book.uuid) else {

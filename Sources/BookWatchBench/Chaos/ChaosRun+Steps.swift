@@ -220,9 +220,9 @@ extension ChaosRun {
     /// The next moment anything is due: a sleeper, a webhook, a poll or a job, a Book's creation.
     func nextDue() async throws -> Date? {
         let creations = simulation.scenario.books.map { world.simulation.start.addingTimeInterval($0.createdAt) }.filter { $0 > kernel.now }
-        // Polls and jobs are due in the clock of the replica that wrote them; a replica whose clock
-        // runs ahead sees them due that much earlier in global time, as its loops would in
-        // `serve`. Waking at the stored time skipped those minutes: with one replica 600 s ahead
+        // A claim compares a stored due time with the claiming replica's clock: a replica whose
+        // clock runs ahead sees polls and jobs due that much earlier in global time, as its loops
+        // would in `serve`. Waking at the stored time skipped those minutes: with one replica 600 s ahead
         // every poll came ten minutes late (seed 18046, a generation never seen).
         let ahead = replicas.filter(\.up).map { max(0, kernel.offset(replica: $0.index)) }.max() ?? 0
         let stored = [try await store.nextPollAt(), try await store.nextJobDueAt()].map { $0?.addingTimeInterval(-ahead) }
