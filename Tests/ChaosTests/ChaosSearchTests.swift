@@ -121,6 +121,19 @@ import Testing
         }
     }
 
+    /// The liveness window and the poll-due slack read how far clocks have strayed: ahead and
+    /// behind kept apart, the largest distance either of them.
+    @Test func theKernelRemembersHowFarClocksRanAheadAndBehind() {
+        let kernel = ChaosKernel(start: Date(timeIntervalSince1970: 0))
+        defer { kernel.stop() }
+        kernel.step(replica: 0, by: 600)
+        kernel.step(replica: 0, by: -900)
+        kernel.step(replica: 1, by: 120)
+        #expect(kernel.largestAhead == 600 && kernel.largestBehind == 300 && kernel.largestOffset == 600)
+        kernel.step(replica: 1, by: -1_320)
+        #expect(kernel.largestBehind == 1_200 && kernel.largestOffset == 1_200 && kernel.largestAhead == 600)
+    }
+
     @Test func anActionIsLabelledByItsCaseName() {
         let actions: [BookAction] = [
             .pollNow(.webhookHint), .schedulePoll(.active), .postponePoll(.soon), .pollWithin(.retention),

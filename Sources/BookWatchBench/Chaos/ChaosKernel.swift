@@ -35,8 +35,6 @@ final class ChaosKernel: Sendable {
         var calls: [Call] = []
         var chains: [UInt64: Chain] = [:]
         var offsets: [Int: TimeInterval] = [:]
-        /// The largest distance any replica's clock has had from global time.
-        var largestOffset: TimeInterval = 0
         /// The furthest any replica's clock has run ahead of global time, and behind it.
         var largestAhead: TimeInterval = 0
         var largestBehind: TimeInterval = 0
@@ -103,7 +101,6 @@ final class ChaosKernel: Sendable {
     func step(replica: Int, by seconds: TimeInterval) {
         state.withLock {
             $0.offsets[replica, default: 0] += seconds
-            $0.largestOffset = max($0.largestOffset, abs($0.offsets[replica, default: 0]))
             $0.largestAhead = max($0.largestAhead, $0.offsets[replica, default: 0])
             $0.largestBehind = max($0.largestBehind, -$0.offsets[replica, default: 0])
         }
@@ -112,7 +109,7 @@ final class ChaosKernel: Sendable {
     /// The largest distance any replica's clock has had from global time so far: a poll a
     /// replica set while its clock was that far ahead is that much later in global time, even
     /// after the clock stepped back.
-    var largestOffset: TimeInterval { state.withLock { $0.largestOffset } }
+    var largestOffset: TimeInterval { state.withLock { max($0.largestAhead, $0.largestBehind) } }
 
     /// The furthest any replica's clock has run ahead of global time so far: a poll it set is
     /// that much later in global time (for a replica that then died or stepped back).

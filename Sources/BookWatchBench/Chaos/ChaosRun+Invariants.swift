@@ -145,7 +145,7 @@ extension ChaosRun {
             }
             let retrieved = Set(
                 try await store.analyticsResults(for: book.uuid, endpoint: nil).map {
-                    "\(Self.ocrolusGeneration($0.body) ?? -1):\($0.endpoint)"
+                    "\(generation(of: $0.body) ?? -1):\($0.endpoint)"
                 }
             )
             let jobs = try await store.jobHistory(book.uuid)
