@@ -304,7 +304,7 @@ package struct TransitionDriver {
             return """
                 UPDATE analytics_jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, due_at = \(due),
                     ready_announced = \(.false), awaiting_view_since = \(t), view_confirmed = \(.false),
-                    created_at = \(.least)(created_at + \(untrackedFor), \(t))
+                    created_at = \(.greatest)(created_at, \(.least)(created_at + \(untrackedFor), \(t)))
                 WHERE book_uuid = \(key) AND generation = \(g) AND state IN ('pending', 'running')
                 """
         case .rearm:

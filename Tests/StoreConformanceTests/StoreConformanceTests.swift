@@ -296,6 +296,22 @@ import Testing
         }
     }
 
+    /// A replica whose clock runs behind the one that opened the job tracks the Book again: the
+    /// job's opening never moves earlier (its age would count time it never waited, and it
+    /// would be given up that much sooner). From an adversarial read.
+    @Test(arguments: StoreKind.available)
+    func aJobTrackedAgainByAReplicaBehindKeepsItsOpening(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let ahead = F.t0.plus(600)  // the opening replica's clock
+            try await StoreFixtures.openJob(in: store, book: F.uuid, at: ahead)
+            _ = try await store.apply(.command(.untrack), to: F.uuid, at: ahead.plus(10), options: .init())
+            _ = try await store.apply(.command(.track(.operator)), to: F.uuid, at: F.t0.plus(20), options: .init())
+            _ = try await store.apply(StoreFixtures.finished(pk: 1), to: F.uuid, at: F.t0.plus(21), options: .init())
+            let job = try #require(try await store.claimAnalyticsJob(owner: "w", now: ahead.plus(3600), lease: 60))
+            #expect(job.openedAt >= ahead, "opened \(job.openedAt.timeIntervalSince(ahead)) s after the first opening")
+        }
+    }
+
     @Test(arguments: StoreKind.available)
     func aFinishedGenerationIsRetrievedOnceWhateverTheRace(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
